@@ -1,0 +1,97 @@
+"""Hydra's errors: one root, a branch per subsystem.
+
+::
+
+    HydraError
+     +-- InvalidJob            a job body or task message fails validation (-> 422)
+     +-- NotFound              no job / run with that id (-> 404)
+     +-- Conflict              the thing exists but its state forbids the verb (-> 409)
+     +-- Unavailable           a server Hydra needs is down (-> 503)
+     |    +-- StoreUnavailable     MongoDB
+     |    +-- BrokerUnavailable    Redis
+     +-- RunEnded              the attempt already has a recorded end (fencing)
+     +-- CommandError          raised by the task so Celery and Flower see the outcome
+          +-- CommandFailed        non-zero exit, or the command could not start
+          +-- CommandTimedOut      killed after its timeout
+          +-- CommandCancelled     killed on request
+          +-- Refused              this worker may not run this job (checked again on the worker)
+
+``CommandError`` carries the run's outcome (a JSON-able dict) as its second argument,
+so the result backend can record stdout, stderr and exit code of a failed run.
+"""
+from __future__ import annotations
+
+
+class HydraError(Exception):
+    """Root of every error Hydra raises on purpose."""
+
+
+class InvalidJob(HydraError):
+    """A job body failed validation.
+
+    ``errors`` maps a field name (dotted for nested fields) to a list of messages.
+    """
+
+    def __init__(self, errors: dict):
+        self.errors = errors
+        super().__init__(f"invalid job: {errors}")
+
+
+class NotFound(HydraError):
+    def __init__(self, kind: str, ident: str):
+        self.kind, self.ident = kind, ident
+        super().__init__(f"{kind} {ident!r} not found")
+
+
+class Conflict(HydraError):
+    pass
+
+
+class Unavailable(HydraError):
+    """A server Hydra depends on did not answer; ``service`` names it."""
+
+    service = "dependency"
+
+
+class StoreUnavailable(Unavailable):
+    service = "mongodb"
+
+
+class BrokerUnavailable(Unavailable):
+    service = "redis"
+
+
+class RunEnded(HydraError):
+    """The run attempt's end is already recorded; the caller lost the race."""
+
+
+class CommandError(HydraError):
+    """Base of the errors a run's task raises; ``outcome`` is the recorded result."""
+
+    status = "failed"
+
+    def __init__(self, message: str, outcome: dict | None = None):
+        super().__init__(message, outcome or {})
+
+    @property
+    def outcome(self) -> dict:
+        return self.args[1]
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class CommandFailed(CommandError):
+    status = "failed"
+
+
+class CommandTimedOut(CommandError):
+    status = "timed_out"
+
+
+class CommandCancelled(CommandError):
+    status = "cancelled"
+
+
+class Refused(CommandError):
+    status = "failed"

@@ -1,0 +1,76 @@
+"""Every name Hydra shares between processes: collections, queues, Redis keys, task names.
+
+Queue-name scheme (what a worker's ``-Q`` says about it):
+
+* ``os.<name>``   - the worker's operating system: ``os.linux``, ``os.macos``, ``os.windows``.
+* ``tag.<name>``  - a capability tag: ``tag.gpu``, ``tag.ssd``, ...
+* ``hydra.worker.<nodename>`` - the worker's own queue, added automatically at start-up.
+  The affinity router sends every job to exactly one of these.
+* ``hydra.pending`` - jobs no online worker can take yet; only the controller reads it.
+
+The ``os.*`` and ``tag.*`` queues are declarations: they are consumed (so Celery's tooling
+shows them) but Hydra never publishes to them, because a single shared queue cannot
+express "linux AND gpu AND user allowed".
+"""
+from __future__ import annotations
+
+# MongoDB collections (seed 000 names the first two).
+JOB_DEFINITIONS = "job_definitions"
+JOB_RUNS = "job_runs"
+#: Write-once start/end records per run attempt; see hydra.runs for why they exist.
+RUN_FENCES = "run_fences"
+#: The workers view served by GET /workers/ (written by the controller).
+WORKERS = "workers"
+
+# Celery names.
+TASK_RUN_COMMAND = "hydra.run_command"
+PENDING_QUEUE = "hydra.pending"
+WORKER_QUEUE_PREFIX = "hydra.worker."
+OS_QUEUE_PREFIX = "os."
+TAG_QUEUE_PREFIX = "tag."
+
+# Redis keys (the live registry; rebuilt by the controller, never the record of truth).
+REDIS_PREFIX = "hydra:"
+#: hash: worker id -> JSON profile and liveness.
+WORKERS_KEY = REDIS_PREFIX + "workers"
+#: hash: worker id -> number of runs routed to it and not yet finished.
+LOAD_KEY = REDIS_PREFIX + "load"
+#: string with TTL: set by the running controller (health check).
+CONTROLLER_ALIVE_KEY = REDIS_PREFIX + "controller:alive"
+#: pub/sub channel: "the registry changed" (the controller places pending jobs at once).
+REGISTRY_CHANGED_CHANNEL = REDIS_PREFIX + "registry:changed"
+
+#: Operating systems Hydra knows, with the aliases accepted on input.
+OS_ALIASES = {
+    "linux": "linux",
+    "macos": "macos",
+    "darwin": "macos",
+    "osx": "macos",
+    "windows": "windows",
+    "win32": "windows",
+    "win": "windows",
+}
+KNOWN_OS = ("linux", "macos", "windows")
+
+
+def worker_queue(worker_id: str) -> str:
+    """The per-worker queue of the worker whose Celery nodename is ``worker_id``."""
+    return WORKER_QUEUE_PREFIX + worker_id
+
+
+def os_queue(os_name: str) -> str:
+    return OS_QUEUE_PREFIX + os_name
+
+
+def tag_queue(tag: str) -> str:
+    return TAG_QUEUE_PREFIX + tag
+
+
+def normalize_os(name: str) -> str | None:
+    """``'Darwin'`` -> ``'macos'``; None for an OS Hydra does not know."""
+    return OS_ALIASES.get(name.strip().lower())
+
+
+def fence_id(run_id: str, phase: str) -> str:
+    """Key of a run attempt's write-once ``start`` or ``end`` record."""
+    return f"{run_id}/{phase}"
