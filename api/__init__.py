@@ -1,0 +1,31 @@
+"""Hydra's REST API: a Flask app built with flask-smorest (blueprints and schemas only).
+
+``create_app()`` is the factory gunicorn runs (``gunicorn "api:create_app()"``). The core
+lives in ``hydra``; this package only maps HTTP onto it.
+"""
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Api
+
+from api import errors, health, jobs, workers
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.update(
+        API_TITLE="Hydra",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    if test_config:
+        app.config.update(test_config)
+    api = Api(app)
+    errors.init_app(app)
+    for module in (jobs, workers, health):
+        api.register_blueprint(module.blp)
+    return app

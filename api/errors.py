@@ -1,0 +1,71 @@
+"""One error format for every failure: ``{"code", "status", "message", "errors"}``.
+
+flask-smorest already renders HTTP errors (and webargs validation errors, with the field
+names under ``errors.json``) this way; this module maps Hydra's domain errors and the
+store/broker connection errors onto the same shape, so no request ends in a bare 500.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
+from werkzeug.exceptions import HTTPException
+
+from hydra.db import UNAVAILABLE_ERRORS
+from hydra.errors import Conflict, InvalidJob, NotFound, Unavailable
+
+log = logging.getLogger(__name__)
+
+_NAMES = {400: "Bad Request", 404: "Not Found", 409: "Conflict", 422: "Unprocessable Entity",
+          500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+def error_response(code: int, message: str, errors: dict | None = None, headers: dict | None = None):
+    body = {"code": code, "status": _NAMES.get(code, ""), "message": message}
+    if errors is not None:
+        body["errors"] = errors
+    response = jsonify(body)
+    response.status_code = code
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(InvalidJob)
+    def invalid_job(exc: InvalidJob):
+        return error_response(422, "the job is invalid", {"json": exc.errors})
+
+    @app.errorhandler(NotFound)
+    def not_found(exc: NotFound):
+        return error_response(404, str(exc))
+
+    @app.errorhandler(Conflict)
+    def conflict(exc: Conflict):
+        return error_response(409, str(exc))
+
+    @app.errorhandler(Unavailable)
+    def unavailable(exc: Unavailable):
+        return error_response(503, f"{exc.service} is unavailable: {exc}", headers={"Retry-After": "5"})
+
+    def mongo_down(exc):
+        log.warning("MongoDB unavailable: %s", exc)
+        return error_response(503, "mongodb is unavailable", headers={"Retry-After": "5"})
+
+    for exc_class in UNAVAILABLE_ERRORS:
+        app.register_error_handler(exc_class, mongo_down)
+
+    @app.errorhandler(RedisError)
+    @app.errorhandler(KombuOperationalError)
+    def redis_down(exc):
+        log.warning("Redis unavailable: %s", exc)
+        return error_response(503, "redis is unavailable", headers={"Retry-After": "5"})
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        if isinstance(exc, HTTPException):  # rendered by flask-smorest's handler
+            return exc
+        log.exception("unhandled error")
+        return error_response(500, "internal error (logged)")

@@ -1,0 +1,45 @@
+"""Celery configuration: Hydra's settings (``hydra.settings``) mapped onto Celery's names."""
+from hydra.settings import get_settings
+
+_settings = get_settings()
+
+broker_url = _settings.broker_url
+broker_connection_retry_on_startup = True
+broker_transport_options = {
+    # Unacknowledged messages come back after this long; Hydra's fences make the
+    # redelivery of a still-running attempt harmless (it is not executed twice).
+    "visibility_timeout": 3600,
+}
+
+# Runs are recorded in MongoDB by Hydra's backend (a run's result is its job_runs record).
+result_backend = "hydra.backend:HydraBackend"
+result_expires = None                       # run history is kept; no celery.backend_cleanup
+result_backend_always_retry = True          # MongoDB outage: keep retrying with backoff
+result_backend_max_retries = 120
+result_backend_base_sleep_between_retries_ms = 100
+result_backend_max_sleep_between_retries_ms = 5000
+
+# JSON only: a worker runs commands for others and must never unpickle.
+task_serializer = "json"
+result_serializer = "json"
+event_serializer = "json"
+accept_content = ["json"]
+result_accept_content = ["json"]
+
+task_routes = ("hydra.router.route_task",)
+task_create_missing_queues = True
+
+# At-least-once: acknowledge after the attempt ended; the run fences stop duplicates.
+task_acks_late = True
+task_acks_on_failure_or_timeout = True
+task_reject_on_worker_lost = False
+worker_prefetch_multiplier = 1
+task_track_started = False
+
+# Events feed the controller (heartbeats, task ends) and Flower.
+worker_send_task_events = True
+task_send_sent_event = True
+
+worker_hijack_root_logger = False
+timezone = "UTC"
+enable_utc = True

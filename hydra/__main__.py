@@ -1,0 +1,3 @@
+from hydra.cli import main
+
+main(prog_name="hydra")

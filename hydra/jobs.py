@@ -1,0 +1,126 @@
+"""Job definitions (``job_definitions``) and dispatching a job's attempts.
+
+A job is what a user submitted; each execution of it is a run attempt (``hydra.runs``).
+Dispatching an attempt records it and publishes one ``hydra.run_command`` message, routed
+by the affinity router; the publish hook (``hydra.publish``) writes the run record, so a
+Python user's ``apply_async`` and a REST submission are recorded the same way.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+import pymongo
+from kombu.exceptions import OperationalError as KombuOperationalError
+from pymongo.database import Database
+from redis.exceptions import RedisError
+
+from hydra import names
+from hydra.db import get_database
+from hydra.errors import NotFound
+from hydra.runs import RunStore, utcnow
+from hydra.spec import message_kwargs
+from hydra.status import RunStatus
+
+log = logging.getLogger(__name__)
+
+#: What can go wrong talking to the broker while publishing.
+BROKER_ERRORS = (KombuOperationalError, RedisError, ConnectionError, OSError)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass
+class Dispatched:
+    run_id: str
+    status: RunStatus
+    worker_id: str | None = None
+    reason: str | None = None
+
+
+class JobStore:
+    def __init__(self, db: Database | None = None):
+        self._db = db
+
+    @property
+    def db(self) -> Database:
+        return self._db if self._db is not None else get_database()
+
+    @property
+    def jobs(self):
+        return self.db[names.JOB_DEFINITIONS]
+
+    def create(self, spec: dict, *, source: str = "api", first_run_id: str | None = None) -> dict:
+        """Store a validated job body (``hydra.spec.load_job``) and return the document.
+
+        With ``first_run_id`` the job is stored as accepted-but-not-yet-dispatched in the
+        same insert: if the process dies before the run is recorded, the controller's
+        reconciler dispatches it, so an accepted job is never half-written or lost.
+        """
+        now = utcnow()
+        doc = {"_id": new_id(), **spec, "source": source, "status": None, "last_run_id": first_run_id,
+               "paused": False, "created_at": now, "updated_at": now}
+        if first_run_id:
+            doc.update(status=RunStatus.PENDING.value, undispatched=True)
+        if doc.get("timeout") is None:
+            doc.pop("timeout", None)
+        self.jobs.insert_one(doc)
+        return doc
+
+    def get(self, job_id: str) -> dict:
+        doc = self.jobs.find_one({"_id": job_id})
+        if doc is None:
+            raise NotFound("job", job_id)
+        return doc
+
+    def find(self, job_id: str) -> dict | None:
+        return self.jobs.find_one({"_id": job_id})
+
+    def undispatched(self, limit: int = 1000) -> list[dict]:
+        """Jobs accepted whose first run was never recorded (see :meth:`create`)."""
+        return list(self.jobs.find({"undispatched": True}).limit(limit))
+
+    def list(self, *, status: RunStatus | None = None, user: str | None = None, limit: int = 50) -> list[dict]:
+        query: dict = {}
+        if status is not None:
+            query["status"] = status.value
+        if user is not None:
+            query["user"] = user
+        cursor = self.jobs.find(query).sort([("created_at", pymongo.DESCENDING), ("_id", pymongo.DESCENDING)])
+        return list(cursor.limit(limit))
+
+
+def dispatch(job: dict, *, attempt: int = 1, retry_of: str | None = None, runs: RunStore | None = None,
+             run_id: str | None = None) -> Dispatched:
+    """Publish attempt ``attempt`` of ``job`` and return where it went.
+
+    When the broker cannot be reached the attempt is still recorded, as pending with the
+    reason, and the controller's reconciler publishes it once the broker is back: an
+    accepted job is never lost to a broker outage.
+    """
+    from hydra.celery import app  # late: the Celery app imports this module's neighbours
+    from hydra.publish import expect_job, take_placement
+
+    runs = runs or RunStore()
+    run_id = run_id or new_id()
+    headers = {"hydra_retry_of": retry_of} if retry_of else None
+    expect_job(job)
+    try:
+        app.send_task(names.TASK_RUN_COMMAND, kwargs=message_kwargs(job, attempt), task_id=run_id,
+                      headers=headers, retry=True, retry_policy={"max_retries": 2, "interval_start": 0.1,
+                                                                  "interval_step": 0.3})
+    except BROKER_ERRORS as exc:
+        reason = f"broker unavailable ({exc.__class__.__name__}); will be published when it is back"
+        log.warning("publish failed for run %s of job %s: %s", run_id, job["_id"], exc)
+        runs.record_published(run_id=run_id, job=job, attempt=attempt, status=RunStatus.PENDING,
+                              queue=None, worker_id=None, reason=reason, retry_of=retry_of)
+        return Dispatched(run_id, RunStatus.PENDING, reason=reason)
+    placement = take_placement(run_id)
+    if placement is not None:
+        return placement
+    doc = runs.get(run_id)
+    return Dispatched(run_id, RunStatus(doc["status"]), worker_id=doc.get("worker_id"),
+                      reason=doc.get("pending_reason"))

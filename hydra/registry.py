@@ -1,0 +1,150 @@
+"""The live worker registry in Redis: profiles, liveness and load.
+
+The controller writes it from Celery events (heartbeats, online/offline, task ends); the
+router reads it on every publish. It is a cache of what the workers say, never the record
+of truth: after a Redis flush the controller rebuilds it from the next heartbeats.
+
+Layout (names in ``hydra.names``):
+  ``hydra:workers``  hash  worker id -> JSON {profile..., status, last_heartbeat, freq, active}
+  ``hydra:load``     hash  worker id -> runs routed to it and not finished
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+import redis
+
+from hydra import names
+from hydra.affinity import WorkerProfile
+from hydra.settings import get_settings
+
+_lock = threading.Lock()
+_clients: dict[tuple[int, str], redis.Redis] = {}
+
+
+def get_redis() -> redis.Redis:
+    """This process's client for the broker's Redis (str responses)."""
+    url = get_settings().broker_url
+    key = (os.getpid(), url)
+    client = _clients.get(key)
+    if client is None:
+        with _lock:
+            client = _clients.get(key)
+            if client is None:
+                client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5,
+                                              socket_connect_timeout=3, health_check_interval=15)
+                _clients[key] = client
+    return client
+
+
+@dataclass
+class WorkerRecord:
+    """A worker as the registry knows it."""
+
+    profile: WorkerProfile
+    status: str = "online"           # online | offline
+    last_heartbeat: float = 0.0      # epoch seconds (the worker's own clock, as sent in the event)
+    freq: float = 2.0                # its heartbeat interval
+    active: int = 0                  # tasks executing at its last heartbeat
+    processed: int = 0
+    hostname: str = ""
+    pid: int | None = None
+    sw_ver: str = ""
+    seen_at: float = 0.0             # controller's clock when last heard from
+
+    def is_stale(self, now: float, offline_after: float) -> bool:
+        """Not heard from for ``offline_after`` heartbeat intervals, by the controller's clock
+        (``seen_at`` and ``now`` both come from the controller, so worker clock skew is moot)."""
+        return now - self.seen_at > offline_after * self.freq
+
+    def to_json(self) -> str:
+        data = self.profile.to_dict()
+        data.update(status=self.status, last_heartbeat=self.last_heartbeat, freq=self.freq,
+                    active=self.active, processed=self.processed, hostname=self.hostname,
+                    pid=self.pid, sw_ver=self.sw_ver, seen_at=self.seen_at)
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, raw: str) -> "WorkerRecord":
+        data = json.loads(raw)
+        return cls(profile=WorkerProfile.from_dict(data), status=data.get("status", "online"),
+                   last_heartbeat=float(data.get("last_heartbeat") or 0),
+                   freq=float(data.get("freq") or 2.0), active=int(data.get("active") or 0),
+                   processed=int(data.get("processed") or 0), hostname=data.get("hostname") or "",
+                   pid=data.get("pid"), sw_ver=data.get("sw_ver") or "",
+                   seen_at=float(data.get("seen_at") or 0))
+
+
+class Registry:
+    """Read/write access to the registry; one instance per process is enough."""
+
+    def __init__(self, client: redis.Redis | None = None):
+        self._client = client
+        self._cache: tuple[float, list[WorkerProfile]] | None = None
+
+    @property
+    def redis(self) -> redis.Redis:
+        return self._client if self._client is not None else get_redis()
+
+    # -- controller side -------------------------------------------------------------
+    def put(self, record: WorkerRecord) -> None:
+        self.redis.hset(names.WORKERS_KEY, record.profile.id, record.to_json())
+
+    def get(self, worker_id: str) -> WorkerRecord | None:
+        raw = self.redis.hget(names.WORKERS_KEY, worker_id)
+        return WorkerRecord.from_json(raw) if raw else None
+
+    def records(self) -> dict[str, WorkerRecord]:
+        return {wid: WorkerRecord.from_json(raw)
+                for wid, raw in self.redis.hgetall(names.WORKERS_KEY).items()}
+
+    def remove(self, worker_id: str) -> None:
+        pipe = self.redis.pipeline()
+        pipe.hdel(names.WORKERS_KEY, worker_id)
+        pipe.hdel(names.LOAD_KEY, worker_id)
+        pipe.execute()
+
+    def announce_change(self) -> None:
+        """Tell whoever listens (the controller's placer) that eligibility may have changed."""
+        self.redis.publish(names.REGISTRY_CHANGED_CHANNEL, "1")
+
+    # -- router side -----------------------------------------------------------------
+    def online(self, *, max_age: float | None = None) -> list[WorkerProfile]:
+        """Profiles of the workers the controller last declared online.
+
+        Cached up to ``max_age`` seconds (HYDRA_ROUTER_CACHE). Only the controller decides
+        liveness, by its own clock, so routers on other machines need no clock agreement.
+        """
+        max_age = get_settings().router_cache if max_age is None else max_age
+        now = time.monotonic()
+        if self._cache is not None and now - self._cache[0] <= max_age:
+            return self._cache[1]
+        profiles = [r.profile for r in self.records().values() if r.status == "online"]
+        self._cache = (now, profiles)
+        return profiles
+
+    def forget_cache(self) -> None:
+        self._cache = None
+
+    def inflight(self, worker_ids: list[str]) -> dict[str, int]:
+        if not worker_ids:
+            return {}
+        values = self.redis.hmget(names.LOAD_KEY, worker_ids)
+        return {wid: int(v or 0) for wid, v in zip(worker_ids, values)}
+
+    def add_load(self, worker_id: str, delta: int) -> int:
+        value = self.redis.hincrby(names.LOAD_KEY, worker_id, delta)
+        if value < 0:  # a decrement raced a reset; never let load go negative
+            self.redis.hset(names.LOAD_KEY, worker_id, 0)
+            value = 0
+        return value
+
+    def set_load(self, worker_id: str, value: int) -> None:
+        self.redis.hset(names.LOAD_KEY, worker_id, max(0, value))
+
+    def loads(self) -> dict[str, int]:
+        return {wid: int(v) for wid, v in self.redis.hgetall(names.LOAD_KEY).items()}

@@ -1,0 +1,212 @@
+"""What a job is: the validated job body, shared by the REST API and the task message.
+
+The REST body of seed 000 (name, user, affinity, command, shell, retries, timeout,
+schedule) plus priority, scheduled_at, env, cwd and args. The same schema validates a
+Python user's ``apply_async(kwargs=...)`` in the publish hook, so both ways in accept
+exactly the same jobs.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from croniter import croniter
+from marshmallow import (
+    EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, pre_load, validate, validates,
+    validates_schema,
+)
+
+from hydra import names
+from hydra.errors import InvalidJob
+from hydra.executor import SHELLS
+
+NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9 _.:@/+-]*$"
+USER_RE = r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$"
+TAG_RE = r"^[a-z0-9][a-z0-9_.-]*$"
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+MAX_TIMEOUT = 7 * 24 * 3600.0
+MAX_RETRIES = 20
+DEFAULT_PRIORITY = 50
+
+
+def _os_name(value: str) -> str:
+    normalized = names.normalize_os(value) if isinstance(value, str) else None
+    if normalized is None:
+        raise ValidationError(f"unknown OS {value!r}; use one of {', '.join(names.KNOWN_OS)}")
+    return normalized
+
+
+class OsField(fields.String):
+    """An OS name; aliases such as 'darwin' and 'win32' are accepted and normalized."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return _os_name(super()._deserialize(value, attr, data, **kwargs))
+
+
+class AffinitySchema(Schema):
+    """Where a job may run. Empty lists mean "no constraint"."""
+
+    class Meta:
+        unknown = RAISE
+
+    os = fields.List(OsField(), load_default=list, metadata={
+        "description": "Operating systems the job may run on (any when empty): linux, macos, windows."})
+    tags = fields.List(
+        fields.String(validate=[validate.Length(1, 64), validate.Regexp(TAG_RE, error="tags are lowercase "
+                                                                         "letters, digits, '_', '.', '-'")]),
+        load_default=list, validate=validate.Length(max=32),
+        metadata={"description": "Tags every chosen worker must have (worker queues tag.<name>)."})
+    allowed_users = fields.List(
+        fields.String(validate=[validate.Length(1, 100), validate.Regexp(USER_RE)]),
+        load_default=list, validate=validate.Length(max=100),
+        metadata={"description": "When not empty, the job's user must be one of these."})
+
+    @post_load
+    def dedupe(self, data, **kwargs):
+        return {key: sorted(set(values)) for key, values in data.items()}
+
+
+class JobSpecSchema(Schema):
+    """A job body. Loading returns a normalized dict; errors name the field."""
+
+    class Meta:
+        unknown = RAISE
+        ordered = True
+
+    name = fields.String(required=True, validate=[validate.Length(1, 200), validate.Regexp(
+        NAME_RE, error="must start with a letter or digit and use letters, digits, space and _ . : @ / + -")])
+    user = fields.String(required=True, validate=[validate.Length(1, 100), validate.Regexp(
+        USER_RE, error="must be letters, digits, '_', '.', '@' or '-'")])
+    affinity = fields.Nested(AffinitySchema, load_default=lambda: AffinitySchema().load({}))
+    command = fields.String(validate=validate.Length(1, 100_000), load_default=None, metadata={
+        "description": "The command line, run under `shell`; with `args`, the program to run without a shell."})
+    args = fields.List(fields.String(validate=validate.Length(max=100_000)), load_default=None,
+                       validate=validate.Length(max=1000), metadata={
+        "description": "Argument list run without any shell (no quoting or expansion)."})
+    shell = fields.String(validate=validate.OneOf(SHELLS), load_default=None, metadata={
+        "description": "bash, sh, cmd or powershell; default bash (or sh) on Linux/macOS, cmd on Windows."})
+    env = fields.Dict(keys=fields.String(), values=fields.String(validate=validate.Length(max=100_000)),
+                      load_default=dict, metadata={
+        "description": "Added to a scrubbed base environment (the worker's own secrets never reach a job)."})
+    cwd = fields.String(validate=validate.Length(1, 4096), load_default=None)
+    retries = fields.Integer(validate=validate.Range(0, MAX_RETRIES), load_default=0, strict=True)
+    timeout = fields.Float(validate=validate.Range(min=0, max=MAX_TIMEOUT, min_inclusive=False),
+                           load_default=None, allow_nan=False, metadata={
+        "description": "Seconds before the whole process tree is killed (status timed_out)."})
+    priority = fields.Integer(validate=validate.Range(0, 100), load_default=DEFAULT_PRIORITY, strict=True,
+                              metadata={"description": "0 (lowest) to 100 (highest)."})
+    schedule = fields.String(load_default=None, metadata={
+        "description": "5-field cron expression; the job then runs on every tick instead of once."})
+    timezone = fields.String(load_default="UTC", metadata={"description": "IANA time zone for `schedule`."})
+    scheduled_at = fields.AwareDateTime(load_default=None, format="iso", metadata={
+        "description": "ISO 8601 time with zone: run once at that time instead of now."})
+
+    @pre_load
+    def reject_non_object(self, data, **kwargs):
+        if not isinstance(data, dict):
+            raise ValidationError("the job body must be a JSON object", "_schema")
+        return data
+
+    @validates("env")
+    def check_env(self, value, **kwargs):
+        if len(value) > 200:
+            raise ValidationError("at most 200 variables")
+        bad = [key for key in value if not ENV_KEY_RE.match(key)]
+        if bad:
+            raise ValidationError(f"invalid variable names: {', '.join(map(repr, bad[:5]))}")
+
+    @validates("schedule")
+    def check_schedule(self, value, **kwargs):
+        if value is None:
+            return
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise ValidationError("must be a 5-field cron expression, e.g. '*/5 * * * *'")
+
+    @validates("timezone")
+    def check_timezone(self, value, **kwargs):
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError(f"unknown time zone {value!r}") from None
+
+    @validates_schema
+    def check_combination(self, data, **kwargs):
+        errors: dict[str, list[str]] = {}
+        if not data.get("command") and not data.get("args"):
+            errors["command"] = ["give a command (or an args list)"]
+        if data.get("args") and data.get("shell"):
+            errors["shell"] = ["an args list runs without a shell; drop `shell`"]
+        allowed = (data.get("affinity") or {}).get("allowed_users") or []
+        if allowed and data.get("user") not in allowed:
+            errors["user"] = [f"{data.get('user')!r} is not in affinity.allowed_users"]
+        if data.get("schedule") and data.get("scheduled_at"):
+            errors["scheduled_at"] = ["use either schedule (cron) or scheduled_at (one-off), not both"]
+        if errors:
+            raise ValidationError(errors)
+
+    @post_load
+    def to_utc(self, data, **kwargs):
+        if data.get("scheduled_at") is not None:
+            data["scheduled_at"] = data["scheduled_at"].astimezone(timezone.utc)
+        return data
+
+
+#: Fields a task message carries besides the job body.
+MESSAGE_FIELDS = ("job_id", "attempt")
+
+
+class TaskMessageSchema(JobSpecSchema):
+    """The kwargs of a ``hydra.run_command`` message: a job body plus which job and attempt.
+
+    ``name`` may be left out by Python callers (it defaults to the command).
+    """
+
+    class Meta:
+        unknown = RAISE
+        ordered = True
+
+    name = fields.String(load_default=None, validate=validate.Length(1, 200))
+    job_id = fields.String(load_default=None, validate=validate.Length(1, 64))
+    attempt = fields.Integer(load_default=1, validate=validate.Range(1, 10_000), strict=True)
+
+    @post_load
+    def default_name(self, data, **kwargs):
+        if not data.get("name"):
+            data["name"] = (data.get("command") or " ".join(data.get("args") or []))[:200] or "command"
+        return data
+
+
+_job_schema = JobSpecSchema()
+#: A message runs now: scheduling belongs to the stored job, not to one attempt.
+_message_schema = TaskMessageSchema(exclude=("schedule", "scheduled_at", "timezone"))
+
+
+def load_job(body) -> dict:
+    """Validate a REST job body; raise InvalidJob naming each bad field."""
+    try:
+        return _job_schema.load(body)
+    except ValidationError as exc:
+        raise InvalidJob(exc.normalized_messages()) from None
+
+
+def load_message(kwargs) -> dict:
+    """Validate the kwargs of a task message (any publisher); raise InvalidJob."""
+    try:
+        return _message_schema.load(kwargs)
+    except ValidationError as exc:
+        raise InvalidJob(exc.normalized_messages()) from None
+
+
+def message_kwargs(job: dict, attempt: int) -> dict:
+    """The kwargs of the task message that runs attempt ``attempt`` of a stored job."""
+    body = {key: job.get(key) for key in _message_schema.fields if key in job and key not in MESSAGE_FIELDS}
+    body["job_id"] = job["_id"]
+    body["attempt"] = attempt
+    return {key: value for key, value in body.items() if value is not None}
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,86 @@
+"""Job body validation: every bad field is named, good bodies are normalized."""
+import pytest
+
+from hydra.errors import InvalidJob
+from hydra.spec import load_job, load_message, message_kwargs
+
+SEED = {"name": "test-echo", "user": "rich",
+        "affinity": {"os": ["linux"], "tags": [], "allowed_users": ["rich"]},
+        "command": "echo 'hello world'", "shell": "bash", "retries": 0, "timeout": 10}
+
+
+def errors_of(body, loader=load_job):
+    with pytest.raises(InvalidJob) as info:
+        loader(body)
+    return info.value.errors
+
+
+def test_seed_000_body_is_valid_and_gets_defaults():
+    job = load_job(SEED)
+    assert job["priority"] == 50 and job["env"] == {} and job["schedule"] is None
+    assert job["affinity"] == {"os": ["linux"], "tags": [], "allowed_users": ["rich"]}
+
+
+def test_os_aliases_normalize_and_lists_dedupe():
+    job = load_job(dict(SEED, affinity={"os": ["Darwin", "macos"], "tags": ["gpu", "gpu"]}))
+    assert job["affinity"]["os"] == ["macos"] and job["affinity"]["tags"] == ["gpu"]
+
+
+@pytest.mark.parametrize("patch,field", [
+    ({"name": ""}, "name"),
+    ({"user": "has space"}, "user"),
+    ({"shell": "zsh"}, "shell"),
+    ({"timeout": 0}, "timeout"),
+    ({"timeout": "ten"}, "timeout"),
+    ({"retries": -1}, "retries"),
+    ({"retries": 1.5}, "retries"),
+    ({"priority": 101}, "priority"),
+    ({"affinity": {"os": ["plan9"]}}, "affinity"),
+    ({"affinity": {"tags": ["GPU!"]}}, "affinity"),
+    ({"affinity": {"colour": "blue"}}, "affinity"),
+    ({"env": {"1BAD": "x"}}, "env"),
+    ({"schedule": "every minute"}, "schedule"),
+    ({"schedule": "* * * * * *"}, "schedule"),
+    ({"timezone": "Mars/Base"}, "timezone"),
+    ({"scheduled_at": "2030-01-01T00:00:00"}, "scheduled_at"),  # no zone
+    ({"unknown": 1}, "unknown"),
+    ({"command": None}, "command"),
+])
+def test_bad_fields_are_named(patch, field):
+    assert field in errors_of(dict(SEED, **patch))
+
+
+def test_missing_required_fields_are_named():
+    errors = errors_of({"command": "true"})
+    assert set(errors) >= {"name", "user"}
+
+
+def test_combinations():
+    assert "command" in errors_of(dict(SEED, command=None, args=None))
+    assert "shell" in errors_of(dict(SEED, args=["ls", "-l"]))
+    assert "user" in errors_of(dict(SEED, user="mallory"))  # not in affinity.allowed_users
+    assert "scheduled_at" in errors_of(dict(SEED, schedule="* * * * *",
+                                            scheduled_at="2030-01-01T00:00:00+00:00"))
+
+
+def test_non_object_body():
+    assert "_schema" in errors_of(["not", "an", "object"])
+
+
+def test_scheduled_at_is_stored_in_utc():
+    job = load_job(dict(SEED, scheduled_at="2030-01-01T09:00:00+09:00"))
+    assert job["scheduled_at"].isoformat() == "2030-01-01T00:00:00+00:00"
+
+
+def test_message_defaults_name_and_attempt_and_rejects_schedules():
+    message = load_message({"command": "echo hi", "user": "ana"})
+    assert message["name"] == "echo hi" and message["attempt"] == 1
+    assert "schedule" in errors_of({"command": "x", "user": "ana", "schedule": "* * * * *"}, load_message)
+
+
+def test_message_kwargs_carry_the_job_and_attempt_only():
+    job = dict(load_job(SEED), _id="job-1", created_at="x", status="queued")
+    kwargs = message_kwargs(job, attempt=3)
+    assert kwargs["job_id"] == "job-1" and kwargs["attempt"] == 3
+    assert "created_at" not in kwargs and "status" not in kwargs and "schedule" not in kwargs
+    assert load_message(kwargs)["command"] == SEED["command"]
