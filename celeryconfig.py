@@ -31,7 +31,6 @@ task_create_missing_queues = True
 
 # At-least-once: acknowledge after the attempt ended; the run fences stop duplicates.
 task_acks_late = True
-task_acks_on_failure_or_timeout = True
 task_reject_on_worker_lost = False
 worker_prefetch_multiplier = 1
 task_track_started = False

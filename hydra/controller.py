@@ -164,13 +164,11 @@ class Controller:
             except queue.Empty:
                 continue
             try:
-                replies = self.app.control.broadcast("hydra_profile", destination=[worker_id],
-                                                     reply=True, timeout=2.0)
+                profile = self._ask_profile(worker_id)
             finally:
                 self._wanted.discard(worker_id)
-            profile = next((r[worker_id].get("profile") for r in replies or [] if worker_id in r), None)
-            if not profile:
-                log.warning("worker %s sent no Hydra profile (not a hydra worker?)", worker_id)
+            if profile is None:
+                log.warning("worker %s sent no Hydra profile (not started with -A hydra?)", worker_id)
                 continue
             record = WorkerRecord(profile=WorkerProfile.from_dict(profile), status="online",
                                   seen_at=time.time(), last_heartbeat=time.time(),
@@ -182,6 +180,19 @@ class Controller:
             log.info("worker online", extra={"event": "worker.online", "worker": worker_id,
                                              "profile": profile})
             self._changed.set()
+
+    def _ask_profile(self, worker_id: str) -> dict | None:
+        # A worker announces itself before its remote-control consumer is listening, so the
+        # first questions may go unanswered; ask again shortly rather than at its next heartbeat.
+        for delay in (0.0, 0.2, 0.5, 1.0):
+            if self._stop.wait(delay):
+                return None
+            replies = self.app.control.broadcast("hydra_profile", destination=[worker_id],
+                                                 reply=True, timeout=1.0)
+            for reply in replies or []:
+                if worker_id in reply and reply[worker_id].get("profile"):
+                    return reply[worker_id]["profile"]
+        return None
 
     # -- ticking -------------------------------------------------------------------------
     def tick_forever(self) -> None:

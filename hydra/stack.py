@@ -414,6 +414,22 @@ class Stack:
         return f"http://127.0.0.1:{self.flower_port}"
 
     @property
+    def flower_auth(self) -> str:
+        """``user:password`` for Flower's basic auth: HYDRA_FLOWER_AUTH, else a random
+        password made once and kept in ``<root>/flower.auth``."""
+        configured = os.environ.get("HYDRA_FLOWER_AUTH")
+        if configured:
+            return configured
+        path = self.root / "flower.auth"
+        if not path.exists():
+            import secrets
+
+            self.root.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"admin:{secrets.token_urlsafe(12)}\n")
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    @property
     def mongo_backend(self) -> str:
         """'external' (HYDRA_MONGO_URL / mongo_url), 'mongod' (on PATH) or 'ferretdb'."""
         if self._external_mongo_url:
@@ -804,7 +820,9 @@ class Stack:
         return proc
 
     def start_flower(self, wait: bool = True) -> Proc:
-        proc = self._ensure("flower", self.flower_command(), port=self.flower_port)
+        # Flower reads FLOWER_BASIC_AUTH itself; an env var keeps the password out of `ps`.
+        proc = self._ensure("flower", self.flower_command(), port=self.flower_port,
+                            env={"FLOWER_BASIC_AUTH": self.flower_auth})
         if wait:
             self.wait_healthy(["flower"], START_TIMEOUT["flower"])
         return proc
@@ -1138,7 +1156,8 @@ def _print_up(stack: Stack, workers: Sequence[WorkerSpec], flower: bool) -> None
         f"  API       {stack.api_url}   (docs: {stack.api_url}/docs once they exist)",
     ]
     if flower:
-        lines.append(f"  Flower    {stack.flower_url}")
+        user, _, password = stack.flower_auth.partition(":")
+        lines.append(f"  Flower    {stack.flower_url}   (user {user!r}, password {password!r})")
     lines += [
         f"  Redis     {stack.broker_url}",
         f"  MongoDB   {stack.mongo_url}   ({backend}, database {stack.mongo_db!r})",

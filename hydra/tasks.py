@@ -31,6 +31,8 @@ class CommandTask(Task):
     typing = False
     #: Expected outcomes of a command: logged without a traceback.
     throws = (CommandError,)
+    #: Celery logs each result; the run's output is in MongoDB, keep the log line short.
+    resultrepr_maxsize = 300
 
     def before_start(self, task_id, args, kwargs):
         worker.admit(task_id, kwargs)

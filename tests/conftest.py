@@ -1,0 +1,85 @@
+"""Test harness: one real Hydra stack per test session (Redis, FerretDB or MongoDB, the
+controller and two workers, as real processes), started on free ports on first use.
+
+The ``HYDRA_*`` variables are set here, at import, before any test imports Hydra, because
+Hydra reads its settings once per process. Unit tests do not request the ``stack`` fixture
+and start nothing.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from hydra.stack import Stack, WorkerSpec
+
+ROOT = Path(tempfile.mkdtemp(prefix="hydra-test-"))
+STACK = Stack.ephemeral(ROOT / "stack", mongo_db="hydra_test",
+                        env={"HYDRA_CONTROLLER_TICK": "0.25", "HYDRA_ROUTER_CACHE": "0.2"})
+os.environ.update(STACK.env_for_clients())
+os.environ.update(HYDRA_CONTROLLER_TICK="0.25", HYDRA_ROUTER_CACHE="0.2")
+
+#: The two workers every integration test can count on (tests that kill workers start their own).
+GPU = WorkerSpec("gpu1", "os.linux,tag.gpu", concurrency=2)
+CPU = WorkerSpec("cpu1", "os.linux", concurrency=2)
+
+
+@pytest.fixture(scope="session")
+def stack():
+    STACK.start_redis()
+    STACK.start_mongo()
+    STACK.start_controller()
+    for spec in (GPU, CPU):
+        STACK.start_worker(spec, wait=False)
+    from tests.helpers import wait_workers_online
+
+    for spec in (GPU, CPU):
+        STACK.start_worker(spec)  # waits for "ready."
+    wait_workers_online([GPU.node, CPU.node])
+    yield STACK
+    STACK.down()
+    if not os.environ.get("HYDRA_KEEP_TEST_DATA"):
+        shutil.rmtree(ROOT, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def api(stack):
+    """A Flask test client of the real API app (same process, real Redis and MongoDB)."""
+    from api import create_app
+
+    return create_app().test_client()
+
+
+@pytest.fixture
+def worker_factory(stack):
+    """Start extra workers for one test; they are stopped (or reaped if killed) afterwards."""
+    started: list[WorkerSpec] = []
+
+    def start(spec: WorkerSpec, wait: bool = True, online: bool = True):
+        started.append(spec)
+        stack.start_worker(spec, wait=wait)
+        if online:
+            from tests.helpers import wait_workers_online
+
+            wait_workers_online([spec.node])
+        return spec
+
+    yield start
+    for spec in started:
+        stack.stop(spec.process_name, timeout=10)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On an integration failure, show the tail of the stack's logs."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and "stack" in getattr(item, "fixturenames", ()):
+        for name in ("controller", "worker-gpu1", "worker-cpu1"):
+            try:
+                report.sections.append((f"log {name}", STACK.log_tail(name, 30)))
+            except Exception:  # noqa: BLE001
+                pass

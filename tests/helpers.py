@@ -1,0 +1,60 @@
+"""Helpers for integration tests: waiting on real state, submitting jobs."""
+from __future__ import annotations
+
+import time
+import uuid
+
+from hydra.registry import Registry
+from hydra.runs import RunStore
+from hydra.status import TERMINAL, RunStatus
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1, message: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy; return that, or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def wait_workers_online(worker_ids: list[str], timeout: float = 30.0) -> None:
+    registry = Registry()
+
+    def online():
+        records = registry.records()
+        return all(records.get(w) and records[w].status == "online" for w in worker_ids)
+
+    wait_until(online, timeout, message=f"workers {worker_ids} online")
+
+
+def wait_run(run_id: str, statuses=TERMINAL, timeout: float = 30.0) -> dict:
+    """The run's record once its status is one of ``statuses``."""
+    store = RunStore()
+    wanted = {RunStatus(s) for s in statuses}
+
+    def reached():
+        doc = store.find(run_id)
+        return doc if doc and RunStatus(doc["status"]) in wanted else None
+
+    return wait_until(reached, timeout, message=f"run {run_id} to reach {sorted(s.value for s in wanted)}")
+
+
+def unique(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def job_body(command: str, **overrides) -> dict:
+    body = {"name": unique("job"), "user": "tester", "affinity": {"os": ["linux"], "tags": []},
+            "command": command, "shell": "bash", "retries": 0, "timeout": 30}
+    body.update(overrides)
+    return body
+
+
+def submit(api, command: str, **overrides) -> dict:
+    response = api.post("/jobs/", json=job_body(command, **overrides))
+    assert response.status_code == 201, response.json
+    return response.json
