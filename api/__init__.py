@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from api import errors, health, jobs, workers
+from api import errors, health, jobs, runs, workers
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -26,6 +26,6 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.update(test_config)
     api = Api(app)
     errors.init_app(app)
-    for module in (jobs, workers, health):
+    for module in (jobs, runs, workers, health):
         api.register_blueprint(module.blp)
     return app

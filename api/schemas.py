@@ -59,7 +59,13 @@ class RunSchema(Schema):
     user = fields.String(allow_none=True)
     attempt = fields.Integer()
     retry_of = fields.String(allow_none=True)
+    lost = fields.Integer(allow_none=True, metadata={"description": "Earlier attempts of this chain that were lost."})
     status = fields.String()
+    outcome = fields.String(allow_none=True, metadata={
+        "description": "The attempt's raw outcome (succeeded, failed, timed_out, lost, cancelled) when "
+                       "`status` says what followed (retrying, dead_letter)."})
+    decision = fields.String(allow_none=True)
+    not_before = fields.DateTime(allow_none=True, metadata={"description": "A delayed run starts at this time."})
     worker_id = fields.String(allow_none=True)
     queue = fields.String(allow_none=True)
     pending_reason = fields.String(allow_none=True)

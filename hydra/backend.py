@@ -17,7 +17,9 @@ from celery import states
 from celery.backends.base import BaseBackend
 
 from hydra import errors
+from hydra.attempts import end_attempt
 from hydra.db import UNAVAILABLE_ERRORS
+from hydra.jobs import JobStore
 from hydra.registry import Registry
 from hydra.runs import RunStore
 from hydra.status import RunStatus
@@ -81,7 +83,9 @@ class HydraBackend(BaseBackend):
         if outcome is None:
             return result
         worker = getattr(request, "hostname", None) if request is not None else None
-        recorded = self.runs.finish(task_id, outcome, by=worker or "worker")
+        job, attempt = self._job_and_attempt(task_id, request)
+        recorded = end_attempt(task_id, outcome, by=worker or "worker", job=job, attempt=attempt,
+                               lost_before=int(getattr(request, "hydra_lost", 0) or 0), runs=self.runs)
         if not recorded:
             log.warning("late result discarded", extra={
                 "event": "run.late_result", "run_id": task_id, "worker": worker,
@@ -89,6 +93,16 @@ class HydraBackend(BaseBackend):
         if worker:
             self.registry.add_load(worker, -1)
         return result
+
+    def _job_and_attempt(self, task_id: str, request) -> tuple[dict, int]:
+        """The job as the message carried it (the pool process has the kwargs), or as stored
+        (the main process, reporting a pool process that died, has only the headers)."""
+        message = getattr(request, "kwargs", None) if request is not None else None
+        if message:
+            return message, int(message.get("attempt") or 1)
+        run = self.runs.find(task_id) or {}
+        job = JobStore().find(run.get("job_id") or "") or {"_id": run.get("job_id")}
+        return job, int(run.get("attempt") or 1)
 
     def _get_task_meta_for(self, task_id):
         doc = self.runs.find(task_id)

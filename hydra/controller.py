@@ -30,7 +30,8 @@ from kombu.simple import SimpleQueue
 from hydra import names
 from hydra.affinity import WorkerProfile
 from hydra.db import UNAVAILABLE_ERRORS, get_database
-from hydra.jobs import BROKER_ERRORS, JobStore, dispatch
+from hydra.attempts import publish_delayed, publish_due
+from hydra.jobs import BROKER_ERRORS, JobStore, chain_headers, dispatch
 from hydra.registry import Registry, WorkerRecord
 from hydra.router import AffinityRouter
 from hydra.runs import RunStore
@@ -210,6 +211,7 @@ class Controller:
                      if r.status == "online" and r.is_stale(now, self.settings.offline_after)]
         for record in stale:
             self.mark_offline(record.profile.id, f"no heartbeat for {now - record.seen_at:.1f}s")
+        publish_due(runs=self.runs)
         if force_pending or stale or now - self._last_pending_sweep >= PENDING_SWEEP_EVERY:
             self._last_pending_sweep = now
             self.place_pending()
@@ -260,7 +262,8 @@ class Controller:
             return 0
         self.app.send_task(names.TASK_RUN_COMMAND, kwargs=kwargs, task_id=run_id,
                            priority=message.properties.get("priority"),
-                           headers={"hydra_retry_of": message.headers.get("hydra_retry_of")})
+                           headers=chain_headers(message.headers.get("hydra_retry_of"),
+                                                 message.headers.get("hydra_lost") or 0))
         message.ack()
         log.info("pending run placed", extra={"event": "run.placed", "run_id": run_id,
                                               "job_id": kwargs.get("job_id")})
@@ -268,9 +271,12 @@ class Controller:
 
     def publish_unpublished(self) -> int:
         """Publish what was accepted but never published: runs recorded while the broker was
-        unreachable, and jobs whose first run was never recorded (the API died mid-way)."""
+        unreachable, delayed runs that are due (should Redis have lost their due-index entry),
+        and jobs whose first run was never recorded (the API died mid-way)."""
+        now = datetime.now(timezone.utc)
         try:
-            waiting = [r for r in self.runs.with_status([RunStatus.PENDING]) if not r.get("queue")]
+            waiting = [r for r in self.runs.with_status([RunStatus.PENDING])
+                       if not r.get("queue") and (r.get("not_before") is None or r["not_before"] <= now)]
             undispatched = self.jobs.undispatched()
         except UNAVAILABLE_ERRORS:
             return 0
@@ -282,13 +288,7 @@ class Controller:
             else:
                 self.jobs.jobs.update_one({"_id": job["_id"]}, {"$unset": {"undispatched": ""}})
         for run in waiting:
-            job = self.jobs.find(run["job_id"])
-            if job is None or self.runs.end_of(run["_id"]) is not None:
-                continue
-            result = dispatch(job, attempt=run.get("attempt", 1), retry_of=run.get("retry_of"),
-                              runs=self.runs, run_id=run["_id"])
-            if result.worker_id or result.status == RunStatus.QUEUED:
-                published += 1
+            published += publish_delayed(run["_id"], runs=self.runs)
         return published
 
     # -- bookkeeping -----------------------------------------------------------------------

@@ -93,8 +93,13 @@ class JobStore:
         return list(cursor.limit(limit))
 
 
-def dispatch(job: dict, *, attempt: int = 1, retry_of: str | None = None, runs: RunStore | None = None,
-             run_id: str | None = None) -> Dispatched:
+def chain_headers(retry_of: str | None, lost: int) -> dict:
+    """Message headers linking an attempt to the one before it (read back as request attributes)."""
+    return {"hydra_retry_of": retry_of, "hydra_lost": int(lost or 0)}
+
+
+def dispatch(job: dict, *, attempt: int = 1, retry_of: str | None = None, lost: int = 0,
+             runs: RunStore | None = None, run_id: str | None = None) -> Dispatched:
     """Publish attempt ``attempt`` of ``job`` and return where it went.
 
     When the broker cannot be reached the attempt is still recorded, as pending with the
@@ -106,7 +111,7 @@ def dispatch(job: dict, *, attempt: int = 1, retry_of: str | None = None, runs: 
 
     runs = runs or RunStore()
     run_id = run_id or new_id()
-    headers = {"hydra_retry_of": retry_of} if retry_of else None
+    headers = chain_headers(retry_of, lost)
     expect_job(job)
     try:
         app.send_task(names.TASK_RUN_COMMAND, kwargs=message_kwargs(job, attempt), task_id=run_id,
@@ -116,7 +121,7 @@ def dispatch(job: dict, *, attempt: int = 1, retry_of: str | None = None, runs: 
         reason = f"broker unavailable ({exc.__class__.__name__}); will be published when it is back"
         log.warning("publish failed for run %s of job %s: %s", run_id, job["_id"], exc)
         runs.record_published(run_id=run_id, job=job, attempt=attempt, status=RunStatus.PENDING,
-                              queue=None, worker_id=None, reason=reason, retry_of=retry_of)
+                              queue=None, worker_id=None, reason=reason, retry_of=retry_of, lost=lost)
         return Dispatched(run_id, RunStatus.PENDING, reason=reason)
     placement = take_placement(run_id)
     if placement is not None:

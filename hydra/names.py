@@ -37,6 +37,8 @@ WORKERS_KEY = REDIS_PREFIX + "workers"
 LOAD_KEY = REDIS_PREFIX + "load"
 #: string with TTL: set by the running controller (health check).
 CONTROLLER_ALIVE_KEY = REDIS_PREFIX + "controller:alive"
+#: sorted set: run id -> epoch seconds before which the (delayed) run must not start.
+DUE_KEY = REDIS_PREFIX + "due"
 #: pub/sub channel: "the registry changed" (the controller places pending jobs at once).
 REGISTRY_CHANGED_CHANNEL = REDIS_PREFIX + "registry:changed"
 

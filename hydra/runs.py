@@ -41,6 +41,7 @@ def utcnow() -> datetime:
 OUTCOME_FIELDS = (
     "status", "returncode", "stdout", "stderr", "stdout_bytes", "stderr_bytes",
     "stdout_truncated", "stderr_truncated", "started_at", "finished_at", "duration", "error", "pid",
+    "outcome", "decision",
 )
 
 
@@ -74,7 +75,8 @@ class RunStore:
     # -- creation ---------------------------------------------------------------------
     def record_published(self, *, run_id: str, job: dict, attempt: int, status: RunStatus,
                          queue: str | None, worker_id: str | None, reason: str | None = None,
-                         retry_of: str | None = None) -> None:
+                         retry_of: str | None = None, not_before: datetime | None = None,
+                         lost: int = 0) -> None:
         """Record an attempt as queued (on ``worker_id``'s queue) or pending (``reason``).
 
         Called just before its message is published. Publishing the same attempt again
@@ -90,6 +92,8 @@ class RunStore:
             "user": job.get("user"),
             "attempt": attempt,
             "retry_of": retry_of,
+            "lost": lost,
+            "not_before": not_before,
             "priority": job.get("priority"),
             "command": job.get("command"),
             "args": job.get("args"),

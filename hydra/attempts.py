@@ -1,0 +1,99 @@
+"""Ending an attempt and starting the next one.
+
+:func:`end_attempt` is the one way an attempt's end is recorded - by the result backend (the
+worker's outcome), the controller (``lost``) or a user (``cancelled``): it applies the
+lifecycle decision (``hydra.lifecycle``), records the end through the run's end fence, and
+- only if this call won the fence - starts what follows: the failover attempt at once, or a
+retry after its backoff. Because only the fence winner follows up, no attempt is ever
+retried or failed over twice, even with two controllers or a late worker result.
+
+A later attempt is a *delayed run*: recorded at once in ``job_runs`` as ``pending`` with
+``not_before``, and indexed in the Redis sorted set ``hydra:due``; the controller publishes
+it when due (:func:`publish_due`). MongoDB keeps the truth, so a flushed Redis only delays
+it until the controller's sweep finds it (``Controller.publish_unpublished``).
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from hydra import names
+from hydra.jobs import JobStore, dispatch, new_id
+from hydra.lifecycle import decide
+from hydra.registry import get_redis
+from hydra.runs import RunStore, utcnow
+from hydra.status import RunStatus
+
+log = logging.getLogger(__name__)
+
+
+def end_attempt(run_id: str, outcome: dict, *, by: str, job: dict, attempt: int, lost_before: int = 0,
+                runs: RunStore | None = None) -> bool:
+    """Record the end of attempt ``attempt`` of ``job`` (``outcome["status"]`` is the raw
+    outcome) and start its follow-up. Returns False when another party recorded the end first."""
+    runs = runs or RunStore()
+    raw = RunStatus(outcome["status"])
+    decision = decide(job, attempt, raw, lost_before=lost_before)
+    recorded = dict(outcome, status=decision.status.value, outcome=raw.value)
+    if decision.reason:
+        recorded["decision"] = decision.reason
+    if not runs.finish(run_id, recorded, by=by):
+        return False
+    log.info("run ended", extra={"event": "run.ended", "run_id": run_id, "job_id": job.get("_id") or job.get("job_id"),
+                                 "status": decision.status.value, "outcome": raw.value, "worker": by})
+    if decision.next_in is not None:
+        follow_up(job, run_id=run_id, attempt=attempt + 1, delay=decision.next_in,
+                  lost=lost_before + (raw == RunStatus.LOST), reason=decision.reason, runs=runs)
+    return True
+
+
+def follow_up(job: dict, *, run_id: str, attempt: int, delay: float, lost: int, reason: str | None,
+              runs: RunStore) -> str:
+    """Start attempt ``attempt`` (after ``run_id``) now, or record it to start in ``delay`` s."""
+    stored = JobStore().find(job.get("_id") or job.get("job_id"))
+    if stored is None:  # the job was deleted meanwhile: nothing more to run
+        return ""
+    if delay <= 0:
+        return dispatch(stored, attempt=attempt, retry_of=run_id, lost=lost, runs=runs).run_id
+    return schedule(stored, at=utcnow() + timedelta(seconds=delay), attempt=attempt, retry_of=run_id,
+                    lost=lost, reason=reason, runs=runs)
+
+
+def schedule(job: dict, *, at: datetime, attempt: int = 1, retry_of: str | None = None, lost: int = 0,
+             reason: str | None = None, runs: RunStore | None = None, run_id: str | None = None) -> str:
+    """Record an attempt that must not start before ``at``; return its run id."""
+    runs = runs or RunStore()
+    run_id = run_id or new_id()
+    why = f"{reason + '; ' if reason else ''}starts at {at.isoformat(timespec='seconds')}"
+    runs.record_published(run_id=run_id, job=job, attempt=attempt, status=RunStatus.PENDING, queue=None,
+                          worker_id=None, reason=why, retry_of=retry_of, not_before=at, lost=lost)
+    get_redis().zadd(names.DUE_KEY, {run_id: at.timestamp()})
+    return run_id
+
+
+def publish_due(now: datetime | None = None, *, runs: RunStore | None = None, limit: int = 500) -> int:
+    """Publish the delayed runs whose time has come; returns how many were published."""
+    runs = runs or RunStore()
+    redis = get_redis()
+    now = now or utcnow()
+    published = 0
+    for run_id in redis.zrangebyscore(names.DUE_KEY, "-inf", now.timestamp(), start=0, num=limit):
+        if publish_delayed(run_id, runs=runs):
+            published += 1
+        redis.zrem(names.DUE_KEY, run_id)
+    return published
+
+
+def publish_delayed(run_id: str, *, runs: RunStore) -> bool:
+    """Publish a delayed (or unpublished) pending run unless it ended or already left."""
+    run = runs.find(run_id)
+    if run is None or run.get("status") != RunStatus.PENDING.value or run.get("queue"):
+        return False
+    if runs.end_of(run_id) is not None:
+        return False
+    job = JobStore().find(run["job_id"])
+    if job is None:
+        return False
+    dispatch(job, attempt=run.get("attempt", 1), retry_of=run.get("retry_of"), lost=run.get("lost", 0),
+             runs=runs, run_id=run_id)
+    return True

@@ -1,0 +1,84 @@
+"""What happens after an attempt ends: done, retried later, failed over now, or dead-lettered.
+
+Pure decisions (no I/O), made by whoever recorded the attempt's end:
+
+* ``succeeded`` and ``cancelled`` are final;
+* ``failed`` / ``timed_out``: with attempts left (``attempt <= retries``) the attempt is
+  recorded as ``retrying`` and the next one starts after an exponential backoff
+  (``base * factor ** (attempt - 1)``, capped, with jitter); when the job allowed retries
+  and used them all, the last attempt is ``dead_letter``; a job with ``retries: 0`` just
+  ``failed`` / ``timed_out``;
+* ``lost`` (its worker died or went silent): the next attempt starts at once on another
+  eligible worker - losing a machine is not the job's fault, so it does not use up
+  ``retries``; after ``max_lost`` lost attempts (default 3: a command that kills its own
+  worker) the attempt is ``dead_letter``.
+
+The attempt's raw outcome is kept in the run's ``outcome`` field, so a dead letter still
+says whether it failed, timed out or was lost.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from hydra.status import RunStatus
+
+DEFAULT_MAX_LOST = 3
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delay before retry n (1-based): min(cap, base * factor**(n-1)), then +/- jitter."""
+
+    base: float = 5.0
+    factor: float = 2.0
+    cap: float = 300.0
+    jitter: float = 0.1   # fraction of the delay, spread evenly both ways
+
+    def delay(self, retry: int, rng: random.Random | None = None) -> float:
+        raw = min(self.cap, self.base * self.factor ** max(0, retry - 1))
+        if not self.jitter:
+            return raw
+        spread = raw * self.jitter
+        return max(0.0, raw + (rng or random).uniform(-spread, spread))
+
+    @classmethod
+    def of(cls, job: dict) -> "Backoff":
+        """The job's policy (its ``backoff`` field), with defaults for what it leaves out."""
+        given = job.get("backoff") or {}
+        return cls(**{k: float(v) for k, v in given.items() if k in ("base", "factor", "cap", "jitter")})
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``status`` is what the ended attempt is recorded as; ``next_in`` is None when no
+    further attempt follows, else the seconds until it starts (0 = now)."""
+
+    status: RunStatus
+    next_in: float | None = None
+    reason: str | None = None
+
+
+def decide(job: dict, attempt: int, outcome: RunStatus, *, lost_before: int = 0,
+           rng: random.Random | None = None) -> Decision:
+    """Decide the fate of attempt ``attempt`` of ``job`` that ended with ``outcome``.
+
+    ``lost_before`` is how many earlier attempts of the same chain were lost.
+    """
+    if outcome in (RunStatus.SUCCEEDED, RunStatus.CANCELLED):
+        return Decision(outcome)
+    if outcome == RunStatus.LOST:
+        max_lost = int(job.get("max_lost") or DEFAULT_MAX_LOST)
+        if lost_before + 1 >= max_lost:
+            return Decision(RunStatus.DEAD_LETTER, reason=f"lost {lost_before + 1} times (max_lost {max_lost})")
+        return Decision(RunStatus.LOST, next_in=0.0, reason="failing over to another worker")
+    if outcome not in (RunStatus.FAILED, RunStatus.TIMED_OUT):
+        raise ValueError(f"{outcome} is not an attempt outcome")
+    retries = int(job.get("retries") or 0)
+    failures = attempt - lost_before  # lost attempts do not use up retries
+    if failures <= retries:
+        return Decision(RunStatus.RETRYING, next_in=Backoff.of(job).delay(failures, rng),
+                        reason=f"retry {failures} of {retries}")
+    if retries:
+        return Decision(RunStatus.DEAD_LETTER, reason=f"{outcome.value} after {retries} retries")
+    return Decision(outcome)

@@ -1,0 +1,57 @@
+"""Retry, failover and dead-letter decisions, and the backoff curve."""
+import random
+
+import pytest
+
+from hydra.lifecycle import Backoff, decide
+from hydra.status import RunStatus as S
+
+
+def test_final_outcomes_stay_final():
+    assert decide({"retries": 5}, 1, S.SUCCEEDED).status == S.SUCCEEDED
+    assert decide({"retries": 5}, 1, S.CANCELLED).next_in is None
+
+
+def test_no_retries_means_failed_not_dead_letter():
+    assert decide({"retries": 0}, 1, S.FAILED) == decide({}, 1, S.FAILED)
+    assert decide({}, 1, S.TIMED_OUT).status == S.TIMED_OUT
+
+
+def test_retries_then_dead_letter():
+    job = {"retries": 2, "backoff": {"jitter": 0}}
+    first, second, third = (decide(job, n, S.FAILED) for n in (1, 2, 3))
+    assert (first.status, first.next_in) == (S.RETRYING, 5.0)
+    assert (second.status, second.next_in) == (S.RETRYING, 10.0)
+    assert third.status == S.DEAD_LETTER and third.next_in is None and "2 retries" in third.reason
+
+
+def test_lost_attempts_fail_over_at_once_and_do_not_use_retries():
+    job = {"retries": 1, "backoff": {"jitter": 0}}
+    assert decide(job, 1, S.LOST) .next_in == 0.0
+    # attempt 2 after one lost attempt is only the first failure: it may still retry
+    assert decide(job, 2, S.FAILED, lost_before=1).status == S.RETRYING
+
+
+def test_poison_job_is_dead_lettered_after_max_lost():
+    assert decide({}, 2, S.LOST, lost_before=1).status == S.LOST
+    assert decide({}, 3, S.LOST, lost_before=2).status == S.DEAD_LETTER
+    assert decide({"max_lost": 1}, 1, S.LOST).status == S.DEAD_LETTER
+
+
+def test_backoff_grows_caps_and_jitters_within_bounds():
+    plain = Backoff(base=1, factor=3, cap=20, jitter=0)
+    assert [plain.delay(n) for n in (1, 2, 3, 4)] == [1, 3, 9, 20]
+    rng = random.Random(7)
+    jittery = Backoff(base=10, factor=2, cap=100, jitter=0.2)
+    delays = [jittery.delay(2, rng) for _ in range(200)]
+    assert all(16 <= d <= 24 for d in delays) and len(set(delays)) > 100
+
+
+def test_backoff_of_job_uses_defaults_for_missing_fields():
+    assert Backoff.of({"backoff": {"base": 2}}) == Backoff(base=2.0)
+    assert Backoff.of({}) == Backoff()
+
+
+def test_unknown_outcome_is_an_error():
+    with pytest.raises(ValueError):
+        decide({}, 1, S.QUEUED)
