@@ -8,7 +8,7 @@ broker_connection_retry_on_startup = True
 broker_transport_options = {
     # Unacknowledged messages come back after this long; Hydra's fences make the
     # redelivery of a still-running attempt harmless (it is not executed twice).
-    "visibility_timeout": 3600,
+    "visibility_timeout": _settings.visibility_timeout,
 }
 
 # Runs are recorded in MongoDB by Hydra's backend (a run's result is its job_runs record).

@@ -17,57 +17,67 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from redis.exceptions import RedisError
+
 from hydra import names
-from hydra.jobs import JobStore, dispatch, new_id
+from hydra.jobs import Chain, JobStore, dispatch, new_id
 from hydra.lifecycle import decide
 from hydra.registry import get_redis
 from hydra.runs import RunStore, utcnow
 from hydra.status import RunStatus
+from hydra.watchdog import request_stop
 
 log = logging.getLogger(__name__)
 
 
-def end_attempt(run_id: str, outcome: dict, *, by: str, job: dict, attempt: int, lost_before: int = 0,
-                runs: RunStore | None = None) -> bool:
+def end_attempt(run_id: str, outcome: dict, *, by: str, job: dict, attempt: int, chain: Chain = Chain(),
+                started: bool = True, runs: RunStore | None = None) -> bool:
     """Record the end of attempt ``attempt`` of ``job`` (``outcome["status"]`` is the raw
-    outcome) and start its follow-up. Returns False when another party recorded the end first."""
+    outcome) and start its follow-up. ``started`` is False for an attempt that never ran.
+    Returns False when another party recorded the end first (nothing is then changed)."""
     runs = runs or RunStore()
     raw = RunStatus(outcome["status"])
-    decision = decide(job, attempt, raw, lost_before=lost_before)
+    decision = decide(job, raw, lost_before=chain.lost, failed_before=chain.failed, started=started)
     recorded = dict(outcome, status=decision.status.value, outcome=raw.value)
     if decision.reason:
         recorded["decision"] = decision.reason
     if not runs.finish(run_id, recorded, by=by):
         return False
-    log.info("run ended", extra={"event": "run.ended", "run_id": run_id, "job_id": job.get("_id") or job.get("job_id"),
+    if raw in (RunStatus.LOST, RunStatus.CANCELLED):
+        request_stop(run_id, f"attempt ended as {decision.status.value} by {by}")
+    job_id = job.get("job_id") or job.get("_id")
+    log.info("run ended", extra={"event": "run.ended", "run_id": run_id, "job_id": job_id,
                                  "status": decision.status.value, "outcome": raw.value, "worker": by})
     if decision.next_in is not None:
-        follow_up(job, run_id=run_id, attempt=attempt + 1, delay=decision.next_in,
-                  lost=lost_before + (raw == RunStatus.LOST), reason=decision.reason, runs=runs)
+        follow_up(job_id, after=run_id, attempt=attempt + 1, delay=decision.next_in, reason=decision.reason,
+                  chain=Chain(run_id, decision.lost, decision.failed), runs=runs)
     return True
 
 
-def follow_up(job: dict, *, run_id: str, attempt: int, delay: float, lost: int, reason: str | None,
+def follow_up(job_id: str, *, after: str, attempt: int, delay: float, reason: str | None, chain: Chain,
               runs: RunStore) -> str:
-    """Start attempt ``attempt`` (after ``run_id``) now, or record it to start in ``delay`` s."""
-    stored = JobStore().find(job.get("_id") or job.get("job_id"))
+    """Start attempt ``attempt`` (the one after run ``after``) now, or record it to start in ``delay`` s."""
+    stored = JobStore().find(job_id)
     if stored is None:  # the job was deleted meanwhile: nothing more to run
         return ""
     if delay <= 0:
-        return dispatch(stored, attempt=attempt, retry_of=run_id, lost=lost, runs=runs).run_id
-    return schedule(stored, at=utcnow() + timedelta(seconds=delay), attempt=attempt, retry_of=run_id,
-                    lost=lost, reason=reason, runs=runs)
+        return dispatch(stored, attempt=attempt, chain=chain, runs=runs).run_id
+    return schedule(stored, at=utcnow() + timedelta(seconds=delay), attempt=attempt, chain=chain,
+                    reason=reason, runs=runs)
 
 
-def schedule(job: dict, *, at: datetime, attempt: int = 1, retry_of: str | None = None, lost: int = 0,
-             reason: str | None = None, runs: RunStore | None = None, run_id: str | None = None) -> str:
+def schedule(job: dict, *, at: datetime, attempt: int = 1, chain: Chain = Chain(), reason: str | None = None,
+             runs: RunStore | None = None, run_id: str | None = None) -> str:
     """Record an attempt that must not start before ``at``; return its run id."""
     runs = runs or RunStore()
     run_id = run_id or new_id()
     why = f"{reason + '; ' if reason else ''}starts at {at.isoformat(timespec='seconds')}"
     runs.record_published(run_id=run_id, job=job, attempt=attempt, status=RunStatus.PENDING, queue=None,
-                          worker_id=None, reason=why, retry_of=retry_of, not_before=at, lost=lost)
-    get_redis().zadd(names.DUE_KEY, {run_id: at.timestamp()})
+                          worker_id=None, reason=why, chain=chain, not_before=at)
+    try:
+        get_redis().zadd(names.DUE_KEY, {run_id: at.timestamp()})
+    except RedisError as exc:  # the controller's sweep of MongoDB still finds it
+        log.warning("due index not updated for run %s: %s", run_id, exc)
     return run_id
 
 
@@ -94,6 +104,5 @@ def publish_delayed(run_id: str, *, runs: RunStore) -> bool:
     job = JobStore().find(run["job_id"])
     if job is None:
         return False
-    dispatch(job, attempt=run.get("attempt", 1), retry_of=run.get("retry_of"), lost=run.get("lost", 0),
-             runs=runs, run_id=run_id)
+    dispatch(job, attempt=run.get("attempt", 1), chain=Chain.of_run(run), runs=runs, run_id=run_id)
     return True

@@ -15,14 +15,16 @@ import logging
 
 from celery import states
 from celery.backends.base import BaseBackend
+from redis.exceptions import RedisError
 
 from hydra import errors
 from hydra.attempts import end_attempt
 from hydra.db import UNAVAILABLE_ERRORS
-from hydra.jobs import JobStore
+from hydra.jobs import Chain, JobStore
 from hydra.registry import Registry
 from hydra.runs import RunStore
 from hydra.status import RunStatus
+from hydra.worker import end_orphaned_command
 
 log = logging.getLogger(__name__)
 
@@ -83,15 +85,21 @@ class HydraBackend(BaseBackend):
         if outcome is None:
             return result
         worker = getattr(request, "hostname", None) if request is not None else None
+        if outcome["status"] == RunStatus.LOST.value:  # its pool process died: no orphan may live on
+            end_orphaned_command(task_id)
         job, attempt = self._job_and_attempt(task_id, request)
-        recorded = end_attempt(task_id, outcome, by=worker or "worker", job=job, attempt=attempt,
-                               lost_before=int(getattr(request, "hydra_lost", 0) or 0), runs=self.runs)
+        chain = Chain.from_headers(request) if request is not None else Chain()
+        recorded = end_attempt(task_id, outcome, by=worker or "worker", job=job, attempt=attempt, chain=chain,
+                               runs=self.runs)
         if not recorded:
             log.warning("late result discarded", extra={
                 "event": "run.late_result", "run_id": task_id, "worker": worker,
                 "status": outcome.get("status")})
         if worker:
-            self.registry.add_load(worker, -1)
+            try:
+                self.registry.add_load(worker, -1)
+            except RedisError:  # the controller resets loads of idle workers
+                pass
         return result
 
     def _job_and_attempt(self, task_id: str, request) -> tuple[dict, int]:

@@ -1,22 +1,27 @@
-"""The controller: turns Celery events into the live worker registry and places waiting jobs.
+"""The controller: Celery events in, live worker registry and failover out.
 
-It runs as ``hydra controller`` (or ``python -m hydra controller``) and does three things:
+Run one or more as ``hydra controller``; one leads (``hydra.leader``), the others stand by.
+Every controller:
 
 * **listens** to Celery's worker events (``worker-online``, ``worker-heartbeat``,
-  ``worker-offline``): a worker it has not seen is asked for its profile with the
-  ``hydra_profile`` remote-control command, then entered in the registry (Redis, read by
-  the router) and in the ``workers`` collection (MongoDB, served by ``GET /workers/``);
-* **ticks** every ``HYDRA_CONTROLLER_TICK`` seconds: a worker silent for
-  ``HYDRA_OFFLINE_AFTER`` heartbeat intervals (by the controller's own clock) is marked
-  offline; its load is reset;
-* **places** waiting jobs: messages in ``hydra.pending`` are re-published through the
-  router as soon as an eligible worker is online (at once when a worker comes online, and
-  every few seconds otherwise), and runs recorded as pending because the broker was down
-  at submission are published once it is back.
+  ``worker-offline``) and asks each new worker for its profile with the ``hydra_profile``
+  remote-control command, so a standby knows the fleet as well as the leader.
+
+The leader, on every tick (``HYDRA_CONTROLLER_TICK``):
+
+* writes the registry (Redis, read by the router) and the ``workers`` view (MongoDB,
+  ``GET /workers/``) from those events, and marks a worker silent for
+  ``HYDRA_OFFLINE_AFTER`` heartbeat intervals (by its own clock) offline;
+* fails over the attempts of workers that went offline and drains their queues
+  (``hydra.failover``);
+* re-publishes what Redis may have lost after a restart or flush (``Failover.reconcile``);
+* places waiting jobs: ``hydra.pending`` messages as soon as an eligible worker is online,
+  delayed runs when due, and runs accepted while the broker was unreachable.
 """
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import signal
 import socket
@@ -29,10 +34,12 @@ from kombu.simple import SimpleQueue
 
 from hydra import names
 from hydra.affinity import WorkerProfile
-from hydra.db import UNAVAILABLE_ERRORS, get_database
 from hydra.attempts import publish_delayed, publish_due
-from hydra.jobs import BROKER_ERRORS, JobStore, chain_headers, dispatch
-from hydra.registry import Registry, WorkerRecord
+from hydra.db import UNAVAILABLE_ERRORS, get_database
+from hydra.failover import Failover, broker_was_reset
+from hydra.jobs import BROKER_ERRORS, Chain, JobStore, dispatch
+from hydra.leader import LeaderLease
+from hydra.registry import Registry, WorkerRecord, get_redis
 from hydra.router import AffinityRouter
 from hydra.runs import RunStore
 from hydra.settings import Settings, get_settings
@@ -42,7 +49,7 @@ log = logging.getLogger(__name__)
 
 #: Seconds between passes over hydra.pending when nothing changed.
 PENDING_SWEEP_EVERY = 5.0
-#: Seconds between looks for runs recorded while the broker was down.
+#: Seconds between sweeps of MongoDB for runs that were accepted but never published.
 UNPUBLISHED_SWEEP_EVERY = 15.0
 #: Heartbeats in a row with nothing running and nothing queued before a worker's load is reset.
 IDLE_BEATS_TO_RESET = 2
@@ -54,15 +61,20 @@ def _dt(epoch: float) -> datetime:
 
 class Controller:
     def __init__(self, app, *, settings: Settings | None = None, registry: Registry | None = None,
-                 runs: RunStore | None = None):
+                 runs: RunStore | None = None, name: str | None = None):
         self.app = app
         self.settings = settings or get_settings()
         self.registry = registry or Registry()
         self.runs = runs or RunStore()
         self.jobs = JobStore()
         self.router = AffinityRouter(self.registry)
-        self.name = f"controller@{socket.gethostname()}"
+        self.name = name or f"controller@{socket.gethostname()}:{os.getpid()}"
+        self.lease = LeaderLease(get_redis(), identity=self.name, ttl=self.settings.leader_ttl)
+        self.failover = Failover(app, runs=self.runs, jobs=self.jobs, identity=self.name)
         self._workers: dict[str, WorkerRecord] = {}
+        self._gone: dict[str, tuple[bool, str]] = {}   # worker -> (goodbye, reason): failover to do
+        self._finishing: dict[str, dict[str, float]] = {}  # worker said goodbye -> run -> deadline
+        self._restarted: dict[str, int] = {}  # worker -> pid of its new process
         self._idle_beats: dict[str, int] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -73,6 +85,10 @@ class Controller:
         self._last_unpublished_sweep = 0.0
         self._receiver = None
 
+    @property
+    def leading(self) -> bool:
+        return self.lease.held
+
     # -- lifecycle --------------------------------------------------------------------
     def run(self) -> None:
         """Run until SIGTERM/SIGINT (or :meth:`stop`)."""
@@ -81,7 +97,6 @@ class Controller:
                 signal.signal(sig, lambda *_: self.stop())
             except ValueError:  # not the main thread (tests)
                 pass
-        self.adopt_registry()
         threads = [threading.Thread(target=self._guard, args=(fn,), name=name, daemon=True)
                    for name, fn in (("events", self.listen), ("profiles", self.fetch_profiles),
                                     ("ticker", self.tick_forever))]
@@ -93,32 +108,25 @@ class Controller:
             self._receiver.should_stop = True
         for thread in threads:
             thread.join(timeout=5)
-        log.info("controller stopped", extra={"event": "controller.stopped"})
+        try:
+            self.lease.release()
+        except BROKER_ERRORS:
+            pass
+        log.info("controller stopped", extra={"event": "controller.stopped", "worker": self.name})
 
     def stop(self) -> None:
         self._stop.set()
         self._changed.set()
 
     def _guard(self, fn) -> None:
-        """Run a loop; when it fails (Redis down, ...), log and start it again."""
+        """Run a loop; when it fails (Redis or MongoDB down, ...), log and start it again."""
         while not self._stop.is_set():
             try:
                 fn()
-            except Exception:  # noqa: BLE001 - a controller thread must not die
-                log.exception("controller loop %s failed; restarting in 1 s", fn.__name__)
+            except Exception as exc:  # noqa: BLE001 - a controller thread must not die
+                log.warning("controller loop %s failed (%s: %s); restarting in 1 s",
+                            fn.__name__, exc.__class__.__name__, exc)
                 self._stop.wait(1.0)
-
-    def adopt_registry(self) -> None:
-        """Take over what a previous controller knew; heartbeats confirm or expire it."""
-        now = time.time()
-        try:
-            records = self.registry.records()
-        except BROKER_ERRORS:
-            return
-        with self._lock:
-            for wid, record in records.items():
-                record.seen_at = now
-                self._workers[wid] = record
 
     # -- events -------------------------------------------------------------------------
     def listen(self) -> None:
@@ -133,24 +141,33 @@ class Controller:
         worker_id = event.get("hostname")
         if not worker_id or not kind.startswith("worker-"):
             return
-        if kind == "worker-offline":
-            self.mark_offline(worker_id, "worker said goodbye")
-            return
         with self._lock:
             record = self._workers.get(worker_id)
+        if kind == "worker-offline":
+            self.went_offline(worker_id, goodbye=True, reason="shut down")
+            return
         if record is None:
             if worker_id not in self._wanted:
                 self._wanted.add(worker_id)
                 self._profile_requests.put(worker_id)
             return
         came_back = record.status != "online"
+        pid = event.get("pid")
+        if pid and record.pid and pid != record.pid:
+            with self._lock:
+                self._restarted[worker_id] = pid
+            self._changed.set()
         record.status = "online"
         record.seen_at = time.time()
         record.last_heartbeat = float(event.get("timestamp") or record.seen_at)
         record.freq = float(event.get("freq") or record.freq or 2.0)
         record.active = int(event.get("active") or 0)
         record.processed = int(event.get("processed") or 0)
-        record.pid = event.get("pid", record.pid)
+        record.pid = pid or record.pid
+        if not self.leading:
+            return
+        if came_back:
+            self.registry.set_load(worker_id, 0)
         self._publish(record)
         self._correct_load(record)
         if came_back:
@@ -165,21 +182,25 @@ class Controller:
             except queue.Empty:
                 continue
             try:
-                profile = self._ask_profile(worker_id)
+                reply = self._ask_profile(worker_id)
             finally:
                 self._wanted.discard(worker_id)
+            profile = (reply or {}).get("profile")
             if profile is None:
                 log.warning("worker %s sent no Hydra profile (not started with -A hydra?)", worker_id)
                 continue
-            record = WorkerRecord(profile=WorkerProfile.from_dict(profile), status="online",
-                                  seen_at=time.time(), last_heartbeat=time.time(),
-                                  hostname=worker_id.split("@", 1)[-1])
+            now = time.time()
+            record = WorkerRecord(profile=WorkerProfile.from_dict(profile), status="online", seen_at=now,
+                                  last_heartbeat=now, hostname=worker_id.split("@", 1)[-1],
+                                  pid=reply.get("pid"))
             with self._lock:
                 self._workers[worker_id] = record
-            self.registry.set_load(worker_id, 0)
-            self._publish(record)
-            log.info("worker online", extra={"event": "worker.online", "worker": worker_id,
-                                             "profile": profile})
+                self._gone.pop(worker_id, None)
+            if self.leading:
+                self.registry.set_load(worker_id, 0)
+                self._publish(record)
+                log.info("worker online", extra={"event": "worker.online", "worker": worker_id,
+                                                 "profile": profile})
             self._changed.set()
 
     def _ask_profile(self, worker_id: str) -> dict | None:
@@ -192,7 +213,7 @@ class Controller:
                                                  reply=True, timeout=1.0)
             for reply in replies or []:
                 if worker_id in reply and reply[worker_id].get("profile"):
-                    return reply[worker_id]["profile"]
+                    return reply[worker_id]
         return None
 
     # -- ticking -------------------------------------------------------------------------
@@ -203,14 +224,25 @@ class Controller:
             self.tick(force_pending=changed)
 
     def tick(self, force_pending: bool = False) -> None:
+        was_leading = self.leading
+        if not self.lease.hold():
+            if was_leading:
+                log.warning("lost the leader lease", extra={"event": "controller.standby", "worker": self.name})
+            return
+        if not was_leading:
+            self.became_leader()
         now = time.time()
-        self.registry.redis.set(names.CONTROLLER_ALIVE_KEY, self.name,
-                                ex=max(5, int(self.settings.controller_tick * 10)))
+        redis = self.registry.redis
+        redis.set(names.CONTROLLER_ALIVE_KEY, self.name, ex=max(5, int(self.settings.controller_tick * 10)))
+        if broker_was_reset():
+            self.failover.reconcile()
         with self._lock:
             stale = [r for r in self._workers.values()
                      if r.status == "online" and r.is_stale(now, self.settings.offline_after)]
         for record in stale:
-            self.mark_offline(record.profile.id, f"no heartbeat for {now - record.seen_at:.1f}s")
+            self.went_offline(record.profile.id, goodbye=False,
+                              reason=f"missed heartbeats for {now - record.seen_at:.1f}s")
+        self.fail_over_gone()
         publish_due(runs=self.runs)
         if force_pending or stale or now - self._last_pending_sweep >= PENDING_SWEEP_EVERY:
             self._last_pending_sweep = now
@@ -219,16 +251,74 @@ class Controller:
             self._last_unpublished_sweep = now
             self.publish_unpublished()
 
-    def mark_offline(self, worker_id: str, reason: str) -> None:
+    def became_leader(self) -> None:
+        """Take over: keep what this controller heard, adopt what only the registry knows."""
+        now = time.time()
+        try:
+            records = self.registry.records()
+        except BROKER_ERRORS:
+            records = {}
+        with self._lock:
+            for wid, record in records.items():
+                if wid not in self._workers:
+                    record.seen_at = now  # heartbeats will confirm it, or it goes stale
+                    self._workers[wid] = record
+            known = list(self._workers.values())
+        for record in known:
+            self._publish(record)
+        log.warning("became the leading controller", extra={
+            "event": "controller.leader", "worker": self.name, "epoch": self.lease.epoch})
+
+    def went_offline(self, worker_id: str, *, goodbye: bool, reason: str) -> None:
         with self._lock:
             record = self._workers.get(worker_id)
             if record is None or record.status == "offline":
                 return
             record.status = "offline"
+            self._gone[worker_id] = (goodbye, reason)
+        if not self.leading:
+            return
         self.registry.set_load(worker_id, 0)
         self._publish(record)
         log.warning("worker offline", extra={"event": "worker.offline", "worker": worker_id,
-                                             "reason": reason})
+                                             "reason": reason, "goodbye": goodbye})
+        self._changed.set()
+
+    def fail_over_gone(self) -> None:
+        """Fail over workers that went offline, and drain what lands in their queues later."""
+        with self._lock:
+            gone = dict(self._gone)
+            offline = [wid for wid, r in self._workers.items() if r.status == "offline"]
+            finishing = {wid: dict(runs) for wid, runs in self._finishing.items()}
+            restarted, self._restarted = self._restarted, {}
+        for worker_id, pid in restarted.items():
+            self.failover.restarted(worker_id, pid)
+            with self._lock:
+                self._finishing.pop(worker_id, None)  # its previous process is gone: restarted() decided
+        for worker_id, (goodbye, reason) in gone.items():
+            with self._lock:
+                record = self._workers.get(worker_id)
+                back_as = record.pid if record is not None and record.status == "online" else None
+            left = self.failover.worker_gone(worker_id, goodbye=goodbye, reason=reason, spare_pid=back_as)
+            if back_as is None:
+                self.failover.drain(worker_id)
+            with self._lock:
+                if left:
+                    self._finishing.setdefault(worker_id, {}).update(left)
+                if self._gone.get(worker_id) == (goodbye, reason):
+                    del self._gone[worker_id]
+        now = time.time()
+        for worker_id, runs in finishing.items():
+            left = self.failover.overdue(worker_id, runs, now=now, reason="shut down without finishing the run")
+            with self._lock:
+                if worker_id in self._finishing:
+                    self._finishing[worker_id] = {r: d for r, d in self._finishing[worker_id].items()
+                                                  if r in left or r not in runs}
+                    if not self._finishing[worker_id]:
+                        del self._finishing[worker_id]
+        for worker_id in offline:
+            if worker_id not in gone and self.registry.redis.llen(names.worker_queue(worker_id)):
+                self.failover.drain(worker_id)
 
     # -- placing --------------------------------------------------------------------------
     def place_pending(self) -> int:
@@ -262,8 +352,7 @@ class Controller:
             return 0
         self.app.send_task(names.TASK_RUN_COMMAND, kwargs=kwargs, task_id=run_id,
                            priority=message.properties.get("priority"),
-                           headers=chain_headers(message.headers.get("hydra_retry_of"),
-                                                 message.headers.get("hydra_lost") or 0))
+                           headers=Chain.from_headers(message.headers).headers())
         message.ack()
         log.info("pending run placed", extra={"event": "run.placed", "run_id": run_id,
                                               "job_id": kwargs.get("job_id")})
@@ -312,10 +401,7 @@ class Controller:
         """Reset a worker's load after it was seen idle with an empty queue twice in a row:
         the router's counter can drift when a publish fails after routing."""
         wid = record.profile.id
-        if record.active:
-            self._idle_beats[wid] = 0
-            return
-        if self.registry.redis.llen(record.profile.queue):
+        if record.active or self.registry.redis.llen(record.profile.queue):
             self._idle_beats[wid] = 0
             return
         self._idle_beats[wid] = self._idle_beats.get(wid, 0) + 1

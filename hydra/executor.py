@@ -208,7 +208,8 @@ def enable_subreaper() -> bool:
 
 def execute(argv: list[str], *, env: dict[str, str], cwd: str | None, timeout: float | None,
             output_limit: int, on_output: Callable[[str, bytes], None] | None = None,
-            cancel: threading.Event | None = None, kill_grace: float = 2.0) -> Outcome:
+            cancel: threading.Event | None = None, kill_grace: float = 2.0,
+            on_start: Callable[[int], None] | None = None) -> Outcome:
     """Runs ``argv`` to its end and returns the :class:`Outcome`; never leaves its processes
     behind (see the module docstring).
 
@@ -225,6 +226,7 @@ def execute(argv: list[str], *, env: dict[str, str], cwd: str | None, timeout: f
     reader thread for every chunk as it arrives; its exceptions are logged and ignored. It
     is not called after this returns, but for a call already under way when a process
     outside the command's tree kept the pipes open (see the module docstring).
+    ``on_start(pid)`` is called once the command runs (its exceptions are logged and ignored).
     """
     started_at, start, spawned = _now(), time.monotonic(), time.time()
     if cancel is not None and cancel.is_set():
@@ -233,6 +235,11 @@ def execute(argv: list[str], *, env: dict[str, str], cwd: str | None, timeout: f
         proc = _spawn(argv, env, cwd)
     except (OSError, ValueError) as exc:  # ValueError: e.g. a NUL byte in argv or env
         return _not_started("failed", _start_error(exc, argv[0], cwd), started_at, start)
+    if on_start is not None:
+        try:
+            on_start(proc.pid)
+        except Exception:  # noqa: BLE001 - a hook must not break the run
+            log.exception("on_start hook failed")
     try:
         readers = [_Reader(name, pipe, output_limit, on_output)
                    for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr))]
@@ -259,6 +266,30 @@ def execute(argv: list[str], *, env: dict[str, str], cwd: str | None, timeout: f
         pid=proc.pid, started_at=started_at, finished_at=_now(),
         duration=time.monotonic() - start, error=error,
     )
+
+
+def end_session(pid: int, grace: float = 2.0) -> None:
+    """Ends every process of a command started by :func:`execute` (its pid is ``pid``) from
+    another process - e.g. the worker's main process, when the pool process that ran it
+    died. SIGTERM, ``grace`` seconds, then SIGKILL, like the end of :func:`execute`."""
+    _end_processes(pid, 0.0, grace)
+
+
+def end_processes_with_env(name: str, value: str, grace: float = 2.0) -> int:
+    """Ends every process of this user whose environment has ``name=value``, with its session
+    and descendants (SIGTERM, ``grace`` seconds, SIGKILL). A command's processes all inherit
+    the environment they were started with, so this finds them even when nothing recorded
+    their pids - unless they replaced their environment. Returns how many roots were found."""
+    roots = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid != os.getpid() and proc.environ().get(name) == value:
+                roots.append(proc.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+            continue
+    for pid in roots:
+        _end_processes(pid, 0.0, grace)
+    return len(roots)
 
 
 def _now() -> datetime:

@@ -93,13 +93,34 @@ class JobStore:
         return list(cursor.limit(limit))
 
 
-def chain_headers(retry_of: str | None, lost: int) -> dict:
-    """Message headers linking an attempt to the one before it (read back as request attributes)."""
-    return {"hydra_retry_of": retry_of, "hydra_lost": int(lost or 0)}
+@dataclass(frozen=True)
+class Chain:
+    """How an attempt follows the earlier attempts of the same run chain.
+
+    ``lost`` counts earlier attempts lost while running, ``failed`` those that failed or
+    timed out (see hydra.lifecycle). Carried in message headers, read back by workers as
+    request attributes, and stored on the run.
+    """
+
+    retry_of: str | None = None
+    lost: int = 0
+    failed: int = 0
+
+    def headers(self) -> dict:
+        return {"hydra_retry_of": self.retry_of, "hydra_lost": self.lost, "hydra_failed": self.failed}
+
+    @classmethod
+    def from_headers(cls, headers) -> "Chain":
+        get = headers.get if isinstance(headers, dict) else (lambda key, default=None: getattr(headers, key, default))
+        return cls(get("hydra_retry_of"), int(get("hydra_lost", 0) or 0), int(get("hydra_failed", 0) or 0))
+
+    @classmethod
+    def of_run(cls, run: dict) -> "Chain":
+        return cls(run.get("retry_of"), int(run.get("lost") or 0), int(run.get("failed") or 0))
 
 
-def dispatch(job: dict, *, attempt: int = 1, retry_of: str | None = None, lost: int = 0,
-             runs: RunStore | None = None, run_id: str | None = None) -> Dispatched:
+def dispatch(job: dict, *, attempt: int = 1, chain: Chain = Chain(), runs: RunStore | None = None,
+             run_id: str | None = None) -> Dispatched:
     """Publish attempt ``attempt`` of ``job`` and return where it went.
 
     When the broker cannot be reached the attempt is still recorded, as pending with the
@@ -111,7 +132,7 @@ def dispatch(job: dict, *, attempt: int = 1, retry_of: str | None = None, lost: 
 
     runs = runs or RunStore()
     run_id = run_id or new_id()
-    headers = chain_headers(retry_of, lost)
+    headers = chain.headers()
     expect_job(job)
     try:
         app.send_task(names.TASK_RUN_COMMAND, kwargs=message_kwargs(job, attempt), task_id=run_id,
@@ -119,9 +140,10 @@ def dispatch(job: dict, *, attempt: int = 1, retry_of: str | None = None, lost: 
                                                                   "interval_step": 0.3})
     except BROKER_ERRORS as exc:
         reason = f"broker unavailable ({exc.__class__.__name__}); will be published when it is back"
-        log.warning("publish failed for run %s of job %s: %s", run_id, job["_id"], exc)
+        log.warning("publish failed for run %s of job %s: %s", run_id, job["_id"], exc,
+                    extra={"event": "run.publish_failed", "run_id": run_id, "job_id": job["_id"]})
         runs.record_published(run_id=run_id, job=job, attempt=attempt, status=RunStatus.PENDING,
-                              queue=None, worker_id=None, reason=reason, retry_of=retry_of, lost=lost)
+                              queue=None, worker_id=None, reason=reason, chain=chain)
         return Dispatched(run_id, RunStatus.PENDING, reason=reason)
     placement = take_placement(run_id)
     if placement is not None:

@@ -52,33 +52,42 @@ class Backoff:
 @dataclass(frozen=True)
 class Decision:
     """``status`` is what the ended attempt is recorded as; ``next_in`` is None when no
-    further attempt follows, else the seconds until it starts (0 = now)."""
+    further attempt follows, else the seconds until it starts (0 = now). ``lost`` and
+    ``failed`` are the chain's counters to carry into that next attempt."""
 
     status: RunStatus
     next_in: float | None = None
     reason: str | None = None
+    lost: int = 0
+    failed: int = 0
 
 
-def decide(job: dict, attempt: int, outcome: RunStatus, *, lost_before: int = 0,
-           rng: random.Random | None = None) -> Decision:
-    """Decide the fate of attempt ``attempt`` of ``job`` that ended with ``outcome``.
+def decide(job: dict, outcome: RunStatus, *, lost_before: int = 0, failed_before: int = 0,
+           started: bool = True, rng: random.Random | None = None) -> Decision:
+    """Decide the fate of an attempt of ``job`` that ended with ``outcome``.
 
-    ``lost_before`` is how many earlier attempts of the same chain were lost.
+    ``lost_before`` / ``failed_before`` count the chain's earlier attempts that were lost
+    while running / failed or timed out. ``started`` is False for an attempt lost before it
+    ever ran (queued on a worker that died): it is failed over but counts against nothing.
     """
     if outcome in (RunStatus.SUCCEEDED, RunStatus.CANCELLED):
-        return Decision(outcome)
+        return Decision(outcome, lost=lost_before, failed=failed_before)
     if outcome == RunStatus.LOST:
+        lost = lost_before + (1 if started else 0)
         max_lost = int(job.get("max_lost") or DEFAULT_MAX_LOST)
-        if lost_before + 1 >= max_lost:
-            return Decision(RunStatus.DEAD_LETTER, reason=f"lost {lost_before + 1} times (max_lost {max_lost})")
-        return Decision(RunStatus.LOST, next_in=0.0, reason="failing over to another worker")
+        if lost >= max_lost:
+            return Decision(RunStatus.DEAD_LETTER, reason=f"lost {lost} times (max_lost {max_lost})",
+                            lost=lost, failed=failed_before)
+        return Decision(RunStatus.LOST, next_in=0.0, reason="failing over to another worker",
+                        lost=lost, failed=failed_before)
     if outcome not in (RunStatus.FAILED, RunStatus.TIMED_OUT):
         raise ValueError(f"{outcome} is not an attempt outcome")
     retries = int(job.get("retries") or 0)
-    failures = attempt - lost_before  # lost attempts do not use up retries
-    if failures <= retries:
-        return Decision(RunStatus.RETRYING, next_in=Backoff.of(job).delay(failures, rng),
-                        reason=f"retry {failures} of {retries}")
+    failed = failed_before + 1
+    if failed <= retries:
+        return Decision(RunStatus.RETRYING, next_in=Backoff.of(job).delay(failed, rng),
+                        reason=f"retry {failed} of {retries}", lost=lost_before, failed=failed)
     if retries:
-        return Decision(RunStatus.DEAD_LETTER, reason=f"{outcome.value} after {retries} retries")
-    return Decision(outcome)
+        return Decision(RunStatus.DEAD_LETTER, reason=f"{outcome.value} after {retries} retries",
+                        lost=lost_before, failed=failed)
+    return Decision(outcome, lost=lost_before, failed=failed)

@@ -35,8 +35,13 @@ REDIS_PREFIX = "hydra:"
 WORKERS_KEY = REDIS_PREFIX + "workers"
 #: hash: worker id -> number of runs routed to it and not yet finished.
 LOAD_KEY = REDIS_PREFIX + "load"
-#: string with TTL: set by the running controller (health check).
+#: string with TTL: set by the leading controller on every tick (health check).
 CONTROLLER_ALIVE_KEY = REDIS_PREFIX + "controller:alive"
+#: the leader lease (token of the leading controller) and its fencing counter.
+LEADER_KEY = REDIS_PREFIX + "controller:leader"
+LEADER_EPOCH_KEY = REDIS_PREFIX + "controller:epoch"
+#: the run_id of the Redis server instance the controller last reconciled against.
+BROKER_EPOCH_KEY = REDIS_PREFIX + "broker:epoch"
 #: sorted set: run id -> epoch seconds before which the (delayed) run must not start.
 DUE_KEY = REDIS_PREFIX + "due"
 #: pub/sub channel: "the registry changed" (the controller places pending jobs at once).
@@ -71,6 +76,11 @@ def tag_queue(tag: str) -> str:
 def normalize_os(name: str) -> str | None:
     """``'Darwin'`` -> ``'macos'``; None for an OS Hydra does not know."""
     return OS_ALIASES.get(name.strip().lower())
+
+
+def stop_key(run_id: str) -> str:
+    """Redis flag asking the worker that runs ``run_id`` to stop it (see hydra.watchdog)."""
+    return f"{REDIS_PREFIX}stop:{run_id}"
 
 
 def fence_id(run_id: str, phase: str) -> str:

@@ -23,7 +23,7 @@ from celery.signals import before_task_publish
 
 from hydra import names
 from hydra.errors import InvalidJob
-from hydra.jobs import Dispatched, JobStore
+from hydra.jobs import Chain, Dispatched, JobStore
 from hydra.router import route_task
 from hydra.runs import RunStore
 from hydra.spec import load_message
@@ -101,7 +101,7 @@ def record_publish(sender=None, body=None, routing_key=None, headers=None, **_):
             reason = route_task.place(message).reason
         RunStore().record_published(run_id=run_id, job=job, attempt=message.get("attempt", 1),
                                     status=status, queue=routing_key, worker_id=worker_id, reason=reason,
-                                    retry_of=headers.get("hydra_retry_of"), lost=headers.get("hydra_lost") or 0)
+                                    chain=Chain.from_headers(headers))
     except Exception:  # noqa: BLE001 - Celery would swallow it; say what happened instead
         log.exception("run %s published without its record; the worker will record it", run_id)
         return

@@ -75,8 +75,7 @@ class RunStore:
     # -- creation ---------------------------------------------------------------------
     def record_published(self, *, run_id: str, job: dict, attempt: int, status: RunStatus,
                          queue: str | None, worker_id: str | None, reason: str | None = None,
-                         retry_of: str | None = None, not_before: datetime | None = None,
-                         lost: int = 0) -> None:
+                         chain=None, not_before: datetime | None = None) -> None:
         """Record an attempt as queued (on ``worker_id``'s queue) or pending (``reason``).
 
         Called just before its message is published. Publishing the same attempt again
@@ -91,13 +90,15 @@ class RunStore:
             "job_name": job.get("name"),
             "user": job.get("user"),
             "attempt": attempt,
-            "retry_of": retry_of,
-            "lost": lost,
+            "retry_of": getattr(chain, "retry_of", None),
+            "lost": getattr(chain, "lost", 0),
+            "failed": getattr(chain, "failed", 0),
             "not_before": not_before,
             "priority": job.get("priority"),
             "command": job.get("command"),
             "args": job.get("args"),
             "shell": job.get("shell"),
+            "timeout": job.get("timeout"),
             "queued_at": now,
             "placed_at": now if status == RunStatus.QUEUED else None,
             "started_at": None,
@@ -119,16 +120,18 @@ class RunStore:
         self._touch_job(job["_id"], run_id, status)
 
     # -- worker side ------------------------------------------------------------------
-    def claim(self, run_id: str, *, message: dict, worker_id: str, pid: int | None = None) -> dict:
+    def claim(self, run_id: str, *, message: dict, worker_id: str, pid: int | None = None,
+              worker_pid: int | None = None) -> dict:
         """Take the attempt for execution on ``worker_id``; return the start record.
 
         ``message`` is the task's kwargs: should the publisher have failed to record the
-        attempt, the record is created here from it. Raises RunEnded when the attempt already
+        attempt, the record is created here from it. ``worker_pid`` (the worker's main process)
+        tells the controller which incarnation of the worker holds the attempt. Raises RunEnded when the attempt already
         ended (lost, cancelled) or another delivery of the same message holds it.
         """
         now = utcnow()
         start = {"_id": names.fence_id(run_id, "start"), "run_id": run_id, "worker_id": worker_id,
-                 "pid": pid, "at": now}
+                 "pid": pid, "worker_pid": worker_pid, "at": now}
         try:
             self.fences.insert_one(start)
         except DuplicateKeyError:
@@ -141,7 +144,8 @@ class RunStore:
                 "job_id": job_id, "job_name": message.get("name"), "user": message.get("user"),
                 "attempt": message.get("attempt", 1), "priority": message.get("priority"),
                 "command": message.get("command"), "args": message.get("args"),
-                "shell": message.get("shell"), "queue": names.worker_queue(worker_id),
+                "shell": message.get("shell"), "timeout": message.get("timeout"),
+                "queue": names.worker_queue(worker_id),
                 "queued_at": now, "stdout": "", "stderr": ""}}, upsert=True)
         end = self.end_of(run_id)
         if end is not None:  # ended while we were claiming: undo our "running"

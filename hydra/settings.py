@@ -50,6 +50,10 @@ class Settings:
     offline_after: float = 2.5
     #: HYDRA_CONTROLLER_TICK: seconds between the controller's housekeeping passes.
     controller_tick: float = 0.5
+    #: HYDRA_LEADER_TTL: seconds a controller's leader lease lasts without renewal.
+    leader_ttl: float = 5.0
+    #: HYDRA_VISIBILITY_TIMEOUT: seconds before Redis hands an unacknowledged message out again.
+    visibility_timeout: float = 3600.0
     #: HYDRA_ROUTER_CACHE: seconds the router may reuse the registry it read.
     router_cache: float = 0.5
     #: HYDRA_DEFAULT_TIMEOUT: command timeout (seconds) when a job gives none.
@@ -68,6 +72,8 @@ class Settings:
             offline_after=_env_float("HYDRA_OFFLINE_AFTER", cls.offline_after),
             controller_tick=_env_float("HYDRA_CONTROLLER_TICK", cls.controller_tick),
             router_cache=_env_float("HYDRA_ROUTER_CACHE", cls.router_cache),
+            leader_ttl=_env_float("HYDRA_LEADER_TTL", cls.leader_ttl),
+            visibility_timeout=_env_float("HYDRA_VISIBILITY_TIMEOUT", cls.visibility_timeout),
             default_timeout=_env_float("HYDRA_DEFAULT_TIMEOUT", cls.default_timeout),
             api_url=os.environ.get("HYDRA_API_URL") or cls.api_url,
         )

@@ -91,6 +91,8 @@ class JobSpecSchema(Schema):
         "description": "Added to a scrubbed base environment (the worker's own secrets never reach a job)."})
     cwd = fields.String(validate=validate.Length(1, 4096), load_default=None)
     retries = fields.Integer(validate=validate.Range(0, MAX_RETRIES), load_default=0, strict=True)
+    max_lost = fields.Integer(validate=validate.Range(1, 100), load_default=None, strict=True, metadata={
+        "description": "Attempts lost with their worker before the run is dead-lettered (default 3)."})
     timeout = fields.Float(validate=validate.Range(min=0, max=MAX_TIMEOUT, min_inclusive=False),
                            load_default=None, allow_nan=False, metadata={
         "description": "Seconds before the whole process tree is killed (status timed_out)."})

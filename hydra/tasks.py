@@ -18,6 +18,7 @@ from hydra.errors import CommandCancelled, CommandError, CommandFailed, CommandT
 from hydra.executor import build_argv, execute, job_environment
 from hydra.names import TASK_RUN_COMMAND
 from hydra.settings import get_settings
+from hydra.watchdog import AttemptWatch
 
 _ERRORS = {"failed": CommandFailed, "timed_out": CommandTimedOut, "cancelled": CommandCancelled}
 
@@ -38,6 +39,12 @@ class CommandTask(Task):
         worker.admit(task_id, kwargs)
 
 
+def run_environment(run_id: str, kwargs: dict, worker_id: str) -> dict[str, str]:
+    """Variables telling a command which run it is (set last: a job's env cannot fake them)."""
+    return {"HYDRA_RUN_ID": run_id, "HYDRA_JOB_ID": str(kwargs.get("job_id") or ""),
+            "HYDRA_ATTEMPT": str(kwargs.get("attempt") or 1), "HYDRA_WORKER": worker_id}
+
+
 def describe(outcome: dict) -> str:
     if outcome.get("error"):
         return outcome["error"]
@@ -54,10 +61,15 @@ def run_command(self, **kwargs):
                           shell=kwargs.get("shell"), os_name=profile.os)
     except ValueError as exc:
         raise CommandFailed(str(exc), {"status": "failed", "error": str(exc), "worker_id": profile.id}) from None
-    outcome = execute(argv, env=job_environment(kwargs.get("env")), cwd=kwargs.get("cwd"),
-                      timeout=kwargs.get("timeout") or settings.default_timeout,
-                      output_limit=settings.output_limit).as_dict()
+    env = job_environment(kwargs.get("env"))
+    env.update(run_environment(self.request.id, kwargs, profile.id))
+    with AttemptWatch(self.request.id) as watch, worker.command_pidfile(self.request.id) as note_pid:
+        outcome = execute(argv, env=env, cwd=kwargs.get("cwd"), on_start=note_pid, cancel=watch.cancel,
+                          timeout=kwargs.get("timeout") or settings.default_timeout,
+                          output_limit=settings.output_limit).as_dict()
     outcome["worker_id"] = profile.id
+    if watch.reason:
+        outcome["error"] = watch.reason
     if outcome["status"] == "succeeded":
         return outcome
     raise _ERRORS.get(outcome["status"], CommandFailed)(describe(outcome), outcome)

@@ -17,19 +17,28 @@ recorded, never executed - and then claims the attempt (``hydra.runs``).
 """
 from __future__ import annotations
 
+import contextlib
+import getpass
 import logging
 import os
 import sys
+import tempfile
+import time
+from pathlib import Path
 
 import click
+import psutil
 from celery import bootsteps
 from celery.exceptions import Ignore
 from celery.signals import worker_process_init
 from celery.worker.control import inspect_command
 
 from hydra.affinity import Requirements, WorkerProfile, mismatch, profile_from_queues
+from redis.exceptions import RedisError
+
+from hydra.db import UNAVAILABLE_ERRORS
 from hydra.errors import Refused, RunEnded
-from hydra.executor import available_shells, enable_subreaper
+from hydra.executor import available_shells, enable_subreaper, end_processes_with_env, end_session
 from hydra.registry import Registry
 from hydra.runs import RunStore, utcnow
 
@@ -37,6 +46,8 @@ log = logging.getLogger(__name__)
 
 #: This worker's profile, set at start-up (inherited by forked pool processes).
 PROFILE: WorkerProfile | None = None
+#: The pid of the worker's main process (the one that sends heartbeats), likewise inherited.
+MAIN_PID: int | None = None
 
 ALLOWED_USERS_OPTION = click.Option(
     ["--allowed-users"], default=None,
@@ -62,7 +73,7 @@ class HydraProfile(bootsteps.Step):
     """Worker bootstep: derive the profile and subscribe to the worker's own queue."""
 
     def __init__(self, worker, allowed_users=None, **options):
-        global PROFILE
+        global PROFILE, MAIN_PID
         super().__init__(worker, **options)
         queues = list(worker.app.amqp.queues.consume_from)
         raw = allowed_users if allowed_users is not None else os.environ.get("HYDRA_ALLOWED_USERS")
@@ -74,7 +85,8 @@ class HydraProfile(bootsteps.Step):
         except ValueError as exc:
             raise SystemExit(f"hydra: {exc}") from None
         worker.app.amqp.queues.select_add(profile.queue)
-        PROFILE = profile
+        PROFILE, MAIN_PID = profile, os.getpid()
+        end_leftovers(profile.id)
         log.info("hydra worker profile", extra={"event": "worker.profile", "worker": profile.id,
                                                   "profile": profile.to_dict()})
 
@@ -90,6 +102,88 @@ def _pool_process_init(**_):
 def hydra_profile(state):
     """Hydra profile of this worker (OS, tags, allowed users, max concurrency, shells, queue)."""
     return {"profile": PROFILE.to_dict() if PROFILE else None, "pid": os.getpid()}
+
+
+def runtime_dir() -> Path:
+    """Where this worker notes the pids of the commands it runs (one file per run)."""
+    worker_id = PROFILE.id if PROFILE else "unknown"
+    path = Path(tempfile.gettempdir()) / f"hydra-{getpass.getuser()}" / worker_id.replace(os.sep, "_")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def command_pidfile(run_id: str):
+    """Yields a callback noting the command's pid in a file removed when the command ended.
+
+    If the pool process running the command dies (a command that kills its own worker, an
+    out-of-memory kill), the worker's main process finds the pid here and ends the command's
+    session (:func:`end_orphaned_command`), so no orphan outlives the attempt."""
+    path = runtime_dir() / f"{run_id}.pid"
+    try:
+        yield lambda pid: path.write_text(str(pid))
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def end_orphaned_command(run_id: str) -> int:
+    """Kill what is left of ``run_id``'s command after its pool process died: its session
+    (from the pid file, when the pool process lived long enough to write it) and every
+    process carrying ``HYDRA_RUN_ID=<run_id>`` in its environment (always)."""
+    path = runtime_dir() / f"{run_id}.pid"
+    ended = 0
+    try:
+        pid = int(path.read_text())
+    except (OSError, ValueError):
+        pid = None
+    if pid is not None and _is_command_session(pid, path):
+        end_session(pid)
+        ended += 1
+    path.unlink(missing_ok=True)
+    ended += end_processes_with_env("HYDRA_RUN_ID", run_id)
+    if ended:
+        log.warning("ended the orphaned command of a dead pool process", extra={
+            "event": "run.orphan_killed", "run_id": run_id, "pid": pid})
+    return ended
+
+
+def _is_command_session(pid: int, pidfile: Path) -> bool:
+    """Guard against pid reuse: the process must lead its own session and have started
+    just before its pid file was written."""
+    try:
+        proc = psutil.Process(pid)
+        return os.getsid(pid) == pid and abs(proc.create_time() - pidfile.stat().st_mtime) < 5
+    except (psutil.NoSuchProcess, ProcessLookupError, OSError):
+        return False
+
+
+def end_leftovers(worker_id: str) -> int:
+    """At start-up: end commands that a previous process of this worker left running when it
+    was killed (the controller has failed those runs over; they must not run twice)."""
+    ended = end_processes_with_env("HYDRA_WORKER", worker_id)
+    directory = runtime_dir()
+    for stale in directory.glob("*.pid"):
+        stale.unlink(missing_ok=True)
+    if ended:
+        log.warning("ended commands left running by this worker's previous process", extra={
+            "event": "worker.leftovers_killed", "worker": worker_id, "count": ended})
+    return ended
+
+
+def wait_for_store(fn, *, patience: float = 300.0):
+    """Call ``fn``; while MongoDB is unreachable, retry with backoff for up to ``patience`` s
+    (a message that arrives during a store outage waits for it instead of failing)."""
+    deadline = time.monotonic() + patience
+    delay = 0.25
+    while True:
+        try:
+            return fn()
+        except UNAVAILABLE_ERRORS:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("MongoDB unreachable; retrying in %.1fs", delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def admit(run_id: str, kwargs: dict, *, runs: RunStore | None = None) -> None:
@@ -110,9 +204,13 @@ def admit(run_id: str, kwargs: dict, *, runs: RunStore | None = None) -> None:
                               "worker_id": profile.id})
     runs = runs or RunStore()
     try:
-        runs.claim(run_id, message=kwargs, worker_id=profile.id, pid=os.getpid())
+        wait_for_store(lambda: runs.claim(run_id, message=kwargs, worker_id=profile.id, pid=os.getpid(),
+                                          worker_pid=MAIN_PID))
     except RunEnded as exc:
-        Registry().add_load(profile.id, -1)
+        try:
+            Registry().add_load(profile.id, -1)
+        except RedisError:
+            pass
         log.info("superseded message ignored", extra={"event": "run.superseded", "run_id": run_id,
                                                        "worker": profile.id, "reason": str(exc)})
         raise Ignore(str(exc)) from None

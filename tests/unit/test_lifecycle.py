@@ -8,18 +8,18 @@ from hydra.status import RunStatus as S
 
 
 def test_final_outcomes_stay_final():
-    assert decide({"retries": 5}, 1, S.SUCCEEDED).status == S.SUCCEEDED
-    assert decide({"retries": 5}, 1, S.CANCELLED).next_in is None
+    assert decide({"retries": 5}, S.SUCCEEDED).status == S.SUCCEEDED
+    assert decide({"retries": 5}, S.CANCELLED).next_in is None
 
 
 def test_no_retries_means_failed_not_dead_letter():
-    assert decide({"retries": 0}, 1, S.FAILED) == decide({}, 1, S.FAILED)
-    assert decide({}, 1, S.TIMED_OUT).status == S.TIMED_OUT
+    assert decide({"retries": 0}, S.FAILED) == decide({}, S.FAILED)
+    assert decide({}, S.TIMED_OUT).status == S.TIMED_OUT
 
 
 def test_retries_then_dead_letter():
     job = {"retries": 2, "backoff": {"jitter": 0}}
-    first, second, third = (decide(job, n, S.FAILED) for n in (1, 2, 3))
+    first, second, third = (decide(job, S.FAILED, failed_before=n) for n in (0, 1, 2))
     assert (first.status, first.next_in) == (S.RETRYING, 5.0)
     assert (second.status, second.next_in) == (S.RETRYING, 10.0)
     assert third.status == S.DEAD_LETTER and third.next_in is None and "2 retries" in third.reason
@@ -27,15 +27,21 @@ def test_retries_then_dead_letter():
 
 def test_lost_attempts_fail_over_at_once_and_do_not_use_retries():
     job = {"retries": 1, "backoff": {"jitter": 0}}
-    assert decide(job, 1, S.LOST) .next_in == 0.0
-    # attempt 2 after one lost attempt is only the first failure: it may still retry
-    assert decide(job, 2, S.FAILED, lost_before=1).status == S.RETRYING
+    lost = decide(job, S.LOST)
+    assert (lost.next_in, lost.lost, lost.failed) == (0.0, 1, 0)
+    # the attempt after a lost one is only the first failure: it may still retry
+    assert decide(job, S.FAILED, lost_before=1).status == S.RETRYING
+
+
+def test_an_attempt_lost_before_it_started_counts_against_nothing():
+    never_ran = decide({"max_lost": 1}, S.LOST, started=False)
+    assert never_ran.status == S.LOST and never_ran.next_in == 0.0 and never_ran.lost == 0
 
 
 def test_poison_job_is_dead_lettered_after_max_lost():
-    assert decide({}, 2, S.LOST, lost_before=1).status == S.LOST
-    assert decide({}, 3, S.LOST, lost_before=2).status == S.DEAD_LETTER
-    assert decide({"max_lost": 1}, 1, S.LOST).status == S.DEAD_LETTER
+    assert decide({}, S.LOST, lost_before=1).status == S.LOST
+    assert decide({}, S.LOST, lost_before=2).status == S.DEAD_LETTER
+    assert decide({"max_lost": 1}, S.LOST).status == S.DEAD_LETTER
 
 
 def test_backoff_grows_caps_and_jitters_within_bounds():
@@ -54,4 +60,4 @@ def test_backoff_of_job_uses_defaults_for_missing_fields():
 
 def test_unknown_outcome_is_an_error():
     with pytest.raises(ValueError):
-        decide({}, 1, S.QUEUED)
+        decide({}, S.QUEUED)

@@ -1,0 +1,179 @@
+"""Failover and reconciliation: no accepted job is lost to a dead worker or a forgetful Redis.
+
+Run by the leading controller (``hydra.controller``):
+
+* :meth:`Failover.worker_gone` - a worker went offline. When it vanished silently (crash,
+  kill -9, network), its running and queued attempts are recorded ``lost`` and their next
+  attempt starts at once on another eligible worker (see ``hydra.attempts``). When it said
+  goodbye (Celery's warm shutdown, e.g. a rolling restart), its queued attempts were never
+  started, so they are re-placed as they are; its running ones are still finishing - Celery
+  announces the shutdown before its pool drains - so they get until their own timeout
+  (plus :data:`SHUTDOWN_GRACE`) to end, and are failed over only if they do not
+  (:meth:`Failover.overdue`).
+* :meth:`Failover.restarted` - a worker's heartbeats come from a new process: the attempts
+  its previous process started are lost, even if it restarted too fast to be seen offline.
+* :meth:`Failover.drain` - empties a gone worker's own queue, now and whenever something
+  lands there later (Redis hands unacknowledged messages back after the visibility
+  timeout): messages of ended or already-claimed attempts are dropped, the rest go back
+  through the router. Nothing waits in a dead worker's queue.
+* :meth:`Failover.reconcile` - after Redis restarted or was flushed (its ``run_id`` changed,
+  or the epoch marker vanished), every run MongoDB still holds as queued or pending is
+  published again. Duplicates are harmless: a worker executes an attempt only after
+  winning its start fence.
+"""
+from __future__ import annotations
+
+import logging
+
+from amqp.exceptions import ChannelError
+from kombu.simple import SimpleQueue
+
+from hydra import names
+from hydra.attempts import end_attempt
+from hydra.jobs import Chain, JobStore, dispatch
+from hydra.registry import get_redis
+from hydra.runs import RunStore, utcnow
+from hydra.settings import get_settings
+from hydra.status import RunStatus
+
+log = logging.getLogger(__name__)
+
+#: Seconds past a run's own timeout that a worker shutting down warmly may take to finish it.
+SHUTDOWN_GRACE = 30.0
+
+
+def broker_was_reset() -> bool:
+    """True once per Redis server instance: after a restart (its run_id changed) or a flush
+    (the marker is gone) - then queued messages may be missing and must be re-published."""
+    redis = get_redis()
+    run_id = redis.info("server")["run_id"]
+    if redis.get(names.BROKER_EPOCH_KEY) == run_id:
+        return False
+    redis.set(names.BROKER_EPOCH_KEY, run_id)
+    return True
+
+
+class Failover:
+    def __init__(self, app, *, runs: RunStore | None = None, jobs: JobStore | None = None,
+                 identity: str = "controller"):
+        self.app = app
+        self.runs = runs or RunStore()
+        self.jobs = jobs or JobStore()
+        self.identity = identity
+
+    def worker_gone(self, worker_id: str, *, goodbye: bool, reason: str,
+                    spare_pid: int | None = None) -> dict[str, float]:
+        """Fail over the worker's attempts. Returns the attempts left to finish after a
+        goodbye: run id -> epoch deadline by which they must have ended. Attempts started by
+        the process ``spare_pid`` (the worker is back, as that process) are left alone."""
+        finishing: dict[str, float] = {}
+        for run in self.runs.active_on(worker_id):
+            run_id = run["_id"]
+            start = self.runs.start_of(run_id)
+            if start is not None and start.get("worker_id") != worker_id:
+                continue  # claimed by another worker: it is running there
+            if start is not None and spare_pid is not None and start.get("worker_pid") == spare_pid:
+                continue  # started by the worker's current process
+            if goodbye:  # never started: re-placed by drain(); started: still finishing
+                if start is not None:
+                    timeout = float(run.get("timeout") or get_settings().default_timeout)
+                    finishing[run_id] = start["at"].timestamp() + timeout + SHUTDOWN_GRACE
+                continue
+            self.end_lost(run, worker_id, reason, started=start is not None)
+        return finishing
+
+    def restarted(self, worker_id: str, pid: int) -> int:
+        """The worker came back as a new process (``pid``) - possibly before anyone noticed it
+        was gone: attempts its previous process had started died with it. Returns how many."""
+        lost = 0
+        for run in self.runs.active_on(worker_id):
+            start = self.runs.start_of(run["_id"])
+            if start is None or start.get("worker_id") != worker_id or start.get("worker_pid") in (None, pid):
+                continue
+            lost += self.end_lost(run, worker_id, f"restarted (pid {start['worker_pid']} -> {pid})", started=True)
+        return lost
+
+    def overdue(self, worker_id: str, finishing: dict[str, float], *, now: float, reason: str) -> dict[str, float]:
+        """Fail over the attempts in ``finishing`` whose deadline passed (all of them when
+        ``now`` is infinite); returns those still to watch."""
+        left = {}
+        for run_id, deadline in finishing.items():
+            if self.runs.end_of(run_id) is not None:
+                continue
+            if now < deadline:
+                left[run_id] = deadline
+                continue
+            run = self.runs.find(run_id)
+            if run is not None:
+                self.end_lost(run, worker_id, reason, started=True)
+        return left
+
+    def end_lost(self, run: dict, worker_id: str, reason: str, *, started: bool) -> bool:
+        job = self.jobs.find(run["job_id"]) or {"_id": run["job_id"]}
+        outcome = {"status": RunStatus.LOST.value, "worker_id": worker_id,
+                   "error": f"worker {worker_id} {reason}", "finished_at": utcnow()}
+        recorded = end_attempt(run["_id"], outcome, by=self.identity, job=job,
+                               attempt=int(run.get("attempt") or 1), chain=Chain.of_run(run),
+                               started=started, runs=self.runs)
+        if recorded:
+            log.warning("run lost with its worker", extra={
+                "event": "run.lost", "run_id": run["_id"], "job_id": run["job_id"], "worker": worker_id,
+                "started": started})
+        return recorded
+
+    def drain(self, worker_id: str) -> tuple[int, int]:
+        """Empty the worker's queue; returns (dropped, re-published)."""
+        dropped = moved = 0
+        with self.app.connection_for_write() as conn:
+            queue = SimpleQueue(conn, names.worker_queue(worker_id), no_ack=False)
+            try:
+                while True:
+                    try:
+                        message = queue.get(block=False)
+                    except (SimpleQueue.Empty, ChannelError):
+                        break
+                    if self._move(message):
+                        moved += 1
+                    else:
+                        dropped += 1
+            finally:
+                queue.close()
+        if dropped or moved:
+            log.info("drained the queue of a gone worker", extra={
+                "event": "worker.drained", "worker": worker_id, "dropped": dropped, "moved": moved})
+        return dropped, moved
+
+    def _move(self, message) -> bool:
+        run_id = message.headers.get("id")
+        if self.runs.end_of(run_id) is not None or self.runs.start_of(run_id) is not None:
+            message.ack()  # ended, or a redelivered copy of an attempt someone claimed
+            return False
+        _args, kwargs, _embed = message.payload
+        self.app.send_task(names.TASK_RUN_COMMAND, kwargs=kwargs, task_id=run_id,
+                           priority=message.properties.get("priority"),
+                           headers=Chain.from_headers(message.headers).headers())
+        message.ack()
+        return True
+
+    def reconcile(self) -> int:
+        """Re-publish every queued or pending run MongoDB holds; returns how many."""
+        now = utcnow()
+        redis = get_redis()
+        published = 0
+        for run in self.runs.with_status([RunStatus.QUEUED, RunStatus.PENDING]):
+            run_id = run["_id"]
+            if self.runs.end_of(run_id) is not None or self.runs.start_of(run_id) is not None:
+                continue
+            not_before = run.get("not_before")
+            if not_before is not None and not_before > now:
+                redis.zadd(names.DUE_KEY, {run_id: not_before.timestamp()})
+                continue
+            job = self.jobs.find(run["job_id"])
+            if job is None:
+                continue
+            dispatch(job, attempt=int(run.get("attempt") or 1), chain=Chain.of_run(run), runs=self.runs,
+                     run_id=run_id)
+            published += 1
+        log.warning("reconciled with MongoDB after a Redis reset", extra={
+            "event": "broker.reconciled", "published": published})
+        return published
