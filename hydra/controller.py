@@ -315,7 +315,7 @@ class Controller:
         if record.active:
             self._idle_beats[wid] = 0
             return
-        if self.registry.redis.llen(record.profile.queue):
+        if self.registry.queued(record.profile.queue):
             self._idle_beats[wid] = 0
             return
         self._idle_beats[wid] = self._idle_beats.get(wid, 0) + 1
