@@ -2,7 +2,8 @@
 
 :func:`end_attempt` is the one way an attempt's end is recorded - by the result backend (the
 worker's outcome), the controller (``lost``) or a user (``cancelled``): it applies the
-lifecycle decision (``hydra.lifecycle``), records the end through the run's end fence, and
+lifecycle decision (``hydra.lifecycle``) - an attempt whose cancel was requested ends
+``cancelled`` whatever else stopped it (``hydra.cancel``) - records the end through the run's end fence, and
 - only if this call won the fence - starts what follows: the failover attempt at once, or a
 retry after its backoff. Because only the fence winner follows up, no attempt is ever
 retried or failed over twice, even with two controllers or a late worker result.
@@ -33,9 +34,14 @@ def end_attempt(run_id: str, outcome: dict, *, by: str, job: dict, attempt: int,
     outcome) and start its follow-up. Returns False when another party recorded the end first."""
     runs = runs or RunStore()
     raw = RunStatus(outcome["status"])
-    decision = decide(job, attempt, raw, lost_before=lost_before)
+    effective = raw
+    if raw in (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.LOST) and runs.cancel_requested(run_id):
+        effective = RunStatus.CANCELLED  # a cancel was under way: no retry, no failover (hydra.cancel)
+    decision = decide(job, attempt, effective, lost_before=lost_before)
     recorded = dict(outcome, status=decision.status.value, outcome=raw.value)
-    if decision.reason:
+    if effective != raw:
+        recorded["decision"] = "cancel requested"
+    elif decision.reason:
         recorded["decision"] = decision.reason
     if not runs.finish(run_id, recorded, by=by):
         return False
@@ -51,7 +57,7 @@ def follow_up(job: dict, *, run_id: str, attempt: int, delay: float, lost: int, 
               runs: RunStore) -> str:
     """Start attempt ``attempt`` (after ``run_id``) now, or record it to start in ``delay`` s."""
     stored = JobStore().find(job.get("_id") or job.get("job_id"))
-    if stored is None:  # the job was deleted meanwhile: nothing more to run
+    if stored is None or stored.get("deleted_at"):  # the job was deleted meanwhile: nothing more to run
         return ""
     if delay <= 0:
         return dispatch(stored, attempt=attempt, retry_of=run_id, lost=lost, runs=runs).run_id
@@ -92,7 +98,8 @@ def publish_delayed(run_id: str, *, runs: RunStore) -> bool:
     if runs.end_of(run_id) is not None:
         return False
     job = JobStore().find(run["job_id"])
-    if job is None:
+    if job is None or job.get("deleted_at"):  # nothing will run it: say so rather than wait forever
+        runs.finish(run_id, {"status": RunStatus.CANCELLED.value, "error": "the job was deleted"}, by="hydra")
         return False
     dispatch(job, attempt=run.get("attempt", 1), retry_of=run.get("retry_of"), lost=run.get("lost", 0),
              runs=runs, run_id=run_id)

@@ -41,6 +41,13 @@ CONTROLLER_ALIVE_KEY = REDIS_PREFIX + "controller:alive"
 DUE_KEY = REDIS_PREFIX + "due"
 #: pub/sub channel: "the registry changed" (the controller places pending jobs at once).
 REGISTRY_CHANGED_CHANNEL = REDIS_PREFIX + "registry:changed"
+#: string with TTL, one per run: its cancellation was requested (watched by the worker running it).
+CANCEL_KEY_PREFIX = REDIS_PREFIX + "cancel:"
+#: string with TTL: the token of the scheduler that holds the leader lock.
+SCHEDULER_LEADER_KEY = REDIS_PREFIX + "scheduler:leader"
+#: counter, and sorted set job id -> counter value: which jobs' schedules changed, in order.
+SCHEDULE_SEQ_KEY = REDIS_PREFIX + "schedule:seq"
+SCHEDULE_CHANGES_KEY = REDIS_PREFIX + "schedule:changes"
 
 #: Operating systems Hydra knows, with the aliases accepted on input.
 OS_ALIASES = {
@@ -71,6 +78,10 @@ def tag_queue(tag: str) -> str:
 def normalize_os(name: str) -> str | None:
     """``'Darwin'`` -> ``'macos'``; None for an OS Hydra does not know."""
     return OS_ALIASES.get(name.strip().lower())
+
+
+def cancel_key(run_id: str) -> str:
+    return CANCEL_KEY_PREFIX + run_id
 
 
 def fence_id(run_id: str, phase: str) -> str:
