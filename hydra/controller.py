@@ -35,6 +35,7 @@ from hydra.jobs import BROKER_ERRORS, JobStore, chain_headers, dispatch
 from hydra.registry import Registry, WorkerRecord
 from hydra.router import AffinityRouter
 from hydra.runs import RunStore
+from hydra.scheduler import Scheduler
 from hydra.settings import Settings, get_settings
 from hydra.status import RunStatus
 
@@ -72,6 +73,7 @@ class Controller:
         self._last_pending_sweep = 0.0
         self._last_unpublished_sweep = 0.0
         self._receiver = None
+        self.scheduler = Scheduler(stop=self._stop)  # cron; leads when it holds the lock (hydra.scheduler)
 
     # -- lifecycle --------------------------------------------------------------------
     def run(self) -> None:
@@ -84,7 +86,7 @@ class Controller:
         self.adopt_registry()
         threads = [threading.Thread(target=self._guard, args=(fn,), name=name, daemon=True)
                    for name, fn in (("events", self.listen), ("profiles", self.fetch_profiles),
-                                    ("ticker", self.tick_forever))]
+                                    ("ticker", self.tick_forever), ("scheduler", self.scheduler.run))]
         for thread in threads:
             thread.start()
         log.info("controller started", extra={"event": "controller.started", "worker": self.name})
