@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 import psutil
 
 from hydra.attempts import end_attempt
+from hydra.registry import Registry
 from hydra.runs import RunStore
 from hydra.stack import WorkerSpec
 from tests.helpers import submit, unique, wait_run, wait_until
@@ -94,3 +95,5 @@ def test_a_lost_attempt_with_a_cancel_request_ends_cancelled_without_failover(ap
     finally:
         for proc in _alive(f"sleep 2{marker}"):  # the orphaned command of the killed worker
             proc.kill()
+        # later tests must not be routed to the dead worker (this branch has no failover of queued runs)
+        wait_until(lambda: Registry().get(spec.node).status == "offline", 20, message="the dead worker offline")
