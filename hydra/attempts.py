@@ -2,10 +2,10 @@
 
 :func:`end_attempt` is the one way an attempt's end is recorded - by the result backend (the
 worker's outcome), the controller (``lost``) or a user (``cancelled``): it applies the
-lifecycle decision (``hydra.lifecycle``) - an attempt whose cancel was requested ends
-``cancelled`` whatever else stopped it (``hydra.cancel``) - records the end through the run's end fence, and
-- only if this call won the fence - starts what follows: the failover attempt at once, or a
-retry after its backoff. Because only the fence winner follows up, no attempt is ever
+lifecycle decision (``hydra.lifecycle``; an attempt whose cancel was requested ends
+``cancelled`` whatever else stopped it, see ``hydra.cancel``), records the end through the
+run's end fence, and - only if this call won the fence - starts what follows: the failover
+attempt at once, or a retry after its backoff. Because only the fence winner follows up, no attempt is ever
 retried or failed over twice, even with two controllers or a late worker result.
 
 A later attempt is a *delayed run*: recorded at once in ``job_runs`` as ``pending`` with

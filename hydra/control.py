@@ -56,7 +56,7 @@ def submit(spec: dict, *, source: str = "api") -> tuple[dict, Dispatched | None,
 
 
 def _schedule_once(job: dict, at: datetime, run_id: str | None = None) -> Dispatched:
-    run_id = schedule(job, at=at, run_id=run_id or new_id(), reason="scheduled_at")
+    run_id = schedule(job, at=at, run_id=run_id, reason="scheduled_at")
     JobStore().jobs.update_one({"_id": job["_id"]}, {"$set": {"scheduled_run_id": run_id}})
     return Dispatched(run_id, RunStatus.PENDING, reason=f"starts at {at.isoformat()}")
 
@@ -100,7 +100,7 @@ def _reschedule_once(job: dict, previous_run: str | None) -> None:
     runs = RunStore()
     if previous_run:
         run = runs.find(previous_run)
-        if run is not None and run["status"] == RunStatus.PENDING.value and not run.get("queue"):
+        if run is not None and run["status"] in (RunStatus.PENDING.value, RunStatus.QUEUED.value):
             try:
                 cancel_run(previous_run, by="reschedule", runs=runs)
             except Conflict:

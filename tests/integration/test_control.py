@@ -3,7 +3,7 @@ jobs and runs pages with cursors."""
 from __future__ import annotations
 
 from hydra.runs import RunStore
-from tests.helpers import job_body, submit, unique, wait_run, wait_until
+from tests.helpers import job_body, submit, unique, wait_run
 
 
 def test_update_affects_future_runs_only(api, stack):

@@ -77,3 +77,16 @@ def test_scheduled_at_needs_a_zone(api, stack):
                        ("/jobs", {"name": "n", "user": "u", "command": "x", "scheduled_at": "tomorrow"})):
         response = api.post(path, json=body)
         assert response.status_code == 422 and "scheduled_at" in response.json["errors"]["json"]
+
+
+def test_moving_scheduled_at_replaces_the_run_that_has_not_started(api, stack):
+    created = submit(api, "echo moved", scheduled_at="2999-01-01T00:00:00+00:00")
+    soon = now() + timedelta(seconds=1)
+    patched = api.patch(f"/jobs/{created['job_id']}", json={"scheduled_at": soon.isoformat()})
+    assert patched.status_code == 200
+    old = RunStore().get(created["run_id"])
+    assert old["status"] == "cancelled" and old["started_at"] is None
+    runs = RunStore().for_job(created["job_id"])
+    (new,) = [r for r in runs if r["_id"] != created["run_id"]]
+    new = wait_run(new["_id"], timeout=20)
+    assert new["status"] == "succeeded" and new["started_at"] >= soon
