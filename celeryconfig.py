@@ -1,4 +1,5 @@
 """Celery configuration: Hydra's settings (``hydra.settings``) mapped onto Celery's names."""
+from hydra import priority as hydra_priority
 from hydra.settings import get_settings
 
 _settings = get_settings()
@@ -9,6 +10,11 @@ broker_transport_options = {
     # Unacknowledged messages come back after this long; Hydra's fences make the
     # redelivery of a still-running attempt harmless (it is not executed twice).
     "visibility_timeout": _settings.visibility_timeout,
+    # Job priorities: one list per level, <queue>:0 (served first) ... <queue>:9, mapped from
+    # a job's 0-100 by hydra.priority.broker_level (set on every route by hydra.router).
+    "priority_steps": hydra_priority.LEVELS,
+    "sep": hydra_priority.SEP,
+    "queue_order_strategy": "priority",
 }
 
 # Runs are recorded in MongoDB by Hydra's backend (a run's result is its job_runs record).

@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from api import errors, health, jobs, runs, workers
+from api import errors, health, jobs, runs, schedule, workers
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -28,4 +28,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.init_app(app)
     for module in (jobs, runs, workers, health):
         api.register_blueprint(module.blp)
+    for blueprint in (runs.dead_letter_blp, schedule.blp):  # job lifecycle (seeds 001, 002)
+        api.register_blueprint(blueprint)
     return app

@@ -1,4 +1,5 @@
-"""``/jobs``: submit a job, read it, list its runs (seed 000's contract)."""
+"""``/jobs``: submit a job, read it, list its runs (seed 000's contract); update, delete,
+pause, resume and trigger it (seed 002's verbs, ``hydra.control``)."""
 from __future__ import annotations
 
 import logging
@@ -6,14 +7,28 @@ import logging
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from api.schemas import JobCreatedSchema, JobListArgs, JobSchema, RunListArgs, RunSchema
-from hydra.jobs import JobStore, dispatch, new_id
+from api.schemas import (
+    NEXT_CURSOR_HEADER, JobCreatedSchema, JobListArgs, JobPatchSchema, JobSchema, RunListArgs, RunSchema,
+)
+from hydra import control
+from hydra.jobs import Dispatched, JobStore
 from hydra.runs import RunStore
 from hydra.spec import JobSpecSchema
 
 log = logging.getLogger(__name__)
 
-blp = Blueprint("jobs", __name__, url_prefix="/jobs", description="Submit jobs and follow their runs.")
+blp = Blueprint("jobs", __name__, url_prefix="/jobs", description="Submit jobs, control them, follow their runs.")
+
+
+def created(job_id: str, run: Dispatched | None, starts_at=None) -> dict:
+    return {"id": job_id, "job_id": job_id, "run_id": run.run_id if run else None,
+            "status": "scheduled" if starts_at is not None else run.status.value,
+            "worker_id": run.worker_id if run else None, "pending_reason": run.reason if run else None,
+            "scheduled_at": starts_at}
+
+
+def paged(items: list, cursor: str | None):
+    return (items, {"X-Next-Cursor": cursor}) if cursor else items
 
 
 @blp.route("/", strict_slashes=False)
@@ -26,21 +41,24 @@ class Jobs(MethodView):
         """Submit a job.
 
         The job is stored, then its first run is routed to the least-loaded eligible worker
-        (status `queued`) or, when none is online, waits for one (status `pending`).
+        (status `queued`) or, when none is online, waits for one (status `pending`). With
+        `scheduled_at` in the future the run starts at that time, and with a cron `schedule`
+        on every tick (status `scheduled`).
         """
-        run_id = new_id()
-        job = JobStore().create(spec, first_run_id=run_id)
-        placed = dispatch(job, run_id=run_id)
-        return {"id": job["_id"], "job_id": job["_id"], "run_id": placed.run_id,
-                "status": placed.status.value, "worker_id": placed.worker_id,
-                "pending_reason": placed.reason}
+        job, run, starts_at = control.submit(spec)
+        return created(job["_id"], run, starts_at)
 
     @blp.arguments(JobListArgs, location="query")
-    @blp.response(200, JobSchema(many=True))
+    @blp.response(200, JobSchema(many=True), headers=NEXT_CURSOR_HEADER)
     def get(self, args):
-        """List jobs, newest first (filter by status of their latest run, and by user)."""
-        return JobStore().list(status=args["status"] or args["status_filter"], user=args["user"],
-                               limit=args["limit"])
+        """List jobs, newest first (filter by status of their latest run, and by user).
+
+        Deleted jobs are left out. When more jobs match than `limit`, the `X-Next-Cursor`
+        header holds the `cursor` of the next page.
+        """
+        jobs, cursor = JobStore().list(status=args["status"] or args["status_filter"], user=args["user"],
+                                       limit=args["limit"], cursor=args["cursor"])
+        return paged(jobs, cursor)
 
 
 @blp.route("/<job_id>")
@@ -48,16 +66,74 @@ class Job(MethodView):
     @blp.response(200, JobSchema)
     @blp.alt_response(404, description="No job with that id.")
     def get(self, job_id):
-        """Get a job's definition and the status of its latest run."""
+        """Get a job's definition and the status of its latest run (a deleted job shows `deleted_at`)."""
         return JobStore().get(job_id)
+
+    @blp.arguments(JobSpecSchema)
+    @blp.response(200, JobSchema)
+    @blp.alt_response(404, description="No job with that id.")
+    @blp.alt_response(409, description="The job was deleted.")
+    @blp.alt_response(422, description="The body is invalid; `errors.json` names each field.")
+    def put(self, spec, job_id):
+        """Replace a job's body. Future runs use it; runs already queued or running are not changed."""
+        return control.update(job_id, spec=spec)
+
+    @blp.arguments(JobPatchSchema(partial=True))
+    @blp.response(200, JobSchema)
+    @blp.alt_response(404, description="No job with that id.")
+    @blp.alt_response(409, description="The job was deleted.")
+    @blp.alt_response(422, description="The merged body is invalid; `errors.json` names each field.")
+    def patch(self, patch, job_id):
+        """Change some fields of a job (top-level fields replace the stored ones). Affects future runs."""
+        return control.update(job_id, patch=patch)
+
+    @blp.response(204)
+    @blp.alt_response(404, description="No job with that id.")
+    def delete(self, job_id):
+        """Delete a job: its schedule stops and its runs not started yet are cancelled; its history is kept."""
+        control.delete(job_id)
 
 
 @blp.route("/<job_id>/runs")
 class JobRuns(MethodView):
     @blp.arguments(RunListArgs, location="query")
-    @blp.response(200, RunSchema(many=True))
+    @blp.response(200, RunSchema(many=True), headers=NEXT_CURSOR_HEADER)
     @blp.alt_response(404, description="No job with that id.")
     def get(self, args, job_id):
-        """A job's runs, newest first: status, exit code, output, worker, attempt, times."""
+        """A job's runs, newest first: status, exit code, output, worker, attempt, times.
+
+        When there are more than `limit`, the `X-Next-Cursor` header holds the next page's `cursor`.
+        """
         JobStore().get(job_id)
-        return RunStore().for_job(job_id, limit=args["limit"])
+        runs, cursor = RunStore().page_for_job(job_id, limit=args["limit"], cursor=args["cursor"])
+        return paged(runs, cursor)
+
+
+@blp.route("/<job_id>/pause")
+class PauseJob(MethodView):
+    @blp.response(200, JobSchema)
+    @blp.alt_response(404, description="No job with that id.")
+    @blp.alt_response(409, description="The job has no schedule, or was deleted.")
+    def post(self, job_id):
+        """Pause a job's cron schedule (no ticks until resumed)."""
+        return control.pause(job_id)
+
+
+@blp.route("/<job_id>/resume")
+class ResumeJob(MethodView):
+    @blp.response(200, JobSchema)
+    @blp.alt_response(404, description="No job with that id.")
+    @blp.alt_response(409, description="The job has no schedule, or was deleted.")
+    def post(self, job_id):
+        """Resume a paused schedule from now (ticks during the pause do not run)."""
+        return control.resume(job_id)
+
+
+@blp.route("/<job_id>/trigger")
+class TriggerJob(MethodView):
+    @blp.response(201, JobCreatedSchema)
+    @blp.alt_response(404, description="No job with that id.")
+    @blp.alt_response(409, description="The job was deleted.")
+    def post(self, job_id):
+        """Run the job once now, whatever its schedule."""
+        return created(job_id, control.trigger(job_id))

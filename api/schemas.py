@@ -1,9 +1,10 @@
 """Response and query-string schemas. The job body itself is ``hydra.spec.JobSpecSchema``."""
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 
-from hydra.spec import AffinitySchema
+from hydra import pagination
+from hydra.spec import NAME_RE, USER_RE, AffinitySchema, BackoffSchema, HttpSchema, JobSpecSchema
 from hydra.status import RunStatus, parse_status
 
 STATUS_WORDS = [s.value for s in RunStatus] + ["completed"]
@@ -20,13 +21,35 @@ class StatusField(fields.String):
             raise ValidationError(f"unknown status {word!r}; use one of {', '.join(STATUS_WORDS)}") from None
 
 
+class CursorField(fields.String):
+    """An opaque page cursor (from the ``X-Next-Cursor`` header of the previous page)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        token = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            pagination.decode(token)
+        except pagination.BadCursor as exc:
+            raise ValidationError(str(exc)) from None
+        return token
+
+
+#: How a listing says where its next page starts (documented on each listing).
+NEXT_CURSOR_HEADER = {"X-Next-Cursor": {
+    "description": "Pass as `cursor` to get the next page; absent on the last page.",
+    "schema": {"type": "string"}}}
+
+
 class JobCreatedSchema(Schema):
     id = fields.String(metadata={"description": "The job id (same as job_id)."})
     job_id = fields.String()
-    run_id = fields.String(allow_none=True, metadata={"description": "The first run, when it runs now."})
-    status = fields.String(metadata={"description": "queued (on a worker) or pending (waiting for one)."})
+    run_id = fields.String(allow_none=True, metadata={
+        "description": "The first run (for a cron job: none until its first tick)."})
+    status = fields.String(metadata={
+        "description": "queued (on a worker), pending (waiting for one) or scheduled (starts at `scheduled_at`)."})
     worker_id = fields.String(allow_none=True)
     pending_reason = fields.String(allow_none=True)
+    scheduled_at = fields.DateTime(allow_none=True, metadata={
+        "description": "When a scheduled job's first run starts (one-off time, or the next cron tick)."})
 
 
 class JobSchema(Schema):
@@ -45,11 +68,32 @@ class JobSchema(Schema):
     schedule = fields.String(allow_none=True)
     timezone = fields.String(allow_none=True)
     scheduled_at = fields.DateTime(allow_none=True)
+    misfire = fields.String(allow_none=True)
+    overlap = fields.String(allow_none=True)
+    backoff = fields.Nested(BackoffSchema, allow_none=True)
+    max_lost = fields.Integer(allow_none=True)
+    executor = fields.String(allow_none=True)
+    http = fields.Nested(HttpSchema, allow_none=True)
     status = fields.String(allow_none=True, metadata={"description": "Status of the job's latest run."})
     last_run_id = fields.String(allow_none=True)
     source = fields.String(metadata={"description": "api or python (apply_async)."})
+    paused = fields.Boolean(allow_none=True, metadata={"description": "A paused job's schedule does not fire."})
+    paused_at = fields.DateTime(allow_none=True)
+    next_run_at = fields.Method("_next_run_at", allow_none=True, metadata={
+        "description": "The next cron tick (none when not scheduled, paused or deleted)."})
+    last_fire_at = fields.DateTime(allow_none=True, metadata={"description": "The last cron tick handled."})
+    last_skipped_at = fields.DateTime(allow_none=True, metadata={
+        "description": "The last tick skipped (overlap forbid, or a missed tick with misfire skip)."})
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
+    deleted_at = fields.DateTime(allow_none=True, metadata={
+        "description": "Set once the job was deleted; its runs stay readable."})
+
+    def _next_run_at(self, job):
+        from hydra.scheduler import next_run_at
+
+        moment = next_run_at(job)
+        return moment.isoformat() if moment else None
 
 
 class RunSchema(Schema):
@@ -81,6 +125,10 @@ class RunSchema(Schema):
     stdout_truncated = fields.Boolean(allow_none=True)
     stderr_truncated = fields.Boolean(allow_none=True)
     error = fields.String(allow_none=True)
+    executor = fields.String(allow_none=True)
+    url = fields.String(allow_none=True, metadata={"description": "An http run's URL."})
+    cancel_requested_at = fields.DateTime(allow_none=True)
+    retried_by = fields.String(allow_none=True, metadata={"description": "The run a manual retry started."})
     queued_at = fields.DateTime(allow_none=True)
     placed_at = fields.DateTime(allow_none=True)
     started_at = fields.DateTime(allow_none=True)
@@ -117,6 +165,7 @@ class JobListArgs(Schema):
     status_filter = StatusField(load_default=None, metadata={"description": "Seed 003's name for status."})
     user = fields.String(load_default=None)
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 1000))
+    cursor = CursorField(load_default=None)
 
 
 class RunListArgs(Schema):
@@ -124,6 +173,59 @@ class RunListArgs(Schema):
         unknown = EXCLUDE
 
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
+    cursor = CursorField(load_default=None)
+
+
+class DeadLetterArgs(RunListArgs):
+    job_id = fields.String(load_default=None)
+    include_retried = fields.Boolean(load_default=False, metadata={
+        "description": "Also list dead letters that were retried already."})
+
+
+class JobPatchSchema(JobSpecSchema):
+    """Some fields of a job body (load it with ``partial=True``): they replace the stored ones,
+    then the merged body is validated as a whole (hydra.control.update)."""
+
+    class Meta:
+        unknown = RAISE
+
+    def check_combination(self, data, **kwargs):  # not a hook here: checked on the merged body
+        return None
+
+
+class ScheduleSchema(JobSpecSchema):
+    """Seed 001's task: ``{"command": "./run_cleanup.sh", "scheduled_at": ""}``. Any job field
+    may be added; ``user`` defaults to ``anonymous`` and ``name`` to one made from the command."""
+
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(load_default=None, validate=[validate.Length(1, 200), validate.Regexp(NAME_RE)])
+    user = fields.String(load_default="anonymous", validate=[validate.Length(1, 100), validate.Regexp(
+        USER_RE, error="must be letters, digits, '_', '.', '@' or '-'")])
+
+
+class TaskSchema(Schema):
+    """Seed 001's task status view of a job: its latest run's state and times."""
+
+    id = fields.String(metadata={"description": "The task (job) id."})
+    job_id = fields.String()
+    run_id = fields.String(allow_none=True)
+    command = fields.String(allow_none=True)
+    scheduled_at = fields.DateTime(allow_none=True)
+    status = fields.String(metadata={
+        "description": "scheduled (its time has not come), then the run's status: pending, queued, "
+                       "running, succeeded, failed, timed_out, cancelled, lost, retrying, dead_letter."})
+    worker_id = fields.String(allow_none=True)
+    created_at = fields.DateTime(allow_none=True)
+    picked_at = fields.DateTime(allow_none=True, metadata={"description": "When a worker was chosen."})
+    started_at = fields.DateTime(allow_none=True)
+    completed_at = fields.DateTime(allow_none=True, metadata={"description": "When it succeeded."})
+    failed_at = fields.DateTime(allow_none=True, metadata={"description": "When it ended without success."})
+    returncode = fields.Integer(allow_none=True)
+    stdout = fields.String(allow_none=True)
+    stderr = fields.String(allow_none=True)
+    error = fields.String(allow_none=True)
 
 
 class HealthSchema(Schema):

@@ -2,9 +2,10 @@
 
 :func:`end_attempt` is the one way an attempt's end is recorded - by the result backend (the
 worker's outcome), the controller (``lost``) or a user (``cancelled``): it applies the
-lifecycle decision (``hydra.lifecycle``), records the end through the run's end fence, and
-- only if this call won the fence - starts what follows: the failover attempt at once, or a
-retry after its backoff. Because only the fence winner follows up, no attempt is ever
+lifecycle decision (``hydra.lifecycle``; an attempt whose cancel was requested ends
+``cancelled`` whatever else stopped it, see ``hydra.cancel``), records the end through the
+run's end fence, and - only if this call won the fence - starts what follows: the failover
+attempt at once, or a retry after its backoff. Because only the fence winner follows up, no attempt is ever
 retried or failed over twice, even with two controllers or a late worker result.
 
 A later attempt is a *delayed run*: recorded at once in ``job_runs`` as ``pending`` with
@@ -37,9 +38,14 @@ def end_attempt(run_id: str, outcome: dict, *, by: str, job: dict, attempt: int,
     Returns False when another party recorded the end first (nothing is then changed)."""
     runs = runs or RunStore()
     raw = RunStatus(outcome["status"])
-    decision = decide(job, raw, lost_before=chain.lost, failed_before=chain.failed, started=started)
+    effective = raw
+    if raw in (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.LOST) and runs.cancel_requested(run_id):
+        effective = RunStatus.CANCELLED  # a cancel was under way: no retry, no failover (hydra.cancel)
+    decision = decide(job, effective, lost_before=chain.lost, failed_before=chain.failed, started=started)
     recorded = dict(outcome, status=decision.status.value, outcome=raw.value)
-    if decision.reason:
+    if effective != raw:
+        recorded["decision"] = "cancel requested"
+    elif decision.reason:
         recorded["decision"] = decision.reason
     if not runs.finish(run_id, recorded, by=by):
         return False
@@ -58,7 +64,7 @@ def follow_up(job_id: str, *, after: str, attempt: int, delay: float, reason: st
               runs: RunStore) -> str:
     """Start attempt ``attempt`` (the one after run ``after``) now, or record it to start in ``delay`` s."""
     stored = JobStore().find(job_id)
-    if stored is None:  # the job was deleted meanwhile: nothing more to run
+    if stored is None or stored.get("deleted_at"):  # the job was deleted meanwhile: nothing more to run
         return ""
     if delay <= 0:
         return dispatch(stored, attempt=attempt, chain=chain, runs=runs).run_id
@@ -102,7 +108,8 @@ def publish_delayed(run_id: str, *, runs: RunStore) -> bool:
     if runs.end_of(run_id) is not None:
         return False
     job = JobStore().find(run["job_id"])
-    if job is None:
+    if job is None or job.get("deleted_at"):  # nothing will run it: say so rather than wait forever
+        runs.finish(run_id, {"status": RunStatus.CANCELLED.value, "error": "the job was deleted"}, by="hydra")
         return False
     dispatch(job, attempt=run.get("attempt", 1), chain=Chain.of_run(run), runs=runs, run_id=run_id)
     return True

@@ -27,7 +27,7 @@ import signal
 import socket
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from amqp.exceptions import ChannelError
 from kombu.simple import SimpleQueue
@@ -42,6 +42,7 @@ from hydra.leader import LeaderLease
 from hydra.registry import Registry, WorkerRecord, get_redis
 from hydra.router import AffinityRouter
 from hydra.runs import RunStore
+from hydra.scheduler import Scheduler
 from hydra.settings import Settings, get_settings
 from hydra.status import RunStatus
 
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 PENDING_SWEEP_EVERY = 5.0
 #: Seconds between sweeps of MongoDB for runs that were accepted but never published.
 UNPUBLISHED_SWEEP_EVERY = 15.0
+#: Age of an accepted job whose first run was never recorded before the controller dispatches it.
+UNDISPATCHED_GRACE = timedelta(seconds=30)
 #: Heartbeats in a row with nothing running and nothing queued before a worker's load is reset.
 IDLE_BEATS_TO_RESET = 2
 
@@ -84,6 +87,7 @@ class Controller:
         self._last_pending_sweep = 0.0
         self._last_unpublished_sweep = 0.0
         self._receiver = None
+        self.scheduler = Scheduler(stop=self._stop)  # cron; leads when it holds the lock (hydra.scheduler)
 
     @property
     def leading(self) -> bool:
@@ -99,7 +103,7 @@ class Controller:
                 pass
         threads = [threading.Thread(target=self._guard, args=(fn,), name=name, daemon=True)
                    for name, fn in (("events", self.listen), ("profiles", self.fetch_profiles),
-                                    ("ticker", self.tick_forever))]
+                                    ("ticker", self.tick_forever), ("scheduler", self.scheduler.run))]
         for thread in threads:
             thread.start()
         log.info("controller started", extra={"event": "controller.started", "worker": self.name})
@@ -317,7 +321,7 @@ class Controller:
                     if not self._finishing[worker_id]:
                         del self._finishing[worker_id]
         for worker_id in offline:
-            if worker_id not in gone and self.registry.redis.llen(names.worker_queue(worker_id)):
+            if worker_id not in gone and self.registry.queued(names.worker_queue(worker_id)):
                 self.failover.drain(worker_id)
 
     # -- placing --------------------------------------------------------------------------
@@ -371,11 +375,11 @@ class Controller:
             return 0
         published = 0
         for job in undispatched:
-            if self.runs.find(job["last_run_id"]) is None:
+            # Leave the API time to record the run itself, and never rewrite a job that has it:
+            # its run's own updates clear the flag (and FerretDB rewrites whole documents).
+            if job["created_at"] <= now - UNDISPATCHED_GRACE and self.runs.find(job["last_run_id"]) is None:
                 dispatch(job, run_id=job["last_run_id"], runs=self.runs)
                 published += 1
-            else:
-                self.jobs.jobs.update_one({"_id": job["_id"]}, {"$unset": {"undispatched": ""}})
         for run in waiting:
             published += publish_delayed(run["_id"], runs=self.runs)
         return published
@@ -401,7 +405,7 @@ class Controller:
         """Reset a worker's load after it was seen idle with an empty queue twice in a row:
         the router's counter can drift when a publish fails after routing."""
         wid = record.profile.id
-        if record.active or self.registry.redis.llen(record.profile.queue):
+        if record.active or self.registry.queued(record.profile.queue):
             self._idle_beats[wid] = 0
             return
         self._idle_beats[wid] = self._idle_beats.get(wid, 0) + 1

@@ -11,14 +11,13 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-import pymongo
 from kombu.exceptions import OperationalError as KombuOperationalError
 from pymongo.database import Database
 from redis.exceptions import RedisError
 
-from hydra import names
+from hydra import names, pagination
 from hydra.db import get_database
-from hydra.errors import NotFound
+from hydra.errors import Conflict, NotFound
 from hydra.runs import RunStore, utcnow
 from hydra.spec import message_kwargs
 from hydra.status import RunStatus
@@ -62,7 +61,7 @@ class JobStore:
         """
         now = utcnow()
         doc = {"_id": new_id(), **spec, "source": source, "status": None, "last_run_id": first_run_id,
-               "paused": False, "created_at": now, "updated_at": now}
+               "paused": False, "created_at": now, "updated_at": now, "schedule_since": now}
         if first_run_id:
             doc.update(status=RunStatus.PENDING.value, undispatched=True)
         if doc.get("timeout") is None:
@@ -79,18 +78,29 @@ class JobStore:
     def find(self, job_id: str) -> dict | None:
         return self.jobs.find_one({"_id": job_id})
 
-    def undispatched(self, limit: int = 1000) -> list[dict]:
-        """Jobs accepted whose first run was never recorded (see :meth:`create`)."""
-        return list(self.jobs.find({"undispatched": True}).limit(limit))
+    def live(self, job_id: str) -> dict:
+        """The job, for a verb that changes it: NotFound, or Conflict once it was deleted."""
+        job = self.get(job_id)
+        if job.get("deleted_at"):
+            raise Conflict(f"job {job_id!r} was deleted")
+        return job
 
-    def list(self, *, status: RunStatus | None = None, user: str | None = None, limit: int = 50) -> list[dict]:
-        query: dict = {}
+    def undispatched(self, limit: int = 1000) -> list[dict]:
+        """Jobs accepted whose first run was never recorded (see :meth:`create`); a one-off
+        whose ``scheduled_at`` is still ahead waits for its time."""
+        now = utcnow()
+        return [job for job in self.jobs.find({"undispatched": True}).limit(limit)
+                if not (job.get("scheduled_at") and job["scheduled_at"] > now)]
+
+    def list(self, *, status: RunStatus | None = None, user: str | None = None, limit: int = 50,
+             cursor: str | None = None) -> tuple[list[dict], str | None]:
+        """Jobs newest first (deleted ones left out), and the next page's cursor."""
+        query: dict = {"deleted_at": None}
         if status is not None:
             query["status"] = status.value
         if user is not None:
             query["user"] = user
-        cursor = self.jobs.find(query).sort([("created_at", pymongo.DESCENDING), ("_id", pymongo.DESCENDING)])
-        return list(cursor.limit(limit))
+        return pagination.page(self.jobs, query, time_field="created_at", limit=limit, cursor=cursor)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,12 @@ BROKER_EPOCH_KEY = REDIS_PREFIX + "broker:epoch"
 DUE_KEY = REDIS_PREFIX + "due"
 #: pub/sub channel: "the registry changed" (the controller places pending jobs at once).
 REGISTRY_CHANGED_CHANNEL = REDIS_PREFIX + "registry:changed"
+#: string with TTL, one per run: its cancellation was requested (watched by the worker running it).
+#: string with TTL: the token of the scheduler that holds the leader lock.
+SCHEDULER_LEADER_KEY = REDIS_PREFIX + "scheduler:leader"
+#: counter, and sorted set job id -> counter value: which jobs' schedules changed, in order.
+SCHEDULE_SEQ_KEY = REDIS_PREFIX + "schedule:seq"
+SCHEDULE_CHANGES_KEY = REDIS_PREFIX + "schedule:changes"
 
 #: Operating systems Hydra knows, with the aliases accepted on input.
 OS_ALIASES = {

@@ -71,6 +71,8 @@ def prepare(args, kwargs) -> dict:
 
 def summary(message: dict) -> str:
     command = message.get("command") or " ".join(message.get("args") or [])
+    if message.get("executor") == "http":
+        command = "{method} {url}".format(**(message.get("http") or {"method": "?", "url": "?"}))
     if len(command) > 160:
         command = command[:157] + "..."
     return repr({"job": message.get("name"), "user": message.get("user"), "command": command,

@@ -20,6 +20,7 @@ import redis
 
 from hydra import names
 from hydra.affinity import WorkerProfile
+from hydra.priority import level_keys
 from hydra.settings import get_settings
 
 _lock = threading.Lock()
@@ -145,6 +146,13 @@ class Registry:
 
     def set_load(self, worker_id: str, value: int) -> None:
         self.redis.hset(names.LOAD_KEY, worker_id, max(0, value))
+
+    def queued(self, queue: str) -> int:
+        """Messages waiting in a worker's queue, over all its priority levels."""
+        pipe = self.redis.pipeline()
+        for key in level_keys(queue):
+            pipe.llen(key)
+        return sum(pipe.execute())
 
     def loads(self) -> dict[str, int]:
         return {wid: int(v) for wid, v in self.redis.hgetall(names.LOAD_KEY).items()}

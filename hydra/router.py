@@ -7,13 +7,18 @@ lowest load, counts the run against that worker, and routes to the worker's own 
 When no online worker is eligible the message goes to ``hydra.pending``, which only the
 controller reads; it is placed as soon as an eligible worker is online.
 
-A caller that names a queue explicitly (``apply_async(queue=...)``) bypasses the router;
+A caller that names a queue explicitly (``apply_async(queue=...)``) bypasses the placement;
 the worker then checks eligibility itself before running anything.
+
+Every route also carries the message's broker priority level, mapped from the job's
+priority 0-100 (``hydra.priority``), so each publisher - API, ``apply_async``, the
+controller re-placing pending work - publishes at the job's priority.
 """
 from __future__ import annotations
 
 from hydra import names
 from hydra.affinity import Placement, Requirements, place
+from hydra.priority import broker_level
 from hydra.registry import Registry
 
 
@@ -24,13 +29,16 @@ class AffinityRouter:
         self.registry = registry or Registry()
 
     def __call__(self, name, args, kwargs, options, task=None, **kw):
-        if name != names.TASK_RUN_COMMAND or options.get("queue") or options.get("routing_key"):
+        if name != names.TASK_RUN_COMMAND:
             return None
+        priority = broker_level((kwargs or {}).get("priority"))
+        if options.get("queue") or options.get("routing_key"):
+            return {"priority": priority}
         placement = self.place(kwargs or {})
         if placement.worker is None:
-            return {"queue": names.PENDING_QUEUE}
+            return {"queue": names.PENDING_QUEUE, "priority": priority}
         self.registry.add_load(placement.worker.id, 1)
-        return {"queue": placement.worker.queue}
+        return {"queue": placement.worker.queue, "priority": priority}
 
     def place(self, kwargs: dict) -> Placement:
         """Decide without side effects (the controller uses this to test pending jobs)."""

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import pymongo
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from hydra import names
+from hydra import names, pagination
 from hydra.db import get_database
 from hydra.errors import NotFound, RunEnded
 from hydra.status import RunStatus
@@ -75,11 +74,13 @@ class RunStore:
     # -- creation ---------------------------------------------------------------------
     def record_published(self, *, run_id: str, job: dict, attempt: int, status: RunStatus,
                          queue: str | None, worker_id: str | None, reason: str | None = None,
-                         chain=None, not_before: datetime | None = None) -> None:
+                         chain=None, not_before: datetime | None = None, only_new: bool = False) -> bool:
         """Record an attempt as queued (on ``worker_id``'s queue) or pending (``reason``).
 
         Called just before its message is published. Publishing the same attempt again
-        (a pending run being placed) updates the placement of the existing record.
+        (a pending run being placed) updates the placement of the existing record - unless
+        ``only_new``: then a record with that id already there means someone else created
+        this attempt first (a cron tick fired twice), nothing is written and False returned.
         """
         now = utcnow()
         placement = {"status": status.value, "queue": queue, "worker_id": worker_id,
@@ -95,6 +96,8 @@ class RunStore:
             "failed": getattr(chain, "failed", 0),
             "not_before": not_before,
             "priority": job.get("priority"),
+            "executor": job.get("executor") or "shell",
+            "url": (job.get("http") or {}).get("url"),
             "command": job.get("command"),
             "args": job.get("args"),
             "shell": job.get("shell"),
@@ -113,11 +116,14 @@ class RunStore:
         try:
             self.runs.insert_one(doc)
         except DuplicateKeyError:
+            if only_new:
+                return False
             if self.end_of(run_id) is not None:
-                return  # ended (e.g. cancelled while pending): keep the recorded end
+                return True  # ended (e.g. cancelled while pending): keep the recorded end
             placement["placed_at"] = now if status == RunStatus.QUEUED else None
             self.runs.update_one({"_id": run_id}, {"$set": placement})
         self._touch_job(job["_id"], run_id, status)
+        return True
 
     # -- worker side ------------------------------------------------------------------
     def claim(self, run_id: str, *, message: dict, worker_id: str, pid: int | None = None,
@@ -175,6 +181,24 @@ class RunStore:
         self._materialize_end(end)
         return True
 
+    def hold(self, run_id: str, *, by: str) -> bool:
+        """Take the attempt's start fence without running it, so that no worker ever starts
+        it (a cancel of a queued or pending run). False when a worker holds it already."""
+        try:
+            self.fences.insert_one({"_id": names.fence_id(run_id, "start"), "run_id": run_id,
+                                    "worker_id": None, "by": by, "at": utcnow()})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def request_cancel(self, run_id: str) -> None:
+        """Note on the run that its cancellation was asked for (see hydra.cancel)."""
+        self.runs.update_one({"_id": run_id}, {"$set": {"cancel_requested_at": utcnow()}})
+
+    def cancel_requested(self, run_id: str) -> bool:
+        doc = self.find(run_id)
+        return bool(doc and doc.get("cancel_requested_at"))
+
     def end_of(self, run_id: str) -> dict | None:
         return self.fences.find_one({"_id": names.fence_id(run_id, "end")})
 
@@ -208,13 +232,27 @@ class RunStore:
     def find(self, run_id: str) -> dict | None:
         return self.runs.find_one({"_id": run_id})
 
-    def for_job(self, job_id: str, *, limit: int = 100, before: datetime | None = None) -> list[dict]:
-        """Runs of a job, newest first."""
-        query: dict = {"job_id": job_id}
-        if before is not None:
-            query["queued_at"] = {"$lt": before}
-        cursor = self.runs.find(query).sort([("queued_at", pymongo.DESCENDING), ("attempt", pymongo.DESCENDING)])
-        return list(cursor.limit(limit))
+    def for_job(self, job_id: str, *, limit: int = 100, cursor: str | None = None) -> list[dict]:
+        """Runs of a job, newest first (see :meth:`page_for_job` for the next page's cursor)."""
+        return self.page_for_job(job_id, limit=limit, cursor=cursor)[0]
+
+    def page_for_job(self, job_id: str, *, limit: int = 100, cursor: str | None = None) -> tuple[list[dict], str | None]:
+        return pagination.page(self.runs, {"job_id": job_id}, time_field="queued_at", limit=limit, cursor=cursor)
+
+    def dead_letters(self, *, limit: int = 100, cursor: str | None = None, job_id: str | None = None,
+                     include_retried: bool = False) -> tuple[list[dict], str | None]:
+        """Dead-lettered runs, newest first; by default those not retried yet."""
+        query: dict = {"status": RunStatus.DEAD_LETTER.value}
+        if job_id is not None:
+            query["job_id"] = job_id
+        if not include_retried:
+            query["retried_by"] = None
+        return pagination.page(self.runs, query, time_field="queued_at", limit=limit, cursor=cursor)
+
+    def not_started(self, job_id: str) -> list[dict]:
+        """A job's runs that no worker has started yet (pending or queued)."""
+        return list(self.runs.find({"job_id": job_id, "status": {"$in": [
+            RunStatus.PENDING.value, RunStatus.QUEUED.value]}}))
 
     def active_on(self, worker_id: str) -> list[dict]:
         """Attempts placed on (queued) or running on a worker."""

@@ -60,6 +60,10 @@ class Settings:
     default_timeout: float = 3600.0
     #: HYDRA_API_URL: where clients (CLI, examples) find the API.
     api_url: str = "http://127.0.0.1:8000"
+    #: HYDRA_SCHEDULER_LOCK_TTL: seconds the cron scheduler's leader lock lives unless renewed.
+    scheduler_lock_ttl: float = 10.0
+    #: HYDRA_MISFIRE_GRACE: seconds a cron tick may be late and still count as on time.
+    misfire_grace: float = 60.0
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -76,6 +80,8 @@ class Settings:
             visibility_timeout=_env_float("HYDRA_VISIBILITY_TIMEOUT", cls.visibility_timeout),
             default_timeout=_env_float("HYDRA_DEFAULT_TIMEOUT", cls.default_timeout),
             api_url=os.environ.get("HYDRA_API_URL") or cls.api_url,
+            scheduler_lock_ttl=_env_float("HYDRA_SCHEDULER_LOCK_TTL", cls.scheduler_lock_ttl),
+            misfire_grace=_env_float("HYDRA_MISFIRE_GRACE", cls.misfire_grace),
         )
 
     def as_dict(self) -> dict:

@@ -1,9 +1,10 @@
 """What a job is: the validated job body, shared by the REST API and the task message.
 
 The REST body of seed 000 (name, user, affinity, command, shell, retries, timeout,
-schedule) plus priority, scheduled_at, env, cwd and args. The same schema validates a
-Python user's ``apply_async(kwargs=...)`` in the publish hook, so both ways in accept
-exactly the same jobs.
+schedule) plus priority, scheduled_at, env, cwd and args; the retry policy (backoff,
+max_lost); the executor (shell, or an HTTP webhook with its ``http`` request); and for cron
+jobs the misfire and overlap policies. The same schema validates a Python user's
+``apply_async(kwargs=...)`` in the publish hook, so both ways in accept exactly the same jobs.
 """
 from __future__ import annotations
 
@@ -28,6 +29,14 @@ ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_TIMEOUT = 7 * 24 * 3600.0
 MAX_RETRIES = 20
 DEFAULT_PRIORITY = 50
+EXECUTORS = ("shell", "http")
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
+#: What a cron job does about ticks missed while no scheduler ran (see hydra.scheduler).
+MISFIRE_POLICIES = ("skip", "run_once")
+#: What a cron tick does while the job's previous run is still active (see hydra.scheduler).
+OVERLAP_POLICIES = ("allow", "forbid", "queue")
+#: Job fields that only concern when the stored job starts, never one attempt's message.
+SCHEDULING_FIELDS = ("schedule", "scheduled_at", "timezone", "misfire", "overlap")
 
 
 def _os_name(value: str) -> str:
@@ -67,6 +76,42 @@ class AffinitySchema(Schema):
         return {key: sorted(set(values)) for key, values in data.items()}
 
 
+class BackoffSchema(Schema):
+    """Delay before retry n: min(cap, base * factor ** (n - 1)) seconds, +/- jitter (a fraction)."""
+
+    class Meta:
+        unknown = RAISE
+
+    base = fields.Float(validate=validate.Range(min=0, max=86_400, min_inclusive=False), allow_nan=False)
+    factor = fields.Float(validate=validate.Range(1, 100), allow_nan=False)
+    cap = fields.Float(validate=validate.Range(min=0, max=MAX_TIMEOUT, min_inclusive=False), allow_nan=False)
+    jitter = fields.Float(validate=validate.Range(0, 1), allow_nan=False)
+
+
+class HttpSchema(Schema):
+    """The request of an ``http`` job (seed 002's ``http.webhook``); 2xx means succeeded."""
+
+    class Meta:
+        unknown = RAISE
+
+    url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False,
+                     validate=validate.Length(max=8192))
+    method = fields.String(load_default="POST", validate=validate.OneOf(HTTP_METHODS))
+    headers = fields.Dict(keys=fields.String(validate=validate.Length(1, 256)),
+                          values=fields.String(validate=validate.Length(max=8192)), load_default=dict)
+    body = fields.Raw(load_default=None, metadata={
+        "description": "A string is sent as is; any other JSON value is sent as JSON."})
+    timeout = fields.Float(load_default=None, allow_nan=False,
+                           validate=validate.Range(min=0, max=MAX_TIMEOUT, min_inclusive=False), metadata={
+        "description": "Seconds for the whole request (default: the job's timeout, else 30)."})
+
+    @pre_load
+    def upper_method(self, data, **kwargs):
+        if isinstance(data, dict) and isinstance(data.get("method"), str):
+            data = dict(data, method=data["method"].upper())
+        return data
+
+
 class JobSpecSchema(Schema):
     """A job body. Loading returns a normalized dict; errors name the field."""
 
@@ -102,12 +147,26 @@ class JobSpecSchema(Schema):
         "description": "5-field cron expression; the job then runs on every tick instead of once."})
     timezone = fields.String(load_default="UTC", metadata={"description": "IANA time zone for `schedule`."})
     scheduled_at = fields.AwareDateTime(load_default=None, format="iso", metadata={
-        "description": "ISO 8601 time with zone: run once at that time instead of now."})
+        "description": "ISO 8601 time with zone: run once at that time instead of now (empty: now)."})
+    misfire = fields.String(load_default="run_once", validate=validate.OneOf(MISFIRE_POLICIES), metadata={
+        "description": "Cron ticks missed while no scheduler ran: skip them, or run_once (one run for all)."})
+    overlap = fields.String(load_default="allow", validate=validate.OneOf(OVERLAP_POLICIES), metadata={
+        "description": "A cron tick while the previous run is active: allow (run both), forbid (skip the "
+                       "tick) or queue (start it when the previous run ends; at most one waits)."})
+    backoff = fields.Nested(BackoffSchema, load_default=None, metadata={
+        "description": "Retry delays; defaults base 5 s, factor 2, cap 300 s, jitter 0.1."})
+    max_lost = fields.Integer(load_default=None, validate=validate.Range(1, 100), strict=True, metadata={
+        "description": "Lost attempts (worker died) before the run is dead-lettered; default 3."})
+    executor = fields.String(load_default="shell", validate=validate.OneOf(EXECUTORS), metadata={
+        "description": "shell (command/args) or http (the `http` request)."})
+    http = fields.Nested(HttpSchema, load_default=None)
 
     @pre_load
     def reject_non_object(self, data, **kwargs):
         if not isinstance(data, dict):
             raise ValidationError("the job body must be a JSON object", "_schema")
+        if data.get("scheduled_at") == "":  # seed 001's example: empty means now
+            data = {key: value for key, value in data.items() if key != "scheduled_at"}
         return data
 
     @validates("env")
@@ -137,8 +196,16 @@ class JobSpecSchema(Schema):
     @validates_schema
     def check_combination(self, data, **kwargs):
         errors: dict[str, list[str]] = {}
-        if not data.get("command") and not data.get("args"):
+        if data.get("executor") == "http":
+            if not data.get("http"):
+                errors["http"] = ["an http job needs its request: {url, method, headers, body, timeout}"]
+            for key in ("command", "args", "shell"):
+                if data.get(key):
+                    errors[key] = ["an http job runs no command; drop it"]
+        elif not data.get("command") and not data.get("args"):
             errors["command"] = ["give a command (or an args list)"]
+        elif data.get("http"):
+            errors["http"] = ["set executor to 'http' to send a request"]
         if data.get("args") and data.get("shell"):
             errors["shell"] = ["an args list runs without a shell; drop `shell`"]
         allowed = (data.get("affinity") or {}).get("allowed_users") or []
@@ -183,7 +250,7 @@ class TaskMessageSchema(JobSpecSchema):
 
 _job_schema = JobSpecSchema()
 #: A message runs now: scheduling belongs to the stored job, not to one attempt.
-_message_schema = TaskMessageSchema(exclude=("schedule", "scheduled_at", "timezone"))
+_message_schema = TaskMessageSchema(exclude=SCHEDULING_FIELDS)
 
 
 def load_job(body) -> dict:

@@ -1,5 +1,6 @@
 """The one Celery task: ``hydra.run_command``. Thin by design - checks and claims in
-``hydra.worker.admit``, execution in ``hydra.executor``, recording in ``hydra.backend``.
+``hydra.worker.admit``, execution by the job's executor (``hydra.executors``: shell or
+http), cancellation in ``hydra.cancel``, recording in ``hydra.backend``.
 
 Python users publish it like any Celery task; the router picks the worker::
 
@@ -12,10 +13,9 @@ from __future__ import annotations
 
 from celery import Task
 
-from hydra import worker
+from hydra import executors, worker
 from hydra.celery import app
 from hydra.errors import CommandCancelled, CommandError, CommandFailed, CommandTimedOut
-from hydra.executor import build_argv, execute, job_environment
 from hydra.names import TASK_RUN_COMMAND
 from hydra.settings import get_settings
 from hydra.watchdog import AttemptWatch
@@ -56,17 +56,11 @@ def run_command(self, **kwargs):
     """Execute the job's command on this worker and return the run's outcome."""
     profile = worker.PROFILE
     settings = get_settings()
-    try:
-        argv = build_argv(command=kwargs.get("command"), args=kwargs.get("args"),
-                          shell=kwargs.get("shell"), os_name=profile.os)
-    except ValueError as exc:
-        raise CommandFailed(str(exc), {"status": "failed", "error": str(exc), "worker_id": profile.id}) from None
-    env = job_environment(kwargs.get("env"))
-    env.update(run_environment(self.request.id, kwargs, profile.id))
+    # The watchdog stops the command when its attempt is ended elsewhere or a cancel is asked.
     with AttemptWatch(self.request.id) as watch, worker.command_pidfile(self.request.id) as note_pid:
-        outcome = execute(argv, env=env, cwd=kwargs.get("cwd"), on_start=note_pid, cancel=watch.cancel,
-                          timeout=kwargs.get("timeout") or settings.default_timeout,
-                          output_limit=settings.output_limit).as_dict()
+        outcome = executors.run(kwargs, executors.Context(
+            os_name=profile.os, output_limit=settings.output_limit, default_timeout=settings.default_timeout,
+            cancel=watch.cancel, env=run_environment(self.request.id, kwargs, profile.id), on_start=note_pid))
     outcome["worker_id"] = profile.id
     if watch.reason:
         outcome["error"] = watch.reason

@@ -4,8 +4,9 @@ When the controller declares a worker lost it records the worker's attempts as `
 starts new ones elsewhere. If that worker was only frozen or cut off, its commands may
 still be running - or resume. While a command runs, :class:`AttemptWatch` checks whether
 its attempt still stands: every 0.25 s it reads the Redis stop flag ``hydra:stop:<run_id>``
-(set by whoever ended the attempt, or asked to cancel it), and every 2 s it reads the
-attempt's end fence in MongoDB, which also covers a flushed Redis. On either, it sets the
+(set by whoever ended the attempt, or asked to cancel it: ``hydra.cancel``), and every 2 s
+it reads the attempt's end fence and cancel request in MongoDB, which also covers a flushed
+Redis. On either, it sets the
 ``cancel`` event and the executor kills the command's whole process tree.
 
 So two executions of one job overlap only while the old worker cannot see the ended
@@ -85,6 +86,8 @@ class AttemptWatch:
     def _fence(self) -> str | None:
         try:
             end = self.runs.end_of(self.run_id)
+            if end is not None:
+                return f"attempt already ended as {end['status']} by {end.get('by')}"
+            return "cancel requested" if self.runs.cancel_requested(self.run_id) else None
         except UNAVAILABLE_ERRORS:
             return None
-        return f"attempt already ended as {end['status']} by {end.get('by')}" if end else None

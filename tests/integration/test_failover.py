@@ -86,7 +86,7 @@ def test_a_killed_workers_running_and_queued_runs_fail_over_within_10s(api, stac
         assert second["worker_id"] == survivor.node and second["retry_of"] == created["run_id"]
     assert time.monotonic() - killed <= 10.0
     assert wait_run(attempts(queued["job_id"])[-1]["_id"])["stdout"] == "second\n"
-    assert get_redis().llen(names.worker_queue(victim.node)) == 0  # nothing left to run later
+    assert Registry().queued(names.worker_queue(victim.node)) == 0  # nothing left to run later
 
 
 def test_a_frozen_worker_cannot_overwrite_or_rerun_after_it_resumes(api, stack, worker_factory, tmp_path):

@@ -84,3 +84,43 @@ def test_message_kwargs_carry_the_job_and_attempt_only():
     assert kwargs["job_id"] == "job-1" and kwargs["attempt"] == 3
     assert "created_at" not in kwargs and "status" not in kwargs and "schedule" not in kwargs
     assert load_message(kwargs)["command"] == SEED["command"]
+
+
+def test_empty_scheduled_at_means_now():
+    assert load_job(dict(SEED, scheduled_at=""))["scheduled_at"] is None
+
+
+def test_retry_policy_fields_are_validated_and_reach_the_message():
+    job = load_job(dict(SEED, retries=2, backoff={"base": 0.2, "factor": 3, "cap": 5, "jitter": 0}, max_lost=2))
+    kwargs = message_kwargs(dict(job, _id="job-1"), attempt=1)
+    assert kwargs["backoff"] == {"base": 0.2, "factor": 3.0, "cap": 5.0, "jitter": 0.0}
+    assert kwargs["max_lost"] == 2
+    assert load_message(kwargs)["backoff"] == kwargs["backoff"]
+    for bad in ({"base": 0}, {"factor": 0.5}, {"jitter": 2}, {"cap": -1}, {"delay": 1}):
+        assert "backoff" in errors_of(dict(SEED, backoff=bad))
+    assert "max_lost" in errors_of(dict(SEED, max_lost=0))
+
+
+HTTP = {"url": "http://127.0.0.1:9999/hook", "method": "post", "headers": {"X-A": "1"}, "body": {"k": "v"}}
+
+
+def test_http_jobs_need_a_valid_request_and_no_command():
+    job = load_job(dict(SEED, command=None, shell=None, executor="http", http=HTTP))
+    assert job["http"]["method"] == "POST" and job["http"]["body"] == {"k": "v"}
+    assert "http" in message_kwargs(dict(job, _id="j"), attempt=1)
+    base = dict(SEED, command=None, shell=None, executor="http")
+    assert "http" in errors_of(base)
+    assert "http" in errors_of(dict(base, http=dict(HTTP, url="ftp://x/y")))
+    assert "http" in errors_of(dict(base, http=dict(HTTP, method="TRACE")))
+    assert "http" in errors_of(dict(base, http=dict(HTTP, timeout=0)))
+    assert "command" in errors_of(dict(base, http=HTTP, command="echo"))
+    assert "http" in errors_of(dict(SEED, http=HTTP))  # a request without executor http
+    assert "executor" in errors_of(dict(SEED, executor="ssh"))
+
+
+def test_cron_policies_are_validated_and_stay_off_the_message():
+    job = load_job(dict(SEED, schedule="*/5 * * * *", misfire="skip", overlap="queue"))
+    kwargs = message_kwargs(dict(job, _id="j"), attempt=1)
+    assert not {"misfire", "overlap", "schedule", "timezone"} & set(kwargs)
+    assert "misfire" in errors_of(dict(SEED, misfire="always"))
+    assert "overlap" in errors_of(dict(SEED, overlap="replace"))

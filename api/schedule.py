@@ -1,0 +1,72 @@
+"""``/schedule``: seed 001's one-off tasks, as Hydra jobs.
+
+``POST /schedule {"command": "./run_cleanup.sh", "scheduled_at": ""}`` stores a job that runs
+the command once at ``scheduled_at`` (ISO 8601 with a zone; empty or absent: now) and
+answers with the task's status view; ``GET /schedule/<id>`` returns that view again. Any
+other job field may be added (``affinity``, ``shell``, ``timeout``, ``retries`` ...);
+``user`` defaults to ``anonymous`` and ``name`` to one made from the command. The task id is
+the job id: ``/jobs/<id>`` and ``/jobs/<id>/runs`` show the same task in full.
+"""
+from __future__ import annotations
+
+import re
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api.schemas import ScheduleSchema, TaskSchema
+from hydra import control
+from hydra.jobs import JobStore
+from hydra.runs import RunStore, utcnow
+from hydra.status import RunStatus
+
+blp = Blueprint("schedule", __name__, url_prefix="/schedule", description="Seed 001's one-off scheduled tasks.")
+
+
+def task_name(command: str | None) -> str:
+    """A valid job name from a command line: ``./run_cleanup.sh`` -> ``task ./run_cleanup.sh``."""
+    text = re.sub(r"[^A-Za-z0-9 _.:@/+-]+", "_", (command or "").strip())
+    return ("task " + text)[:200].rstrip() or "task"
+
+
+def task_view(job: dict) -> dict:
+    run = RunStore().find(job["last_run_id"]) if job.get("last_run_id") else None
+    view = {"id": job["_id"], "job_id": job["_id"], "command": job.get("command") or " ".join(job.get("args") or []),
+            "scheduled_at": job.get("scheduled_at"), "created_at": job.get("created_at"),
+            "status": (run or {}).get("status") or job.get("status") or RunStatus.PENDING.value,
+            "run_id": (run or {}).get("_id")}
+    if run is None:
+        return view
+    ended_ok = run["status"] == RunStatus.SUCCEEDED.value
+    ended = RunStatus(run["status"]).is_terminal
+    not_before = run.get("not_before")
+    if run["status"] == RunStatus.PENDING.value and not_before is not None and not_before > utcnow():
+        view["status"] = "scheduled"
+    view.update(worker_id=run.get("worker_id"), picked_at=run.get("placed_at"), started_at=run.get("started_at"),
+                completed_at=run.get("finished_at") if ended_ok else None,
+                failed_at=run.get("finished_at") if ended and not ended_ok else None,
+                returncode=run.get("returncode"), stdout=run.get("stdout"), stderr=run.get("stderr"),
+                error=run.get("error"))
+    return view
+
+
+@blp.route("/", strict_slashes=False)
+class Schedule(MethodView):
+    @blp.arguments(ScheduleSchema)
+    @blp.response(201, TaskSchema)
+    @blp.alt_response(422, description="The body is invalid; `errors.json` names each field.")
+    def post(self, spec):
+        """Schedule a command once at `scheduled_at` (ISO 8601 with zone; empty means now)."""
+        if not spec.get("name"):
+            spec["name"] = task_name(spec.get("command") or " ".join(spec.get("args") or []))
+        job, _run, _at = control.submit(spec, source="schedule")
+        return task_view(JobStore().get(job["_id"]))
+
+
+@blp.route("/<task_id>")
+class Task(MethodView):
+    @blp.response(200, TaskSchema)
+    @blp.alt_response(404, description="No task with that id.")
+    def get(self, task_id):
+        """A task's status: scheduled, then its run's status, with its times and output."""
+        return task_view(JobStore().get(task_id))

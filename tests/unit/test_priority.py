@@ -1,0 +1,39 @@
+"""Job priority 0-100 (higher first) -> kombu Redis levels 0-9 (lower served first)."""
+from hydra.priority import LEVELS, broker_level, level_keys
+from hydra.router import AffinityRouter
+
+
+def test_bands_of_ten_reversed():
+    assert [broker_level(p) for p in (100, 91, 90, 81, 51, 50, 41, 11, 10, 0)] == [0, 0, 1, 1, 4, 5, 5, 8, 9, 9]
+
+
+def test_higher_priority_never_gets_a_later_level():
+    levels = [broker_level(p) for p in range(101)]
+    assert levels == sorted(levels, reverse=True)
+    assert set(levels) == set(LEVELS)
+
+
+def test_out_of_range_and_missing_values():
+    assert broker_level(None) == broker_level(50) == 5
+    assert broker_level(-5) == 9 and broker_level(1000) == 0 and broker_level("x") == 5
+
+
+def test_level_keys_match_kombu_naming():
+    assert level_keys("hydra.worker.a@h")[:2] == ["hydra.worker.a@h", "hydra.worker.a@h:1"]
+    assert len(level_keys("q")) == 10
+
+
+class _NoWorkers:
+    def online(self):
+        return []
+
+    def inflight(self, ids):
+        return {}
+
+
+def test_every_route_carries_the_level():
+    router = AffinityRouter(_NoWorkers())
+    kwargs = {"command": "x", "user": "u", "priority": 95}
+    assert router("hydra.run_command", (), kwargs, {}) == {"queue": "hydra.pending", "priority": 0}
+    assert router("hydra.run_command", (), kwargs, {"queue": "mine"}) == {"priority": 0}
+    assert router("other.task", (), kwargs, {}) is None
