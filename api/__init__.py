@@ -9,9 +9,11 @@ from flask import Flask
 from flask_smorest import Api
 
 from api import errors, health, jobs, runs, workers
+from hydra import logs
 
 
 def create_app(test_config: dict | None = None) -> Flask:
+    logs.configure("api")
     app = Flask(__name__)
     app.config.update(
         API_TITLE="Hydra",

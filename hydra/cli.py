@@ -1,19 +1,19 @@
 """The ``hydra`` command line (click)."""
 from __future__ import annotations
 
-import logging
-import sys
-
 import click
+
+from hydra import logs
 
 
 @click.group()
 @click.option("--log-level", envvar="LOG_LEVEL", default="INFO", show_default=True,
               help="DEBUG, INFO, WARNING or ERROR.")
-def main(log_level: str) -> None:
+@click.pass_context
+def main(ctx: click.Context, log_level: str) -> None:
     """Hydra: distributed command jobs on Celery."""
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Logs go to stderr as text or JSON (LOG_FORMAT); the component is the command's name.
+    logs.configure(ctx.invoked_subcommand or "hydra", level=log_level)
 
 
 @main.command()
