@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from api import errors, health, jobs, runs, workers
+from api import errors, health, jobs, output, runs, workers
 from hydra import logs
 
 
@@ -29,5 +29,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     api = Api(app)
     errors.init_app(app)
     for module in (jobs, runs, workers, health):
+        api.register_blueprint(module.blp)
+    for module in (output,):
         api.register_blueprint(module.blp)
     return app

@@ -21,6 +21,8 @@ JOB_RUNS = "job_runs"
 RUN_FENCES = "run_fences"
 #: The workers view served by GET /workers/ (written by the controller).
 WORKERS = "workers"
+#: Live output: insert-only chunks ``<run_id>/<seq:08d>`` and ``<run_id>/eof`` (hydra.livelog).
+RUN_OUTPUT = "run_output"
 
 # Celery names.
 TASK_RUN_COMMAND = "hydra.run_command"
@@ -71,6 +73,16 @@ def tag_queue(tag: str) -> str:
 def normalize_os(name: str) -> str | None:
     """``'Darwin'`` -> ``'macos'``; None for an OS Hydra does not know."""
     return OS_ALIASES.get(name.strip().lower())
+
+
+def output_chunk_id(run_id: str, seq: int) -> str:
+    """Key of chunk ``seq`` (0, 1, ...) of a run's live output."""
+    return f"{run_id}/{seq:08d}"
+
+
+def output_eof_id(run_id: str) -> str:
+    """Key of the record saying a run's live output is complete."""
+    return f"{run_id}/eof"
 
 
 def fence_id(run_id: str, phase: str) -> str:

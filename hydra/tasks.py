@@ -10,14 +10,19 @@ Python users publish it like any Celery task; the router picks the worker::
 """
 from __future__ import annotations
 
+import logging
+
 from celery import Task
 
 from hydra import worker
 from hydra.celery import app
 from hydra.errors import CommandCancelled, CommandError, CommandFailed, CommandTimedOut
 from hydra.executor import build_argv, execute, job_environment
+from hydra.livelog import ChunkWriter
 from hydra.names import TASK_RUN_COMMAND
 from hydra.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 _ERRORS = {"failed": CommandFailed, "timed_out": CommandTimedOut, "cancelled": CommandCancelled}
 
@@ -49,14 +54,19 @@ def run_command(self, **kwargs):
     """Execute the job's command on this worker and return the run's outcome."""
     profile = worker.PROFILE
     settings = get_settings()
-    try:
-        argv = build_argv(command=kwargs.get("command"), args=kwargs.get("args"),
-                          shell=kwargs.get("shell"), os_name=profile.os)
-    except ValueError as exc:
-        raise CommandFailed(str(exc), {"status": "failed", "error": str(exc), "worker_id": profile.id}) from None
-    outcome = execute(argv, env=job_environment(kwargs.get("env")), cwd=kwargs.get("cwd"),
-                      timeout=kwargs.get("timeout") or settings.default_timeout,
-                      output_limit=settings.output_limit).as_dict()
+    log.info("run started", extra={"event": "run.started", "run_id": self.request.id,
+                                   "job_id": kwargs.get("job_id"), "worker": profile.id})
+    # Live output (GET /runs/<id>/output); closing it stores the tail and marks the end,
+    # before the result backend records the run's end.
+    with ChunkWriter(self.request.id, limit=settings.output_limit) as live:
+        try:
+            argv = build_argv(command=kwargs.get("command"), args=kwargs.get("args"),
+                              shell=kwargs.get("shell"), os_name=profile.os)
+        except ValueError as exc:
+            raise CommandFailed(str(exc), {"status": "failed", "error": str(exc), "worker_id": profile.id}) from None
+        outcome = execute(argv, env=job_environment(kwargs.get("env")), cwd=kwargs.get("cwd"),
+                          timeout=kwargs.get("timeout") or settings.default_timeout,
+                          output_limit=settings.output_limit, on_output=live.write).as_dict()
     outcome["worker_id"] = profile.id
     if outcome["status"] == "succeeded":
         return outcome
