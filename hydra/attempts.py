@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from hydra import names
+from hydra import metrics, names
 from hydra.jobs import JobStore, dispatch, new_id
 from hydra.lifecycle import decide
 from hydra.registry import get_redis
@@ -39,6 +39,7 @@ def end_attempt(run_id: str, outcome: dict, *, by: str, job: dict, attempt: int,
         recorded["decision"] = decision.reason
     if not runs.finish(run_id, recorded, by=by):
         return False
+    metrics.run_finished(decision.status.value, outcome.get("duration"))
     log.info("run ended", extra={"event": "run.ended", "run_id": run_id, "job_id": job.get("_id") or job.get("job_id"),
                                  "status": decision.status.value, "outcome": raw.value, "worker": by})
     if decision.next_in is not None:

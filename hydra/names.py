@@ -43,6 +43,10 @@ CONTROLLER_ALIVE_KEY = REDIS_PREFIX + "controller:alive"
 DUE_KEY = REDIS_PREFIX + "due"
 #: pub/sub channel: "the registry changed" (the controller places pending jobs at once).
 REGISTRY_CHANGED_CHANNEL = REDIS_PREFIX + "registry:changed"
+#: Metric counters every process increments and GET /metrics reads (see hydra.metrics).
+METRIC_JOBS_SUBMITTED = REDIS_PREFIX + "metrics:jobs_submitted"
+METRIC_RUNS_FINISHED = REDIS_PREFIX + "metrics:runs_finished"
+METRIC_RUN_DURATION = REDIS_PREFIX + "metrics:run_duration"
 
 #: Operating systems Hydra knows, with the aliases accepted on input.
 OS_ALIASES = {
