@@ -6,9 +6,8 @@ lives in ``hydra``; this package only maps HTTP onto it.
 from __future__ import annotations
 
 from flask import Flask
-from flask_smorest import Api
 
-from api import errors, health, jobs, output, runs, workers
+from api import docs, errors, health, jobs, metrics, output, runs, workers
 from hydra import logs
 
 
@@ -26,10 +25,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     if test_config:
         app.config.update(test_config)
-    api = Api(app)
+    api = docs.HydraApi(app, spec_kwargs=docs.configure(app))
     errors.init_app(app)
     for module in (jobs, runs, workers, health):
         api.register_blueprint(module.blp)
-    for module in (output,):
+    for module in (output, metrics):
         api.register_blueprint(module.blp)
+    docs.describe_fields(api)
     return app
