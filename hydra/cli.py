@@ -36,5 +36,12 @@ def init_db() -> None:
     click.echo("schema ready")
 
 
+# The commands that talk to the API: submit, jobs, runs, logs, cancel, workers.
+from hydra.console import COMMANDS  # noqa: E402
+
+for _command in COMMANDS:
+    main.add_command(_command)
+
+
 if __name__ == "__main__":
     main()
