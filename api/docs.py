@@ -187,9 +187,23 @@ def configure(app: Flask) -> dict:
     return {"extra_plugins": [ErrorResponses()]}
 
 
+#: Rules of a job body that the field types cannot say (checked by hydra.spec.JobSpecSchema).
+JOB_RULES = (
+    "Besides each field's own rules: give `command` or `args` (or both: then `command` is the "
+    "program and runs without a shell); `args` excludes `shell`; when `affinity.allowed_users` "
+    "is not empty it must contain `user`; `schedule` and `scheduled_at` exclude each other. "
+    "A body breaking one of these gets 422 naming the field."
+)
+
+
 def describe_fields(api: Api) -> None:
-    """Fill in :data:`FIELD_DOCS` for schema properties that have no description."""
+    """Fill in :data:`FIELD_DOCS` for schema properties that have no description, and
+    document the job body's cross-field rules."""
     schemas = api.spec.components.schemas
+    if "JobSpec" in schemas:
+        spec = schemas["JobSpec"]
+        spec.setdefault("description", JOB_RULES)
+        spec.setdefault("anyOf", [{"required": ["command"]}, {"required": ["args"]}])
     for name, schema in schemas.items():
         for field_name, prop in (schema.get("properties") or {}).items():
             if "description" in prop:

@@ -12,6 +12,11 @@ STATUS_WORDS = [s.value for s in RunStatus] + ["completed"]
 class StatusField(fields.String):
     """A run status; seed 003's ``completed`` is accepted for ``succeeded``."""
 
+    def __init__(self, **kwargs):
+        # Documented as an enum, so clients (and schemathesis) know the accepted words.
+        kwargs["metadata"] = {"enum": STATUS_WORDS, **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+
     def _deserialize(self, value, attr, data, **kwargs):
         word = super()._deserialize(value, attr, data, **kwargs)
         try:
