@@ -9,8 +9,9 @@
   there is a JSON body, 404 where a path names a resource; described error answers that
   a view declared without a schema get it. There is no catch-all ``default`` response,
   so a status an operation does not list is a bug the schemathesis run finds.
-* **Every field described.** Schema fields without a ``description`` get one from
-  :data:`FIELD_DOCS` (tests/unit/test_openapi.py checks none is left without).
+* **Every field described.** Schema fields and query parameters without a ``description``
+  get one from :data:`FIELD_DOCS` / :data:`PARAM_DOCS` (tests/unit/test_openapi_doc.py
+  checks that none is left without).
 """
 from __future__ import annotations
 
@@ -138,6 +139,22 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
 }
 
 
+#: Descriptions of query parameters whose schema gives none.
+PARAM_DOCS = {
+    "status": "Only those whose (latest) run has this status; seed 003's `completed` means succeeded.",
+    "user": "Only those of this user.",
+    "limit": "At most this many items.",
+    "job_id": "The job's id.",
+    "run_id": "The run's id (the Celery task id).",
+}
+
+
+def _describe(parameters: list) -> None:
+    for parameter in parameters:
+        if isinstance(parameter, dict) and not parameter.get("description") and parameter.get("name") in PARAM_DOCS:
+            parameter["description"] = PARAM_DOCS[parameter["name"]]
+
+
 class ErrorResponses(BasePlugin):
     """apispec plugin: documents each operation's error answers with the error schema."""
 
@@ -145,10 +162,14 @@ class ErrorResponses(BasePlugin):
         self.spec = spec
         spec.components.schema("Error", schema=ErrorSchema)
 
+    def path_helper(self, path=None, operations=None, parameters=None, **kwargs) -> None:
+        _describe(parameters or [])
+
     def operation_helper(self, path=None, operations=None, **kwargs) -> None:
         for operation in (operations or {}).values():
             if not isinstance(operation, dict):
                 continue
+            _describe(operation.get("parameters", []))
             responses = operation.setdefault("responses", {})
             responses.pop("default", None)
             wanted = ["500", "503"]
