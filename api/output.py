@@ -64,11 +64,10 @@ class OutputSchema(Schema):
         "description": "Bytes the command wrote to stderr (once the output is complete)."})
 
 
-def _complete(run: dict, eof: dict | None, now: datetime) -> bool:
-    """Will no more output come? The run ended, and its writer closed (``eof``) or never ran."""
-    if not RunStatus(run["status"]).is_terminal:
-        return False
-    if eof is not None or run.get("started_at") is None:
+def _writer_gone(run: dict, now: datetime) -> bool:
+    """For an ended run without an ``eof`` record: will no more output come? True when
+    it never started, or ended more than :data:`EOF_GRACE` ago (its worker died, say)."""
+    if run.get("started_at") is None:
         return True
     finished = run.get("finished_at")
     if isinstance(finished, datetime) and finished.tzinfo is None:
@@ -93,7 +92,7 @@ def read_output(run_id: str, after: int, wait: float, limit: int) -> dict:
             if eof is not None:  # complete once the reader has every chunk the writer stored
                 ended = last + 1 >= int(eof.get("chunks") or 0)
             else:  # no writer ran, or it died: complete after a grace, once nothing more is read
-                ended = not chunks and _complete(run, None, datetime.now(timezone.utc))
+                ended = not chunks and _writer_gone(run, datetime.now(timezone.utc))
         if chunks or ended or time.monotonic() >= deadline:
             break
         time.sleep(POLL_INTERVAL)

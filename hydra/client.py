@@ -172,20 +172,21 @@ class Run(_Record):
 
     @property
     def exit_code(self) -> int:
-        """What a shell would make of it: 0 when it succeeded, else the command's own exit
-        code; 128+N when killed by signal N; 124 timed out; 130 cancelled; otherwise 1."""
+        """What a shell would make of it: 0 when it succeeded; 124 when it timed out and 130
+        when it was cancelled (as ``timeout`` and Ctrl-C do); else the command's own exit
+        code, 128+N when it was killed by signal N, and 1 when it never ran."""
         if self.status == RunStatus.SUCCEEDED.value:
             return 0
-        code = self.returncode
-        if code is not None and code > 0:
-            return min(code, 255)
-        if code is not None and code < 0:
-            return 128 + min(-code, 127)
         outcome = self.outcome or self.status
         if outcome == RunStatus.TIMED_OUT.value:
             return 124
         if outcome == RunStatus.CANCELLED.value:
             return 130
+        code = self.returncode
+        if code is not None and code > 0:
+            return min(code, 255)
+        if code is not None and code < 0:
+            return 128 + min(-code, 127)
         return 1
 
 
@@ -284,8 +285,11 @@ class Client:
         try:
             response = self.session.request(method, url, params=params, json=json,
                                             timeout=timeout or self.timeout)
+        except requests.Timeout as exc:
+            raise Unavailable(f"the Hydra API at {self.url} did not answer {method} {path} in time") from exc
         except requests.RequestException as exc:
-            raise Unavailable(f"cannot reach the Hydra API at {self.url}: {exc}") from exc
+            raise Unavailable(f"cannot reach the Hydra API at {self.url} ({type(exc).__name__}; is it "
+                              "running? HYDRA_API_URL says where it is)") from exc
         try:
             body = response.json()
         except ValueError:
@@ -295,7 +299,9 @@ class Client:
                 raise ServerError(f"{method} {path}: answer is not JSON", status_code=response.status_code)
             return body
         message = body.get("message") if isinstance(body, dict) else None
-        message = message or f"{method} {path} -> HTTP {response.status_code}"
+        if not message:
+            name = body.get("status") if isinstance(body, dict) else None
+            message = f"{method} {path}: HTTP {response.status_code}" + (f" {name}" if name else "")
         cls = _ERRORS.get(response.status_code, ServerError)
         raise cls(message, status_code=response.status_code, body=body)
 

@@ -10,7 +10,7 @@ talk to ``--api-url`` (default ``$HYDRA_API_URL``, else http://127.0.0.1:8000).
 
 ``submit --wait`` reports progress on stderr (placement, status changes, retries), streams
 the command's stdout and stderr to its own, and exits with the command's exit code (124
-timed out, 130 cancelled, 128+N killed by signal N, 1 for other failures without one).
+timed out, 130 cancelled, 128+N killed by signal N, 1 when it never ran).
 Errors of Hydra itself (API unreachable, invalid job, unknown id) exit with 3.
 """
 from __future__ import annotations
@@ -99,10 +99,11 @@ def ending(run: Run) -> str:
     parts = [run.status]
     if run.outcome and run.outcome != run.status:
         parts.append(f"[{run.outcome}]")
-    if run.returncode is not None:
-        parts.append(f"(exit {run.returncode})")
-    elif run.error:
-        parts.append(f"({run.error})")
+    details = [] if run.returncode is None else [f"exit {run.returncode}"]
+    if run.error and (run.returncode is None or run.returncode < 0):
+        details.append(run.error)
+    if details:
+        parts.append(f"({'; '.join(details)})")
     if run.duration is not None:
         parts.append(f"in {seconds(run.duration)}")
     if run.worker_id:
@@ -233,7 +234,8 @@ def watch(client: Client, run_id: str, *, stream: bool, first_status: str | None
         if following is None:
             return run
         if stream:
-            note(f"{run.decision or 'next attempt'}: run {following.id} (attempt {following.attempt})")
+            note(f"{run.decision or 'next attempt'}: run {following.id} (attempt {following.attempt}), "
+                 f"{placement(following.status, following.worker_id, following.pending_reason)}")
         run_id, first_status = following.id, following.status
 
 

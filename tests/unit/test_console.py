@@ -35,7 +35,7 @@ def test_env_options():
     ({"status": "failed", "returncode": 7}, 7),
     ({"status": "dead_letter", "outcome": "failed", "returncode": 4}, 4),
     ({"status": "failed", "returncode": -9}, 137),
-    ({"status": "timed_out", "returncode": -15}, 143),
+    ({"status": "timed_out", "returncode": -15}, 124),
     ({"status": "timed_out", "returncode": None}, 124),
     ({"status": "dead_letter", "outcome": "timed_out"}, 124),
     ({"status": "cancelled"}, 130),
