@@ -17,9 +17,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from hydra import metrics, names
+from hydra import names
 from hydra.jobs import JobStore, dispatch, new_id
 from hydra.lifecycle import decide
+from hydra.metrics import run_finished
 from hydra.registry import get_redis
 from hydra.runs import RunStore, utcnow
 from hydra.status import RunStatus
@@ -39,9 +40,9 @@ def end_attempt(run_id: str, outcome: dict, *, by: str, job: dict, attempt: int,
         recorded["decision"] = decision.reason
     if not runs.finish(run_id, recorded, by=by):
         return False
-    metrics.run_finished(decision.status.value, outcome.get("duration"))
     log.info("run ended", extra={"event": "run.ended", "run_id": run_id, "job_id": job.get("_id") or job.get("job_id"),
                                  "status": decision.status.value, "outcome": raw.value, "worker": by})
+    run_finished(decision.status.value, outcome.get("duration"))  # once: only the end-fence winner gets here
     if decision.next_in is not None:
         follow_up(job, run_id=run_id, attempt=attempt + 1, delay=decision.next_in,
                   lost=lost_before + (raw == RunStatus.LOST), reason=decision.reason, runs=runs)

@@ -79,6 +79,11 @@ def normalize_os(name: str) -> str | None:
     return OS_ALIASES.get(name.strip().lower())
 
 
+def fence_id(run_id: str, phase: str) -> str:
+    """Key of a run attempt's write-once ``start`` or ``end`` record."""
+    return f"{run_id}/{phase}"
+
+
 def output_chunk_id(run_id: str, seq: int) -> str:
     """Key of chunk ``seq`` (0, 1, ...) of a run's live output."""
     return f"{run_id}/{seq:08d}"
@@ -87,8 +92,3 @@ def output_chunk_id(run_id: str, seq: int) -> str:
 def output_eof_id(run_id: str) -> str:
     """Key of the record saying a run's live output is complete."""
     return f"{run_id}/eof"
-
-
-def fence_id(run_id: str, phase: str) -> str:
-    """Key of a run attempt's write-once ``start`` or ``end`` record."""
-    return f"{run_id}/{phase}"
