@@ -5,8 +5,8 @@
   machines without internet access.
 * **Every error response documented.** :class:`ErrorResponses` (an apispec plugin) gives
   every operation the error answers it can give, each with the one error schema
-  ``{code, status, message, errors}``: 500 and 503 (Retry-After) everywhere, 400 where
-  there is a JSON body, 404 where a path names a resource; described error answers that
+  ``{code, status, message, errors}``: 500 and 503 (Retry-After) everywhere, 400 and 413
+  where there is a JSON body, 404 where a path names a resource; described error answers that
   a view declared without a schema get it. There is no catch-all ``default`` response,
   so a status an operation does not list is a bug the schemathesis run finds.
 * **Every field described.** Schema fields and query parameters without a ``description``
@@ -40,6 +40,7 @@ _ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/
 _STANDARD = {
     "400": "The body is not valid JSON.",
     "404": "Nothing with that id.",
+    "413": "The body is larger than the API accepts (2 MiB).",
     "500": "Unexpected server error (logged with its traceback).",
     "503": "A service Hydra needs (MongoDB or Redis) is unavailable; try again after `Retry-After` seconds.",
 }
@@ -174,7 +175,7 @@ class ErrorResponses(BasePlugin):
             responses.pop("default", None)
             wanted = ["500", "503"]
             if "requestBody" in operation:
-                wanted.append("400")
+                wanted += ["400", "413"]
             if re.search(r"{[^}]+}", path or ""):
                 wanted.append("404")
             for code in wanted:

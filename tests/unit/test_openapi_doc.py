@@ -41,7 +41,7 @@ def test_every_operation_is_summarized_and_lists_its_errors_with_the_error_schem
         responses = operation["responses"]
         assert "default" not in responses, label
         assert any(code.startswith("2") for code in responses), label
-        expected = {"500", "503"} | ({"404"} if "{" in path else set()) | ({"400"} if "requestBody" in operation else set())
+        expected = {"500", "503"} | ({"404"} if "{" in path else set()) | ({"400", "413"} if "requestBody" in operation else set())
         assert expected <= set(responses), label
         for code, response in responses.items():
             response = resolve(spec, response)
