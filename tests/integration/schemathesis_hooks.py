@@ -1,15 +1,17 @@
 """Schemathesis hooks for tests/integration/test_openapi.py (loaded via SCHEMATHESIS_HOOKS).
 
 * Generated job bodies must not run arbitrary commands on the test machine: every body
-  with a usable ``affinity.tags`` list gets the tag :data:`MARKER`, which no worker has, so
-  valid jobs wait in ``hydra.pending`` (the test cancels them afterwards). Bodies stay as
-  valid or invalid as they were generated.
+  sent to ``/jobs...`` with POST, PUT or PATCH (a new job, or an update of one) gets the tag
+  :data:`MARKER`, which no worker has, in its ``affinity.tags`` when that is a usable list
+  (or absent), so valid jobs wait in ``hydra.pending`` (the test cancels them afterwards).
+  Bodies stay as valid or invalid as they were generated.
 * ``GET /runs/{id}/output?wait=`` holds a request up to 10 s while a run has no new output,
   and the probe jobs never run: ``wait`` is capped at :data:`MAX_WAIT` to keep the run short
   (tests/integration/test_live_output.py covers the long-poll itself).
 * Random ids only ever reach "404 not found": half of the generated ``job_id`` / ``run_id``
-  path parameters are replaced by a real job and run (``HYDRA_ST_JOB_ID`` /
-  ``HYDRA_ST_RUN_ID``), so real documents are checked against the response schemas too.
+  path parameters of GET requests are replaced by a real job and run (``HYDRA_ST_JOB_ID``
+  / ``HYDRA_ST_RUN_ID``), so real documents are checked against the response schemas too
+  (never for a verb that changes something).
 """
 import os
 import zlib
@@ -36,7 +38,8 @@ def _mark(body: dict) -> None:
 
 @schemathesis.hook
 def map_case(context, case):
-    if case.operation.method.upper() == "POST" and case.operation.path.startswith("/jobs"):
+    method = case.operation.method.upper()
+    if method in ("POST", "PUT", "PATCH") and case.operation.path.startswith("/jobs"):
         if isinstance(case.body, dict):
             _mark(case.body)
     wait = (case.query or {}).get("wait")
@@ -44,6 +47,6 @@ def map_case(context, case):
         case.query["wait"] = MAX_WAIT
     for name, real in REAL_IDS.items():
         value = (case.path_parameters or {}).get(name)
-        if real and isinstance(value, str) and zlib.crc32(value.encode()) % 2 == 0:
+        if method == "GET" and real and isinstance(value, str) and zlib.crc32(value.encode()) % 2 == 0:
             case.path_parameters[name] = real
     return case
