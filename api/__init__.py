@@ -6,12 +6,14 @@ lives in ``hydra``; this package only maps HTTP onto it.
 from __future__ import annotations
 
 from flask import Flask
-from flask_smorest import Api
 
-from api import errors, health, jobs, runs, schedule, workers
+from api import docs, errors, health, jobs, metrics, output, runs, schedule, workers
+from hydra import logs
+from hydra.spec import StartTime
 
 
 def create_app(test_config: dict | None = None) -> Flask:
+    logs.configure("api")
     app = Flask(__name__)
     app.config.update(
         API_TITLE="Hydra",
@@ -24,10 +26,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     if test_config:
         app.config.update(test_config)
-    api = Api(app)
+    api = docs.HydraApi(app, spec_kwargs=docs.configure(app))
+    api.register_field(StartTime, "string", None)  # date-time with zone, or "" (pattern in its metadata)
     errors.init_app(app)
     for module in (jobs, runs, workers, health):
         api.register_blueprint(module.blp)
-    for blueprint in (runs.dead_letter_blp, schedule.blp):  # job lifecycle (seeds 001, 002)
+    for blueprint in (runs.dead_letter_blp, schedule.blp, output.blp, metrics.blp):
         api.register_blueprint(blueprint)
+    docs.describe_fields(api)
     return app

@@ -11,14 +11,15 @@ import logging
 from flask import Flask, jsonify
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from hydra.db import UNAVAILABLE_ERRORS
 from hydra.errors import Conflict, InvalidJob, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 
-_NAMES = {400: "Bad Request", 404: "Not Found", 409: "Conflict", 422: "Unprocessable Entity",
+_NAMES = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
+          422: "Unprocessable Entity",
           500: "Internal Server Error", 503: "Service Unavailable"}
 
 
@@ -62,6 +63,12 @@ def init_app(app: Flask) -> None:
     def redis_down(exc):
         log.warning("Redis unavailable: %s", exc)
         return error_response(503, "redis is unavailable", headers={"Retry-After": "5"})
+
+    @app.errorhandler(MethodNotAllowed)
+    def method_not_allowed(exc: MethodNotAllowed):
+        # flask-smorest's HTTP error handler drops the Allow header RFC 9110 requires.
+        return error_response(405, f"method not allowed (allowed: {', '.join(exc.valid_methods or [])})",
+                              headers={"Allow": ", ".join(exc.valid_methods or [])})
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

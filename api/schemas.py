@@ -1,7 +1,7 @@
 """Response and query-string schemas. The job body itself is ``hydra.spec.JobSpecSchema``."""
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, fields, pre_load, RAISE, Schema, validate, ValidationError
 
 from hydra import pagination
 from hydra.spec import NAME_RE, USER_RE, AffinitySchema, BackoffSchema, HttpSchema, JobSpecSchema
@@ -12,6 +12,11 @@ STATUS_WORDS = [s.value for s in RunStatus] + ["completed"]
 
 class StatusField(fields.String):
     """A run status; seed 003's ``completed`` is accepted for ``succeeded``."""
+
+    def __init__(self, **kwargs):
+        # Documented as an enum, so clients (and schemathesis) know the accepted words.
+        kwargs["metadata"] = {"enum": STATUS_WORDS, **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         word = super()._deserialize(value, attr, data, **kwargs)
@@ -191,6 +196,12 @@ class JobPatchSchema(JobSpecSchema):
 
     def check_combination(self, data, **kwargs):  # not a hook here: checked on the merged body
         return None
+
+    @pre_load
+    def something_to_change(self, data, **kwargs):
+        if isinstance(data, dict) and not data:
+            raise ValidationError("give at least one field to change", "_schema")
+        return data
 
 
 class ScheduleSchema(JobSpecSchema):

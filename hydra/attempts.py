@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from hydra import names
 from hydra.jobs import Chain, JobStore, dispatch, new_id
 from hydra.lifecycle import decide
+from hydra.metrics import run_finished
 from hydra.registry import get_redis
 from hydra.runs import RunStore, utcnow
 from hydra.status import RunStatus
@@ -54,6 +55,7 @@ def end_attempt(run_id: str, outcome: dict, *, by: str, job: dict, attempt: int,
     job_id = job.get("job_id") or job.get("_id")
     log.info("run ended", extra={"event": "run.ended", "run_id": run_id, "job_id": job_id,
                                  "status": decision.status.value, "outcome": raw.value, "worker": by})
+    run_finished(decision.status.value, outcome.get("duration"))  # once: only the end-fence winner gets here
     if decision.next_in is not None:
         follow_up(job_id, after=run_id, attempt=attempt + 1, delay=decision.next_in, reason=decision.reason,
                   chain=Chain(run_id, decision.lost, decision.failed), runs=runs)

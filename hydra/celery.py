@@ -25,7 +25,7 @@ class Hydra(Celery):
 app = Hydra("hydra")
 app.config_from_object("celeryconfig")
 
-from hydra import publish, worker  # noqa: E402  (connect the publish hook; worker bootstep)
+from hydra import logs, publish, worker  # noqa: E402,F401  (log format; publish hook; worker bootstep)
 
 app.steps["worker"].add(worker.HydraProfile)
 app.user_options["worker"].add(worker.ALLOWED_USERS_OPTION)

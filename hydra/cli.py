@@ -1,19 +1,19 @@
 """The ``hydra`` command line (click)."""
 from __future__ import annotations
 
-import logging
-import sys
-
 import click
+
+from hydra import logs
 
 
 @click.group()
 @click.option("--log-level", envvar="LOG_LEVEL", default="INFO", show_default=True,
               help="DEBUG, INFO, WARNING or ERROR.")
-def main(log_level: str) -> None:
+@click.pass_context
+def main(ctx: click.Context, log_level: str) -> None:
     """Hydra: distributed command jobs on Celery."""
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Logs go to stderr as text or JSON (LOG_FORMAT); the component is the command's name.
+    logs.configure(ctx.invoked_subcommand or "hydra", level=log_level)
 
 
 @main.command()
@@ -34,6 +34,13 @@ def init_db() -> None:
 
     ensure_schema()
     click.echo("schema ready")
+
+
+# The commands that talk to the API: submit, jobs, runs, logs, cancel, workers.
+from hydra.console import COMMANDS  # noqa: E402
+
+for _command in COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ def ensure_schema(db: Database | None = None) -> None:
     """Create Hydra's collections and indexes (idempotent)."""
     db = db if db is not None else get_database()
     existing = set(db.list_collection_names())
-    for name in (names.JOB_DEFINITIONS, names.JOB_RUNS, names.RUN_FENCES, names.WORKERS):
+    for name in (names.JOB_DEFINITIONS, names.JOB_RUNS, names.RUN_FENCES, names.WORKERS, names.RUN_OUTPUT):
         if name not in existing:
             try:
                 db.create_collection(name)

@@ -15,7 +15,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from pymongo.database import Database
 from redis.exceptions import RedisError
 
-from hydra import names, pagination
+from hydra import metrics, names, pagination
 from hydra.db import get_database
 from hydra.errors import Conflict, NotFound
 from hydra.runs import RunStore, utcnow
@@ -67,6 +67,7 @@ class JobStore:
         if doc.get("timeout") is None:
             doc.pop("timeout", None)
         self.jobs.insert_one(doc)
+        metrics.job_submitted(source)
         return doc
 
     def get(self, job_id: str) -> dict:

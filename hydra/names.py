@@ -21,6 +21,8 @@ JOB_RUNS = "job_runs"
 RUN_FENCES = "run_fences"
 #: The workers view served by GET /workers/ (written by the controller).
 WORKERS = "workers"
+#: Live output: insert-only chunks ``<run_id>/<seq:08d>`` and ``<run_id>/eof`` (hydra.livelog).
+RUN_OUTPUT = "run_output"
 
 # Celery names.
 TASK_RUN_COMMAND = "hydra.run_command"
@@ -46,12 +48,15 @@ BROKER_EPOCH_KEY = REDIS_PREFIX + "broker:epoch"
 DUE_KEY = REDIS_PREFIX + "due"
 #: pub/sub channel: "the registry changed" (the controller places pending jobs at once).
 REGISTRY_CHANGED_CHANNEL = REDIS_PREFIX + "registry:changed"
-#: string with TTL, one per run: its cancellation was requested (watched by the worker running it).
 #: string with TTL: the token of the scheduler that holds the leader lock.
 SCHEDULER_LEADER_KEY = REDIS_PREFIX + "scheduler:leader"
 #: counter, and sorted set job id -> counter value: which jobs' schedules changed, in order.
 SCHEDULE_SEQ_KEY = REDIS_PREFIX + "schedule:seq"
 SCHEDULE_CHANGES_KEY = REDIS_PREFIX + "schedule:changes"
+#: Metric counters every process increments and GET /metrics reads (see hydra.metrics).
+METRIC_JOBS_SUBMITTED = REDIS_PREFIX + "metrics:jobs_submitted"
+METRIC_RUNS_FINISHED = REDIS_PREFIX + "metrics:runs_finished"
+METRIC_RUN_DURATION = REDIS_PREFIX + "metrics:run_duration"
 
 #: Operating systems Hydra knows, with the aliases accepted on input.
 OS_ALIASES = {
@@ -92,3 +97,13 @@ def stop_key(run_id: str) -> str:
 def fence_id(run_id: str, phase: str) -> str:
     """Key of a run attempt's write-once ``start`` or ``end`` record."""
     return f"{run_id}/{phase}"
+
+
+def output_chunk_id(run_id: str, seq: int) -> str:
+    """Key of chunk ``seq`` (0, 1, ...) of a run's live output."""
+    return f"{run_id}/{seq:08d}"
+
+
+def output_eof_id(run_id: str) -> str:
+    """Key of the record saying a run's live output is complete."""
+    return f"{run_id}/eof"

@@ -53,6 +53,17 @@ class OsField(fields.String):
         return _os_name(super()._deserialize(value, attr, data, **kwargs))
 
 
+#: What the API documents for ``scheduled_at``: a date-time with zone, or "" (seed 001).
+START_TIME_PATTERN = (r"^$|^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
+                      r"(Z|[+-][0-9]{2}:?[0-9]{2})$")
+
+
+class StartTime(fields.AwareDateTime):
+    """``scheduled_at``: an ISO 8601 date-time with its zone. The empty string seed 001's
+    example sends (meaning "now") is removed before loading (``JobSpecSchema.empty_means_now``);
+    this class exists so the OpenAPI document can say so (a plain string with a pattern)."""
+
+
 class AffinitySchema(Schema):
     """Where a job may run. Empty lists mean "no constraint"."""
 
@@ -82,10 +93,14 @@ class BackoffSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    base = fields.Float(validate=validate.Range(min=0, max=86_400, min_inclusive=False), allow_nan=False)
-    factor = fields.Float(validate=validate.Range(1, 100), allow_nan=False)
-    cap = fields.Float(validate=validate.Range(min=0, max=MAX_TIMEOUT, min_inclusive=False), allow_nan=False)
-    jitter = fields.Float(validate=validate.Range(0, 1), allow_nan=False)
+    base = fields.Float(validate=validate.Range(min=0, max=86_400, min_inclusive=False), allow_nan=False,
+                        metadata={"description": "Seconds before the first retry (default 5)."})
+    factor = fields.Float(validate=validate.Range(1, 100), allow_nan=False,
+                          metadata={"description": "Each further retry waits this many times longer (default 2)."})
+    cap = fields.Float(validate=validate.Range(min=0, max=MAX_TIMEOUT, min_inclusive=False), allow_nan=False,
+                       metadata={"description": "Longest wait in seconds (default 300)."})
+    jitter = fields.Float(validate=validate.Range(0, 1), allow_nan=False,
+                          metadata={"description": "Random spread, as a fraction of the wait, both ways (default 0.1)."})
 
 
 class HttpSchema(Schema):
@@ -95,10 +110,12 @@ class HttpSchema(Schema):
         unknown = RAISE
 
     url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False,
-                     validate=validate.Length(max=8192))
-    method = fields.String(load_default="POST", validate=validate.OneOf(HTTP_METHODS))
+                     validate=validate.Length(max=8192), metadata={"description": "The http(s) URL to call."})
+    method = fields.String(load_default="POST", validate=validate.OneOf(HTTP_METHODS),
+                           metadata={"description": "HTTP method (default POST)."})
     headers = fields.Dict(keys=fields.String(validate=validate.Length(1, 256)),
-                          values=fields.String(validate=validate.Length(max=8192)), load_default=dict)
+                          values=fields.String(validate=validate.Length(max=8192)), load_default=dict,
+                          metadata={"description": "Request headers."})
     body = fields.Raw(load_default=None, metadata={
         "description": "A string is sent as is; any other JSON value is sent as JSON."})
     timeout = fields.Float(load_default=None, allow_nan=False,
@@ -136,8 +153,6 @@ class JobSpecSchema(Schema):
         "description": "Added to a scrubbed base environment (the worker's own secrets never reach a job)."})
     cwd = fields.String(validate=validate.Length(1, 4096), load_default=None)
     retries = fields.Integer(validate=validate.Range(0, MAX_RETRIES), load_default=0, strict=True)
-    max_lost = fields.Integer(validate=validate.Range(1, 100), load_default=None, strict=True, metadata={
-        "description": "Attempts lost with their worker before the run is dead-lettered (default 3)."})
     timeout = fields.Float(validate=validate.Range(min=0, max=MAX_TIMEOUT, min_inclusive=False),
                            load_default=None, allow_nan=False, metadata={
         "description": "Seconds before the whole process tree is killed (status timed_out)."})
@@ -146,8 +161,10 @@ class JobSpecSchema(Schema):
     schedule = fields.String(load_default=None, metadata={
         "description": "5-field cron expression; the job then runs on every tick instead of once."})
     timezone = fields.String(load_default="UTC", metadata={"description": "IANA time zone for `schedule`."})
-    scheduled_at = fields.AwareDateTime(load_default=None, format="iso", metadata={
-        "description": "ISO 8601 time with zone: run once at that time instead of now (empty: now)."})
+    scheduled_at = StartTime(load_default=None, format="iso", metadata={
+        "description": "ISO 8601 time with zone: run once at that time instead of now. "
+                       "An empty string means now (seed 001's example).",
+        "pattern": START_TIME_PATTERN})
     misfire = fields.String(load_default="run_once", validate=validate.OneOf(MISFIRE_POLICIES), metadata={
         "description": "Cron ticks missed while no scheduler ran: skip them, or run_once (one run for all)."})
     overlap = fields.String(load_default="allow", validate=validate.OneOf(OVERLAP_POLICIES), metadata={
@@ -159,7 +176,8 @@ class JobSpecSchema(Schema):
         "description": "Lost attempts (worker died) before the run is dead-lettered; default 3."})
     executor = fields.String(load_default="shell", validate=validate.OneOf(EXECUTORS), metadata={
         "description": "shell (command/args) or http (the `http` request)."})
-    http = fields.Nested(HttpSchema, load_default=None)
+    http = fields.Nested(HttpSchema, load_default=None, metadata={
+        "description": "The request of an http job (seed 002's http.webhook); required with executor http."})
 
     @pre_load
     def reject_non_object(self, data, **kwargs):

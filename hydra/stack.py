@@ -1153,7 +1153,7 @@ def _print_up(stack: Stack, workers: Sequence[WorkerSpec], flower: bool) -> None
     lines = [
         "",
         f"Hydra is up (root {stack.root})",
-        f"  API       {stack.api_url}   (docs: {stack.api_url}/docs once they exist)",
+        f"  API       {stack.api_url}   (docs: {stack.api_url}/docs, metrics: {stack.api_url}/metrics)",
     ]
     if flower:
         user, _, password = stack.flower_auth.partition(":")

@@ -11,14 +11,19 @@ Python users publish it like any Celery task; the router picks the worker::
 """
 from __future__ import annotations
 
+import logging
+
 from celery import Task
 
 from hydra import executors, worker
 from hydra.celery import app
 from hydra.errors import CommandCancelled, CommandError, CommandFailed, CommandTimedOut
+from hydra.livelog import ChunkWriter
 from hydra.names import TASK_RUN_COMMAND
 from hydra.settings import get_settings
 from hydra.watchdog import AttemptWatch
+
+log = logging.getLogger(__name__)
 
 _ERRORS = {"failed": CommandFailed, "timed_out": CommandTimedOut, "cancelled": CommandCancelled}
 
@@ -56,11 +61,17 @@ def run_command(self, **kwargs):
     """Execute the job's command on this worker and return the run's outcome."""
     profile = worker.PROFILE
     settings = get_settings()
-    # The watchdog stops the command when its attempt is ended elsewhere or a cancel is asked.
-    with AttemptWatch(self.request.id) as watch, worker.command_pidfile(self.request.id) as note_pid:
+    log.info("run started", extra={"event": "run.started", "run_id": self.request.id,
+                                   "job_id": kwargs.get("job_id"), "worker": profile.id})
+    # Live output (GET /runs/<id>/output): closing the writer stores the tail and marks the end
+    # before the result backend records the run's end. The watchdog stops the command when its
+    # attempt is ended elsewhere or a cancel is asked.
+    with AttemptWatch(self.request.id) as watch, worker.command_pidfile(self.request.id) as note_pid, \
+            ChunkWriter(self.request.id, limit=settings.output_limit) as live:
         outcome = executors.run(kwargs, executors.Context(
             os_name=profile.os, output_limit=settings.output_limit, default_timeout=settings.default_timeout,
-            cancel=watch.cancel, env=run_environment(self.request.id, kwargs, profile.id), on_start=note_pid))
+            cancel=watch.cancel, env=run_environment(self.request.id, kwargs, profile.id), on_start=note_pid,
+            on_output=live.write))
     outcome["worker_id"] = profile.id
     if watch.reason:
         outcome["error"] = watch.reason

@@ -1,0 +1,122 @@
+"""``/runs/<id>/output``: a run's live stdout/stderr, page by page, with a long-poll follow mode.
+
+A client reads ``GET /runs/<id>/output`` (``after=-1``: from the start), prints the chunks,
+and asks again with ``after=<next>``; with ``wait=<seconds>`` the request is held until new
+output arrives or the run ends (at most :data:`MAX_WAIT` seconds, so one follower never
+holds one of the API's threads for long). ``ended: true`` means no more output will come.
+"""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from hydra import livelog
+from hydra.runs import RunStore
+from hydra.status import RunStatus
+
+blp = Blueprint("output", __name__, url_prefix="/runs", description="Live output of runs.")
+
+#: Longest a request may wait for new output (seconds).
+MAX_WAIT = 10.0
+#: How often a waiting request looks for new output (a chunk is stored <= 0.4 s after it is written).
+POLL_INTERVAL = 0.2
+#: A run that ended this long ago without an ``eof`` record (its worker died, say) is complete.
+EOF_GRACE = timedelta(seconds=5)
+
+
+class OutputArgs(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    after = fields.Integer(load_default=-1, validate=validate.Range(-1, 10**8), metadata={
+        "description": "Return the chunks after this sequence number (-1: from the start); "
+                       "pass the previous answer's `next`."})
+    wait = fields.Float(load_default=0.0, validate=validate.Range(0, MAX_WAIT), metadata={
+        "description": f"Seconds (at most {MAX_WAIT:g}) to wait for new output when there is none yet "
+                       "and the run has not ended (long-poll follow mode)."})
+    limit = fields.Integer(load_default=256, validate=validate.Range(1, 1000), metadata={
+        "description": "At most this many chunks (an answer also stops after about 1 MiB of text)."})
+
+
+class ChunkSchema(Schema):
+    seq = fields.Integer(metadata={"description": "Position of the chunk in the run's output (0, 1, ...)."})
+    stream = fields.String(metadata={"description": "stdout or stderr."})
+    text = fields.String(metadata={"description": "The output, decoded as UTF-8 (invalid bytes become U+FFFD)."})
+    cut = fields.Boolean(metadata={
+        "description": "True for the notice that the stream passed the output limit; what followed "
+                       "is counted (`stdout_bytes`, `stderr_bytes`) but not stored."})
+    at = fields.DateTime(metadata={"description": "When the worker stored the chunk."})
+
+
+class OutputSchema(Schema):
+    run_id = fields.String(metadata={"description": "The run."})
+    status = fields.String(metadata={"description": "The run's status when this answer was made."})
+    chunks = fields.List(fields.Nested(ChunkSchema), metadata={"description": "New chunks, in order."})
+    next = fields.Integer(metadata={"description": "Pass as `after` to get what follows."})
+    ended = fields.Boolean(metadata={"description": "The run has ended and all of its output was returned."})
+    stdout_bytes = fields.Integer(allow_none=True, metadata={
+        "description": "Bytes the command wrote to stdout (once the output is complete)."})
+    stderr_bytes = fields.Integer(allow_none=True, metadata={
+        "description": "Bytes the command wrote to stderr (once the output is complete)."})
+
+
+def _writer_gone(run: dict, now: datetime) -> bool:
+    """For an ended run without an ``eof`` record: will no more output come? True when
+    it never started, or ended more than :data:`EOF_GRACE` ago (its worker died, say)."""
+    if run.get("started_at") is None:
+        return True
+    finished = run.get("finished_at")
+    if isinstance(finished, datetime) and finished.tzinfo is None:
+        finished = finished.replace(tzinfo=timezone.utc)
+    return finished is None or now - finished > EOF_GRACE
+
+
+def read_output(run_id: str, after: int, wait: float, limit: int) -> dict:
+    """One answer of the output endpoint (waits up to ``wait`` s for something new)."""
+    runs = RunStore()
+    deadline = time.monotonic() + min(wait, MAX_WAIT)
+    while True:
+        run = runs.get(run_id)  # NotFound -> 404; read before the chunks, see below
+        chunks = livelog.read_chunks(run_id, after, max_chunks=limit)
+        eof = None
+        ended = False
+        if RunStatus(run["status"]).is_terminal:
+            # The run's end is recorded after its writer closed, so with the status read
+            # first, the chunks read now are all there are once the eof record exists.
+            eof = livelog.read_eof(run_id)
+            last = chunks[-1]["seq"] if chunks else after
+            if eof is not None:  # complete once the reader has every chunk the writer stored
+                ended = last + 1 >= int(eof.get("chunks") or 0)
+            else:  # no writer ran, or it died: complete after a grace, once nothing more is read
+                ended = not chunks and _writer_gone(run, datetime.now(timezone.utc))
+        if chunks or ended or time.monotonic() >= deadline:
+            break
+        time.sleep(POLL_INTERVAL)
+    return {
+        "run_id": run_id,
+        "status": run["status"],
+        "chunks": chunks,
+        "next": chunks[-1]["seq"] if chunks else after,
+        "ended": ended,
+        "stdout_bytes": eof.get("stdout_bytes") if eof else None,
+        "stderr_bytes": eof.get("stderr_bytes") if eof else None,
+    }
+
+
+@blp.route("/<run_id>/output")
+class RunOutput(MethodView):
+    @blp.arguments(OutputArgs, location="query")
+    @blp.response(200, OutputSchema)
+    @blp.alt_response(404, description="No run with that id.")
+    def get(self, args, run_id):
+        """Read a run's output while it runs (and after).
+
+        Chunks of stdout and stderr in the order the worker stored them, at most 0.4 s after
+        the command wrote them. Follow a run by asking again with `after=<next>` and
+        `wait=10` until `ended` is true (that is what `hydra logs -f` does).
+        """
+        return read_output(run_id, args["after"], args["wait"], args["limit"])
