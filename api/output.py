@@ -75,6 +75,19 @@ def _writer_gone(run: dict, now: datetime) -> bool:
     return finished is None or now - finished > EOF_GRACE
 
 
+def record_chunks(run: dict, after: int) -> list[dict]:
+    """A short run's output as chunks (stdout as chunk 0, stderr as chunk 1, when not empty),
+    from the run record: its worker stored no live chunks (hydra.livelog)."""
+    chunks = []
+    for stream in livelog.STREAMS:
+        text = run.get(stream) or ""
+        if text:
+            seq = len(chunks)
+            chunks.append({"seq": seq, "stream": stream, "text": text, "cut": False,
+                           "at": run.get("finished_at")})
+    return [chunk for chunk in chunks if chunk["seq"] > after]
+
+
 def read_output(run_id: str, after: int, wait: float, limit: int) -> dict:
     """One answer of the output endpoint (waits up to ``wait`` s for something new)."""
     runs = RunStore()
@@ -84,6 +97,10 @@ def read_output(run_id: str, after: int, wait: float, limit: int) -> dict:
         chunks = livelog.read_chunks(run_id, after, max_chunks=limit)
         eof = None
         ended = False
+        if RunStatus(run["status"]).is_terminal and run.get("live_chunks") == 0:
+            # A short run stored no chunks: its whole output is in the run record.
+            chunks, ended = record_chunks(run, after), True
+            break
         if RunStatus(run["status"]).is_terminal:
             # The run's end is recorded after its writer closed, so with the status read
             # first, the chunks read now are all there are once the eof record exists.
@@ -102,8 +119,8 @@ def read_output(run_id: str, after: int, wait: float, limit: int) -> dict:
         "chunks": chunks,
         "next": chunks[-1]["seq"] if chunks else after,
         "ended": ended,
-        "stdout_bytes": eof.get("stdout_bytes") if eof else None,
-        "stderr_bytes": eof.get("stderr_bytes") if eof else None,
+        "stdout_bytes": eof.get("stdout_bytes") if eof else run.get("stdout_bytes") if ended else None,
+        "stderr_bytes": eof.get("stderr_bytes") if eof else run.get("stderr_bytes") if ended else None,
     }
 
 

@@ -427,6 +427,8 @@ def _end_processes(root: int, spawned: float, grace: float) -> None:
     """Ends every process of the command whose pid is ``root`` (started at ``time.time()``
     ``spawned``): SIGTERM, up to ``grace`` seconds to exit, then SIGKILL for the rest
     (Windows: terminated at once)."""
+    if _nothing_left(root):
+        return
     procs = _job_processes(root, spawned)
     if not procs:
         return
@@ -446,6 +448,42 @@ def _end_processes(root: int, spawned: float, grace: float) -> None:
         _signal_all(procs, kill=True)
         _wait_gone(procs, _KILL_WAIT)
     log.warning("pid %s: processes survived SIGKILL: %s", root, [p.pid for p in procs])
+
+
+def _nothing_left(root: int) -> bool:
+    """Linux fast path for the common end of a command: True when no process other than the
+    (exited, unreaped) command itself is in its session or group, and this process adopted
+    no orphan - read straight from /proc/*/stat, a hundred times cheaper than the full
+    search of :func:`_job_processes`. False (search fully) when unsure or not on Linux."""
+    if not sys.platform.startswith("linux"):
+        return False
+    me = os.getpid()
+    with _lock:
+        roots = {proc.pid for proc in _running}
+        adopting = _subreaper_pid == me
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return False
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == root:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:  # gone meanwhile
+            continue
+        # pid (comm) state ppid pgrp session ...; comm may contain spaces and parentheses
+        fields = stat[stat.rfind(b")") + 2:].split()
+        try:
+            ppid, pgrp, session = int(fields[1]), int(fields[2]), int(fields[3])
+        except (IndexError, ValueError):
+            return False
+        if session == root or pgrp == root:
+            return False
+        if adopting and ppid == me and int(entry) not in roots:
+            return False
+    return True
 
 
 def _job_processes(root: int, spawned: float) -> list[psutil.Process]:

@@ -63,7 +63,9 @@ class JobStore:
         doc = {"_id": new_id(), **spec, "source": source, "status": None, "last_run_id": first_run_id,
                "paused": False, "created_at": now, "updated_at": now, "schedule_since": now}
         if first_run_id:
-            doc.update(status=RunStatus.PENDING.value, undispatched=True)
+            # Stored as it will most likely be once published, so the publish hook has nothing to
+            # write to the job (hydra.runs: record_published); "pending" is written if it is not.
+            doc.update(status=RunStatus.QUEUED.value, undispatched=True)
         if doc.get("timeout") is None:
             doc.pop("timeout", None)
         self.jobs.insert_one(doc)

@@ -74,8 +74,14 @@ class ChunkWriter:
     """
 
     def __init__(self, run_id: str, *, limit: int, interval: float = 0.4, flush_bytes: int = 64 * 1024,
-                 insert: Callable[[list[dict]], None] | None = None):
+                 insert: Callable[[list[dict]], None] | None = None, skip_if_unflushed: bool = False):
         self.run_id = run_id
+        #: With ``skip_if_unflushed``, a command that ended before anything was stored (a short
+        #: run: under ``interval`` seconds and ``flush_bytes``) stores nothing at all - its
+        #: whole output is in the run record, which readers then use (api/output.py).
+        self.skip_if_unflushed = skip_if_unflushed
+        #: Chunks stored, in order from 0, once closed (what the run record's ``live_chunks`` says).
+        self.stored = 0
         self.limit = limit
         self.interval = interval
         self.flush_bytes = flush_bytes
@@ -183,6 +189,9 @@ class ChunkWriter:
             if self._closed:
                 return
             self._closed = True
+            if self.skip_if_unflushed and self._seq == 0:
+                self._pieces, self._pending_bytes = [], 0
+                return
             for name, state in self._streams.items():
                 tail = state.decoder.decode(b"", final=True)
                 if tail and not state.cut:
@@ -193,10 +202,12 @@ class ChunkWriter:
         deadline = time.monotonic() + retry_for
         while not self.flush():
             if time.monotonic() >= deadline:
+                self.stored = min(doc["seq"] for doc in self._unsent)
                 log.error("live output of run %s incomplete: %d chunk(s) not stored", self.run_id,
                           len(self._unsent), extra={"event": "output.lost", "run_id": self.run_id})
                 return
             time.sleep(0.5)
+        self.stored = self._seq
         eof = {"_id": names.output_eof_id(self.run_id), "run_id": self.run_id, "chunks": self._seq,
                "at": _now()}
         for name, state in self._streams.items():

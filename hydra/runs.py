@@ -40,7 +40,7 @@ def utcnow() -> datetime:
 OUTCOME_FIELDS = (
     "status", "returncode", "stdout", "stderr", "stdout_bytes", "stderr_bytes",
     "stdout_truncated", "stderr_truncated", "started_at", "finished_at", "duration", "error", "pid",
-    "outcome", "decision",
+    "outcome", "decision", "live_chunks",
 )
 
 
@@ -122,7 +122,8 @@ class RunStore:
                 return True  # ended (e.g. cancelled while pending): keep the recorded end
             placement["placed_at"] = now if status == RunStatus.QUEUED else None
             self.runs.update_one({"_id": run_id}, {"$set": placement})
-        self._touch_job(job["_id"], run_id, status)
+        if job.get("last_run_id") != run_id or job.get("status") != status.value:
+            self._touch_job(job["_id"], run_id, status)
         return True
 
     # -- worker side ------------------------------------------------------------------

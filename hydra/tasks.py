@@ -67,12 +67,13 @@ def run_command(self, **kwargs):
     # before the result backend records the run's end. The watchdog stops the command when its
     # attempt is ended elsewhere or a cancel is asked.
     with AttemptWatch(self.request.id) as watch, worker.command_pidfile(self.request.id) as note_pid, \
-            ChunkWriter(self.request.id, limit=settings.output_limit) as live:
+            ChunkWriter(self.request.id, limit=settings.output_limit, skip_if_unflushed=True) as live:
         outcome = executors.run(kwargs, executors.Context(
             os_name=profile.os, output_limit=settings.output_limit, default_timeout=settings.default_timeout,
             cancel=watch.cancel, env=run_environment(self.request.id, kwargs, profile.id), on_start=note_pid,
             on_output=live.write))
     outcome["worker_id"] = profile.id
+    outcome["live_chunks"] = live.stored  # 0: a short run; readers use the record's output
     if watch.reason:
         outcome["error"] = watch.reason
     if outcome["status"] == "succeeded":

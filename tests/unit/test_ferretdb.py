@@ -86,7 +86,7 @@ def test_command_line():
     assert ferretdb.command("/go/bin/ferretdb", Path("/r/data/ferretdb"), Path("/r/data/ferretdb-state"), 27017) == [
         "/go/bin/ferretdb",
         "--handler=sqlite",
-        "--sqlite-url=file:/r/data/ferretdb/",
+        "--sqlite-url=file:/r/data/ferretdb/?_pragma=synchronous(normal)",
         "--listen-addr=127.0.0.1:27017",
         "--state-dir=/r/data/ferretdb-state",
         "--debug-addr=-",

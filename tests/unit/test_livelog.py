@@ -123,3 +123,19 @@ def test_tiny_limits(limit):
         writer.write("stdout", b"abc")
     assert sink.text().startswith("abc"[:limit]) and sink.chunks()[-1]["cut"]
     assert sink.docs["r8/eof"]["stdout_bytes"] == 3
+
+
+def test_a_run_that_ends_before_its_first_flush_stores_nothing_when_asked():
+    sink = Sink()
+    with ChunkWriter("r9", limit=100, interval=5, insert=sink, skip_if_unflushed=True) as writer:
+        writer.write("stdout", b"quick\n")
+    assert sink.docs == {} and writer.stored == 0  # the run record carries its output
+
+    sink = Sink()
+    with ChunkWriter("r10", limit=100, interval=0.05, insert=sink, skip_if_unflushed=True) as writer:
+        writer.write("stdout", b"first\n")
+        deadline = time.monotonic() + 2
+        while not sink.chunks() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        writer.write("stdout", b"second\n")
+    assert sink.text() == "first\nsecond\n" and writer.stored == len(sink.chunks())  # once started, all

@@ -186,7 +186,7 @@ def test_ferretdb_command_otherwise(stk, monkeypatch):
     assert stk.mongo_backend == "ferretdb"
     data = stk.root / "data"
     assert stk.mongo_command() == [
-        "/go/bin/ferretdb", "--handler=sqlite", f"--sqlite-url=file:{data / 'ferretdb'}/",
+        "/go/bin/ferretdb", "--handler=sqlite", f"--sqlite-url=file:{data / 'ferretdb'}/?_pragma=synchronous(normal)",
         "--listen-addr=127.0.0.1:2", f"--state-dir={data / 'ferretdb-state'}",
         "--debug-addr=-", "--telemetry=disable", "--log-level=warn",
     ]  # fmt: skip
