@@ -451,8 +451,8 @@ def _end_processes(root: int, spawned: float, grace: float) -> None:
 
 
 def _nothing_left(root: int) -> bool:
-    """Linux fast path for the common end of a command: True when no process other than the
-    (exited, unreaped) command itself is in its session or group, and this process adopted
+    """Linux fast path for the common end of a command: True when the command itself has
+    exited (a zombie, not yet reaped) and no other process is in its session or group, and this process adopted
     no orphan - read straight from /proc/*/stat, a hundred times cheaper than the full
     search of :func:`_job_processes`. False (search fully) when unsure or not on Linux."""
     if not sys.platform.startswith("linux"):
@@ -461,6 +461,15 @@ def _nothing_left(root: int) -> bool:
     with _lock:
         roots = {proc.pid for proc in _running}
         adopting = _subreaper_pid == me
+    try:
+        with open(f"/proc/{root}/stat", "rb") as fh:
+            stat = fh.read()
+        if stat[stat.rfind(b")") + 2:].split()[0] != b"Z":
+            return False  # the command itself still runs (a timeout or a cancel)
+    except FileNotFoundError:
+        pass  # already reaped
+    except (OSError, IndexError):
+        return False
     try:
         entries = os.listdir("/proc")
     except OSError:

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from hydra.cli import main
 from hydra.client import (
-    Client, ClientError, InvalidRequest, NotFound, Run, Submitted, Unavailable, WaitTimeout,
+    Client, ClientError, Conflict, InvalidRequest, NotFound, Run, Submitted, Unavailable, WaitTimeout,
 )
 from hydra.errors import HydraError
 from hydra.runs import RunStore
@@ -187,3 +187,24 @@ def test_seed_000_examples_work_as_written(client, stack, argv):
     done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "hello world" in done.stdout and "succeeded" in done.stdout
+
+
+def test_client_and_cli_cancel_running_and_queued_runs(client, stack):
+    """A running run's tree is killed within 2 s; a pending one ends at once; an ended one is a Conflict."""
+    running = client.submit("sleep 60", user="canceller", os="linux", timeout=120)
+    wait_run(running.run_id, statuses=["running"])
+    asked = time.monotonic()
+    answer = client.cancel(running.run_id)
+    assert answer.id == running.run_id and answer.status in ("running", "cancelled")
+    ended = client.wait(running.run_id, timeout=10)
+    assert ended.status == "cancelled" and time.monotonic() - asked < 2.5
+
+    waiting = client.submit("echo never", user="canceller", tags=["no-such-tag"])
+    result = hydra_cli(stack, "cancel", waiting.run_id)
+    assert result.exit_code == 0 and f"run {waiting.run_id} cancelled" in result.output
+    assert client.run(waiting.run_id).status == "cancelled"
+
+    again = hydra_cli(stack, "cancel", waiting.run_id, "--json")
+    assert again.exit_code == 3 and "already ended" in again.output
+    with pytest.raises(Conflict):
+        client.cancel(running.run_id)

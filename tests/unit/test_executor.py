@@ -337,3 +337,13 @@ def test_enable_subreaper_is_a_no_op_off_linux():
     if sys.platform.startswith("linux"):
         pytest.skip("Linux enables it")
     assert enable_subreaper() is False
+
+
+def test_cancel_kills_a_command_that_is_a_single_process():
+    """bash -c 'sleep N' execs sleep in place: the command's own process is the whole tree."""
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    started = time.monotonic()
+    outcome = execute(["bash", "-c", "sleep 61.25"], env=job_environment(None), cwd=None, timeout=None,
+                      output_limit=1024, cancel=cancel)
+    assert outcome.status == "cancelled" and time.monotonic() - started < 5
