@@ -41,12 +41,6 @@ COPY api ./api
 RUN pip install --no-deps . \
     && rm -rf build ./*.egg-info
 
-# The code also runs from /app, as hydra/stack.py runs it from the repo (PYTHONPATH):
-# pyproject.toml lists the packages "hydra" and "api" but not the subpackage
-# "hydra.executors", so the installed wheel alone cannot import hydra.tasks. With /app
-# first on sys.path every role imports the complete tree; harmless once that is fixed.
-ENV PYTHONPATH=/app
-
 # Fail the build, not the first job, if something is missing.
 RUN python -c "import celeryconfig, hydra.celery, hydra.executors.shell, hydra.executors.http, api, gunicorn, flower" \
     && hydra --help >/dev/null

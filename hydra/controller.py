@@ -77,7 +77,7 @@ class Controller:
         self._workers: dict[str, WorkerRecord] = {}
         self._gone: dict[str, tuple[bool, str]] = {}   # worker -> (goodbye, reason): failover to do
         self._finishing: dict[str, dict[str, float]] = {}  # worker said goodbye -> run -> deadline
-        self._restarted: dict[str, int] = {}  # worker -> pid of its new process
+        self._restarted: dict[str, str] = {}  # worker -> incarnation learned, not yet checked
         self._idle_beats: dict[str, int] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -150,17 +150,12 @@ class Controller:
         if kind == "worker-offline":
             self.went_offline(worker_id, goodbye=True, reason="shut down")
             return
+        pid = event.get("pid")
+        if record is None or kind == "worker-online" or (pid and record.pid and pid != record.pid):
+            self._want_profile(worker_id)  # new, or a new process of it: learn its incarnation
         if record is None:
-            if worker_id not in self._wanted:
-                self._wanted.add(worker_id)
-                self._profile_requests.put(worker_id)
             return
         came_back = record.status != "online"
-        pid = event.get("pid")
-        if pid and record.pid and pid != record.pid:
-            with self._lock:
-                self._restarted[worker_id] = pid
-            self._changed.set()
         record.status = "online"
         record.seen_at = time.time()
         record.last_heartbeat = float(event.get("timestamp") or record.seen_at)
@@ -177,6 +172,11 @@ class Controller:
         if came_back:
             log.info("worker online", extra={"event": "worker.online", "worker": worker_id})
             self._changed.set()
+
+    def _want_profile(self, worker_id: str) -> None:
+        if worker_id not in self._wanted:
+            self._wanted.add(worker_id)
+            self._profile_requests.put(worker_id)
 
     def fetch_profiles(self) -> None:
         """Ask new workers for their profile (remote control), off the event thread."""
@@ -196,10 +196,12 @@ class Controller:
             now = time.time()
             record = WorkerRecord(profile=WorkerProfile.from_dict(profile), status="online", seen_at=now,
                                   last_heartbeat=now, hostname=worker_id.split("@", 1)[-1],
-                                  pid=reply.get("pid"))
+                                  pid=reply.get("pid"), incarnation=reply.get("incarnation"))
             with self._lock:
                 self._workers[worker_id] = record
                 self._gone.pop(worker_id, None)
+                if record.incarnation:
+                    self._restarted[worker_id] = record.incarnation
             if self.leading:
                 self.registry.set_load(worker_id, 0)
                 self._publish(record)
@@ -295,15 +297,20 @@ class Controller:
             offline = [wid for wid, r in self._workers.items() if r.status == "offline"]
             finishing = {wid: dict(runs) for wid, runs in self._finishing.items()}
             restarted, self._restarted = self._restarted, {}
-        for worker_id, pid in restarted.items():
-            self.failover.restarted(worker_id, pid)
+        for worker_id, incarnation in restarted.items():
+            try:
+                self.failover.restarted(worker_id, incarnation)
+            except Exception:
+                with self._lock:  # MongoDB down, say: check again at the next tick
+                    self._restarted.setdefault(worker_id, incarnation)
+                raise
             with self._lock:
                 self._finishing.pop(worker_id, None)  # its previous process is gone: restarted() decided
         for worker_id, (goodbye, reason) in gone.items():
             with self._lock:
                 record = self._workers.get(worker_id)
-                back_as = record.pid if record is not None and record.status == "online" else None
-            left = self.failover.worker_gone(worker_id, goodbye=goodbye, reason=reason, spare_pid=back_as)
+                back_as = record.incarnation if record is not None and record.status == "online" else None
+            left = self.failover.worker_gone(worker_id, goodbye=goodbye, reason=reason, spare=back_as)
             if back_as is None:
                 self.failover.drain(worker_id)
             with self._lock:
@@ -323,6 +330,24 @@ class Controller:
         for worker_id in offline:
             if worker_id not in gone and self.registry.queued(names.worker_queue(worker_id)):
                 self.failover.drain(worker_id)
+        self.forget_long_gone()
+
+    def forget_long_gone(self) -> None:
+        """Drop workers offline for HYDRA_FORGET_AFTER seconds from the registry, the workers
+        view and the metrics (a fleet that is re-created - containers - would pile them up)."""
+        horizon = time.time() - self.settings.forget_after
+        with self._lock:
+            old = [wid for wid, r in self._workers.items()
+                   if r.status == "offline" and r.seen_at < horizon and wid not in self._gone
+                   and wid not in self._finishing]
+        for worker_id in old:
+            if self.registry.queued(names.worker_queue(worker_id)):
+                continue  # drained at the next tick first
+            self.registry.remove(worker_id)
+            get_database()[names.WORKERS].delete_one({"_id": worker_id})
+            with self._lock:
+                self._workers.pop(worker_id, None)
+            log.info("forgot a long-gone worker", extra={"event": "worker.forgotten", "worker": worker_id})
 
     # -- placing --------------------------------------------------------------------------
     def place_pending(self) -> int:

@@ -10,8 +10,9 @@ Run by the leading controller (``hydra.controller``):
   announces the shutdown before its pool drains - so they get until their own timeout
   (plus :data:`SHUTDOWN_GRACE`) to end, and are failed over only if they do not
   (:meth:`Failover.overdue`).
-* :meth:`Failover.restarted` - a worker's heartbeats come from a new process: the attempts
-  its previous process started are lost, even if it restarted too fast to be seen offline.
+* :meth:`Failover.restarted` - a worker answers as a new process (its incarnation token
+  changed): the attempts its previous process started are lost, even if it restarted too
+  fast to be seen offline (a container keeps name and pid; the token is random per process).
 * :meth:`Failover.drain` - empties a gone worker's own queue, now and whenever something
   lands there later (Redis hands unacknowledged messages back after the visibility
   timeout): messages of ended or already-claimed attempts are dropped, the rest go back
@@ -62,17 +63,17 @@ class Failover:
         self.identity = identity
 
     def worker_gone(self, worker_id: str, *, goodbye: bool, reason: str,
-                    spare_pid: int | None = None) -> dict[str, float]:
+                    spare: str | None = None) -> dict[str, float]:
         """Fail over the worker's attempts. Returns the attempts left to finish after a
         goodbye: run id -> epoch deadline by which they must have ended. Attempts started by
-        the process ``spare_pid`` (the worker is back, as that process) are left alone."""
+        the worker's incarnation ``spare`` (it is back, as that process) are left alone."""
         finishing: dict[str, float] = {}
         for run in self.runs.active_on(worker_id):
             run_id = run["_id"]
             start = self.runs.start_of(run_id)
             if start is not None and start.get("worker_id") != worker_id:
                 continue  # claimed by another worker: it is running there
-            if start is not None and spare_pid is not None and start.get("worker_pid") == spare_pid:
+            if start is not None and spare is not None and start.get("worker_incarnation") == spare:
                 continue  # started by the worker's current process
             if goodbye:  # never started: re-placed by drain(); started: still finishing
                 if start is not None:
@@ -82,15 +83,17 @@ class Failover:
             self.end_lost(run, worker_id, reason, started=start is not None)
         return finishing
 
-    def restarted(self, worker_id: str, pid: int) -> int:
-        """The worker came back as a new process (``pid``) - possibly before anyone noticed it
-        was gone: attempts its previous process had started died with it. Returns how many."""
+    def restarted(self, worker_id: str, incarnation: str) -> int:
+        """The worker runs as the process ``incarnation`` (learned from its profile): attempts
+        another process of the same worker started died with that process - even if it
+        restarted too fast to be seen offline, or while no controller watched. Returns how many."""
         lost = 0
         for run in self.runs.active_on(worker_id):
             start = self.runs.start_of(run["_id"])
-            if start is None or start.get("worker_id") != worker_id or start.get("worker_pid") in (None, pid):
+            held_by = start.get("worker_incarnation") if start else None
+            if start is None or start.get("worker_id") != worker_id or held_by in (None, incarnation):
                 continue
-            lost += self.end_lost(run, worker_id, f"restarted (pid {start['worker_pid']} -> {pid})", started=True)
+            lost += self.end_lost(run, worker_id, "restarted: the run died with its previous process", started=True)
         return lost
 
     def overdue(self, worker_id: str, finishing: dict[str, float], *, now: float, reason: str) -> dict[str, float]:

@@ -56,6 +56,7 @@ class WorkerRecord:
     pid: int | None = None
     sw_ver: str = ""
     seen_at: float = 0.0             # controller's clock when last heard from
+    incarnation: str | None = None   # random token of the worker's current process
 
     def is_stale(self, now: float, offline_after: float) -> bool:
         """Not heard from for ``offline_after`` heartbeat intervals, by the controller's clock
@@ -66,7 +67,7 @@ class WorkerRecord:
         data = self.profile.to_dict()
         data.update(status=self.status, last_heartbeat=self.last_heartbeat, freq=self.freq,
                     active=self.active, processed=self.processed, hostname=self.hostname,
-                    pid=self.pid, sw_ver=self.sw_ver, seen_at=self.seen_at)
+                    pid=self.pid, sw_ver=self.sw_ver, seen_at=self.seen_at, incarnation=self.incarnation)
         return json.dumps(data)
 
     @classmethod
@@ -77,7 +78,7 @@ class WorkerRecord:
                    freq=float(data.get("freq") or 2.0), active=int(data.get("active") or 0),
                    processed=int(data.get("processed") or 0), hostname=data.get("hostname") or "",
                    pid=data.get("pid"), sw_ver=data.get("sw_ver") or "",
-                   seen_at=float(data.get("seen_at") or 0))
+                   seen_at=float(data.get("seen_at") or 0), incarnation=data.get("incarnation"))
 
 
 class Registry:

@@ -128,17 +128,17 @@ class RunStore:
 
     # -- worker side ------------------------------------------------------------------
     def claim(self, run_id: str, *, message: dict, worker_id: str, pid: int | None = None,
-              worker_pid: int | None = None) -> dict:
+              incarnation: str | None = None) -> dict:
         """Take the attempt for execution on ``worker_id``; return the start record.
 
         ``message`` is the task's kwargs: should the publisher have failed to record the
-        attempt, the record is created here from it. ``worker_pid`` (the worker's main process)
-        tells the controller which incarnation of the worker holds the attempt. Raises RunEnded when the attempt already
+        attempt, the record is created here from it. ``incarnation`` (the worker process's
+        token, hydra.worker.INCARNATION) tells the controller which process of the worker holds the attempt. Raises RunEnded when the attempt already
         ended (lost, cancelled) or another delivery of the same message holds it.
         """
         now = utcnow()
         start = {"_id": names.fence_id(run_id, "start"), "run_id": run_id, "worker_id": worker_id,
-                 "pid": pid, "worker_pid": worker_pid, "at": now}
+                 "pid": pid, "worker_incarnation": incarnation, "at": now}
         try:
             self.fences.insert_one(start)
         except DuplicateKeyError:

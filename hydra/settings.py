@@ -52,6 +52,8 @@ class Settings:
     controller_tick: float = 0.5
     #: HYDRA_LEADER_TTL: seconds a controller's leader lease lasts without renewal.
     leader_ttl: float = 5.0
+    #: HYDRA_FORGET_AFTER: seconds a worker stays listed after it went offline.
+    forget_after: float = 86400.0
     #: HYDRA_VISIBILITY_TIMEOUT: seconds before Redis hands an unacknowledged message out again.
     visibility_timeout: float = 3600.0
     #: HYDRA_ROUTER_CACHE: seconds the router may reuse the registry it read.
@@ -78,6 +80,7 @@ class Settings:
             router_cache=_env_float("HYDRA_ROUTER_CACHE", cls.router_cache),
             leader_ttl=_env_float("HYDRA_LEADER_TTL", cls.leader_ttl),
             visibility_timeout=_env_float("HYDRA_VISIBILITY_TIMEOUT", cls.visibility_timeout),
+            forget_after=_env_float("HYDRA_FORGET_AFTER", cls.forget_after),
             default_timeout=_env_float("HYDRA_DEFAULT_TIMEOUT", cls.default_timeout),
             api_url=os.environ.get("HYDRA_API_URL") or cls.api_url,
             scheduler_lock_ttl=_env_float("HYDRA_SCHEDULER_LOCK_TTL", cls.scheduler_lock_ttl),

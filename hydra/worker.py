@@ -21,6 +21,7 @@ import contextlib
 import getpass
 import logging
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -46,8 +47,9 @@ log = logging.getLogger(__name__)
 
 #: This worker's profile, set at start-up (inherited by forked pool processes).
 PROFILE: WorkerProfile | None = None
-#: The pid of the worker's main process (the one that sends heartbeats), likewise inherited.
-MAIN_PID: int | None = None
+#: A random token naming this process of the worker (its "incarnation"), likewise inherited. A
+#: restarted worker keeps its name - and in a container often its pid - but not this.
+INCARNATION: str | None = None
 
 ALLOWED_USERS_OPTION = click.Option(
     ["--allowed-users"], default=None,
@@ -73,7 +75,7 @@ class HydraProfile(bootsteps.Step):
     """Worker bootstep: derive the profile and subscribe to the worker's own queue."""
 
     def __init__(self, worker, allowed_users=None, **options):
-        global PROFILE, MAIN_PID
+        global PROFILE, INCARNATION
         super().__init__(worker, **options)
         queues = list(worker.app.amqp.queues.consume_from)
         raw = allowed_users if allowed_users is not None else os.environ.get("HYDRA_ALLOWED_USERS")
@@ -85,7 +87,7 @@ class HydraProfile(bootsteps.Step):
         except ValueError as exc:
             raise SystemExit(f"hydra: {exc}") from None
         worker.app.amqp.queues.select_add(profile.queue)
-        PROFILE, MAIN_PID = profile, os.getpid()
+        PROFILE, INCARNATION = profile, secrets.token_hex(8)
         end_leftovers(profile.id)
         log.info("hydra worker profile", extra={"event": "worker.profile", "worker": profile.id,
                                                   "profile": profile.to_dict()})
@@ -101,7 +103,7 @@ def _pool_process_init(**_):
 @inspect_command()
 def hydra_profile(state):
     """Hydra profile of this worker (OS, tags, allowed users, max concurrency, shells, queue)."""
-    return {"profile": PROFILE.to_dict() if PROFILE else None, "pid": os.getpid()}
+    return {"profile": PROFILE.to_dict() if PROFILE else None, "pid": os.getpid(), "incarnation": INCARNATION}
 
 
 def runtime_dir() -> Path:
@@ -205,7 +207,7 @@ def admit(run_id: str, kwargs: dict, *, runs: RunStore | None = None) -> None:
     runs = runs or RunStore()
     try:
         wait_for_store(lambda: runs.claim(run_id, message=kwargs, worker_id=profile.id, pid=os.getpid(),
-                                          worker_pid=MAIN_PID))
+                                          incarnation=INCARNATION))
     except RunEnded as exc:
         try:
             Registry().add_load(profile.id, -1)

@@ -289,3 +289,36 @@ def test_chaos_every_accepted_job_ends_recorded_and_succeeds_once(api, stack, wo
         stack.start_worker(spec, wait=False)
     assert kills >= 5
     _exactly_one_success_each(jobs, timeout=60)
+
+
+def test_a_worker_restarted_before_it_was_seen_offline_loses_its_runs(api, stack, worker_factory):
+    """Killed and restarted under the same name at once (what a container restart looks like,
+    pid and all): the attempts its previous process started are failed over all the same."""
+    tag = unique("quick").lower()
+    worker = tagged_worker(worker_factory, tag, concurrency=2, extra_args=["--without-mingle", "--without-gossip"])
+    created = submit(api, "sleep 30", affinity={"os": ["linux"], "tags": [tag]})
+    wait_run(created["run_id"], statuses=["running"])
+    signal_tree(stack.pid(worker.process_name), signal.SIGKILL)
+    stack.start_worker(worker)  # back within the offline threshold
+    lost = wait_run(created["run_id"], statuses=["lost"], timeout=20)
+    assert "previous process" in lost["error"]
+    second = wait_until(lambda: next((r for r in attempts(created["job_id"]) if r["attempt"] == 2), None), 15,
+                        message="attempt 2")
+    assert wait_run(second["_id"], statuses=["running"], timeout=20)["worker_id"] == worker.node
+
+
+def test_workers_offline_long_enough_are_forgotten(api, stack):
+    from hydra.celery import app
+    from hydra.controller import Controller
+    from hydra.registry import WorkerRecord
+    from hydra.affinity import WorkerProfile
+
+    controller = Controller(app, name="forgetful-test")
+    gone = WorkerRecord(profile=WorkerProfile(id=unique("ghost") + "@h", os="linux"), status="offline",
+                        seen_at=time.time() - controller.settings.forget_after - 60)
+    controller._workers[gone.profile.id] = gone
+    controller._publish(gone)
+    assert Registry().get(gone.profile.id) is not None
+    controller.forget_long_gone()
+    assert Registry().get(gone.profile.id) is None
+    assert gone.profile.id not in {w["id"] for w in api.get("/workers/").json}
