@@ -3,7 +3,7 @@
 #
 #   * redis-server            (apt, only when missing)
 #   * FerretDB v1.24.2        (built with Go; skipped when HYDRA_MONGO_URL is set or mongod is on PATH)
-#   * .venv                   (python3 -m venv; pip install -r requirements.txt and -e . when they changed)
+#   * .venv                   (python3 -m venv; pip install -r requirements-dev.txt and -e . when they changed)
 #
 # Called by `make install`, which `make up`, `make test` and `make bench` depend on.
 set -euo pipefail
@@ -124,7 +124,7 @@ fi
 
 inputs_digest() {
     local f
-    for f in requirements.txt pyproject.toml; do
+    for f in requirements.txt requirements-dev.txt pyproject.toml; do
         if [ -f "$f" ]; then sha256sum "$f"; else echo "absent $f"; fi
     done
 }
@@ -133,7 +133,7 @@ need_pip=0
 if [ ! -f "$STAMP" ]; then
     need_pip=1
 else
-    for f in requirements.txt pyproject.toml; do
+    for f in requirements.txt requirements-dev.txt pyproject.toml; do
         if [ -f "$f" ] && [ "$f" -nt "$STAMP" ]; then need_pip=1; fi
     done
     if [ "$(inputs_digest)" != "$(cat "$STAMP")" ]; then need_pip=1; fi
@@ -142,7 +142,7 @@ fi
 if [ "$need_pip" -eq 1 ]; then
     say "installing Python packages into .venv"
     PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
-    "${PIP[@]}" install -r requirements.txt
+    "${PIP[@]}" install -r requirements-dev.txt
     if [ -f pyproject.toml ]; then
         "${PIP[@]}" install -e . --no-deps
     fi
