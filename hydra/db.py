@@ -69,6 +69,17 @@ def get_database() -> Database:
     return get_client()[get_settings().mongo_db]
 
 
+class Store:
+    """Base of the stores (JobStore, RunStore): this process's database unless given one."""
+
+    def __init__(self, db: Database | None = None):
+        self._db = db
+
+    @property
+    def db(self) -> Database:
+        return self._db if self._db is not None else get_database()
+
+
 def reset_client() -> None:
     """Forget the client (tests that change HYDRA_MONGO_URL call this)."""
     global _client, _client_pid

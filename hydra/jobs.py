@@ -12,11 +12,10 @@ import uuid
 from dataclasses import dataclass
 
 from kombu.exceptions import OperationalError as KombuOperationalError
-from pymongo.database import Database
 from redis.exceptions import RedisError
 
 from hydra import metrics, names, pagination
-from hydra.db import get_database
+from hydra.db import Store
 from hydra.errors import Conflict, NotFound
 from hydra.runs import RunStore, utcnow
 from hydra.spec import message_kwargs
@@ -40,13 +39,8 @@ class Dispatched:
     reason: str | None = None
 
 
-class JobStore:
-    def __init__(self, db: Database | None = None):
-        self._db = db
-
-    @property
-    def db(self) -> Database:
-        return self._db if self._db is not None else get_database()
+class JobStore(Store):
+    """All reads and writes of ``job_definitions``."""
 
     @property
     def jobs(self):

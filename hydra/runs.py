@@ -23,11 +23,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from hydra import names, pagination
-from hydra.db import get_database
+from hydra.db import Store
 from hydra.errors import NotFound, RunEnded
 from hydra.status import RunStatus
 
@@ -53,15 +52,8 @@ def _as_datetime(value):
     return value
 
 
-class RunStore:
+class RunStore(Store):
     """All reads and writes of ``job_runs`` and ``run_fences``."""
-
-    def __init__(self, db: Database | None = None):
-        self._db = db
-
-    @property
-    def db(self) -> Database:
-        return self._db if self._db is not None else get_database()
 
     @property
     def runs(self):

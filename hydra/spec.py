@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from croniter import croniter
 from marshmallow import (
-    EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, pre_load, validate, validates,
+    RAISE, Schema, ValidationError, fields, post_load, pre_load, validate, validates,
     validates_schema,
 )
 

@@ -21,7 +21,7 @@ from hydra.errors import HydraError
 from hydra.runs import RunStore
 from hydra.stack import REPO, venv_bin
 from tests.conftest import CPU, GPU
-from tests.helpers import unique, wait_run, wait_until
+from tests.helpers import unique, wait_run
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from hydra import ferretdb, stack as stack_mod
+from hydra import ferretdb
+from hydra.stack import services as services_mod
 from hydra.stack import (
     DEFAULT_WORKERS,
     Stack,
@@ -163,7 +164,7 @@ def test_venv_bin(monkeypatch, tmp_path):
 
 
 def test_redis_command(stk, monkeypatch):
-    monkeypatch.setattr(stack_mod.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(services_mod.shutil, "which", lambda name: f"/usr/bin/{name}")
     assert stk.redis_command() == [
         "/usr/bin/redis-server", "--bind", "127.0.0.1", "--port", "1",
         "--dir", str(stk.root / "data" / "redis"),
@@ -172,7 +173,7 @@ def test_redis_command(stk, monkeypatch):
 
 
 def test_mongod_command_when_on_path(stk, monkeypatch):
-    monkeypatch.setattr(stack_mod.shutil, "which", lambda name: "/opt/mongo/bin/mongod" if name == "mongod" else None)
+    monkeypatch.setattr(services_mod.shutil, "which", lambda name: "/opt/mongo/bin/mongod" if name == "mongod" else None)
     assert stk.mongo_backend == "mongod"
     assert stk.mongo_command() == [
         "/opt/mongo/bin/mongod", "--dbpath", str(stk.root / "data" / "mongo"),
@@ -181,7 +182,7 @@ def test_mongod_command_when_on_path(stk, monkeypatch):
 
 
 def test_ferretdb_command_otherwise(stk, monkeypatch):
-    monkeypatch.setattr(stack_mod.shutil, "which", lambda name: None)
+    monkeypatch.setattr(services_mod.shutil, "which", lambda name: None)
     monkeypatch.setattr(ferretdb, "find_binary", lambda: Path("/go/bin/ferretdb"))
     assert stk.mongo_backend == "ferretdb"
     data = stk.root / "data"

@@ -1,9 +1,4 @@
-"""Start and stop a whole Hydra stack on one machine (``make up`` / ``make down`` and the tests).
-
-::
-
-    python -m hydra.stack up [--no-flower] [--wait SECONDS] [--root DIR]
-    python -m hydra.stack down | status [--json] | logs [-n LINES] [NAME ...]
+"""Hydra's services on one machine: ``Stack`` starts, checks and stops them under a root.
 
 What runs (each detached in its own session, so stopping one stops its process group):
 
@@ -20,39 +15,32 @@ api        ``gunicorn ... "api:create_app()"``                          ``GET /h
 flower     ``celery -A hydra flower``                                   ``GET /`` below 500
 ========== ============================================================ =================
 
-Layout under the root (default ``<repo>/.hydra``): ``run/<name>.pid`` (the pid) and
-``run/<name>.json`` (argv, process start time, configuration digest, log offset),
-``logs/<name>.log`` (appended to across restarts), ``data/`` (kept by ``down``).
-
-A pidfile counts only while it names a live process that started when we started it
-and whose command line matches: stale pidfiles (process gone, or its pid reused by
-another program) are ignored and replaced.
+Layout under the root (default ``<repo>/.hydra``): ``run/`` and ``logs/`` as kept by
+``hydra.stack.processes.Supervisor`` (which ``Stack`` extends), ``data/`` (kept by ``down``),
+``stack.json`` (the ports, MongoDB and database last started, for ``Stack.from_root``).
 """
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
 import os
-import random
 import re
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple, Sequence
-
-import psutil
+from typing import Sequence
 
 from hydra import ferretdb, names
+from hydra.stack.ports import pick_free_ports, port_is_free, port_owner
+from hydra.stack.processes import Health, Proc, StackError, Supervisor, _digest, _write_atomic
 
-REPO = Path(__file__).resolve().parent.parent
+#: The repository root (this file is hydra/stack/services.py).
+REPO = Path(__file__).resolve().parents[2]
 
 #: Default ports and the environment variables that override them.
 DEFAULT_PORTS = {"redis": 6379, "mongo": 27017, "api": 8000, "flower": 5555}
@@ -68,21 +56,6 @@ _DOWN_GROUPS = (("flower", "api"), ("<workers>",), ("controller",), ("mongo",), 
 
 #: Seconds each start_* waits by default when asked to wait.
 START_TIMEOUT = {"redis": 30.0, "mongo": 60.0, "controller": 60.0, "worker": 60.0, "api": 60.0, "flower": 60.0}
-
-
-class StackError(RuntimeError):
-    """A stack process could not be started, or did not become healthy."""
-
-    def __init__(self, message: str, name: str | None = None, log_tail: str = ""):
-        super().__init__(message)
-        self.name = name
-        self.log_tail = log_tail
-
-    def __str__(self) -> str:
-        text = super().__str__()
-        if self.log_tail:
-            text += f"\n--- last lines of {self.name}.log ---\n{self.log_tail.rstrip()}"
-        return text
 
 
 @dataclass
@@ -111,168 +84,11 @@ DEFAULT_WORKERS: tuple[WorkerSpec, ...] = (
 )
 
 
-@dataclass
-class Proc:
-    """A process the stack started (or found already running: ``reused``)."""
-
-    name: str
-    pid: int
-    argv: list[str]
-    log: Path
-    port: int | None = None
-    reused: bool = False
-
-
-class Health(NamedTuple):
-    started: bool  # the process answers at all
-    healthy: bool  # it is ready for work
-    detail: str = ""
-
-
-# --- pure helpers ---------------------------------------------------------------------------
-
-
 def venv_bin(repo: Path = REPO) -> Path:
     """The bin directory whose executables the stack runs (this venv, else ``repo/.venv``)."""
     if sys.prefix != sys.base_prefix:
         return Path(sys.executable).parent
     return Path(repo) / ".venv" / "bin"
-
-
-def local_port_range() -> tuple[int, int]:
-    """The kernel's range for outgoing (ephemeral) ports."""
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """True if a server could bind ``host:port`` now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def pick_free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct free ports below the kernel's ephemeral range.
-
-    Ports inside the ephemeral range can be taken by outgoing connections; worse, a client
-    reconnecting to a stopped server on such a port can connect to itself and hold it.
-    """
-    low, _ = local_port_range()
-    lo, hi = (20000, low - 1) if low > 21000 else (10000, 19999)
-    chosen: list[int] = []
-    for _ in range(2000):
-        if len(chosen) == count:
-            return chosen
-        port = random.randint(lo, hi)
-        if port not in chosen and port_is_free(port, host):
-            chosen.append(port)
-    # Fallback: let the kernel choose.
-    socks = []
-    try:
-        while len(chosen) < count:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((host, 0))
-            socks.append(sock)
-            port = sock.getsockname()[1]
-            if port not in chosen:
-                chosen.append(port)
-    finally:
-        for sock in socks:
-            sock.close()
-    return chosen
-
-
-def port_owner(port: int) -> str | None:
-    """'pid 123 (redis-server *:6379)' for the process listening on ``port``, if psutil can tell."""
-    try:
-        conns = psutil.net_connections(kind="inet")
-    except (psutil.AccessDenied, OSError):
-        return None
-    for conn in conns:
-        if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN:
-            if conn.pid is None:
-                return None
-            try:
-                proc = psutil.Process(conn.pid)
-                cmd = " ".join(" ".join(a for a in proc.cmdline() if a).split()) or proc.name()
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                return f"pid {conn.pid}"
-            if len(cmd) > 120:
-                cmd = cmd[:117] + "..."
-            return f"pid {conn.pid} ({cmd})"
-    return None
-
-
-def cmdline_matches(expected: Sequence[str], actual: Sequence[str]) -> bool:
-    """Is ``actual`` (psutil's cmdline) the command line ``expected`` we launched?
-
-    Accepts the exact argv, the argv behind a script interpreter (``python <script> ...``
-    for shebang scripts), and a process that rewrote its title but kept its program name
-    (``redis-server 127.0.0.1:6379``).
-    """
-    expected = list(expected)
-    actual = [a for a in actual]
-    while actual and actual[-1] == "":
-        actual.pop()
-    if not expected or not actual:
-        return False
-    if actual == expected:
-        return True
-    if len(actual) > len(expected) and actual[-len(expected):] == expected:
-        return True
-    first = actual[0].split()
-    return bool(first) and os.path.basename(first[0]) == os.path.basename(expected[0])
-
-
-def read_pidfile(path: Path) -> int | None:
-    """The pid in ``path``; None if missing or garbage."""
-    try:
-        text = Path(path).read_text().strip()
-    except OSError:
-        return None
-    try:
-        pid = int(text.split()[0])
-    except (ValueError, IndexError):
-        return None
-    return pid if pid > 0 else None
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _digest(argv: Sequence[str], env: dict[str, str], cwd: Path) -> str:
-    blob = json.dumps({"argv": list(argv), "env": dict(sorted(env.items())), "cwd": str(cwd)})
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _tail(path: Path, lines: int) -> str:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            block = 8192
-            data = b""
-            while size > 0 and data.count(b"\n") <= lines:
-                step = min(block, size)
-                size -= step
-                fh.seek(size)
-                data = fh.read(step) + data
-                block *= 2
-    except OSError:
-        return ""
-    text = data.decode("utf-8", errors="replace")
-    return "\n".join(text.splitlines()[-lines:]) + ("\n" if text else "")
 
 
 def _env_port(service: str) -> int:
@@ -285,44 +101,18 @@ def _env_port(service: str) -> int:
         raise StackError(f"{PORT_ENV[service]} must be a port number, got {raw!r}") from None
 
 
-def start_ticks(pid: int) -> int | None:
-    """When ``pid`` started, in clock ticks since boot (Linux ``/proc/<pid>/stat`` field 22).
-
-    Unlike psutil's ``create_time()`` (ticks + the boot time in whole seconds, which moves
-    when the wall clock is adjusted) this never changes for a process: with the pid it
-    identifies the process exactly. None where /proc is not available.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-        return int(stat[stat.rindex(b")") + 2 :].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _group_members(pgid: int) -> list[psutil.Process]:
-    """Live (non-zombie) processes in process group ``pgid``."""
-    members = []
-    for proc in psutil.process_iter():
-        try:
-            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                members.append(proc)
-        except (ProcessLookupError, PermissionError, psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return members
-
-
-def _alive(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
-
-
 # --- the stack ------------------------------------------------------------------------------
 
 
-class Stack:
-    """A Hydra stack rooted at ``root`` (pidfiles, logs and data live there)."""
+class Stack(Supervisor):
+    """A Hydra stack rooted at ``root`` (pidfiles, logs and data live there).
+
+    The process handling (spawn, pid, is_running, stop, kill, log_tail, wait_healthy) is
+    ``Supervisor``'s; this adds the services, their health checks and the order of ``up``,
+    ``down`` and ``status``.
+    """
+
+    spawn_hint = " (run `make install`?)"
 
     def __init__(
         self,
@@ -337,7 +127,7 @@ class Stack:
         env: dict[str, str] | None = None,
         repo: Path = REPO,
     ):
-        self.root = Path(root).absolute()
+        super().__init__(root)
         self.repo = Path(repo).absolute()
         self.redis_port = redis_port if redis_port is not None else _env_port("redis")
         self.mongo_port = mongo_port if mongo_port is not None else _env_port("mongo")
@@ -347,9 +137,6 @@ class Stack:
         self.mongo_db = mongo_db
         self.env = dict(env or {})
         self.bin = venv_bin(self.repo)
-        #: Called with progress messages ("redis: started ..."); the CLI sets it to print.
-        self.echo: Callable[[str], None] | None = None
-        self._popen: dict[str, subprocess.Popen] = {}
         self._redis_client = None
         self._mongo_client = None
 
@@ -449,33 +236,12 @@ class Stack:
     # --- paths ---------------------------------------------------------------------------
 
     @property
-    def run_dir(self) -> Path:
-        return self.root / "run"
-
-    @property
-    def log_dir(self) -> Path:
-        return self.root / "logs"
-
-    @property
     def data_dir(self) -> Path:
         return self.root / "data"
 
     @property
     def ferretdb_sqlite_dir(self) -> Path:
         return self.data_dir / "ferretdb"
-
-    def pidfile(self, name: str) -> Path:
-        return self.run_dir / f"{name}.pid"
-
-    def _metafile(self, name: str) -> Path:
-        return self.run_dir / f"{name}.json"
-
-    def log_path(self, name: str) -> Path:
-        return self.log_dir / f"{name}.log"
-
-    def _say(self, message: str) -> None:
-        if self.echo is not None:
-            self.echo(message)
 
     # --- command lines -------------------------------------------------------------------
 
@@ -542,13 +308,7 @@ class Stack:
         env.update(extra or {})
         return env
 
-    # --- pidfiles ------------------------------------------------------------------------
-
-    def _meta(self, name: str) -> dict | None:
-        try:
-            return json.loads(self._metafile(name).read_text())
-        except (OSError, ValueError):
-            return None
+    # --- pidfiles (see Supervisor._live) -------------------------------------------------
 
     def _fallback_argv(self, name: str) -> list[str] | None:
         """The command to compare with when a pidfile has no metadata."""
@@ -569,67 +329,6 @@ class Stack:
             return [str(self.bin / "celery")]
         return None
 
-    def _reap(self, name: str) -> None:
-        popen = self._popen.get(name)
-        if popen is not None and popen.poll() is not None:
-            del self._popen[name]
-
-    def _live(self, name: str) -> psutil.Process | None:
-        """The process this root's pidfile for ``name`` names, if it is alive and ours.
-
-        Ours means: the pid and its start time (clock ticks since boot) are the ones
-        recorded when we started it; without that record (a bare pidfile), its command
-        line must match the one we would run.
-        """
-        pid = read_pidfile(self.pidfile(name))
-        if pid is None:
-            return None
-        self._reap(name)
-        try:
-            proc = psutil.Process(pid)
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                return None
-            meta = self._meta(name)
-            if meta and meta.get("pid") == pid:
-                ticks, now_ticks = meta.get("start_ticks"), start_ticks(pid)
-                if ticks is not None and now_ticks is not None:
-                    # Exact identity. (Right after exec the kernel may not have set up the
-                    # new command line yet, so do not insist on reading it.)
-                    return proc if now_ticks == ticks else None
-                if meta.get("create_time") is not None and abs(proc.create_time() - meta["create_time"]) > 2.0:
-                    return None  # pid reused
-                expected = meta.get("argv")
-            else:
-                expected = self._fallback_argv(name)
-            if not expected or not cmdline_matches(expected, proc.cmdline()):
-                return None
-            return proc
-        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
-            return None
-
-    def _clear(self, name: str) -> None:
-        for path in (self.pidfile(name), self._metafile(name)):
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
-
-    def names(self) -> list[str]:
-        """Names with a pidfile under this root."""
-        if not self.run_dir.is_dir():
-            return []
-        return sorted(p.stem for p in self.run_dir.glob("*.pid"))
-
-    def pid(self, name: str) -> int | None:
-        proc = self._live(name)
-        return proc.pid if proc else None
-
-    def is_running(self, name: str) -> bool:
-        return self._live(name) is not None
-
-    def log_tail(self, name: str, lines: int = 50) -> str:
-        return _tail(self.log_path(name), lines)
-
     # --- starting ------------------------------------------------------------------------
 
     def spawn(
@@ -642,58 +341,14 @@ class Stack:
         cwd: Path | None = None,
         meta: dict | None = None,
     ) -> Proc:
-        """Start ``argv`` detached as ``name`` (new session, log appended, pidfile written).
+        """Start ``argv`` detached as ``name`` (new session, log appended, pidfile written),
+        in the repo by default, with ``process_env(env)`` added to the environment.
 
         No checks: see ``_ensure`` for "leave a running one alone".
         """
-        for directory in (self.run_dir, self.log_dir, self.data_dir):
-            directory.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         self._save_config()
-        argv = [str(a) for a in argv]
-        cwd = Path(cwd) if cwd else self.repo
-        extra_env = self.process_env(env)
-        full_env = {**os.environ, **extra_env}
-        log = self.log_path(name)
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        with open(log, "ab") as fh:
-            fh.write(f"\n===== {stamp} hydra.stack: starting {name}: {' '.join(argv)}\n".encode())
-            fh.flush()
-            offset = fh.tell()
-            try:
-                popen = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=fh,
-                    stderr=subprocess.STDOUT,
-                    cwd=str(cwd),
-                    env=full_env,
-                    start_new_session=True,
-                    close_fds=True,
-                )
-            except OSError as exc:
-                raise StackError(f"cannot start {name}: {argv[0]}: {exc} (run `make install`?)", name) from exc
-        try:
-            create_time = psutil.Process(popen.pid).create_time()
-        except psutil.NoSuchProcess:
-            create_time = None
-        ticks = start_ticks(popen.pid)
-        record = {
-            "name": name,
-            "pid": popen.pid,
-            "argv": argv,
-            "cwd": str(cwd),
-            "port": port,
-            "create_time": create_time,
-            "start_ticks": ticks,
-            "started_at": time.time(),
-            "log_offset": offset,
-            "config": _digest(argv, extra_env, cwd),
-            **(meta or {}),
-        }
-        _write_atomic(self._metafile(name), json.dumps(record, indent=1))
-        _write_atomic(self.pidfile(name), f"{popen.pid}\n")
-        self._popen[name] = popen
-        return Proc(name, popen.pid, argv, log, port)
+        return super().spawn(name, argv, env=self.process_env(env), port=port, cwd=cwd or self.repo, meta=meta)
 
     def _check_port(self, name: str, port: int) -> None:
         if port_is_free(port):
@@ -877,9 +532,13 @@ class Stack:
         except OSError:
             return False
 
+    def _external(self, name: str) -> bool:
+        """An external MongoDB is no process of ours: nothing to watch, no log."""
+        return name == "mongo" and self.mongo_backend == "external"
+
     def check(self, name: str) -> Health:
         """Is ``name`` started / healthy right now (cheap, short timeouts)?"""
-        if name == "mongo" and self.mongo_backend == "external":
+        if self._external(name):
             running = True
         else:
             running = self.is_running(name)
@@ -917,39 +576,6 @@ class Stack:
             ready = self._worker_ready(name)
             return Health(True, ready, "ready" if ready else "not ready yet")
         return Health(True, True, "running")
-
-    def wait_healthy(self, wanted: Iterable[str], timeout: float, level: str = "healthy") -> None:
-        """Wait until every name in ``wanted`` is healthy (or just started); raise StackError
-        with the log tail of the first one that exits or is still not there at the deadline."""
-        pending = list(dict.fromkeys(wanted))
-        deadline = time.monotonic() + timeout
-        last: dict[str, Health] = {}
-        while True:
-            for name in list(pending):
-                health = self.check(name)
-                last[name] = health
-                if health.healthy or (level == "started" and health.started):
-                    pending.remove(name)
-                    self._say(f"{name}: {'healthy' if health.healthy else 'started'} ({health.detail})")
-                    continue
-                external = name == "mongo" and self.mongo_backend == "external"
-                if not external and not self.is_running(name):
-                    raise StackError(
-                        f"{name} exited during start-up (log: {self.log_path(name)})",
-                        name,
-                        self.log_tail(name, 40),
-                    )
-            if not pending:
-                return
-            if time.monotonic() >= deadline:
-                name = pending[0]
-                states = "; ".join(f"{n}: {last[n].detail}" for n in pending)
-                raise StackError(
-                    f"not {level} after {timeout:.0f}s: {states} (log: {self.log_path(name)})",
-                    name,
-                    self.log_tail(name, 40) if name != "mongo" or self.mongo_backend != "external" else "",
-                )
-            time.sleep(0.25)
 
     # --- the whole stack -----------------------------------------------------------------
 
@@ -989,108 +615,10 @@ class Stack:
         self.wait_healthy(started, left())
 
     def _stop_many(self, stop_names: Sequence[str], sig: int = signal.SIGTERM, timeout: float = 15) -> None:
-        """Signal the leaders, wait for their groups to go; SIGKILL what is left at the deadline."""
-        targets: dict[str, tuple[psutil.Process, list[psutil.Process]]] = {}
         if "mongo" in stop_names and self._mongo_client is not None:
             self._mongo_client.close()  # FerretDB waits for open connections at shutdown
             self._mongo_client = None
-        for name in stop_names:
-            proc = self._live(name)
-            if proc is None:
-                pid = read_pidfile(self.pidfile(name))
-                if pid is not None and not psutil.pid_exists(pid):
-                    # The leader is gone; members of its group may remain (our pgid cannot be
-                    # reused while the group exists).
-                    for member in _group_members(pid):
-                        try:
-                            member.kill()
-                        except psutil.Error:
-                            pass
-                self._clear(name)
-                self._reap(name)
-                continue
-            try:
-                descendants = proc.children(recursive=True)
-            except psutil.Error:
-                descendants = []
-            targets[name] = (proc, descendants)
-            self._say(f"{name}: stopping (pid {proc.pid})")
-            try:
-                proc.send_signal(sig)
-            except psutil.NoSuchProcess:
-                pass
-
-        def group_alive(proc: psutil.Process) -> list[psutil.Process]:
-            return _group_members(proc.pid)
-
-        deadline = time.monotonic() + timeout
-        # 1. leaders exit (they stop their own children: gunicorn, celery prefork)
-        while time.monotonic() < deadline and any(_alive(p) for p, _ in targets.values()):
-            self._reap_all()
-            time.sleep(0.1)
-        # 2. orphans left in a group whose leader exited: SIGTERM, a short grace
-        orphaned = [p for p, _ in targets.values() if not _alive(p) and group_alive(p)]
-        for proc in orphaned:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except (ProcessLookupError, PermissionError):
-                pass
-        grace = min(deadline, time.monotonic() + 3)
-        while orphaned and time.monotonic() < grace and any(group_alive(p) for p in orphaned):
-            time.sleep(0.1)
-        # 3. SIGKILL whatever is left: the group and the descendants that left it
-        for name, (proc, descendants) in targets.items():
-            leftovers = group_alive(proc) + [d for d in descendants if _alive(d)]
-            if leftovers:
-                self._say(f"{name}: killing {len(leftovers)} process(es) still running")
-            for victim in leftovers:
-                try:
-                    victim.kill()
-                except psutil.Error:
-                    pass
-        end = time.monotonic() + 5
-        while time.monotonic() < end:
-            self._reap_all()
-            if not any(_alive(p) or group_alive(p) for p, _ in targets.values()):
-                break
-            time.sleep(0.1)
-        for name in targets:
-            self._clear(name)
-            self._reap(name)
-
-    def _reap_all(self) -> None:
-        for name in list(self._popen):
-            self._reap(name)
-
-    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
-        """Stop ``name``'s process group: ``sig`` to the leader, SIGKILL to the group after
-        ``timeout``; removes the pidfile. A stale pidfile is just removed."""
-        self._stop_many([name], sig, timeout)
-
-    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        """Send ``sig`` to ``name``'s whole process group now (crash simulation). The pidfile
-        stays (stale once the process is gone); with SIGKILL, returns once the group is gone."""
-        proc = self._live(name)
-        if proc is None:
-            return
-        try:
-            pgid = os.getpgid(proc.pid)
-        except ProcessLookupError:
-            return
-        if pgid != proc.pid:  # not a session leader we started: signal only the process
-            proc.send_signal(sig)
-        else:
-            try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
-                return
-        if sig == signal.SIGKILL:
-            end = time.monotonic() + 5
-            while time.monotonic() < end:
-                self._reap(name)
-                if not _alive(proc) and not _group_members(pgid):
-                    break
-                time.sleep(0.05)
+        super()._stop_many(stop_names, sig, timeout)
 
     def down(self) -> None:
         """Stop exactly what this root's pidfiles name (reverse start order); data is kept."""
@@ -1144,117 +672,3 @@ class Stack:
             out[name] = entry
         return out
 
-
-# --- CLI ------------------------------------------------------------------------------------
-
-
-def _print_up(stack: Stack, workers: Sequence[WorkerSpec], flower: bool) -> None:
-    backend = stack.mongo_backend
-    lines = [
-        "",
-        f"Hydra is up (root {stack.root})",
-        f"  API       {stack.api_url}   (docs: {stack.api_url}/docs, metrics: {stack.api_url}/metrics)",
-    ]
-    if flower:
-        user, _, password = stack.flower_auth.partition(":")
-        lines.append(f"  Flower    {stack.flower_url}   (user {user!r}, password {password!r})")
-    lines += [
-        f"  Redis     {stack.broker_url}",
-        f"  MongoDB   {stack.mongo_url}   ({backend}, database {stack.mongo_db!r})",
-    ]
-    for i, spec in enumerate(workers):
-        label = "  Workers   " if i == 0 else "            "
-        lines.append(f"{label}{spec.node:<28} queues {spec.queues}  (concurrency {spec.concurrency})")
-    lines += [
-        f"  Logs      {stack.log_dir}/",
-        "",
-        "Run `make status` to check on it, `make logs` to read the logs, `make down` to stop.",
-    ]
-    print("\n".join(lines))
-
-
-def _print_status(status: dict[str, dict]) -> None:
-    rows = [("NAME", "PID", "STATE", "PORT", "DETAIL")]
-    for name, entry in status.items():
-        if entry.get("running"):
-            state = "healthy" if entry.get("healthy") else "starting"
-        else:
-            state = "stopped"
-        if entry.get("backend") == "external":
-            state += " (external)"
-        detail = entry.get("detail", "")
-        if entry.get("queues"):
-            detail = f"{entry.get('node')} -Q {entry['queues']}; {detail}"
-        if name == "mongo":
-            detail = f"{entry.get('backend')}; {detail}"
-        rows.append((name, str(entry.get("pid") or "-"), state, str(entry.get("port") or "-"), detail))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for row in rows:
-        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hydra.stack", description="Run a local Hydra stack.")
-    parser.add_argument("--root", type=Path, default=REPO / ".hydra", help="state directory (default: .hydra)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_up = sub.add_parser("up", help="start everything and wait until healthy")
-    p_up.add_argument("--no-flower", action="store_true", help="do not start Flower")
-    p_up.add_argument("--wait", type=float, default=90, help="seconds to wait for health (default 90)")
-    sub.add_parser("down", help="stop everything this root started (data is kept)")
-    p_status = sub.add_parser("status", help="show what runs")
-    p_status.add_argument("--json", action="store_true")
-    p_logs = sub.add_parser("logs", help="print the tail of the logs")
-    p_logs.add_argument("-n", "--lines", type=int, default=50)
-    p_logs.add_argument("names", nargs="*")
-    args = parser.parse_args(argv)
-
-    try:
-        # `up` follows the environment (ports, HYDRA_MONGO_URL); the others look at what runs.
-        stack = Stack(args.root) if args.command == "up" else Stack.from_root(args.root)
-    except StackError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    stack.echo = lambda msg: print(f"  {msg}", flush=True)
-
-    if args.command == "up":
-        workers = list(DEFAULT_WORKERS)
-        print(f"Starting Hydra (root {stack.root}) ...", flush=True)
-        try:
-            stack.up(workers=workers, flower=not args.no_flower, wait=args.wait)
-        except StackError as exc:
-            print(f"\nerror: {exc}", file=sys.stderr)
-            print("\nSome processes may still run: `make status`, `make logs`, `make down`.", file=sys.stderr)
-            return 1
-        finally:
-            stack.close()
-        _print_up(stack, workers, not args.no_flower)
-        return 0
-    if args.command == "down":
-        if not stack.names():
-            print(f"Nothing to stop (no pidfiles in {stack.run_dir}).")
-            return 0
-        stack.down()
-        print(f"Stopped. Data kept in {stack.data_dir} (`make clean` deletes it).")
-        return 0
-    if args.command == "status":
-        status = stack.status()
-        stack.close()
-        if args.json:
-            print(json.dumps(status, indent=2))
-        else:
-            _print_status(status)
-        return 0
-    if args.command == "logs":
-        chosen = args.names or sorted(p.stem for p in stack.log_dir.glob("*.log"))
-        if not chosen:
-            print(f"No logs in {stack.log_dir}.")
-        for name in chosen:
-            print(f"==> {stack.log_path(name)} <==")
-            print(stack.log_tail(name, args.lines), end="")
-            print()
-        return 0
-    return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
