@@ -17,7 +17,7 @@ from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, OperationFailure, ServerSelectionTimeoutError
 
 from hydra import names
-from hydra.errors import StoreUnavailable
+from hydra.errors import NotFound, StoreUnavailable
 from hydra.settings import get_settings
 
 _lock = threading.Lock()
@@ -70,7 +70,12 @@ def get_database() -> Database:
 
 
 class Store:
-    """Base of the stores (JobStore, RunStore): this process's database unless given one."""
+    """Base of the stores (JobStore, RunStore): this process's database unless given one,
+    and reading a document of the store's own collection by ``_id``."""
+
+    #: The collection whose documents ``get`` and ``find`` read, and what NotFound calls one.
+    collection_name: str
+    kind: str
 
     def __init__(self, db: Database | None = None):
         self._db = db
@@ -78,6 +83,15 @@ class Store:
     @property
     def db(self) -> Database:
         return self._db if self._db is not None else get_database()
+
+    def find(self, doc_id: str) -> dict | None:
+        return self.db[self.collection_name].find_one({"_id": doc_id})
+
+    def get(self, doc_id: str) -> dict:
+        doc = self.find(doc_id)
+        if doc is None:
+            raise NotFound(self.kind, doc_id)
+        return doc
 
 
 def reset_client() -> None:

@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 
 from hydra import metrics, names, pagination
 from hydra.db import Store
-from hydra.errors import Conflict, NotFound
+from hydra.errors import Conflict
 from hydra.runs import RunStore, utcnow
 from hydra.spec import message_kwargs
 from hydra.status import RunStatus
@@ -42,9 +42,11 @@ class Dispatched:
 class JobStore(Store):
     """All reads and writes of ``job_definitions``."""
 
+    collection_name, kind = names.JOB_DEFINITIONS, "job"
+
     @property
     def jobs(self):
-        return self.db[names.JOB_DEFINITIONS]
+        return self.db[self.collection_name]
 
     def create(self, spec: dict, *, source: str = "api", first_run_id: str | None = None) -> dict:
         """Store a validated job body (``hydra.spec.load_job``) and return the document.
@@ -65,15 +67,6 @@ class JobStore(Store):
         self.jobs.insert_one(doc)
         metrics.job_submitted(source)
         return doc
-
-    def get(self, job_id: str) -> dict:
-        doc = self.jobs.find_one({"_id": job_id})
-        if doc is None:
-            raise NotFound("job", job_id)
-        return doc
-
-    def find(self, job_id: str) -> dict | None:
-        return self.jobs.find_one({"_id": job_id})
 
     def live(self, job_id: str) -> dict:
         """The job, for a verb that changes it: NotFound, or Conflict once it was deleted."""

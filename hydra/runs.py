@@ -27,7 +27,7 @@ from pymongo.errors import DuplicateKeyError
 
 from hydra import names, pagination
 from hydra.db import Store
-from hydra.errors import NotFound, RunEnded
+from hydra.errors import RunEnded
 from hydra.status import RunStatus
 
 
@@ -55,9 +55,11 @@ def _as_datetime(value):
 class RunStore(Store):
     """All reads and writes of ``job_runs`` and ``run_fences``."""
 
+    collection_name, kind = names.JOB_RUNS, "run"
+
     @property
     def runs(self):
-        return self.db[names.JOB_RUNS]
+        return self.db[self.collection_name]
 
     @property
     def fences(self):
@@ -216,15 +218,6 @@ class RunStore(Store):
             "$unset": {"undispatched": ""}})
 
     # -- reads --------------------------------------------------------------------------
-    def get(self, run_id: str) -> dict:
-        doc = self.runs.find_one({"_id": run_id})
-        if doc is None:
-            raise NotFound("run", run_id)
-        return doc
-
-    def find(self, run_id: str) -> dict | None:
-        return self.runs.find_one({"_id": run_id})
-
     def for_job(self, job_id: str, *, limit: int = 100, cursor: str | None = None) -> list[dict]:
         """Runs of a job, newest first (see :meth:`page_for_job` for the next page's cursor)."""
         return self.page_for_job(job_id, limit=limit, cursor=cursor)[0]

@@ -331,24 +331,13 @@ class Stack(Supervisor):
 
     # --- starting ------------------------------------------------------------------------
 
-    def spawn(
-        self,
-        name: str,
-        argv: Sequence[str],
-        *,
-        env: dict[str, str] | None = None,
-        port: int | None = None,
-        cwd: Path | None = None,
-        meta: dict | None = None,
-    ) -> Proc:
-        """Start ``argv`` detached as ``name`` (new session, log appended, pidfile written),
-        in the repo by default, with ``process_env(env)`` added to the environment.
-
-        No checks: see ``_ensure`` for "leave a running one alone".
-        """
+    def spawn(self, name: str, argv: Sequence[str], *, env: dict[str, str] | None = None,
+              cwd: Path | None = None, **kw) -> Proc:
+        """:meth:`Supervisor.spawn`, in the repo by default, with ``process_env(env)`` added to
+        the environment. No checks: see ``_ensure`` for "leave a running one alone"."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._save_config()
-        return super().spawn(name, argv, env=self.process_env(env), port=port, cwd=cwd or self.repo, meta=meta)
+        return super().spawn(name, argv, env=self.process_env(env), cwd=cwd or self.repo, **kw)
 
     def _check_port(self, name: str, port: int) -> None:
         if port_is_free(port):
