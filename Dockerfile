@@ -42,7 +42,7 @@ RUN pip install --no-deps . \
     && rm -rf build ./*.egg-info
 
 # Fail the build, not the first job, if something is missing.
-RUN python -c "import celeryconfig, hydra.celery, hydra.executors.shell, hydra.executors.http, api, gunicorn, flower" \
+RUN python -c "import celeryconfig, hydra.celery.app, hydra.execution.executors, api, gunicorn, flower" \
     && hydra --help >/dev/null
 
 # Non-root: a worker runs commands as its own OS user. Numeric, so that runtimes can

@@ -1,5 +1,6 @@
 """Celery configuration: Hydra's settings (``hydra.settings``) mapped onto Celery's names."""
-from hydra import priority as hydra_priority
+
+from hydra.model import priority as hydra_priority
 from hydra.settings import get_settings
 
 _settings = get_settings()
@@ -11,16 +12,16 @@ broker_transport_options = {
     # redelivery of a still-running attempt harmless (it is not executed twice).
     "visibility_timeout": _settings.visibility_timeout,
     # Job priorities: one list per level, <queue>:0 (served first) ... <queue>:9, mapped from
-    # a job's 0-100 by hydra.priority.broker_level (set on every route by hydra.router).
+    # a job's 0-100 by hydra.model.priority.broker_level (set on every send by hydra.dispatch.pipeline).
     "priority_steps": hydra_priority.LEVELS,
     "sep": hydra_priority.SEP,
     "queue_order_strategy": "priority",
 }
 
 # Runs are recorded in MongoDB by Hydra's backend (a run's result is its job_runs record).
-result_backend = "hydra.backend:HydraBackend"
-result_expires = None                       # run history is kept; no celery.backend_cleanup
-result_backend_always_retry = True          # MongoDB outage: keep retrying with backoff
+result_backend = "hydra.celery.backend:HydraBackend"
+result_expires = None  # run history is kept; no celery.backend_cleanup
+result_backend_always_retry = True  # MongoDB outage: keep retrying with backoff
 result_backend_max_retries = 120
 result_backend_base_sleep_between_retries_ms = 100
 result_backend_max_sleep_between_retries_ms = 5000
@@ -32,7 +33,7 @@ event_serializer = "json"
 accept_content = ["json"]
 result_accept_content = ["json"]
 
-task_routes = ("hydra.router.route_task",)
+# No task_routes: the dispatch pipeline (hydra.dispatch.pipeline) names the queue of every send.
 task_create_missing_queues = True
 
 # At-least-once: acknowledge after the attempt ended; the run fences stop duplicates.

@@ -3,6 +3,7 @@
 Only logging lives here: gunicorn's own lines (master, workers, access log) follow
 ``LOG_FORMAT`` / ``LOG_LEVEL`` like every other Hydra process (see ``hydra.logs``).
 """
+
 import os
 
 logger_class = "hydra.logs.GunicornLogger"

@@ -3,13 +3,14 @@
 ``create_app()`` is the factory gunicorn runs (``gunicorn "api:create_app()"``). The core
 lives in ``hydra``; this package only maps HTTP onto it.
 """
+
 from __future__ import annotations
 
 from flask import Flask
 
 from api import docs, errors, health, jobs, metrics, output, runs, schedule, workers
 from hydra import logs
-from hydra.spec import StartTime
+from hydra.model.spec import StartTime
 
 
 def create_app(test_config: dict | None = None) -> Flask:

@@ -13,6 +13,7 @@
   get one from :data:`FIELD_DOCS` / :data:`PARAM_DOCS` (tests/unit/test_openapi_doc.py
   checks that none is left without).
 """
+
 from __future__ import annotations
 
 import re
@@ -97,8 +98,7 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "user": "User the run is for.",
         "attempt": "1 for the first attempt of the job, 2 for its first retry, ...",
         "retry_of": "The attempt this one follows (a retry or failover), or null.",
-        "status": "pending, queued, running, succeeded, failed, timed_out, cancelled, lost, retrying "
-                  "or dead_letter.",
+        "status": "pending, queued, running, succeeded, failed, timed_out, cancelled, lost, retrying or dead_letter.",
         "decision": "Why the attempt's end led to its status (retry n of m, failover, dead letter).",
         "worker_id": "The worker it was routed to or ran on.",
         "queue": "The Celery queue its message was published to.",
@@ -148,8 +148,12 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "errors": "Invalid fields by location (`json`, `query`) and name, each with its messages.",
     },
     "PaginationMetadata": {
-        "total": "Number of items.", "total_pages": "Number of pages.", "first_page": "First page.",
-        "last_page": "Last page.", "page": "This page.", "previous_page": "Previous page.",
+        "total": "Number of items.",
+        "total_pages": "Number of pages.",
+        "first_page": "First page.",
+        "last_page": "Last page.",
+        "page": "This page.",
+        "previous_page": "Previous page.",
         "next_page": "Next page.",
     },
 }
@@ -158,8 +162,8 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
 #: Descriptions of query parameters whose schema gives none.
 PARAM_DOCS = {
     "cursor": "Where the previous page ended: its X-Next-Cursor header (opaque).",
-    "task_id": "The task's id (seed 001: the id POST /schedule returned).",
-    "status": "Only those whose (latest) run has this status; seed 003's `completed` means succeeded.",
+    "task_id": "The task's id (the id POST /schedule returned).",
+    "status": "Only those whose (latest) run has this status; `completed` means succeeded.",
     "user": "Only those of this user.",
     "limit": "At most this many items.",
     "job_id": "The job's id.",
@@ -198,12 +202,13 @@ class ErrorResponses(BasePlugin):
             for code in wanted:
                 responses.setdefault(code, {"description": _STANDARD[code]})
             for code, response in responses.items():
-                if str(code).isdigit() and int(code) >= 400 and isinstance(response, dict) \
-                        and "$ref" not in response:
+                if str(code).isdigit() and int(code) >= 400 and isinstance(response, dict) and "$ref" not in response:
                     response.setdefault("description", _STANDARD.get(str(code), "Error."))
                     response.setdefault("content", _ERROR_CONTENT)
-            responses["503"].setdefault("headers", {"Retry-After": {
-                "description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}})
+            responses["503"].setdefault(
+                "headers",
+                {"Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}},
+            )
 
 
 class HydraApi(Api):

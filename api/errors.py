@@ -1,26 +1,31 @@
 """One error format for every failure: ``{"code", "status", "message", "errors"}``.
 
 flask-smorest already renders HTTP errors (and webargs validation errors, with the field
-names under ``errors.json``) this way; this module maps Hydra's domain errors and the
-store/broker connection errors onto the same shape, so no request ends in a bare 500.
+names under ``errors.json``) this way; this module maps Hydra's errors onto the same shape
+(the stores and the broker raise ``Unavailable`` for a server that does not answer), so no
+request ends in a bare 500.
 """
+
 from __future__ import annotations
 
 import logging
 
 from flask import Flask, jsonify
-from kombu.exceptions import OperationalError as KombuOperationalError
-from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from hydra.db import UNAVAILABLE_ERRORS
 from hydra.errors import Conflict, InvalidJob, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 
-_NAMES = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
-          422: "Unprocessable Entity",
-          500: "Internal Server Error", 503: "Service Unavailable"}
+_NAMES = {
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    422: "Unprocessable Entity",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 def error_response(code: int, message: str, errors: dict | None = None, headers: dict | None = None):
@@ -49,26 +54,17 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Unavailable)
     def unavailable(exc: Unavailable):
-        return error_response(503, f"{exc.service} is unavailable: {exc}", headers={"Retry-After": "5"})
-
-    def mongo_down(exc):
-        log.warning("MongoDB unavailable: %s", exc)
-        return error_response(503, "mongodb is unavailable", headers={"Retry-After": "5"})
-
-    for exc_class in UNAVAILABLE_ERRORS:
-        app.register_error_handler(exc_class, mongo_down)
-
-    @app.errorhandler(RedisError)
-    @app.errorhandler(KombuOperationalError)
-    def redis_down(exc):
-        log.warning("Redis unavailable: %s", exc)
-        return error_response(503, "redis is unavailable", headers={"Retry-After": "5"})
+        log.warning("%s unavailable: %s", exc.service, exc)
+        return error_response(503, f"{exc.service} is unavailable", headers={"Retry-After": "5"})
 
     @app.errorhandler(MethodNotAllowed)
     def method_not_allowed(exc: MethodNotAllowed):
         # flask-smorest's HTTP error handler drops the Allow header RFC 9110 requires.
-        return error_response(405, f"method not allowed (allowed: {', '.join(exc.valid_methods or [])})",
-                              headers={"Allow": ", ".join(exc.valid_methods or [])})
+        return error_response(
+            405,
+            f"method not allowed (allowed: {', '.join(exc.valid_methods or [])})",
+            headers={"Allow": ", ".join(exc.valid_methods or [])},
+        )
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

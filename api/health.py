@@ -1,29 +1,35 @@
 """``/health``: are Redis, MongoDB and the controller up, and how many workers are online."""
+
 from __future__ import annotations
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.schemas import HealthSchema
-from hydra import names
-from hydra.db import ping
+from hydra.broker.registry import Registry
 from hydra.errors import Unavailable
-from hydra.registry import Registry
+from hydra.store.mongo import ping
 
 blp = Blueprint("health", __name__, url_prefix="/health", description="Service health.")
 
 
 def check() -> tuple[dict, int]:
-    body = {"status": "ok", "down": [], "redis": {"ok": True}, "mongodb": {"ok": True},
-            "controller": {"ok": False}, "workers": {"online": 0, "offline": 0}}
+    body = {
+        "status": "ok",
+        "down": [],
+        "redis": {"ok": True},
+        "mongodb": {"ok": True},
+        "controller": {"ok": False},
+        "workers": {"online": 0, "offline": 0},
+    }
     registry = Registry()
     try:
-        registry.redis.ping()
-        alive = registry.redis.get(names.CONTROLLER_ALIVE_KEY)
+        registry.ping()
+        alive = registry.controller_alive()
         body["controller"] = {"ok": bool(alive), "name": alive}
         for record in registry.records().values():
             body["workers"][record.status] = body["workers"].get(record.status, 0) + 1
-    except Exception as exc:  # noqa: BLE001 - report any Redis failure as "down"
+    except Unavailable as exc:
         body["redis"] = {"ok": False, "error": str(exc)}
     try:
         ping()

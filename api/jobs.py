@@ -1,5 +1,6 @@
-"""``/jobs``: submit a job, read it, list its runs (seed 000's contract); update, delete,
-pause, resume and trigger it (seed 002's verbs, ``hydra.control``)."""
+"""``/jobs``: submit a job, read it, list its runs; update, delete, pause, resume and
+trigger it (the verbs of ``hydra.control.verbs``)."""
+
 from __future__ import annotations
 
 import logging
@@ -8,12 +9,20 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.schemas import (
-    NEXT_CURSOR_HEADER, JobCreatedSchema, JobListArgs, JobPatchSchema, JobSchema, RunListArgs, RunSchema,
+    NEXT_CURSOR_HEADER,
+    JobCreatedSchema,
+    JobListArgs,
+    JobPatchSchema,
+    JobSchema,
+    RunListArgs,
+    RunSchema,
 )
-from hydra import control
-from hydra.jobs import Dispatched, JobStore
-from hydra.runs import RunStore
-from hydra.spec import JobSpecSchema
+from hydra.control import verbs
+from hydra.model.records import Dispatched
+from hydra.model.spec import JobSpecSchema
+from hydra.model.status import SCHEDULED
+from hydra.store.jobs import JobStore
+from hydra.store.runs import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -21,10 +30,15 @@ blp = Blueprint("jobs", __name__, url_prefix="/jobs", description="Submit jobs, 
 
 
 def created(job_id: str, run: Dispatched | None, starts_at=None) -> dict:
-    return {"id": job_id, "job_id": job_id, "run_id": run.run_id if run else None,
-            "status": "scheduled" if starts_at is not None else run.status.value,
-            "worker_id": run.worker_id if run else None, "pending_reason": run.reason if run else None,
-            "scheduled_at": starts_at}
+    return {
+        "id": job_id,
+        "job_id": job_id,
+        "run_id": run.run_id if run else None,
+        "status": SCHEDULED if starts_at is not None else run.status.value,
+        "worker_id": run.worker_id if run else None,
+        "pending_reason": run.reason if run else None,
+        "scheduled_at": starts_at,
+    }
 
 
 def paged(items: list, cursor: str | None):
@@ -45,8 +59,8 @@ class Jobs(MethodView):
         `scheduled_at` in the future the run starts at that time, and with a cron `schedule`
         on every tick (status `scheduled`).
         """
-        job, run, starts_at = control.submit(spec)
-        return created(job["_id"], run, starts_at)
+        job, run, starts_at = verbs.submit(spec)
+        return created(job.id, run, starts_at)
 
     @blp.arguments(JobListArgs, location="query")
     @blp.response(200, JobSchema(many=True), headers=NEXT_CURSOR_HEADER)
@@ -56,8 +70,12 @@ class Jobs(MethodView):
         Deleted jobs are left out. When more jobs match than `limit`, the `X-Next-Cursor`
         header holds the `cursor` of the next page.
         """
-        jobs, cursor = JobStore().list(status=args["status"] or args["status_filter"], user=args["user"],
-                                       limit=args["limit"], cursor=args["cursor"])
+        jobs, cursor = JobStore().list(
+            status=args["status"] or args["status_filter"],
+            user=args["user"],
+            limit=args["limit"],
+            cursor=args["cursor"],
+        )
         return paged(jobs, cursor)
 
 
@@ -76,7 +94,7 @@ class Job(MethodView):
     @blp.alt_response(422, description="The body is invalid; `errors.json` names each field.")
     def put(self, spec, job_id):
         """Replace a job's body. Future runs use it; runs already queued or running are not changed."""
-        return control.update(job_id, spec=spec)
+        return verbs.update(job_id, spec=spec)
 
     @blp.arguments(JobPatchSchema(partial=True))
     @blp.response(200, JobSchema)
@@ -85,13 +103,13 @@ class Job(MethodView):
     @blp.alt_response(422, description="The merged body is invalid; `errors.json` names each field.")
     def patch(self, patch, job_id):
         """Change some fields of a job (top-level fields replace the stored ones). Affects future runs."""
-        return control.update(job_id, patch=patch)
+        return verbs.update(job_id, patch=patch)
 
     @blp.response(204)
     @blp.alt_response(404, description="No job with that id.")
     def delete(self, job_id):
         """Delete a job: its schedule stops and its runs not started yet are cancelled; its history is kept."""
-        control.delete(job_id)
+        verbs.delete(job_id)
 
 
 @blp.route("/<job_id>/runs")
@@ -116,7 +134,7 @@ class PauseJob(MethodView):
     @blp.alt_response(409, description="The job has no schedule, or was deleted.")
     def post(self, job_id):
         """Pause a job's cron schedule (no ticks until resumed)."""
-        return control.pause(job_id)
+        return verbs.pause(job_id)
 
 
 @blp.route("/<job_id>/resume")
@@ -126,7 +144,7 @@ class ResumeJob(MethodView):
     @blp.alt_response(409, description="The job has no schedule, or was deleted.")
     def post(self, job_id):
         """Resume a paused schedule from now (ticks during the pause do not run)."""
-        return control.resume(job_id)
+        return verbs.resume(job_id)
 
 
 @blp.route("/<job_id>/trigger")
@@ -136,4 +154,4 @@ class TriggerJob(MethodView):
     @blp.alt_response(409, description="The job was deleted.")
     def post(self, job_id):
         """Run the job once now, whatever its schedule."""
-        return created(job_id, control.trigger(job_id))
+        return created(job_id, verbs.trigger(job_id))

@@ -1,4 +1,5 @@
 """``/metrics``: Prometheus metrics of the whole installation (see ``hydra.metrics``)."""
+
 from __future__ import annotations
 
 from flask import Response
@@ -6,7 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from hydra.metrics import HydraCollector
+from hydra.broker.metrics import HydraCollector
 
 blp = Blueprint("metrics", __name__, description="Prometheus metrics.")
 
@@ -16,11 +17,16 @@ _registry.register(HydraCollector())
 
 @blp.route("/metrics")
 class Metrics(MethodView):
-    @blp.doc(responses={"200": {
-        "description": "Metrics in the Prometheus text format: jobs submitted, runs finished by status, "
-                       "run durations, queue depth per worker queue, pending and delayed runs, workers "
-                       "online and offline, load per worker, controller liveness.",
-        "content": {"text/plain": {"schema": {"type": "string"}}}}})
+    @blp.doc(
+        responses={
+            "200": {
+                "description": "Metrics in the Prometheus text format: jobs submitted, runs finished by status, "
+                "run durations, queue depth per worker queue, pending and delayed runs, workers "
+                "online and offline, load per worker, controller liveness.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        }
+    )
     def get(self):
         """Prometheus metrics (counters aggregated over every API, controller and worker process)."""
         return Response(generate_latest(_registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -5,18 +5,21 @@ and asks again with ``after=<next>``; with ``wait=<seconds>`` the request is hel
 output arrives or the run ends (at most :data:`MAX_WAIT` seconds, so one follower never
 holds one of the API's threads for long). ``ended: true`` means no more output will come.
 """
+
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from hydra import livelog
-from hydra.runs import RunStore
-from hydra.status import RunStatus
+from hydra import clock
+from hydra.execution.live import STREAMS
+from hydra.model.records import Chunk, OutputEnd, Run
+from hydra.store.output import OutputStore
+from hydra.store.runs import RunStore
 
 blp = Blueprint("output", __name__, url_prefix="/runs", description="Live output of runs.")
 
@@ -32,23 +35,39 @@ class OutputArgs(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    after = fields.Integer(load_default=-1, validate=validate.Range(-1, 10**8), metadata={
-        "description": "Return the chunks after this sequence number (-1: from the start); "
-                       "pass the previous answer's `next`."})
-    wait = fields.Float(load_default=0.0, validate=validate.Range(0, MAX_WAIT), metadata={
-        "description": f"Seconds (at most {MAX_WAIT:g}) to wait for new output when there is none yet "
-                       "and the run has not ended (long-poll follow mode)."})
-    limit = fields.Integer(load_default=256, validate=validate.Range(1, 1000), metadata={
-        "description": "At most this many chunks (an answer also stops after about 1 MiB of text)."})
+    after = fields.Integer(
+        load_default=-1,
+        validate=validate.Range(-1, 10**8),
+        metadata={
+            "description": "Return the chunks after this sequence number (-1: from the start); "
+            "pass the previous answer's `next`."
+        },
+    )
+    wait = fields.Float(
+        load_default=0.0,
+        validate=validate.Range(0, MAX_WAIT),
+        metadata={
+            "description": f"Seconds (at most {MAX_WAIT:g}) to wait for new output when there is none yet "
+            "and the run has not ended (long-poll follow mode)."
+        },
+    )
+    limit = fields.Integer(
+        load_default=256,
+        validate=validate.Range(1, 1000),
+        metadata={"description": "At most this many chunks (an answer also stops after about 1 MiB of text)."},
+    )
 
 
 class ChunkSchema(Schema):
     seq = fields.Integer(metadata={"description": "Position of the chunk in the run's output (0, 1, ...)."})
     stream = fields.String(metadata={"description": "stdout or stderr."})
     text = fields.String(metadata={"description": "The output, decoded as UTF-8 (invalid bytes become U+FFFD)."})
-    cut = fields.Boolean(metadata={
-        "description": "True for the notice that the stream passed the output limit; what followed "
-                       "is counted (`stdout_bytes`, `stderr_bytes`) but not stored."})
+    cut = fields.Boolean(
+        metadata={
+            "description": "True for the notice that the stream passed the output limit; what followed "
+            "is counted (`stdout_bytes`, `stderr_bytes`) but not stored."
+        }
+    )
     at = fields.DateTime(metadata={"description": "When the worker stored the chunk."})
 
 
@@ -58,69 +77,75 @@ class OutputSchema(Schema):
     chunks = fields.List(fields.Nested(ChunkSchema), metadata={"description": "New chunks, in order."})
     next = fields.Integer(metadata={"description": "Pass as `after` to get what follows."})
     ended = fields.Boolean(metadata={"description": "The run has ended and all of its output was returned."})
-    stdout_bytes = fields.Integer(allow_none=True, metadata={
-        "description": "Bytes the command wrote to stdout (once the output is complete)."})
-    stderr_bytes = fields.Integer(allow_none=True, metadata={
-        "description": "Bytes the command wrote to stderr (once the output is complete)."})
+    stdout_bytes = fields.Integer(
+        allow_none=True, metadata={"description": "Bytes the command wrote to stdout (once the output is complete)."}
+    )
+    stderr_bytes = fields.Integer(
+        allow_none=True, metadata={"description": "Bytes the command wrote to stderr (once the output is complete)."}
+    )
 
 
-def _writer_gone(run: dict, now: datetime) -> bool:
-    """For an ended run without an ``eof`` record: will no more output come? True when
+def _writer_gone(run: Run, now: datetime) -> bool:
+    """For an ended run without an end-of-output record: will no more output come? True when
     it never started, or ended more than :data:`EOF_GRACE` ago (its worker died, say)."""
-    if run.get("started_at") is None:
+    if run.started_at is None:
         return True
-    finished = run.get("finished_at")
-    if isinstance(finished, datetime) and finished.tzinfo is None:
-        finished = finished.replace(tzinfo=timezone.utc)
-    return finished is None or now - finished > EOF_GRACE
+    return run.finished_at is None or now - run.finished_at > EOF_GRACE
 
 
-def record_chunks(run: dict, after: int) -> list[dict]:
+def record_chunks(run: Run, after: int) -> list[Chunk]:
     """A short run's output as chunks (stdout as chunk 0, stderr as chunk 1, when not empty),
-    from the run record: its worker stored no live chunks (hydra.livelog)."""
-    chunks = []
-    for stream in livelog.STREAMS:
-        text = run.get(stream) or ""
+    from the run record: its worker stored no live chunks (hydra.execution.live)."""
+    chunks: list[Chunk] = []
+    for stream in STREAMS:
+        text = getattr(run, stream) or ""
         if text:
-            seq = len(chunks)
-            chunks.append({"seq": seq, "stream": stream, "text": text, "cut": False,
-                           "at": run.get("finished_at")})
-    return [chunk for chunk in chunks if chunk["seq"] > after]
+            chunks.append(
+                Chunk(
+                    id=f"{run.id}/record-{stream}",
+                    run_id=run.id,
+                    seq=len(chunks),
+                    stream=stream,
+                    text=text,
+                    at=run.finished_at,
+                )
+            )
+    return [chunk for chunk in chunks if chunk.seq > after]
 
 
 def read_output(run_id: str, after: int, wait: float, limit: int) -> dict:
     """One answer of the output endpoint (waits up to ``wait`` s for something new)."""
-    runs = RunStore()
+    runs, output = RunStore(), OutputStore()
     deadline = time.monotonic() + min(wait, MAX_WAIT)
     while True:
         run = runs.get(run_id)  # NotFound -> 404; read before the chunks, see below
-        chunks = livelog.read_chunks(run_id, after, max_chunks=limit)
-        eof = None
+        chunks = output.chunks(run_id, after, max_chunks=limit)
+        eof: OutputEnd | None = None
         ended = False
-        if RunStatus(run["status"]).is_terminal and run.get("live_chunks") == 0:
+        if run.run_status.is_terminal and run.live_chunks == 0:
             # A short run stored no chunks: its whole output is in the run record.
             chunks, ended = record_chunks(run, after), True
             break
-        if RunStatus(run["status"]).is_terminal:
+        if run.run_status.is_terminal:
             # The run's end is recorded after its writer closed, so with the status read
-            # first, the chunks read now are all there are once the eof record exists.
-            eof = livelog.read_eof(run_id)
-            last = chunks[-1]["seq"] if chunks else after
+            # first, the chunks read now are all there are once the end record exists.
+            eof = output.end(run_id)
+            last = chunks[-1].seq if chunks else after
             if eof is not None:  # complete once the reader has every chunk the writer stored
-                ended = last + 1 >= int(eof.get("chunks") or 0)
+                ended = last + 1 >= eof.chunks
             else:  # no writer ran, or it died: complete after a grace, once nothing more is read
-                ended = not chunks and _writer_gone(run, datetime.now(timezone.utc))
+                ended = not chunks and _writer_gone(run, clock.utcnow())
         if chunks or ended or time.monotonic() >= deadline:
             break
         time.sleep(POLL_INTERVAL)
     return {
         "run_id": run_id,
-        "status": run["status"],
+        "status": run.status,
         "chunks": chunks,
-        "next": chunks[-1]["seq"] if chunks else after,
+        "next": chunks[-1].seq if chunks else after,
         "ended": ended,
-        "stdout_bytes": eof.get("stdout_bytes") if eof else run.get("stdout_bytes") if ended else None,
-        "stderr_bytes": eof.get("stderr_bytes") if eof else run.get("stderr_bytes") if ended else None,
+        "stdout_bytes": eof.stdout_bytes if eof else run.stdout_bytes if ended else None,
+        "stderr_bytes": eof.stderr_bytes if eof else run.stderr_bytes if ended else None,
     }
 
 

@@ -1,5 +1,6 @@
 """``/runs``: one run (attempt) by id; cancel it, retry it. ``/dead-letter``: runs that
-used up their retries (seed 002's dead-letter queue)."""
+used up their retries (the dead-letter queue)."""
+
 from __future__ import annotations
 
 from flask.views import MethodView
@@ -7,13 +8,14 @@ from flask_smorest import Blueprint
 
 from api.jobs import created, paged
 from api.schemas import NEXT_CURSOR_HEADER, DeadLetterArgs, JobCreatedSchema, RunSchema
-from hydra import control
-from hydra.cancel import cancel_run
-from hydra.runs import RunStore
+from hydra.control import verbs
+from hydra.control.cancel import cancel_run
+from hydra.store.runs import RunStore
 
 blp = Blueprint("runs", __name__, url_prefix="/runs", description="Runs: one attempt at executing a job.")
-dead_letter_blp = Blueprint("dead-letter", __name__, url_prefix="/dead-letter",
-                            description="Runs that failed after their last retry.")
+dead_letter_blp = Blueprint(
+    "dead-letter", __name__, url_prefix="/dead-letter", description="Runs that failed after their last retry."
+)
 
 
 @blp.route("/<run_id>")
@@ -28,8 +30,12 @@ class Run(MethodView):
 @blp.route("/<run_id>/cancel")
 class CancelRun(MethodView):
     @blp.response(200, RunSchema, description="The run had not started: it is cancelled and never will.")
-    @blp.alt_response(202, schema=RunSchema, description="The run is running: its worker kills the "
-                      "command's process tree within 2 s and records it `cancelled` with its output so far.")
+    @blp.alt_response(
+        202,
+        schema=RunSchema,
+        description="The run is running: its worker kills the "
+        "command's process tree within 2 s and records it `cancelled` with its output so far.",
+    )
     @blp.alt_response(404, description="No run with that id.")
     @blp.alt_response(409, description="The run already ended.")
     def post(self, run_id):
@@ -45,7 +51,7 @@ class RetryRun(MethodView):
     @blp.alt_response(409, description="The run did not fail, was retried already, or its job was deleted.")
     def post(self, run_id):
         """Start one more attempt after a failed, timed-out, cancelled or dead-lettered run."""
-        job_id, placed = control.retry(run_id)
+        job_id, placed = verbs.retry(run_id)
         return created(job_id, placed)
 
 
@@ -59,6 +65,7 @@ class DeadLetters(MethodView):
         `outcome` says how the last attempt ended (failed, timed_out or lost); `POST
         /runs/{id}/retry` starts another attempt. More than `limit`: see `X-Next-Cursor`.
         """
-        runs, cursor = RunStore().dead_letters(limit=args["limit"], cursor=args["cursor"], job_id=args["job_id"],
-                                               include_retried=args["include_retried"])
+        runs, cursor = RunStore().dead_letters(
+            limit=args["limit"], cursor=args["cursor"], job_id=args["job_id"], include_retried=args["include_retried"]
+        )
         return paged(runs, cursor)

@@ -1,4 +1,4 @@
-"""``/schedule``: seed 001's one-off tasks, as Hydra jobs.
+"""``/schedule``: one-off tasks, as Hydra jobs.
 
 ``POST /schedule {"command": "./run_cleanup.sh", "scheduled_at": ""}`` stores a job that runs
 the command once at ``scheduled_at`` (ISO 8601 with a zone; empty or absent: now) and
@@ -7,6 +7,7 @@ other job field may be added (``affinity``, ``shell``, ``timeout``, ``retries`` 
 ``user`` defaults to ``anonymous`` and ``name`` to one made from the command. The task id is
 the job id: ``/jobs/<id>`` and ``/jobs/<id>/runs`` show the same task in full.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,12 +16,14 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.schemas import ScheduleSchema, TaskSchema
-from hydra import control
-from hydra.jobs import JobStore
-from hydra.runs import RunStore, utcnow
-from hydra.status import RunStatus
+from hydra import clock
+from hydra.control import verbs
+from hydra.model.records import Job
+from hydra.model.status import SCHEDULED, RunStatus
+from hydra.store.jobs import JobStore
+from hydra.store.runs import RunStore
 
-blp = Blueprint("schedule", __name__, url_prefix="/schedule", description="Seed 001's one-off scheduled tasks.")
+blp = Blueprint("schedule", __name__, url_prefix="/schedule", description="One-off tasks, scheduled at a time.")
 
 
 def task_name(command: str | None) -> str:
@@ -29,24 +32,34 @@ def task_name(command: str | None) -> str:
     return ("task " + text)[:200].rstrip() or "task"
 
 
-def task_view(job: dict) -> dict:
-    run = RunStore().find(job["last_run_id"]) if job.get("last_run_id") else None
-    view = {"id": job["_id"], "job_id": job["_id"], "command": job.get("command") or " ".join(job.get("args") or []),
-            "scheduled_at": job.get("scheduled_at"), "created_at": job.get("created_at"),
-            "status": (run or {}).get("status") or job.get("status") or RunStatus.PENDING.value,
-            "run_id": (run or {}).get("_id")}
+def task_view(job: Job) -> dict:
+    run = RunStore().find(job.last_run_id) if job.last_run_id else None
+    view = {
+        "id": job.id,
+        "job_id": job.id,
+        "command": job.command or " ".join(job.args or []),
+        "scheduled_at": job.scheduled_at,
+        "created_at": job.created_at,
+        "status": (run.status if run else None) or job.status or RunStatus.PENDING.value,
+        "run_id": run.id if run else None,
+    }
     if run is None:
         return view
-    ended_ok = run["status"] == RunStatus.SUCCEEDED.value
-    ended = RunStatus(run["status"]).is_terminal
-    not_before = run.get("not_before")
-    if run["status"] == RunStatus.PENDING.value and not_before is not None and not_before > utcnow():
-        view["status"] = "scheduled"
-    view.update(worker_id=run.get("worker_id"), picked_at=run.get("placed_at"), started_at=run.get("started_at"),
-                completed_at=run.get("finished_at") if ended_ok else None,
-                failed_at=run.get("finished_at") if ended and not ended_ok else None,
-                returncode=run.get("returncode"), stdout=run.get("stdout"), stderr=run.get("stderr"),
-                error=run.get("error"))
+    ended_ok = run.status == RunStatus.SUCCEEDED.value
+    ended = run.run_status.is_terminal
+    if run.status == RunStatus.PENDING.value and run.not_before is not None and run.not_before > clock.utcnow():
+        view["status"] = SCHEDULED
+    view.update(
+        worker_id=run.worker_id,
+        picked_at=run.placed_at,
+        started_at=run.started_at,
+        completed_at=run.finished_at if ended_ok else None,
+        failed_at=run.finished_at if ended and not ended_ok else None,
+        returncode=run.returncode,
+        stdout=run.stdout,
+        stderr=run.stderr,
+        error=run.error,
+    )
     return view
 
 
@@ -59,8 +72,8 @@ class Schedule(MethodView):
         """Schedule a command once at `scheduled_at` (ISO 8601 with zone; empty means now)."""
         if not spec.get("name"):
             spec["name"] = task_name(spec.get("command") or " ".join(spec.get("args") or []))
-        job, _run, _at = control.submit(spec, source="schedule")
-        return task_view(JobStore().get(job["_id"]))
+        job, _run, _at = verbs.submit(spec, source="schedule")
+        return task_view(JobStore().get(job.id))
 
 
 @blp.route("/<task_id>")

@@ -1,17 +1,18 @@
 """Response and query-string schemas. The job body itself is ``hydra.spec.JobSpecSchema``."""
+
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, fields, pre_load, RAISE, Schema, validate, ValidationError
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate
 
-from hydra import pagination
-from hydra.spec import NAME_RE, USER_RE, AffinitySchema, BackoffSchema, HttpSchema, JobSpecSchema
-from hydra.status import RunStatus, parse_status
+from hydra.model import cursor
+from hydra.model.spec import NAME_RE, USER_RE, AffinitySchema, BackoffSchema, HttpSchema, JobSpecSchema
+from hydra.model.status import FILTER_WORDS, parse_status
 
-STATUS_WORDS = [s.value for s in RunStatus] + ["completed"]
+STATUS_WORDS = list(FILTER_WORDS)
 
 
 class StatusField(fields.String):
-    """A run status; seed 003's ``completed`` is accepted for ``succeeded``."""
+    """A run status; ``completed`` is accepted for ``succeeded``."""
 
     def __init__(self, **kwargs):
         # Documented as an enum, so clients (and schemathesis) know the accepted words.
@@ -32,33 +33,42 @@ class CursorField(fields.String):
     def _deserialize(self, value, attr, data, **kwargs):
         token = super()._deserialize(value, attr, data, **kwargs)
         try:
-            pagination.decode(token)
-        except pagination.BadCursor as exc:
+            cursor.decode(token)
+        except cursor.BadCursor as exc:
             raise ValidationError(str(exc)) from None
         return token
 
 
 #: How a listing says where its next page starts (documented on each listing).
-NEXT_CURSOR_HEADER = {"X-Next-Cursor": {
-    "description": "Pass as `cursor` to get the next page; absent on the last page.",
-    "schema": {"type": "string"}}}
+NEXT_CURSOR_HEADER = {
+    "X-Next-Cursor": {
+        "description": "Pass as `cursor` to get the next page; absent on the last page.",
+        "schema": {"type": "string"},
+    }
+}
 
 
 class JobCreatedSchema(Schema):
     id = fields.String(metadata={"description": "The job id (same as job_id)."})
     job_id = fields.String()
-    run_id = fields.String(allow_none=True, metadata={
-        "description": "The first run (for a cron job: none until its first tick)."})
-    status = fields.String(metadata={
-        "description": "queued (on a worker), pending (waiting for one) or scheduled (starts at `scheduled_at`)."})
+    run_id = fields.String(
+        allow_none=True, metadata={"description": "The first run (for a cron job: none until its first tick)."}
+    )
+    status = fields.String(
+        metadata={
+            "description": "queued (on a worker), pending (waiting for one) or scheduled (starts at `scheduled_at`)."
+        }
+    )
     worker_id = fields.String(allow_none=True)
     pending_reason = fields.String(allow_none=True)
-    scheduled_at = fields.DateTime(allow_none=True, metadata={
-        "description": "When a scheduled job's first run starts (one-off time, or the next cron tick)."})
+    scheduled_at = fields.DateTime(
+        allow_none=True,
+        metadata={"description": "When a scheduled job's first run starts (one-off time, or the next cron tick)."},
+    )
 
 
 class JobSchema(Schema):
-    id = fields.String(attribute="_id")
+    id = fields.String()
     name = fields.String()
     user = fields.String()
     affinity = fields.Nested(AffinitySchema)
@@ -84,25 +94,29 @@ class JobSchema(Schema):
     source = fields.String(metadata={"description": "api or python (apply_async)."})
     paused = fields.Boolean(allow_none=True, metadata={"description": "A paused job's schedule does not fire."})
     paused_at = fields.DateTime(allow_none=True)
-    next_run_at = fields.Method("_next_run_at", allow_none=True, metadata={
-        "description": "The next cron tick (none when not scheduled, paused or deleted)."})
+    next_run_at = fields.Method(
+        "_next_run_at",
+        allow_none=True,
+        metadata={"description": "The next cron tick (none when not scheduled, paused or deleted)."},
+    )
     last_fire_at = fields.DateTime(allow_none=True, metadata={"description": "The last cron tick handled."})
-    last_skipped_at = fields.DateTime(allow_none=True, metadata={
-        "description": "The last tick skipped (overlap forbid, or a missed tick with misfire skip)."})
+    last_skipped_at = fields.DateTime(
+        allow_none=True,
+        metadata={"description": "The last tick skipped (overlap forbid, or a missed tick with misfire skip)."},
+    )
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
-    deleted_at = fields.DateTime(allow_none=True, metadata={
-        "description": "Set once the job was deleted; its runs stay readable."})
+    deleted_at = fields.DateTime(
+        allow_none=True, metadata={"description": "Set once the job was deleted; its runs stay readable."}
+    )
 
     def _next_run_at(self, job):
-        from hydra.scheduler import next_run_at
-
-        moment = next_run_at(job)
+        moment = job.next_run_at()
         return moment.isoformat() if moment else None
 
 
 class RunSchema(Schema):
-    id = fields.String(attribute="_id")
+    id = fields.String()
     job_id = fields.String()
     job_name = fields.String(allow_none=True)
     user = fields.String(allow_none=True)
@@ -110,9 +124,13 @@ class RunSchema(Schema):
     retry_of = fields.String(allow_none=True)
     lost = fields.Integer(allow_none=True, metadata={"description": "Earlier attempts of this chain that were lost."})
     status = fields.String()
-    outcome = fields.String(allow_none=True, metadata={
-        "description": "The attempt's raw outcome (succeeded, failed, timed_out, lost, cancelled) when "
-                       "`status` says what followed (retrying, dead_letter)."})
+    outcome = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The attempt's raw outcome (succeeded, failed, timed_out, lost, cancelled) when "
+            "`status` says what followed (retrying, dead_letter)."
+        },
+    )
     decision = fields.String(allow_none=True)
     not_before = fields.DateTime(allow_none=True, metadata={"description": "A delayed run starts at this time."})
     worker_id = fields.String(allow_none=True)
@@ -143,11 +161,10 @@ class RunSchema(Schema):
 
 
 class WorkerSchema(Schema):
-    id = fields.String(attribute="_id")
+    id = fields.String()
     os = fields.String()
     tags = fields.List(fields.String())
-    allowed_users = fields.List(fields.String(), allow_none=True,
-                                metadata={"description": "null means any user."})
+    allowed_users = fields.List(fields.String(), allow_none=True, metadata={"description": "null means any user."})
     max_concurrency = fields.Integer()
     current_running = fields.Integer()
     load = fields.Integer(metadata={"description": "Runs routed to the worker and not finished."})
@@ -167,7 +184,7 @@ class JobListArgs(Schema):
         unknown = EXCLUDE
 
     status = StatusField(load_default=None)
-    status_filter = StatusField(load_default=None, metadata={"description": "Seed 003's name for status."})
+    status_filter = StatusField(load_default=None, metadata={"description": "Another name for status."})
     user = fields.String(load_default=None)
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 1000))
     cursor = CursorField(load_default=None)
@@ -183,8 +200,9 @@ class RunListArgs(Schema):
 
 class DeadLetterArgs(RunListArgs):
     job_id = fields.String(load_default=None)
-    include_retried = fields.Boolean(load_default=False, metadata={
-        "description": "Also list dead letters that were retried already."})
+    include_retried = fields.Boolean(
+        load_default=False, metadata={"description": "Also list dead letters that were retried already."}
+    )
 
 
 class JobPatchSchema(JobSpecSchema):
@@ -205,28 +223,36 @@ class JobPatchSchema(JobSpecSchema):
 
 
 class ScheduleSchema(JobSpecSchema):
-    """Seed 001's task: ``{"command": "./run_cleanup.sh", "scheduled_at": ""}``. Any job field
+    """A one-off task: ``{"command": "./run_cleanup.sh", "scheduled_at": ""}``. Any job field
     may be added; ``user`` defaults to ``anonymous`` and ``name`` to one made from the command."""
 
     class Meta:
         unknown = RAISE
 
     name = fields.String(load_default=None, validate=[validate.Length(1, 200), validate.Regexp(NAME_RE)])
-    user = fields.String(load_default="anonymous", validate=[validate.Length(1, 100), validate.Regexp(
-        USER_RE, error="must be letters, digits, '_', '.', '@' or '-'")])
+    user = fields.String(
+        load_default="anonymous",
+        validate=[
+            validate.Length(1, 100),
+            validate.Regexp(USER_RE, error="must be letters, digits, '_', '.', '@' or '-'"),
+        ],
+    )
 
 
 class TaskSchema(Schema):
-    """Seed 001's task status view of a job: its latest run's state and times."""
+    """A one-off task's status view of a job: its latest run's state and times."""
 
     id = fields.String(metadata={"description": "The task (job) id."})
     job_id = fields.String()
     run_id = fields.String(allow_none=True)
     command = fields.String(allow_none=True)
     scheduled_at = fields.DateTime(allow_none=True)
-    status = fields.String(metadata={
-        "description": "scheduled (its time has not come), then the run's status: pending, queued, "
-                       "running, succeeded, failed, timed_out, cancelled, lost, retrying, dead_letter."})
+    status = fields.String(
+        metadata={
+            "description": "scheduled (its time has not come), then the run's status: pending, queued, "
+            "running, succeeded, failed, timed_out, cancelled, lost, retrying, dead_letter."
+        }
+    )
     worker_id = fields.String(allow_none=True)
     created_at = fields.DateTime(allow_none=True)
     picked_at = fields.DateTime(allow_none=True, metadata={"description": "When a worker was chosen."})

@@ -23,6 +23,7 @@ Every failure raises a :class:`ClientError` (itself a ``hydra.errors.HydraError`
      +-- ServerError      any other error answer
      +-- WaitTimeout      :meth:`Client.wait` / :meth:`Client.follow` ran out of time
 """
+
 from __future__ import annotations
 
 import getpass
@@ -36,8 +37,8 @@ from typing import Any
 import requests
 
 from hydra.errors import HydraError
+from hydra.model.status import TERMINAL, RunStatus
 from hydra.settings import get_settings
-from hydra.status import TERMINAL, RunStatus
 
 # --- errors --------------------------------------------------------------------------------------
 
@@ -228,11 +229,16 @@ class OutputPage:
     stderr_bytes: int | None = None
 
     @classmethod
-    def from_json(cls, data: dict) -> "OutputPage":
-        return cls(run_id=data["run_id"], status=data["status"],
-                   chunks=[Chunk.from_json(c) for c in data.get("chunks") or []], next=data["next"],
-                   ended=data["ended"], stdout_bytes=data.get("stdout_bytes"),
-                   stderr_bytes=data.get("stderr_bytes"))
+    def from_json(cls, data: dict) -> OutputPage:
+        return cls(
+            run_id=data["run_id"],
+            status=data["status"],
+            chunks=[Chunk.from_json(c) for c in data.get("chunks") or []],
+            next=data["next"],
+            ended=data["ended"],
+            stdout_bytes=data.get("stdout_bytes"),
+            stderr_bytes=data.get("stderr_bytes"),
+        )
 
 
 # --- the client ---------------------------------------------------------------------------------------
@@ -259,8 +265,7 @@ def default_user() -> str:
 class Client:
     """Talks to one Hydra API (``url``, default ``HYDRA_API_URL``)."""
 
-    def __init__(self, url: str | None = None, *, timeout: float = 30.0,
-                 session: requests.Session | None = None):
+    def __init__(self, url: str | None = None, *, timeout: float = 30.0, session: requests.Session | None = None):
         self.url = (url or get_settings().api_url).rstrip("/")
         self.timeout = timeout
         self.session = session or requests.Session()
@@ -271,25 +276,34 @@ class Client:
     def close(self) -> None:
         self.session.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
     # -- transport ----------------------------------------------------------------------
-    def request(self, method: str, path: str, *, params: dict | None = None, json: Any = None,
-                timeout: float | None = None, ok: tuple[int, ...] = (200,)) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+        ok: tuple[int, ...] = (200,),
+    ) -> Any:
         """One request; the decoded JSON answer, or a ClientError."""
         url = self.url + path
         try:
-            response = self.session.request(method, url, params=params, json=json,
-                                            timeout=timeout or self.timeout)
+            response = self.session.request(method, url, params=params, json=json, timeout=timeout or self.timeout)
         except requests.Timeout as exc:
             raise Unavailable(f"the Hydra API at {self.url} did not answer {method} {path} in time") from exc
         except requests.RequestException as exc:
-            raise Unavailable(f"cannot reach the Hydra API at {self.url} ({type(exc).__name__}; is it "
-                              "running? HYDRA_API_URL says where it is)") from exc
+            raise Unavailable(
+                f"cannot reach the Hydra API at {self.url} ({type(exc).__name__}; is it "
+                "running? HYDRA_API_URL says where it is)"
+            ) from exc
         try:
             body = response.json()
         except ValueError:
@@ -306,13 +320,26 @@ class Client:
         raise cls(message, status_code=response.status_code, body=body)
 
     # -- jobs ------------------------------------------------------------------------------
-    def submit(self, command: str | None = None, *, name: str | None = None, user: str | None = None,
-               os: str | list[str] | None = None, tags: list[str] | None = None,
-               allowed_users: list[str] | None = None, shell: str | None = None,
-               timeout: float | None = None, retries: int | None = None, priority: int | None = None,
-               env: dict[str, str] | None = None, cwd: str | None = None, args: list[str] | None = None,
-               schedule: str | None = None, scheduled_at: datetime | str | None = None,
-               **fields_: Any) -> Submitted:
+    def submit(
+        self,
+        command: str | None = None,
+        *,
+        name: str | None = None,
+        user: str | None = None,
+        os: str | list[str] | None = None,
+        tags: list[str] | None = None,
+        allowed_users: list[str] | None = None,
+        shell: str | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        priority: int | None = None,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        args: list[str] | None = None,
+        schedule: str | None = None,
+        scheduled_at: datetime | str | None = None,
+        **fields_: Any,
+    ) -> Submitted:
         """Submit a job (``POST /jobs/``). ``name`` defaults to one made from the command,
         ``user`` to this login; any further job-body field can be passed by keyword."""
         affinity: dict = {}
@@ -324,10 +351,22 @@ class Client:
             affinity["allowed_users"] = list(allowed_users)
         if isinstance(scheduled_at, datetime):
             scheduled_at = scheduled_at.isoformat()
-        body = {"name": name or default_name(command, args), "user": user or default_user(),
-                "affinity": affinity, "command": command, "args": args, "shell": shell,
-                "timeout": timeout, "retries": retries, "priority": priority, "env": env, "cwd": cwd,
-                "schedule": schedule, "scheduled_at": scheduled_at, **fields_}
+        body = {
+            "name": name or default_name(command, args),
+            "user": user or default_user(),
+            "affinity": affinity,
+            "command": command,
+            "args": args,
+            "shell": shell,
+            "timeout": timeout,
+            "retries": retries,
+            "priority": priority,
+            "env": env,
+            "cwd": cwd,
+            "schedule": schedule,
+            "scheduled_at": scheduled_at,
+            **fields_,
+        }
         body = {key: value for key, value in body.items() if value is not None}
         return Submitted.from_json(self.request("POST", "/jobs/", json=body, ok=(201,)))
 
@@ -360,12 +399,17 @@ class Client:
         params: dict = {"after": after, "wait": wait}
         if limit is not None:
             params["limit"] = limit
-        answer = self.request("GET", f"/runs/{_segment(run_id)}/output", params=params,
-                              timeout=self.timeout + wait)
+        answer = self.request("GET", f"/runs/{_segment(run_id)}/output", params=params, timeout=self.timeout + wait)
         return OutputPage.from_json(answer)
 
-    def follow(self, run_id: str, *, after: int = -1, timeout: float | None = None,
-               on_status: Callable[[str], None] | None = None) -> Iterator[Chunk]:
+    def follow(
+        self,
+        run_id: str,
+        *,
+        after: int = -1,
+        timeout: float | None = None,
+        on_status: Callable[[str], None] | None = None,
+    ) -> Iterator[Chunk]:
         """Yield the run's output chunks as they come, until the run has ended and all of its
         output was read. ``on_status(status)`` is called whenever the status changes.
         Raises WaitTimeout after ``timeout`` seconds (None: no limit)."""

@@ -17,8 +17,11 @@
           +-- Refused              this worker may not run this job (checked again on the worker)
 
 ``CommandError`` carries the run's outcome (a JSON-able dict) as its second argument,
-so the result backend can record stdout, stderr and exit code of a failed run.
+so the result backend can record stdout, stderr and exit code of a failed run. Which error
+stands for which run status is said once, here (:func:`command_error_for`); the task raises
+it, the backend decodes it by name (:func:`command_error_named`).
 """
+
 from __future__ import annotations
 
 
@@ -95,3 +98,22 @@ class CommandCancelled(CommandError):
 
 class Refused(CommandError):
     status = "failed"
+
+
+#: The error a task raises for an attempt that ended with each of these statuses.
+_BY_STATUS: dict[str, type[CommandError]] = {
+    cls.status: cls for cls in (CommandFailed, CommandTimedOut, CommandCancelled)
+}
+_BY_NAME: dict[str, type[CommandError]] = {
+    cls.__name__: cls for cls in (CommandError, CommandFailed, CommandTimedOut, CommandCancelled, Refused)
+}
+
+
+def command_error_for(status: str) -> type[CommandError]:
+    """The error for a run that did not succeed with ``status`` (failed for any other status)."""
+    return _BY_STATUS.get(status, CommandFailed)
+
+
+def command_error_named(name: str) -> type[CommandError] | None:
+    """The CommandError class called ``name`` (as Celery encodes an exception), or None."""
+    return _BY_NAME.get(name)

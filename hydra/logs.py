@@ -23,6 +23,7 @@ Who calls what:
   Celery's own lines ("Task ... received", "... ready.") come out in the same format.
   Inside a task, ``run_id`` and ``job_id`` are taken from the task being executed.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from celery.signals import after_setup_logger, after_setup_task_logger, celeryd_init
 
@@ -42,7 +43,13 @@ FORMATS = ("json", "text")
 
 #: Attributes every LogRecord has; whatever else a record carries came from ``extra``.
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {
-    "message", "asctime", "taskName", "task_id", "task_name", "data"}
+    "message",
+    "asctime",
+    "taskName",
+    "task_id",
+    "task_name",
+    "data",
+}
 _TEXT_FORMAT = "%(asctime)s %(levelname)s [%(component)s] %(name)s: %(message)s"
 
 #: What this process is ("api", "controller", "worker", ...) and, in a worker, its node name.
@@ -107,8 +114,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         body = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
-                  .replace("+00:00", "Z"),
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -146,8 +152,9 @@ def formatter(fmt: str | None = None) -> logging.Formatter:
     return JsonFormatter() if (fmt or log_format()) == "json" else TextFormatter()
 
 
-def configure(component: str, *, level: str | int | None = None, fmt: str | None = None,
-              stream=None) -> logging.Handler:
+def configure(
+    component: str, *, level: str | int | None = None, fmt: str | None = None, stream=None
+) -> logging.Handler:
     """Send this process's logs (root logger) to ``stream`` (stderr) in ``fmt`` (LOG_FORMAT).
 
     Idempotent: a second call replaces the handler the first one installed. Returns it.
@@ -168,6 +175,7 @@ def configure(component: str, *, level: str | int | None = None, fmt: str | None
 
 
 # --- Celery workers ---------------------------------------------------------------------------
+
 
 @celeryd_init.connect(weak=False)
 def _worker_identity(sender=None, **_):
@@ -207,6 +215,7 @@ except ImportError:  # gunicorn is not installed where only workers run
     _GunicornBase = None
 
 if _GunicornBase is not None:
+
     class GunicornLogger(_GunicornBase):
         """gunicorn's logger (master, workers, access log) in Hydra's format when
         ``LOG_FORMAT=json``; access lines get ``event: "http.request"``."""
@@ -227,8 +236,16 @@ if _GunicornBase is not None:
                 return
             atoms = self.atoms(resp, req, environ, request_time)
             try:
-                self.access_log.info(self.cfg.access_log_format, self.atoms_wrapper_class(atoms), extra={
-                    "event": "http.request", "method": atoms.get("m"), "path": atoms.get("U"),
-                    "status": atoms.get("s"), "duration": request_time.total_seconds()})
+                self.access_log.info(
+                    self.cfg.access_log_format,
+                    self.atoms_wrapper_class(atoms),
+                    extra={
+                        "event": "http.request",
+                        "method": atoms.get("m"),
+                        "path": atoms.get("U"),
+                        "status": atoms.get("s"),
+                        "duration": request_time.total_seconds(),
+                    },
+                )
             except Exception:  # noqa: BLE001 - as gunicorn does: a bad log line is not fatal
                 self.error("access log failed", exc_info=True)

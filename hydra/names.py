@@ -12,16 +12,20 @@ The ``os.*`` and ``tag.*`` queues are declarations: they are consumed (so Celery
 shows them) but Hydra never publishes to them, because a single shared queue cannot
 express "linux AND gpu AND user allowed".
 """
+
 from __future__ import annotations
 
-# MongoDB collections (seed 000 names the first two).
+#: Hydra's version (the package's, and what its webhook calls say in User-Agent).
+VERSION = "0.1.0"
+
+# MongoDB collections.
 JOB_DEFINITIONS = "job_definitions"
 JOB_RUNS = "job_runs"
-#: Write-once start/end records per run attempt; see hydra.runs for why they exist.
+#: Write-once start/end records per run attempt; see hydra.store.runs for why they exist.
 RUN_FENCES = "run_fences"
 #: The workers view served by GET /workers/ (written by the controller).
 WORKERS = "workers"
-#: Live output: insert-only chunks ``<run_id>/<seq:08d>`` and ``<run_id>/eof`` (hydra.livelog).
+#: Live output: insert-only chunks ``<run_id>/<seq:08d>`` and ``<run_id>/eof`` (hydra.execution.live).
 RUN_OUTPUT = "run_output"
 
 # Celery names.
@@ -39,6 +43,8 @@ WORKERS_KEY = REDIS_PREFIX + "workers"
 LOAD_KEY = REDIS_PREFIX + "load"
 #: string with TTL: set by the leading controller on every tick (health check).
 CONTROLLER_ALIVE_KEY = REDIS_PREFIX + "controller:alive"
+#: counter: ticks the leading controller has completed (health, and tests waiting for "a pass happened").
+CONTROLLER_TICKS_KEY = REDIS_PREFIX + "controller:ticks"
 #: the leader lease (token of the leading controller) and its fencing counter.
 LEADER_KEY = REDIS_PREFIX + "controller:leader"
 LEADER_EPOCH_KEY = REDIS_PREFIX + "controller:epoch"
@@ -46,29 +52,15 @@ LEADER_EPOCH_KEY = REDIS_PREFIX + "controller:epoch"
 BROKER_EPOCH_KEY = REDIS_PREFIX + "broker:epoch"
 #: sorted set: run id -> epoch seconds before which the (delayed) run must not start.
 DUE_KEY = REDIS_PREFIX + "due"
-#: pub/sub channel: "the registry changed" (the controller places pending jobs at once).
-REGISTRY_CHANGED_CHANNEL = REDIS_PREFIX + "registry:changed"
 #: string with TTL: the token of the scheduler that holds the leader lock.
 SCHEDULER_LEADER_KEY = REDIS_PREFIX + "scheduler:leader"
 #: counter, and sorted set job id -> counter value: which jobs' schedules changed, in order.
 SCHEDULE_SEQ_KEY = REDIS_PREFIX + "schedule:seq"
 SCHEDULE_CHANGES_KEY = REDIS_PREFIX + "schedule:changes"
-#: Metric counters every process increments and GET /metrics reads (see hydra.metrics).
+#: Metric counters every process increments and GET /metrics reads (see hydra.broker.metrics).
 METRIC_JOBS_SUBMITTED = REDIS_PREFIX + "metrics:jobs_submitted"
 METRIC_RUNS_FINISHED = REDIS_PREFIX + "metrics:runs_finished"
 METRIC_RUN_DURATION = REDIS_PREFIX + "metrics:run_duration"
-
-#: Operating systems Hydra knows, with the aliases accepted on input.
-OS_ALIASES = {
-    "linux": "linux",
-    "macos": "macos",
-    "darwin": "macos",
-    "osx": "macos",
-    "windows": "windows",
-    "win32": "windows",
-    "win": "windows",
-}
-KNOWN_OS = ("linux", "macos", "windows")
 
 
 def worker_queue(worker_id: str) -> str:
@@ -76,21 +68,8 @@ def worker_queue(worker_id: str) -> str:
     return WORKER_QUEUE_PREFIX + worker_id
 
 
-def os_queue(os_name: str) -> str:
-    return OS_QUEUE_PREFIX + os_name
-
-
-def tag_queue(tag: str) -> str:
-    return TAG_QUEUE_PREFIX + tag
-
-
-def normalize_os(name: str) -> str | None:
-    """``'Darwin'`` -> ``'macos'``; None for an OS Hydra does not know."""
-    return OS_ALIASES.get(name.strip().lower())
-
-
 def stop_key(run_id: str) -> str:
-    """Redis flag asking the worker that runs ``run_id`` to stop it (see hydra.watchdog)."""
+    """Redis flag asking the worker that runs ``run_id`` to stop it (see hydra.celery.watchdog)."""
     return f"{REDIS_PREFIX}stop:{run_id}"
 
 

@@ -1,0 +1,64 @@
+"""Start and stop a whole Hydra stack on one machine (``make up`` / ``make down``, the tests, the bench).
+
+::
+
+    python -m hydrastack up [--no-flower] [--wait SECONDS] [--root DIR]
+    python -m hydrastack down | status [--json] | logs [-n LINES] [NAME ...]
+
+Lives outside the runtime package (``deploy/local`` is put on ``PYTHONPATH`` by the Makefile,
+the tests and the bench). Four modules, read in this order:
+
+* ``ports``: free-port picking and who holds a port,
+* ``processes``: :class:`Supervisor`, detached processes with pidfiles and logs under one
+  root, knowing nothing about Hydra,
+* ``ferretdb``: building and starting FerretDB, and the ``_id`` indexes it lacks,
+* ``services``: :class:`Stack`, Hydra's services (Redis, MongoDB/FerretDB, controller,
+  workers, API, Flower) on top of the supervisor,
+
+and ``__main__`` for the command line.
+"""
+
+from hydrastack.ports import local_port_range, pick_free_ports, port_is_free, port_owner
+from hydrastack.processes import (
+    Health,
+    Proc,
+    StackError,
+    Supervisor,
+    cmdline_matches,
+    read_pidfile,
+    start_ticks,
+)
+from hydrastack.services import (
+    DEFAULT_PORTS,
+    DEFAULT_WORKERS,
+    PORT_ENV,
+    REPO,
+    START_TIMEOUT,
+    WORKER_PREFIX,
+    Stack,
+    WorkerSpec,
+    venv_bin,
+)
+
+__all__ = [
+    "DEFAULT_PORTS",
+    "DEFAULT_WORKERS",
+    "PORT_ENV",
+    "REPO",
+    "START_TIMEOUT",
+    "WORKER_PREFIX",
+    "Health",
+    "Proc",
+    "Stack",
+    "StackError",
+    "Supervisor",
+    "WorkerSpec",
+    "cmdline_matches",
+    "local_port_range",
+    "pick_free_ports",
+    "port_is_free",
+    "port_owner",
+    "read_pidfile",
+    "start_ticks",
+    "venv_bin",
+]

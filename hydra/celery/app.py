@@ -1,0 +1,45 @@
+"""The Celery application (``celery -A hydra ...`` finds it as ``hydra.app``).
+
+Configuration comes from the top-level ``celeryconfig`` module, which maps Hydra's settings
+onto Celery's names. ``Hydra.send_task`` sends every ``hydra.run_command`` - a Python user's
+``apply_async`` or ``send_task`` included - through the dispatch pipeline
+(``hydra.dispatch.pipeline``), which validates, places, records and then sends it with
+:meth:`Hydra.publish` (Celery's own ``send_task``).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from celery import Celery
+
+from hydra import logs, names
+from hydra.celery import task, worker
+from hydra.dispatch.pipeline import Pipeline
+
+
+class Hydra(Celery):
+    """Celery, with ``hydra.run_command`` messages dispatched by Hydra's pipeline."""
+
+    def send_task(self, name, args=None, kwargs=None, **options):
+        if name == names.TASK_RUN_COMMAND:
+            return self.pipeline.accept(args, kwargs, options)
+        return super().send_task(name, args, kwargs, **options)
+
+    def publish(self, name: str, kwargs: dict, **options):
+        """Send a message as it is (the pipeline's last step)."""
+        return super().send_task(name, (), kwargs, **options)
+
+    @cached_property
+    def pipeline(self) -> Pipeline:
+        return Pipeline(self)
+
+
+app = Hydra("hydra")
+app.config_from_object("celeryconfig")
+app.steps["worker"].add(worker.HydraProfile)
+app.user_options["worker"].add(worker.ALLOWED_USERS_OPTION)
+#: The one task; Python users publish it with ``apply_async(kwargs={...})``.
+run_command = app.task(base=task.CommandTask, bind=True, name=names.TASK_RUN_COMMAND)(task.run_command)
+
+__all__ = ["Hydra", "app", "logs", "run_command"]

@@ -1,0 +1,148 @@
+"""Hydra's Celery result backend: a task's result is its ``job_runs`` record.
+
+Configured as ``result_backend = "hydra.celery.backend:HydraBackend"``, so every way a
+``hydra.run_command`` task can end - it returned, it raised, its pool process died, it was
+revoked - reaches :meth:`HydraBackend._store_result` and is recorded through the run
+fences (``hydra.store.runs``) by ``hydra.dispatch.attempts.end_attempt``. Reading works the Celery way
+too: ``AsyncResult(run_id).get()``
+returns the run's outcome or raises the matching ``hydra.errors.CommandError``.
+
+MongoDB outages are retried with Celery's own backoff (``result_backend_always_retry``),
+so a worker keeps a finished run's result until the store is back.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import states
+from celery.backends.base import BaseBackend
+
+from hydra.broker.registry import Registry
+from hydra.celery import worker
+from hydra.celery.orphans import end_orphaned_command
+from hydra.dispatch.attempts import end_attempt
+from hydra.errors import StoreUnavailable, Unavailable, command_error_for, command_error_named
+from hydra.model.outcome import Outcome
+from hydra.model.records import Chain, Job
+from hydra.model.status import RunStatus
+from hydra.store.runs import RunStore
+
+log = logging.getLogger(__name__)
+
+#: How a run status reads as a Celery state.
+CELERY_STATE = {
+    RunStatus.PENDING: states.PENDING,
+    RunStatus.QUEUED: states.PENDING,
+    RunStatus.RUNNING: states.STARTED,
+    RunStatus.SUCCEEDED: states.SUCCESS,
+    RunStatus.CANCELLED: states.REVOKED,
+}
+
+
+def outcome_from(result, state: str) -> Outcome | None:
+    """The run outcome a Celery (state, encoded result) pair stands for; None for states
+    that are not an end (STARTED, RETRY: Hydra records those itself)."""
+    if state == states.SUCCESS:
+        if isinstance(result, dict) and result.get("status"):
+            return Outcome.from_dict(result)
+        return Outcome(status=RunStatus.SUCCEEDED.value)
+    if state == states.REVOKED:
+        return Outcome(status=RunStatus.CANCELLED.value, error="cancelled (task revoked)")
+    if state != states.FAILURE:
+        return None
+    exc_type = (result or {}).get("exc_type", "Exception") if isinstance(result, dict) else "Exception"
+    message = (result or {}).get("exc_message") if isinstance(result, dict) else result
+    if (
+        command_error_named(exc_type)
+        and isinstance(message, (list, tuple))
+        and len(message) == 2
+        and isinstance(message[1], dict)
+        and message[1].get("status")
+    ):
+        return Outcome.from_dict(message[1])
+    text = message[0] if isinstance(message, (list, tuple)) and len(message) == 1 else message
+    if exc_type == "WorkerLostError":
+        return Outcome(status=RunStatus.LOST.value, error=f"the process running the command died: {text}")
+    if exc_type in ("TimeLimitExceeded", "SoftTimeLimitExceeded"):
+        return Outcome(status=RunStatus.TIMED_OUT.value, error=f"Celery time limit exceeded: {text}")
+    return Outcome(status=RunStatus.FAILED.value, error=f"{exc_type}: {text}")
+
+
+class HydraBackend(BaseBackend):
+    """Stores run outcomes in MongoDB through the run fences; reads them back for AsyncResult."""
+
+    def __init__(self, app, url=None, **kwargs):
+        super().__init__(app, url=url or "hydra://", **kwargs)
+        self.runs = RunStore()
+        self.registry = Registry()
+
+    def exception_safe_to_retry(self, exc) -> bool:
+        return isinstance(exc, StoreUnavailable)
+
+    def _store_result(self, task_id, result, state, traceback=None, request=None, **kwargs):
+        outcome = outcome_from(result, state)
+        if outcome is None:
+            return result
+        by = self._worker_of(request)
+        if outcome.status == RunStatus.LOST.value and by:  # its pool process died: no orphan may live on
+            end_orphaned_command(task_id, by)
+        job, attempt = self._job_and_attempt(task_id, request)
+        chain = Chain.from_headers(request) if request is not None else Chain()
+        recorded = end_attempt(
+            task_id, outcome, by=by or "worker", job=job, attempt=attempt, chain=chain, pipeline=self.app.pipeline
+        )
+        if not recorded:
+            log.warning(
+                "late result discarded",
+                extra={"event": "run.late_result", "run_id": task_id, "worker": by, "status": outcome.status},
+            )
+        if by:
+            try:
+                self.registry.add_load(by, -1)
+            except Unavailable:  # the controller resets loads of idle workers
+                pass
+        return result
+
+    @staticmethod
+    def _worker_of(request) -> str | None:
+        """The worker recording the end: this worker process's profile (set by its bootstep,
+        inherited by pool processes), else what the request says."""
+        if worker.PROFILE is not None:
+            return worker.PROFILE.id
+        return getattr(request, "hostname", None) if request is not None else None
+
+    def _job_and_attempt(self, task_id: str, request) -> tuple[Job, int]:
+        """The job as the message carried it (the pool process has the kwargs), or as stored
+        (the main process, reporting a pool process that died, has only the headers)."""
+        message = getattr(request, "kwargs", None) if request is not None else None
+        if message:
+            return Job.from_message(message), int(message.get("attempt") or 1)
+        run = self.runs.find(task_id)
+        if run is None:
+            return Job(id=""), 1
+        return self.runs.jobs.find(run.job_id) or Job(id=run.job_id), run.attempt
+
+    def _get_task_meta_for(self, task_id):
+        run = self.runs.find(task_id)
+        if run is None:
+            return {"status": states.PENDING, "result": None, "task_id": task_id}
+        status = run.run_status
+        state = CELERY_STATE.get(status, states.FAILURE)
+        meta = {"task_id": task_id, "status": state, "date_done": run.finished_at, "traceback": None, "children": []}
+        outcome = {
+            key: getattr(run, key)
+            for key in ("status", "returncode", "stdout", "stderr", "error", "worker_id", "attempt", "duration")
+        }
+        if state == states.SUCCESS:
+            meta["result"] = outcome
+        elif state in (states.FAILURE, states.REVOKED):
+            cls = command_error_for(status.value)
+            message = run.error or f"{status.value} (exit status {run.returncode})"
+            meta["result"] = {"exc_type": cls.__name__, "exc_module": cls.__module__, "exc_message": [message, outcome]}
+        else:
+            meta["result"] = None
+        return meta
+
+    def _forget(self, task_id):
+        """Runs are history: forgetting a result keeps the record."""

@@ -1,0 +1,98 @@
+"""The one Celery task: ``hydra.run_command``. Thin by design - the worker's checks and the
+claim in ``hydra.celery.worker.admit``, execution by the job's executor
+(``hydra.execution.executors``), cancellation through ``hydra.celery.watchdog``, recording
+in ``hydra.celery.backend``. ``hydra.celery.app`` registers it.
+
+Python users publish it like any Celery task; the dispatch pipeline picks the worker::
+
+    from hydra import run_command
+    result = run_command.apply_async(kwargs={
+        "command": "echo hello", "user": "rich", "affinity": {"os": ["linux"], "tags": ["gpu"]}})
+    result.get(timeout=30)   # the run's outcome: status, returncode, stdout, stderr, ...
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Task
+
+from hydra import names
+from hydra.celery import orphans, worker
+from hydra.celery.watchdog import AttemptWatch
+from hydra.errors import CommandError, command_error_for
+from hydra.execution import executors
+from hydra.execution.live import ChunkWriter
+from hydra.model.outcome import Outcome
+from hydra.settings import get_settings
+from hydra.store.output import OutputStore
+
+log = logging.getLogger(__name__)
+
+
+class CommandTask(Task):
+    """Runs one attempt of a job; raises a CommandError when the command does not succeed,
+    so Celery and Flower show the attempt as FAILURE with the reason."""
+
+    name = names.TASK_RUN_COMMAND
+    acks_late = True
+    typing = False
+    #: Expected outcomes of a command: logged without a traceback.
+    throws = (CommandError,)
+    #: Celery logs each result; the run's output is in MongoDB, keep the log line short.
+    resultrepr_maxsize = 300
+
+    def before_start(self, task_id, args, kwargs):
+        worker.admit(task_id, kwargs)
+
+
+def run_environment(run_id: str, kwargs: dict, worker_id: str) -> dict[str, str]:
+    """Variables telling a command which run it is (set last: a job's env cannot fake them)."""
+    return {
+        "HYDRA_RUN_ID": run_id,
+        "HYDRA_JOB_ID": str(kwargs.get("job_id") or ""),
+        "HYDRA_ATTEMPT": str(kwargs.get("attempt") or 1),
+        "HYDRA_WORKER": worker_id,
+    }
+
+
+def describe(outcome: Outcome) -> str:
+    return outcome.error or f"exit status {outcome.returncode}"
+
+
+def run_command(self, **kwargs):
+    """Execute the job's command on this worker and return the run's outcome."""
+    profile = worker.PROFILE
+    settings = get_settings()
+    run_id = self.request.id
+    log.info(
+        "run started",
+        extra={"event": "run.started", "run_id": run_id, "job_id": kwargs.get("job_id"), "worker": profile.id},
+    )
+    # Live output (GET /runs/<id>/output): closing the writer stores the tail and marks the end
+    # before the result backend records the run's end. The watchdog stops the command when its
+    # attempt is ended elsewhere or a cancel is asked.
+    with (
+        AttemptWatch(run_id) as watch,
+        orphans.command_pidfile(run_id, profile.id) as note_pid,
+        ChunkWriter(run_id, limit=settings.output_limit, insert=OutputStore().insert, skip_if_unflushed=True) as live,
+    ):
+        outcome = executors.run(
+            kwargs,
+            executors.Context(
+                os_name=profile.os,
+                output_limit=settings.output_limit,
+                default_timeout=settings.default_timeout,
+                cancel=watch.cancel,
+                env=run_environment(run_id, kwargs, profile.id),
+                on_start=note_pid,
+                on_output=live.write,
+            ),
+        )
+    outcome.worker_id = profile.id
+    outcome.live_chunks = live.stored  # 0: a short run; readers use the record's output
+    if watch.reason:
+        outcome.error = watch.reason
+    if outcome.status == "succeeded":
+        return outcome.as_dict()
+    raise command_error_for(outcome.status)(describe(outcome), outcome.as_dict())

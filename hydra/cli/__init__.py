@@ -1,0 +1,26 @@
+"""The ``hydra`` command line (click): the operators' commands (``admin``) and the users'
+commands that talk to the API (``console``)."""
+
+from __future__ import annotations
+
+import click
+
+from hydra import logs
+from hydra.cli import admin, console
+
+
+@click.group()
+@click.option(
+    "--log-level", envvar="LOG_LEVEL", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR."
+)
+@click.pass_context
+def main(ctx: click.Context, log_level: str) -> None:
+    """Hydra: distributed command jobs on Celery."""
+    # Logs go to stderr as text or JSON (LOG_FORMAT); the component is the command's name.
+    logs.configure(ctx.invoked_subcommand or "hydra", level=log_level)
+
+
+for _command in (*admin.COMMANDS, *console.COMMANDS):
+    main.add_command(_command)
+
+__all__ = ["main"]

@@ -1,0 +1,41 @@
+"""The one clock: every time Hydra stores, compares or reports comes from here.
+
+Stored times are timezone-aware UTC datetimes (MongoDB keeps milliseconds). Durations are
+measured with ``time.monotonic`` where they are taken, never with this clock.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    """Now, as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def epoch() -> float:
+    """Now, as seconds since the epoch (what Redis scores and heartbeats use)."""
+    return time.time()
+
+
+def from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """A datetime read back from a store, as aware UTC (a naive one is taken as UTC)."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def parse(value: datetime | str | None) -> datetime | str | None:
+    """An ISO 8601 string (how a JSON outcome carries times) as a datetime; anything else as is."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value

@@ -1,0 +1,455 @@
+"""The controller: Celery events in, live worker registry and failover out.
+
+Run one or more as ``hydra controller``; one leads (``hydra.broker.lease``), the others stand by.
+Every controller:
+
+* **listens** to Celery's worker events (``worker-online``, ``worker-heartbeat``,
+  ``worker-offline``) and asks each new worker for its profile with the ``hydra_profile``
+  remote-control command, so a standby knows the fleet as well as the leader.
+
+The leader, on every tick (``HYDRA_CONTROLLER_TICK``):
+
+* writes the registry (Redis, read by the router) and the ``workers`` view (MongoDB,
+  ``GET /workers/``) from those events, and marks a worker silent for
+  ``HYDRA_OFFLINE_AFTER`` heartbeat intervals (by its own clock) offline;
+* fails over the attempts of workers that went offline and drains their queues
+  (``hydra.control.failover``);
+* re-publishes what Redis may have lost after a restart or flush (``Failover.reconcile``);
+* places waiting jobs: ``hydra.pending`` messages as soon as an eligible worker is online,
+  delayed runs when due, and runs accepted while the broker was unreachable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+from datetime import timedelta
+
+from amqp.exceptions import ChannelError
+from kombu.simple import SimpleQueue
+
+from hydra import clock, names
+from hydra.broker.lease import LeaderLease
+from hydra.broker.registry import Registry, WorkerRecord
+from hydra.control.failover import Failover
+from hydra.control.scheduler import Scheduler
+from hydra.dispatch.attempts import publish_delayed, publish_due
+from hydra.dispatch.pipeline import Pipeline
+from hydra.errors import StoreUnavailable, Unavailable
+from hydra.model.affinity import WorkerProfile
+from hydra.model.status import RunStatus
+from hydra.settings import Settings, get_settings
+from hydra.store.workers import WorkerStore, WorkerView
+
+log = logging.getLogger(__name__)
+
+#: Seconds between passes over hydra.pending when nothing changed.
+PENDING_SWEEP_EVERY = 5.0
+#: Seconds between sweeps of MongoDB for runs that were accepted but never published.
+UNPUBLISHED_SWEEP_EVERY = 15.0
+#: Age of an accepted job whose first run was never recorded before the controller dispatches it.
+UNDISPATCHED_GRACE = timedelta(seconds=30)
+#: Heartbeats in a row with nothing running and nothing queued before a worker's load is reset.
+IDLE_BEATS_TO_RESET = 2
+
+
+class Controller:
+    def __init__(
+        self, app, *, settings: Settings | None = None, pipeline: Pipeline | None = None, name: str | None = None
+    ):
+        self.app = app
+        self.settings = settings or get_settings()
+        self.pipeline = pipeline or app.pipeline
+        self.registry: Registry = self.pipeline.router.registry
+        self.runs = self.pipeline.runs
+        self.jobs = self.pipeline.jobs
+        self.workers = WorkerStore()
+        self.name = name or f"controller@{socket.gethostname()}:{os.getpid()}"
+        self.lease = LeaderLease(
+            names.LEADER_KEY, identity=self.name, ttl=self.settings.leader_ttl, epoch_key=names.LEADER_EPOCH_KEY
+        )
+        self.failover = Failover(app, pipeline=self.pipeline, identity=self.name)
+        self._workers: dict[str, WorkerRecord] = {}
+        self._gone: dict[str, tuple[bool, str]] = {}  # worker -> (goodbye, reason): failover to do
+        self._finishing: dict[str, dict[str, float]] = {}  # worker said goodbye -> run -> deadline
+        self._restarted: dict[str, str] = {}  # worker -> incarnation learned, not yet checked
+        self._idle_beats: dict[str, int] = {}
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._changed = threading.Event()
+        self._profile_requests: queue.Queue[str] = queue.Queue()
+        self._wanted: set[str] = set()
+        self._last_pending_sweep = 0.0
+        self._last_unpublished_sweep = 0.0
+        self._receiver = None
+        self.scheduler = Scheduler(self.pipeline, stop=self._stop)  # cron; leads when it holds its lease
+
+    @property
+    def leading(self) -> bool:
+        return self.lease.held
+
+    # -- lifecycle --------------------------------------------------------------------
+    def run(self) -> None:
+        """Run until SIGTERM/SIGINT (or :meth:`stop`)."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                signal.signal(sig, lambda *_: self.stop())
+            except ValueError:  # not the main thread (tests)
+                pass
+        threads = [
+            threading.Thread(target=self._guard, args=(fn,), name=name, daemon=True)
+            for name, fn in (
+                ("events", self.listen),
+                ("profiles", self.fetch_profiles),
+                ("ticker", self.tick_forever),
+                ("scheduler", self.scheduler.run),
+            )
+        ]
+        for thread in threads:
+            thread.start()
+        log.info("controller started", extra={"event": "controller.started", "worker": self.name})
+        self._stop.wait()
+        if self._receiver is not None:
+            self._receiver.should_stop = True
+        for thread in threads:
+            thread.join(timeout=5)
+        self.lease.release()
+        log.info("controller stopped", extra={"event": "controller.stopped", "worker": self.name})
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._changed.set()
+
+    def _guard(self, fn) -> None:
+        """Run a loop; when it fails (Redis or MongoDB down, ...), log and start it again."""
+        while not self._stop.is_set():
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - a controller thread must not die
+                log.warning(
+                    "controller loop %s failed (%s: %s); restarting in 1 s", fn.__name__, exc.__class__.__name__, exc
+                )
+                self._stop.wait(1.0)
+
+    # -- events -------------------------------------------------------------------------
+    def listen(self) -> None:
+        with self.app.connection_for_read() as conn:
+            self._receiver = self.app.events.Receiver(conn, handlers={"*": self.on_event}, routing_key="worker.#")
+            self._receiver.should_stop = self._stop.is_set()
+            self._receiver.capture(limit=None, timeout=None, wakeup=False)
+
+    def on_event(self, event: dict) -> None:
+        kind = event.get("type", "")
+        worker_id = event.get("hostname")
+        if not worker_id or not kind.startswith("worker-"):
+            return
+        with self._lock:
+            record = self._workers.get(worker_id)
+        if kind == "worker-offline":
+            self.went_offline(worker_id, goodbye=True, reason="shut down")
+            return
+        pid = event.get("pid")
+        if record is None or kind == "worker-online" or (pid and record.pid and pid != record.pid):
+            self._want_profile(worker_id)  # new, or a new process of it: learn its incarnation
+        if record is None:
+            return
+        came_back = record.status != "online"
+        record.status = "online"
+        record.seen_at = clock.epoch()
+        record.last_heartbeat = float(event.get("timestamp") or record.seen_at)
+        record.freq = float(event.get("freq") or record.freq or 2.0)
+        record.active = int(event.get("active") or 0)
+        record.processed = int(event.get("processed") or 0)
+        record.pid = pid or record.pid
+        if not self.leading:
+            return
+        if came_back:
+            self.registry.set_load(worker_id, 0)
+        self._publish(record)
+        self._correct_load(record)
+        if came_back:
+            log.info("worker online", extra={"event": "worker.online", "worker": worker_id})
+            self._changed.set()
+
+    def _want_profile(self, worker_id: str) -> None:
+        if worker_id not in self._wanted:
+            self._wanted.add(worker_id)
+            self._profile_requests.put(worker_id)
+
+    def fetch_profiles(self) -> None:
+        """Ask new workers for their profile (remote control), off the event thread."""
+        while not self._stop.is_set():
+            try:
+                worker_id = self._profile_requests.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                reply = self._ask_profile(worker_id)
+            finally:
+                self._wanted.discard(worker_id)
+            profile = (reply or {}).get("profile")
+            if profile is None:
+                log.warning("worker %s sent no Hydra profile (not started with -A hydra?)", worker_id)
+                continue
+            now = clock.epoch()
+            record = WorkerRecord(
+                profile=WorkerProfile.from_dict(profile),
+                status="online",
+                seen_at=now,
+                last_heartbeat=now,
+                hostname=worker_id.split("@", 1)[-1],
+                pid=reply.get("pid"),
+                incarnation=reply.get("incarnation"),
+            )
+            with self._lock:
+                self._workers[worker_id] = record
+                self._gone.pop(worker_id, None)
+                if record.incarnation:
+                    self._restarted[worker_id] = record.incarnation
+            if self.leading:
+                self.registry.set_load(worker_id, 0)
+                self._publish(record)
+                log.info("worker online", extra={"event": "worker.online", "worker": worker_id, "profile": profile})
+            self._changed.set()
+
+    def _ask_profile(self, worker_id: str) -> dict | None:
+        # A worker announces itself before its remote-control consumer is listening, so the
+        # first questions may go unanswered; ask again shortly rather than at its next heartbeat.
+        for delay in (0.0, 0.2, 0.5, 1.0):
+            if self._stop.wait(delay):
+                return None
+            replies = self.app.control.broadcast("hydra_profile", destination=[worker_id], reply=True, timeout=1.0)
+            for reply in replies or []:
+                if worker_id in reply and reply[worker_id].get("profile"):
+                    return reply[worker_id]
+        return None
+
+    # -- ticking -------------------------------------------------------------------------
+    def tick_forever(self) -> None:
+        while not self._stop.is_set():
+            changed = self._changed.wait(self.settings.controller_tick)
+            self._changed.clear()
+            self.tick(force_pending=changed)
+
+    def tick(self, force_pending: bool = False) -> None:
+        was_leading = self.leading
+        if not self.lease.hold():
+            if was_leading:
+                log.warning("lost the leader lease", extra={"event": "controller.standby", "worker": self.name})
+            return
+        if not was_leading:
+            self.became_leader()
+        now = clock.epoch()
+        self.registry.mark_controller_alive(self.name, ttl=max(5, int(self.settings.controller_tick * 10)))
+        if self.failover.broker_was_reset():
+            self.failover.reconcile()
+        with self._lock:
+            stale = [
+                r
+                for r in self._workers.values()
+                if r.status == "online" and r.is_stale(now, self.settings.offline_after)
+            ]
+        for record in stale:
+            self.went_offline(
+                record.profile.id, goodbye=False, reason=f"missed heartbeats for {now - record.seen_at:.1f}s"
+            )
+        self.fail_over_gone()
+        publish_due(self.pipeline)
+        if force_pending or stale or now - self._last_pending_sweep >= PENDING_SWEEP_EVERY:
+            self._last_pending_sweep = now
+            self.place_pending()
+        if now - self._last_unpublished_sweep >= UNPUBLISHED_SWEEP_EVERY:
+            self._last_unpublished_sweep = now
+            self.publish_unpublished()
+        self.registry.count_tick()
+
+    def became_leader(self) -> None:
+        """Take over: keep what this controller heard, adopt what only the registry knows."""
+        now = clock.epoch()
+        try:
+            records = self.registry.records()
+        except Unavailable:
+            records = {}
+        with self._lock:
+            for wid, record in records.items():
+                if wid not in self._workers:
+                    record.seen_at = now  # heartbeats will confirm it, or it goes stale
+                    self._workers[wid] = record
+            known = list(self._workers.values())
+        for record in known:
+            self._publish(record)
+        log.warning(
+            "became the leading controller",
+            extra={"event": "controller.leader", "worker": self.name, "epoch": self.lease.epoch},
+        )
+
+    def went_offline(self, worker_id: str, *, goodbye: bool, reason: str) -> None:
+        with self._lock:
+            record = self._workers.get(worker_id)
+            if record is None or record.status == "offline":
+                return
+            record.status = "offline"
+            self._gone[worker_id] = (goodbye, reason)
+        if not self.leading:
+            return
+        self.registry.set_load(worker_id, 0)
+        self._publish(record)
+        log.warning(
+            "worker offline",
+            extra={"event": "worker.offline", "worker": worker_id, "reason": reason, "goodbye": goodbye},
+        )
+        self._changed.set()
+
+    def fail_over_gone(self) -> None:
+        """Fail over workers that went offline, and drain what lands in their queues later."""
+        with self._lock:
+            gone = dict(self._gone)
+            offline = [wid for wid, r in self._workers.items() if r.status == "offline"]
+            finishing = {wid: dict(runs) for wid, runs in self._finishing.items()}
+            restarted, self._restarted = self._restarted, {}
+        for worker_id, incarnation in restarted.items():
+            try:
+                self.failover.restarted(worker_id, incarnation)
+            except Exception:
+                with self._lock:  # MongoDB down, say: check again at the next tick
+                    self._restarted.setdefault(worker_id, incarnation)
+                raise
+            with self._lock:
+                self._finishing.pop(worker_id, None)  # its previous process is gone: restarted() decided
+        for worker_id, (goodbye, reason) in gone.items():
+            with self._lock:
+                record = self._workers.get(worker_id)
+                back_as = record.incarnation if record is not None and record.status == "online" else None
+            left = self.failover.worker_gone(worker_id, goodbye=goodbye, reason=reason, spare=back_as)
+            if back_as is None:
+                self.failover.drain(worker_id)
+            with self._lock:
+                if left:
+                    self._finishing.setdefault(worker_id, {}).update(left)
+                if self._gone.get(worker_id) == (goodbye, reason):
+                    del self._gone[worker_id]
+        now = clock.epoch()
+        for worker_id, runs in finishing.items():
+            left = self.failover.overdue(worker_id, runs, now=now, reason="shut down without finishing the run")
+            with self._lock:
+                if worker_id in self._finishing:
+                    self._finishing[worker_id] = {
+                        r: d for r, d in self._finishing[worker_id].items() if r in left or r not in runs
+                    }
+                    if not self._finishing[worker_id]:
+                        del self._finishing[worker_id]
+        for worker_id in offline:
+            if worker_id not in gone and self.registry.queued(names.worker_queue(worker_id)):
+                self.failover.drain(worker_id)
+        self.forget_long_gone()
+
+    def forget_long_gone(self) -> None:
+        """Drop workers offline for HYDRA_FORGET_AFTER seconds from the registry, the workers
+        view and the metrics (a fleet that is re-created - containers - would pile them up)."""
+        horizon = clock.epoch() - self.settings.forget_after
+        with self._lock:
+            old = [
+                wid
+                for wid, r in self._workers.items()
+                if r.status == "offline"
+                and r.seen_at < horizon
+                and wid not in self._gone
+                and wid not in self._finishing
+            ]
+        for worker_id in old:
+            if self.registry.queued(names.worker_queue(worker_id)):
+                continue  # drained at the next tick first
+            self.registry.remove(worker_id)
+            self.workers.remove(worker_id)
+            with self._lock:
+                self._workers.pop(worker_id, None)
+            log.info("forgot a long-gone worker", extra={"event": "worker.forgotten", "worker": worker_id})
+
+    # -- placing --------------------------------------------------------------------------
+    def place_pending(self) -> int:
+        """Re-publish every message in hydra.pending that now has an eligible worker."""
+        placed = 0
+        with self.app.connection_for_write() as conn:
+            pending = SimpleQueue(conn, names.PENDING_QUEUE, no_ack=False)
+            try:
+                size = pending.qsize()
+            except ChannelError:  # kombu's Redis transport: an empty queue does not exist
+                size = 0
+            try:
+                for _ in range(size):
+                    try:
+                        message = pending.get(block=False)
+                    except SimpleQueue.Empty:
+                        break
+                    placed += self.pipeline.republish(message, only_if_placeable=True)
+            finally:
+                pending.close()
+        return placed
+
+    def publish_unpublished(self) -> int:
+        """Publish what was accepted but never published: runs recorded while the broker was
+        unreachable, delayed runs that are due (should Redis have lost their due-index entry),
+        and jobs whose first run was never recorded (the API died mid-way)."""
+        now = clock.utcnow()
+        try:
+            waiting = [
+                r
+                for r in self.runs.with_status([RunStatus.PENDING])
+                if not r.queue and (r.not_before is None or r.not_before <= now)
+            ]
+            undispatched = self.jobs.undispatched()
+        except StoreUnavailable:
+            return 0
+        published = 0
+        for job in undispatched:
+            # Leave the API time to record the run itself, and never rewrite a job that has it:
+            # its run's own updates clear the flag (and FerretDB rewrites whole documents).
+            created = job.created_at or now
+            if created <= now - UNDISPATCHED_GRACE and job.last_run_id and self.runs.find(job.last_run_id) is None:
+                self.pipeline.dispatch(job, run_id=job.last_run_id)
+                published += 1
+        for run in waiting:
+            published += publish_delayed(run.id, self.pipeline)
+        return published
+
+    # -- bookkeeping -----------------------------------------------------------------------
+    def _publish(self, record: WorkerRecord) -> None:
+        """Write a worker record to the registry (router) and the workers view (API)."""
+        self.registry.put(record)
+        self.registry.forget_cache()
+        profile = record.profile.to_dict()
+        view = WorkerView(
+            id=record.profile.id,
+            os=profile["os"],
+            tags=profile["tags"],
+            allowed_users=profile["allowed_users"],
+            max_concurrency=profile["max_concurrency"],
+            shells=profile["shells"],
+            queue=profile["queue"],
+            status=record.status,
+            last_heartbeat=clock.from_epoch(record.last_heartbeat or record.seen_at),
+            current_running=record.active,
+            processed=record.processed,
+            hostname=record.hostname,
+            pid=record.pid,
+            heartbeat_interval=record.freq,
+        )
+        try:
+            self.workers.put(view)
+        except StoreUnavailable as exc:
+            log.warning("workers view not updated (MongoDB down): %s", exc)
+
+    def _correct_load(self, record: WorkerRecord) -> None:
+        """Reset a worker's load after it was seen idle with an empty queue twice in a row:
+        the router's counter can drift when a publish fails after routing."""
+        wid = record.profile.id
+        if record.active or self.registry.queued(record.profile.queue):
+            self._idle_beats[wid] = 0
+            return
+        self._idle_beats[wid] = self._idle_beats.get(wid, 0) + 1
+        if self._idle_beats[wid] >= IDLE_BEATS_TO_RESET:
+            self.registry.set_load(wid, 0)

@@ -1,0 +1,172 @@
+"""Ending an attempt and starting the next one.
+
+:func:`end_attempt` is the one way an attempt's end is recorded - by the result backend (the
+worker's outcome), the controller (``lost``) or a user (``cancelled``): it applies the
+lifecycle decision (``hydra.model.lifecycle``; an attempt whose cancel was requested ends
+``cancelled`` whatever else stopped it, see ``hydra.control.cancel``), records the end
+through the run's end fence, and - only if this call won the fence - starts what follows:
+the failover attempt at once, or a retry after its backoff. Because only the fence winner
+follows up, no attempt is ever retried or failed over twice, even with two controllers or
+a late worker result.
+
+A later attempt is a *delayed run*: recorded at once in ``job_runs`` as ``pending`` with
+``not_before``, and indexed in the due index (``hydra.broker.due``); the controller publishes
+it when due (:func:`publish_due`). MongoDB keeps the truth, so a flushed Redis only delays
+it until the controller's sweep finds it (``Controller.publish_unpublished``).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from hydra import clock
+from hydra.broker import metrics
+from hydra.broker.due import DueIndex
+from hydra.broker.stops import StopFlags
+from hydra.dispatch.pipeline import Pipeline
+from hydra.errors import Unavailable
+from hydra.model.lifecycle import decide
+from hydra.model.outcome import Outcome
+from hydra.model.records import Chain, Dispatched, Job
+from hydra.model.status import RunStatus
+from hydra.store.jobs import new_id
+from hydra.store.runs import RunStore
+
+log = logging.getLogger(__name__)
+
+
+def end_attempt(
+    run_id: str,
+    outcome: Outcome,
+    *,
+    by: str,
+    job: Job,
+    attempt: int,
+    pipeline: Pipeline,
+    chain: Chain = Chain(),
+    started: bool = True,
+) -> bool:
+    """Record the end of attempt ``attempt`` of ``job`` (``outcome.status`` is the raw
+    outcome) and start its follow-up. ``started`` is False for an attempt that never ran.
+    Returns False when another party recorded the end first (nothing is then changed)."""
+    runs = pipeline.runs
+    raw = RunStatus(outcome.status)
+    effective = raw
+    if raw in (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.LOST) and runs.cancel_requested(run_id):
+        effective = RunStatus.CANCELLED  # a cancel was under way: no retry, no failover (hydra.control.cancel)
+    decision = decide(job.retry_policy, effective, lost_before=chain.lost, failed_before=chain.failed, started=started)
+    why = "cancel requested" if effective != raw else decision.reason
+    if not runs.finish(run_id, outcome, status=decision.status, raw=raw, decision=why, by=by):
+        return False
+    if raw in (RunStatus.LOST, RunStatus.CANCELLED):
+        request_stop(run_id, f"attempt ended as {decision.status.value} by {by}")
+    log.info(
+        "run ended",
+        extra={
+            "event": "run.ended",
+            "run_id": run_id,
+            "job_id": job.id,
+            "status": decision.status.value,
+            "outcome": raw.value,
+            "worker": by,
+        },
+    )
+    metrics.run_finished(decision.status.value, outcome.duration)  # once: only the end-fence winner gets here
+    if decision.next_in is not None:
+        follow_up(
+            job.id,
+            attempt=attempt + 1,
+            delay=decision.next_in,
+            reason=decision.reason,
+            chain=Chain(run_id, decision.lost, decision.failed),
+            pipeline=pipeline,
+        )
+    return True
+
+
+def request_stop(run_id: str, reason: str) -> None:
+    """Ask the worker running ``run_id`` (if any) to stop it; best effort (the worker's
+    watchdog also reads the end fence in MongoDB)."""
+    try:
+        StopFlags().request(run_id, reason)
+    except Unavailable as exc:
+        log.warning("stop flag for run %s not set: %s", run_id, exc)
+
+
+def follow_up(job_id: str, *, attempt: int, delay: float, reason: str | None, chain: Chain, pipeline: Pipeline) -> str:
+    """Start attempt ``attempt`` (the one after ``chain.retry_of``) now, or record it to start in
+    ``delay`` seconds; returns its run id ("" when the job was deleted meanwhile)."""
+    stored = pipeline.jobs.find(job_id)
+    if stored is None or stored.deleted_at:  # nothing more to run
+        return ""
+    if delay <= 0:
+        return pipeline.dispatch(stored, attempt=attempt, chain=chain).run_id
+    return schedule(
+        stored,
+        at=clock.utcnow() + timedelta(seconds=delay),
+        attempt=attempt,
+        chain=chain,
+        reason=reason,
+        runs=pipeline.runs,
+    )
+
+
+def schedule(
+    job: Job,
+    *,
+    at: datetime,
+    runs: RunStore,
+    attempt: int = 1,
+    chain: Chain = Chain(),
+    reason: str | None = None,
+    run_id: str | None = None,
+) -> str:
+    """Record an attempt that must not start before ``at``; return its run id."""
+    run_id = run_id or new_id()
+    why = f"{reason + '; ' if reason else ''}starts at {at.isoformat(timespec='seconds')}"
+    runs.record(
+        run_id,
+        job,
+        attempt=attempt,
+        chain=chain,
+        not_before=at,
+        placement=Dispatched(run_id, RunStatus.PENDING, reason=why),
+    )
+    try:
+        DueIndex().add(run_id, at)
+    except Unavailable as exc:  # the controller's sweep of MongoDB still finds it
+        log.warning("due index not updated for run %s: %s", run_id, exc)
+    return run_id
+
+
+def publish_due(pipeline: Pipeline, now: datetime | None = None, *, limit: int = 500) -> int:
+    """Publish the delayed runs whose time has come; returns how many were published."""
+    due = DueIndex()
+    published = 0
+    for run_id in due.due(now or clock.utcnow(), limit):
+        if publish_delayed(run_id, pipeline):
+            published += 1
+        due.remove(run_id)
+    return published
+
+
+def publish_delayed(run_id: str, pipeline: Pipeline) -> bool:
+    """Publish a delayed (or unpublished) pending run unless it ended or already left."""
+    runs = pipeline.runs
+    run = runs.find(run_id)
+    if run is None or run.status != RunStatus.PENDING.value or run.queue:
+        return False
+    if runs.end_of(run_id) is not None:
+        return False
+    job = pipeline.jobs.find(run.job_id)
+    if job is None or job.deleted_at:  # nothing will run it: say so rather than wait forever
+        runs.finish(
+            run_id,
+            Outcome(status=RunStatus.CANCELLED.value, error="the job was deleted"),
+            status=RunStatus.CANCELLED,
+            by="hydra",
+        )
+        return False
+    pipeline.dispatch(job, attempt=run.attempt, chain=run.chain, run_id=run_id)
+    return True

@@ -1,0 +1,233 @@
+"""Dispatching an attempt: one pipeline, each step a plain function, whoever publishes.
+
+::
+
+    build_message(job, attempt) -> validate(message) -> place (the affinity router)
+        -> record (job_runs: queued on a worker, or pending with the reason) -> send
+
+:meth:`Pipeline.dispatch` runs it for an attempt of a stored job (the API, the controller,
+retries, failover, cron ticks) and returns where the attempt went. A Python user's
+``apply_async`` / ``send_task`` reaches :meth:`Pipeline.accept` (``Hydra.send_task`` calls
+it): the same steps, after giving a message without ``job_id`` a job of its own. Messages
+taken back from a queue (``hydra.pending``, a gone worker's queue) go through the same
+placing, recording and sending (:meth:`Pipeline.republish`).
+
+The record is written before the message is sent, so a worker never meets an attempt
+nobody recorded. When the broker cannot be reached, the attempt is recorded pending with
+the reason and no queue, and the controller publishes it once the broker is back
+(``hydra.dispatch.attempts.publish_delayed``): an accepted job is never lost to a broker
+outage.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
+
+from hydra import names
+from hydra.broker import metrics
+from hydra.dispatch.router import AffinityRouter, placement_of, queue_placement
+from hydra.errors import BrokerUnavailable, InvalidJob
+from hydra.model.priority import broker_level
+from hydra.model.records import Chain, Dispatched, Job
+from hydra.model.spec import MESSAGE_FIELDS, load_message, message_kwargs
+from hydra.model.status import RunStatus
+from hydra.store.jobs import JobStore, new_id
+from hydra.store.runs import RunStore
+
+log = logging.getLogger(__name__)
+
+#: What can go wrong talking to the broker while sending (kombu, redis-py, sockets).
+SEND_ERRORS = (KombuOperationalError, RedisError, ConnectionError, OSError)
+#: How hard a send retries before the attempt is left for the controller to publish.
+SEND_RETRY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.3}
+
+
+class Publisher(Protocol):
+    """What the pipeline sends with: the Celery app (``hydra.celery.app.Hydra``)."""
+
+    def publish(self, name: str, kwargs: dict, **options: Any) -> Any:
+        """Celery's own send_task, past this pipeline."""
+
+    def AsyncResult(self, task_id: str) -> Any:  # noqa: N802 - Celery's name
+        """The result handle of a task id."""
+
+
+# --- the steps ------------------------------------------------------------------------------
+
+
+def build_message(job: Job, attempt: int) -> dict:
+    """The kwargs of the message that runs attempt ``attempt`` of ``job``."""
+    return message_kwargs(job.spec(), job_id=job.id, attempt=attempt)
+
+
+def validate(kwargs: Any, args: Any = ()) -> dict:
+    """The message's kwargs, validated and normalized like a REST job body; raises InvalidJob."""
+    if args:
+        raise InvalidJob({"args": ["hydra.run_command takes keyword arguments only; use apply_async(kwargs={...})"]})
+    return load_message(kwargs or {})
+
+
+def summary(message: dict) -> str:
+    """What logs, events and Flower show of a message (never its environment's values)."""
+    command = message.get("command") or " ".join(message.get("args") or [])
+    if message.get("executor") == "http":
+        command = "{method} {url}".format(**(message.get("http") or {"method": "?", "url": "?"}))
+    if len(command) > 160:
+        command = command[:157] + "..."
+    return repr(
+        {
+            "job": message.get("name"),
+            "user": message.get("user"),
+            "command": command,
+            "attempt": message.get("attempt", 1),
+        }
+    )
+
+
+def unsent(run_id: str, exc: Exception) -> Dispatched:
+    """Where an attempt is when its message could not be sent: pending, for the controller."""
+    return Dispatched(
+        run_id,
+        RunStatus.PENDING,
+        reason=f"broker unavailable ({exc.__class__.__name__}); will be published when it is back",
+    )
+
+
+# --- the pipeline ----------------------------------------------------------------------------
+
+
+class Pipeline:
+    """The steps, with what they need: the app to send with, the router, and the stores."""
+
+    def __init__(self, app: Publisher, *, router: AffinityRouter | None = None, runs: RunStore | None = None):
+        self.app = app
+        self.router = router or AffinityRouter()
+        self.runs = runs or RunStore()
+        self.jobs: JobStore = self.runs.jobs
+
+    def dispatch(self, job: Job, *, attempt: int = 1, chain: Chain = Chain(), run_id: str | None = None) -> Dispatched:
+        """Publish attempt ``attempt`` of the stored ``job``; returns where it went."""
+        run_id = run_id or new_id()
+        message = validate(build_message(job, attempt))
+        try:
+            where = placement_of(run_id, self.router.choose(message))
+        except BrokerUnavailable as exc:
+            return self._left_unsent(run_id, job, attempt, chain, exc)
+        self.runs.record(run_id, job, attempt=attempt, placement=where, chain=chain)
+        try:
+            self.send(run_id, message, where, chain, retry=True, retry_policy=SEND_RETRY)
+        except BrokerUnavailable as exc:
+            return self._left_unsent(run_id, job, attempt, chain, exc)
+        return where
+
+    def accept(self, args: Any, kwargs: Any, options: dict) -> Any:
+        """A ``hydra.run_command`` published from outside (``apply_async``, ``send_task``):
+        validate, give it a job when it has none, place it (unless the caller named a queue),
+        record, send. Returns Celery's AsyncResult."""
+        message = validate(kwargs, args)
+        options = dict(options)
+        run_id = options.pop("task_id", None) or new_id()
+        job = self._job_of(message, run_id)
+        chain = Chain.from_headers(options.get("headers") or {})
+        named = options.get("queue") or options.get("routing_key")
+        try:
+            if named:
+                where = queue_placement(run_id, str(getattr(named, "name", named)))
+                if where.status == RunStatus.PENDING:
+                    where = placement_of(run_id, self.router.place(message))
+            else:
+                where = placement_of(run_id, self.router.choose(message))
+        except BrokerUnavailable as exc:
+            self._left_unsent(run_id, job, message["attempt"], chain, exc)
+            return self._result(run_id)
+        self.runs.record(run_id, job, attempt=message["attempt"], placement=where, chain=chain)
+        try:
+            return self.send(run_id, message, where, chain, **options)
+        except BrokerUnavailable as exc:
+            self._left_unsent(run_id, job, message["attempt"], chain, exc)
+            return self._result(run_id)
+
+    def republish(self, message: Any, *, only_if_placeable: bool) -> bool:
+        """Send a message taken from a queue (``message`` is kombu's) through the router again,
+        and acknowledge it. Dropped when its attempt ended or was claimed meanwhile; with
+        ``only_if_placeable`` put back when still no worker can take it. True when sent."""
+        run_id = message.headers.get("id")
+        if self.runs.end_of(run_id) is not None or self.runs.start_of(run_id) is not None:
+            message.ack()  # ended (cancelled while it waited), or a copy of an attempt someone claimed
+            return False
+        _args, kwargs, _embed = message.payload
+        kwargs = validate(kwargs)
+        placement = self.router.place(kwargs)
+        if placement.worker is None and only_if_placeable:
+            message.requeue()
+            return False
+        if placement.worker is not None:
+            self.router.registry.add_load(placement.worker.id, 1)
+        where = placement_of(run_id, placement)
+        job = (self.jobs.find(kwargs["job_id"]) if kwargs.get("job_id") else None) or Job.from_message(kwargs)
+        chain = Chain.from_headers(message.headers)
+        self.runs.record(run_id, job, attempt=kwargs["attempt"], placement=where, chain=chain)
+        self.send(run_id, kwargs, where, chain, priority=message.properties.get("priority"))
+        message.ack()
+        return True
+
+    def send(self, run_id: str, message: dict, where: Dispatched, chain: Chain, **options) -> Any:
+        """Send the message to the queue ``where`` names (or the caller's ``queue``);
+        raises BrokerUnavailable."""
+        if options.get("priority") is None:
+            options["priority"] = broker_level(message.get("priority"))
+        options["headers"] = {**(options.get("headers") or {}), **chain.headers()}
+        options["queue"] = options.get("queue") or where.queue or names.PENDING_QUEUE
+        try:
+            result = self.app.publish(
+                names.TASK_RUN_COMMAND, message, task_id=run_id, kwargsrepr=summary(message), **options
+            )
+        except SEND_ERRORS as exc:
+            raise BrokerUnavailable(f"cannot publish run {run_id}: {exc.__class__.__name__}: {exc}") from exc
+        log.info(
+            "run published",
+            extra={
+                "event": "run.published",
+                "run_id": run_id,
+                "job_id": message.get("job_id"),
+                "status": where.status.value,
+                "worker": where.worker_id,
+                "reason": where.reason,
+            },
+        )
+        return result
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _job_of(self, message: dict, run_id: str) -> Job:
+        """The stored job a message runs; a message without ``job_id`` gets one (counted as
+        submitted from Python; marked undispatched until its run is recorded)."""
+        job_id = message.get("job_id")
+        if job_id is None:
+            spec = {key: value for key, value in message.items() if key not in MESSAGE_FIELDS}
+            job = self.jobs.create(spec, source="python", first_run_id=run_id)
+            metrics.job_submitted("python")
+            message["job_id"] = job.id
+            return job
+        found = self.jobs.find(job_id)
+        if found is None:
+            raise InvalidJob({"job_id": [f"no job {job_id!r}"]})
+        return found
+
+    def _left_unsent(self, run_id: str, job: Job, attempt: int, chain: Chain, exc: Exception) -> Dispatched:
+        where = unsent(run_id, exc)
+        log.warning(
+            "publish failed for run %s of job %s: %s",
+            run_id,
+            job.id,
+            exc,
+            extra={"event": "run.publish_failed", "run_id": run_id, "job_id": job.id},
+        )
+        self.runs.record(run_id, job, attempt=attempt, placement=where, chain=chain)
+        return where
+
+    def _result(self, run_id: str) -> Any:
+        return self.app.AsyncResult(run_id)

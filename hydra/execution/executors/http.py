@@ -1,0 +1,123 @@
+"""The ``http`` executor: a webhook call - one HTTP request per attempt.
+
+The job's ``http`` field says what to send: ``url`` (http or https), ``method``, ``headers``,
+``body`` (a string is sent as is, any other JSON value as JSON) and ``timeout`` (seconds for
+the whole request; default the job's ``timeout``, else 30). The run records the status code
+as ``returncode`` and the response body (capped like a command's output) as ``stdout``;
+a 2xx answer is ``succeeded``, any other ``failed``; no answer in time is ``timed_out``;
+a connection error is ``failed`` with ``returncode`` None and the reason in ``error``.
+
+The request runs in a helper thread so that a cancel or the overall timeout ends the
+attempt at once (``requests``' own timeout only bounds each socket operation); an
+abandoned request is left to finish in the background and its answer is ignored.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import requests
+
+from hydra import clock, names
+from hydra.execution.capture import CappedBuffer
+from hydra.execution.executors.base import Context, register
+from hydra.model.outcome import Outcome
+
+DEFAULT_TIMEOUT = 30.0
+_POLL = 0.05
+_CHUNK = 64 * 1024
+
+
+class _Call:
+    """One request in a helper thread, its answer copied into a capped buffer."""
+
+    def __init__(self, spec: dict, timeout: float, ctx: Context):
+        self.spec, self.timeout, self.ctx = spec, timeout, ctx
+        self.buffer = CappedBuffer(ctx.output_limit)
+        self.lock = threading.Lock()
+        self.abandoned = False
+        self.done = threading.Event()
+        self.code: int | None = None
+        self.reason = ""
+        self.error: str | None = None
+        self.timed_out = False
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="hydra-http", daemon=True).start()
+
+    def _run(self) -> None:
+        spec = self.spec
+        body = spec.get("body")
+        options = {"data": body.encode()} if isinstance(body, str) else ({} if body is None else {"json": body})
+        headers = {"User-Agent": f"hydra/{names.VERSION}", **(spec.get("headers") or {})}
+        try:
+            with requests.request(
+                spec.get("method") or "POST", spec["url"], headers=headers, timeout=self.timeout, stream=True, **options
+            ) as response:
+                self.code, self.reason = response.status_code, response.reason or ""
+                for chunk in response.iter_content(_CHUNK):
+                    with self.lock:
+                        if self.abandoned:
+                            return
+                        self.buffer.write(chunk)
+                    if self.ctx.on_output is not None:
+                        self.ctx.on_output("stdout", chunk)
+        except requests.Timeout as exc:
+            self.timed_out, self.error = True, f"timed out after {self.timeout:g}s ({exc.__class__.__name__})"
+        except requests.RequestException as exc:
+            self.error = f"{exc.__class__.__name__}: {exc}"
+        finally:
+            self.done.set()
+
+    def abandon(self) -> None:
+        with self.lock:
+            self.abandoned = True
+
+
+@register("http")
+def run_http(job: dict, ctx: Context) -> Outcome:
+    spec = job.get("http") or {}
+    timeout = float(spec.get("timeout") or job.get("timeout") or DEFAULT_TIMEOUT)
+    started_at, start = clock.utcnow(), time.monotonic()
+    call = _Call(spec, timeout, ctx)
+    status, error = _await(call, ctx, start, timeout)
+    call.abandon()  # from here on the helper thread writes nothing
+    if status is None:
+        if call.timed_out:
+            status, error = "timed_out", call.error
+        elif call.code is None:
+            status, error = "failed", call.error or "no response"
+        elif 200 <= call.code < 300:
+            status = "succeeded"
+        else:
+            status, error = "failed", f"HTTP {call.code} {call.reason}".strip()
+    out = call.buffer
+    return Outcome(
+        status=status,
+        returncode=call.code,
+        error=error,
+        stdout=out.text(),
+        stderr="",
+        stdout_bytes=out.total,
+        stderr_bytes=0,
+        stdout_truncated=out.truncated,
+        stderr_truncated=False,
+        started_at=started_at,
+        finished_at=clock.utcnow(),
+        duration=time.monotonic() - start,
+    )
+
+
+def _await(call: _Call, ctx: Context, start: float, timeout: float) -> tuple[str | None, str | None]:
+    """Start the request and wait for it -> (None, None), or stop waiting on a cancel or
+    the overall timeout -> (status, error). A cancel set before the start sends nothing."""
+    if ctx.cancel.is_set():
+        return "cancelled", "cancelled"
+    call.start()
+    while not call.done.wait(_POLL):
+        if ctx.cancel.is_set():
+            return "cancelled", "cancelled"
+        if time.monotonic() - start >= timeout:
+            return "timed_out", f"timed out after {timeout:g}s"
+    return None, None

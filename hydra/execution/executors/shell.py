@@ -1,0 +1,35 @@
+"""The ``shell`` executor: a command (under a shell) or an argument list (no shell).
+
+A thin adapter over :func:`hydra.execution.process.execute`, which kills the whole process
+tree on timeout or cancel and caps the output; the environment is
+:func:`hydra.execution.command.job_environment` (the job's ``env`` on a scrubbed base: the
+worker's broker and database URLs never reach it).
+"""
+
+from __future__ import annotations
+
+from hydra.execution.command import build_argv, job_environment
+from hydra.execution.executors.base import Context, register
+from hydra.execution.process import execute
+from hydra.model.outcome import Outcome
+
+
+@register("shell")
+def run_shell(job: dict, ctx: Context) -> Outcome:
+    try:
+        argv = build_argv(command=job.get("command"), args=job.get("args"), shell=job.get("shell"), os_name=ctx.os_name)
+    except ValueError as exc:
+        return Outcome(status="failed", error=str(exc))
+    env = job_environment(job.get("env"))
+    env.update(ctx.env)
+    return execute(
+        argv,
+        env=env,
+        cwd=job.get("cwd"),
+        timeout=job.get("timeout") or ctx.default_timeout,
+        output_limit=ctx.output_limit,
+        on_output=ctx.on_output,
+        cancel=ctx.cancel,
+        kill_grace=ctx.kill_grace,
+        on_start=ctx.on_start,
+    )

@@ -1,0 +1,229 @@
+"""Live output: a run's stdout and stderr, visible while the command runs.
+
+The worker's task passes :meth:`ChunkWriter.write` to the executor as its ``on_output``;
+the writer buffers what the reader threads hand it and a flusher thread stores it at most
+every ``interval`` seconds (sooner once ``flush_bytes`` are waiting) as numbered
+:class:`~hydra.model.records.Chunk` records, then an :class:`~hydra.model.records.OutputEnd`
+saying the output is complete, through the ``insert`` it was given (the worker gives
+``OutputStore.insert``; readers use ``OutputStore.chunks``).
+
+Each stream stores at most ``limit`` bytes (``HYDRA_OUTPUT_LIMIT``, as for the run record):
+the first ``limit`` bytes, then one chunk with ``cut: true`` saying the rest is not stored;
+bytes are still counted (``eof.stdout_bytes``). The run record keeps the head *and* tail of
+each stream (``hydra.output.CappedBuffer``); live output keeps the head, in order.
+
+A MongoDB outage never disturbs the command: failed inserts are kept (bounded by the cap)
+and retried at the next flush.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hydra import clock, names
+from hydra.model.records import Chunk, OutputEnd, Record
+
+log = logging.getLogger(__name__)
+
+STREAMS = ("stdout", "stderr")
+#: Longest text in one chunk document (big flushes are split).
+MAX_CHUNK_TEXT = 1024 * 1024
+
+
+def cut_notice(stream: str, limit: int) -> str:
+    return f"\n[... hydra: {stream} passed {limit} bytes; the rest is counted, not stored ...]\n"
+
+
+@dataclass
+class _Stream:
+    decoder: codecs.IncrementalDecoder = field(
+        default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
+    )
+    total: int = 0  # bytes written by the command
+    stored: int = 0  # bytes kept
+    cut: bool = False
+
+
+class ChunkWriter:
+    """Stores one run's output as numbered chunks; thread-safe; use as a context manager.
+
+    ``insert(records)`` stores a list of records in order; it may raise, and is then called
+    again later with the same records (one stored already must be accepted silently).
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        *,
+        limit: int,
+        insert: Callable[[list[Record]], None],
+        interval: float = 0.4,
+        flush_bytes: int = 64 * 1024,
+        skip_if_unflushed: bool = False,
+    ):
+        self.run_id = run_id
+        #: With ``skip_if_unflushed``, a command that ended before anything was stored (a short
+        #: run: under ``interval`` seconds and ``flush_bytes``) stores nothing at all - its
+        #: whole output is in the run record, which readers then use (api/output.py).
+        self.skip_if_unflushed = skip_if_unflushed
+        #: Chunks stored, in order from 0, once closed (what the run record's ``live_chunks`` says).
+        self.stored = 0
+        self.limit = limit
+        self.interval = interval
+        self.flush_bytes = flush_bytes
+        self._insert = insert
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._streams = {name: _Stream() for name in STREAMS}
+        self._pieces: list[list] = []  # [stream, text, cut] not yet numbered
+        self._pending_bytes = 0
+        self._unsent: list[Record] = []  # numbered records an insert did not take yet
+        self._seq = 0
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    # -- writing (reader threads) ------------------------------------------------------------
+    def write(self, stream: str, data: bytes) -> None:
+        """Take ``data`` the command wrote to ``stream`` ("stdout" or "stderr")."""
+        with self._lock:
+            if self._closed:
+                return
+            state = self._streams[stream]
+            state.total += len(data)
+            if state.cut:
+                return
+            room = self.limit - state.stored
+            part = data if len(data) <= room else data[:room]
+            state.stored += len(part)
+            text = state.decoder.decode(part, final=len(part) < len(data))
+            if text:
+                self._add(stream, text, False)
+            if len(part) < len(data):
+                state.cut = True
+                self._add(stream, cut_notice(stream, self.limit), True)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=f"hydra-livelog-{self.run_id[:8]}", daemon=True)
+                self._thread.start()
+            if self._pending_bytes >= self.flush_bytes:
+                self._wake.set()
+
+    def _add(self, stream: str, text: str, cut: bool) -> None:
+        last = self._pieces[-1] if self._pieces else None
+        if (
+            last is not None
+            and last[0] == stream
+            and not last[2]
+            and not cut
+            and len(last[1]) + len(text) <= MAX_CHUNK_TEXT
+        ):
+            last[1] += text
+        else:
+            self._pieces.append([stream, text, cut])
+        self._pending_bytes += len(text)
+
+    # -- storing (flusher thread) ----------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._closed:
+                return
+            self.flush()
+
+    def flush(self) -> bool:
+        """Store what is waiting; True when nothing is left unsent."""
+        with self._flush_lock:
+            with self._lock:
+                for stream, text, cut in self._pieces:
+                    for start in range(0, max(len(text), 1), MAX_CHUNK_TEXT):
+                        self._unsent.append(self._chunk(stream, text[start : start + MAX_CHUNK_TEXT], cut))
+                self._pieces, self._pending_bytes = [], 0
+                docs = list(self._unsent)
+            if not docs:
+                return True
+            try:
+                self._insert(docs)
+            except Exception as exc:  # noqa: BLE001 - never disturb the command; retry later
+                log.warning(
+                    "live output not stored yet (%s: %s); will retry",
+                    type(exc).__name__,
+                    exc,
+                    extra={"event": "output.store_failed", "run_id": self.run_id},
+                )
+                return False
+            with self._lock:
+                del self._unsent[: len(docs)]
+            return True
+
+    def _chunk(self, stream: str, text: str, cut: bool) -> Chunk:
+        seq, self._seq = self._seq, self._seq + 1
+        return Chunk(
+            id=names.output_chunk_id(self.run_id, seq),
+            run_id=self.run_id,
+            seq=seq,
+            stream=stream,
+            text=text,
+            cut=cut,
+            at=clock.utcnow(),
+        )
+
+    # -- the end ----------------------------------------------------------------------------------
+    def close(self, retry_for: float = 10.0) -> None:
+        """Store the rest and the ``eof`` record (retrying up to ``retry_for`` seconds).
+        Never raises."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self.skip_if_unflushed and self._seq == 0:
+                self._pieces, self._pending_bytes = [], 0
+                return
+            for name, state in self._streams.items():
+                tail = state.decoder.decode(b"", final=True)
+                if tail and not state.cut:
+                    self._add(name, tail, False)
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        deadline = time.monotonic() + retry_for
+        while not self.flush():
+            if time.monotonic() >= deadline:
+                self.stored = min(chunk.seq for chunk in self._unsent if isinstance(chunk, Chunk))
+                log.error(
+                    "live output of run %s incomplete: %d chunk(s) not stored",
+                    self.run_id,
+                    len(self._unsent),
+                    extra={"event": "output.lost", "run_id": self.run_id},
+                )
+                return
+            time.sleep(0.5)
+        self.stored = self._seq
+        streams = self._streams
+        eof = OutputEnd(
+            id=names.output_eof_id(self.run_id),
+            run_id=self.run_id,
+            chunks=self._seq,
+            stdout_bytes=streams["stdout"].total,
+            stderr_bytes=streams["stderr"].total,
+            stdout_cut=streams["stdout"].cut,
+            stderr_cut=streams["stderr"].cut,
+            at=clock.utcnow(),
+        )
+        try:
+            self._insert([eof])
+        except Exception as exc:  # noqa: BLE001 - readers fall back to the run's end time
+            log.warning(
+                "live output eof not stored: %s", exc, extra={"event": "output.store_failed", "run_id": self.run_id}
+            )
+
+    def __enter__(self) -> ChunkWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,195 @@
+"""Affinity: which workers may run a job, and which of them should (pure logic, no I/O).
+
+A worker's profile comes from how it was started (``celery -A hydra worker -Q os.linux,tag.gpu``):
+its OS and tags from its queue names, its max concurrency from its pool size, its allowed
+users from ``--allowed-users`` / ``HYDRA_ALLOWED_USERS`` (unset means any user).
+
+A worker is *eligible* for a job when
+  * the job names no OS, or the worker's OS is one of them;
+  * every tag the job requires is one of the worker's tags;
+  * the worker accepts the job's user;
+  * the worker has the job's shell (when the job names one).
+Among eligible online workers the router picks the lowest load (runs routed to it and
+not finished, divided by its max concurrency); a worker with free capacity always wins
+over a full one, and a job is never refused for lack of capacity: it queues on the
+least-loaded eligible worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hydra import names
+from hydra.model.platform import normalize_os
+
+
+@dataclass(frozen=True)
+class WorkerProfile:
+    """What a worker can run. ``allowed_users`` None means any user."""
+
+    id: str
+    os: str
+    tags: frozenset[str] = frozenset()
+    allowed_users: frozenset[str] | None = None
+    max_concurrency: int = 1
+    shells: frozenset[str] = frozenset()
+    queue: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.queue:
+            object.__setattr__(self, "queue", names.worker_queue(self.id))
+
+    def accepts_user(self, user: str) -> bool:
+        return self.allowed_users is None or user in self.allowed_users
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "os": self.os,
+            "tags": sorted(self.tags),
+            "allowed_users": None if self.allowed_users is None else sorted(self.allowed_users),
+            "max_concurrency": self.max_concurrency,
+            "shells": sorted(self.shells),
+            "queue": self.queue,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> WorkerProfile:
+        allowed = data.get("allowed_users")
+        return cls(
+            id=data["id"],
+            os=data["os"],
+            tags=frozenset(data.get("tags") or ()),
+            allowed_users=None if allowed is None else frozenset(allowed),
+            max_concurrency=max(1, int(data.get("max_concurrency") or 1)),
+            shells=frozenset(data.get("shells") or ()),
+            queue=data.get("queue") or "",
+        )
+
+
+def profile_from_queues(
+    worker_id: str,
+    queues: list[str],
+    *,
+    concurrency: int,
+    platform_os: str,
+    allowed_users: frozenset[str] | None = None,
+    shells: frozenset[str] = frozenset(),
+) -> WorkerProfile:
+    """Build a profile from a worker's ``-Q`` queue names.
+
+    Raises ValueError when the queues declare an unknown OS, several OSes, or an OS other
+    than the one the worker really runs on (a job would then fail in the wrong shell).
+    """
+    declared = {q[len(names.OS_QUEUE_PREFIX) :] for q in queues if q.startswith(names.OS_QUEUE_PREFIX)}
+    tags = frozenset(
+        q[len(names.TAG_QUEUE_PREFIX) :]
+        for q in queues
+        if q.startswith(names.TAG_QUEUE_PREFIX) and len(q) > len(names.TAG_QUEUE_PREFIX)
+    )
+    normalized = {normalize_os(d) for d in declared}
+    if None in normalized:
+        raise ValueError(f"unknown OS queue in {sorted(declared)}; use os.linux, os.macos or os.windows")
+    os_names = {name for name in normalized if name is not None}
+    if len(os_names) > 1:
+        raise ValueError(f"a worker runs on one OS, its queues declare {sorted(os_names)}")
+    if os_names and os_names != {platform_os}:
+        raise ValueError(f"queues declare os.{os_names.pop()} but this machine runs {platform_os}")
+    return WorkerProfile(
+        id=worker_id,
+        os=platform_os,
+        tags=tags,
+        allowed_users=allowed_users,
+        max_concurrency=max(1, concurrency),
+        shells=shells,
+    )
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What a job needs from a worker, read from its task message kwargs."""
+
+    user: str
+    os: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()
+    shell: str | None = None
+
+    @classmethod
+    def from_message(cls, kwargs: dict) -> Requirements:
+        """Tolerant reading: a malformed message yields requirements no worker meets,
+        and the publish hook then rejects it with the precise validation error."""
+        affinity = kwargs.get("affinity") or {}
+        if not isinstance(affinity, dict):
+            affinity = {"os": ["<invalid>"]}
+        os_names = {normalize_os(o) or f"<{o}>" for o in _strings(affinity.get("os"))}
+        shell = kwargs.get("shell") if not kwargs.get("args") else None
+        return cls(
+            user=str(kwargs.get("user") or ""),
+            os=frozenset(os_names),
+            tags=frozenset(_strings(affinity.get("tags"))),
+            shell=shell if isinstance(shell, str) else None,
+        )
+
+
+def _strings(value: object) -> list[str]:
+    if not isinstance(value, (list, tuple)):
+        return []
+    return [str(v) for v in value]
+
+
+def mismatch(req: Requirements, worker: WorkerProfile) -> str | None:
+    """Why ``worker`` may not run a job with ``req``, or None when it may."""
+    if req.os and worker.os not in req.os:
+        return f"runs {worker.os}, job needs {'/'.join(sorted(req.os))}"
+    missing = req.tags - worker.tags
+    if missing:
+        return f"lacks tag{'s' if len(missing) > 1 else ''} {', '.join(sorted(missing))}"
+    if not worker.accepts_user(req.user):
+        return f"does not accept user {req.user!r}"
+    if req.shell and worker.shells and req.shell not in worker.shells:
+        return f"has no {req.shell}"
+    return None
+
+
+def eligible(req: Requirements, workers: list[WorkerProfile]) -> list[WorkerProfile]:
+    return [w for w in workers if mismatch(req, w) is None]
+
+
+def explain(req: Requirements, workers: list[WorkerProfile], limit: int = 5) -> str:
+    """One line saying why no worker was chosen (the pending reason)."""
+    if not workers:
+        return "no worker is online"
+    reasons = [f"{w.id} {mismatch(req, w)}" for w in sorted(workers, key=lambda w: w.id) if mismatch(req, w)]
+    more = f"; and {len(reasons) - limit} more" if len(reasons) > limit else ""
+    return "no online worker is eligible: " + "; ".join(reasons[:limit]) + more
+
+
+def load_ratio(worker: WorkerProfile, inflight: int) -> float:
+    return max(inflight, 0) / worker.max_concurrency
+
+
+def least_loaded(candidates: list[WorkerProfile], inflight: dict[str, int]) -> WorkerProfile | None:
+    """The candidate with the lowest load ratio; ties go to fewer runs in flight, then
+    larger capacity, then worker id (so the choice is deterministic)."""
+    if not candidates:
+        return None
+    return min(
+        candidates,
+        key=lambda w: (load_ratio(w, inflight.get(w.id, 0)), inflight.get(w.id, 0), -w.max_concurrency, w.id),
+    )
+
+
+@dataclass
+class Placement:
+    """The router's decision: a worker, or the reason there is none."""
+
+    worker: WorkerProfile | None
+    reason: str | None = None
+    candidates: list[WorkerProfile] = field(default_factory=list)
+
+
+def place(req: Requirements, online: list[WorkerProfile], inflight: dict[str, int]) -> Placement:
+    candidates = eligible(req, online)
+    if not candidates:
+        return Placement(worker=None, reason=explain(req, online))
+    return Placement(worker=least_loaded(candidates, inflight), candidates=candidates)

@@ -1,0 +1,410 @@
+"""What a job is: the validated job body, shared by the REST API and the task message.
+
+The job body (name, user, affinity, command, shell, retries, timeout, schedule) plus
+priority, scheduled_at, env, cwd and args; the retry policy (backoff, max_lost); the executor
+(shell, or an HTTP webhook with its ``http`` request); and for cron jobs the misfire and
+overlap policies. The same schema validates a Python user's ``apply_async(kwargs=...)`` in the
+dispatch pipeline, so both ways in accept exactly the same jobs.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC
+from typing import Any
+
+from croniter import croniter
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    pre_load,
+    validate,
+    validates,
+    validates_schema,
+)
+
+from hydra.errors import InvalidJob
+from hydra.model.platform import KNOWN_OS, SHELLS, normalize_os
+
+NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9 _.:@/+-]*$"
+USER_RE = r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$"
+TAG_RE = r"^[a-z0-9][a-z0-9_.-]*$"
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+MAX_TIMEOUT = 7 * 24 * 3600.0
+MAX_RETRIES = 20
+DEFAULT_PRIORITY = 50
+#: The executors a job may name; ``hydra.execution.executors`` registers exactly these.
+EXECUTORS = ("shell", "http")
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
+#: What a cron job does about ticks missed while no scheduler ran (see hydra.scheduler).
+MISFIRE_POLICIES = ("skip", "run_once")
+#: What a cron tick does while the job's previous run is still active (see hydra.scheduler).
+OVERLAP_POLICIES = ("allow", "forbid", "queue")
+#: Job fields that only concern when the stored job starts, never one attempt's message.
+SCHEDULING_FIELDS = ("schedule", "scheduled_at", "timezone", "misfire", "overlap")
+
+
+def _os_name(value: str) -> str:
+    normalized = normalize_os(value) if isinstance(value, str) else None
+    if normalized is None:
+        raise ValidationError(f"unknown OS {value!r}; use one of {', '.join(KNOWN_OS)}")
+    return normalized
+
+
+class OsField(fields.String):
+    """An OS name; aliases such as 'darwin' and 'win32' are accepted and normalized."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        return _os_name(super()._deserialize(value, attr, data, **kwargs))
+
+
+#: What the API documents for ``scheduled_at``: a date-time with zone, or "" (meaning now).
+START_TIME_PATTERN = (
+    r"^$|^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
+    r"(Z|[+-][0-9]{2}:?[0-9]{2})$"
+)
+
+
+class StartTime(fields.AwareDateTime):
+    """``scheduled_at``: an ISO 8601 date-time with its zone. The empty string (meaning "now",
+    as one-off task clients send it) is removed before loading (``JobSpecSchema.reject_non_object``);
+    this class exists so the OpenAPI document can say so (a plain string with a pattern)."""
+
+
+class AffinitySchema(Schema):
+    """Where a job may run. Empty lists mean "no constraint"."""
+
+    class Meta:
+        unknown = RAISE
+
+    os = fields.List(
+        OsField(),
+        load_default=list,
+        metadata={"description": "Operating systems the job may run on (any when empty): linux, macos, windows."},
+    )
+    tags = fields.List(
+        fields.String(
+            validate=[
+                validate.Length(1, 64),
+                validate.Regexp(TAG_RE, error="tags are lowercase letters, digits, '_', '.', '-'"),
+            ]
+        ),
+        load_default=list,
+        validate=validate.Length(max=32),
+        metadata={"description": "Tags every chosen worker must have (worker queues tag.<name>)."},
+    )
+    allowed_users = fields.List(
+        fields.String(validate=[validate.Length(1, 100), validate.Regexp(USER_RE)]),
+        load_default=list,
+        validate=validate.Length(max=100),
+        metadata={"description": "When not empty, the job's user must be one of these."},
+    )
+
+    @post_load
+    def dedupe(self, data: Any, **kwargs: Any) -> Any:
+        return {key: sorted(set(values)) for key, values in data.items()}
+
+
+class BackoffSchema(Schema):
+    """Delay before retry n: min(cap, base * factor ** (n - 1)) seconds, +/- jitter (a fraction)."""
+
+    class Meta:
+        unknown = RAISE
+
+    base = fields.Float(
+        validate=validate.Range(min=0, max=86_400, min_inclusive=False),
+        allow_nan=False,
+        metadata={"description": "Seconds before the first retry (default 5)."},
+    )
+    factor = fields.Float(
+        validate=validate.Range(1, 100),
+        allow_nan=False,
+        metadata={"description": "Each further retry waits this many times longer (default 2)."},
+    )
+    cap = fields.Float(
+        validate=validate.Range(min=0, max=MAX_TIMEOUT, min_inclusive=False),
+        allow_nan=False,
+        metadata={"description": "Longest wait in seconds (default 300)."},
+    )
+    jitter = fields.Float(
+        validate=validate.Range(0, 1),
+        allow_nan=False,
+        metadata={"description": "Random spread, as a fraction of the wait, both ways (default 0.1)."},
+    )
+
+
+class HttpSchema(Schema):
+    """The request of an ``http`` job (a webhook call); 2xx means succeeded."""
+
+    class Meta:
+        unknown = RAISE
+
+    url = fields.Url(
+        required=True,
+        schemes={"http", "https"},
+        require_tld=False,
+        validate=validate.Length(max=8192),
+        metadata={"description": "The http(s) URL to call."},
+    )
+    method = fields.String(
+        load_default="POST",
+        validate=validate.OneOf(HTTP_METHODS),
+        metadata={"description": "HTTP method (default POST)."},
+    )
+    headers = fields.Dict(
+        keys=fields.String(validate=validate.Length(1, 256)),
+        values=fields.String(validate=validate.Length(max=8192)),
+        load_default=dict,
+        metadata={"description": "Request headers."},
+    )
+    body = fields.Raw(
+        load_default=None, metadata={"description": "A string is sent as is; any other JSON value is sent as JSON."}
+    )
+    timeout = fields.Float(
+        load_default=None,
+        allow_nan=False,
+        validate=validate.Range(min=0, max=MAX_TIMEOUT, min_inclusive=False),
+        metadata={"description": "Seconds for the whole request (default: the job's timeout, else 30)."},
+    )
+
+    @pre_load
+    def upper_method(self, data: Any, **kwargs: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("method"), str):
+            data = dict(data, method=data["method"].upper())
+        return data
+
+
+class JobSpecSchema(Schema):
+    """A job body. Loading returns a normalized dict; errors name the field."""
+
+    class Meta:
+        unknown = RAISE
+        ordered = True
+
+    name = fields.String(
+        required=True,
+        validate=[
+            validate.Length(1, 200),
+            validate.Regexp(
+                NAME_RE, error="must start with a letter or digit and use letters, digits, space and _ . : @ / + -"
+            ),
+        ],
+    )
+    user = fields.String(
+        required=True,
+        validate=[
+            validate.Length(1, 100),
+            validate.Regexp(USER_RE, error="must be letters, digits, '_', '.', '@' or '-'"),
+        ],
+    )
+    affinity = fields.Nested(AffinitySchema, load_default=lambda: AffinitySchema().load({}))
+    command = fields.String(
+        validate=validate.Length(1, 100_000),
+        load_default=None,
+        metadata={
+            "description": "The command line, run under `shell`; with `args`, the program to run without a shell."
+        },
+    )
+    args = fields.List(
+        fields.String(validate=validate.Length(max=100_000)),
+        load_default=None,
+        validate=validate.Length(max=1000),
+        metadata={"description": "Argument list run without any shell (no quoting or expansion)."},
+    )
+    shell = fields.String(
+        validate=validate.OneOf(SHELLS),
+        load_default=None,
+        metadata={"description": "bash, sh, cmd or powershell; default bash (or sh) on Linux/macOS, cmd on Windows."},
+    )
+    env = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(validate=validate.Length(max=100_000)),
+        load_default=dict,
+        metadata={"description": "Added to a scrubbed base environment (the worker's own secrets never reach a job)."},
+    )
+    cwd = fields.String(validate=validate.Length(1, 4096), load_default=None)
+    retries = fields.Integer(validate=validate.Range(0, MAX_RETRIES), load_default=0, strict=True)
+    timeout = fields.Float(
+        validate=validate.Range(min=0, max=MAX_TIMEOUT, min_inclusive=False),
+        load_default=None,
+        allow_nan=False,
+        metadata={"description": "Seconds before the whole process tree is killed (status timed_out)."},
+    )
+    priority = fields.Integer(
+        validate=validate.Range(0, 100),
+        load_default=DEFAULT_PRIORITY,
+        strict=True,
+        metadata={"description": "0 (lowest) to 100 (highest)."},
+    )
+    schedule = fields.String(
+        load_default=None,
+        metadata={"description": "5-field cron expression; the job then runs on every tick instead of once."},
+    )
+    timezone = fields.String(load_default="UTC", metadata={"description": "IANA time zone for `schedule`."})
+    scheduled_at = StartTime(
+        load_default=None,
+        format="iso",
+        metadata={
+            "description": "ISO 8601 time with zone: run once at that time instead of now. An empty string means now.",
+            "pattern": START_TIME_PATTERN,
+        },
+    )
+    misfire = fields.String(
+        load_default="run_once",
+        validate=validate.OneOf(MISFIRE_POLICIES),
+        metadata={"description": "Cron ticks missed while no scheduler ran: skip them, or run_once (one run for all)."},
+    )
+    overlap = fields.String(
+        load_default="allow",
+        validate=validate.OneOf(OVERLAP_POLICIES),
+        metadata={
+            "description": "A cron tick while the previous run is active: allow (run both), forbid (skip the "
+            "tick) or queue (start it when the previous run ends; at most one waits)."
+        },
+    )
+    backoff = fields.Nested(
+        BackoffSchema,
+        load_default=None,
+        metadata={"description": "Retry delays; defaults base 5 s, factor 2, cap 300 s, jitter 0.1."},
+    )
+    max_lost = fields.Integer(
+        load_default=None,
+        validate=validate.Range(1, 100),
+        strict=True,
+        metadata={"description": "Lost attempts (worker died) before the run is dead-lettered; default 3."},
+    )
+    executor = fields.String(
+        load_default="shell",
+        validate=validate.OneOf(EXECUTORS),
+        metadata={"description": "shell (command/args) or http (the `http` request)."},
+    )
+    http = fields.Nested(
+        HttpSchema,
+        load_default=None,
+        metadata={"description": "The request of an http job (a webhook call); required with executor http."},
+    )
+
+    @pre_load
+    def reject_non_object(self, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(data, dict):
+            raise ValidationError("the job body must be a JSON object", "_schema")
+        if data.get("scheduled_at") == "":  # empty means now
+            data = {key: value for key, value in data.items() if key != "scheduled_at"}
+        return data
+
+    @validates("env")
+    def check_env(self, value: Any, **kwargs: Any) -> None:
+        if len(value) > 200:
+            raise ValidationError("at most 200 variables")
+        bad = [key for key in value if not ENV_KEY_RE.match(key)]
+        if bad:
+            raise ValidationError(f"invalid variable names: {', '.join(map(repr, bad[:5]))}")
+
+    @validates("schedule")
+    def check_schedule(self, value: Any, **kwargs: Any) -> None:
+        if value is None:
+            return
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise ValidationError("must be a 5-field cron expression, e.g. '*/5 * * * *'")
+
+    @validates("timezone")
+    def check_timezone(self, value: Any, **kwargs: Any) -> None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError(f"unknown time zone {value!r}") from None
+
+    @validates_schema
+    def check_combination(self, data: Any, **kwargs: Any) -> Any:
+        errors: dict[str, list[str]] = {}
+        if data.get("executor") == "http":
+            if not data.get("http"):
+                errors["http"] = ["an http job needs its request: {url, method, headers, body, timeout}"]
+            for key in ("command", "args", "shell"):
+                if data.get(key):
+                    errors[key] = ["an http job runs no command; drop it"]
+        elif not data.get("command") and not data.get("args"):
+            errors["command"] = ["give a command (or an args list)"]
+        elif data.get("http"):
+            errors["http"] = ["set executor to 'http' to send a request"]
+        if data.get("args") and data.get("shell"):
+            errors["shell"] = ["an args list runs without a shell; drop `shell`"]
+        allowed = (data.get("affinity") or {}).get("allowed_users") or []
+        if allowed and data.get("user") not in allowed:
+            errors["user"] = [f"{data.get('user')!r} is not in affinity.allowed_users"]
+        if data.get("schedule") and data.get("scheduled_at"):
+            errors["scheduled_at"] = ["use either schedule (cron) or scheduled_at (one-off), not both"]
+        if errors:
+            raise ValidationError(errors)
+
+    @post_load
+    def to_utc(self, data: Any, **kwargs: Any) -> Any:
+        if data.get("scheduled_at") is not None:
+            data["scheduled_at"] = data["scheduled_at"].astimezone(UTC)
+        return data
+
+
+#: Fields a task message carries besides the job body.
+MESSAGE_FIELDS = ("job_id", "attempt")
+
+
+class TaskMessageSchema(JobSpecSchema):
+    """The kwargs of a ``hydra.run_command`` message: a job body plus which job and attempt.
+
+    ``name`` may be left out by Python callers (it defaults to the command).
+    """
+
+    class Meta:
+        unknown = RAISE
+        ordered = True
+
+    name = fields.String(load_default=None, validate=validate.Length(1, 200))
+    job_id = fields.String(load_default=None, validate=validate.Length(1, 64))
+    attempt = fields.Integer(load_default=1, validate=validate.Range(1, 10_000), strict=True)
+
+    @post_load
+    def default_name(self, data: Any, **kwargs: Any) -> Any:
+        if not data.get("name"):
+            data["name"] = (data.get("command") or " ".join(data.get("args") or []))[:200] or "command"
+        return data
+
+
+_job_schema = JobSpecSchema()
+#: A message runs now: scheduling belongs to the stored job, not to one attempt.
+_message_schema = TaskMessageSchema(exclude=SCHEDULING_FIELDS)
+
+
+def load_job(body: Any) -> dict:
+    """Validate a REST job body; raise InvalidJob naming each bad field."""
+    try:
+        return _job_schema.load(body)
+    except ValidationError as exc:
+        raise InvalidJob(exc.normalized_messages()) from None
+
+
+def load_message(kwargs: Any) -> dict:
+    """Validate the kwargs of a task message (any publisher); raise InvalidJob."""
+    try:
+        return _message_schema.load(kwargs)
+    except ValidationError as exc:
+        raise InvalidJob(exc.normalized_messages()) from None
+
+
+#: The fields of a job body, in their schema order.
+JOB_FIELDS = tuple(_job_schema.fields)
+#: The body fields a task message carries (scheduling belongs to the stored job).
+MESSAGE_BODY_FIELDS = tuple(name for name in _message_schema.fields if name not in MESSAGE_FIELDS)
+
+
+def message_kwargs(body: dict, *, job_id: str, attempt: int) -> dict:
+    """The kwargs of the task message that runs attempt ``attempt`` of a stored job's ``body``."""
+    kwargs = {key: body[key] for key in MESSAGE_BODY_FIELDS if body.get(key) is not None}
+    kwargs["job_id"] = job_id
+    kwargs["attempt"] = attempt
+    return kwargs

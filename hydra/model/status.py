@@ -1,0 +1,72 @@
+"""The one run-status vocabulary, and the groups of statuses the rest of Hydra asks about.
+
+A run is one attempt at executing a job. Its life::
+
+    pending --(an eligible worker appears)--> queued --(worker claims it)--> running
+    queued/running --> succeeded | failed | timed_out | cancelled | lost
+    failed/timed_out/lost --(attempts left)--> retrying (a new attempt is created)
+    failed/timed_out/lost --(no attempts left)--> dead_letter
+
+A job's ``status`` mirrors the status of its most recently changed run. ``completed`` is
+accepted as a filter word for ``succeeded``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+    RETRYING = "retrying"
+    DEAD_LETTER = "dead_letter"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+
+#: Statuses after which an attempt never changes again.
+TERMINAL = frozenset(
+    {
+        RunStatus.SUCCEEDED,
+        RunStatus.FAILED,
+        RunStatus.TIMED_OUT,
+        RunStatus.CANCELLED,
+        RunStatus.LOST,
+        RunStatus.RETRYING,
+        RunStatus.DEAD_LETTER,
+    }
+)
+#: Statuses of an attempt that still holds (or waits for) a worker.
+ACTIVE = frozenset({RunStatus.PENDING, RunStatus.QUEUED, RunStatus.RUNNING})
+#: Ends that another attempt of the same job follows (a retry after its backoff, or a failover).
+FOLLOWED = frozenset({RunStatus.RETRYING, RunStatus.LOST})
+#: Statuses (of a job's latest run) meaning the job is still being worked on.
+IN_PROGRESS = ACTIVE | FOLLOWED
+#: Outcomes a user may retry by hand.
+RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELLED, RunStatus.DEAD_LETTER})
+
+#: What the API reports for a job (or one-off task) whose first run waits for its start time.
+#: It is not a run status: that run is stored ``pending`` with ``not_before`` in the future.
+SCHEDULED = "scheduled"
+
+#: Words accepted as filters besides the statuses themselves.
+ALIASES = {"completed": RunStatus.SUCCEEDED}
+#: Every word a status filter accepts.
+FILTER_WORDS = tuple(s.value for s in RunStatus) + tuple(ALIASES)
+
+
+def parse_status(word: str) -> RunStatus:
+    """``'completed'`` -> SUCCEEDED; raises ValueError for an unknown word."""
+    word = word.strip().lower()
+    if word in ALIASES:
+        return ALIASES[word]
+    return RunStatus(word)
