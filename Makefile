@@ -1,23 +1,25 @@
 # Hydra: local stack and tests.  `make up` starts everything, `make down` stops it.
 SHELL := /bin/bash
 PY    := .venv/bin/python
+# The local stack (deploy/local/hydrastack) is dev tooling, outside the installed package.
+STACK := PYTHONPATH=deploy/local $(PY) -m hydrastack
 ROOT  := .hydra
 LINES ?= 50
 
-.PHONY: install up down status logs test bench clean
+.PHONY: install up down status logs lint test bench clean
 
 install:
 	@bash deploy/local/install.sh
 
 up: install
-	@$(PY) -m hydra.stack up
+	@$(STACK) up
 
 down:
-	@if [ -x $(PY) ]; then $(PY) -m hydra.stack down; \
+	@if [ -x $(PY) ]; then $(STACK) down; \
 	else echo "nothing to stop (no .venv: \`make install\` never ran)"; fi
 
 status:
-	@if [ -x $(PY) ]; then $(PY) -m hydra.stack status; \
+	@if [ -x $(PY) ]; then $(STACK) status; \
 	else echo "not installed (run \`make install\`)"; fi
 
 # Tail of every log; `make logs FOLLOW=1` keeps following them.
@@ -26,7 +28,14 @@ logs:
 	elif [ -n "$(FOLLOW)" ]; then tail -n $(LINES) -F $(ROOT)/logs/*.log; \
 	else tail -n $(LINES) $(ROOT)/logs/*.log; fi
 
-test: install
+# ruff (lint and format), mypy (model, stores, dispatch, broker), import-linter (the layers).
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+	.venv/bin/lint-imports
+
+test: lint
 	$(PY) -m pytest -q
 
 bench: install
