@@ -5,6 +5,7 @@ The ``HYDRA_*`` variables are set here, at import, before any test imports Hydra
 Hydra reads its settings once per process. Unit tests do not request the ``stack`` fixture
 and start nothing.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from hydra.stack import Stack, WorkerSpec
+from hydrastack import Stack, WorkerSpec
 
 ROOT = Path(tempfile.mkdtemp(prefix="hydra-test-"))
-STACK = Stack.ephemeral(ROOT / "stack", mongo_db="hydra_test",
-                        env={"HYDRA_CONTROLLER_TICK": "0.25", "HYDRA_ROUTER_CACHE": "0.2"})
+STACK = Stack.ephemeral(
+    ROOT / "stack", mongo_db="hydra_test", env={"HYDRA_CONTROLLER_TICK": "0.25", "HYDRA_ROUTER_CACHE": "0.2"}
+)
 os.environ.update(STACK.env_for_clients())
 os.environ.update(HYDRA_CONTROLLER_TICK="0.25", HYDRA_ROUTER_CACHE="0.2")
 

@@ -1,12 +1,14 @@
 """Helpers for integration tests: waiting on real state, submitting jobs."""
+
 from __future__ import annotations
 
 import time
 import uuid
 
-from hydra.registry import Registry
-from hydra.runs import RunStore
-from hydra.status import TERMINAL, RunStatus
+from hydra.broker.registry import Registry
+from hydra.model.records import Run
+from hydra.model.status import TERMINAL, RunStatus
+from hydra.store.runs import RunStore
 
 
 def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1, message: str = "condition"):
@@ -31,14 +33,22 @@ def wait_workers_online(worker_ids: list[str], timeout: float = 30.0) -> None:
     wait_until(online, timeout, message=f"workers {worker_ids} online")
 
 
-def wait_run(run_id: str, statuses=TERMINAL, timeout: float = 30.0) -> dict:
+def wait_ticks(count: int, timeout: float = 10.0) -> None:
+    """Wait until the leading controller has completed ``count`` more passes (ticks) than
+    when called: a bounded wait that shows the controller had its chances to act."""
+    registry = Registry()
+    target = registry.ticks() + count
+    wait_until(lambda: registry.ticks() >= target, timeout, message=f"{count} more controller ticks")
+
+
+def wait_run(run_id: str, statuses=TERMINAL, timeout: float = 30.0) -> Run:
     """The run's record once its status is one of ``statuses``."""
     store = RunStore()
     wanted = {RunStatus(s) for s in statuses}
 
     def reached():
-        doc = store.find(run_id)
-        return doc if doc and RunStatus(doc["status"]) in wanted else None
+        run = store.find(run_id)
+        return run if run and run.run_status in wanted else None
 
     return wait_until(reached, timeout, message=f"run {run_id} to reach {sorted(s.value for s in wanted)}")
 
@@ -48,8 +58,15 @@ def unique(prefix: str = "t") -> str:
 
 
 def job_body(command: str, **overrides) -> dict:
-    body = {"name": unique("job"), "user": "tester", "affinity": {"os": ["linux"], "tags": []},
-            "command": command, "shell": "bash", "retries": 0, "timeout": 30}
+    body = {
+        "name": unique("job"),
+        "user": "tester",
+        "affinity": {"os": ["linux"], "tags": []},
+        "command": command,
+        "shell": "bash",
+        "retries": 0,
+        "timeout": 30,
+    }
     body.update(overrides)
     return body
 

@@ -13,6 +13,7 @@
   / ``HYDRA_ST_RUN_ID``), so real documents are checked against the response schemas too
   (never for a verb that changes something).
 """
+
 import os
 import zlib
 
@@ -25,7 +26,7 @@ REAL_IDS = {"job_id": os.environ.get("HYDRA_ST_JOB_ID"), "run_id": os.environ.ge
 
 
 def _mark(body: dict) -> None:
-    affinity = body.get("affinity", None)
+    affinity = body.get("affinity")
     if "affinity" not in body:
         body["affinity"] = {"tags": [MARKER]}
     elif isinstance(affinity, dict):
@@ -33,18 +34,17 @@ def _mark(body: dict) -> None:
         if "tags" not in affinity:
             affinity["tags"] = [MARKER]
         elif isinstance(tags, list) and len(tags) < MAX_TAGS:
-            affinity["tags"] = tags + [MARKER]
+            affinity["tags"] = [*tags, MARKER]
         elif isinstance(tags, list) and len(tags) == MAX_TAGS:
-            affinity["tags"] = tags[:-1] + [MARKER]  # still the most allowed
+            affinity["tags"] = [*tags[:-1], MARKER]  # still the most allowed
         # more than MAX_TAGS: invalid as generated, stays invalid (and never runs)
 
 
 @schemathesis.hook
 def map_case(context, case):
     method = case.operation.method.upper()
-    if method in ("POST", "PUT", "PATCH") and case.operation.path.startswith("/jobs"):
-        if isinstance(case.body, dict):
-            _mark(case.body)
+    if method in ("POST", "PUT", "PATCH") and case.operation.path.startswith("/jobs") and isinstance(case.body, dict):
+        _mark(case.body)
     wait = (case.query or {}).get("wait")
     if isinstance(wait, (int, float)) and not isinstance(wait, bool) and wait > MAX_WAIT:
         case.query["wait"] = MAX_WAIT

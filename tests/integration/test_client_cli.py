@@ -1,4 +1,5 @@
 """hydra.client, the hydra CLI and the seed-000 examples against the API under gunicorn."""
+
 from __future__ import annotations
 
 import json
@@ -15,11 +16,19 @@ from click.testing import CliRunner
 
 from hydra.cli import main
 from hydra.client import (
-    Client, ClientError, Conflict, InvalidRequest, NotFound, Run, Submitted, Unavailable, WaitTimeout,
+    Client,
+    ClientError,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    Run,
+    Submitted,
+    Unavailable,
+    WaitTimeout,
 )
 from hydra.errors import HydraError
-from hydra.runs import RunStore
-from hydra.stack import REPO, venv_bin
+from hydra.store.runs import RunStore
+from hydrastack import REPO, venv_bin
 from tests.conftest import CPU, GPU
 from tests.helpers import unique, wait_run
 
@@ -71,8 +80,9 @@ def test_client_errors_are_one_family(client, stack):
 def test_a_run_published_with_apply_async_is_visible_through_the_client(client):
     from hydra import run_command
 
-    result = run_command.apply_async(kwargs={"command": "echo via-celery", "user": "pyuser",
-                                             "affinity": {"os": ["linux"]}})
+    result = run_command.apply_async(
+        kwargs={"command": "echo via-celery", "user": "pyuser", "affinity": {"os": ["linux"]}}
+    )
     run = client.wait(result.id, timeout=60)
     assert (run.id, run.status, run.stdout) == (result.id, "succeeded", "via-celery\n")
     assert client.job(run.job_id).source == "python"
@@ -81,6 +91,7 @@ def test_a_run_published_with_apply_async_is_visible_through_the_client(client):
 
 # --- the CLI, in process -------------------------------------------------------------------------
 
+
 def hydra_cli(stack, *args: str):
     result = CliRunner().invoke(main, [args[0], "--api-url", stack.api_url, *args[1:]])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
@@ -88,8 +99,9 @@ def hydra_cli(stack, *args: str):
 
 
 def test_cli_submit_wait_streams_and_exits_with_the_commands_code(client, stack):
-    result = hydra_cli(stack, "submit", "--os", "linux", "--timeout", "30", "--wait", "--",
-                       "echo hi; echo oops >&2; exit 7")
+    result = hydra_cli(
+        stack, "submit", "--os", "linux", "--timeout", "30", "--wait", "--", "echo hi; echo oops >&2; exit 7"
+    )
     assert result.exit_code == 7, result.output
     assert result.stdout == "hi\n"
     assert "oops\n" in result.stderr and "failed (exit 7)" in result.stderr and "queued on" in result.stderr
@@ -106,19 +118,37 @@ def test_cli_follows_a_retried_run_to_its_last_attempt(client, stack):
 
 
 def test_cli_tables_json_and_errors(client, stack):
-    created = hydra_cli(stack, "submit", "--json", "--name", unique("cli"), "--user", "clier",
-                        "--env", "GREETING=hello", "--", "echo $GREETING")
+    created = hydra_cli(
+        stack,
+        "submit",
+        "--json",
+        "--name",
+        unique("cli"),
+        "--user",
+        "clier",
+        "--env",
+        "GREETING=hello",
+        "--",
+        "echo $GREETING",
+    )
     assert created.exit_code == 0, created.output
     submitted = json.loads(created.stdout)
     run = wait_run(submitted["run_id"])
-    assert run["stdout"] == "hello\n" and run["user"] == "clier"
+    assert run.stdout == "hello\n" and run.user == "clier"
 
     jobs = hydra_cli(stack, "jobs", "--user", "clier")
-    assert jobs.exit_code == 0 and jobs.stdout.splitlines()[0].split() == \
-        ["JOB", "NAME", "USER", "STATUS", "CREATED", "COMMAND"]
+    assert jobs.exit_code == 0 and jobs.stdout.splitlines()[0].split() == [
+        "JOB",
+        "NAME",
+        "USER",
+        "STATUS",
+        "CREATED",
+        "COMMAND",
+    ]
     assert submitted["job_id"] in jobs.stdout and "echo $GREETING" in jobs.stdout
-    assert [j["id"] for j in json.loads(hydra_cli(stack, "jobs", "--user", "clier", "--json").stdout)] \
-        == [submitted["job_id"]]
+    assert [j["id"] for j in json.loads(hydra_cli(stack, "jobs", "--user", "clier", "--json").stdout)] == [
+        submitted["job_id"]
+    ]
 
     runs = hydra_cli(stack, "runs", submitted["job_id"])
     assert runs.exit_code == 0 and submitted["run_id"] in runs.stdout and "succeeded" in runs.stdout
@@ -142,6 +172,7 @@ def test_cli_tables_json_and_errors(client, stack):
 
 # --- the CLI as a real process ----------------------------------------------------------------------
 
+
 def _lines(pipe) -> queue.Queue:
     lines: queue.Queue = queue.Queue()
 
@@ -157,18 +188,25 @@ def _lines(pipe) -> queue.Queue:
 def test_cli_process_streams_output_while_the_command_runs(client, stack):
     env = {**os.environ, "HYDRA_API_URL": stack.api_url}
     hydra = str(venv_bin() / "hydra")
-    submit = subprocess.Popen([hydra, "submit", "--timeout", "60", "--wait", "--", "echo one; sleep 3; echo two; exit 5"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    submit = subprocess.Popen(
+        [hydra, "submit", "--timeout", "60", "--wait", "--", "echo one; sleep 3; echo two; exit 5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     try:
         out, err = _lines(submit.stdout), _lines(submit.stderr)
         progress = err.get(timeout=30)
         run_id = progress.split("run ")[1].split(":")[0]
-        follower = subprocess.Popen([hydra, "logs", "-f", run_id], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True, env=env, cwd=REPO)
+        follower = subprocess.Popen(
+            [hydra, "logs", "-f", run_id], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO
+        )
         followed = _lines(follower.stdout)
         for stream in (out, followed):
             assert stream.get(timeout=30) == "one\n"
-        assert RunStore().get(run_id)["status"] == "running"  # seen while the command runs
+        assert RunStore().get(run_id).status == "running"  # seen while the command runs
         assert submit.wait(timeout=60) == 5
         assert follower.wait(timeout=60) == 0
         assert out.get(timeout=5) == "two\n" and followed.get(timeout=5) == "two\n"
@@ -180,8 +218,10 @@ def test_cli_process_streams_output_while_the_command_runs(client, stack):
 
 # --- seed 000's examples ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("argv", [[sys.executable, "examples/submit_job.py"], ["bash", "examples/submit_job.sh"]],
-                         ids=["python", "curl"])
+
+@pytest.mark.parametrize(
+    "argv", [[sys.executable, "examples/submit_job.py"], ["bash", "examples/submit_job.sh"]], ids=["python", "curl"]
+)
 def test_seed_000_examples_work_as_written(client, stack, argv):
     env = {**os.environ, "HYDRA_API_URL": stack.api_url}
     done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)

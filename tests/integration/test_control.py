@@ -1,14 +1,15 @@
 """Control verbs and listings on the real stack: update, delete, pause/resume, trigger;
 jobs and runs pages with cursors."""
+
 from __future__ import annotations
 
-from hydra.runs import RunStore
+from hydra.store.runs import RunStore
 from tests.helpers import job_body, submit, unique, wait_run
 
 
 def test_update_affects_future_runs_only(api, stack):
     created = submit(api, "echo v1")
-    assert wait_run(created["run_id"])["stdout"] == "v1\n"
+    assert wait_run(created["run_id"]).stdout == "v1\n"
     job_id = created["job_id"]
 
     patched = api.patch(f"/jobs/{job_id}", json={"command": "echo v2", "priority": 80})
@@ -17,13 +18,13 @@ def test_update_affects_future_runs_only(api, stack):
     second = api.post(f"/jobs/{job_id}/trigger")
     assert second.status_code == 201
     run = wait_run(second.json["run_id"])
-    assert run["stdout"] == "v2\n" and run["priority"] == 80
-    assert RunStore().get(created["run_id"])["stdout"] == "v1\n"  # history untouched
+    assert run.stdout == "v2\n" and run.priority == 80
+    assert RunStore().get(created["run_id"]).stdout == "v1\n"  # history untouched
 
     replaced = api.put(f"/jobs/{job_id}", json=job_body("echo v3", name="renamed"))
     assert replaced.status_code == 200 and replaced.json["name"] == "renamed"
     assert replaced.json["priority"] == 50  # PUT replaces the whole body: defaults again
-    assert wait_run(api.post(f"/jobs/{job_id}/trigger").json["run_id"])["stdout"] == "v3\n"
+    assert wait_run(api.post(f"/jobs/{job_id}/trigger").json["run_id"]).stdout == "v3\n"
 
 
 def created_name(api, job_id):
@@ -32,10 +33,12 @@ def created_name(api, job_id):
 
 def test_invalid_updates_name_the_field_and_change_nothing(api, stack):
     job_id = submit(api, "echo keep")["job_id"]
-    for method, body, field in (("patch", {"priority": 101}, "priority"),
-                                ("patch", {"shell": "zsh"}, "shell"),
-                                ("patch", {"command": None}, "command"),  # merged body has nothing to run
-                                ("put", {"command": "x"}, "name")):
+    for method, body, field in (
+        ("patch", {"priority": 101}, "priority"),
+        ("patch", {"shell": "zsh"}, "shell"),
+        ("patch", {"command": None}, "command"),  # merged body has nothing to run
+        ("put", {"command": "x"}, "name"),
+    ):
         response = getattr(api, method)(f"/jobs/{job_id}", json=body)
         assert response.status_code == 422, (body, response.json)
         assert field in response.json["errors"]["json"]
@@ -63,7 +66,7 @@ def test_delete_keeps_history_and_stops_everything_else(api, stack):
 def test_delete_cancels_runs_that_have_not_started(api, stack):
     created = submit(api, "echo never", scheduled_at="2999-01-01T00:00:00Z")
     assert api.delete(f"/jobs/{created['job_id']}").status_code == 204
-    assert RunStore().get(created["run_id"])["status"] == "cancelled"
+    assert RunStore().get(created["run_id"]).status == "cancelled"
 
 
 def test_pause_and_resume_need_a_schedule(api, stack):
@@ -77,7 +80,7 @@ def test_pause_and_resume_need_a_schedule(api, stack):
     assert resumed["paused"] is False and resumed["next_run_at"].startswith(cron["scheduled_at"][:10])
     # a paused cron job can still be run by hand
     api.post(f"/jobs/{cron['job_id']}/pause")
-    assert wait_run(api.post(f"/jobs/{cron['job_id']}/trigger").json["run_id"])["stdout"] == "tick\n"
+    assert wait_run(api.post(f"/jobs/{cron['job_id']}/trigger").json["run_id"]).stdout == "tick\n"
 
 
 def test_jobs_list_pages_with_a_cursor_and_filters(api, stack):

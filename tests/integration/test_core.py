@@ -1,4 +1,5 @@
 """The core path on the real stack: submit -> affinity-routed per-worker queue -> run -> record."""
+
 from __future__ import annotations
 
 import json
@@ -13,11 +14,12 @@ import psutil
 import pytest
 
 from hydra import names
-from hydra.registry import Registry
-from hydra.runs import RunStore
-from hydra.stack import WorkerSpec
+from hydra.broker.registry import Registry
+from hydra.model.records import Run
+from hydra.store.runs import RunStore
+from hydrastack import WorkerSpec
 from tests.conftest import CPU, GPU
-from tests.helpers import job_body, submit, unique, wait_run, wait_until
+from tests.helpers import job_body, submit, unique, wait_run, wait_ticks, wait_until
 
 SEED_BODY = {
     "name": "test-echo",
@@ -33,8 +35,7 @@ SEED_BODY = {
 def wait_idle(*worker_ids: str) -> None:
     """Wait until nothing is routed to these workers (earlier tests' runs are done)."""
     registry = Registry()
-    wait_until(lambda: all(v == 0 for v in registry.inflight(list(worker_ids)).values()), 30,
-               message="workers idle")
+    wait_until(lambda: all(v == 0 for v in registry.inflight(list(worker_ids)).values()), 30, message="workers idle")
 
 
 def test_seed_000_body_round_trip(api, stack):
@@ -43,7 +44,7 @@ def test_seed_000_body_round_trip(api, stack):
     job_id = created.json["job_id"]
     assert created.json["id"] == job_id and created.json["status"] == "queued"
     run = wait_run(created.json["run_id"])
-    assert run["status"] == "succeeded" and run["stdout"] == "hello world\n"
+    assert run.status == "succeeded" and run.stdout == "hello world\n"
 
     job = api.get(f"/jobs/{job_id}").json
     assert job["name"] == "test-echo" and job["user"] == "rich" and job["status"] == "succeeded"
@@ -70,26 +71,36 @@ def test_seed_000_curl_example_verbatim(stack):
     """Seed 000's curl lines against the API under gunicorn (the port is the test stack's)."""
     stack.start_api()
     body = json.dumps(SEED_BODY)
-    out = subprocess.run(["curl", "-s", "-X", "POST", f"{stack.api_url}/jobs/",
-                          "-H", "Content-Type: application/json", "-d", body],
-                         capture_output=True, text=True, timeout=30, check=True)
+    out = subprocess.run(
+        ["curl", "-s", "-X", "POST", f"{stack.api_url}/jobs/", "-H", "Content-Type: application/json", "-d", body],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     created = json.loads(out.stdout)
     assert created["job_id"]
     run = wait_run(created["run_id"])
-    assert run["stdout"] == "hello world\n"
+    assert run.stdout == "hello world\n"
     for path in ("/health", "/workers/", f"/jobs/{created['job_id']}", f"/jobs/{created['job_id']}/runs"):
-        answer = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", f"{stack.api_url}{path}"],
-                                capture_output=True, text=True, timeout=30, check=True).stdout
+        answer = subprocess.run(
+            ["curl", "-s", "-w", "\n%{http_code}", f"{stack.api_url}{path}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
         assert answer.rsplit("\n", 1)[1] == "200", (path, answer)
-    workers = json.loads(subprocess.run(["curl", "-s", f"{stack.api_url}/workers/"], capture_output=True,
-                                        text=True, check=True).stdout)
+    workers = json.loads(
+        subprocess.run(["curl", "-s", f"{stack.api_url}/workers/"], capture_output=True, text=True, check=True).stdout
+    )
     assert {GPU.node, CPU.node} <= {w["id"] for w in workers}
 
 
 def test_gpu_jobs_land_only_on_the_gpu_worker(api, stack):
     gpu_runs = [submit(api, "echo gpu", affinity={"os": ["linux"], "tags": ["gpu"]})["run_id"] for _ in range(6)]
     for run_id in gpu_runs:
-        assert wait_run(run_id)["worker_id"] == GPU.node
+        assert wait_run(run_id).worker_id == GPU.node
 
 
 def test_twenty_sleeping_jobs_spread_over_two_equal_workers(api, stack):
@@ -97,15 +108,17 @@ def test_twenty_sleeping_jobs_spread_over_two_equal_workers(api, stack):
     user = unique("spread")
     run_ids = [submit(api, "sleep 1", user=user)["run_id"] for _ in range(20)]
     runs = [wait_run(run_id, timeout=60) for run_id in run_ids]
-    assert all(r["status"] == "succeeded" for r in runs)
-    per_worker: dict[str, list[dict]] = {}
+    assert all(r.status == "succeeded" for r in runs)
+    per_worker: dict[str, list[Run]] = {}
     for run in runs:
-        per_worker.setdefault(run["worker_id"], []).append(run)
+        per_worker.setdefault(run.worker_id, []).append(run)
     assert {w: len(rs) for w, rs in per_worker.items()} == {GPU.node: 10, CPU.node: 10}
     for worker_id, worker_runs in per_worker.items():
         # the most runs executing at any instant never exceeds max_concurrency (2)
-        edges = sorted([(r["started_at"], 1) for r in worker_runs] + [(r["finished_at"], -1) for r in worker_runs],
-                       key=lambda e: (e[0], e[1]))
+        edges = sorted(
+            [(r.started_at, 1) for r in worker_runs] + [(r.finished_at, -1) for r in worker_runs],
+            key=lambda e: (e[0], e[1]),
+        )
         running = peak = 0
         for _, delta in edges:
             running += delta
@@ -118,23 +131,24 @@ def test_pending_job_is_placed_when_a_matching_worker_starts(api, stack, worker_
     created = submit(api, "echo placed", affinity={"os": ["linux"], "tags": [tag]})
     assert created["status"] == "pending"
     assert f"lacks tag {tag}" in created["pending_reason"]
-    time.sleep(1.0)
-    assert RunStore().get(created["run_id"])["status"] == "pending"  # waits, is not dropped
+    wait_ticks(4)
+    assert RunStore().get(created["run_id"]).status == "pending"  # waits, is not dropped
 
     spec = worker_factory(WorkerSpec(unique("late"), f"os.linux,tag.{tag}", concurrency=1), online=False)
     run = wait_run(created["run_id"], timeout=40)
-    assert run["status"] == "succeeded" and run["worker_id"] == spec.node and run["stdout"] == "placed\n"
+    assert run.status == "succeeded" and run.worker_id == spec.node and run.stdout == "placed\n"
 
 
 def test_a_disallowed_users_job_never_runs(api, stack, worker_factory, tmp_path):
     tag = unique("private").lower()
-    worker = worker_factory(WorkerSpec(unique("priv"), f"os.linux,tag.{tag}", concurrency=1,
-                                       extra_args=["--allowed-users", "alice"]))
+    worker = worker_factory(
+        WorkerSpec(unique("priv"), f"os.linux,tag.{tag}", concurrency=1, extra_args=["--allowed-users", "alice"])
+    )
     marker = tmp_path / "ran"
     affinity = {"os": ["linux"], "tags": [tag]}
 
     allowed = submit(api, "echo ok", user="alice", affinity=affinity)
-    assert wait_run(allowed["run_id"])["worker_id"] == worker.node
+    assert wait_run(allowed["run_id"]).worker_id == worker.node
 
     denied = submit(api, f"touch {marker}", user="mallory", affinity=affinity)
     assert denied["status"] == "pending" and "does not accept user 'mallory'" in denied["pending_reason"]
@@ -142,13 +156,15 @@ def test_a_disallowed_users_job_never_runs(api, stack, worker_factory, tmp_path)
     # Published straight to the worker's queue, bypassing the router: refused on the worker.
     from hydra import run_command
 
-    direct = run_command.apply_async(kwargs={"command": f"touch {marker}", "user": "mallory",
-                                             "affinity": affinity}, queue=names.worker_queue(worker.node))
+    direct = run_command.apply_async(
+        kwargs={"command": f"touch {marker}", "user": "mallory", "affinity": affinity},
+        queue=names.worker_queue(worker.node),
+    )
     run = wait_run(direct.id)
-    assert run["status"] == "failed" and "does not accept user 'mallory'" in run["error"]
-    time.sleep(1.0)
+    assert run.status == "failed" and "does not accept user 'mallory'" in run.error
+    wait_ticks(4)
     assert not marker.exists()
-    assert RunStore().get(denied["run_id"])["status"] == "pending"
+    assert RunStore().get(denied["run_id"]).status == "pending"
 
 
 def _marked(marker: str) -> list[psutil.Process]:
@@ -164,40 +180,41 @@ def test_timeout_kills_the_whole_process_tree(api, stack):
     command = f"sleep 3{marker} & (setsid sleep 3{marker} &) ; bash -c 'sleep 3{marker}' & sleep 3{marker}"
     created = submit(api, command, timeout=1)
     run = wait_run(created["run_id"], timeout=30)
-    assert run["status"] == "timed_out" and "timed out after 1s" in run["error"]
-    assert run["finished_at"] - run["started_at"] < timedelta(seconds=10)
+    assert run.status == "timed_out" and "timed out after 1s" in run.error
+    assert run.finished_at - run.started_at < timedelta(seconds=10)
     wait_until(lambda: not _marked(f"sleep 3{marker}"), 5, message="no survivor of the timed-out job")
 
 
 def test_output_is_capped_and_the_cut_is_marked(api, stack):
     created = submit(api, "head -c 1048576 /dev/zero | tr '\\0' 'x'; echo done >&2")
     run = wait_run(created["run_id"])
-    assert run["status"] == "succeeded"
-    assert run["stdout_truncated"] is True and run["stdout_bytes"] == 1048576
-    assert len(run["stdout"]) < 256 * 1024 + 200
-    assert "bytes omitted" in run["stdout"]
-    assert run["stderr"] == "done\n" and run["stderr_truncated"] is False
+    assert run.status == "succeeded"
+    assert run.stdout_truncated is True and run.stdout_bytes == 1048576
+    assert len(run.stdout) < 256 * 1024 + 200
+    assert "bytes omitted" in run.stdout
+    assert run.stderr == "done\n" and run.stderr_truncated is False
 
 
 def test_failures_record_exit_code_and_stderr(api, stack):
     run = wait_run(submit(api, "echo bad >&2; exit 7")["run_id"])
-    assert (run["status"], run["returncode"], run["stderr"]) == ("failed", 7, "bad\n")
+    assert (run.status, run.returncode, run.stderr) == ("failed", 7, "bad\n")
     missing = wait_run(submit(api, "/no/such/program", args=["--flag"], shell=None)["run_id"])
-    assert missing["status"] == "failed" and "/no/such/program" in missing["error"]
+    assert missing.status == "failed" and "/no/such/program" in missing.error
 
 
 def test_apply_async_is_routed_and_recorded_like_rest(api, stack):
     from hydra import run_command
 
-    result = run_command.apply_async(kwargs={"command": "echo from-python", "user": "pyuser",
-                                             "affinity": {"os": ["linux"], "tags": ["gpu"]}})
+    result = run_command.apply_async(
+        kwargs={"command": "echo from-python", "user": "pyuser", "affinity": {"os": ["linux"], "tags": ["gpu"]}}
+    )
     outcome = result.get(timeout=30)
     assert outcome["status"] == "succeeded" and outcome["stdout"] == "from-python\n"
     run = RunStore().get(result.id)
-    assert run["worker_id"] == GPU.node
-    job = api.get(f"/jobs/{run['job_id']}").json
+    assert run.worker_id == GPU.node
+    job = api.get(f"/jobs/{run.job_id}").json
     assert job["source"] == "python" and job["user"] == "pyuser" and job["name"] == "echo from-python"
-    assert api.get(f"/jobs/{run['job_id']}/runs").json[0]["id"] == result.id
+    assert api.get(f"/jobs/{run.job_id}/runs").json[0]["id"] == result.id
 
 
 def test_invalid_apply_async_is_never_published(stack):
@@ -215,6 +232,7 @@ def test_a_stopped_worker_shows_offline_within_three_heartbeats(api, stack, work
     os.kill(pid, signal.SIGSTOP)  # alive but silent
     stopped = time.monotonic()
     try:
+
         def offline():
             worker = next((w for w in api.get("/workers/").json if w["id"] == spec.node), None)
             return worker and worker["status"] == "offline"
@@ -252,9 +270,9 @@ def test_bad_input_gets_a_json_error_naming_the_field(api, stack, label, raw, co
 
 
 def stack_job_count() -> int:
-    from hydra.db import get_database
+    from hydra.store.jobs import JobStore
 
-    return get_database()[names.JOB_DEFINITIONS].count_documents({})
+    return JobStore().count()
 
 
 def test_unknown_ids_get_404_json(api, stack):
@@ -268,6 +286,7 @@ def test_health_names_what_is_down(api, stack):
     assert api.get("/health").json["status"] == "ok"
     stack.stop("controller")
     try:
+
         def down():
             response = api.get("/health")
             return response if response.status_code == 503 else None
@@ -285,20 +304,35 @@ def test_flower_shows_workers_and_readable_tasks(api, stack):
     auth = stack.flower_auth
 
     def get(path):
-        out = subprocess.run(["curl", "-s", "-u", auth, f"{stack.flower_url}{path}"],
-                             capture_output=True, text=True, timeout=30).stdout
+        out = subprocess.run(
+            ["curl", "-s", "-u", auth, f"{stack.flower_url}{path}"], capture_output=True, text=True, timeout=30
+        ).stdout
         return json.loads(out) if out.strip().startswith(("{", "[")) else None
 
     # Flower answers HTTP before its event consumer runs; once it lists the workers from
     # their heartbeats, it is following the event stream.
-    wait_until(lambda: {GPU.node, CPU.node} <= set(get("/api/workers?status=true") or {}),
-               30, interval=0.5, message="flower lists both workers")
-    assert subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"{stack.flower_url}/api/workers"],
-                          capture_output=True, text=True).stdout == "401"  # basic auth is on
+    wait_until(
+        lambda: {GPU.node, CPU.node} <= set(get("/api/workers?status=true") or {}),
+        30,
+        interval=0.5,
+        message="flower lists both workers",
+    )
+    assert (
+        subprocess.run(
+            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"{stack.flower_url}/api/workers"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        == "401"
+    )  # basic auth is on
     run_id = submit(api, "echo flower", name="flower-visible")["run_id"]
     wait_run(run_id)
-    task = wait_until(lambda: (t := get(f"/api/task/info/{run_id}")) and t.get("state") == "SUCCESS" and t,
-                      30, interval=0.5, message="flower saw the task")
+    task = wait_until(
+        lambda: (t := get(f"/api/task/info/{run_id}")) and t.get("state") == "SUCCESS" and t,
+        30,
+        interval=0.5,
+        message="flower saw the task",
+    )
     assert task["name"] == "hydra.run_command"
     assert "flower-visible" in task["kwargs"] and "echo flower" in task["kwargs"]
     assert task["worker"] in (GPU.node, CPU.node)

@@ -1,20 +1,23 @@
 """Cron on the real stack: the controller's scheduler leads, fires ticks exactly once, and
 follows the misfire and overlap policies; a second scheduler's tick is a no-op."""
+
 from __future__ import annotations
 
 import threading
-import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hydra import names
-from hydra.cron import tick_run_id
-from hydra.jobs import JobStore
-from hydra.registry import get_redis
-from hydra.runs import RunStore
-from hydra.scheduler import Scheduler, notify
-from tests.helpers import submit, wait_run, wait_until
+from hydra.broker.redis import get_redis
+from hydra.broker.schedules import ScheduleFeed
+from hydra.celery.app import app
+from hydra.control.scheduler import Scheduler
+from hydra.model.cron import tick_run_id
+from hydra.model.records import Run
+from hydra.store.jobs import JobStore
+from hydra.store.runs import RunStore
+from tests.helpers import submit, wait_run, wait_ticks, wait_until
 
-UTC = timezone.utc
+UTC = UTC
 #: Every minute of the first hour of 1 January: the controller's own scheduler (real clock)
 #: does not fire it during a test run; tests drive a second scheduler with a fake clock.
 NEW_YEAR = "* 0 1 1 *"
@@ -25,7 +28,7 @@ def at(minute: int, second: int = 1) -> datetime:
     return datetime(Y, 1, 1, 0, minute, second, tzinfo=UTC)
 
 
-def runs_of(job_id: str) -> list[dict]:
+def runs_of(job_id: str) -> list[Run]:
     return RunStore().for_job(job_id)
 
 
@@ -37,8 +40,8 @@ def cron_job(api, command: str, schedule: str, **fields) -> str:
 
 def backdate(job_id: str, since: datetime) -> None:
     """Pretend the job's schedule has existed since ``since`` and tell the scheduler."""
-    JobStore().jobs.update_one({"_id": job_id}, {"$set": {"schedule_since": since}, "$unset": {"last_fire_at": ""}})
-    notify(job_id)
+    JobStore().set_schedule_since(job_id, since)
+    ScheduleFeed().notify(job_id)
 
 
 def daily_tick_minutes_ago(minutes: int) -> tuple[str, datetime]:
@@ -49,8 +52,8 @@ def daily_tick_minutes_ago(minutes: int) -> tuple[str, datetime]:
 
 def test_one_scheduler_leads(stack):
     token = wait_until(lambda: get_redis().get(names.SCHEDULER_LEADER_KEY), 15, message="a leader")
-    assert f":{stack.pid('controller')}:" in token
-    standby = Scheduler()
+    assert f":{stack.pid('controller')}/" in token  # <host>:<pid>/<random> (hydra.broker.lease)
+    standby = Scheduler(app.pipeline)
     assert standby.acquire() is False and standby.leader is False
 
 
@@ -61,15 +64,15 @@ def test_a_missed_tick_runs_once_and_a_second_scheduler_cannot_fire_it_again(api
     backdate(job_id, tick - timedelta(days=1))  # the controller's scheduler sees it missed today's tick
 
     run = wait_until(lambda: next(iter(runs_of(job_id)), None), 10, message="the missed tick's run")
-    assert run["_id"] == tick_run_id(job_id, tick) and run["not_before"] == tick
-    assert wait_run(run["_id"])["stdout"] == "caught up\n"
+    assert run.id == tick_run_id(job_id, tick) and run.not_before == tick
+    assert wait_run(run.id).stdout == "caught up\n"
     job = api.get(f"/jobs/{job_id}").json
     assert job["last_fire_at"].startswith(tick.isoformat()[:19])
 
-    second = Scheduler()  # e.g. a paused ex-leader waking up: it fires the same tick again
+    second = Scheduler(app.pipeline)  # e.g. a paused ex-leader waking up: it fires the same tick again
     assert second.fire(JobStore().get(job_id), tick) is None
-    time.sleep(0.5)
-    assert [r["_id"] for r in runs_of(job_id)] == [run["_id"]]
+    wait_ticks(2)
+    assert [r.id for r in runs_of(job_id)] == [run.id]
     api.delete(f"/jobs/{job_id}")
 
 
@@ -77,8 +80,9 @@ def test_a_missed_tick_is_skipped_under_misfire_skip(api, stack):
     expr, tick = daily_tick_minutes_ago(5)
     job_id = cron_job(api, "echo never", expr, misfire="skip")
     backdate(job_id, tick - timedelta(days=1))
-    job = wait_until(lambda: (j := api.get(f"/jobs/{job_id}").json).get("last_skipped_at") and j, 10,
-                     message="the tick handled")
+    job = wait_until(
+        lambda: (j := api.get(f"/jobs/{job_id}").json).get("last_skipped_at") and j, 10, message="the tick handled"
+    )
     assert job["last_skipped_at"].startswith(tick.isoformat()[:19]) and runs_of(job_id) == []
     assert job["next_run_at"].startswith((tick + timedelta(days=1)).isoformat()[:16])
     api.delete(f"/jobs/{job_id}")
@@ -86,13 +90,16 @@ def test_a_missed_tick_is_skipped_under_misfire_skip(api, stack):
 
 def wait_job_idle(api, job_id: str) -> None:
     """The job's status (its latest run's, mirrored after the run's own record) left the active ones."""
-    wait_until(lambda: api.get(f"/jobs/{job_id}").json["status"] not in ("pending", "queued", "running"), 10,
-               message="the job's run ended")
+    wait_until(
+        lambda: api.get(f"/jobs/{job_id}").json["status"] not in ("pending", "queued", "running"),
+        10,
+        message="the job's run ended",
+    )
 
 
 def _fake_scheduler(job_id: str) -> Scheduler:
-    scheduler = Scheduler(grace=60)
-    JobStore().jobs.update_one({"_id": job_id}, {"$set": {"schedule_since": at(0, 0) - timedelta(seconds=30)}})
+    scheduler = Scheduler(app.pipeline, grace=60)
+    JobStore().set_schedule_since(job_id, at(0, 0) - timedelta(seconds=30))
     scheduler.refresh(job_id)
     assert job_id in scheduler.entries
     return scheduler
@@ -103,15 +110,15 @@ def test_overlap_forbid_skips_ticks_while_the_previous_run_is_active(api, stack)
     scheduler = _fake_scheduler(job_id)
     scheduler.fire_due(at(0))
     (first,) = runs_of(job_id)
-    assert first["_id"] == tick_run_id(job_id, at(0, 0))
-    wait_run(first["_id"], statuses=["running"])
+    assert first.id == tick_run_id(job_id, at(0, 0))
+    wait_run(first.id, statuses=["running"])
     scheduler.fire_due(at(1))  # still running: this tick is skipped
     assert len(runs_of(job_id)) == 1
     assert api.get(f"/jobs/{job_id}").json["last_skipped_at"].startswith(at(1, 0).isoformat()[:19])
-    wait_run(first["_id"])
+    wait_run(first.id)
     wait_job_idle(api, job_id)
     scheduler.fire_due(at(2))
-    assert {r["_id"] for r in runs_of(job_id)} == {first["_id"], tick_run_id(job_id, at(2, 0))}
+    assert {r.id for r in runs_of(job_id)} == {first.id, tick_run_id(job_id, at(2, 0))}
     api.delete(f"/jobs/{job_id}")
 
 
@@ -122,15 +129,15 @@ def test_overlap_queue_starts_one_waiting_tick_when_the_previous_run_ends(api, s
     first = wait_run(tick_run_id(job_id, at(0, 0)), statuses=["running"])
     scheduler.fire_due(at(1))  # waits for the first run
     scheduler.fire_due(at(2))  # one tick waits already: this one is skipped
-    assert [r["_id"] for r in runs_of(job_id)] == [first["_id"]]
-    assert JobStore().get(job_id)["queued_tick"] == at(1, 0)
+    assert [r.id for r in runs_of(job_id)] == [first.id]
+    assert JobStore().get(job_id).queued_tick == at(1, 0)
 
-    first = wait_run(first["_id"])
+    first = wait_run(first.id)
     wait_job_idle(api, job_id)
     scheduler.fire_due(at(2, 30))
     waited = wait_run(tick_run_id(job_id, at(1, 0)))
-    assert waited["status"] == "succeeded" and waited["started_at"] >= first["finished_at"]
-    assert len(runs_of(job_id)) == 2 and "queued_tick" not in JobStore().get(job_id)
+    assert waited.status == "succeeded" and waited.started_at >= first.finished_at
+    assert len(runs_of(job_id)) == 2 and JobStore().get(job_id).queued_tick is None
     api.delete(f"/jobs/{job_id}")
 
 
@@ -151,7 +158,7 @@ def test_paused_and_deleted_schedules_do_not_fire(api, stack):
 
 
 def test_a_standby_takes_over_when_the_leader_stops(api, stack):
-    standby = Scheduler(lock_ttl=3)
+    standby = Scheduler(app.pipeline, lock_ttl=3)
     stop = threading.Event()
     standby.stop = stop
     thread = threading.Thread(target=standby.run, daemon=True)
@@ -165,5 +172,8 @@ def test_a_standby_takes_over_when_the_leader_stops(api, stack):
         stop.set()
         thread.join(timeout=5)
     assert not standby.leader  # released on exit
-    wait_until(lambda: f":{stack.pid('controller')}:" in (get_redis().get(names.SCHEDULER_LEADER_KEY) or ""),
-               15, message="the controller's scheduler leads again")
+    wait_until(
+        lambda: f":{stack.pid('controller')}/" in (get_redis().get(names.SCHEDULER_LEADER_KEY) or ""),
+        15,
+        message="the controller's scheduler leads again",
+    )

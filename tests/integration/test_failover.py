@@ -1,5 +1,6 @@
 """Failover without loss: dead and frozen workers, Redis and MongoDB outages, poison jobs,
 two controllers, rolling restarts, long jobs and a bounded chaos run - on the real stack."""
+
 from __future__ import annotations
 
 import os
@@ -12,10 +13,12 @@ import psutil
 import pytest
 
 from hydra import names
-from hydra.registry import Registry, get_redis
-from hydra.runs import RunStore
-from hydra.stack import WorkerSpec
-from tests.helpers import submit, unique, wait_run, wait_until
+from hydra.broker.redis import get_redis
+from hydra.broker.registry import Registry
+from hydra.model.records import Run
+from hydra.store.runs import RunStore
+from hydrastack import WorkerSpec
+from tests.helpers import submit, unique, wait_run, wait_ticks, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -35,19 +38,21 @@ def signal_tree(pid: int, sig: int) -> None:
         except psutil.NoSuchProcess:
             pass
     if sig == signal.SIGKILL:  # dead before anyone restarts it (zombies count as dead)
-        wait_until(lambda: all(not p.is_running() or p.status() == psutil.STATUS_ZOMBIE for p in procs), 10,
-                   message="killed processes gone")
+        wait_until(
+            lambda: all(not p.is_running() or p.status() == psutil.STATUS_ZOMBIE for p in procs),
+            10,
+            message="killed processes gone",
+        )
 
 
-def attempts(job_id: str) -> list[dict]:
-    return sorted(RunStore().for_job(job_id, limit=1000), key=lambda r: r["attempt"])
+def attempts(job_id: str) -> list[Run]:
+    return sorted(RunStore().for_job(job_id, limit=1000), key=lambda r: r.attempt)
 
 
 def ledger_command(ledger: Path, seconds: float) -> str:
     """Appends 'start', then 'end' or 'killed' lines (run id, epoch time) to the ledger."""
     line = f'"$HYDRA_RUN_ID $(date +%s.%N)" >> {ledger}'
-    return (f"echo start {line}; trap 'echo killed {line}; exit 143' TERM; "
-            f"sleep {seconds} & wait $!; echo end {line}")
+    return f"echo start {line}; trap 'echo killed {line}; exit 143' TERM; sleep {seconds} & wait $!; echo end {line}"
 
 
 def read_ledger(ledger: Path) -> list[tuple[str, str, float]]:
@@ -58,6 +63,17 @@ def read_ledger(ledger: Path) -> list[tuple[str, str, float]]:
         kind, run_id, at = line.split()
         rows.append((kind, run_id, float(at)))
     return rows
+
+
+#: What a worker logs when the result backend is refused an attempt's end (hydra.celery.backend),
+#: and when it ignores a message for an attempt that ended or is held (hydra.celery.worker.admit).
+LATE_RESULT = "late result discarded"
+SUPERSEDED = "superseded message ignored"
+
+
+def logged(stack, name: str, text: str) -> int:
+    """How many lines of process ``name``'s log contain ``text``."""
+    return sum(text in line for line in stack.log_path(name).read_text(errors="replace").splitlines())
 
 
 def tagged_worker(worker_factory, tag: str, name: str | None = None, concurrency: int = 1, **kw) -> WorkerSpec:
@@ -71,20 +87,25 @@ def test_a_killed_workers_running_and_queued_runs_fail_over_within_10s(api, stac
     running = submit(api, "sleep 30", affinity=affinity)
     queued = submit(api, "echo second", affinity=affinity)
     wait_run(running["run_id"], statuses=["running"])
-    assert RunStore().get(queued["run_id"])["worker_id"] == victim.node
+    assert RunStore().get(queued["run_id"]).worker_id == victim.node
     survivor = tagged_worker(worker_factory, tag, concurrency=2)
 
     signal_tree(stack.pid(victim.process_name), signal.SIGKILL)
     killed = time.monotonic()
     for created in (running, queued):
         lost = wait_run(created["run_id"], statuses=["lost"], timeout=15)
-        assert lost["worker_id"] == victim.node and lost["ended_by"].startswith("controller@")
-        second = wait_until(lambda: next((r for r in attempts(created["job_id"]) if r["attempt"] == 2
-                                          and r["status"] in ("running", "succeeded")), None), 15,
-                            message="attempt 2 started")
-        assert second["worker_id"] == survivor.node and second["retry_of"] == created["run_id"]
+        assert lost.worker_id == victim.node and lost.ended_by.startswith("controller@")
+        second = wait_until(
+            lambda created=created: next(
+                (r for r in attempts(created["job_id"]) if r.attempt == 2 and r.status in ("running", "succeeded")),
+                None,
+            ),
+            15,
+            message="attempt 2 started",
+        )
+        assert second.worker_id == survivor.node and second.retry_of == created["run_id"]
     assert time.monotonic() - killed <= 10.0
-    assert wait_run(attempts(queued["job_id"])[-1]["_id"])["stdout"] == "second\n"
+    assert wait_run(attempts(queued["job_id"])[-1].id).stdout == "second\n"
     assert Registry().queued(names.worker_queue(victim.node)) == 0  # nothing left to run later
 
 
@@ -100,56 +121,81 @@ def test_a_frozen_worker_cannot_overwrite_or_rerun_after_it_resumes(api, stack, 
     pid = stack.pid(frozen.process_name)
     signal_tree(pid, signal.SIGSTOP)  # worker, pool process and command, all frozen
     first = wait_run(created["run_id"], statuses=["lost"], timeout=15)
-    second = wait_until(lambda: next((r for r in attempts(created["job_id"]) if r["attempt"] == 2), None), 15,
-                        message="attempt 2")
-    second = wait_run(second["_id"], timeout=30)
-    assert second["status"] == "succeeded" and second["worker_id"] == healthy.node
+    second = wait_until(
+        lambda: next((r for r in attempts(created["job_id"]) if r.attempt == 2), None), 15, message="attempt 2"
+    )
+    second = wait_run(second.id, timeout=30)
+    assert second.status == "succeeded" and second.worker_id == healthy.node
 
+    late = logged(stack, frozen.process_name, LATE_RESULT)
     signal_tree(pid, signal.SIGCONT)
     resumed = time.time()
-    wait_until(lambda: any(k != "start" and r == first["_id"] for k, r, _ in read_ledger(ledger)), 10,
-               message="the resumed attempt to stop")
-    time.sleep(2.5)  # let a late result try to land
-    assert RunStore().get(first["_id"])["status"] == "lost"       # not overwritten by the late result
-    assert RunStore().get(second["_id"])["status"] == "succeeded"
-    assert [r["attempt"] for r in attempts(created["job_id"])] == [1, 2]
+    wait_until(
+        lambda: any(k != "start" and r == first.id for k, r, _ in read_ledger(ledger)),
+        10,
+        message="the resumed attempt to stop",
+    )
+    # The resumed worker's result for attempt 1 reaches the result backend, which is refused
+    # the end fence (the controller recorded "lost") and logs it as discarded.
+    wait_until(
+        lambda: logged(stack, frozen.process_name, LATE_RESULT) > late, 10, message="the late result to try to land"
+    )
+    assert RunStore().get(first.id).status == "lost"  # not overwritten by the late result
+    assert RunStore().get(second.id).status == "succeeded"
+    assert [r.attempt for r in attempts(created["job_id"])] == [1, 2]
 
     # The documented bound: executions overlap only while the old worker cannot see its
     # attempt ended - here, from its resumption until its watchdog stops it (< 2 s).
     rows = read_ledger(ledger)
-    first_end = max(at for kind, run_id, at in rows if run_id == first["_id"] and kind != "start")
-    second_start = min(at for kind, run_id, at in rows if run_id == second["_id"] and kind == "start")
-    assert second_start < resumed           # attempt 2 ran while attempt 1 was frozen...
-    assert first_end - resumed < 2.0        # ...and attempt 1 was stopped within the bound
+    first_end = max(at for kind, run_id, at in rows if run_id == first.id and kind != "start")
+    second_start = min(at for kind, run_id, at in rows if run_id == second.id and kind == "start")
+    assert second_start < resumed  # attempt 2 ran while attempt 1 was frozen...
+    assert first_end - resumed < 2.0  # ...and attempt 1 was stopped within the bound
 
     # A message for the superseded attempt is not executed, even delivered straight to the worker.
     from hydra import run_command
 
-    run_command.apply_async(kwargs={"command": ledger_command(ledger, 0), "user": "tester",
-                                    "affinity": affinity, "job_id": created["job_id"]},
-                            task_id=first["_id"], queue=names.worker_queue(frozen.node))
-    time.sleep(3)
-    assert sum(1 for kind, run_id, _ in read_ledger(ledger) if kind == "start" and run_id == first["_id"]) == 1
+    superseded = logged(stack, frozen.process_name, SUPERSEDED)
+    run_command.apply_async(
+        kwargs={
+            "command": ledger_command(ledger, 0),
+            "user": "tester",
+            "affinity": affinity,
+            "job_id": created["job_id"],
+        },
+        task_id=first.id,
+        queue=names.worker_queue(frozen.node),
+    )
+    wait_until(
+        lambda: logged(stack, frozen.process_name, SUPERSEDED) > superseded,
+        10,
+        message="the worker to ignore the superseded message",
+    )
+    assert sum(1 for kind, run_id, _ in read_ledger(ledger) if kind == "start" and run_id == first.id) == 1
 
 
-def chains(job_ids: list[str]) -> dict[str, list[dict]]:
+def chains(job_ids: list[str]) -> dict[str, list[Run]]:
     """Every attempt of these jobs, by job, in attempt order (one query: FerretDB scans)."""
-    found: dict[str, list[dict]] = {job_id: [] for job_id in job_ids}
-    for run in RunStore().runs.find({"job_id": {"$in": job_ids}}):
-        found[run["job_id"]].append(run)
-    return {job_id: sorted(runs, key=lambda r: r["attempt"]) for job_id, runs in found.items()}
+    found: dict[str, list[Run]] = {job_id: [] for job_id in job_ids}
+    for run in RunStore().of_jobs(job_ids):
+        found[run.job_id].append(run)
+    return {job_id: sorted(runs, key=lambda r: r.attempt) for job_id, runs in found.items()}
 
 
-def _settled(chain: list[dict]) -> bool:
+def _settled(chain: list[Run]) -> bool:
     """The chain has reached its end: the last attempt is final and nothing follows it."""
-    return bool(chain) and chain[-1]["status"] in ("succeeded", "failed", "timed_out", "cancelled", "dead_letter")
+    return bool(chain) and chain[-1].status in ("succeeded", "failed", "timed_out", "cancelled", "dead_letter")
 
 
 def _exactly_one_success_each(job_ids: list[str], timeout: float = 90) -> None:
-    everything = wait_until(lambda: (c := chains(job_ids)) and all(_settled(a) for a in c.values()) and c,
-                            timeout, interval=1.0, message=f"{len(job_ids)} jobs to settle")
+    everything = wait_until(
+        lambda: (c := chains(job_ids)) and all(_settled(a) for a in c.values()) and c,
+        timeout,
+        interval=1.0,
+        message=f"{len(job_ids)} jobs to settle",
+    )
     for job_id, chain in everything.items():
-        statuses = [r["status"] for r in chain]
+        statuses = [r.status for r in chain]
         assert statuses.count("succeeded") == 1 and statuses[-1] == "succeeded", (job_id, statuses)
 
 
@@ -170,7 +216,7 @@ def test_redis_killed_and_restarted_loses_no_accepted_job(api, stack):
     assert api.get("/health").status_code == 503 and "redis" in api.get("/health").json["down"]
     time.sleep(2)
     stack.start_redis()
-    _exactly_one_success_each(jobs + [during.json["job_id"]])
+    _exactly_one_success_each([*jobs, during.json["job_id"]])
     wait_until(lambda: api.get("/health").status_code == 200, 30, message="health back")
 
 
@@ -188,7 +234,7 @@ def test_mongodb_down_for_10s_under_load_loses_no_run_record(api, stack):
         stack.start_mongo()
     _exactly_one_success_each(before)
     for job_id in before:
-        assert attempts(job_id)[-1]["stdout"] == "done\n"
+        assert attempts(job_id)[-1].stdout == "done\n"
 
 
 def test_a_poison_job_is_dead_lettered_and_others_keep_flowing(api, stack, worker_factory):
@@ -197,13 +243,19 @@ def test_a_poison_job_is_dead_lettered_and_others_keep_flowing(api, stack, worke
     marker = f"sleep 31{os.getpid() % 100}.7"
     poison = submit(api, f"{marker} & kill -9 $PPID; wait", affinity={"os": ["linux"], "tags": [tag]})
     healthy = [submit(api, "echo fine", affinity={"os": ["linux"], "tags": [tag]})["job_id"] for _ in range(6)]
-    chain = wait_until(lambda: (a := attempts(poison["job_id"])) and a[-1]["status"] == "dead_letter" and a,
-                       60, message="poison job dead-lettered")
-    assert [r["status"] for r in chain] == ["lost", "lost", "dead_letter"]
-    assert chain[-1]["outcome"] == "lost" and "lost 3 times" in chain[-1]["decision"]
+    chain = wait_until(
+        lambda: (a := attempts(poison["job_id"])) and a[-1].status == "dead_letter" and a,
+        60,
+        message="poison job dead-lettered",
+    )
+    assert [r.status for r in chain] == ["lost", "lost", "dead_letter"]
+    assert chain[-1].outcome == "lost" and "lost 3 times" in chain[-1].decision
     _exactly_one_success_each(healthy)
-    wait_until(lambda: not [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])],
-               10, message="no orphan of the poison job")
+    wait_until(
+        lambda: not [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])],
+        10,
+        message="no orphan of the poison job",
+    )
 
 
 def test_standby_controller_takes_over_and_fails_over_once(api, stack, worker_factory):
@@ -228,11 +280,11 @@ def test_standby_controller_takes_over_and_fails_over_once(api, stack, worker_fa
         signal_tree(stack.pid(victim.process_name), signal.SIGKILL)
         for created in jobs:
             wait_run(created["run_id"], statuses=["lost"], timeout=20)
-        time.sleep(3)
+        wait_ticks(12)  # 3 s of the standby's ticks: no second failover follows
         for created in jobs:
             chain = attempts(created["job_id"])
-            assert [r["attempt"] for r in chain] == [1, 2]  # failed over exactly once
-            assert chain[0]["ended_by"].endswith(str(standby.pid)) or str(standby.pid) in chain[0]["ended_by"]
+            assert [r.attempt for r in chain] == [1, 2]  # failed over exactly once
+            assert chain[0].ended_by.endswith(str(standby.pid)) or str(standby.pid) in chain[0].ended_by
     finally:
         stack.stop("controller-b")
         stack.start_controller()
@@ -245,11 +297,11 @@ def test_rolling_restart_loses_and_duplicates_nothing(api, stack, worker_factory
     jobs = [submit(api, f"sleep {random.choice([0.3, 0.8, 1.5])}", affinity=affinity)["job_id"] for _ in range(30)]
     for spec in specs:
         time.sleep(1.0)
-        stack.stop(spec.process_name)          # SIGTERM: Celery's warm shutdown
+        stack.stop(spec.process_name)  # SIGTERM: Celery's warm shutdown
         stack.start_worker(spec)
     _exactly_one_success_each(jobs)
     for job_id in jobs:
-        assert [r["status"] for r in attempts(job_id)] == ["succeeded"]  # nothing lost, nothing redone
+        assert [r.status for r in attempts(job_id)] == ["succeeded"]  # nothing lost, nothing redone
 
 
 def test_a_job_longer_than_the_visibility_timeout_starts_once(api, stack, worker_factory, tmp_path):
@@ -258,20 +310,29 @@ def test_a_job_longer_than_the_visibility_timeout_starts_once(api, stack, worker
     ledger = tmp_path / "ledger"
     created = submit(api, ledger_command(ledger, 8), affinity={"os": ["linux"], "tags": [tag]})
     run = wait_run(created["run_id"], timeout=40)
-    assert run["status"] == "succeeded"
+    assert run.status == "succeeded"
     assert [kind for kind, _, _ in read_ledger(ledger)] == ["start", "end"]
-    assert [r["attempt"] for r in attempts(created["job_id"])] == [1]
+    assert [r.attempt for r in attempts(created["job_id"])] == [1]
 
 
 def test_chaos_every_accepted_job_ends_recorded_and_succeeds_once(api, stack, worker_factory):
     tag = unique("chaos").lower()
     # Without mingle/gossip (start-up sync Hydra does not use) a killed worker is back sooner.
-    specs = [tagged_worker(worker_factory, tag, name=unique(f"chaos{i}"), concurrency=3,
-                           extra_args=["--without-mingle", "--without-gossip"]) for i in range(3)]
+    specs = [
+        tagged_worker(
+            worker_factory,
+            tag,
+            name=unique(f"chaos{i}"),
+            concurrency=3,
+            extra_args=["--without-mingle", "--without-gossip"],
+        )
+        for i in range(3)
+    ]
     affinity = {"os": ["linux"], "tags": [tag]}
     rng = random.Random(1234)
-    jobs = [submit(api, f"sleep {rng.uniform(0.1, 3.0):.2f}", affinity=affinity, max_lost=50)["job_id"]
-            for _ in range(300)]
+    jobs = [
+        submit(api, f"sleep {rng.uniform(0.1, 3.0):.2f}", affinity=affinity, max_lost=50)["job_id"] for _ in range(300)
+    ]
     deadline = time.monotonic() + 150
     kills = 0
 
@@ -300,21 +361,25 @@ def test_a_worker_restarted_before_it_was_seen_offline_loses_its_runs(api, stack
     signal_tree(stack.pid(worker.process_name), signal.SIGKILL)
     stack.start_worker(worker)  # back within the offline threshold
     lost = wait_run(created["run_id"], statuses=["lost"], timeout=20)
-    assert "previous process" in lost["error"]
-    second = wait_until(lambda: next((r for r in attempts(created["job_id"]) if r["attempt"] == 2), None), 15,
-                        message="attempt 2")
-    assert wait_run(second["_id"], statuses=["running"], timeout=20)["worker_id"] == worker.node
+    assert "previous process" in lost.error
+    second = wait_until(
+        lambda: next((r for r in attempts(created["job_id"]) if r.attempt == 2), None), 15, message="attempt 2"
+    )
+    assert wait_run(second.id, statuses=["running"], timeout=20).worker_id == worker.node
 
 
 def test_workers_offline_long_enough_are_forgotten(api, stack):
-    from hydra.celery import app
-    from hydra.controller import Controller
-    from hydra.registry import WorkerRecord
-    from hydra.affinity import WorkerProfile
+    from hydra.broker.registry import WorkerRecord
+    from hydra.celery.app import app
+    from hydra.control.controller import Controller
+    from hydra.model.affinity import WorkerProfile
 
     controller = Controller(app, name="forgetful-test")
-    gone = WorkerRecord(profile=WorkerProfile(id=unique("ghost") + "@h", os="linux"), status="offline",
-                        seen_at=time.time() - controller.settings.forget_after - 60)
+    gone = WorkerRecord(
+        profile=WorkerProfile(id=unique("ghost") + "@h", os="linux"),
+        status="offline",
+        seen_at=time.time() - controller.settings.forget_after - 60,
+    )
     controller._workers[gone.profile.id] = gone
     controller._publish(gone)
     assert Registry().get(gone.profile.id) is not None

@@ -1,4 +1,5 @@
 """Live output on the real stack: chunks visible while the command runs, follow mode, the cap."""
+
 from __future__ import annotations
 
 import statistics
@@ -15,7 +16,7 @@ def read_all(api, run_id: str, after: int = -1, wait: float = 0) -> dict:
 
 def test_lines_are_visible_within_a_second_while_the_command_runs(api, stack):
     # Each line carries the time it was written; the test notes when it first sees it.
-    command = "for i in 1 2 3 4; do echo \"$i $(date +%s.%N)\"; echo \"err$i\" >&2; sleep 1; done"
+    command = 'for i in 1 2 3 4; do echo "$i $(date +%s.%N)"; echo "err$i" >&2; sleep 1; done'
     run_id = submit(api, command, timeout=60)["run_id"]
     seen: dict[str, float] = {}
     stderr = ""
@@ -43,7 +44,7 @@ def test_lines_are_visible_within_a_second_while_the_command_runs(api, stack):
     assert page["stdout_bytes"] == sum(len(line) + 1 for line in seen) and page["stderr_bytes"] == 20
     # The record and the live chunks agree.
     record = wait_run(run_id)
-    assert record["stdout"] == "".join(line + "\n" for line in seen)
+    assert record.stdout == "".join(line + "\n" for line in seen)
 
 
 def test_follow_mode_waits_for_output_and_reports_the_end(api, stack):

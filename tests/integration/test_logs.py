@@ -1,5 +1,6 @@
 """LOG_FORMAT=json on real processes: the API under gunicorn, a controller and a worker each
 write one JSON object per line with component, event, job_id, run_id and worker."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ import re
 import requests
 
 from hydra.logs import CORE_KEYS
-from hydra.stack import WorkerSpec, pick_free_ports
+from hydrastack import WorkerSpec, pick_free_ports
 from tests.helpers import job_body, unique, wait_run, wait_until
 
 CELERY_TEXT_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+: [A-Z]+/")
@@ -18,7 +19,7 @@ def records(stack, name: str, *, strict: bool) -> list[dict]:
     """The JSON lines of the last start of ``name``'s log. ``strict``: every line must be JSON
     (a Celery worker also prints its start-up banner, which is not a log record)."""
     text = stack.log_path(name).read_text()
-    text = text[text.rindex("hydra.stack: starting"):].split("\n", 1)[1]
+    text = text[text.rindex("hydrastack: starting") :].split("\n", 1)[1]
     found = []
     for line in filter(None, text.splitlines()):
         if line.startswith("{"):
@@ -42,14 +43,23 @@ def test_each_component_writes_json_lines(stack, worker_factory):
     stack.spawn("api-json", api_argv, env=json_env, port=port)
     stack.spawn("controller-json", stack.controller_command(), env=json_env)
     try:
-        wait_until(lambda: stack._http_status(f"http://127.0.0.1:{port}/health") == 200, 60,
-                   message="the JSON-logging API answers")
-        created = requests.post(f"http://127.0.0.1:{port}/jobs/", timeout=30,
-                                json=job_body("echo logged", affinity={"os": ["linux"], "tags": [tag]})).json()
+        wait_until(
+            lambda: stack._http_status(f"http://127.0.0.1:{port}/health") == 200,
+            60,
+            message="the JSON-logging API answers",
+        )
+        created = requests.post(
+            f"http://127.0.0.1:{port}/jobs/",
+            timeout=30,
+            json=job_body("echo logged", affinity={"os": ["linux"], "tags": [tag]}),
+        ).json()
         run_id, job_id = created["run_id"], created["job_id"]
-        assert wait_run(run_id)["worker_id"] == worker.node
-        wait_until(lambda: "controller.started" in stack.log_path("controller-json").read_text(), 30,
-                   message="the second controller started")
+        assert wait_run(run_id).worker_id == worker.node
+        wait_until(
+            lambda: "controller.started" in stack.log_path("controller-json").read_text(),
+            30,
+            message="the second controller started",
+        )
     finally:
         stack.stop("api-json")
         stack.stop("controller-json")

@@ -1,6 +1,7 @@
 """The live API (gunicorn) against its own OpenAPI description: schemathesis sends at least
 500 generated requests and finds no server error, no undocumented status code or content
 type, and no response that breaks its schema. Plus: the interactive docs work offline."""
+
 from __future__ import annotations
 
 import json
@@ -11,20 +12,25 @@ import subprocess
 import requests
 
 from hydra import names
-from hydra.attempts import end_attempt
-from hydra.db import get_database
-from hydra.registry import get_redis
-from hydra.runs import RunStore
-from hydra.stack import REPO, venv_bin
-from hydra.status import RunStatus
+from hydra.broker.redis import get_redis
+from hydra.celery.app import app
+from hydra.control.verbs import delete
+from hydra.dispatch.attempts import end_attempt
+from hydra.model.outcome import Outcome
+from hydra.model.records import Job
+from hydra.store.jobs import JobStore
+from hydra.store.runs import RunStore
+from hydrastack import REPO, venv_bin
 from tests.helpers import job_body, wait_run
 from tests.integration.schemathesis_hooks import MARKER
 
 #: Examples per operation, phase and mode; about 1000 requests in all.
 MAX_EXAMPLES = int(os.environ.get("HYDRA_SCHEMATHESIS_EXAMPLES", "60"))
 MIN_REQUESTS = 500
-CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
-          "response_schema_conformance,negative_data_rejection,unsupported_method,missing_required_header")
+CHECKS = (
+    "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
+    "response_schema_conformance,negative_data_rejection,unsupported_method,missing_required_header"
+)
 #: 413 (body over MAX_CONTENT_LENGTH) is a rejection too; schemathesis's default list lacks it.
 # Error feedback off: schemathesis otherwise rewrites the schema from our 422 messages
 # (it reads "Not a valid datetime" as `format: date-time` on scheduled_at) and then flags
@@ -40,19 +46,36 @@ enabled = false
 # (user in allowed_users, ...; documented on JobSpec), so some schema-valid bodies get 422.
 
 
+def probe_jobs() -> list[Job]:
+    """The jobs schemathesis submitted (tagged :data:`MARKER`) and did not delete: every job
+    listed, page by page, kept when it has the tag. (A deleted one had its runs that had not
+    started cancelled, and no worker has the tag, so none of its runs is still going.)"""
+    found, cursor = [], None
+    while True:
+        page, cursor = JobStore().list(limit=500, cursor=cursor)
+        found += [job for job in page if MARKER in ((job.affinity or {}).get("tags") or [])]
+        if cursor is None:
+            return found
+
+
 def cancel_probe_jobs() -> int:
     """End every run of the jobs schemathesis submitted (they wait for a tag no worker has)
     and delete those jobs."""
-    db = get_database()
     runs = RunStore()
-    jobs = list(db[names.JOB_DEFINITIONS].find({"affinity.tags": MARKER}))
+    jobs = probe_jobs()
     for job in jobs:
-        for run in runs.for_job(job["_id"], limit=1000):
-            if not RunStatus(run["status"]).is_terminal:
-                end_attempt(run["_id"], {"status": "cancelled", "error": "schemathesis probe"}, by="tests",
-                            job=job, attempt=run.get("attempt") or 1)
-            get_redis().zrem(names.DUE_KEY, run["_id"])
-    db[names.JOB_DEFINITIONS].delete_many({"_id": {"$in": [job["_id"] for job in jobs]}})
+        for run in runs.for_job(job.id, limit=1000):
+            if not run.run_status.is_terminal:
+                end_attempt(
+                    run.id,
+                    Outcome(status="cancelled", error="schemathesis probe"),
+                    by="tests",
+                    job=job,
+                    attempt=run.attempt or 1,
+                    pipeline=app.pipeline,
+                )
+            get_redis().zrem(names.DUE_KEY, run.id)
+        delete(job.id)
     return len(jobs)
 
 
@@ -60,8 +83,13 @@ def test_schemathesis_finds_nothing_against_the_live_api(stack, tmp_path):
     stack.start_api()
     real = requests.post(f"{stack.api_url}/jobs/", json=job_body("echo real; echo err >&2"), timeout=30).json()
     wait_run(real["run_id"])
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.integration.schemathesis_hooks", "PYTHONPATH": str(REPO),
-           "HYDRA_ST_JOB_ID": real["job_id"], "HYDRA_ST_RUN_ID": real["run_id"]}
+    env = {
+        **os.environ,
+        "SCHEMATHESIS_HOOKS": "tests.integration.schemathesis_hooks",
+        "PYTHONPATH": str(REPO),
+        "HYDRA_ST_JOB_ID": real["job_id"],
+        "HYDRA_ST_RUN_ID": real["run_id"],
+    }
     seed = os.environ.get("HYDRA_SCHEMATHESIS_SEED", "20250101")
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG)
@@ -74,12 +102,40 @@ def test_schemathesis_finds_nothing_against_the_live_api(stack, tmp_path):
         for mode in ("positive", "negative"):
             har = tmp_path / f"{mode}.har"
             done = subprocess.run(
-                [str(venv_bin() / "schemathesis"), "--config-file", str(config), "run",
-                 f"{stack.api_url}/openapi.json", "--checks", CHECKS,
-                 "--mode", mode, "--phases", "coverage,fuzzing", "--max-examples", str(MAX_EXAMPLES),
-                 "--seed", seed, "--workers", "1", "--request-timeout", "30", "--generation-database", "none",
-                 "--report", "har", "--report-har-path", str(har), "--no-color"],
-                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+                [
+                    str(venv_bin() / "schemathesis"),
+                    "--config-file",
+                    str(config),
+                    "run",
+                    f"{stack.api_url}/openapi.json",
+                    "--checks",
+                    CHECKS,
+                    "--mode",
+                    mode,
+                    "--phases",
+                    "coverage,fuzzing",
+                    "--max-examples",
+                    str(MAX_EXAMPLES),
+                    "--seed",
+                    seed,
+                    "--workers",
+                    "1",
+                    "--request-timeout",
+                    "30",
+                    "--generation-database",
+                    "none",
+                    "--report",
+                    "har",
+                    "--report-har-path",
+                    str(har),
+                    "--no-color",
+                ],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             assert done.returncode == 0, f"{mode}:\n" + done.stdout[-6000:] + done.stderr[-2000:]
             entries += json.loads(har.read_text())["log"]["entries"]
     finally:

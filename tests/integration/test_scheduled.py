@@ -1,19 +1,19 @@
 """One-off runs at a time (scheduled_at, seed 001's /schedule): on time, exactly once, never
 a broker ETA."""
+
 from __future__ import annotations
 
-import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hydra import names
-from hydra.priority import level_keys
-from hydra.registry import get_redis
-from hydra.runs import RunStore
-from tests.helpers import submit, wait_run
+from hydra.broker.redis import get_redis
+from hydra.model.priority import level_keys
+from hydra.store.runs import RunStore
+from tests.helpers import submit, wait_run, wait_ticks
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def test_a_run_at_a_time_starts_within_a_second_of_it_exactly_once(api, stack):
@@ -21,27 +21,30 @@ def test_a_run_at_a_time_starts_within_a_second_of_it_exactly_once(api, stack):
     created = submit(api, "echo on time", scheduled_at=at.isoformat())
     assert created["status"] == "scheduled" and created["scheduled_at"].startswith(at.isoformat()[:19])
     pending = RunStore().get(created["run_id"])
-    assert pending["status"] == "pending" and pending["queue"] is None
+    assert pending.status == "pending" and pending.queue is None
 
     run = wait_run(created["run_id"], timeout=20)
-    assert run["status"] == "succeeded" and run["stdout"] == "on time\n"
-    assert at <= run["placed_at"] < at + timedelta(seconds=1)   # published within 1 s of its time
-    assert run["started_at"] >= at
+    assert run.status == "succeeded" and run.stdout == "on time\n"
+    assert at <= run.placed_at < at + timedelta(seconds=1)  # published within 1 s of its time
+    assert run.started_at >= at
     assert len(RunStore().for_job(created["job_id"])) == 1
 
 
 def test_a_run_hours_away_waits_in_mongodb_not_in_the_broker(api, stack):
     at = now() + timedelta(hours=3)
     created = submit(api, "echo later", scheduled_at=at.isoformat())
-    time.sleep(1.0)  # several controller ticks
+    wait_ticks(4)  # several controller ticks
     run = RunStore().get(created["run_id"])
-    assert run["status"] == "pending" and run["not_before"] is not None
-    assert abs((run["not_before"] - at).total_seconds()) < 0.01
+    assert run.status == "pending" and run.not_before is not None
+    assert abs((run.not_before - at).total_seconds()) < 0.01
     redis = get_redis()
     assert abs(redis.zscore(names.DUE_KEY, created["run_id"]) - at.timestamp()) < 0.01
-    queued = [m for worker in redis.hkeys(names.WORKERS_KEY) + ["pending"]
-              for key in level_keys(names.worker_queue(worker) if worker != "pending" else names.PENDING_QUEUE)
-              for m in redis.lrange(key, 0, -1)]
+    queued = [
+        m
+        for worker in [*redis.hkeys(names.WORKERS_KEY), "pending"]
+        for key in level_keys(names.worker_queue(worker) if worker != "pending" else names.PENDING_QUEUE)
+        for m in redis.lrange(key, 0, -1)
+    ]
     assert not any(created["run_id"] in message for message in queued)
     assert not any(created["run_id"] in raw for raw in redis.zrange("unacked_index", 0, -1))
     api.delete(f"/jobs/{created['job_id']}")
@@ -53,7 +56,7 @@ def test_seed_001_schedule_example(api, stack):
     task = response.json
     assert task["command"] == "echo cleanup" and task["id"]
     run = wait_run(task["run_id"])
-    assert run["status"] == "succeeded" and run["user"] == "anonymous"
+    assert run.status == "succeeded" and run.user == "anonymous"
 
     view = api.get(f"/schedule/{task['id']}").json
     assert view["status"] == "succeeded" and view["stdout"] == "cleanup\n" and view["returncode"] == 0
@@ -63,18 +66,21 @@ def test_seed_001_schedule_example(api, stack):
 
 def test_schedule_later_shows_scheduled_then_runs(api, stack):
     at = now() + timedelta(seconds=2)
-    task = api.post("/schedule", json={"command": "./run_cleanup.sh", "scheduled_at": at.isoformat(),
-                                       "shell": "bash"}).json
+    task = api.post(
+        "/schedule", json={"command": "./run_cleanup.sh", "scheduled_at": at.isoformat(), "shell": "bash"}
+    ).json
     assert task["status"] == "scheduled" and task["scheduled_at"].startswith(at.isoformat()[:19])
     run = wait_run(task["run_id"], timeout=20)
-    assert run["status"] == "failed"  # there is no ./run_cleanup.sh here: the failure is recorded
+    assert run.status == "failed"  # there is no ./run_cleanup.sh here: the failure is recorded
     view = api.get(f"/schedule/{task['id']}").json
     assert view["status"] == "failed" and view["failed_at"] and view["returncode"] == 127
 
 
 def test_scheduled_at_needs_a_zone(api, stack):
-    for path, body in (("/schedule", {"command": "echo x", "scheduled_at": "2030-01-01T00:00:00"}),
-                       ("/jobs", {"name": "n", "user": "u", "command": "x", "scheduled_at": "tomorrow"})):
+    for path, body in (
+        ("/schedule", {"command": "echo x", "scheduled_at": "2030-01-01T00:00:00"}),
+        ("/jobs", {"name": "n", "user": "u", "command": "x", "scheduled_at": "tomorrow"}),
+    ):
         response = api.post(path, json=body)
         assert response.status_code == 422 and "scheduled_at" in response.json["errors"]["json"]
 
@@ -85,8 +91,8 @@ def test_moving_scheduled_at_replaces_the_run_that_has_not_started(api, stack):
     patched = api.patch(f"/jobs/{created['job_id']}", json={"scheduled_at": soon.isoformat()})
     assert patched.status_code == 200
     old = RunStore().get(created["run_id"])
-    assert old["status"] == "cancelled" and old["started_at"] is None
+    assert old.status == "cancelled" and old.started_at is None
     runs = RunStore().for_job(created["job_id"])
-    (new,) = [r for r in runs if r["_id"] != created["run_id"]]
-    new = wait_run(new["_id"], timeout=20)
-    assert new["status"] == "succeeded" and new["started_at"] >= soon
+    (new,) = [r for r in runs if r.id != created["run_id"]]
+    new = wait_run(new.id, timeout=20)
+    assert new.status == "succeeded" and new.started_at >= soon

@@ -1,15 +1,29 @@
 """Affinity matching and least-loaded selection (pure logic)."""
+
 import pytest
 
-from hydra.affinity import (
-    Requirements, WorkerProfile, eligible, explain, least_loaded, mismatch, place, profile_from_queues,
+from hydra.model.affinity import (
+    Requirements,
+    WorkerProfile,
+    eligible,
+    explain,
+    least_loaded,
+    mismatch,
+    place,
+    profile_from_queues,
 )
 
-GPU = WorkerProfile(id="gpu1@h", os="linux", tags=frozenset({"gpu", "ssd"}), max_concurrency=2,
-                    shells=frozenset({"bash", "sh"}))
+GPU = WorkerProfile(
+    id="gpu1@h", os="linux", tags=frozenset({"gpu", "ssd"}), max_concurrency=2, shells=frozenset({"bash", "sh"})
+)
 CPU = WorkerProfile(id="cpu1@h", os="linux", max_concurrency=2, shells=frozenset({"bash", "sh"}))
-WIN = WorkerProfile(id="win1@h", os="windows", allowed_users=frozenset({"ana"}), max_concurrency=4,
-                    shells=frozenset({"cmd", "powershell"}))
+WIN = WorkerProfile(
+    id="win1@h",
+    os="windows",
+    allowed_users=frozenset({"ana"}),
+    max_concurrency=4,
+    shells=frozenset({"cmd", "powershell"}),
+)
 
 
 def req(**kwargs):
@@ -54,8 +68,8 @@ def test_malformed_affinity_matches_nothing():
 def test_least_loaded_prefers_free_capacity_then_fewer_runs():
     big = WorkerProfile(id="big@h", os="linux", max_concurrency=8)
     assert least_loaded([CPU, big], {"cpu1@h": 1, "big@h": 5}).id == "cpu1@h"  # 0.5 < 0.625
-    assert least_loaded([CPU, big], {"cpu1@h": 1, "big@h": 2}).id == "big@h"   # 0.25 < 0.5
-    assert least_loaded([CPU, GPU], {}).id == "cpu1@h"                          # tie: by id
+    assert least_loaded([CPU, big], {"cpu1@h": 1, "big@h": 2}).id == "big@h"  # 0.25 < 0.5
+    assert least_loaded([CPU, GPU], {}).id == "cpu1@h"  # tie: by id
     assert least_loaded([], {}) is None
 
 
@@ -87,19 +101,27 @@ def test_explain_caps_the_list():
 
 
 def test_profile_from_queues():
-    profile = profile_from_queues("gpu1@h", ["os.linux", "tag.gpu", "tag.ssd", "celery"], concurrency=4,
-                                  platform_os="linux", allowed_users=frozenset({"rich"}))
+    profile = profile_from_queues(
+        "gpu1@h",
+        ["os.linux", "tag.gpu", "tag.ssd", "celery"],
+        concurrency=4,
+        platform_os="linux",
+        allowed_users=frozenset({"rich"}),
+    )
     assert (profile.os, profile.tags, profile.max_concurrency) == ("linux", {"gpu", "ssd"}, 4)
     assert profile.queue == "hydra.worker.gpu1@h"
     assert profile.allowed_users == {"rich"}
     assert profile_from_queues("a@h", [], concurrency=1, platform_os="macos").os == "macos"
 
 
-@pytest.mark.parametrize("queues,message", [
-    (["os.plan9"], "unknown OS"),
-    (["os.linux", "os.windows"], "one OS"),
-    (["os.windows"], "this machine runs linux"),
-])
+@pytest.mark.parametrize(
+    "queues,message",
+    [
+        (["os.plan9"], "unknown OS"),
+        (["os.linux", "os.windows"], "one OS"),
+        (["os.windows"], "this machine runs linux"),
+    ],
+)
 def test_profile_rejects_impossible_os_declarations(queues, message):
     with pytest.raises(ValueError, match=message):
         profile_from_queues("a@h", queues, concurrency=1, platform_os="linux")

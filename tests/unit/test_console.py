@@ -1,4 +1,5 @@
 """Pure parts of the CLI and client: tables, command lines, exit codes, names, error bodies."""
+
 from __future__ import annotations
 
 import re
@@ -6,9 +7,9 @@ import re
 import click
 import pytest
 
+from hydra.cli.console import command_line, parse_env, table
 from hydra.client import InvalidRequest, Run, default_name
-from hydra.console import command_line, parse_env, table
-from hydra.spec import NAME_RE
+from hydra.model.spec import NAME_RE
 
 
 def test_table_aligns_columns_and_abbreviates():
@@ -30,18 +31,21 @@ def test_env_options():
         parse_env(("novalue",))
 
 
-@pytest.mark.parametrize("fields,code", [
-    ({"status": "succeeded", "returncode": 0}, 0),
-    ({"status": "failed", "returncode": 7}, 7),
-    ({"status": "dead_letter", "outcome": "failed", "returncode": 4}, 4),
-    ({"status": "failed", "returncode": -9}, 137),
-    ({"status": "timed_out", "returncode": -15}, 124),
-    ({"status": "timed_out", "returncode": None}, 124),
-    ({"status": "dead_letter", "outcome": "timed_out"}, 124),
-    ({"status": "cancelled"}, 130),
-    ({"status": "failed", "returncode": None, "error": "command not found"}, 1),
-    ({"status": "lost"}, 1),
-])
+@pytest.mark.parametrize(
+    "fields,code",
+    [
+        ({"status": "succeeded", "returncode": 0}, 0),
+        ({"status": "failed", "returncode": 7}, 7),
+        ({"status": "dead_letter", "outcome": "failed", "returncode": 4}, 4),
+        ({"status": "failed", "returncode": -9}, 137),
+        ({"status": "timed_out", "returncode": -15}, 124),
+        ({"status": "timed_out", "returncode": None}, 124),
+        ({"status": "dead_letter", "outcome": "timed_out"}, 124),
+        ({"status": "cancelled"}, 130),
+        ({"status": "failed", "returncode": None, "error": "command not found"}, 1),
+        ({"status": "lost"}, 1),
+    ],
+)
 def test_exit_code_of_a_run(fields, code):
     assert Run.from_json({"id": "r", "job_id": "j", **fields}).exit_code == code
 

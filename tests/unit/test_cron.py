@@ -1,9 +1,10 @@
 """Cron next/last fire in a time zone, across daylight-saving changes; tick run ids."""
-from datetime import datetime, timezone
 
-from hydra.cron import last_fire, next_fire, tick_run_id
+from datetime import UTC, datetime
 
-UTC = timezone.utc
+from hydra.model.cron import last_fire, next_fire, tick_run_id
+
+UTC = UTC
 
 
 def utc(*args):
@@ -28,17 +29,17 @@ def test_spring_forward_runs_a_missing_time_once_after_the_gap():
     day_before = next_fire("30 2 * * *", "America/New_York", utc(2024, 3, 8, 12, 0))
     gap_day = next_fire("30 2 * * *", "America/New_York", day_before)
     day_after = next_fire("30 2 * * *", "America/New_York", gap_day)
-    assert day_before == utc(2024, 3, 9, 7, 30)   # 02:30 EST
-    assert gap_day == utc(2024, 3, 10, 7, 0)      # 03:00 EDT, the first moment after the gap
-    assert day_after == utc(2024, 3, 11, 6, 30)   # 02:30 EDT
+    assert day_before == utc(2024, 3, 9, 7, 30)  # 02:30 EST
+    assert gap_day == utc(2024, 3, 10, 7, 0)  # 03:00 EDT, the first moment after the gap
+    assert day_after == utc(2024, 3, 11, 6, 30)  # 02:30 EDT
 
 
 def test_fall_back_runs_a_fixed_time_once():
     # New York, 2024-11-03: 01:00-02:00 happens twice (EDT, then EST).
     first = next_fire("30 1 * * *", "America/New_York", utc(2024, 11, 2, 12, 0))
     second = next_fire("30 1 * * *", "America/New_York", first)
-    assert first == utc(2024, 11, 3, 5, 30)    # 01:30 EDT
-    assert second == utc(2024, 11, 4, 6, 30)   # the next day, not 01:30 EST an hour later
+    assert first == utc(2024, 11, 3, 5, 30)  # 01:30 EDT
+    assert second == utc(2024, 11, 4, 6, 30)  # the next day, not 01:30 EST an hour later
     assert last_fire("30 1 * * *", "America/New_York", utc(2024, 11, 3, 7, 0)) == first
 
 

@@ -1,4 +1,5 @@
 """hydra.executor: argv and environment building, and real runs of real commands."""
+
 from __future__ import annotations
 
 import itertools
@@ -8,15 +9,15 @@ import shutil
 import sys
 import threading
 import time
-from datetime import timezone
+from datetime import UTC
 
 import psutil
 import pytest
 
-from hydra.executor import (
-    BASE_ENV_ALLOWLIST, SHELLS, Outcome, _windows_command_line, available_shells, build_argv,
-    default_shell, enable_subreaper, execute, job_environment,
-)
+from hydra.execution.command import BASE_ENV_ALLOWLIST, available_shells, build_argv, default_shell, job_environment
+from hydra.execution.process import _windows_command_line, enable_subreaper, execute
+from hydra.model.outcome import Outcome
+from hydra.model.platform import SHELLS
 
 posix_only = pytest.mark.skipif(os.name == "nt", reason="runs POSIX shell commands")
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs prctl")
@@ -48,6 +49,7 @@ def sleepers(duration: str) -> list[psutil.Process]:
 
 
 # --- shells and argv ---------------------------------------------------------------------
+
 
 def test_default_shell_windows_is_cmd():
     assert default_shell("windows") == "cmd"
@@ -85,8 +87,7 @@ def test_build_argv_default_shell_follows_os():
 
 
 def test_build_argv_args_form_uses_no_shell():
-    assert build_argv(command="printf", args=["%s", "a b"], shell=None, os_name="linux") == [
-        "printf", "%s", "a b"]
+    assert build_argv(command="printf", args=["%s", "a b"], shell=None, os_name="linux") == ["printf", "%s", "a b"]
     assert build_argv(command=None, args=["ls", "-l"], shell=None, os_name="linux") == ["ls", "-l"]
     assert build_argv(command="true", args=[], shell=None, os_name="linux") == ["true"]
 
@@ -110,16 +111,29 @@ def test_windows_command_line_wraps_cmd_commands_in_quotes():
 
 # --- environment -------------------------------------------------------------------------
 
+
 def test_job_environment_drops_secrets_keeps_basics():
     base = {
-        "PATH": "/usr/bin", "HOME": "/home/w", "LC_ALL": "C.UTF-8", "LANG": "C", "TZ": "UTC",
-        "HYDRA_MONGO_URL": "mongodb://u:p@db/", "REDIS_PASSWORD": "s3cret",
-        "CELERY_BROKER_URL": "redis://:pw@r/0", "AWS_SECRET_ACCESS_KEY": "k",
+        "PATH": "/usr/bin",
+        "HOME": "/home/w",
+        "LC_ALL": "C.UTF-8",
+        "LANG": "C",
+        "TZ": "UTC",
+        "HYDRA_MONGO_URL": "mongodb://u:p@db/",
+        "REDIS_PASSWORD": "s3cret",
+        "CELERY_BROKER_URL": "redis://:pw@r/0",
+        "AWS_SECRET_ACCESS_KEY": "k",
         "SystemRoot": r"C:\Windows",  # Windows spelling
     }
     env = job_environment(None, base)
-    assert env == {"PATH": "/usr/bin", "HOME": "/home/w", "LC_ALL": "C.UTF-8", "LANG": "C",
-                   "TZ": "UTC", "SystemRoot": r"C:\Windows"}
+    assert env == {
+        "PATH": "/usr/bin",
+        "HOME": "/home/w",
+        "LC_ALL": "C.UTF-8",
+        "LANG": "C",
+        "TZ": "UTC",
+        "SystemRoot": r"C:\Windows",
+    }
 
 
 def test_job_environment_extra_on_top():
@@ -142,6 +156,7 @@ def test_allowlist_names_are_upper_case():
 
 # --- execute: results --------------------------------------------------------------------
 
+
 @posix_only
 def test_success_with_stdout():
     outcome = run(shell_argv("echo hello"))
@@ -152,7 +167,7 @@ def test_success_with_stdout():
     assert outcome.stdout_bytes == 6 and not outcome.stdout_truncated
     assert outcome.error is None
     assert isinstance(outcome.pid, int)
-    assert outcome.started_at.tzinfo == timezone.utc
+    assert outcome.started_at.tzinfo == UTC
     assert outcome.started_at <= outcome.finished_at
     assert 0 <= outcome.duration < 5
     data = json.loads(json.dumps(outcome.as_dict()))
@@ -191,8 +206,7 @@ def test_missing_or_bad_cwd(tmp_path):
     assert outcome.error == f"cwd does not exist: {missing}"
     a_file = tmp_path / "file"
     a_file.write_text("")
-    assert run([sys.executable, "-c", "pass"], cwd=str(a_file)).error == (
-        f"cwd is not a directory: {a_file}")
+    assert run([sys.executable, "-c", "pass"], cwd=str(a_file)).error == (f"cwd is not a directory: {a_file}")
 
 
 @posix_only
@@ -206,8 +220,7 @@ def test_permission_denied(tmp_path):
 
 @posix_only
 def test_env_reaches_the_command_and_nothing_else_does():
-    env = job_environment({"HYDRA_TEST_VALUE": "xyz"}, {"PATH": os.environ["PATH"],
-                                                         "REDIS_PASSWORD": "s3cret"})
+    env = job_environment({"HYDRA_TEST_VALUE": "xyz"}, {"PATH": os.environ["PATH"], "REDIS_PASSWORD": "s3cret"})
     outcome = run(shell_argv('printf "%s|%s" "$HYDRA_TEST_VALUE" "$REDIS_PASSWORD"'), env=env)
     assert outcome.stdout == "xyz|"
 
@@ -220,8 +233,7 @@ def test_cwd_is_honoured(tmp_path):
 
 @posix_only
 def test_args_form_does_not_interpret_shell_syntax():
-    argv = build_argv(command=None, args=["printf", "%s", "$HOME;echo x"], shell=None,
-                      os_name="linux")
+    argv = build_argv(command=None, args=["printf", "%s", "$HOME;echo x"], shell=None, os_name="linux")
     assert run(argv).stdout == "$HOME;echo x"
 
 
@@ -253,12 +265,12 @@ def test_failing_on_output_does_not_break_the_run():
 
 # --- execute: ending the process tree -----------------------------------------------------
 
+
 @linux_only
 def test_timeout_kills_the_whole_tree():
     assert enable_subreaper() is True  # so the setsid double-fork is adopted, then killed
     duration = marker()
-    command = (f"sleep {duration} & sleep {duration} & (setsid sleep {duration} &) ; "
-               f"sleep {duration}")
+    command = f"sleep {duration} & sleep {duration} & (setsid sleep {duration} &) ; sleep {duration}"
     began = time.monotonic()
     outcome = run(shell_argv(command), timeout=1)
     assert outcome.status == "timed_out"
@@ -333,10 +345,12 @@ def test_orphans_wait_for_concurrent_commands_then_die():
     assert sleepers(duration) == []
 
 
-def test_enable_subreaper_is_a_no_op_off_linux():
-    if sys.platform.startswith("linux"):
-        pytest.skip("Linux enables it")
-    assert enable_subreaper() is False
+def test_enable_subreaper_is_a_no_op_off_linux(monkeypatch):
+    from hydra.execution import process
+
+    monkeypatch.setattr(process, "_subreaper_pid", None)
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert enable_subreaper() is False and process._subreaper_pid is None
 
 
 def test_cancel_kills_a_command_that_is_a_single_process():
@@ -344,6 +358,12 @@ def test_cancel_kills_a_command_that_is_a_single_process():
     cancel = threading.Event()
     threading.Timer(0.3, cancel.set).start()
     started = time.monotonic()
-    outcome = execute(["bash", "-c", "sleep 61.25"], env=job_environment(None), cwd=None, timeout=None,
-                      output_limit=1024, cancel=cancel)
+    outcome = execute(
+        ["bash", "-c", "sleep 61.25"],
+        env=job_environment(None),
+        cwd=None,
+        timeout=None,
+        output_limit=1024,
+        cancel=cancel,
+    )
     assert outcome.status == "cancelled" and time.monotonic() - started < 5

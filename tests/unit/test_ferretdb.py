@@ -1,4 +1,5 @@
-"""hydra.ferretdb.add_id_indexes: the _id expression index FerretDB 1.24's SQLite backend lacks."""
+"""hydrastack.ferretdb.add_id_indexes: the _id expression index FerretDB 1.24's SQLite backend lacks."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hydra import ferretdb
+from hydrastack import ferretdb
 
 pytestmark = pytest.mark.skipif(
     sqlite3.sqlite_version_info < (3, 38, 0), reason="SQLite >= 3.38 needed for the -> operator"
@@ -21,14 +22,12 @@ def make_ferretdb_file(path: Path, collections: dict[str, str], docs: int = 50) 
     """A database file laid out like FerretDB 1.24's SQLite backend."""
     conn = sqlite3.connect(path)
     conn.execute(
-        'CREATE TABLE "_ferretdb_collections" (name TEXT NOT NULL UNIQUE CHECK(name != \'\'), '
+        "CREATE TABLE \"_ferretdb_collections\" (name TEXT NOT NULL UNIQUE CHECK(name != ''), "
         "table_name TEXT NOT NULL UNIQUE CHECK(table_name != ''), "
         "settings TEXT NOT NULL CHECK(settings != '')) STRICT"
     )
     for name, table in collections.items():
-        conn.execute(
-            f'CREATE TABLE "{table}" (_ferretdb_sjson TEXT NOT NULL CHECK(_ferretdb_sjson != \'\')) STRICT'
-        )
+        conn.execute(f"CREATE TABLE \"{table}\" (_ferretdb_sjson TEXT NOT NULL CHECK(_ferretdb_sjson != '')) STRICT")
         # FerretDB's own _id index: on an expression its _id queries do not use.
         conn.execute(f'CREATE UNIQUE INDEX "{table}__id_" ON "{table}" (_ferretdb_sjson->"_id")')
         conn.execute('INSERT INTO "_ferretdb_collections" VALUES (?, ?, ?)', (name, table, "{}"))
@@ -103,7 +102,7 @@ def test_real_ferretdb_gets_the_indexes(tmp_path, monkeypatch):
     """Start FerretDB through the stack: schema + _id indexes, and finds by _id use them."""
     import pymongo
 
-    from hydra.stack import Stack
+    from hydrastack import Stack
 
     monkeypatch.delenv("HYDRA_MONGO_URL", raising=False)
     s = Stack.ephemeral(tmp_path / "root")
@@ -117,9 +116,7 @@ def test_real_ferretdb_gets_the_indexes(tmp_path, monkeypatch):
         client.close()
         db = s.ferretdb_sqlite_dir / f"{s.mongo_db}.sqlite"
         conn = sqlite3.connect(db)
-        (table,) = conn.execute(
-            "SELECT table_name FROM _ferretdb_collections WHERE name = 'job_runs'"
-        ).fetchone()
+        (table,) = conn.execute("SELECT table_name FROM _ferretdb_collections WHERE name = 'job_runs'").fetchone()
         conn.close()
         assert f"USING INDEX {table}_hydra_id_expr" in " ".join(
             str(r[-1])

@@ -1,24 +1,29 @@
 """Retry, failover and dead-letter decisions, and the backoff curve."""
+
 import random
 
 import pytest
 
-from hydra.lifecycle import Backoff, decide
-from hydra.status import RunStatus as S
+from hydra.model.lifecycle import Backoff, RetryPolicy, decide
+from hydra.model.status import RunStatus as S
+
+
+def policy(retries=0, backoff=None, max_lost=None) -> RetryPolicy:
+    return RetryPolicy.of(retries, backoff, max_lost)
 
 
 def test_final_outcomes_stay_final():
-    assert decide({"retries": 5}, S.SUCCEEDED).status == S.SUCCEEDED
-    assert decide({"retries": 5}, S.CANCELLED).next_in is None
+    assert decide(policy(retries=5), S.SUCCEEDED).status == S.SUCCEEDED
+    assert decide(policy(retries=5), S.CANCELLED).next_in is None
 
 
 def test_no_retries_means_failed_not_dead_letter():
-    assert decide({"retries": 0}, S.FAILED) == decide({}, S.FAILED)
-    assert decide({}, S.TIMED_OUT).status == S.TIMED_OUT
+    assert decide(policy(retries=0), S.FAILED) == decide(policy(), S.FAILED)
+    assert decide(policy(), S.TIMED_OUT).status == S.TIMED_OUT
 
 
 def test_retries_then_dead_letter():
-    job = {"retries": 2, "backoff": {"jitter": 0}}
+    job = policy(retries=2, backoff={"jitter": 0})
     first, second, third = (decide(job, S.FAILED, failed_before=n) for n in (0, 1, 2))
     assert (first.status, first.next_in) == (S.RETRYING, 5.0)
     assert (second.status, second.next_in) == (S.RETRYING, 10.0)
@@ -26,7 +31,7 @@ def test_retries_then_dead_letter():
 
 
 def test_lost_attempts_fail_over_at_once_and_do_not_use_retries():
-    job = {"retries": 1, "backoff": {"jitter": 0}}
+    job = policy(retries=1, backoff={"jitter": 0})
     lost = decide(job, S.LOST)
     assert (lost.next_in, lost.lost, lost.failed) == (0.0, 1, 0)
     # the attempt after a lost one is only the first failure: it may still retry
@@ -34,14 +39,14 @@ def test_lost_attempts_fail_over_at_once_and_do_not_use_retries():
 
 
 def test_an_attempt_lost_before_it_started_counts_against_nothing():
-    never_ran = decide({"max_lost": 1}, S.LOST, started=False)
+    never_ran = decide(policy(max_lost=1), S.LOST, started=False)
     assert never_ran.status == S.LOST and never_ran.next_in == 0.0 and never_ran.lost == 0
 
 
 def test_poison_job_is_dead_lettered_after_max_lost():
-    assert decide({}, S.LOST, lost_before=1).status == S.LOST
-    assert decide({}, S.LOST, lost_before=2).status == S.DEAD_LETTER
-    assert decide({"max_lost": 1}, S.LOST).status == S.DEAD_LETTER
+    assert decide(policy(), S.LOST, lost_before=1).status == S.LOST
+    assert decide(policy(), S.LOST, lost_before=2).status == S.DEAD_LETTER
+    assert decide(policy(max_lost=1), S.LOST).status == S.DEAD_LETTER
 
 
 def test_backoff_grows_caps_and_jitters_within_bounds():
@@ -54,10 +59,11 @@ def test_backoff_grows_caps_and_jitters_within_bounds():
 
 
 def test_backoff_of_job_uses_defaults_for_missing_fields():
-    assert Backoff.of({"backoff": {"base": 2}}) == Backoff(base=2.0)
-    assert Backoff.of({}) == Backoff()
+    assert Backoff.of({"base": 2}) == Backoff(base=2.0)
+    assert Backoff.of(None) == Backoff()
+    assert RetryPolicy.of(None, None, None) == RetryPolicy(0, Backoff(), 3)
 
 
 def test_unknown_outcome_is_an_error():
     with pytest.raises(ValueError):
-        decide({}, S.QUEUED)
+        decide(policy(), S.QUEUED)

@@ -1,4 +1,5 @@
-"""hydra.livelog.ChunkWriter with an in-memory sink: numbering, flushing, the cap, retries."""
+"""hydra.execution.live.ChunkWriter with an in-memory sink: numbering, flushing, the cap, retries."""
+
 from __future__ import annotations
 
 import threading
@@ -7,11 +8,11 @@ import time
 import pytest
 from pymongo.errors import ConnectionFailure
 
-from hydra.livelog import ChunkWriter
+from hydra.execution.live import ChunkWriter
 
 
 class Sink:
-    """Stores documents by _id like the collection would; can be told to fail."""
+    """Stores records by _id like OutputStore would (as their documents); can be told to fail."""
 
     def __init__(self):
         self.docs: dict[str, dict] = {}
@@ -19,13 +20,13 @@ class Sink:
         self.calls = 0
         self.lock = threading.Lock()
 
-    def __call__(self, docs):
+    def __call__(self, records):
         with self.lock:
             self.calls += 1
             if self.failures:
                 self.failures -= 1
                 raise ConnectionFailure("down")
-            for doc in docs:
+            for doc in (record.to_doc() for record in records):
                 assert doc["_id"] not in self.docs, "a chunk was stored twice"
                 self.docs[doc["_id"]] = doc
 

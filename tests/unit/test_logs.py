@@ -1,4 +1,5 @@
 """hydra.logs: JSON and text formatting, LOG_FORMAT / LOG_LEVEL."""
+
 from __future__ import annotations
 
 import io
@@ -42,10 +43,18 @@ def test_json_lines_have_the_core_keys_and_the_extras(capture):
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert len(lines) == 3
     first = lines[0]
-    assert list(first)[:len(logs.CORE_KEYS)] == list(logs.CORE_KEYS)
-    assert (first["message"], first["component"], first["event"], first["run_id"], first["job_id"],
-            first["worker"], first["status"], first["level"], first["logger"]) == \
-        ("run r1 ended", "controller", "run.ended", "r1", "j1", None, "failed", "INFO", "hydra.test")
+    assert list(first)[: len(logs.CORE_KEYS)] == list(logs.CORE_KEYS)
+    assert (
+        first["message"],
+        first["component"],
+        first["event"],
+        first["run_id"],
+        first["job_id"],
+        first["worker"],
+        first["status"],
+        first["level"],
+        first["logger"],
+    ) == ("run r1 ended", "controller", "run.ended", "r1", "j1", None, "failed", "INFO", "hydra.test")
     assert first["ts"].endswith("Z")
     assert lines[1]["message"] == "multi\nline" and lines[1]["event"] is None
     assert "ValueError: boom" in lines[2]["exc"]
@@ -54,7 +63,8 @@ def test_json_lines_have_the_core_keys_and_the_extras(capture):
 def test_celery_task_lines_name_the_run(capture):
     stream = capture(fmt="json")
     logging.getLogger("celery.worker.strategy").info(
-        "Task %(name)s[%(id)s] received", {"name": "hydra.run_command", "id": "abc"})
+        "Task %(name)s[%(id)s] received", {"name": "hydra.run_command", "id": "abc"}
+    )
     record = json.loads(stream.getvalue())
     assert record["run_id"] == "abc" and record["message"] == "Task hydra.run_command[abc] received"
 

@@ -1,5 +1,6 @@
 """The OpenAPI description is complete: every operation summarized, every error answer
 documented with the error schema, every field described; the docs page is self-contained."""
+
 from __future__ import annotations
 
 import re
@@ -41,7 +42,11 @@ def test_every_operation_is_summarized_and_lists_its_errors_with_the_error_schem
         responses = operation["responses"]
         assert "default" not in responses, label
         assert any(code.startswith("2") for code in responses), label
-        expected = {"500", "503"} | ({"404"} if "{" in path else set()) | ({"400", "413"} if "requestBody" in operation else set())
+        expected = (
+            {"500", "503"}
+            | ({"404"} if "{" in path else set())
+            | ({"400", "413"} if "requestBody" in operation else set())
+        )
         assert expected <= set(responses), label
         for code, response in responses.items():
             response = resolve(spec, response)
@@ -53,13 +58,17 @@ def test_every_operation_is_summarized_and_lists_its_errors_with_the_error_schem
 
 
 def test_every_field_and_parameter_is_described(spec):
-    missing = [f"{name}.{field}" for name, schema in spec["components"]["schemas"].items()
-               for field, prop in (schema.get("properties") or {}).items() if not prop.get("description")]
+    missing = [
+        f"{name}.{field}"
+        for name, schema in spec["components"]["schemas"].items()
+        for field, prop in (schema.get("properties") or {}).items()
+        if not prop.get("description")
+    ]
     assert not missing, missing
     for path, item in spec["paths"].items():
         for parameter in item.get("parameters", []):
             assert parameter.get("description"), (path, parameter["name"])
-    for path, method, operation in operations(spec):
+    for path, _method, operation in operations(spec):
         for parameter in operation.get("parameters", []):
             assert parameter.get("description"), (path, parameter["name"])
 

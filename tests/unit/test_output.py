@@ -1,11 +1,12 @@
 """CappedBuffer: keeps head and tail of a stream in bounded memory, counts everything."""
+
 from __future__ import annotations
 
 import sys
 
 import pytest
 
-from hydra.output import CappedBuffer
+from hydra.execution.capture import CappedBuffer
 
 
 def test_small_output_is_kept_whole():

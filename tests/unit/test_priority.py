@@ -1,6 +1,6 @@
 """Job priority 0-100 (higher first) -> kombu Redis levels 0-9 (lower served first)."""
-from hydra.priority import LEVELS, broker_level, level_keys
-from hydra.router import AffinityRouter
+
+from hydra.model.priority import LEVELS, broker_level, level_keys
 
 
 def test_bands_of_ten_reversed():
@@ -21,19 +21,3 @@ def test_out_of_range_and_missing_values():
 def test_level_keys_match_kombu_naming():
     assert level_keys("hydra.worker.a@h")[:2] == ["hydra.worker.a@h", "hydra.worker.a@h:1"]
     assert len(level_keys("q")) == 10
-
-
-class _NoWorkers:
-    def online(self):
-        return []
-
-    def inflight(self, ids):
-        return {}
-
-
-def test_every_route_carries_the_level():
-    router = AffinityRouter(_NoWorkers())
-    kwargs = {"command": "x", "user": "u", "priority": 95}
-    assert router("hydra.run_command", (), kwargs, {}) == {"queue": "hydra.pending", "priority": 0}
-    assert router("hydra.run_command", (), kwargs, {"queue": "mine"}) == {"priority": 0}
-    assert router("other.task", (), kwargs, {}) is None

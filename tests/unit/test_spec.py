@@ -1,12 +1,19 @@
 """Job body validation: every bad field is named, good bodies are normalized."""
+
 import pytest
 
 from hydra.errors import InvalidJob
-from hydra.spec import load_job, load_message, message_kwargs
+from hydra.model.spec import load_job, load_message, message_kwargs
 
-SEED = {"name": "test-echo", "user": "rich",
-        "affinity": {"os": ["linux"], "tags": [], "allowed_users": ["rich"]},
-        "command": "echo 'hello world'", "shell": "bash", "retries": 0, "timeout": 10}
+SEED = {
+    "name": "test-echo",
+    "user": "rich",
+    "affinity": {"os": ["linux"], "tags": [], "allowed_users": ["rich"]},
+    "command": "echo 'hello world'",
+    "shell": "bash",
+    "retries": 0,
+    "timeout": 10,
+}
 
 
 def errors_of(body, loader=load_job):
@@ -26,26 +33,29 @@ def test_os_aliases_normalize_and_lists_dedupe():
     assert job["affinity"]["os"] == ["macos"] and job["affinity"]["tags"] == ["gpu"]
 
 
-@pytest.mark.parametrize("patch,field", [
-    ({"name": ""}, "name"),
-    ({"user": "has space"}, "user"),
-    ({"shell": "zsh"}, "shell"),
-    ({"timeout": 0}, "timeout"),
-    ({"timeout": "ten"}, "timeout"),
-    ({"retries": -1}, "retries"),
-    ({"retries": 1.5}, "retries"),
-    ({"priority": 101}, "priority"),
-    ({"affinity": {"os": ["plan9"]}}, "affinity"),
-    ({"affinity": {"tags": ["GPU!"]}}, "affinity"),
-    ({"affinity": {"colour": "blue"}}, "affinity"),
-    ({"env": {"1BAD": "x"}}, "env"),
-    ({"schedule": "every minute"}, "schedule"),
-    ({"schedule": "* * * * * *"}, "schedule"),
-    ({"timezone": "Mars/Base"}, "timezone"),
-    ({"scheduled_at": "2030-01-01T00:00:00"}, "scheduled_at"),  # no zone
-    ({"unknown": 1}, "unknown"),
-    ({"command": None}, "command"),
-])
+@pytest.mark.parametrize(
+    "patch,field",
+    [
+        ({"name": ""}, "name"),
+        ({"user": "has space"}, "user"),
+        ({"shell": "zsh"}, "shell"),
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": "ten"}, "timeout"),
+        ({"retries": -1}, "retries"),
+        ({"retries": 1.5}, "retries"),
+        ({"priority": 101}, "priority"),
+        ({"affinity": {"os": ["plan9"]}}, "affinity"),
+        ({"affinity": {"tags": ["GPU!"]}}, "affinity"),
+        ({"affinity": {"colour": "blue"}}, "affinity"),
+        ({"env": {"1BAD": "x"}}, "env"),
+        ({"schedule": "every minute"}, "schedule"),
+        ({"schedule": "* * * * * *"}, "schedule"),
+        ({"timezone": "Mars/Base"}, "timezone"),
+        ({"scheduled_at": "2030-01-01T00:00:00"}, "scheduled_at"),  # no zone
+        ({"unknown": 1}, "unknown"),
+        ({"command": None}, "command"),
+    ],
+)
 def test_bad_fields_are_named(patch, field):
     assert field in errors_of(dict(SEED, **patch))
 
@@ -59,8 +69,7 @@ def test_combinations():
     assert "command" in errors_of(dict(SEED, command=None, args=None))
     assert "shell" in errors_of(dict(SEED, args=["ls", "-l"]))
     assert "user" in errors_of(dict(SEED, user="mallory"))  # not in affinity.allowed_users
-    assert "scheduled_at" in errors_of(dict(SEED, schedule="* * * * *",
-                                            scheduled_at="2030-01-01T00:00:00+00:00"))
+    assert "scheduled_at" in errors_of(dict(SEED, schedule="* * * * *", scheduled_at="2030-01-01T00:00:00+00:00"))
 
 
 def test_non_object_body():
@@ -79,8 +88,8 @@ def test_message_defaults_name_and_attempt_and_rejects_schedules():
 
 
 def test_message_kwargs_carry_the_job_and_attempt_only():
-    job = dict(load_job(SEED), _id="job-1", created_at="x", status="queued")
-    kwargs = message_kwargs(job, attempt=3)
+    job = dict(load_job(SEED), created_at="x", status="queued")
+    kwargs = message_kwargs(job, job_id="job-1", attempt=3)
     assert kwargs["job_id"] == "job-1" and kwargs["attempt"] == 3
     assert "created_at" not in kwargs and "status" not in kwargs and "schedule" not in kwargs
     assert load_message(kwargs)["command"] == SEED["command"]
@@ -92,7 +101,7 @@ def test_empty_scheduled_at_means_now():
 
 def test_retry_policy_fields_are_validated_and_reach_the_message():
     job = load_job(dict(SEED, retries=2, backoff={"base": 0.2, "factor": 3, "cap": 5, "jitter": 0}, max_lost=2))
-    kwargs = message_kwargs(dict(job, _id="job-1"), attempt=1)
+    kwargs = message_kwargs(job, job_id="job-1", attempt=1)
     assert kwargs["backoff"] == {"base": 0.2, "factor": 3.0, "cap": 5.0, "jitter": 0.0}
     assert kwargs["max_lost"] == 2
     assert load_message(kwargs)["backoff"] == kwargs["backoff"]
@@ -107,7 +116,7 @@ HTTP = {"url": "http://127.0.0.1:9999/hook", "method": "post", "headers": {"X-A"
 def test_http_jobs_need_a_valid_request_and_no_command():
     job = load_job(dict(SEED, command=None, shell=None, executor="http", http=HTTP))
     assert job["http"]["method"] == "POST" and job["http"]["body"] == {"k": "v"}
-    assert "http" in message_kwargs(dict(job, _id="j"), attempt=1)
+    assert "http" in message_kwargs(job, job_id="j", attempt=1)
     base = dict(SEED, command=None, shell=None, executor="http")
     assert "http" in errors_of(base)
     assert "http" in errors_of(dict(base, http=dict(HTTP, url="ftp://x/y")))
@@ -120,7 +129,7 @@ def test_http_jobs_need_a_valid_request_and_no_command():
 
 def test_cron_policies_are_validated_and_stay_off_the_message():
     job = load_job(dict(SEED, schedule="*/5 * * * *", misfire="skip", overlap="queue"))
-    kwargs = message_kwargs(dict(job, _id="j"), attempt=1)
+    kwargs = message_kwargs(job, job_id="j", attempt=1)
     assert not {"misfire", "overlap", "schedule", "timezone"} & set(kwargs)
     assert "misfire" in errors_of(dict(SEED, misfire="always"))
     assert "overlap" in errors_of(dict(SEED, overlap="replace"))

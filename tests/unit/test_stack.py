@@ -1,4 +1,5 @@
-"""hydra.stack: ports, command lines, pidfiles, stopping process groups (no Redis/MongoDB needed)."""
+"""hydrastack: ports, command lines, pidfiles, stopping process groups (no Redis/MongoDB needed)."""
+
 from __future__ import annotations
 
 import json
@@ -14,14 +15,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from hydra import ferretdb
-from hydra.stack import services as services_mod
-from hydra.stack import (
+from hydrastack import (
     DEFAULT_WORKERS,
     Stack,
     StackError,
     WorkerSpec,
     cmdline_matches,
+    ferretdb,
     local_port_range,
     pick_free_ports,
     port_is_free,
@@ -29,6 +29,7 @@ from hydra.stack import (
     start_ticks,
     venv_bin,
 )
+from hydrastack import services as services_mod
 
 SLEEP = shutil.which("sleep") or "/bin/sleep"
 SH = shutil.which("sh") or "/bin/sh"
@@ -173,7 +174,9 @@ def test_redis_command(stk, monkeypatch):
 
 
 def test_mongod_command_when_on_path(stk, monkeypatch):
-    monkeypatch.setattr(services_mod.shutil, "which", lambda name: "/opt/mongo/bin/mongod" if name == "mongod" else None)
+    monkeypatch.setattr(
+        services_mod.shutil, "which", lambda name: "/opt/mongo/bin/mongod" if name == "mongod" else None
+    )
     assert stk.mongo_backend == "mongod"
     assert stk.mongo_command() == [
         "/opt/mongo/bin/mongod", "--dbpath", str(stk.root / "data" / "mongo"),

@@ -1,0 +1,174 @@
+"""The dispatch pipeline (build, validate, place, record, send) on in-memory stores."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from kombu.exceptions import OperationalError
+
+from hydra import clock, names
+from hydra.broker.due import DueIndex
+from hydra.dispatch.pipeline import build_message, summary
+from hydra.errors import InvalidJob
+from hydra.model.priority import broker_level
+from hydra.model.records import Chain
+from hydra.model.spec import load_job
+from hydra.model.status import RunStatus
+
+BODY = {
+    "name": "build",
+    "user": "rich",
+    "command": "make",
+    "affinity": {"os": ["linux"], "tags": ["gpu"]},
+    "env": {"TOKEN": "s3cret"},
+    "priority": 95,
+}
+
+
+def stored(memory, **overrides):
+    return memory.pipeline.jobs.create(load_job(dict(BODY, **overrides)))
+
+
+def test_an_attempt_goes_to_the_least_loaded_eligible_worker_and_is_recorded_before_it_is_sent(memory):
+    memory.worker("cpu1")  # no gpu tag: not eligible
+    memory.worker("gpu1", tags={"gpu"})
+    busy = memory.worker("gpu2", tags={"gpu"})
+    memory.registry.add_load(busy.id, 2)
+    job = stored(memory)
+
+    where = memory.pipeline.dispatch(job)
+
+    assert (where.status, where.worker_id, where.queue) == (RunStatus.QUEUED, "gpu1@host", "hydra.worker.gpu1@host")
+    run = memory.pipeline.runs.get(where.run_id)
+    assert (run.status, run.worker_id, run.queue, run.attempt) == ("queued", "gpu1@host", where.queue, 1)
+    assert memory.pipeline.jobs.get(job.id).last_run_id == where.run_id
+    [sent] = memory.app.sent
+    assert sent.name == names.TASK_RUN_COMMAND and sent.options["queue"] == where.queue
+    assert sent.options["priority"] == broker_level(95) == 0
+    assert sent.kwargs["job_id"] == job.id and sent.kwargs["attempt"] == 1 and sent.kwargs["command"] == "make"
+    assert "s3cret" not in sent.options["kwargsrepr"] and "make" in sent.options["kwargsrepr"]
+    assert memory.registry.loads()["gpu1@host"] == 1  # counted against the chosen worker
+
+
+def test_no_eligible_worker_means_pending_with_the_reason(memory):
+    memory.worker("cpu1")
+    where = memory.pipeline.dispatch(stored(memory))
+    assert where.status == RunStatus.PENDING and "cpu1@host lacks tag gpu" in where.reason
+    run = memory.pipeline.runs.get(where.run_id)
+    assert (run.status, run.queue, run.pending_reason) == ("pending", names.PENDING_QUEUE, where.reason)
+    assert memory.queue_of(where.run_id) == names.PENDING_QUEUE
+
+
+def test_a_broker_that_cannot_take_the_message_leaves_the_attempt_pending_for_the_controller(memory):
+    memory.worker("gpu1", tags={"gpu"})
+    memory.app.fail = OperationalError("connection refused")
+    where = memory.pipeline.dispatch(stored(memory))
+    run = memory.pipeline.runs.get(where.run_id)
+    assert where.status == RunStatus.PENDING and run.status == "pending" and run.queue is None
+    assert "broker unavailable" in run.pending_reason and not memory.app.sent
+
+
+def test_a_follow_up_attempt_carries_its_chain_in_the_record_and_the_headers(memory):
+    memory.worker("gpu1", tags={"gpu"})
+    where = memory.pipeline.dispatch(stored(memory), attempt=3, chain=Chain("r1", lost=1, failed=1))
+    run = memory.pipeline.runs.get(where.run_id)
+    assert (run.attempt, run.retry_of, run.lost, run.failed) == (3, "r1", 1, 1)
+    headers = memory.app.sent[0].options["headers"]
+    assert headers == {"hydra_retry_of": "r1", "hydra_lost": 1, "hydra_failed": 1}
+
+
+def test_apply_async_without_a_job_gets_one_and_goes_through_the_same_steps(memory):
+    memory.worker("gpu1", tags={"gpu"})
+    result = memory.pipeline.accept(
+        (), {"command": "echo hi", "user": "ana", "affinity": {"tags": ["gpu"]}}, {"task_id": "run-1"}
+    )
+    assert result.id == "run-1"
+    run = memory.pipeline.runs.get("run-1")
+    job = memory.pipeline.jobs.get(run.job_id)
+    assert (job.source, job.name, job.last_run_id) == ("python", "echo hi", "run-1")
+    assert (run.status, run.worker_id) == ("queued", "gpu1@host")
+    assert memory.app.sent[0].kwargs["job_id"] == job.id
+    assert memory.redis.hgetall(names.METRIC_JOBS_SUBMITTED) == {"python": "1"}
+
+
+def test_apply_async_to_a_named_queue_is_recorded_there_without_placement(memory):
+    memory.worker("gpu1", tags={"gpu"})
+    job = stored(memory)
+    memory.pipeline.accept(
+        None, {"command": "x", "user": "rich", "job_id": job.id}, {"task_id": "r2", "queue": "hydra.worker.gpu1@host"}
+    )
+    run = memory.pipeline.runs.get("r2")
+    assert (run.status, run.worker_id) == ("queued", "gpu1@host")
+    assert memory.queue_of("r2") == "hydra.worker.gpu1@host" and memory.registry.loads() == {}
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, field",
+    [
+        ((), {"command": "x"}, "user"),
+        (("echo",), {"command": "x", "user": "u"}, "args"),
+        ((), {"command": "x", "user": "u", "timeout": -5}, "timeout"),
+        ((), {"command": "x", "user": "u", "job_id": "nope"}, "job_id"),
+    ],
+)
+def test_an_invalid_message_is_refused_before_anything_is_stored_or_sent(memory, args, kwargs, field):
+    with pytest.raises(InvalidJob) as info:
+        memory.pipeline.accept(args, kwargs, {"task_id": "bad"})
+    assert field in info.value.errors
+    assert memory.pipeline.runs.find("bad") is None and not memory.app.sent
+    assert memory.pipeline.jobs.list()[0] == []
+
+
+class Message:
+    """A message taken back from a queue (what kombu hands the controller)."""
+
+    def __init__(self, run_id, kwargs, priority=3):
+        self.headers = {"id": run_id, **Chain().headers()}
+        self.payload = ((), kwargs, {})
+        self.properties = {"priority": priority}
+        self.acked = self.requeued = False
+
+    def ack(self):
+        self.acked = True
+
+    def requeue(self):
+        self.requeued = True
+
+
+def test_a_pending_message_is_placed_once_a_worker_can_take_it(memory):
+    job = stored(memory)
+    where = memory.pipeline.dispatch(job)
+    message = Message(where.run_id, build_message(job, 1))
+    assert not memory.pipeline.republish(message, only_if_placeable=True)
+    assert message.requeued and len(memory.app.sent) == 1
+
+    memory.worker("gpu1", tags={"gpu"})
+    message = Message(where.run_id, message.payload[1])
+    assert memory.pipeline.republish(message, only_if_placeable=True)
+    assert message.acked and memory.pipeline.runs.get(where.run_id).status == "queued"
+    assert memory.app.sent[-1].options["priority"] == 3  # the level it was published with
+
+
+def test_a_message_of_an_ended_or_claimed_attempt_is_dropped(memory):
+    memory.worker("gpu1", tags={"gpu"})
+    where = memory.pipeline.dispatch(stored(memory))
+    memory.pipeline.runs.claim(where.run_id, message=memory.app.sent[0].kwargs, worker_id="gpu1@host")
+    message = Message(where.run_id, memory.app.sent[0].kwargs)
+    assert not memory.pipeline.republish(message, only_if_placeable=False)
+    assert message.acked and len(memory.app.sent) == 1
+
+
+def test_the_summary_names_the_job_and_never_the_environment():
+    text = summary({"name": "n", "user": "u", "command": "x" * 500, "env": {"A": "secret"}, "attempt": 2})
+    assert "secret" not in text and "'attempt': 2" in text and len(text) < 300
+    http = summary({"name": "n", "executor": "http", "http": {"method": "POST", "url": "https://h/x"}})
+    assert "POST https://h/x" in http
+
+
+def test_the_due_index_hands_out_only_runs_whose_time_has_come(memory):
+    due = DueIndex()
+    now = clock.utcnow()
+    due.add("later", now + timedelta(seconds=60))
+    due.add("now", now - timedelta(seconds=1))
+    assert due.due(now) == ["now"] and due.size() == 2
