@@ -1,4 +1,4 @@
-"""Submit seed 000's example job and wait for its run (``python examples/submit_job.py``).
+"""Submit the example job and wait for its run (``python examples/submit_job.py``).
 
 Talks to the API at $HYDRA_API_URL (default http://localhost:8000) with plain ``requests``;
 exits 0 when the run succeeded. ``hydra.client`` does the same with typed results:
@@ -6,6 +6,7 @@ exits 0 when the run succeeded. ``hydra.client`` does the same with typed result
     from hydra.client import Client
     run = Client().wait(Client().submit("echo 'hello world'", user="rich", os="linux").run_id, timeout=60)
 """
+
 import json
 import os
 import sys

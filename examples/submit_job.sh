@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Submit seed 000's example job with curl and wait for its run (`bash examples/submit_job.sh`).
+# Submit the example job with curl and wait for its run (`bash examples/submit_job.sh`).
 # The API is $HYDRA_API_URL (default http://localhost:8000). Exits 0 when the run succeeded.
 set -euo pipefail
 API="${HYDRA_API_URL:-http://localhost:8000}"
