@@ -152,6 +152,10 @@ def formatter(fmt: str | None = None) -> logging.Formatter:
     return JsonFormatter() if (fmt or log_format()) == "json" else TextFormatter()
 
 
+class _HydraHandler(logging.StreamHandler):
+    """The handler :func:`configure` installs (so that a second call can find and replace it)."""
+
+
 def configure(
     component: str, *, level: str | int | None = None, fmt: str | None = None, stream=None
 ) -> logging.Handler:
@@ -161,11 +165,10 @@ def configure(
     """
     _context["component"] = component
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_hydra", False):
-            root.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler._hydra = True
+    for old in list(root.handlers):
+        if isinstance(old, _HydraHandler):
+            root.removeHandler(old)
+    handler = _HydraHandler(stream or sys.stderr)
     handler.setFormatter(formatter(fmt))
     root.addHandler(handler)
     if isinstance(level, str):

@@ -63,6 +63,7 @@ def describe(outcome: Outcome) -> str:
 def run_command(self, **kwargs):
     """Execute the job's command on this worker and return the run's outcome."""
     profile = worker.PROFILE
+    assert profile is not None  # admit() refused the message otherwise
     settings = get_settings()
     run_id = self.request.id
     log.info(

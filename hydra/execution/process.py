@@ -19,6 +19,7 @@ links, are terminated at once (Windows has no SIGTERM).
 from __future__ import annotations
 
 import ctypes
+import io
 import logging
 import os
 import signal
@@ -29,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import IO
+from typing import IO, cast
 
 import psutil
 
@@ -135,6 +136,7 @@ def execute(
         except Exception:
             log.exception("on_start hook failed")
     try:
+        assert proc.stdout is not None and proc.stderr is not None  # both are PIPEs (_spawn)
         readers = [
             _Reader(name, pipe, output_limit, on_output)
             for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr))
@@ -229,7 +231,7 @@ def _spawn(argv: list[str], env: dict[str, str], cwd: str | None) -> subprocess.
         "cwd": cwd,
     }
     if _WINDOWS:
-        options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+        options["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)  # Windows only
         args: list[str] | str = _windows_command_line(argv)
     else:
         options["start_new_session"] = True
@@ -283,7 +285,8 @@ class _Reader:
     def __init__(self, name: str, pipe: IO[bytes], limit: int, on_output: Callable[[str, bytes], None] | None):
         self.name = name
         self.buffer = CappedBuffer(limit)
-        self._pipe = pipe
+        # Popen's pipes are buffered readers: read1 returns what is there without waiting for more.
+        self._pipe = cast(io.BufferedReader, pipe)
         self._on_output = on_output
         self._lock = threading.Lock()
         self._finished = False
