@@ -68,6 +68,7 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "job_id": "The job this belongs to.",
         "name": "Name of the job, for people.",
         "user": "User the job runs for (checked against workers' allowed users).",
+        "namespace": "The namespace it belongs to.",
         "command": "The command line (run under `shell`), or the program when `args` is given.",
         "args": "Argument list run without a shell.",
         "shell": "bash, sh, cmd or powershell (null: the worker's default).",

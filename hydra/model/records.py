@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from hydra import clock
 from hydra.model.cron import next_fire
 from hydra.model.lifecycle import RetryPolicy
-from hydra.model.spec import JOB_FIELDS
+from hydra.model.spec import DEFAULT_NAMESPACE, JOB_FIELDS
 from hydra.model.status import RunStatus
 
 R = TypeVar("R", bound="Record")
@@ -48,6 +48,7 @@ class Job(Record):
     # -- the body (hydra.model.spec.JobSpecSchema) -------------------------------------------
     name: str = ""
     user: str = ""
+    namespace: str = DEFAULT_NAMESPACE
     affinity: dict = field(default_factory=dict)
     command: str | None = None
     args: list[str] | None = None
@@ -144,6 +145,7 @@ class Run(Record):
     job_id: str = ""
     job_name: str | None = None
     user: str | None = None
+    namespace: str = DEFAULT_NAMESPACE
     attempt: int = 1
     status: str = RunStatus.PENDING.value
     # -- how it follows earlier attempts (Chain) -----------------------------------------------

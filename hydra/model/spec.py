@@ -32,6 +32,9 @@ from hydra.model.platform import KNOWN_OS, SHELLS, normalize_os
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9 _.:@/+-]*$"
 USER_RE = r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$"
 TAG_RE = r"^[a-z0-9][a-z0-9_.-]*$"
+#: A namespace is a DNS label, as in Kubernetes and Nomad.
+NAMESPACE_RE = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+DEFAULT_NAMESPACE = "default"
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 MAX_TIMEOUT = 7 * 24 * 3600.0
@@ -200,6 +203,11 @@ class JobSpecSchema(Schema):
             validate.Length(1, 100),
             validate.Regexp(USER_RE, error="must be letters, digits, '_', '.', '@' or '-'"),
         ],
+    )
+    namespace = fields.String(
+        load_default=DEFAULT_NAMESPACE,
+        validate=validate.Regexp(NAMESPACE_RE, error="a namespace is lowercase letters, digits and '-' (at most 63)"),
+        metadata={"description": "The namespace the job, its runs and their output belong to."},
     )
     affinity = fields.Nested(AffinitySchema, load_default=lambda: AffinitySchema().load({}))
     command = fields.String(

@@ -145,10 +145,19 @@ class JobStore(Store[Job]):
         return [Job.from_doc(doc) for doc in self._collection.find({"schedule": {"$ne": None}})]
 
     def list(
-        self, *, status: RunStatus | None = None, user: str | None = None, limit: int = 50, cursor: str | None = None
+        self,
+        *,
+        status: RunStatus | None = None,
+        user: str | None = None,
+        namespaces: list[str] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
     ) -> tuple[list[Job], str | None]:
-        """Jobs newest first (deleted ones left out), and the next page's cursor."""
+        """Jobs newest first (deleted ones left out), and the next page's cursor; only those of
+        ``namespaces`` when given."""
         query: dict = {"deleted_at": None}
+        if namespaces is not None:
+            query["namespace"] = {"$in": namespaces}
         if status is not None:
             query["status"] = status.value
         if user is not None:

@@ -34,6 +34,7 @@ from hydra import clock, names
 from hydra.errors import Conflict, RunEnded
 from hydra.model.outcome import Outcome
 from hydra.model.records import RUN_END_FIELDS, Chain, Dispatched, Fence, Job, Run
+from hydra.model.spec import DEFAULT_NAMESPACE
 from hydra.model.status import RunStatus
 from hydra.store.base import Store
 from hydra.store.jobs import JobStore
@@ -78,6 +79,7 @@ class RunStore(Store[Run]):
             job_id=job.id,
             job_name=job.name,
             user=job.user,
+            namespace=job.namespace,
             attempt=attempt,
             retry_of=chain.retry_of,
             lost=chain.lost,
@@ -151,6 +153,7 @@ class RunStore(Store[Run]):
                     "job_id": job_id,
                     "job_name": message.get("name"),
                     "user": message.get("user"),
+                    "namespace": message.get("namespace") or DEFAULT_NAMESPACE,
                     "attempt": message.get("attempt", 1),
                     "priority": message.get("priority"),
                     "command": message.get("command"),
@@ -272,10 +275,19 @@ class RunStore(Store[Run]):
         return self._page({"job_id": job_id}, limit, cursor)
 
     def dead_letters(
-        self, *, limit: int = 100, cursor: str | None = None, job_id: str | None = None, include_retried: bool = False
+        self,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+        job_id: str | None = None,
+        include_retried: bool = False,
+        namespaces: list[str] | None = None,
     ) -> tuple[list[Run], str | None]:
-        """Dead-lettered runs, newest first; by default those not retried yet."""
+        """Dead-lettered runs, newest first; by default those not retried yet; only those of
+        ``namespaces`` when given."""
         query: dict = {"status": RunStatus.DEAD_LETTER.value}
+        if namespaces is not None:
+            query["namespace"] = {"$in": namespaces}
         if job_id is not None:
             query["job_id"] = job_id
         if not include_retried:
