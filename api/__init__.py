@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from api import docs, errors, health, jobs, metrics, output, runs, schedule, workers
+from api import audit, auth, docs, errors, health, jobs, metrics, namespaces, output, runs, schedule, tokens, workers
 from hydra import logs
 from hydra.model.spec import StartTime
 
@@ -30,9 +30,19 @@ def create_app(test_config: dict | None = None) -> Flask:
     api = docs.HydraApi(app, spec_kwargs=docs.configure(app))
     api.register_field(StartTime, "string", None)  # date-time with zone, or "" (pattern in its metadata)
     errors.init_app(app)
+    auth.init_app(app)
+    auth.document(api.spec)
     for module in (jobs, runs, workers, health):
         api.register_blueprint(module.blp)
-    for blueprint in (runs.dead_letter_blp, schedule.blp, output.blp, metrics.blp):
+    for blueprint in (
+        runs.dead_letter_blp,
+        schedule.blp,
+        output.blp,
+        metrics.blp,
+        tokens.blp,
+        audit.blp,
+        namespaces.blp,
+    ):
         api.register_blueprint(blueprint)
     docs.describe_fields(api)
     return app

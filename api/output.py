@@ -15,11 +15,12 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields, validate
 
+from api.auth import caller
 from hydra import clock
+from hydra.control.access import Reader
 from hydra.execution.live import STREAMS
 from hydra.model.records import Chunk, OutputEnd, Run
 from hydra.store.output import OutputStore
-from hydra.store.runs import RunStore
 
 blp = Blueprint("output", __name__, url_prefix="/runs", description="Live output of runs.")
 
@@ -113,12 +114,12 @@ def record_chunks(run: Run, after: int) -> list[Chunk]:
     return [chunk for chunk in chunks if chunk.seq > after]
 
 
-def read_output(run_id: str, after: int, wait: float, limit: int) -> dict:
+def read_output(reader: Reader, run_id: str, after: int, wait: float, limit: int) -> dict:
     """One answer of the output endpoint (waits up to ``wait`` s for something new)."""
-    runs, output = RunStore(), OutputStore()
+    output = OutputStore()
     deadline = time.monotonic() + min(wait, MAX_WAIT)
     while True:
-        run = runs.get(run_id)  # NotFound -> 404; read before the chunks, see below
+        run = reader.run(run_id)  # NotFound -> 404; read before the chunks, see below
         chunks = output.chunks(run_id, after, max_chunks=limit)
         eof: OutputEnd | None = None
         ended = False
@@ -161,4 +162,4 @@ class RunOutput(MethodView):
         the command wrote them. Follow a run by asking again with `after=<next>` and
         `wait=10` until `ended` is true (that is what `hydra logs -f` does).
         """
-        return read_output(run_id, args["after"], args["wait"], args["limit"])
+        return read_output(Reader(caller()), run_id, args["after"], args["wait"], args["limit"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate
 
 from hydra.model import cursor
-from hydra.model.spec import NAME_RE, USER_RE, AffinitySchema, BackoffSchema, HttpSchema, JobSpecSchema
+from hydra.model.spec import NAME_RE, AffinitySchema, BackoffSchema, HttpSchema, JobSpecSchema
 from hydra.model.status import FILTER_WORDS, parse_status
 
 STATUS_WORDS = list(FILTER_WORDS)
@@ -48,6 +48,19 @@ NEXT_CURSOR_HEADER = {
 }
 
 
+#: What an answer shows for the value of an environment variable: values are write-only.
+REDACTED = "<redacted>"
+
+
+class RedactedValues(fields.Dict):
+    """A job's ``env``: the variables' names, each value shown as :data:`REDACTED`."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return {str(name): REDACTED for name in value}
+
+
 class JobCreatedSchema(Schema):
     id = fields.String(metadata={"description": "The job id (same as job_id)."})
     job_id = fields.String()
@@ -76,7 +89,13 @@ class JobSchema(Schema):
     command = fields.String(allow_none=True)
     args = fields.List(fields.String(), allow_none=True)
     shell = fields.String(allow_none=True)
-    env = fields.Dict(keys=fields.String(), values=fields.String())
+    env = RedactedValues(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={
+            "description": f"The names of its environment variables; values are write-only (shown as `{REDACTED}`)."
+        },
+    )
     cwd = fields.String(allow_none=True)
     retries = fields.Integer()
     timeout = fields.Float(allow_none=True)
@@ -167,6 +186,9 @@ class WorkerSchema(Schema):
     os = fields.String()
     tags = fields.List(fields.String())
     allowed_users = fields.List(fields.String(), allow_none=True, metadata={"description": "null means any user."})
+    namespaces = fields.List(
+        fields.String(), allow_none=True, metadata={"description": "The namespaces it runs jobs of; null means all."}
+    )
     max_concurrency = fields.Integer()
     current_running = fields.Integer()
     load = fields.Integer(metadata={"description": "Runs routed to the worker and not finished."})
@@ -188,6 +210,7 @@ class JobListArgs(Schema):
     status = StatusField(load_default=None)
     status_filter = StatusField(load_default=None, metadata={"description": "Another name for status."})
     user = fields.String(load_default=None)
+    namespace = fields.String(load_default=None)
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 1000))
     cursor = CursorField(load_default=None)
 
@@ -226,19 +249,13 @@ class JobPatchSchema(JobSpecSchema):
 
 class ScheduleSchema(JobSpecSchema):
     """A one-off task: ``{"command": "./run_cleanup.sh", "scheduled_at": ""}``. Any job field
-    may be added; ``user`` defaults to ``anonymous`` and ``name`` to one made from the command."""
+    may be added; ``name`` defaults to one made from the command (and ``user``, as for every
+    job, to the caller)."""
 
     class Meta:
         unknown = RAISE
 
     name = fields.String(load_default=None, validate=[validate.Length(1, 200), validate.Regexp(NAME_RE)])
-    user = fields.String(
-        load_default="anonymous",
-        validate=[
-            validate.Length(1, 100),
-            validate.Regexp(USER_RE, error="must be letters, digits, '_', '.', '@' or '-'"),
-        ],
-    )
 
 
 class TaskSchema(Schema):

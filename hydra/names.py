@@ -25,6 +25,10 @@ JOB_RUNS = "job_runs"
 RUN_FENCES = "run_fences"
 #: The workers view served by GET /workers/ (written by the controller).
 WORKERS = "workers"
+#: API tokens (hashes of their secrets), the audit trail, namespaces' limits.
+API_TOKENS = "api_tokens"
+AUDIT_EVENTS = "audit_events"
+NAMESPACES = "namespaces"
 #: Live output: insert-only chunks ``<run_id>/<seq:08d>`` and ``<run_id>/eof`` (hydra.execution.live).
 RUN_OUTPUT = "run_output"
 

@@ -42,6 +42,19 @@ class Settings:
     scheduler_lock_ttl: float = setting(10.0, "Seconds the cron scheduler's leader lock lives unless renewed.")
     misfire_grace: float = setting(60.0, "Seconds a cron tick may be late and still count as on time.")
     allowed_users: str | None = setting(None, "A worker's allowed users, comma separated (unset or '*': any).")
+    namespaces: str | None = setting(None, "A worker's namespaces, comma separated (unset or '*': any).")
+    token: str | None = setting(None, "The API token clients (CLI, client, examples) send.")
+    token_file: str = setting(".hydra/admin.token", "Where clients read the token when HYDRA_TOKEN is unset.")
+    metrics_token: str | None = setting(None, "A token that may only read /metrics (for Prometheus).")
+    oidc_issuer: str | None = setting(None, "An OpenID Connect issuer whose JWTs the API accepts.")
+    oidc_audience: str | None = setting(None, "The audience those JWTs must name.")
+    oidc_jwks_url: str | None = setting(None, "The issuer's JWKS (default: from its discovery document).")
+    oidc_user_claim: str = setting("preferred_username", "The claim holding the user's name (else sub).")
+    oidc_roles_claim: str = setting("hydra_roles", "The claim holding namespace=role grants.")
+    default_max_running: int | None = setting(None, "A namespace's in-flight runs at most, unless it sets its own.")
+    default_max_queued: int | None = setting(
+        None, "A namespace's runs waiting on workers at most, unless it sets its own."
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -49,10 +49,19 @@ def stack():
 
 @pytest.fixture(scope="session")
 def api(stack):
-    """A Flask test client of the real API app (same process, real Redis and MongoDB)."""
+    """A Flask test client of the real API app (same process, real Redis and MongoDB),
+    sending the stack's admin token."""
     from api import create_app
 
-    return create_app().test_client()
+    client = create_app().test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {stack.admin_token}"
+    return client
+
+
+@pytest.fixture(scope="session")
+def auth_headers(stack) -> dict[str, str]:
+    """What a client of the stack's gunicorn API sends (the admin token)."""
+    return {"Authorization": f"Bearer {stack.admin_token}"}
 
 
 @pytest.fixture

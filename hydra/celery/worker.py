@@ -54,6 +54,13 @@ ALLOWED_USERS_OPTION = click.Option(
     default=None,
     help="Comma-separated users whose jobs this worker runs (default: $HYDRA_ALLOWED_USERS, or any user).",
 )
+NAMESPACES_OPTION = click.Option(
+    ["--namespaces"],
+    default=None,
+    help="Comma-separated namespaces whose jobs this worker runs (default: $HYDRA_NAMESPACES, or all).",
+)
+#: The ``celery worker`` options Hydra adds.
+OPTIONS = (ALLOWED_USERS_OPTION, NAMESPACES_OPTION)
 
 
 def platform_os() -> str:
@@ -64,8 +71,8 @@ def platform_os() -> str:
     return "linux"
 
 
-def parse_allowed_users(value: str | None) -> frozenset[str] | None:
-    """``"rich, ana"`` -> {"rich", "ana"}; None, "" or "*" -> None (any user)."""
+def parse_names(value: str | None) -> frozenset[str] | None:
+    """``"rich, ana"`` -> {"rich", "ana"}; None, "" or "*" -> None (any)."""
     if value is None or value.strip() in ("", "*"):
         return None
     return frozenset(u.strip() for u in value.split(",") if u.strip())
@@ -74,11 +81,13 @@ def parse_allowed_users(value: str | None) -> frozenset[str] | None:
 class HydraProfile(bootsteps.Step):
     """Worker bootstep: derive the profile and subscribe to the worker's own queue."""
 
-    def __init__(self, worker, allowed_users=None, **options):
+    def __init__(self, worker, allowed_users=None, namespaces=None, **options):
         global PROFILE, INCARNATION
         super().__init__(worker, **options)
         queues = list(worker.app.amqp.queues.consume_from)
-        raw = allowed_users if allowed_users is not None else get_settings().allowed_users
+        settings = get_settings()
+        users = allowed_users if allowed_users is not None else settings.allowed_users
+        served = namespaces if namespaces is not None else settings.namespaces
         os_name = platform_os()
         try:
             profile = profile_from_queues(
@@ -86,7 +95,8 @@ class HydraProfile(bootsteps.Step):
                 queues,
                 concurrency=int(worker.concurrency or 1),
                 platform_os=os_name,
-                allowed_users=parse_allowed_users(raw),
+                allowed_users=parse_names(users),
+                namespaces=parse_names(served),
                 shells=frozenset(available_shells(os_name)),
             )
         except ValueError as exc:

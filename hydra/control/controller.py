@@ -427,6 +427,7 @@ class Controller:
             os=profile["os"],
             tags=profile["tags"],
             allowed_users=profile["allowed_users"],
+            namespaces=profile["namespaces"],
             max_concurrency=profile["max_concurrency"],
             shells=profile["shells"],
             queue=profile["queue"],

@@ -198,16 +198,20 @@ class JobSpecSchema(Schema):
         ],
     )
     user = fields.String(
-        required=True,
+        load_default=None,
         validate=[
             validate.Length(1, 100),
             validate.Regexp(USER_RE, error="must be letters, digits, '_', '.', '@' or '-'"),
         ],
+        metadata={"description": "The user the job runs as: the caller unless it may act as another."},
     )
     namespace = fields.String(
-        load_default=DEFAULT_NAMESPACE,
+        load_default=None,
         validate=validate.Regexp(NAMESPACE_RE, error="a namespace is lowercase letters, digits and '-' (at most 63)"),
-        metadata={"description": "The namespace the job, its runs and their output belong to."},
+        metadata={
+            "description": "The namespace the job, its runs and their output belong to "
+            "(default: the caller's only namespace, else default)."
+        },
     )
     affinity = fields.Nested(AffinitySchema, load_default=lambda: AffinitySchema().load({}))
     command = fields.String(
@@ -344,7 +348,7 @@ class JobSpecSchema(Schema):
         if data.get("args") and data.get("shell"):
             errors["shell"] = ["an args list runs without a shell; drop `shell`"]
         allowed = (data.get("affinity") or {}).get("allowed_users") or []
-        if allowed and data.get("user") not in allowed:
+        if allowed and data.get("user") is not None and data["user"] not in allowed:
             errors["user"] = [f"{data.get('user')!r} is not in affinity.allowed_users"]
         if data.get("schedule") and data.get("scheduled_at"):
             errors["scheduled_at"] = ["use either schedule (cron) or scheduled_at (one-off), not both"]
@@ -373,6 +377,9 @@ class TaskMessageSchema(JobSpecSchema):
         ordered = True
 
     name = fields.String(load_default=None, validate=validate.Length(1, 200))
+    #: A message always says whose it is (a REST body may leave it to the caller's identity).
+    user = fields.String(required=True, validate=[validate.Length(1, 100), validate.Regexp(USER_RE)])
+    namespace = fields.String(load_default=DEFAULT_NAMESPACE, validate=validate.Regexp(NAMESPACE_RE))
     job_id = fields.String(load_default=None, validate=validate.Length(1, 64))
     attempt = fields.Integer(load_default=1, validate=validate.Range(1, 10_000), strict=True)
 

@@ -14,7 +14,16 @@ from pymongo.errors import OperationFailure
 from hydra import names
 from hydra.store.mongo import get_database, translated
 
-COLLECTIONS = (names.JOB_DEFINITIONS, names.JOB_RUNS, names.RUN_FENCES, names.WORKERS, names.RUN_OUTPUT)
+COLLECTIONS = (
+    names.JOB_DEFINITIONS,
+    names.JOB_RUNS,
+    names.RUN_FENCES,
+    names.WORKERS,
+    names.RUN_OUTPUT,
+    names.API_TOKENS,
+    names.AUDIT_EVENTS,
+    names.NAMESPACES,
+)
 
 INDEXES = {
     names.JOB_DEFINITIONS: [
@@ -29,6 +38,14 @@ INDEXES = {
     ],
     names.WORKERS: [
         [("status", pymongo.ASCENDING)],
+    ],
+    names.API_TOKENS: [
+        [("created_at", pymongo.DESCENDING)],
+    ],
+    names.AUDIT_EVENTS: [
+        [("at", pymongo.DESCENDING)],
+        [("namespace", pymongo.ASCENDING), ("at", pymongo.DESCENDING)],
+        [("actor", pymongo.ASCENDING), ("at", pymongo.DESCENDING)],
     ],
 }
 

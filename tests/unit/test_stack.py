@@ -98,6 +98,7 @@ def test_env_for_clients(tmp_path):
         "HYDRA_MONGO_URL": "mongodb://127.0.0.1:7002/",
         "HYDRA_MONGO_DB": "t1",
         "HYDRA_API_URL": "http://127.0.0.1:7003",
+        "HYDRA_TOKEN_FILE": str(tmp_path / "admin.token"),
     }
 
 

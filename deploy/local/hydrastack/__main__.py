@@ -29,8 +29,15 @@ def _print_up(stack: Stack, workers: Sequence[WorkerSpec], flower: bool) -> None
     for i, spec in enumerate(workers):
         label = "  Workers   " if i == 0 else "            "
         lines.append(f"{label}{spec.node:<28} queues {spec.queues}  (concurrency {spec.concurrency})")
+    token = stack.admin_token_path
     lines += [
         f"  Logs      {stack.log_dir}/",
+        "",
+        f"Every call needs a token. The admin token is in {token} (mode 0600; the CLI, the Python",
+        "client and examples/ read it there, or from $HYDRA_TOKEN):",
+        f'  curl -H "Authorization: Bearer $(cat {token})" {stack.api_url}/workers/',
+        f"  export HYDRA_TOKEN=$(cat {token}); .venv/bin/hydra token create --name me --role default=operator",
+        f"Prometheus scrapes /metrics with the token in {stack.root / 'metrics.token'}.",
         "",
         "Run `make status` to check on it, `make logs` to read the logs, `make down` to stop.",
     ]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -202,21 +203,37 @@ class Stack(Supervisor):
     def flower_url(self) -> str:
         return f"http://127.0.0.1:{self.flower_port}"
 
+    def _secret(self, name: str, make) -> str:
+        """A secret made once (``make()``) and kept in ``<root>/<name>``, mode 0600."""
+        path = self.root / name
+        if not path.exists():
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(make() + "\n")
+        return path.read_text().strip()
+
     @property
     def flower_auth(self) -> str:
         """``user:password`` for Flower's basic auth: HYDRA_FLOWER_AUTH, else a random
         password made once and kept in ``<root>/flower.auth``."""
-        configured = os.environ.get("HYDRA_FLOWER_AUTH")
-        if configured:
-            return configured
-        path = self.root / "flower.auth"
-        if not path.exists():
-            import secrets
+        return os.environ.get("HYDRA_FLOWER_AUTH") or self._secret(
+            "flower.auth", lambda: f"admin:{secrets.token_urlsafe(12)}"
+        )
 
-            self.root.mkdir(parents=True, exist_ok=True)
-            path.write_text(f"admin:{secrets.token_urlsafe(12)}\n")
-            path.chmod(0o600)
-        return path.read_text().strip()
+    @property
+    def metrics_token(self) -> str:
+        """The token that may read /metrics only (for Prometheus), kept in ``<root>/metrics.token``."""
+        return self._secret("metrics.token", lambda: secrets.token_urlsafe(32))
+
+    @property
+    def admin_token_path(self) -> Path:
+        """Where ``up`` keeps the admin token it bootstraps (``bootstrap_token``)."""
+        return self.root / "admin.token"
+
+    @property
+    def admin_token(self) -> str:
+        return self.admin_token_path.read_text().strip()
 
     @property
     def mongo_backend(self) -> str:
@@ -233,6 +250,7 @@ class Stack(Supervisor):
             "HYDRA_MONGO_URL": self.mongo_url,
             "HYDRA_MONGO_DB": self.mongo_db,
             "HYDRA_API_URL": self.api_url,
+            "HYDRA_TOKEN_FILE": str(self.admin_token_path),
         }
 
     # --- paths ---------------------------------------------------------------------------
@@ -406,6 +424,7 @@ class Stack(Supervisor):
         if wait:
             self.wait_healthy(["mongo"], START_TIMEOUT["mongo"])
             self.ensure_schema()
+            self.bootstrap_token()
         return proc
 
     def ensure_schema(self) -> int:
@@ -429,6 +448,23 @@ class Stack(Supervisor):
             if created:
                 self._say(f"mongo: added {created} FerretDB _id index(es)")
         return created
+
+    def bootstrap_token(self) -> bool:
+        """The admin token in ``admin_token_path`` (made unless a working one is there);
+        True when it was made now."""
+        import pymongo
+
+        from hydra.auth.tokens import bootstrap
+        from hydra.store.tokens import TokenStore
+
+        client = pymongo.MongoClient(self.mongo_url, serverSelectionTimeoutMS=15000, tz_aware=True)
+        try:
+            _token, made = bootstrap(TokenStore(client[self.mongo_db]), self.admin_token_path)
+        finally:
+            client.close()
+        if made:
+            self._say(f"auth: made the admin token ({self.admin_token_path})")
+        return made
 
     def start_controller(self, wait: bool = True) -> Proc:
         """Start the controller; with ``wait``, until it has set its alive key in Redis."""
@@ -459,7 +495,9 @@ class Stack(Supervisor):
 
     def start_api(self, wait: bool = True) -> Proc:
         """Start gunicorn; with ``wait``, until it answers HTTP (``up`` waits for 200)."""
-        proc = self._ensure("api", self.api_command(), port=self.api_port)
+        proc = self._ensure(
+            "api", self.api_command(), port=self.api_port, env={"HYDRA_METRICS_TOKEN": self.metrics_token}
+        )
         if wait:
             self.wait_healthy(["api"], START_TIMEOUT["api"], level="started")
         return proc
@@ -591,6 +629,7 @@ class Stack(Supervisor):
         self.start_mongo(wait=False)
         self.wait_healthy(["mongo"], min(left(), START_TIMEOUT["mongo"]))
         self.ensure_schema()
+        self.bootstrap_token()
         started = ["controller"]
         self.start_controller(wait=False)
         for spec in workers:
