@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
@@ -81,7 +83,7 @@ class Tokens(MethodView):
             act_as=body["act_as"],
             expires_days=body["expires_days"],
         )
-        return {**TokenSchema().dump(issued.token), "token": issued.secret}
+        return {**asdict(issued.token), "token": issued.secret}
 
     @blp.response(200, TokenSchema(many=True))
     def get(self):

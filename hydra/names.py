@@ -54,6 +54,8 @@ LEADER_KEY = REDIS_PREFIX + "controller:leader"
 LEADER_EPOCH_KEY = REDIS_PREFIX + "controller:epoch"
 #: the run_id of the Redis server instance the controller last reconciled against.
 BROKER_EPOCH_KEY = REDIS_PREFIX + "broker:epoch"
+#: set: namespaces whose runs hold places on workers (see hydra.broker.quotas).
+QUOTA_NAMESPACES_KEY = REDIS_PREFIX + "ns:placed"
 #: sorted set: run id -> epoch seconds before which the (delayed) run must not start.
 DUE_KEY = REDIS_PREFIX + "due"
 #: string with TTL: the token of the scheduler that holds the leader lock.
@@ -75,6 +77,11 @@ def worker_queue(worker_id: str) -> str:
 def stop_key(run_id: str) -> str:
     """Redis flag asking the worker that runs ``run_id`` to stop it (see hydra.celery.watchdog)."""
     return f"{REDIS_PREFIX}stop:{run_id}"
+
+
+def quota_key(namespace: str, state: str) -> str:
+    """Set of the run ids of ``namespace`` that are ``queued`` on workers or ``running``."""
+    return f"{REDIS_PREFIX}ns:{namespace}:{state}"
 
 
 def fence_id(run_id: str, phase: str) -> str:

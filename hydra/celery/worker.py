@@ -32,12 +32,14 @@ from celery.signals import worker_process_init
 from celery.worker.control import inspect_command
 
 from hydra import clock
+from hydra.broker.quotas import NamespaceSlots
 from hydra.broker.registry import Registry
 from hydra.celery import orphans
 from hydra.errors import Refused, RunEnded, StoreUnavailable, Unavailable
 from hydra.execution.command import available_shells
 from hydra.execution.process import enable_subreaper
 from hydra.model.affinity import Requirements, WorkerProfile, mismatch, profile_from_queues
+from hydra.model.spec import DEFAULT_NAMESPACE
 from hydra.settings import get_settings
 from hydra.store.runs import RunStore
 
@@ -174,3 +176,7 @@ def admit(run_id: str, kwargs: dict, *, runs: RunStore | None = None) -> None:
             extra={"event": "run.superseded", "run_id": run_id, "worker": profile.id, "reason": str(exc)},
         )
         raise Ignore(str(exc)) from None
+    try:  # its namespace's quota: from queued to running
+        NamespaceSlots().started(kwargs.get("namespace") or DEFAULT_NAMESPACE, run_id)
+    except Unavailable:  # the controller corrects the quotas from MongoDB
+        pass

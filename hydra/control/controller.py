@@ -38,7 +38,7 @@ from hydra.broker.registry import Registry, WorkerRecord
 from hydra.control.failover import Failover
 from hydra.control.scheduler import Scheduler
 from hydra.dispatch.attempts import publish_delayed, publish_due
-from hydra.dispatch.pipeline import Pipeline
+from hydra.dispatch.pipeline import Pipeline, Republished
 from hydra.errors import StoreUnavailable, Unavailable
 from hydra.model.affinity import WorkerProfile
 from hydra.model.status import RunStatus
@@ -84,6 +84,7 @@ class Controller:
         self._profile_requests: queue.Queue[str] = queue.Queue()
         self._wanted: set[str] = set()
         self._last_pending_sweep = 0.0
+        self._quota_blocked = False
         self._last_unpublished_sweep = 0.0
         self._receiver = None
         self.scheduler = Scheduler(self.pipeline, stop=self._stop)  # cron; leads when it holds its lease
@@ -259,12 +260,13 @@ class Controller:
             )
         self.fail_over_gone()
         publish_due(self.pipeline)
-        if force_pending or stale or now - self._last_pending_sweep >= PENDING_SWEEP_EVERY:
+        if force_pending or stale or self._quota_blocked or now - self._last_pending_sweep >= PENDING_SWEEP_EVERY:
             self._last_pending_sweep = now
             self.place_pending()
         if now - self._last_unpublished_sweep >= UNPUBLISHED_SWEEP_EVERY:
             self._last_unpublished_sweep = now
             self.publish_unpublished()
+            self.correct_quotas()
         self.registry.count_tick()
 
     def became_leader(self) -> None:
@@ -371,8 +373,11 @@ class Controller:
 
     # -- placing --------------------------------------------------------------------------
     def place_pending(self) -> int:
-        """Re-publish every message in hydra.pending that now has an eligible worker."""
+        """Re-publish every message in hydra.pending that now has an eligible worker and room
+        in its namespace's quota. While some wait only for their quota, this runs every tick
+        (a place frees as soon as a run ends), else every PENDING_SWEEP_EVERY seconds."""
         placed = 0
+        blocked = False
         with self.app.connection_for_write() as conn:
             pending = SimpleQueue(conn, names.PENDING_QUEUE, no_ack=False)
             try:
@@ -385,9 +390,12 @@ class Controller:
                         message = pending.get(block=False)
                     except SimpleQueue.Empty:
                         break
-                    placed += self.pipeline.republish(message, only_if_placeable=True)
+                    result = self.pipeline.republish(message, only_if_placeable=True)
+                    placed += result == Republished.SENT
+                    blocked |= result == Republished.OVER_QUOTA
             finally:
                 pending.close()
+        self._quota_blocked = blocked
         return placed
 
     def publish_unpublished(self) -> int:
@@ -415,6 +423,26 @@ class Controller:
         for run in waiting:
             published += publish_delayed(run.id, self.pipeline)
         return published
+
+    def correct_quotas(self) -> int:
+        """Free the quota places of runs that ended or wait again (an end whose release was
+        lost with Redis, a publish that failed after placing); returns how many were freed.
+        Reads each held run by ``_id``: O(runs holding places)."""
+        slots = self.pipeline.router.slots
+        freed = 0
+        for namespace in slots.namespaces():
+            queued, running = slots.held(namespace)
+            for run_id in queued | running:
+                run = self.runs.find(run_id)
+                if run is None or run.run_status.is_terminal or run.status == RunStatus.PENDING.value:
+                    slots.released(namespace, run_id)
+                    freed += 1
+                elif run.status == RunStatus.RUNNING.value and run_id in queued:
+                    slots.started(namespace, run_id)
+            slots.forget_if_empty(namespace)
+        if freed:
+            self._changed.set()  # what waited for those places may go now
+        return freed
 
     # -- bookkeeping -----------------------------------------------------------------------
     def _publish(self, record: WorkerRecord) -> None:

@@ -22,6 +22,7 @@ outage.
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 from typing import Any, Protocol
 
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -54,6 +55,15 @@ class Publisher(Protocol):
 
     def AsyncResult(self, task_id: str) -> Any:  # noqa: N802 - Celery's name
         """The result handle of a task id."""
+
+
+class Republished(StrEnum):
+    """What :meth:`Pipeline.republish` did with a message."""
+
+    SENT = "sent"
+    DROPPED = "dropped"  # its attempt ended, or was claimed
+    WAITING = "waiting"  # put back: no eligible worker
+    OVER_QUOTA = "over_quota"  # put back: its namespace is at a limit
 
 
 # --- the steps ------------------------------------------------------------------------------
@@ -114,7 +124,7 @@ class Pipeline:
         run_id = run_id or new_id()
         message = validate(build_message(job, attempt))
         try:
-            where = placement_of(run_id, self.router.choose(message))
+            where = placement_of(run_id, self.router.choose(message, run_id))
         except BrokerUnavailable as exc:
             return self._left_unsent(run_id, job, attempt, chain, exc)
         self.runs.record(run_id, job, attempt=attempt, placement=where, chain=chain)
@@ -140,7 +150,7 @@ class Pipeline:
                 if where.status == RunStatus.PENDING:
                     where = placement_of(run_id, self.router.place(message))
             else:
-                where = placement_of(run_id, self.router.choose(message))
+                where = placement_of(run_id, self.router.choose(message, run_id))
         except BrokerUnavailable as exc:
             self._left_unsent(run_id, job, message["attempt"], chain, exc)
             return self._result(run_id)
@@ -151,29 +161,30 @@ class Pipeline:
             self._left_unsent(run_id, job, message["attempt"], chain, exc)
             return self._result(run_id)
 
-    def republish(self, message: Any, *, only_if_placeable: bool) -> bool:
+    def republish(self, message: Any, *, only_if_placeable: bool) -> Republished:
         """Send a message taken from a queue (``message`` is kombu's) through the router again,
         and acknowledge it. Dropped when its attempt ended or was claimed meanwhile; with
-        ``only_if_placeable`` put back when still no worker can take it. True when sent."""
+        ``only_if_placeable`` put back when still no worker can take it (or its namespace is
+        at a limit)."""
         run_id = message.headers.get("id")
         if self.runs.end_of(run_id) is not None or self.runs.start_of(run_id) is not None:
             message.ack()  # ended (cancelled while it waited), or a copy of an attempt someone claimed
-            return False
+            return Republished.DROPPED
         _args, kwargs, _embed = message.payload
         kwargs = validate(kwargs)
-        placement = self.router.place(kwargs)
+        placement = self.router.choose(kwargs, run_id)
         if placement.worker is None and only_if_placeable:
             message.requeue()
-            return False
-        if placement.worker is not None:
-            self.router.registry.add_load(placement.worker.id, 1)
+            return Republished.OVER_QUOTA if placement.over_quota else Republished.WAITING
+        if placement.worker is None:  # back to waiting: it holds no place on a worker
+            self.router.slots.released(kwargs["namespace"], run_id)
         where = placement_of(run_id, placement)
         job = (self.jobs.find(kwargs["job_id"]) if kwargs.get("job_id") else None) or Job.from_message(kwargs)
         chain = Chain.from_headers(message.headers)
         self.runs.record(run_id, job, attempt=kwargs["attempt"], placement=where, chain=chain)
         self.send(run_id, kwargs, where, chain, priority=message.properties.get("priority"))
         message.ack()
-        return True
+        return Republished.SENT
 
     def send(self, run_id: str, message: dict, where: Dispatched, chain: Chain, **options) -> Any:
         """Send the message to the queue ``where`` names (or the caller's ``queue``);

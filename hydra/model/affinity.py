@@ -201,6 +201,8 @@ class Placement:
     worker: WorkerProfile | None
     reason: str | None = None
     candidates: list[WorkerProfile] = field(default_factory=list)
+    #: No worker because the job's namespace is at a limit (not because none is eligible).
+    over_quota: bool = False
 
 
 def place(req: Requirements, online: list[WorkerProfile], inflight: dict[str, int]) -> Placement:

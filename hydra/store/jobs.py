@@ -13,6 +13,7 @@ from datetime import datetime
 from hydra import clock, names
 from hydra.errors import Conflict
 from hydra.model.records import Job
+from hydra.model.spec import DEFAULT_NAMESPACE
 from hydra.model.status import RunStatus
 from hydra.store.base import Store
 from hydra.store.pages import page
@@ -51,6 +52,7 @@ class JobStore(Store[Job]):
             doc.update(status=RunStatus.QUEUED.value, undispatched=True)
         if doc.get("timeout") is None:
             doc.pop("timeout", None)
+        doc["namespace"] = doc.get("namespace") or DEFAULT_NAMESPACE
         self._collection.insert_one(doc)
         return Job.from_doc(doc)
 

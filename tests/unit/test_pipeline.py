@@ -9,7 +9,7 @@ from kombu.exceptions import OperationalError
 
 from hydra import clock, names
 from hydra.broker.due import DueIndex
-from hydra.dispatch.pipeline import build_message, summary
+from hydra.dispatch.pipeline import Republished, build_message, summary
 from hydra.errors import InvalidJob
 from hydra.model.priority import broker_level
 from hydra.model.records import Chain
@@ -140,12 +140,12 @@ def test_a_pending_message_is_placed_once_a_worker_can_take_it(memory):
     job = stored(memory)
     where = memory.pipeline.dispatch(job)
     message = Message(where.run_id, build_message(job, 1))
-    assert not memory.pipeline.republish(message, only_if_placeable=True)
+    assert memory.pipeline.republish(message, only_if_placeable=True) == Republished.WAITING
     assert message.requeued and len(memory.app.sent) == 1
 
     memory.worker("gpu1", tags={"gpu"})
     message = Message(where.run_id, message.payload[1])
-    assert memory.pipeline.republish(message, only_if_placeable=True)
+    assert memory.pipeline.republish(message, only_if_placeable=True) == Republished.SENT
     assert message.acked and memory.pipeline.runs.get(where.run_id).status == "queued"
     assert memory.app.sent[-1].options["priority"] == 3  # the level it was published with
 
@@ -155,7 +155,7 @@ def test_a_message_of_an_ended_or_claimed_attempt_is_dropped(memory):
     where = memory.pipeline.dispatch(stored(memory))
     memory.pipeline.runs.claim(where.run_id, message=memory.app.sent[0].kwargs, worker_id="gpu1@host")
     message = Message(where.run_id, memory.app.sent[0].kwargs)
-    assert not memory.pipeline.republish(message, only_if_placeable=False)
+    assert memory.pipeline.republish(message, only_if_placeable=False) == Republished.DROPPED
     assert message.acked and len(memory.app.sent) == 1
 
 
