@@ -219,3 +219,31 @@ def test_a_flood_in_one_namespace_does_not_starve_another(api, worker_factory):
     started_after = sum(r.started_at > calm_run.started_at for r in flood_runs)
     assert started_after >= 15, f"only {started_after} flood runs started after the other namespace's"
     assert RunStore().get(flooded[-1]).status == "succeeded"
+
+
+def test_the_stores_need_credentials_that_no_job_sees(api, stack):
+    import pymongo
+    import redis
+
+    anonymous = redis.Redis(host="127.0.0.1", port=stack.redis_port, socket_timeout=5)
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        anonymous.get("anything")
+    hydra = redis.Redis.from_url(stack.broker_url, socket_timeout=5)
+    assert hydra.info("server")["run_id"]  # what the controller needs
+    for dangerous in (
+        hydra.flushall,
+        lambda: hydra.config_get("*"),
+        lambda: hydra.execute_command("KEYS", "*"),
+    ):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            dangerous()
+    with pytest.raises(pymongo.errors.OperationFailure) as refused:
+        pymongo.MongoClient(
+            f"mongodb://127.0.0.1:{stack.mongo_port}/", serverSelectionTimeoutMS=5000
+        ).hydra.x.find_one()
+    assert refused.value.code == 13  # requires authentication
+    for name in ("redis-hydra.password", "redis-admin.password", "mongo-hydra.password", "redis.acl", "admin.token"):
+        assert (stack.root / name).stat().st_mode & 0o777 == 0o600, name
+    env = wait_run(submit(api, "env")["run_id"]).stdout
+    for secret in (stack.redis_password, stack.redis_admin_password, stack.mongo_password, stack.admin_token):
+        assert secret not in env
