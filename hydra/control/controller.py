@@ -378,6 +378,10 @@ class Controller:
         (a place frees as soon as a run ends), else every PENDING_SWEEP_EVERY seconds."""
         placed = 0
         blocked = False
+        # What still waits is put back only after the whole queue was looked at: kombu hands
+        # out the highest priority first, so a message put back at once would come straight
+        # back and hide every message behind it.
+        waiting = []
         with self.app.connection_for_write() as conn:
             pending = SimpleQueue(conn, names.PENDING_QUEUE, no_ack=False)
             try:
@@ -390,11 +394,21 @@ class Controller:
                         message = pending.get(block=False)
                     except SimpleQueue.Empty:
                         break
-                    result = self.pipeline.republish(message, only_if_placeable=True)
+                    try:
+                        result = self.pipeline.republish(message, only_if_placeable=True)
+                    except Exception:
+                        waiting.append(message)
+                        raise
+                    if result in (Republished.WAITING, Republished.OVER_QUOTA):
+                        waiting.append(message)
                     placed += result == Republished.SENT
                     blocked |= result == Republished.OVER_QUOTA
             finally:
-                pending.close()
+                try:
+                    for message in waiting:
+                        message.requeue()
+                finally:
+                    pending.close()
         self._quota_blocked = blocked
         return placed
 

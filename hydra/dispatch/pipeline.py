@@ -163,9 +163,10 @@ class Pipeline:
 
     def republish(self, message: Any, *, only_if_placeable: bool) -> Republished:
         """Send a message taken from a queue (``message`` is kombu's) through the router again,
-        and acknowledge it. Dropped when its attempt ended or was claimed meanwhile; with
-        ``only_if_placeable`` put back when still no worker can take it (or its namespace is
-        at a limit)."""
+        and acknowledge it. Dropped when its attempt ended or was claimed meanwhile. With
+        ``only_if_placeable``, a message no worker can take yet (or whose namespace is at a
+        limit) is left unacknowledged: the caller puts it back (``message.requeue()``) once
+        it has looked at the rest of the queue."""
         run_id = message.headers.get("id")
         if self.runs.end_of(run_id) is not None or self.runs.start_of(run_id) is not None:
             message.ack()  # ended (cancelled while it waited), or a copy of an attempt someone claimed
@@ -174,7 +175,6 @@ class Pipeline:
         kwargs = validate(kwargs)
         placement = self.router.choose(kwargs, run_id)
         if placement.worker is None and only_if_placeable:
-            message.requeue()
             return Republished.OVER_QUOTA if placement.over_quota else Republished.WAITING
         if placement.worker is None:  # back to waiting: it holds no place on a worker
             self.router.slots.released(kwargs["namespace"], run_id)

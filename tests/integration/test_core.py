@@ -175,6 +175,19 @@ def test_pending_job_is_placed_when_a_matching_worker_starts(api, stack, worker_
     assert run.status == "succeeded" and run.worker_id == spec.node and run.stdout == "placed\n"
 
 
+def test_a_waiting_job_of_higher_priority_does_not_hide_the_ones_behind_it(api, stack, worker_factory):
+    # kombu hands out the highest priority first: a message put back at once would come
+    # straight back, again and again, and the placeable one behind it would never be seen.
+    nobody = submit(api, "true", priority=100, affinity={"os": ["linux"], "tags": [unique("nobody").lower()]})
+    tag = unique("behind").lower()
+    behind = submit(api, "echo behind", priority=0, affinity={"os": ["linux"], "tags": [tag]})
+    assert nobody["status"] == behind["status"] == "pending"
+
+    worker_factory(WorkerSpec(unique("late"), f"os.linux,tag.{tag}", concurrency=1), online=False)
+    assert wait_run(behind["run_id"], timeout=40).status == "succeeded"
+    assert RunStore().get(nobody["run_id"]).status == "pending"
+
+
 def test_a_disallowed_users_job_never_runs(api, stack, worker_factory, tmp_path):
     tag = unique("private").lower()
     worker = worker_factory(

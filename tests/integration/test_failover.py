@@ -188,12 +188,20 @@ def _settled(chain: list[Run]) -> bool:
 
 
 def _exactly_one_success_each(job_ids: list[str], timeout: float = 90) -> None:
-    everything = wait_until(
-        lambda: (c := chains(job_ids)) and all(_settled(a) for a in c.values()) and c,
-        timeout,
-        interval=1.0,
-        message=f"{len(job_ids)} jobs to settle",
-    )
+    try:
+        everything = wait_until(
+            lambda: (c := chains(job_ids)) and all(_settled(a) for a in c.values()) and c,
+            timeout,
+            interval=1.0,
+            message=f"{len(job_ids)} jobs to settle",
+        )
+    except AssertionError:
+        unsettled = {
+            j: [(r.status, r.worker_id, r.queue, r.pending_reason) for r in c]
+            for j, c in chains(job_ids).items()
+            if not _settled(c)
+        }
+        raise AssertionError(f"{len(unsettled)} of {len(job_ids)} jobs did not settle: {unsettled}") from None
     for job_id, chain in everything.items():
         statuses = [r.status for r in chain]
         assert statuses.count("succeeded") == 1 and statuses[-1] == "succeeded", (job_id, statuses)

@@ -141,7 +141,7 @@ def test_a_pending_message_is_placed_once_a_worker_can_take_it(memory):
     where = memory.pipeline.dispatch(job)
     message = Message(where.run_id, build_message(job, 1))
     assert memory.pipeline.republish(message, only_if_placeable=True) == Republished.WAITING
-    assert message.requeued and len(memory.app.sent) == 1
+    assert not (message.acked or message.requeued) and len(memory.app.sent) == 1  # the caller puts it back
 
     memory.worker("gpu1", tags={"gpu"})
     message = Message(where.run_id, message.payload[1])
