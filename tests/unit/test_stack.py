@@ -393,3 +393,11 @@ def test_signal_default_is_sigterm():
 
     assert inspect.signature(Stack.stop).parameters["sig"].default == signal.SIGTERM
     assert inspect.signature(Stack.kill).parameters["sig"].default == signal.SIGKILL
+
+
+def test_make_up_prints_store_urls_without_their_passwords():
+    from hydrastack.__main__ import _masked
+
+    assert _masked("redis://hydra:s3cret@127.0.0.1:6379/0") == "redis://hydra:***@127.0.0.1:6379/0"
+    assert _masked("mongodb://hydra:a%40b@h:1/?authSource=hydra") == "mongodb://hydra:***@h:1/?authSource=hydra"
+    assert _masked("mongodb://127.0.0.1:27017/") == "mongodb://127.0.0.1:27017/"
