@@ -116,6 +116,12 @@ class JobSchema(Schema):
         return moment.isoformat() if moment else None
 
 
+class RefusalSchema(Schema):
+    at = fields.DateTime()
+    by = fields.String(metadata={"description": "The worker (or controller) that refused it."})
+    reason = fields.String()
+
+
 class RunSchema(Schema):
     id = fields.String()
     job_id = fields.String()
@@ -160,6 +166,16 @@ class RunSchema(Schema):
     finished_at = fields.DateTime(allow_none=True)
     duration = fields.Float(allow_none=True)
     ended_by = fields.String(allow_none=True)
+    refusals = fields.List(
+        fields.Nested(RefusalSchema),
+        metadata={
+            "description": "Deliveries of a message for this run that were refused and not run (unsigned, "
+            "tampered, replayed, undecodable), or published again because the message vanished."
+        },
+    )
+    revived = fields.Integer(
+        allow_none=True, metadata={"description": "Times it was published again because its message had vanished."}
+    )
 
 
 class WorkerSchema(Schema):

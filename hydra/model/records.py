@@ -188,6 +188,12 @@ class Run(Record):
     ended_by: str | None = None
     cancel_requested_at: datetime | None = None
     retried_by: str | None = None
+    #: The execution digest of the message its publisher sent (hydra.model.spec.execution_digest).
+    spec_digest: str | None = None
+    #: Deliveries of a message for this run that a worker or the controller refused: {at, by, reason}.
+    refusals: list[dict] = field(default_factory=list)
+    #: Times the controller published it again because its message had vanished from the broker.
+    revived: int = 0
 
     @property
     def run_status(self) -> RunStatus:

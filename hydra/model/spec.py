@@ -416,3 +416,33 @@ def message_kwargs(body: dict, *, job_id: str, attempt: int) -> dict:
     kwargs["job_id"] = job_id
     kwargs["attempt"] = attempt
     return kwargs
+
+
+#: The fields of a message that say what runs, and as whom: the worker's run must agree with
+#: the run record on these (``execution_digest``).
+EXECUTION_FIELDS = (
+    "job_id",
+    "user",
+    "namespace",
+    "executor",
+    "command",
+    "args",
+    "shell",
+    "env",
+    "cwd",
+    "http",
+    "timeout",
+)
+
+
+def execution_digest(message: dict) -> str:
+    """A digest of what a (validated) message runs: recorded with the run by the publisher and
+    compared by the worker, so a message that disagrees with its run record is refused."""
+    import hashlib
+    import json
+
+    subset = {key: message.get(key) for key in EXECUTION_FIELDS if message.get(key) is not None}
+    if subset.get("executor") == "shell":
+        subset.pop("executor")
+    text = json.dumps(subset, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]

@@ -139,12 +139,12 @@ def test_pending_job_is_placed_when_a_matching_worker_starts(api, stack, worker_
     assert run.status == "succeeded" and run.worker_id == spec.node and run.stdout == "placed\n"
 
 
-def test_a_disallowed_users_job_never_runs(api, stack, worker_factory, tmp_path):
+def test_a_disallowed_users_job_never_runs(api, stack, worker_factory, shared):
     tag = unique("private").lower()
     worker = worker_factory(
         WorkerSpec(unique("priv"), f"os.linux,tag.{tag}", concurrency=1, extra_args=["--allowed-users", "alice"])
     )
-    marker = tmp_path / "ran"
+    marker = shared / "ran"
     affinity = {"os": ["linux"], "tags": [tag]}
 
     allowed = submit(api, "echo ok", user="alice", affinity=affinity)

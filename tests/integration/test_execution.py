@@ -38,15 +38,15 @@ def test_job_env_is_added_to_a_scrubbed_base(api, stack):
     assert stack.broker_url not in run.stdout and stack.mongo_url not in run.stdout
 
 
-def test_cwd_and_args_without_a_shell(api, stack, tmp_path):
-    (tmp_path / "here.txt").write_text("found")
-    run = wait_run(submit(api, "cat here.txt; pwd", cwd=str(tmp_path))["run_id"])
-    assert run.stdout == f"found{tmp_path}\n"
+def test_cwd_and_args_without_a_shell(api, stack, shared):
+    (shared / "here.txt").write_text("found")
+    run = wait_run(submit(api, "cat here.txt; pwd", cwd=str(shared))["run_id"])
+    assert run.stdout == f"found{shared}\n"
 
     # no shell: nothing is expanded, quoted or split
     literal = wait_run(submit(api, "printf", shell=None, args=["%s|", "a b", "$HOME", "*", ";echo no"])["run_id"])
     assert literal.status == "succeeded" and literal.stdout == "a b|$HOME|*|;echo no|"
-    missing = wait_run(submit(api, "pwd", cwd=str(tmp_path / "absent"))["run_id"])
+    missing = wait_run(submit(api, "pwd", cwd=str(shared / "absent"))["run_id"])
     assert missing.status == "failed" and "cwd does not exist" in missing.error
 
 

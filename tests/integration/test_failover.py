@@ -109,11 +109,11 @@ def test_a_killed_workers_running_and_queued_runs_fail_over_within_10s(api, stac
     assert Registry().queued(names.worker_queue(victim.node)) == 0  # nothing left to run later
 
 
-def test_a_frozen_worker_cannot_overwrite_or_rerun_after_it_resumes(api, stack, worker_factory, tmp_path):
+def test_a_frozen_worker_cannot_overwrite_or_rerun_after_it_resumes(api, stack, worker_factory, shared):
     tag = unique("frz").lower()
     frozen = tagged_worker(worker_factory, tag)
     affinity = {"os": ["linux"], "tags": [tag]}
-    ledger = tmp_path / "ledger"
+    ledger = shared / "ledger"
     created = submit(api, ledger_command(ledger, 6), affinity=affinity)
     wait_until(lambda: read_ledger(ledger), 15, message="attempt 1 started")
     healthy = tagged_worker(worker_factory, tag)
@@ -304,10 +304,10 @@ def test_rolling_restart_loses_and_duplicates_nothing(api, stack, worker_factory
         assert [r.status for r in attempts(job_id)] == ["succeeded"]  # nothing lost, nothing redone
 
 
-def test_a_job_longer_than_the_visibility_timeout_starts_once(api, stack, worker_factory, tmp_path):
+def test_a_job_longer_than_the_visibility_timeout_starts_once(api, stack, worker_factory, shared):
     tag = unique("vis").lower()
     tagged_worker(worker_factory, tag, concurrency=2, env={"HYDRA_VISIBILITY_TIMEOUT": "2"})
-    ledger = tmp_path / "ledger"
+    ledger = shared / "ledger"
     created = submit(api, ledger_command(ledger, 8), affinity={"os": ["linux"], "tags": [tag]})
     run = wait_run(created["run_id"], timeout=40)
     assert run.status == "succeeded"

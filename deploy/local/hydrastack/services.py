@@ -219,6 +219,22 @@ class Stack(Supervisor):
         return path.read_text().strip()
 
     @property
+    def signing_key_path(self) -> Path:
+        """The key every process of the stack signs and verifies task messages with
+        (``hydra.dispatch.signing``): ``<root>/signing.key``, made once, mode 0600; the root
+        itself is made private (0700), so no job's OS user can read what the stack keeps."""
+        path = self.root / "signing.key"
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
+        if not path.exists():
+            import secrets
+
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32) + "\n")
+        return path
+
+    @property
     def mongo_backend(self) -> str:
         """'external' (HYDRA_MONGO_URL / mongo_url), 'mongod' (on PATH) or 'ferretdb'."""
         if self._external_mongo_url:
@@ -233,6 +249,7 @@ class Stack(Supervisor):
             "HYDRA_MONGO_URL": self.mongo_url,
             "HYDRA_MONGO_DB": self.mongo_db,
             "HYDRA_API_URL": self.api_url,
+            "HYDRA_SIGNING_KEY_FILE": str(self.signing_key_path),
         }
 
     # --- paths ---------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 A thin adapter over :func:`hydra.execution.process.execute`, which kills the whole process
 tree on timeout or cancel and caps the output; the environment is
 :func:`hydra.execution.command.job_environment` (the job's ``env`` on a scrubbed base: the
-worker's broker and database URLs never reach it).
+worker's broker and database URLs never reach it), and with the worker's ``ctx.confinement``
+the command runs as the job's OS user in its own directory, cgroup and sandbox
+(``hydra.execution.isolation``).
 """
 
 from __future__ import annotations
@@ -21,15 +23,20 @@ def run_shell(job: dict, ctx: Context) -> Outcome:
     except ValueError as exc:
         return Outcome(status="failed", error=str(exc))
     env = job_environment(job.get("env"))
+    cwd = job.get("cwd")
+    confinement = ctx.confinement
+    if confinement is not None:
+        argv, env, cwd = confinement.argv(argv), confinement.environment(env), confinement.cwd
     env.update(ctx.env)
     return execute(
         argv,
         env=env,
-        cwd=job.get("cwd"),
+        cwd=cwd,
         timeout=job.get("timeout") or ctx.default_timeout,
         output_limit=ctx.output_limit,
         on_output=ctx.on_output,
         cancel=ctx.cancel,
         kill_grace=ctx.kill_grace,
         on_start=ctx.on_start,
+        confinement=confinement,
     )
