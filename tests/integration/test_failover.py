@@ -238,11 +238,24 @@ def test_mongodb_down_for_10s_under_load_loses_no_run_record(api, stack):
 
 
 def test_a_poison_job_is_dead_lettered_and_others_keep_flowing(api, stack, worker_factory):
+    """A job whose pool process dies each time (as the OOM killer would do it: a job cannot
+    kill its pool process itself, it runs unprivileged in its own pid namespace). Its
+    daemon, detached with ``setsid env -i`` (no session, no HYDRA_RUN_ID), dies with each
+    attempt all the same: it is in the run's cgroup."""
     tag = unique("poison").lower()
     tagged_worker(worker_factory, tag, concurrency=2)
     marker = f"sleep 31{os.getpid() % 100}.7"
-    poison = submit(api, f"{marker} & kill -9 $PPID; wait", affinity={"os": ["linux"], "tags": [tag]})
+    poison = submit(api, f"(setsid env -i {marker} &); sleep 30", affinity={"os": ["linux"], "tags": [tag]})
     healthy = [submit(api, "echo fine", affinity={"os": ["linux"], "tags": [tag]})["job_id"] for _ in range(6)]
+    for attempt in (1, 2, 3):
+        run = wait_until(
+            lambda n=attempt: next((r for r in attempts(poison["job_id"]) if r.attempt == n), None),
+            30,
+            message=f"attempt {attempt}",
+        )
+        wait_run(run.id, statuses=["running"], timeout=30)
+        wait_until(lambda: _marked(marker), 10, message="the poison's daemon runs")
+        os.kill(RunStore().start_of(run.id).pid, signal.SIGKILL)  # its pool process dies
     chain = wait_until(
         lambda: (a := attempts(poison["job_id"])) and a[-1].status == "dead_letter" and a,
         60,
@@ -251,11 +264,11 @@ def test_a_poison_job_is_dead_lettered_and_others_keep_flowing(api, stack, worke
     assert [r.status for r in chain] == ["lost", "lost", "dead_letter"]
     assert chain[-1].outcome == "lost" and "lost 3 times" in chain[-1].decision
     _exactly_one_success_each(healthy)
-    wait_until(
-        lambda: not [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])],
-        10,
-        message="no orphan of the poison job",
-    )
+    wait_until(lambda: not _marked(marker), 10, message="no orphan of the poison job")
+
+
+def _marked(marker: str) -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
 
 
 def test_standby_controller_takes_over_and_fails_over_once(api, stack, worker_factory):
