@@ -6,9 +6,9 @@ lives in ``hydra``; this package only maps HTTP onto it.
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, g
 
-from api import docs, errors, health, jobs, metrics, output, runs, schedule, workers
+from api import docs, errors, health, jobs, metrics, output, runs, schedule, schemas, workers
 from hydra import logs
 from hydra.model.spec import StartTime
 
@@ -35,4 +35,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     for blueprint in (runs.dead_letter_blp, schedule.blp, output.blp, metrics.blp):
         api.register_blueprint(blueprint)
     docs.describe_fields(api)
+
+    @app.after_request
+    def say_what_was_skipped(response):
+        skipped = g.get("hydra_skipped")
+        if skipped:
+            response.headers[schemas.SKIPPED_HEADER] = f"{len(skipped)}: {', '.join(skipped[:20])}"
+        return response
+
     return app

@@ -12,9 +12,9 @@ import time
 from datetime import datetime, timedelta
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields, validate
 
+from api.parsing import Blueprint
 from hydra import clock
 from hydra.execution.live import STREAMS
 from hydra.model.records import Chunk, OutputEnd, Run
