@@ -92,4 +92,4 @@ def test_environment_chooses_format_and_level(capture, monkeypatch):
 def test_configure_twice_keeps_one_handler(capture):
     capture(fmt="json")
     capture(fmt="json")
-    assert sum(getattr(h, "_hydra", False) for h in logging.getLogger().handlers) == 1
+    assert sum(isinstance(h, logs._HydraHandler) for h in logging.getLogger().handlers) == 1
