@@ -64,7 +64,7 @@ class Settings:
     )
     # -- sweeps and serving ---------------------------------------------------------------------
     queued_bound: float = setting(300.0, "Seconds a queued run may wait before the controller looks for its message.")
-    max_followers: int = setting(4, "Output followers (GET /runs/<id>/output?wait=) one API process holds at once.")
+    max_followers: int = setting(2, "Output requests (GET /runs/<id>/output) one API process serves at once.")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
