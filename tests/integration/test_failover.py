@@ -157,8 +157,8 @@ def test_a_frozen_worker_cannot_overwrite_or_rerun_after_it_resumes(api, stack, 
 
     superseded = logged(stack, frozen.process_name, SUPERSEDED)
     run_command.apply_async(
-        kwargs={
-            "command": ledger_command(ledger, 0),
+        kwargs={  # the job as stored: a message for a stored job may not bring a command of its own
+            "command": ledger_command(ledger, 6),
             "user": "tester",
             "affinity": affinity,
             "job_id": created["job_id"],

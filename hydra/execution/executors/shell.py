@@ -10,6 +10,9 @@ the command runs as the job's OS user in its own directory, cgroup and sandbox
 
 from __future__ import annotations
 
+import os
+import shutil
+
 from hydra.execution.command import build_argv, job_environment
 from hydra.execution.executors.base import Context, register
 from hydra.execution.process import execute
@@ -26,6 +29,15 @@ def run_shell(job: dict, ctx: Context) -> Outcome:
     cwd = job.get("cwd")
     confinement = ctx.confinement
     if confinement is not None:
+        # The command starts behind the confinement's own programs (sh, bwrap, setpriv), so a
+        # program that is not there would only show as exit status 127: say so up front.
+        program = argv[0]
+        if os.sep in program:
+            found = os.path.exists(os.path.join(cwd or confinement.cwd, program))
+        else:
+            found = shutil.which(program, path=env.get("PATH")) is not None
+        if not found:
+            return Outcome(status="failed", error=f"command not found: {program}")
         argv, env, cwd = confinement.argv(argv), confinement.environment(env), confinement.cwd
     env.update(ctx.env)
     return execute(
