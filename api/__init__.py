@@ -10,11 +10,13 @@ from flask import Flask, g
 
 from api import docs, errors, health, jobs, metrics, output, runs, schedule, schemas, workers
 from hydra import logs
+from hydra.dispatch import signing
 from hydra.model.spec import StartTime
 
 
 def create_app(test_config: dict | None = None) -> Flask:
     logs.configure("api")
+    signing.keys()  # no API that cannot sign what it submits (SigningKeyMissing names the settings)
     app = Flask(__name__)
     app.config.update(
         API_TITLE="Hydra",

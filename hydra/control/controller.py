@@ -40,6 +40,7 @@ from hydra.broker.registry import Registry, WorkerRecord
 from hydra.broker.sent import SentIndex
 from hydra.control.failover import Failover
 from hydra.control.scheduler import Scheduler
+from hydra.dispatch import signing
 from hydra.dispatch.attempts import publish_delayed, publish_due
 from hydra.dispatch.pipeline import Pipeline
 from hydra.errors import StoreUnavailable, Unavailable
@@ -105,6 +106,7 @@ class Controller:
     # -- lifecycle --------------------------------------------------------------------
     def run(self) -> None:
         """Run until SIGTERM/SIGINT (or :meth:`stop`)."""
+        signing.keys()  # a controller re-publishes and signs: without a key it must not start
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
                 signal.signal(sig, lambda *_: self.stop())
