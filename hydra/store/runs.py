@@ -244,12 +244,13 @@ class RunStore(Store[Run]):
         existing = self.find(run_id)
         if existing is None or (end_it and self.end_of(run_id) is None):
             if existing is None:
+                # Not attached to the job it claims (a forged message must not change that job's
+                # status or runs), but in its namespace, so that the job's owners can read it.
                 job = self.jobs.find(claimed_job) if claimed_job else None
+                if claimed_job:
+                    note["reason"] = f"{note['reason']} (the message claims job {claimed_job[:64]!r})"
                 orphan = Run(
                     id=run_id,
-                    job_id=job.id if job else "",
-                    job_name=job.name if job else None,
-                    user=job.user if job else None,
                     namespace=job.namespace if job else DEFAULT_NAMESPACE,
                     status=RunStatus.QUEUED.value,
                     queued_at=now,

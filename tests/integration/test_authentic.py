@@ -119,6 +119,9 @@ def test_a_tampered_message_is_refused_and_a_replayed_one_runs_nothing(api, stac
     get_redis().lpush(names.worker_queue(CPU.node), evil)
     forged = _run_via_api(api, forged_id)
     assert forged["status"] == "failed" and "tampered" in forged["error"] and forged["started_at"] is None
+    assert forged["job_id"] == "" and created["job_id"] in forged["refusals"][0]["reason"]  # named, not attached
+    job = api.get(f"/jobs/{created['job_id']}").json
+    assert job["last_run_id"] == created["run_id"] and job["status"] == "pending"  # the job is untouched
 
     # Tampered in place: same id, other command -> refused, and the real run is not ended by it.
     get_redis().lpush(names.worker_queue(CPU.node), _rewrite(original, command=f"echo evil >> {ledger}"))
