@@ -29,7 +29,7 @@ import time
 import click
 from celery import bootsteps
 from celery.exceptions import Ignore
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_shutdown
 from celery.worker.control import inspect_command
 
 from hydra import clock, names
@@ -137,6 +137,13 @@ class HydraProfile(bootsteps.Step):
                 "isolation": POLICY.describe(),
             },
         )
+
+
+@worker_shutdown.connect
+def _release(**_):
+    # Its cgroup and work directories (empty by now) go with it.
+    if POLICY is not None and PROFILE is not None:
+        isolation.release_worker(POLICY, PROFILE.id)
 
 
 @worker_process_init.connect

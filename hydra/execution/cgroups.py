@@ -109,6 +109,10 @@ class Kind:
     def run(self, worker_id: str, run_id: str) -> RunCgroup:
         return RunCgroup(self, f"{BASE}/{_safe(worker_id)}/{_safe(run_id)}")
 
+    def worker_dirs(self, worker_id: str) -> list[Path]:
+        """The directories holding a worker's run cgroups (one per controller for v1)."""
+        return self.dirs(f"{BASE}/{_safe(worker_id)}")
+
     def runs_of(self, worker_id: str) -> list[RunCgroup]:
         """The run cgroups of a worker that exist now."""
         parent = self.dirs(f"{BASE}/{_safe(worker_id)}")[0]

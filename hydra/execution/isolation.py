@@ -374,3 +374,17 @@ def end_worker_leftovers(policy: Policy, worker_id: str) -> int:
             group.remove()
     shutil.rmtree(policy.work_root / _safe(worker_id), ignore_errors=True)
     return ended
+
+
+def release_worker(policy: Policy, worker_id: str) -> None:
+    """At a worker's warm shutdown: remove its (empty) cgroup and work directories."""
+    if policy.cgroup is not None:
+        for path in policy.cgroup.worker_dirs(worker_id):
+            try:
+                path.rmdir()
+            except OSError:  # a run's cgroup is still there (it is ended at the next start)
+                pass
+    try:
+        (policy.work_root / _safe(worker_id)).rmdir()
+    except OSError:
+        pass

@@ -160,4 +160,6 @@ def test_a_run_cgroup_kills_a_daemon_that_escaped_everything_else(mode):
         assert not daemons()
     finally:
         group.remove()
+        for path in kind.worker_dirs("unit-test@host"):
+            path.rmdir()
     assert not any(path.exists() for path in group.dirs)
