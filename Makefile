@@ -38,8 +38,10 @@ lint: install
 test: lint
 	$(PY) -m pytest -q
 
+# bench/run.py: throughput, latency, failover; bench/follow.py: /health with 64 output followers.
 bench: install
 	$(PY) bench/run.py
+	$(PY) bench/follow.py
 
 clean: down
 	rm -rf $(ROOT)
