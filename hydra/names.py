@@ -15,6 +15,9 @@ express "linux AND gpu AND user allowed".
 
 from __future__ import annotations
 
+import hashlib
+from urllib.parse import urlsplit
+
 #: Hydra's version (the package's, and what its webhook calls say in User-Agent).
 VERSION = "0.1.0"
 
@@ -77,6 +80,16 @@ METRIC_RUN_DURATION = REDIS_PREFIX + "metrics:run_duration"
 def worker_queue(worker_id: str) -> str:
     """The per-worker queue of the worker whose Celery nodename is ``worker_id``."""
     return WORKER_QUEUE_PREFIX + worker_id
+
+
+def worker_slot(worker_id: str, broker_url: str) -> str:
+    """The name of a worker's host-local resources (pid files, run cgroups, work directories,
+    its commands' ``HYDRA_WORKER_SLOT``): its id and a digest of the broker it serves, without
+    credentials. Two deployments on one host may both have a worker ``cpu1@host`` (a test stack
+    beside a developer's); the leftovers one kills at its start must never be the other's."""
+    parts = urlsplit(broker_url)
+    where = f"{parts.scheme}://{parts.hostname or ''}:{parts.port or ''}{parts.path}"
+    return f"{worker_id}.{hashlib.sha256(where.encode()).hexdigest()[:10]}"
 
 
 def stop_key(run_id: str) -> str:

@@ -90,9 +90,9 @@ class HydraBackend(BaseBackend):
             self._release(by)  # admit() recorded the refusal itself (RunStore.refuse); nothing follows it
             return result
         if outcome.status == RunStatus.LOST.value and by:  # its pool process died: no orphan may live on
-            end_orphaned_command(task_id, by)
+            end_orphaned_command(task_id, worker.slot(by))
             try:
-                end_run(worker.get_policy(), by, task_id)  # its cgroup: every process, wherever it went
+                end_run(worker.get_policy(), worker.slot(by), task_id)  # its cgroup: every process, wherever it went
             except Exception:
                 log.exception("could not end the cgroup of run %s", task_id)
         job, attempt = self._job_and_attempt(task_id, request)

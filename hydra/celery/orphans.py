@@ -79,8 +79,10 @@ def _is_command_session(pid: int, pidfile: Path) -> bool:
 
 def end_leftovers(worker_id: str) -> int:
     """At start-up: end commands that a previous process of this worker left running when it
-    was killed (the controller has failed those runs over; they must not run twice)."""
-    ended = end_processes_with_env("HYDRA_WORKER", worker_id)
+    was killed (the controller has failed those runs over; they must not run twice).
+    ``worker_id`` is the worker's slot (``hydra.names.worker_slot``): the commands of a
+    same-named worker of another deployment on this host are not its own."""
+    ended = end_processes_with_env("HYDRA_WORKER_SLOT", worker_id)
     directory = runtime_dir(worker_id)
     for stale in directory.glob("*.pid"):
         stale.unlink(missing_ok=True)

@@ -48,13 +48,15 @@ class CommandTask(Task):
         worker.admit(task_id, kwargs, self.request)
 
 
-def run_environment(run_id: str, kwargs: dict, worker_id: str) -> dict[str, str]:
-    """Variables telling a command which run it is (set last: a job's env cannot fake them)."""
+def run_environment(run_id: str, kwargs: dict, worker_id: str, slot: str) -> dict[str, str]:
+    """Variables telling a command which run it is (set last: a job's env cannot fake them).
+    ``HYDRA_WORKER_SLOT`` is how a restarted worker finds what its previous process left running."""
     return {
         "HYDRA_RUN_ID": run_id,
         "HYDRA_JOB_ID": str(kwargs.get("job_id") or ""),
         "HYDRA_ATTEMPT": str(kwargs.get("attempt") or 1),
         "HYDRA_WORKER": worker_id,
+        "HYDRA_WORKER_SLOT": slot,
     }
 
 
@@ -68,6 +70,7 @@ def run_command(self, **kwargs):
     assert profile is not None  # admit() refused the message otherwise
     settings = get_settings()
     run_id = self.request.id
+    slot = worker.slot(profile.id)
     kwargs = load_message(kwargs)  # as admit() validated it
     log.info(
         "run started",
@@ -79,11 +82,11 @@ def run_command(self, **kwargs):
     shell = (kwargs.get("executor") or "shell") == "shell"
     with (
         AttemptWatch(run_id) as watch,
-        orphans.command_pidfile(run_id, profile.id) as note_pid,
+        orphans.command_pidfile(run_id, slot) as note_pid,
         ChunkWriter(run_id, limit=settings.output_limit, insert=OutputStore().insert, skip_if_unflushed=True) as live,
         isolation.Confinement(
             worker.get_policy(),
-            worker_id=profile.id,
+            worker_id=slot,
             run_id=run_id,
             hydra_user=kwargs.get("user"),
             cwd=kwargs.get("cwd"),
@@ -98,7 +101,7 @@ def run_command(self, **kwargs):
                 output_limit=settings.output_limit,
                 default_timeout=settings.default_timeout,
                 cancel=watch.cancel,
-                env=run_environment(run_id, kwargs, profile.id),
+                env=run_environment(run_id, kwargs, profile.id, slot),
                 on_start=note_pid,
                 on_output=live.write,
                 confinement=confinement,

@@ -70,6 +70,11 @@ def get_policy() -> isolation.Policy:
     return POLICY
 
 
+def slot(worker_id: str) -> str:
+    """The name of ``worker_id``'s resources on this host (``hydra.names.worker_slot``)."""
+    return names.worker_slot(worker_id, get_settings().broker_url)
+
+
 def get_egress() -> EgressPolicy:
     global EGRESS
     if EGRESS is None:
@@ -137,8 +142,8 @@ class HydraProfile(bootsteps.Step):
             raise SystemExit(f"hydra: {exc}") from None
         worker.app.amqp.queues.select_add(profile.queue)
         PROFILE, INCARNATION = profile, secrets.token_hex(8)
-        orphans.end_leftovers(profile.id)
-        isolation.end_worker_leftovers(POLICY, profile.id)
+        orphans.end_leftovers(slot(profile.id))
+        isolation.end_worker_leftovers(POLICY, slot(profile.id))
         log.info(
             "hydra worker profile",
             extra={
@@ -154,7 +159,7 @@ class HydraProfile(bootsteps.Step):
 def _release(**_):
     # Its cgroup and work directories (empty by now) go with it.
     if POLICY is not None and PROFILE is not None:
-        isolation.release_worker(POLICY, PROFILE.id)
+        isolation.release_worker(POLICY, slot(PROFILE.id))
 
 
 @worker_process_init.connect

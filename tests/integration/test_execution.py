@@ -28,7 +28,7 @@ def test_job_env_is_added_to_a_scrubbed_base(api, stack):
     assert env["GREETING"] == "hi there" and env["PATH_EXTRA"] == "/opt/x"
     assert "PATH" in env
     # A run learns who it is (HYDRA_RUN_ID, ...), never the worker's own settings or secrets.
-    run_vars = {"HYDRA_RUN_ID", "HYDRA_JOB_ID", "HYDRA_ATTEMPT", "HYDRA_WORKER"}
+    run_vars = {"HYDRA_RUN_ID", "HYDRA_JOB_ID", "HYDRA_ATTEMPT", "HYDRA_WORKER", "HYDRA_WORKER_SLOT"}
     assert run_vars <= set(env) and env["HYDRA_RUN_ID"] == run.id
     leaked = [
         name
