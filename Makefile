@@ -6,7 +6,7 @@ STACK := PYTHONPATH=deploy/local $(PY) -m hydrastack
 ROOT  := .hydra
 LINES ?= 50
 
-.PHONY: install up down status logs lint test bench clean
+.PHONY: install up down status logs lint test bench load proto clean
 
 install:
 	@bash deploy/local/install.sh
@@ -40,6 +40,16 @@ test: lint
 
 bench: install
 	$(PY) bench/run.py
+
+# Locust, headless, against the API `make up` started (LOAD_USERS clients for LOAD_TIME).
+LOAD_USERS ?= 16
+LOAD_TIME  ?= 60s
+load: install
+	$(PY) load/run.py --users $(LOAD_USERS) --time $(LOAD_TIME)
+
+# The gRPC code in hydra/v1 from proto/hydra/v1/hydra.proto (grpcio-tools); commit the result.
+proto: install
+	$(PY) proto/generate.py
 
 clean: down
 	rm -rf $(ROOT)

@@ -4,40 +4,17 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate
 
-from hydra.model import cursor
+from hydra.model.idempotency import IdempotencyKey
+from hydra.model.queries import (  # noqa: F401 - the query arguments, shared with gRPC
+    STATUS_WORDS,
+    CursorField,
+    DeadLetterArgs,
+    JobListArgs,
+    RunListArgs,
+    StatusField,
+)
+from hydra.model.redaction import REDACTED, redacted
 from hydra.model.spec import NAME_RE, AffinitySchema, BackoffSchema, HttpSchema, JobSpecSchema
-from hydra.model.status import FILTER_WORDS, parse_status
-
-STATUS_WORDS = list(FILTER_WORDS)
-
-
-class StatusField(fields.String):
-    """A run status; ``completed`` is accepted for ``succeeded``."""
-
-    def __init__(self, **kwargs):
-        # Documented as an enum, so clients (and schemathesis) know the accepted words.
-        kwargs["metadata"] = {"enum": STATUS_WORDS, **kwargs.get("metadata", {})}
-        super().__init__(**kwargs)
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        word = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            return parse_status(word)
-        except ValueError:
-            raise ValidationError(f"unknown status {word!r}; use one of {', '.join(STATUS_WORDS)}") from None
-
-
-class CursorField(fields.String):
-    """An opaque page cursor (from the ``X-Next-Cursor`` header of the previous page)."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        token = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            cursor.decode(token)
-        except cursor.BadCursor as exc:
-            raise ValidationError(str(exc)) from None
-        return token
-
 
 #: How a listing says where its next page starts (documented on each listing).
 NEXT_CURSOR_HEADER = {
@@ -47,18 +24,31 @@ NEXT_CURSOR_HEADER = {
     }
 }
 
+#: The header that marks an answer to a repeated request (same Idempotency-Key and body).
+REPLAYED = "Idempotent-Replayed"
+REPLAYED_HEADER = {
+    REPLAYED: {
+        "description": "`true` when this answers an earlier request with the same `Idempotency-Key`: "
+        "no job was made now.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
 
-#: What an answer shows for the value of an environment variable: values are write-only.
-REDACTED = "<redacted>"
+
+class IdempotencyHeaders(Schema):
+    """The optional ``Idempotency-Key`` of a submission (``hydra.model.idempotency``)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    key = IdempotencyKey(data_key="Idempotency-Key")
 
 
 class RedactedValues(fields.Dict):
     """A job's ``env``: the variables' names, each value shown as :data:`REDACTED`."""
 
     def _serialize(self, value, attr, obj, **kwargs):
-        if value is None:
-            return None
-        return {str(name): REDACTED for name in value}
+        return redacted(value)
 
 
 class JobCreatedSchema(Schema):
@@ -201,33 +191,6 @@ class WorkerSchema(Schema):
     pid = fields.Integer(allow_none=True)
     processed = fields.Integer(allow_none=True)
     first_seen = fields.DateTime(allow_none=True)
-
-
-class JobListArgs(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    status = StatusField(load_default=None)
-    status_filter = StatusField(load_default=None, metadata={"description": "Another name for status."})
-    user = fields.String(load_default=None)
-    namespace = fields.String(load_default=None)
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, 1000))
-    cursor = CursorField(load_default=None)
-
-
-class RunListArgs(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
-    cursor = CursorField(load_default=None)
-
-
-class DeadLetterArgs(RunListArgs):
-    job_id = fields.String(load_default=None)
-    include_retried = fields.Boolean(
-        load_default=False, metadata={"description": "Also list dead letters that were retried already."}
-    )
 
 
 class JobPatchSchema(JobSpecSchema):

@@ -55,6 +55,10 @@ class Settings:
     default_max_queued: int | None = setting(
         None, "A namespace's runs waiting on workers at most, unless it sets its own."
     )
+    grpc_bind: str = setting("127.0.0.1:50051", "Where the gRPC server listens (host:port; loopback by default).")
+    grpc_threads: int = setting(16, "Calls the gRPC server serves at once (a WatchRun holds one while it streams).")
+    grpc_tls_cert: str | None = setting(None, "PEM certificate chain: the gRPC server then speaks TLS only.")
+    grpc_tls_key: str | None = setting(None, "PEM private key of that certificate.")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
