@@ -38,8 +38,10 @@ lint: install
 test: lint
 	$(PY) -m pytest -q
 
+# bench/run.py: throughput, latency, failover; bench/follow.py: /health with 64 output followers.
 bench: install
 	$(PY) bench/run.py
+	$(PY) bench/follow.py
 
 # Locust, headless, against the API `make up` started (LOAD_USERS clients for LOAD_TIME).
 LOAD_USERS ?= 16

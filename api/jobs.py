@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import caller
+from api.parsing import Blueprint
 from api.schemas import (
     NEXT_CURSOR_HEADER,
     REPLAYED,
@@ -73,7 +73,8 @@ class Jobs(MethodView):
         """List jobs, newest first (filter by status of their latest run, and by user).
 
         Deleted jobs are left out. When more jobs match than `limit`, the `X-Next-Cursor`
-        header holds the `cursor` of the next page.
+        header holds the `cursor` of the next page. A stored job this version cannot render
+        is left out too, flagged and logged; `X-Skipped-Records` then says how many and which.
         """
         jobs, cursor = Reader(caller()).jobs_page(
             status=args["status"] or args["status_filter"],
@@ -89,6 +90,7 @@ class Jobs(MethodView):
 class Job(MethodView):
     @blp.response(200, JobSchema)
     @blp.alt_response(404, description="No job with that id.")
+    @blp.alt_response(409, description="The stored job cannot be rendered by this version (it is flagged).")
     def get(self, job_id):
         """Get a job's definition and the status of its latest run (a deleted job shows `deleted_at`)."""
         return Reader(caller()).job(job_id)

@@ -5,15 +5,22 @@ and asks again with ``after=<next>``; with ``wait=<seconds>`` the request is hel
 output arrives or the run ends (at most ``hydra.model.queries.MAX_WAIT`` seconds, so one follower never
 holds one of the API's threads for long). ``ended: true`` means no more output will come.
 The reading itself is ``hydra.control.output`` (gRPC's WatchRun streams the same pages).
+
+Followers cannot starve the API: one API process serves at most ``HYDRA_MAX_FOLLOWERS``
+output requests at once (default 2; gunicorn runs 2 processes of 4 threads). A request
+beyond that is answered at once - the run's status, no chunks, ``ended: false`` and
+``retry_after`` (1-2 s) - which the client and the CLI honour before asking again; so
+followers take turns and the other threads stay free for every other request
+(``bench/follow.py`` measures ``/health`` with 64 followers).
 """
 
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from api.auth import caller
+from api.parsing import Blueprint
 from hydra.control.access import Reader
 from hydra.control.output import read_output
 from hydra.model.queries import OutputArgs
@@ -45,6 +52,13 @@ class OutputSchema(Schema):
     )
     stderr_bytes = fields.Integer(
         allow_none=True, metadata={"description": "Bytes the command wrote to stderr (once the output is complete)."}
+    )
+    retry_after = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "Set when the server already serves as many output requests as it allows "
+            "(HYDRA_MAX_FOLLOWERS per API process): no chunks were read; ask again after this many seconds."
+        },
     )
 
 

@@ -4,10 +4,10 @@ used up their retries (the dead-letter queue)."""
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import caller
 from api.jobs import created, paged
+from api.parsing import Blueprint
 from api.schemas import NEXT_CURSOR_HEADER, DeadLetterArgs, JobCreatedSchema, RunSchema
 from hydra.control import verbs
 from hydra.control.access import Reader

@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import caller
+from api.parsing import Blueprint
 from api.schemas import ScheduleSchema, TaskSchema
 from hydra import clock
 from hydra.control import verbs

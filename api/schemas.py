@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
+from flask import g, has_request_context
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate
 
+from hydra.errors import Conflict
 from hydra.model.idempotency import IdempotencyKey
 from hydra.model.queries import (  # noqa: F401 - the query arguments, shared with gRPC
     STATUS_WORDS,
@@ -13,8 +17,68 @@ from hydra.model.queries import (  # noqa: F401 - the query arguments, shared wi
     RunListArgs,
     StatusField,
 )
+from hydra.model.records import Job, Run
 from hydra.model.redaction import REDACTED, redacted
 from hydra.model.spec import NAME_RE, AffinitySchema, BackoffSchema, HttpSchema, JobSpecSchema
+
+log = logging.getLogger(__name__)
+#: The response header that says how many stored records a listing skipped (and which).
+SKIPPED_HEADER = "X-Skipped-Records"
+
+
+class Unrenderable(Conflict):
+    """A stored record this version cannot render (flagged for an operator)."""
+
+
+class Tolerant:
+    """A schema mixin: a stored record that cannot be rendered never breaks a listing. In a
+    list it is skipped, flagged in the store (``unrenderable``: the reason) and logged, and
+    the answer says so in the ``X-Skipped-Records`` header; alone it is a 409."""
+
+    def _serialize(self, obj, *, many=False):
+        if many and obj is not None:
+            rendered = []
+            for item in obj:
+                try:
+                    rendered.append(super()._serialize(item, many=False))
+                except Exception as exc:  # noqa: BLE001 - whatever a stored record holds
+                    _skip(item, exc)
+            return rendered
+        try:
+            return super()._serialize(obj, many=False)
+        except Exception as exc:  # noqa: BLE001
+            _flag(obj, exc)
+            raise Unrenderable(
+                f"{type(obj).__name__.lower()} {getattr(obj, 'id', '?')!r} is stored in a form this version cannot "
+                f"render ({exc.__class__.__name__}); it is flagged for an operator"
+            ) from None
+
+
+def _flag(item, exc: Exception) -> None:
+    from hydra.errors import Unavailable
+    from hydra.store.jobs import JobStore
+    from hydra.store.runs import RunStore
+
+    reason = f"{exc.__class__.__name__}: {exc}"[:500]
+    ident = getattr(item, "id", None)
+    log.warning(
+        "stored record cannot be rendered: %s",
+        reason,
+        extra={"event": "record.unrenderable", "job_id" if isinstance(item, Job) else "run_id": ident},
+    )
+    store = JobStore() if isinstance(item, Job) else RunStore() if isinstance(item, Run) else None
+    if store is not None and ident is not None and getattr(item, "unrenderable", None) != reason:
+        try:
+            store.flag_unrenderable(ident, reason)
+        except Unavailable:
+            pass
+
+
+def _skip(item, exc: Exception) -> None:
+    _flag(item, exc)
+    if has_request_context():
+        g.setdefault("hydra_skipped", []).append(str(getattr(item, "id", "?")))
+
 
 #: How a listing says where its next page starts (documented on each listing).
 NEXT_CURSOR_HEADER = {
@@ -70,7 +134,7 @@ class JobCreatedSchema(Schema):
     )
 
 
-class JobSchema(Schema):
+class JobSchema(Tolerant, Schema):
     id = fields.String()
     name = fields.String()
     user = fields.String()
@@ -125,7 +189,13 @@ class JobSchema(Schema):
         return moment.isoformat() if moment else None
 
 
-class RunSchema(Schema):
+class RefusalSchema(Schema):
+    at = fields.DateTime(metadata={"description": "When it was refused."})
+    by = fields.String(metadata={"description": "The worker (or controller) that refused it."})
+    reason = fields.String(metadata={"description": "Why (unsigned, tampered, replayed, undecodable, vanished)."})
+
+
+class RunSchema(Tolerant, Schema):
     id = fields.String()
     job_id = fields.String()
     job_name = fields.String(allow_none=True)
@@ -169,6 +239,16 @@ class RunSchema(Schema):
     finished_at = fields.DateTime(allow_none=True)
     duration = fields.Float(allow_none=True)
     ended_by = fields.String(allow_none=True)
+    refusals = fields.List(
+        fields.Nested(RefusalSchema),
+        metadata={
+            "description": "Deliveries of a message for this run that were refused and not run (unsigned, "
+            "tampered, replayed, undecodable), or published again because the message vanished."
+        },
+    )
+    revived = fields.Integer(
+        allow_none=True, metadata={"description": "Times it was published again because its message had vanished."}
+    )
 
 
 class WorkerSchema(Schema):

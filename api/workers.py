@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import caller
+from api.parsing import Blueprint
 from api.schemas import WorkerSchema
 from hydra.control.access import Reader
 

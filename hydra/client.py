@@ -274,6 +274,8 @@ class OutputPage:
     ended: bool
     stdout_bytes: int | None = None
     stderr_bytes: int | None = None
+    #: The server had no room to hold this request: ask again after this many seconds.
+    retry_after: float | None = None
 
     @classmethod
     def from_json(cls, data: dict) -> OutputPage:
@@ -285,6 +287,7 @@ class OutputPage:
             ended=data["ended"],
             stdout_bytes=data.get("stdout_bytes"),
             stderr_bytes=data.get("stderr_bytes"),
+            retry_after=data.get("retry_after"),
         )
 
 
@@ -489,6 +492,8 @@ class Client:
                 return
             if deadline is not None and time.monotonic() >= deadline and not page.chunks:
                 raise WaitTimeout(f"run {run_id} still {status} after {timeout:g}s")
+            if page.retry_after and not page.chunks:  # the server holds enough followers already
+                time.sleep(page.retry_after if deadline is None else min(page.retry_after, left))
 
     def wait(self, run_id: str, timeout: float | None = None, *, poll: float = 0.5) -> Run:
         """The run once it has ended. Raises WaitTimeout after ``timeout`` seconds."""

@@ -60,6 +60,11 @@ BROKER_EPOCH_KEY = REDIS_PREFIX + "broker:epoch"
 QUOTA_NAMESPACES_KEY = REDIS_PREFIX + "ns:placed"
 #: sorted set: run id -> epoch seconds before which the (delayed) run must not start.
 DUE_KEY = REDIS_PREFIX + "due"
+#: sorted set: run id -> epoch seconds its message was sent; removed when a worker claims it
+#: (what the controller checks for messages that vanished, see hydra.broker.sent).
+SENT_KEY = REDIS_PREFIX + "sent"
+#: kombu's Redis transport: the hash of messages delivered to a consumer and not acknowledged.
+KOMBU_UNACKED_KEY = "unacked"
 #: string with TTL: the token of the scheduler that holds the leader lock.
 SCHEDULER_LEADER_KEY = REDIS_PREFIX + "scheduler:leader"
 #: counter, and sorted set job id -> counter value: which jobs' schedules changed, in order.

@@ -16,7 +16,9 @@ The leader, on every tick (``HYDRA_CONTROLLER_TICK``):
   (``hydra.control.failover``);
 * re-publishes what Redis may have lost after a restart or flush (``Failover.reconcile``);
 * places waiting jobs: ``hydra.pending`` messages as soon as an eligible worker is online,
-  delayed runs when due, and runs accepted while the broker was unreachable.
+  delayed runs when due, and runs accepted while the broker was unreachable;
+* publishes again (or dead-letters) runs whose message vanished from the broker
+  (``revive_vanished``).
 """
 
 from __future__ import annotations
@@ -35,12 +37,15 @@ from kombu.simple import SimpleQueue
 from hydra import clock, names
 from hydra.broker.lease import LeaderLease
 from hydra.broker.registry import Registry, WorkerRecord
+from hydra.broker.sent import SentIndex
 from hydra.control.failover import Failover
 from hydra.control.scheduler import Scheduler
+from hydra.dispatch import signing
 from hydra.dispatch.attempts import publish_delayed, publish_due
 from hydra.dispatch.pipeline import Pipeline, Republished
 from hydra.errors import StoreUnavailable, Unavailable
 from hydra.model.affinity import WorkerProfile
+from hydra.model.outcome import Outcome
 from hydra.model.status import RunStatus
 from hydra.settings import Settings, get_settings
 from hydra.store.workers import WorkerStore, WorkerView
@@ -53,6 +58,10 @@ PENDING_SWEEP_EVERY = 5.0
 UNPUBLISHED_SWEEP_EVERY = 15.0
 #: Age of an accepted job whose first run was never recorded before the controller dispatches it.
 UNDISPATCHED_GRACE = timedelta(seconds=30)
+#: Seconds between looks for runs whose message vanished (see revive_vanished).
+VANISHED_SWEEP_EVERY = 5.0
+#: Times a run whose message vanished is published again before it is dead-lettered instead.
+MAX_REVIVALS = 3
 #: Heartbeats in a row with nothing running and nothing queued before a worker's load is reset.
 IDLE_BEATS_TO_RESET = 2
 
@@ -86,6 +95,8 @@ class Controller:
         self._last_pending_sweep = 0.0
         self._quota_blocked = False
         self._last_unpublished_sweep = 0.0
+        self._last_vanished_sweep = 0.0
+        self.sent = SentIndex()
         self._receiver = None
         self.scheduler = Scheduler(self.pipeline, stop=self._stop)  # cron; leads when it holds its lease
 
@@ -96,6 +107,7 @@ class Controller:
     # -- lifecycle --------------------------------------------------------------------
     def run(self) -> None:
         """Run until SIGTERM/SIGINT (or :meth:`stop`)."""
+        signing.keys()  # a controller re-publishes and signs: without a key it must not start
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
                 signal.signal(sig, lambda *_: self.stop())
@@ -267,6 +279,9 @@ class Controller:
             self._last_unpublished_sweep = now
             self.publish_unpublished()
             self.correct_quotas()
+        if now - self._last_vanished_sweep >= VANISHED_SWEEP_EVERY:
+            self._last_vanished_sweep = now
+            self.revive_vanished()
         self.registry.count_tick()
 
     def became_leader(self) -> None:
@@ -457,6 +472,45 @@ class Controller:
         if freed:
             self._changed.set()  # what waited for those places may go now
         return freed
+
+    def revive_vanished(self, *, limit: int = 200) -> int:
+        """Runs sent more than ``HYDRA_QUEUED_BOUND`` seconds ago that no worker claimed
+        (``hydra.broker.sent``): when the message is no longer in its queue nor delivered to
+        a worker, the run is published again (from its stored job), at most
+        :data:`MAX_REVIVALS` times, then dead-lettered with the reason - every accepted run
+        ends recorded. Returns how many were published again or ended."""
+        cutoff = clock.epoch() - self.settings.queued_bound
+        acted = 0
+        for run_id in self.sent.older_than(cutoff, limit):
+            run = self.runs.find(run_id)
+            waiting = run is not None and run.status in (RunStatus.QUEUED.value, RunStatus.PENDING.value)
+            if not waiting or run is None or self.runs.start_of(run_id) or self.runs.end_of(run_id):
+                self.sent.remove(run_id)  # claimed, ended, or never recorded: nothing to watch
+                continue
+            if run.queue and self.sent.holds(run.queue, run_id):
+                self.sent.add(run_id, clock.epoch())  # still waiting its turn: look again later
+                continue
+            self.sent.remove(run_id)
+            acted += 1
+            job = self.jobs.find(run.job_id)
+            reason = f"its message vanished from {run.queue or 'the broker'} (not in the queue, not delivered)"
+            if job is None or job.deleted_at or run.revived >= MAX_REVIVALS:
+                why = "the job was deleted" if job is None or job.deleted_at else f"{reason}, {run.revived + 1} times"
+                self.runs.finish(
+                    run_id,
+                    Outcome(status=RunStatus.DEAD_LETTER.value, error=why, finished_at=clock.utcnow()),
+                    status=RunStatus.DEAD_LETTER,
+                    decision=why,
+                    by=self.name,
+                )
+                log.warning("run ended: %s", why, extra={"event": "run.vanished", "run_id": run_id, "reason": why})
+                continue
+            self.runs.note_revived(run_id, f"{reason}; published again")
+            self.pipeline.dispatch(job, attempt=run.attempt, chain=run.chain, run_id=run_id)
+            log.warning(
+                "run published again: %s", reason, extra={"event": "run.revived", "run_id": run_id, "reason": reason}
+            )
+        return acted
 
     # -- bookkeeping -----------------------------------------------------------------------
     def _publish(self, record: WorkerRecord) -> None:

@@ -5,18 +5,28 @@ A page holds the chunks after ``after`` (``-1``: from the start), the run's stat
 (pass it as ``after`` to get what follows) and ``ended`` (the run has ended and every chunk
 was returned). With ``wait`` the read is held until new output arrives or the run ends (at
 most :data:`MAX_WAIT` seconds, so one follower never holds a server thread for long).
+
+:func:`read_output` (REST) is gated: one process serves at most ``HYDRA_MAX_FOLLOWERS``
+reads at once, and a read beyond that is answered at once - the run's status, no chunks,
+``ended: false`` and ``retry_after`` (1-2 s) - so followers take turns and an API's other
+requests keep their threads. :func:`read_page` is the read itself; gRPC's WatchRun calls
+it directly, since each stream holds one of the gRPC server's own threads
+(``HYDRA_GRPC_THREADS``) for as long as it lasts anyway.
 """
 
 from __future__ import annotations
 
+import random
+import threading
 import time
 from datetime import datetime, timedelta
 
 from hydra import clock
-from hydra.control.access import Reader
+from hydra.control.access import Reader, require
 from hydra.execution.live import STREAMS
 from hydra.model.queries import MAX_WAIT
 from hydra.model.records import Chunk, OutputEnd, Run
+from hydra.settings import get_settings
 from hydra.store.output import OutputStore
 
 #: How often a waiting read looks for new output (a chunk is stored <= 0.4 s after it is written).
@@ -53,7 +63,66 @@ def record_chunks(run: Run, after: int) -> list[Chunk]:
     return [chunk for chunk in chunks if chunk.seq > after]
 
 
+#: Seconds a follower that found no room is told to wait before asking again.
+RETRY_AFTER = 1.0
+_gate_lock = threading.Lock()
+_gate: threading.BoundedSemaphore | None = None
+
+
+def _followers() -> threading.BoundedSemaphore:
+    global _gate
+    with _gate_lock:
+        if _gate is None:
+            _gate = threading.BoundedSemaphore(max(1, get_settings().max_followers))
+        return _gate
+
+
+#: Seconds a run's status, read for a follower that must wait its turn, is reused for others.
+STATUS_TTL = 1.0
+_statuses: dict[str, tuple[float, str, str]] = {}
+
+
+def _known_status(reader: Reader, run_id: str) -> str:
+    """The run's status, read at most once per STATUS_TTL for followers told to wait (so that
+    their answers cost no query); NotFound (404) for an unknown run or one the caller may not
+    read, as always (the namespace is kept with the status and checked every time)."""
+    now = time.monotonic()
+    with _gate_lock:
+        known = _statuses.get(run_id)
+    if known is None or now - known[0] >= STATUS_TTL:
+        run = reader.runs.get(run_id)
+        known = (now, run.status, run.namespace)
+        with _gate_lock:
+            if len(_statuses) > 10_000:
+                _statuses.clear()
+            _statuses[run_id] = known
+    require(reader.actor, "read", known[2], kind="run", ident=run_id)
+    return known[1]
+
+
 def read_output(reader: Reader, run_id: str, after: int, wait: float, limit: int) -> dict:
+    """One page (:func:`read_page`) - when this process serves fewer than
+    ``HYDRA_MAX_FOLLOWERS`` reads. Otherwise the answer comes at once, with the run's status,
+    no chunks and ``retry_after``: followers take turns."""
+    gate = _followers()
+    if not gate.acquire(blocking=False):
+        return {
+            "run_id": run_id,
+            "status": _known_status(reader, run_id),
+            "chunks": [],
+            "next": after,
+            "ended": False,
+            "stdout_bytes": None,
+            "stderr_bytes": None,
+            "retry_after": round(RETRY_AFTER * (1 + random.random()), 2),
+        }
+    try:
+        return read_page(reader, run_id, after, wait, limit)
+    finally:
+        gate.release()
+
+
+def read_page(reader: Reader, run_id: str, after: int, wait: float, limit: int) -> dict:
     """One page of the run's output for ``reader``'s caller (held up to ``wait`` s for
     something new); NotFound for a run it may not see."""
     output = OutputStore()

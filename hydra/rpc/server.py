@@ -24,6 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from hydra.control import health as hydra_health
+from hydra.dispatch import signing
 from hydra.rpc.service import HydraService
 from hydra.settings import Settings, get_settings
 from hydra.v1 import hydra_pb2, hydra_pb2_grpc
@@ -53,6 +54,7 @@ class Server:
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or get_settings()
+        signing.keys()  # it signs what it submits, as the API does: without a key it must not start
         self.grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=self.settings.grpc_threads, thread_name_prefix="grpc"),
             options=[

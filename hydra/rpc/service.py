@@ -20,7 +20,7 @@ from marshmallow import Schema, ValidationError
 from hydra.auth import bearer
 from hydra.control import submission, verbs
 from hydra.control.access import Reader
-from hydra.control.output import read_output
+from hydra.control.output import read_page
 from hydra.errors import InvalidJob
 from hydra.model.access import Principal
 from hydra.model.idempotency import IdempotencyKey
@@ -137,7 +137,7 @@ class HydraService(hydra_pb2_grpc.HydraServicer):
         yield hydra_pb2.RunEvent(run=convert.run_message(run))
         status, after = run.status, args["after"]
         while context.is_active():
-            page = read_output(reader, run_id, after, WATCH_WAIT, args["limit"])
+            page = read_page(reader, run_id, after, WATCH_WAIT, args["limit"])
             if page["status"] != status and not page["ended"]:
                 status = page["status"]
                 yield hydra_pb2.RunEvent(run=convert.run_message(reader.run(run_id)))

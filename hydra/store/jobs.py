@@ -7,6 +7,7 @@ keeps them current through :meth:`JobStore.mirror`.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 
@@ -23,6 +24,16 @@ from hydra.store.pages import page
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def stored_spec(spec: dict) -> dict:
+    """A job body as stored: a structured ``http.body`` as JSON text (``http.body_json``), so
+    any JSON a webhook sends - nested arrays, keys with '$' or '.' - is stored alike on
+    MongoDB and FerretDB (``Job.from_doc`` turns it back)."""
+    http = spec.get("http")
+    if isinstance(http, dict) and http.get("body") is not None and not isinstance(http["body"], str):
+        return {**spec, "http": {**http, "body": None, "body_json": json.dumps(http["body"], separators=(",", ":"))}}
+    return spec
 
 
 class JobStore(Store[Job]):
@@ -43,7 +54,7 @@ class JobStore(Store[Job]):
         now = clock.utcnow()
         doc = {
             "_id": job_id or new_id(),
-            **spec,
+            **stored_spec(spec),
             "source": source,
             "status": None,
             "last_run_id": first_run_id,
@@ -79,7 +90,7 @@ class JobStore(Store[Job]):
         """Replace the job's body by ``spec`` (already validated); a changed schedule restarts
         its cron from now and forgets a waiting tick. Returns the stored job."""
         now = clock.utcnow()
-        changes: dict = {"$set": {**spec, "updated_at": now}}
+        changes: dict = {"$set": {**stored_spec(spec), "updated_at": now}}
         if schedule_changed:
             changes["$set"]["schedule_since"] = now
             changes["$unset"] = {"queued_tick": ""}

@@ -37,8 +37,11 @@ from hydra.model.records import RUN_END_FIELDS, Chain, Dispatched, Fence, Job, R
 from hydra.model.spec import DEFAULT_NAMESPACE
 from hydra.model.status import RunStatus
 from hydra.store.base import Store
-from hydra.store.jobs import JobStore
+from hydra.store.jobs import JobStore, new_id
 from hydra.store.pages import page
+
+#: Refused deliveries noted on one run, at most (a flood of forged messages cannot grow it).
+MAX_REFUSALS = 20
 
 
 class RunStore(Store[Run]):
@@ -63,6 +66,7 @@ class RunStore(Store[Run]):
         chain: Chain = Chain(),
         not_before: datetime | None = None,
         only_new: bool = False,
+        digest: str | None = None,
     ) -> bool:
         """Record an attempt as queued on a worker's queue or pending (with the reason).
 
@@ -98,6 +102,7 @@ class RunStore(Store[Run]):
             queue=placement.queue,
             worker_id=placement.worker_id,
             pending_reason=placement.reason,
+            spec_digest=digest,
         )
         try:
             self._collection.insert_one(run.to_doc())
@@ -113,6 +118,8 @@ class RunStore(Store[Run]):
                 "pending_reason": placement.reason,
                 "placed_at": placed_at,
             }
+            if digest is not None:
+                where["spec_digest"] = digest
             self._collection.update_one({"_id": run_id}, {"$set": where})
         if job.last_run_id != run_id or job.status != status.value:
             self.jobs.mirror(job.id, run_id, status)
@@ -208,6 +215,76 @@ class RunStore(Store[Run]):
         self._materialize_end(Fence.from_doc(end))
         return True
 
+    def refuse(
+        self,
+        run_id: str | None,
+        reason: str,
+        *,
+        by: str,
+        end_it: bool = False,
+        dead_letter: bool = False,
+        claimed_job: str | None = None,
+    ) -> str:
+        """Record that a message for ``run_id`` was refused (nothing of it ran); returns the
+        run id the refusal is recorded under (a new one when the message had none).
+
+        * No run is recorded under that id (a message Hydra never published): one is, ended
+          ``failed`` (``dead_letter`` for a message nobody could decode) with the reason, its
+          ``outcome`` saying ``refused``, under the claimed job when that job exists.
+        * The run is recorded and has not ended: with ``end_it`` (a message Hydra signed that
+          this worker must not run) it ends ``failed`` with the reason, and nothing follows;
+          otherwise (a forged or undecodable message naming a real run, which must not be able
+          to end it) the refusal is noted on the run (``refusals``) and the run goes on waiting
+          for its real message.
+        * The run has ended (a replay): the refusal is noted on it.
+        """
+        now = clock.utcnow()
+        run_id = run_id or new_id()
+        note = {"at": now, "by": by, "reason": reason[:2000]}
+        existing = self.find(run_id)
+        if existing is None or (end_it and self.end_of(run_id) is None):
+            if existing is None:
+                # Not attached to the job it claims (a forged message must not change that job's
+                # status or runs), but in its namespace, so that the job's owners can read it.
+                job = self.jobs.find(claimed_job) if claimed_job else None
+                if claimed_job:
+                    note["reason"] = f"{note['reason']} (the message claims job {claimed_job[:64]!r})"
+                orphan = Run(
+                    id=run_id,
+                    namespace=job.namespace if job else DEFAULT_NAMESPACE,
+                    status=RunStatus.QUEUED.value,
+                    queued_at=now,
+                    refusals=[note],
+                )
+                try:
+                    self._collection.insert_one(orphan.to_doc())
+                except DuplicateKeyError:  # recorded meanwhile: end or note that one below
+                    pass
+            status = RunStatus.DEAD_LETTER if dead_letter else RunStatus.FAILED
+            outcome = Outcome(status=status.value, error=f"refused: {reason}", finished_at=now)
+            if self.finish(run_id, outcome, status=status, decision="refused", by=by):
+                if existing is not None:
+                    self._collection.update_one({"_id": run_id}, {"$push": {"refusals": note}})
+                return run_id
+        self.note_refusal(run_id, note)
+        return run_id
+
+    def note_refusal(self, run_id: str, note: dict) -> None:
+        """Add a refused delivery to the run's ``refusals`` (at most :data:`MAX_REFUSALS` kept)."""
+        run = self.find(run_id)
+        if run is not None and len(run.refusals or []) < MAX_REFUSALS:
+            self._collection.update_one({"_id": run_id}, {"$push": {"refusals": note}})
+
+    def note_revived(self, run_id: str, reason: str) -> None:
+        """The run's message vanished and it is published again: count it, say why."""
+        self._collection.update_one(
+            {"_id": run_id},
+            {
+                "$inc": {"revived": 1},
+                "$push": {"refusals": {"at": clock.utcnow(), "by": "controller", "reason": reason}},
+            },
+        )
+
     def hold(self, run_id: str, *, by: str) -> bool:
         """Take the attempt's start fence without running it, so that no worker ever starts
         it (a cancel of a queued or pending run). False when a worker holds it already."""
@@ -262,7 +339,14 @@ class RunStore(Store[Run]):
         fields["ended_by"] = end.by
         fields.setdefault("duration", None)
         # (no projection: FerretDB 1.24 does not implement findAndModify's "fields")
-        before = self._collection.find_one_and_update({"_id": end.run_id}, {"$set": fields})
+        # Upserted: an end is visible at GET /runs/<id> even for an attempt nobody recorded
+        # (a refused message that was never Hydra's).
+        placeholder = {"job_id": "", "namespace": DEFAULT_NAMESPACE, "attempt": 1, "queued_at": end.at}
+        before = self._collection.find_one_and_update(
+            {"_id": end.run_id},
+            {"$set": fields, "$setOnInsert": {k: v for k, v in placeholder.items() if k not in fields}},
+            upsert=True,
+        )
         if before and before.get("job_id"):
             self.jobs.mirror(before["job_id"], end.run_id, RunStatus(fields["status"]))
 

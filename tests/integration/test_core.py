@@ -188,12 +188,12 @@ def test_a_waiting_job_of_higher_priority_does_not_hide_the_ones_behind_it(api, 
     assert RunStore().get(nobody["run_id"]).status == "pending"
 
 
-def test_a_disallowed_users_job_never_runs(api, stack, worker_factory, tmp_path):
+def test_a_disallowed_users_job_never_runs(api, stack, worker_factory, shared):
     tag = unique("private").lower()
     worker = worker_factory(
         WorkerSpec(unique("priv"), f"os.linux,tag.{tag}", concurrency=1, extra_args=["--allowed-users", "alice"])
     )
-    marker = tmp_path / "ran"
+    marker = shared / "ran"
     affinity = {"os": ["linux"], "tags": [tag]}
 
     allowed = submit(api, "echo ok", user="alice", affinity=affinity)

@@ -100,7 +100,11 @@ def test_env_for_clients(tmp_path):
         "HYDRA_MONGO_DB": "t1",
         "HYDRA_API_URL": "http://127.0.0.1:7003",
         "HYDRA_TOKEN_FILE": str(tmp_path / "admin.token"),
+        "HYDRA_SIGNING_KEY_FILE": str(tmp_path / "signing.key"),
     }
+    key = tmp_path / "signing.key"
+    assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_text().strip()) == 64
+    assert tmp_path.stat().st_mode & 0o777 == 0o700
 
 
 def test_external_mongo(tmp_path, monkeypatch):

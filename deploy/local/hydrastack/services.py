@@ -267,8 +267,9 @@ class Stack(Supervisor):
     def _secret(self, name: str, make) -> str:
         """A secret made once (``make()``) and kept in ``<root>/<name>``, mode 0600."""
         path = self.root / name
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)  # private: no job's OS user reads what the stack keeps
         if not path.exists():
-            self.root.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(make() + "\n")
@@ -297,6 +298,14 @@ class Stack(Supervisor):
         return self.admin_token_path.read_text().strip()
 
     @property
+    def signing_key_path(self) -> Path:
+        """The key every process of the stack signs and verifies task messages with
+        (``hydra.dispatch.signing``): ``<root>/signing.key``, made once, mode 0600; the root
+        itself is made private (0700), so no job's OS user can read what the stack keeps."""
+        self._secret("signing.key", lambda: secrets.token_hex(32))
+        return self.root / "signing.key"
+
+    @property
     def mongo_backend(self) -> str:
         """'external' (HYDRA_MONGO_URL / mongo_url), 'mongod' (on PATH) or 'ferretdb'."""
         if self._external_mongo_url:
@@ -312,6 +321,7 @@ class Stack(Supervisor):
             "HYDRA_MONGO_DB": self.mongo_db,
             "HYDRA_API_URL": self.api_url,
             "HYDRA_TOKEN_FILE": str(self.admin_token_path),
+            "HYDRA_SIGNING_KEY_FILE": str(self.signing_key_path),
         }
 
     # --- paths ---------------------------------------------------------------------------
