@@ -43,11 +43,12 @@ bench: install
 	$(PY) bench/run.py
 	$(PY) bench/follow.py
 
-# Locust, headless, against the API `make up` started (LOAD_USERS clients for LOAD_TIME).
+# Locust, headless, against the live API (HYDRA_API_URL, make up's by default; PRIVATE=1: a
+# private stack on free ports) with LOAD_USERS users for LOAD_TIME; prints Locust's table.
 LOAD_USERS ?= 16
 LOAD_TIME  ?= 60s
 load: install
-	$(PY) load/run.py --users $(LOAD_USERS) --time $(LOAD_TIME)
+	$(PY) load/run.py --users $(LOAD_USERS) --time $(LOAD_TIME) $(if $(PRIVATE),--private)
 
 # The gRPC code in hydra/v1 from proto/hydra/v1/hydra.proto (grpcio-tools); commit the result.
 proto: install
