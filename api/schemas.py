@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import g, has_request_context
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate
 
-from hydra.errors import Conflict
+from hydra.control import rendering
+from hydra.control.rendering import Unrenderable  # noqa: F401 - its 409
 from hydra.model.idempotency import IdempotencyKey
 from hydra.model.queries import (  # noqa: F401 - the query arguments, shared with gRPC
     STATUS_WORDS,
@@ -17,67 +16,26 @@ from hydra.model.queries import (  # noqa: F401 - the query arguments, shared wi
     RunListArgs,
     StatusField,
 )
-from hydra.model.records import Job, Run
 from hydra.model.redaction import REDACTED, redacted
 from hydra.model.spec import NAME_RE, AffinitySchema, BackoffSchema, HttpSchema, JobSpecSchema
 
-log = logging.getLogger(__name__)
 #: The response header that says how many stored records a listing skipped (and which).
 SKIPPED_HEADER = "X-Skipped-Records"
 
 
-class Unrenderable(Conflict):
-    """A stored record this version cannot render (flagged for an operator)."""
-
-
 class Tolerant:
-    """A schema mixin: a stored record that cannot be rendered never breaks a listing. In a
-    list it is skipped, flagged in the store (``unrenderable``: the reason) and logged, and
-    the answer says so in the ``X-Skipped-Records`` header; alone it is a 409."""
+    """A schema mixin: a stored record that cannot be rendered never breaks a listing
+    (``hydra.control.rendering``): in a list it is skipped, flagged and logged, and the answer
+    says so in the ``X-Skipped-Records`` header; alone it is a 409."""
 
     def _serialize(self, obj, *, many=False):
+        one = super()._serialize  # type: ignore[misc]
         if many and obj is not None:
-            rendered = []
-            for item in obj:
-                try:
-                    rendered.append(super()._serialize(item, many=False))
-                except Exception as exc:  # noqa: BLE001 - whatever a stored record holds
-                    _skip(item, exc)
+            rendered, skipped = rendering.render_each(obj, lambda item: one(item, many=False))
+            if skipped and has_request_context():
+                g.setdefault("hydra_skipped", []).extend(skipped)
             return rendered
-        try:
-            return super()._serialize(obj, many=False)
-        except Exception as exc:  # noqa: BLE001
-            _flag(obj, exc)
-            raise Unrenderable(
-                f"{type(obj).__name__.lower()} {getattr(obj, 'id', '?')!r} is stored in a form this version cannot "
-                f"render ({exc.__class__.__name__}); it is flagged for an operator"
-            ) from None
-
-
-def _flag(item, exc: Exception) -> None:
-    from hydra.errors import Unavailable
-    from hydra.store.jobs import JobStore
-    from hydra.store.runs import RunStore
-
-    reason = f"{exc.__class__.__name__}: {exc}"[:500]
-    ident = getattr(item, "id", None)
-    log.warning(
-        "stored record cannot be rendered: %s",
-        reason,
-        extra={"event": "record.unrenderable", "job_id" if isinstance(item, Job) else "run_id": ident},
-    )
-    store = JobStore() if isinstance(item, Job) else RunStore() if isinstance(item, Run) else None
-    if store is not None and ident is not None and getattr(item, "unrenderable", None) != reason:
-        try:
-            store.flag_unrenderable(ident, reason)
-        except Unavailable:
-            pass
-
-
-def _skip(item, exc: Exception) -> None:
-    _flag(item, exc)
-    if has_request_context():
-        g.setdefault("hydra_skipped", []).append(str(getattr(item, "id", "?")))
+        return rendering.render_one(obj, lambda item: one(item, many=False))
 
 
 #: How a listing says where its next page starts (documented on each listing).

@@ -21,6 +21,7 @@ from hydra.auth import bearer
 from hydra.control import submission, verbs
 from hydra.control.access import Reader
 from hydra.control.output import read_page
+from hydra.control.rendering import render_each, render_one
 from hydra.errors import InvalidJob
 from hydra.model.access import Principal
 from hydra.model.idempotency import IdempotencyKey
@@ -101,7 +102,7 @@ class HydraService(hydra_pb2_grpc.HydraServicer):
 
     @unary
     def GetJob(self, request: hydra_pb2.GetJobRequest, actor: Principal) -> hydra_pb2.Job:
-        return convert.job_message(Reader(actor).job(required(request.job_id, "job_id")))
+        return render_one(Reader(actor).job(required(request.job_id, "job_id")), convert.job_message)
 
     @unary
     def ListJobs(self, request: hydra_pb2.ListJobsRequest, actor: Principal) -> hydra_pb2.ListJobsResponse:
@@ -113,18 +114,20 @@ class HydraService(hydra_pb2_grpc.HydraServicer):
             limit=args["limit"],
             cursor=args["cursor"],
         )
-        return hydra_pb2.ListJobsResponse(jobs=[convert.job_message(job) for job in jobs], next_cursor=cursor or "")
+        shown, _skipped = render_each(jobs, convert.job_message)  # a record that cannot be shown is flagged
+        return hydra_pb2.ListJobsResponse(jobs=shown, next_cursor=cursor or "")
 
     @unary
     def GetRun(self, request: hydra_pb2.GetRunRequest, actor: Principal) -> hydra_pb2.Run:
-        return convert.run_message(Reader(actor).run(required(request.run_id, "run_id")))
+        return render_one(Reader(actor).run(required(request.run_id, "run_id")), convert.run_message)
 
     @unary
     def ListRuns(self, request: hydra_pb2.ListRunsRequest, actor: Principal) -> hydra_pb2.ListRunsResponse:
         job_id = required(request.job_id, "job_id")
         args = load(_run_args, {k: v for k, v in convert.as_dict(request).items() if k != "job_id"})
         runs, cursor = Reader(actor).runs_of(job_id, limit=args["limit"], cursor=args["cursor"])
-        return hydra_pb2.ListRunsResponse(runs=[convert.run_message(run) for run in runs], next_cursor=cursor or "")
+        shown, _skipped = render_each(runs, convert.run_message)
+        return hydra_pb2.ListRunsResponse(runs=shown, next_cursor=cursor or "")
 
     @streaming
     def WatchRun(

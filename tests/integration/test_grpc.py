@@ -15,7 +15,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from grpc_status import rpc_status
 
+from hydra import names
 from hydra.store.jobs import JobStore
+from hydra.store.mongo import get_database
 from hydra.v1 import hydra_pb2, hydra_pb2_grpc
 from tests.conftest import CPU, GPU
 from tests.helpers import unique, wait_run
@@ -266,3 +268,20 @@ def test_concurrent_grpc_submissions_with_one_key_make_one_job(hydra, admin):
     assert all(a.code() == grpc.StatusCode.ABORTED for a in answers if isinstance(a, grpc.RpcError))
     assert len({(a.job_id, a.run_id) for a in made}) == 1 and sum(not a.replayed for a in made) == 1
     assert JobStore()._collection.count_documents({"name": body.name}) == 1
+
+
+def test_a_stored_record_that_cannot_be_shown_is_skipped_in_lists_and_refused_alone(hydra, admin):
+    namespace = unique("render")
+    good = hydra.SubmitJob(
+        hydra_pb2.SubmitJobRequest(job=spec("true", namespace=namespace, schedule="*/5 * * * *")),
+        metadata=admin,
+        timeout=30,
+    ).job_id
+    collection = get_database()[names.JOB_DEFINITIONS]
+    broken = dict(collection.find_one({"_id": good}), _id=unique("broken"), timeout="soon")  # as stored long ago
+    collection.insert_one(broken)
+    listed = hydra.ListJobs(hydra_pb2.ListJobsRequest(namespace=namespace, limit=100), metadata=admin, timeout=30)
+    assert [j.id for j in listed.jobs] == [good]
+    assert collection.find_one({"_id": broken["_id"]})["unrenderable"]  # flagged, as REST flags it
+    alone = failure(hydra.GetJob, hydra_pb2.GetJobRequest(job_id=broken["_id"]), metadata=admin, timeout=30)
+    assert alone.code() == grpc.StatusCode.FAILED_PRECONDITION and "flagged" in alone.details()
