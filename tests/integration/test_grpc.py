@@ -20,7 +20,7 @@ from hydra.store.jobs import JobStore
 from hydra.store.mongo import get_database
 from hydra.v1 import hydra_pb2, hydra_pb2_grpc
 from tests.conftest import CPU, GPU
-from tests.helpers import unique, wait_run
+from tests.helpers import unique, wait_run, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -285,3 +285,32 @@ def test_a_stored_record_that_cannot_be_shown_is_skipped_in_lists_and_refused_al
     assert collection.find_one({"_id": broken["_id"]})["unrenderable"]  # flagged, as REST flags it
     alone = failure(hydra.GetJob, hydra_pb2.GetJobRequest(job_id=broken["_id"]), metadata=admin, timeout=30)
     assert alone.code() == grpc.StatusCode.FAILED_PRECONDITION and "flagged" in alone.details()
+
+
+def test_mongodb_down_is_unavailable_with_when_to_retry_and_health_says_not_serving(stack, hydra, admin, channel):
+    health = health_pb2_grpc.HealthStub(channel)
+    hydra.ListJobs(hydra_pb2.ListJobsRequest(limit=1), metadata=admin, timeout=30)  # the token is known
+    stack.stop("mongo")
+    try:
+        down = failure(hydra.SubmitJob, hydra_pb2.SubmitJobRequest(job=spec("true")), metadata=admin, timeout=60)
+        assert down.code() == grpc.StatusCode.UNAVAILABLE and "mongodb" in down.details()
+        status = rpc_status.from_call(down)
+        assert status is not None and any(d.Is(error_details_pb2.RetryInfo.DESCRIPTOR) for d in status.details)
+        wait_until(
+            lambda: (
+                health.Check(health_pb2.HealthCheckRequest(), timeout=10).status
+                == health_pb2.HealthCheckResponse.NOT_SERVING
+            ),
+            30,
+            message="gRPC health NOT_SERVING",
+        )
+    finally:
+        stack.start_mongo()
+    wait_until(
+        lambda: (
+            health.Check(health_pb2.HealthCheckRequest(), timeout=10).status == health_pb2.HealthCheckResponse.SERVING
+        ),
+        60,
+        message="gRPC health SERVING again",
+    )
+    assert hydra.SubmitJob(hydra_pb2.SubmitJobRequest(job=spec("true")), metadata=admin, timeout=30).job_id
