@@ -42,7 +42,7 @@ RUN pip install --no-deps . \
     && rm -rf build ./*.egg-info
 
 # Fail the build, not the first job, if something is missing.
-RUN python -c "import celeryconfig, hydra.celery.app, hydra.execution.executors, api, gunicorn, flower" \
+RUN python -c "import celeryconfig, hydra.celery.app, hydra.execution.executors, api, gunicorn, flower, hydra.rpc.server" \
     && hydra --help >/dev/null
 
 # Non-root: a worker runs commands as its own OS user. Numeric, so that runtimes can
@@ -50,7 +50,7 @@ RUN python -c "import celeryconfig, hydra.celery.app, hydra.execution.executors,
 RUN useradd --create-home --home-dir /home/hydra --shell /bin/bash --uid 10001 --user-group hydra
 USER 10001:10001
 
-# API, Flower (published by whoever runs the container; bind them to loopback on the host).
-EXPOSE 8000 5555
+# API, Flower, gRPC (published by whoever runs the container; bind them to loopback on the host).
+EXPOSE 8000 5555 50051
 
 CMD ["hydra", "--help"]

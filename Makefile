@@ -6,7 +6,7 @@ STACK := PYTHONPATH=deploy/local $(PY) -m hydrastack
 ROOT  := .hydra
 LINES ?= 50
 
-.PHONY: install up down status logs lint test bench clean
+.PHONY: install up down status logs lint test bench load proto clean
 
 install:
 	@bash deploy/local/install.sh
@@ -42,6 +42,17 @@ test: lint
 bench: install
 	$(PY) bench/run.py
 	$(PY) bench/follow.py
+
+# Locust, headless, against the live API (HYDRA_API_URL, make up's by default; PRIVATE=1: a
+# private stack on free ports) with LOAD_USERS users for LOAD_TIME; prints Locust's table.
+LOAD_USERS ?= 16
+LOAD_TIME  ?= 60s
+load: install
+	$(PY) load/run.py --users $(LOAD_USERS) --time $(LOAD_TIME) $(if $(PRIVATE),--private)
+
+# The gRPC code in hydra/v1 from proto/hydra/v1/hydra.proto (grpcio-tools); commit the result.
+proto: install
+	$(PY) proto/generate.py
 
 clean: down
 	rm -rf $(ROOT)

@@ -39,12 +39,13 @@ def init_app(app: Flask) -> None:
     def authenticate():
         if request.method == "OPTIONS" or is_public(request.path.rstrip("/") or "/"):
             return
-        principal = bearer.authenticate(request.headers.get("Authorization"), settings=get_settings())
+        header = request.headers.get("Authorization")
         if request.path.rstrip("/") == "/metrics":
+            principal = bearer.authenticate(header, settings=get_settings())
             if principal is not bearer.SCRAPER and not principal.sees_everything:
                 raise Forbidden("/metrics counts every namespace: it needs the scrape token or a role in '*'")
-        elif principal is bearer.SCRAPER:
-            raise Forbidden("the scrape token may only read /metrics")
+        else:
+            principal = bearer.caller(header, settings=get_settings())
         g.principal = principal
 
 

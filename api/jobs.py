@@ -11,6 +11,9 @@ from api.auth import caller
 from api.parsing import Blueprint
 from api.schemas import (
     NEXT_CURSOR_HEADER,
+    REPLAYED,
+    REPLAYED_HEADER,
+    IdempotencyHeaders,
     JobCreatedSchema,
     JobListArgs,
     JobPatchSchema,
@@ -18,27 +21,19 @@ from api.schemas import (
     RunListArgs,
     RunSchema,
 )
-from hydra.control import verbs
+from hydra.control import submission, verbs
 from hydra.control.access import Reader
+from hydra.control.submission import Accepted, accepted
 from hydra.model.records import Dispatched
 from hydra.model.spec import JobSpecSchema
-from hydra.model.status import SCHEDULED
 
 log = logging.getLogger(__name__)
 
 blp = Blueprint("jobs", __name__, url_prefix="/jobs", description="Submit jobs, control them, follow their runs.")
 
 
-def created(job_id: str, run: Dispatched | None, starts_at=None) -> dict:
-    return {
-        "id": job_id,
-        "job_id": job_id,
-        "run_id": run.run_id if run else None,
-        "status": SCHEDULED if starts_at is not None else run.status.value,
-        "worker_id": run.worker_id if run else None,
-        "pending_reason": run.reason if run else None,
-        "scheduled_at": starts_at,
-    }
+def created(job_id: str, run: Dispatched | None, starts_at=None) -> Accepted:
+    return accepted(job_id, run, starts_at)
 
 
 def paged(items: list, cursor: str | None):
@@ -48,19 +43,29 @@ def paged(items: list, cursor: str | None):
 @blp.route("/", strict_slashes=False)
 class Jobs(MethodView):
     @blp.arguments(JobSpecSchema)
-    @blp.response(201, JobCreatedSchema)
+    @blp.arguments(IdempotencyHeaders, location="headers")
+    @blp.response(201, JobCreatedSchema, headers=REPLAYED_HEADER)
+    @blp.alt_response(
+        409,
+        description="The `Idempotency-Key` was used with another body in the last 24 h, or its "
+        "first request is still being served (send it again).",
+    )
     @blp.alt_response(422, description="The body is invalid; `errors.json` names each field.")
     @blp.alt_response(503, description="MongoDB is unavailable; nothing was stored.")
-    def post(self, spec):
+    def post(self, spec, headers):
         """Submit a job.
 
         The job is stored, then its first run is routed to the least-loaded eligible worker
         (status `queued`) or, when none is online, waits for one (status `pending`). With
         `scheduled_at` in the future the run starts at that time, and with a cron `schedule`
         on every tick (status `scheduled`).
+
+        With an `Idempotency-Key` header, sending the same request again within 24 hours
+        makes no second job: the answer is the first one's (same job and run ids), with
+        `Idempotent-Replayed: true`. Keys are the caller's own, per namespace.
         """
-        job, run, starts_at = verbs.submit(spec, actor=caller())
-        return created(job.id, run, starts_at)
+        answer = submission.submit(spec, actor=caller(), idempotency_key=headers["key"])
+        return (answer, {REPLAYED: "true"}) if answer.replayed else answer
 
     @blp.arguments(JobListArgs, location="query")
     @blp.response(200, JobSchema(many=True), headers=NEXT_CURSOR_HEADER)

@@ -2,105 +2,40 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import g, has_request_context
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate
 
-from hydra.errors import Conflict
-from hydra.model import cursor
-from hydra.model.records import Job, Run
+from hydra.control import rendering
+from hydra.control.rendering import Unrenderable  # noqa: F401 - its 409
+from hydra.model.idempotency import IdempotencyKey
+from hydra.model.queries import (  # noqa: F401 - the query arguments, shared with gRPC
+    STATUS_WORDS,
+    CursorField,
+    DeadLetterArgs,
+    JobListArgs,
+    RunListArgs,
+    StatusField,
+)
+from hydra.model.redaction import REDACTED, redacted
 from hydra.model.spec import NAME_RE, AffinitySchema, BackoffSchema, HttpSchema, JobSpecSchema
-from hydra.model.status import FILTER_WORDS, parse_status
 
-log = logging.getLogger(__name__)
 #: The response header that says how many stored records a listing skipped (and which).
 SKIPPED_HEADER = "X-Skipped-Records"
 
 
-class Unrenderable(Conflict):
-    """A stored record this version cannot render (flagged for an operator)."""
-
-
 class Tolerant:
-    """A schema mixin: a stored record that cannot be rendered never breaks a listing. In a
-    list it is skipped, flagged in the store (``unrenderable``: the reason) and logged, and
-    the answer says so in the ``X-Skipped-Records`` header; alone it is a 409."""
+    """A schema mixin: a stored record that cannot be rendered never breaks a listing
+    (``hydra.control.rendering``): in a list it is skipped, flagged and logged, and the answer
+    says so in the ``X-Skipped-Records`` header; alone it is a 409."""
 
     def _serialize(self, obj, *, many=False):
+        one = super()._serialize  # type: ignore[misc]
         if many and obj is not None:
-            rendered = []
-            for item in obj:
-                try:
-                    rendered.append(super()._serialize(item, many=False))
-                except Exception as exc:  # noqa: BLE001 - whatever a stored record holds
-                    _skip(item, exc)
+            rendered, skipped = rendering.render_each(obj, lambda item: one(item, many=False))
+            if skipped and has_request_context():
+                g.setdefault("hydra_skipped", []).extend(skipped)
             return rendered
-        try:
-            return super()._serialize(obj, many=False)
-        except Exception as exc:  # noqa: BLE001
-            _flag(obj, exc)
-            raise Unrenderable(
-                f"{type(obj).__name__.lower()} {getattr(obj, 'id', '?')!r} is stored in a form this version cannot "
-                f"render ({exc.__class__.__name__}); it is flagged for an operator"
-            ) from None
-
-
-def _flag(item, exc: Exception) -> None:
-    from hydra.errors import Unavailable
-    from hydra.store.jobs import JobStore
-    from hydra.store.runs import RunStore
-
-    reason = f"{exc.__class__.__name__}: {exc}"[:500]
-    ident = getattr(item, "id", None)
-    log.warning(
-        "stored record cannot be rendered: %s",
-        reason,
-        extra={"event": "record.unrenderable", "job_id" if isinstance(item, Job) else "run_id": ident},
-    )
-    store = JobStore() if isinstance(item, Job) else RunStore() if isinstance(item, Run) else None
-    if store is not None and ident is not None and getattr(item, "unrenderable", None) != reason:
-        try:
-            store.flag_unrenderable(ident, reason)
-        except Unavailable:
-            pass
-
-
-def _skip(item, exc: Exception) -> None:
-    _flag(item, exc)
-    if has_request_context():
-        g.setdefault("hydra_skipped", []).append(str(getattr(item, "id", "?")))
-
-
-STATUS_WORDS = list(FILTER_WORDS)
-
-
-class StatusField(fields.String):
-    """A run status; ``completed`` is accepted for ``succeeded``."""
-
-    def __init__(self, **kwargs):
-        # Documented as an enum, so clients (and schemathesis) know the accepted words.
-        kwargs["metadata"] = {"enum": STATUS_WORDS, **kwargs.get("metadata", {})}
-        super().__init__(**kwargs)
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        word = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            return parse_status(word)
-        except ValueError:
-            raise ValidationError(f"unknown status {word!r}; use one of {', '.join(STATUS_WORDS)}") from None
-
-
-class CursorField(fields.String):
-    """An opaque page cursor (from the ``X-Next-Cursor`` header of the previous page)."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        token = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            cursor.decode(token)
-        except cursor.BadCursor as exc:
-            raise ValidationError(str(exc)) from None
-        return token
+        return rendering.render_one(obj, lambda item: one(item, many=False))
 
 
 #: How a listing says where its next page starts (documented on each listing).
@@ -111,18 +46,31 @@ NEXT_CURSOR_HEADER = {
     }
 }
 
+#: The header that marks an answer to a repeated request (same Idempotency-Key and body).
+REPLAYED = "Idempotent-Replayed"
+REPLAYED_HEADER = {
+    REPLAYED: {
+        "description": "`true` when this answers an earlier request with the same `Idempotency-Key`: "
+        "no job was made now.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
 
-#: What an answer shows for the value of an environment variable: values are write-only.
-REDACTED = "<redacted>"
+
+class IdempotencyHeaders(Schema):
+    """The optional ``Idempotency-Key`` of a submission (``hydra.model.idempotency``)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    key = IdempotencyKey(data_key="Idempotency-Key")
 
 
 class RedactedValues(fields.Dict):
     """A job's ``env``: the variables' names, each value shown as :data:`REDACTED`."""
 
     def _serialize(self, value, attr, obj, **kwargs):
-        if value is None:
-            return None
-        return {str(name): REDACTED for name in value}
+        return redacted(value)
 
 
 class JobCreatedSchema(Schema):
@@ -281,33 +229,6 @@ class WorkerSchema(Schema):
     pid = fields.Integer(allow_none=True)
     processed = fields.Integer(allow_none=True)
     first_seen = fields.DateTime(allow_none=True)
-
-
-class JobListArgs(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    status = StatusField(load_default=None)
-    status_filter = StatusField(load_default=None, metadata={"description": "Another name for status."})
-    user = fields.String(load_default=None)
-    namespace = fields.String(load_default=None)
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, 1000))
-    cursor = CursorField(load_default=None)
-
-
-class RunListArgs(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
-    cursor = CursorField(load_default=None)
-
-
-class DeadLetterArgs(RunListArgs):
-    job_id = fields.String(load_default=None)
-    include_retried = fields.Boolean(
-        load_default=False, metadata={"description": "Also list dead letters that were retried already."}
-    )
 
 
 class JobPatchSchema(JobSpecSchema):

@@ -8,6 +8,9 @@
      +-- Forbidden             a known caller without the right for this (-> 403)
      +-- NotFound              no job / run with that id, or none the caller may see (-> 404)
      +-- Conflict              the thing exists but its state forbids the verb (-> 409)
+     |    +-- Duplicate            a record with that id exists already (a unique insert lost its race)
+     |    +-- KeyReused            an idempotency key sent again with another job body
+     |    +-- KeyInFlight          the first request with that idempotency key is still being served
      +-- Unavailable           a server Hydra needs is down (-> 503)
      |    +-- StoreUnavailable     MongoDB
      |    +-- BrokerUnavailable    Redis
@@ -58,6 +61,18 @@ class NotFound(HydraError):
 
 class Conflict(HydraError):
     pass
+
+
+class Duplicate(Conflict):
+    """A write-once record with that id exists already: the insert lost its race."""
+
+
+class KeyReused(Conflict):
+    """An ``Idempotency-Key`` sent again, within its 24 hours, with another job body."""
+
+
+class KeyInFlight(Conflict):
+    """The first request with this ``Idempotency-Key`` is still being served: send it again."""
 
 
 class Unavailable(HydraError):

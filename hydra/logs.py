@@ -84,6 +84,10 @@ def _current_task_ids() -> tuple[str | None, str | None]:
     return task.request.id, (task.request.kwargs or {}).get("job_id")
 
 
+def _is_hydra_task(name: object) -> bool:
+    return isinstance(name, str) and (name == names.TASK_RUN_COMMAND or name.startswith("hydra: "))
+
+
 def fields_of(record: logging.LogRecord) -> dict:
     """The structured fields of a record: the core keys (None when unknown) and its extras."""
     out = {
@@ -94,10 +98,11 @@ def fields_of(record: logging.LogRecord) -> dict:
         "worker": getattr(record, "worker", None) or _context["worker"],
     }
     if out["run_id"] is None:
-        # Celery's own task lines ("Task hydra.run_command[<id>] received/succeeded") pass
-        # the task id in a dict of arguments; inside a task, the task knows its ids.
+        # Celery's own task lines ("Task hydra: nightly #1[<id>] received/succeeded": the
+        # attempt's shadow name, hydra.dispatch.pipeline.shadow_name) pass the task id in a
+        # dict of arguments; inside a task, the task knows its ids.
         args = record.args
-        if isinstance(args, Mapping) and args.get("name") == names.TASK_RUN_COMMAND and args.get("id"):
+        if isinstance(args, Mapping) and _is_hydra_task(args.get("name")) and args.get("id"):
             out["run_id"] = args["id"]
         else:
             run_id, job_id = _current_task_ids()

@@ -78,6 +78,10 @@ class Settings:
     # -- sweeps and serving ---------------------------------------------------------------------
     queued_bound: float = setting(300.0, "Seconds a queued run may wait before the controller looks for its message.")
     max_followers: int = setting(2, "Output requests (GET /runs/<id>/output) one API process serves at once.")
+    grpc_bind: str = setting("127.0.0.1:50051", "Where the gRPC server listens (host:port; loopback by default).")
+    grpc_threads: int = setting(16, "Calls the gRPC server serves at once (a WatchRun holds one while it streams).")
+    grpc_tls_cert: str | None = setting(None, "PEM certificate chain: the gRPC server then speaks TLS only.")
+    grpc_tls_key: str | None = setting(None, "PEM private key of that certificate.")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -15,7 +15,7 @@ import threading
 import time
 
 from hydra.auth import oidc, tokens
-from hydra.errors import NotAuthenticated
+from hydra.errors import Forbidden, NotAuthenticated
 from hydra.model.access import Principal
 from hydra.settings import Settings
 from hydra.store.tokens import TokenStore
@@ -41,6 +41,15 @@ def authenticate(header: str | None, *, settings: Settings, store: TokenStore | 
     if settings.oidc_issuer:
         return oidc.verify(credential, settings)
     raise NotAuthenticated("unknown or malformed token")
+
+
+def caller(header: str | None, *, settings: Settings, store: TokenStore | None = None) -> Principal:
+    """The principal of a call to anything but ``/metrics``: :func:`authenticate`, and the
+    scrape token refused (Forbidden), since it may only read the metrics."""
+    principal = authenticate(header, settings=settings, store=store)
+    if principal is SCRAPER:
+        raise Forbidden("the scrape token may only read /metrics")
+    return principal
 
 
 def _verified(credential: str, store: TokenStore) -> Principal:

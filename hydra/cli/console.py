@@ -1,6 +1,8 @@
 """The ``hydra`` commands people use against the API::
 
     hydra submit [--os linux --tag gpu --user rich --timeout 60 --retries 2 --priority 80 --wait] -- make test
+    hydra submit --at +10m | --cron '0 3 * * *' --tz Europe/Paris  [--args] -- ./nightly.sh
+    hydra submit --http https://hooks.example.com/build --header 'X-Token: t' --body '{"a": 1}'
     hydra jobs [--status failed] [--user rich]        hydra runs JOB
     hydra logs [-f] RUN                                hydra cancel RUN
     hydra workers
@@ -11,20 +13,23 @@ talk to ``--api-url`` (default ``$HYDRA_API_URL``, else http://127.0.0.1:8000).
 ``submit --wait`` reports progress on stderr (placement, status changes, retries), streams
 the command's stdout and stderr to its own, and exits with the command's exit code (124
 timed out, 130 cancelled, 128+N killed by signal N, 1 when it never ran).
+Ctrl-C while waiting stops waiting, says that the run goes on and how to cancel it, and
+exits with 130; ``--cancel-on-interrupt`` cancels the run instead.
 Errors of Hydra itself (API unreachable, invalid job, unknown id) exit with 3.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import click
 
-from hydra.client import Client, ClientError, InvalidRequest, Run
+from hydra.client import Client, ClientError, Conflict, InvalidRequest, Run
 from hydra.model.status import FOLLOWED, RunStatus
 
 #: Exit status when Hydra itself fails (not the command).
@@ -186,20 +191,58 @@ def command_line(words: tuple[str, ...]) -> str:
 # --- commands ---------------------------------------------------------------------------------------------
 
 
+def when_option(value: str | None) -> str | None:
+    """``--at``: an ISO 8601 time (with a zone, or local), or ``+30s`` / ``+5m`` / ``+2h`` / ``+1d`` from now."""
+    if value is None:
+        return None
+    relative = re.fullmatch(r"\+(\d+(?:\.\d+)?)([smhd])", value.strip())
+    if relative:
+        amount = float(relative.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[relative.group(2)]
+        return (datetime.now(UTC) + timedelta(seconds=amount)).isoformat()
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time nor +N[smhd]", param_hint="--at") from None
+    return (moment if moment.tzinfo else moment.astimezone()).isoformat()
+
+
+def parse_headers(values: tuple[str, ...]) -> dict[str, str]:
+    headers = {}
+    for item in values:
+        key, sep, value = item.partition(":")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not NAME: VALUE", param_hint="--header")
+        headers[key.strip()] = value.strip()
+    return headers
+
+
 @click.command(context_settings={"ignore_unknown_options": False})
 @click.option("--name", help="Job name (default: made from the command).")
 @click.option("--user", help="User the job runs as (default: the token's user; another needs the act-as right).")
+@click.option("--namespace", "-n", help="Namespace of the job (default: your only one, else 'default').")
 @click.option("--os", "os_names", multiple=True, metavar="OS", help="linux, macos or windows (repeatable).")
 @click.option("--tag", "tags", multiple=True, help="Tag every chosen worker must have (repeatable).")
 @click.option("--allow-user", "allowed_users", multiple=True, help="Restrict the job to these users (repeatable).")
 @click.option("--shell", type=click.Choice(["bash", "sh", "cmd", "powershell"]), help="Shell to run it in.")
+@click.option("--args", "as_args", is_flag=True, help="Run the words as an argument list, without any shell (`args`).")
 @click.option("--timeout", type=float, help="Seconds before the command is killed.")
 @click.option("--retries", type=int, help="Further attempts after a failure.")
 @click.option("--priority", type=click.IntRange(0, 100), help="0 (lowest) to 100 (highest).")
 @click.option("--env", "env", multiple=True, metavar="NAME=VALUE", help="Environment variable (repeatable).")
 @click.option("--cwd", help="Working directory on the worker.")
+@click.option("--at", "at", metavar="TIME", help="Run once at TIME: ISO 8601 (e.g. 2026-12-01T18:00+01:00) or +10m.")
+@click.option("--cron", metavar="EXPR", help="Run on a 5-field cron schedule, e.g. '0 3 * * *'.")
+@click.option("--tz", "timezone", metavar="ZONE", help="Time zone of --cron (IANA name, e.g. Europe/Paris).")
+@click.option("--http", "http_url", metavar="URL", help="Call this URL (the http executor) instead of a command.")
+@click.option("--method", default=None, help="HTTP method of --http (default POST).")
+@click.option("--header", "http_headers", multiple=True, metavar="NAME:VALUE", help="Header of --http (repeatable).")
+@click.option("--body", "http_body", metavar="TEXT", help="Body of --http (sent as is).")
+@click.option(
+    "--idempotency-key", metavar="KEY", help="Send again with the same KEY to get the same job, not a new one."
+)
 @click.option("--wait", is_flag=True, help="Wait for the run: show progress and output, exit with its exit code.")
-@click.argument("command", nargs=-1, required=True)
+@click.option("--cancel-on-interrupt", is_flag=True, help="With --wait: Ctrl-C cancels the run (else it goes on).")
+@click.argument("command", nargs=-1)
 @api_command
 def submit(
     client: Client,
@@ -207,22 +250,51 @@ def submit(
     command,
     name,
     user,
+    namespace,
     os_names,
     tags,
     allowed_users,
     shell,
+    as_args,
     timeout,
     retries,
     priority,
     env,
     cwd,
+    at,
+    cron,
+    timezone,
+    http_url,
+    method,
+    http_headers,
+    http_body,
+    idempotency_key,
     wait,
+    cancel_on_interrupt,
 ):
-    """Submit COMMAND as a job (put `--` before it)."""
+    """Submit COMMAND as a job (put `--` before it), or an HTTP call with --http URL."""
+    if bool(command) == bool(http_url):
+        raise click.UsageError("give a COMMAND (after --) or --http URL, not both")
+    if (method or http_headers or http_body) and not http_url:
+        raise click.UsageError("--method, --header and --body go with --http")
+    if timezone and not cron:
+        raise click.UsageError("--tz is the time zone of --cron")
+    if wait and cron:
+        raise click.UsageError("a --cron job has no single run to --wait for (see `hydra runs JOB`)")
+    http = None
+    if http_url:
+        http = {"url": http_url, "method": (method or "POST").upper()}
+        if http_headers:
+            http["headers"] = parse_headers(http_headers)
+        if http_body is not None:
+            http["body"] = http_body
     submitted = client.submit(
-        command_line(command),
+        None if as_args or http else command_line(command),
+        args=list(command) if as_args else None,
+        http=http,
         name=name,
         user=user,
+        namespace=namespace,
         os=list(os_names) or None,
         tags=list(tags) or None,
         allowed_users=list(allowed_users) or None,
@@ -232,35 +304,72 @@ def submit(
         priority=priority,
         env=parse_env(env) or None,
         cwd=cwd,
+        scheduled_at=when_option(at),
+        schedule=cron,
+        timezone=timezone,
+        idempotency_key=idempotency_key,
     )
     if not wait:
         if as_json:
             emit_json(submitted.raw)
         else:
-            click.echo(
-                pairs(
-                    [
-                        ("job", submitted.job_id),
-                        ("run", submitted.run_id),
-                        ("status", placement(submitted.status, submitted.worker_id, submitted.pending_reason)),
-                    ]
-                )
-            )
+            shown = [
+                ("job", submitted.job_id),
+                ("run", submitted.run_id),
+                ("status", placement(submitted.status, submitted.worker_id, submitted.pending_reason)),
+            ]
+            if submitted.scheduled_at:
+                shown.append(("starts", when(submitted.scheduled_at)))
+            if submitted.replayed:
+                shown.append(("replayed", "yes: the job this key made before"))
+            click.echo(pairs(shown))
         return
     if not as_json:
         note(
             f"job {submitted.job_id}, run {submitted.run_id}: "
             f"{placement(submitted.status, submitted.worker_id, submitted.pending_reason)}"
         )
-    run = watch(client, submitted.run_id, stream=not as_json, first_status=submitted.status)
+    following = {"run_id": submitted.run_id}
+    try:
+        run = watch(client, submitted.run_id, stream=not as_json, first_status=submitted.status, current=following)
+    except KeyboardInterrupt:
+        sys.exit(interrupted(client, following["run_id"], cancel=cancel_on_interrupt))
     if as_json:
         emit_json(run.raw)
     sys.exit(run.exit_code)
 
 
-def watch(client: Client, run_id: str, *, stream: bool, first_status: str | None = None) -> Run:
-    """Follow a run (and the attempts that follow it) to the end; return the last attempt."""
+#: Exit status after Ctrl-C (as a shell reports SIGINT).
+EXIT_INTERRUPTED = 130
+
+
+def interrupted(client: Client, run_id: str, *, cancel: bool) -> int:
+    """What Ctrl-C during ``--wait`` does: say that the run goes on and how to cancel it, or
+    (``--cancel-on-interrupt``) cancel it. Returns the exit status."""
+    if not cancel:
+        note(f"interrupted: stopped waiting, but run {run_id} goes on (Hydra runs it whether or not you wait)")
+        note(f"  follow it: hydra logs -f {run_id}    cancel it: hydra run cancel {run_id}")
+        return EXIT_INTERRUPTED
+    try:
+        run = client.cancel(run_id)
+    except Conflict:
+        note(f"interrupted: run {run_id} had already ended; nothing to cancel")
+        return EXIT_INTERRUPTED
+    if run.status == RunStatus.CANCELLED.value:
+        note(f"interrupted: run {run_id} cancelled")
+    else:
+        note(f"interrupted: run {run_id} is being cancelled (its worker kills the command)")
+    return EXIT_INTERRUPTED
+
+
+def watch(
+    client: Client, run_id: str, *, stream: bool, first_status: str | None = None, current: dict | None = None
+) -> Run:
+    """Follow a run (and the attempts that follow it) to the end; return the last attempt.
+    ``current["run_id"]`` is kept up to date with the attempt being followed."""
+    current = current if current is not None else {}
     while True:
+        current["run_id"] = run_id
         seen = {"status": first_status}
 
         def on_status(status: str, run_id: str = run_id, seen: dict = seen) -> None:
@@ -304,21 +413,24 @@ def _wait_next(client: Client, run: Run, timeout: float = 30.0) -> Run | None:
 @click.command()
 @click.option("--status", help="Only jobs whose latest run has this status.")
 @click.option("--user", help="Only jobs of this user.")
+@click.option("--namespace", "-n", help="Only jobs of this namespace.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--cursor", help="The page after the one that printed this cursor.")
 @api_command
-def jobs(client: Client, as_json: bool, status, user, limit):
+def jobs(client: Client, as_json: bool, status, user, namespace, limit, cursor):
     """List jobs, newest first."""
-    found = client.jobs(status=status, user=user, limit=limit)
+    found = client.jobs(status=status, user=user, namespace=namespace, limit=limit, cursor=cursor)
     if as_json:
         emit_json([job.raw for job in found])
         return
     click.echo(
         table(
-            ["JOB", "NAME", "USER", "STATUS", "CREATED", "COMMAND"],
+            ["JOB", "NAME", "NAMESPACE", "USER", "STATUS", "CREATED", "COMMAND"],
             [
                 [
                     job.id,
                     job.name,
+                    job.namespace,
                     job.user,
                     job.status,
                     when(job.created_at),
@@ -328,6 +440,8 @@ def jobs(client: Client, as_json: bool, status, user, limit):
             ],
         )
     )
+    if found.next_cursor:
+        note(f"more: hydra jobs --cursor {found.next_cursor}")
 
 
 @click.command()

@@ -8,7 +8,8 @@ as if it did not exist; something it may read but not change answers Forbidden.
 
 from __future__ import annotations
 
-from hydra.errors import Forbidden, NotFound
+from hydra.broker.registry import Registry
+from hydra.errors import Forbidden, NotFound, Unavailable
 from hydra.model.access import NEEDS, Principal
 from hydra.model.records import Job, Run
 from hydra.model.status import RunStatus
@@ -75,3 +76,15 @@ class Reader:
     def all_workers(self) -> list[WorkerView]:
         """Workers that serve a namespace it may read (a worker without namespaces serves all)."""
         return [w for w in self.workers.all() if not w.namespaces or any(self.actor.sees(ns) for ns in w.namespaces)]
+
+    def workers_with_load(self) -> list[WorkerView]:
+        """:meth:`all_workers`, each with its ``load`` from the live registry (0 without Redis:
+        the view still answers)."""
+        workers = self.all_workers()
+        try:
+            loads = Registry().loads()
+        except Unavailable:
+            loads = {}
+        for worker in workers:
+            worker.load = loads.get(worker.id, 0)
+        return workers

@@ -80,15 +80,25 @@ def env_names(spec: dict) -> list[str]:
 
 
 def submit(
-    spec: dict, *, actor: Principal, source: str = "api", pipeline: Pipeline | None = None
+    spec: dict,
+    *,
+    actor: Principal,
+    source: str = "api",
+    pipeline: Pipeline | None = None,
+    job_id: str | None = None,
+    run_id: str | None = None,
 ) -> tuple[Job, Dispatched | None, datetime | None]:
-    """Store a validated job body and start it as it asks: (job, first run or None, when it starts)."""
+    """Store a validated job body and start it as it asks: (job, first run or None, when it starts).
+
+    ``job_id`` and ``run_id`` are the ids to use when they were decided beforehand (an
+    idempotent submission, ``hydra.control.submission``): a job stored under ``job_id``
+    already raises Duplicate, and then nothing was done."""
     pipeline = pipeline or app.pipeline
     spec = own(spec, actor)
     require_submit(actor, spec["namespace"])
     jobs = pipeline.jobs
-    run_id = None if spec.get("schedule") else new_id()
-    job = jobs.create(spec, source=source, first_run_id=run_id)
+    run_id = None if spec.get("schedule") else run_id or new_id()
+    job = jobs.create(spec, source=source, first_run_id=run_id, job_id=job_id)
     metrics.job_submitted(source)
     audit(
         actor, "job.submit", namespace=job.namespace, target=job.id, user=job.user, name=job.name, env=env_names(spec)

@@ -83,6 +83,13 @@ def validate(kwargs: Any, args: Any = ()) -> dict:
     return load_message(kwargs or {})
 
 
+def shadow_name(message: dict) -> str:
+    """The name Flower's task list, Celery's logs and its events show for an attempt
+    (Celery's ``shadow``): ``hydra: nightly-build #2``. The message's real task name stays
+    ``hydra.run_command``, which is what routing, signing and the worker's checks use."""
+    return f"hydra: {message.get('name') or '?'} #{message.get('attempt', 1)}"
+
+
 def summary(message: dict) -> str:
     """What logs, events and Flower show of a message (never its environment's values)."""
     command = message.get("command") or " ".join(message.get("args") or [])
@@ -253,7 +260,12 @@ class Pipeline:
         options["serializer"] = "json"
         try:
             result = self.app.publish(
-                names.TASK_RUN_COMMAND, message, task_id=run_id, kwargsrepr=summary(message), **options
+                names.TASK_RUN_COMMAND,
+                message,
+                task_id=run_id,
+                kwargsrepr=summary(message),
+                shadow=options.pop("shadow", None) or shadow_name(message),
+                **options,
             )
         except SEND_ERRORS as exc:
             raise BrokerUnavailable(f"cannot publish run {run_id}: {exc.__class__.__name__}: {exc}") from exc

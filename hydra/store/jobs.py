@@ -11,8 +11,10 @@ import json
 import uuid
 from datetime import datetime
 
+from pymongo.errors import DuplicateKeyError
+
 from hydra import clock, names
-from hydra.errors import Conflict
+from hydra.errors import Conflict, Duplicate
 from hydra.model.records import Job
 from hydra.model.spec import DEFAULT_NAMESPACE
 from hydra.model.status import RunStatus
@@ -38,16 +40,20 @@ class JobStore(Store[Job]):
     collection_name, record_type, kind = names.JOB_DEFINITIONS, Job, "job"
 
     # -- writes ---------------------------------------------------------------------------
-    def create(self, spec: dict, *, source: str = "api", first_run_id: str | None = None) -> Job:
+    def create(
+        self, spec: dict, *, source: str = "api", first_run_id: str | None = None, job_id: str | None = None
+    ) -> Job:
         """Store a validated job body (``hydra.model.spec.load_job``) and return the job.
 
         With ``first_run_id`` the job is stored as accepted-but-not-yet-dispatched in the
         same insert: if the process dies before the run is recorded, the controller's
         reconciler dispatches it, so an accepted job is never half-written or lost.
+        With ``job_id`` (decided beforehand: an idempotent submission) a job already stored
+        under that id raises Duplicate, and nothing is written.
         """
         now = clock.utcnow()
         doc = {
-            "_id": new_id(),
+            "_id": job_id or new_id(),
             **stored_spec(spec),
             "source": source,
             "status": None,
@@ -64,7 +70,10 @@ class JobStore(Store[Job]):
         if doc.get("timeout") is None:
             doc.pop("timeout", None)
         doc["namespace"] = doc.get("namespace") or DEFAULT_NAMESPACE
-        self._collection.insert_one(doc)
+        try:
+            self._collection.insert_one(doc)
+        except DuplicateKeyError:
+            raise Duplicate(f"job {doc['_id']!r} exists already") from None
         return Job.from_doc(doc)
 
     def mirror(self, job_id: str, run_id: str, status: RunStatus) -> None:

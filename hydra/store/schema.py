@@ -23,6 +23,7 @@ COLLECTIONS = (
     names.API_TOKENS,
     names.AUDIT_EVENTS,
     names.NAMESPACES,
+    names.IDEMPOTENCY_KEYS,
 )
 
 INDEXES = {

@@ -130,7 +130,7 @@ def test_a_stored_record_that_cannot_be_rendered_is_skipped_flagged_and_logged(a
     never.update(_id=unique("never"), schedule="0 0 31 2 *")
     broken = dict(never, _id=unique("broken"), schedule=None, timeout="soon")
     collection.insert_many([never, broken])
-    with caplog.at_level(logging.WARNING, logger="api.schemas"):
+    with caplog.at_level(logging.WARNING, logger="hydra.control.rendering"):
         listed = api.get("/jobs/", query_string={"user": user, "limit": 100})
     assert listed.status_code == 200 and [j["id"] for j in listed.json] == [good]
     skipped = listed.headers["X-Skipped-Records"]

@@ -140,6 +140,7 @@ def test_cli_tables_json_and_errors(client, stack):
     assert jobs.exit_code == 0 and jobs.stdout.splitlines()[0].split() == [
         "JOB",
         "NAME",
+        "NAMESPACE",
         "USER",
         "STATUS",
         "CREATED",

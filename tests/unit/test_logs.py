@@ -69,6 +69,15 @@ def test_celery_task_lines_name_the_run(capture):
     assert record["run_id"] == "abc" and record["message"] == "Task hydra.run_command[abc] received"
 
 
+def test_celery_task_lines_under_the_attempts_shadow_name_name_the_run(capture):
+    stream = capture(fmt="json")
+    logging.getLogger("celery.app.trace").info(
+        "Task %(name)s[%(id)s] succeeded", {"name": "hydra: nightly #2", "id": "r2"}
+    )
+    record = json.loads(stream.getvalue())
+    assert record["run_id"] == "r2" and record["message"] == "Task hydra: nightly #2[r2] succeeded"
+
+
 def test_text_format_appends_the_fields_that_are_set(capture):
     stream = capture("api", fmt="text")
     logging.getLogger("x").warning("hello", extra={"event": "e.v", "run_id": "r9"})

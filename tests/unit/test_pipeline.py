@@ -49,6 +49,8 @@ def test_an_attempt_goes_to_the_least_loaded_eligible_worker_and_is_recorded_bef
     assert sent.options["priority"] == broker_level(95) == 0
     assert sent.kwargs["job_id"] == job.id and sent.kwargs["attempt"] == 1 and sent.kwargs["command"] == "make"
     assert "s3cret" not in sent.options["kwargsrepr"] and "make" in sent.options["kwargsrepr"]
+    # Flower, Celery's logs and events show the job and attempt; the task name stays for routing.
+    assert sent.options["shadow"] == "hydra: build #1"
     assert memory.registry.loads()["gpu1@host"] == 1  # counted against the chosen worker
 
 

@@ -28,6 +28,7 @@ def _print_up(stack: Stack, workers: Sequence[WorkerSpec], flower: bool) -> None
         "",
         f"Hydra is up (root {stack.root})",
         f"  API       {stack.api_url}   (docs: {stack.api_url}/docs, metrics: {stack.api_url}/metrics)",
+        f"  gRPC      {stack.grpc_address}   (hydra.v1.Hydra, health checking, reflection; same token)",
     ]
     if flower:
         user, _, password = stack.flower_auth.partition(":")

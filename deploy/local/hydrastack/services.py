@@ -12,6 +12,7 @@ controller ``python -m hydra controller``                               Redis ke
                                                                         ``hydra:controller:alive``
 worker-X   ``celery -A hydra worker -Q ... -n X@%h -c N -E``             log says "X@host ready."
 api        ``gunicorn ... "api:create_app()"``                          ``GET /health`` is 200
+grpc       ``python -m hydra.rpc``                                      gRPC health: SERVING
 flower     ``celery -A hydra flower``                                   ``GET /`` below 500
 ========== ============================================================ =================
 
@@ -46,22 +47,31 @@ from hydrastack.processes import Health, Proc, StackError, Supervisor, _digest, 
 REPO = Path(__file__).resolve().parents[3]
 
 #: Default ports and the environment variables that override them.
-DEFAULT_PORTS = {"redis": 6379, "mongo": 27017, "api": 8000, "flower": 5555}
+DEFAULT_PORTS = {"redis": 6379, "mongo": 27017, "api": 8000, "flower": 5555, "grpc": 50051}
 PORT_ENV = {
     "redis": "HYDRA_REDIS_PORT",
     "mongo": "HYDRA_MONGO_PORT",
     "api": "HYDRA_API_PORT",
     "flower": "HYDRA_FLOWER_PORT",
+    "grpc": "HYDRA_GRPC_PORT",
 }
 WORKER_PREFIX = "worker-"
 #: The users Hydra's processes are in Redis and MongoDB.
 REDIS_USER = "hydra"
 MONGO_USER = "hydra"
 #: Stop order groups used by ``down`` (reverse of the start order; a group stops in parallel).
-_DOWN_GROUPS = (("flower", "api"), ("<workers>",), ("controller",), ("mongo",), ("redis",))
+_DOWN_GROUPS = (("flower", "api", "grpc"), ("<workers>",), ("controller",), ("mongo",), ("redis",))
 
 #: Seconds each start_* waits by default when asked to wait.
-START_TIMEOUT = {"redis": 30.0, "mongo": 60.0, "controller": 60.0, "worker": 60.0, "api": 60.0, "flower": 60.0}
+START_TIMEOUT = {
+    "redis": 30.0,
+    "mongo": 60.0,
+    "controller": 60.0,
+    "worker": 60.0,
+    "api": 60.0,
+    "flower": 60.0,
+    "grpc": 60.0,
+}
 
 
 @dataclass
@@ -128,6 +138,7 @@ class Stack(Supervisor):
         mongo_port: int | None = None,
         api_port: int | None = None,
         flower_port: int | None = None,
+        grpc_port: int | None = None,
         mongo_url: str | None = None,
         mongo_db: str = "hydra",
         env: dict[str, str] | None = None,
@@ -139,6 +150,7 @@ class Stack(Supervisor):
         self.mongo_port = mongo_port if mongo_port is not None else _env_port("mongo")
         self.api_port = api_port if api_port is not None else _env_port("api")
         self.flower_port = flower_port if flower_port is not None else _env_port("flower")
+        self.grpc_port = grpc_port if grpc_port is not None else _env_port("grpc")
         self._external_mongo_url = mongo_url or os.environ.get("HYDRA_MONGO_URL") or None
         self.mongo_db = mongo_db
         self.env = dict(env or {})
@@ -149,7 +161,7 @@ class Stack(Supervisor):
     @classmethod
     def ephemeral(cls, root: Path, **kw) -> Stack:
         """A stack on free ports (those not given in ``kw``), e.g. one per test session."""
-        wanted = [p for p in ("redis_port", "mongo_port", "api_port", "flower_port") if kw.get(p) is None]
+        wanted = [p for p in ("redis_port", "mongo_port", "api_port", "flower_port", "grpc_port") if kw.get(p) is None]
         for key, port in zip(wanted, pick_free_ports(len(wanted)), strict=True):
             kw[key] = port
         return cls(root, **kw)
@@ -162,7 +174,7 @@ class Stack(Supervisor):
             saved = json.loads((Path(root) / "stack.json").read_text())
         except (OSError, ValueError):
             saved = {}
-        allowed = ("redis_port", "mongo_port", "api_port", "flower_port", "mongo_url", "mongo_db")
+        allowed = ("redis_port", "mongo_port", "api_port", "flower_port", "grpc_port", "mongo_url", "mongo_db")
         args = {k: saved[k] for k in allowed if saved.get(k) is not None}
         args.update(kw)
         return cls(root, **args)
@@ -173,6 +185,7 @@ class Stack(Supervisor):
             "mongo_port": self.mongo_port,
             "api_port": self.api_port,
             "flower_port": self.flower_port,
+            "grpc_port": self.grpc_port,
             "mongo_url": self._external_mongo_url,
             "mongo_db": self.mongo_db,
             "repo": str(self.repo),
@@ -245,6 +258,11 @@ class Stack(Supervisor):
     @property
     def flower_url(self) -> str:
         return f"http://127.0.0.1:{self.flower_port}"
+
+    @property
+    def grpc_address(self) -> str:
+        """Where the gRPC server listens (``host:port``, for ``grpc.insecure_channel``)."""
+        return f"127.0.0.1:{self.grpc_port}"
 
     def _secret(self, name: str, make) -> str:
         """A secret made once (``make()``) and kept in ``<root>/<name>``, mode 0600."""
@@ -378,6 +396,9 @@ class Stack(Supervisor):
             "--address=127.0.0.1", f"--port={self.flower_port}",
         ]  # fmt: skip
 
+    def grpc_command(self) -> list[str]:
+        return [str(self.bin / "python"), "-m", "hydra.rpc"]
+
     def process_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """What the stack adds to os.environ for its processes (clients' URLs, then env, then extra)."""
         env = self.env_for_clients()
@@ -397,6 +418,7 @@ class Stack(Supervisor):
             "api": self.api_command,
             "controller": self.controller_command,
             "flower": self.flower_command,
+            "grpc": self.grpc_command,
         }
         if name in builders:
             return builders[name]()
@@ -591,6 +613,15 @@ class Stack(Supervisor):
             self.wait_healthy(["api"], START_TIMEOUT["api"], level="started")
         return proc
 
+    def start_grpc(self, wait: bool = True) -> Proc:
+        """Start the gRPC server; with ``wait``, until its health service answers."""
+        proc = self._ensure(
+            "grpc", self.grpc_command(), port=self.grpc_port, env={"HYDRA_GRPC_BIND": self.grpc_address}
+        )
+        if wait:
+            self.wait_healthy(["grpc"], START_TIMEOUT["grpc"], level="started")
+        return proc
+
     def start_flower(self, wait: bool = True) -> Proc:
         # Flower reads FLOWER_BASIC_AUTH itself; an env var keeps the password out of `ps`.
         proc = self._ensure(
@@ -638,6 +669,19 @@ class Stack(Supervisor):
             return exc.code
         except (urllib.error.URLError, OSError, ValueError):
             return None
+
+    def _grpc_health(self) -> Health:
+        """The gRPC server's own health service: started once it answers, healthy when SERVING."""
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        try:
+            with grpc.insecure_channel(self.grpc_address) as channel:
+                answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+        except grpc.RpcError as exc:
+            return Health(False, False, f"no gRPC answer ({exc.code().name})")
+        serving = answer.status == health_pb2.HealthCheckResponse.SERVING
+        return Health(True, serving, health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status))
 
     def _worker_ready(self, name: str) -> bool:
         meta = self._meta(name) or {}
@@ -690,6 +734,8 @@ class Stack(Supervisor):
             if code is None:
                 return Health(False, False, "no HTTP answer")
             return Health(code < 500, code < 500, f"GET / -> {code}")
+        if name == "grpc":
+            return self._grpc_health()
         if name.startswith(WORKER_PREFIX):
             ready = self._worker_ready(name)
             return Health(True, ready, "ready" if ready else "not ready yet")
@@ -706,7 +752,7 @@ class Stack(Supervisor):
             return max(1.0, deadline - time.monotonic())
 
         # Fail before starting anything if a port we need is held by a stranger.
-        ports = {"redis": self.redis_port, "api": self.api_port}
+        ports = {"redis": self.redis_port, "api": self.api_port, "grpc": self.grpc_port}
         if self.mongo_backend != "external":
             ports["mongo"] = self.mongo_port
         if flower:
@@ -728,6 +774,8 @@ class Stack(Supervisor):
             started.append(spec.process_name)
         self.start_api(wait=False)
         started.append("api")
+        self.start_grpc(wait=False)
+        started.append("grpc")
         if flower:
             self.start_flower(wait=False)
             started.append("flower")
@@ -757,9 +805,15 @@ class Stack(Supervisor):
         """name -> {pid, running, healthy, port, log, detail, ...} for the services and every pidfile."""
         wanted = ["redis", "mongo", "controller"]
         wanted += [n for n in self.names() if n.startswith(WORKER_PREFIX)]
-        wanted += ["api", "flower"]
+        wanted += ["api", "grpc", "flower"]
         wanted += [n for n in self.names() if n not in wanted]
-        ports = {"redis": self.redis_port, "mongo": self.mongo_port, "api": self.api_port, "flower": self.flower_port}
+        ports = {
+            "redis": self.redis_port,
+            "mongo": self.mongo_port,
+            "api": self.api_port,
+            "flower": self.flower_port,
+            "grpc": self.grpc_port,
+        }
         out: dict[str, dict] = {}
         for name in wanted:
             meta = self._meta(name) or {}

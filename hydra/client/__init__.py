@@ -11,8 +11,12 @@
     run = hydra.wait(sub.run_id, timeout=120)
     print(run.status, run.returncode)
 
-Results are dataclasses (:class:`Submitted`, :class:`Job`, :class:`Run`, :class:`Worker`,
-:class:`Chunk`, :class:`OutputPage`); each keeps the whole JSON answer in ``raw``.
+Every operation of the REST API has a typed method (``OPERATIONS`` maps each ``METHOD
+/path`` of the OpenAPI description to its method; a test checks none is missing).
+Results are dataclasses (``hydra.client.records``: :class:`Submitted`, :class:`Job`,
+:class:`Run`, :class:`Worker`, :class:`Task`, :class:`Chunk`, :class:`OutputPage`); each
+keeps the whole JSON answer in ``raw``. Listings return a :class:`Page` (a list with
+``next_cursor``).
 Every failure raises a :class:`ClientError` (itself a ``hydra.errors.HydraError``)::
 
     ClientError
@@ -29,266 +33,76 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
-from hydra.errors import HydraError
-from hydra.model.status import TERMINAL, RunStatus
+from hydra.client.errors import (
+    _ERRORS,
+    ClientError,
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotAuthenticated,
+    NotFound,
+    ServerError,
+    Unavailable,
+    WaitTimeout,
+)
+from hydra.client.records import (
+    AuditEvent,
+    Chunk,
+    Job,
+    OutputPage,
+    Page,
+    Run,
+    Submitted,
+    Task,
+    Token,
+    Worker,
+)
 from hydra.settings import get_settings
 
-# --- errors --------------------------------------------------------------------------------------
+__all__ = [
+    "OPERATIONS",
+    "AuditEvent",
+    "Chunk",
+    "Client",
+    "ClientError",
+    "Conflict",
+    "Forbidden",
+    "InvalidRequest",
+    "Job",
+    "NotAuthenticated",
+    "NotFound",
+    "OutputPage",
+    "Page",
+    "Run",
+    "ServerError",
+    "Submitted",
+    "Task",
+    "Token",
+    "Unavailable",
+    "WaitTimeout",
+    "Worker",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+#: ``"GET /jobs/{job_id}"`` -> the name of the Client method that calls it.
+OPERATIONS: dict[str, str] = {}
 
 
-class ClientError(HydraError):
-    """A request to the API failed. ``status_code`` is None when no answer came."""
+def operation(*names: str) -> Callable[[F], F]:
+    """Mark a Client method as the one that calls these operations (``"POST /jobs/"``)."""
 
-    def __init__(self, message: str, *, status_code: int | None = None, body: Any = None):
-        super().__init__(message)
-        self.message = message
-        self.status_code = status_code
-        self.body = body
+    def mark(method: F) -> F:
+        for name in names:
+            OPERATIONS[name] = method.__name__
+        return method
 
-
-class Unavailable(ClientError):
-    pass
-
-
-class InvalidRequest(ClientError):
-    @property
-    def errors(self) -> dict:
-        """Field errors by location: ``{"json": {"field": ["message", ...]}, "query": {...}}``."""
-        return (self.body or {}).get("errors") or {} if isinstance(self.body, dict) else {}
-
-
-class NotAuthenticated(ClientError):
-    """401: no token, or one the API does not accept (HYDRA_TOKEN, or .hydra/admin.token)."""
-
-
-class Forbidden(ClientError):
-    """403: the token's roles do not allow this."""
-
-
-class NotFound(ClientError):
-    pass
-
-
-class Conflict(ClientError):
-    pass
-
-
-class ServerError(ClientError):
-    pass
-
-
-class WaitTimeout(ClientError):
-    pass
-
-
-_ERRORS = {
-    400: InvalidRequest,
-    401: NotAuthenticated,
-    403: Forbidden,
-    404: NotFound,
-    409: Conflict,
-    422: InvalidRequest,
-    503: Unavailable,
-}
-
-# --- results -----------------------------------------------------------------------------------------
-
-
-def _time(value):
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return value
-    return value
-
-
-class _Record:
-    """Built from a JSON object: known fields typed, the whole object in ``raw``."""
-
-    _TIMES: tuple[str, ...] = ()
-
-    @classmethod
-    def from_json(cls, data: dict):
-        known = {f.name for f in fields(cls)} - {"raw"}
-        values = {key: (_time(data.get(key)) if key in cls._TIMES else data.get(key)) for key in known}
-        return cls(**values, raw=data)
-
-
-@dataclass
-class Submitted(_Record):
-    job_id: str
-    run_id: str | None
-    status: str
-    worker_id: str | None = None
-    pending_reason: str | None = None
-    raw: dict = field(default_factory=dict, repr=False)
-
-
-@dataclass
-class Job(_Record):
-    _TIMES = ("created_at", "updated_at", "scheduled_at")
-    id: str
-    name: str
-    user: str
-    command: str | None = None
-    args: list[str] | None = None
-    shell: str | None = None
-    affinity: dict | None = None
-    status: str | None = None
-    last_run_id: str | None = None
-    source: str | None = None
-    retries: int | None = None
-    timeout: float | None = None
-    priority: int | None = None
-    schedule: str | None = None
-    scheduled_at: datetime | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    raw: dict = field(default_factory=dict, repr=False)
-
-
-@dataclass
-class Run(_Record):
-    _TIMES = ("queued_at", "placed_at", "started_at", "finished_at", "not_before")
-    id: str
-    job_id: str
-    status: str
-    job_name: str | None = None
-    user: str | None = None
-    attempt: int | None = None
-    retry_of: str | None = None
-    worker_id: str | None = None
-    command: str | None = None
-    returncode: int | None = None
-    stdout: str | None = None
-    stderr: str | None = None
-    error: str | None = None
-    outcome: str | None = None
-    decision: str | None = None
-    pending_reason: str | None = None
-    queued_at: datetime | None = None
-    placed_at: datetime | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    not_before: datetime | None = None
-    duration: float | None = None
-    raw: dict = field(default_factory=dict, repr=False)
-
-    @property
-    def ended(self) -> bool:
-        """This attempt will not change again (a retry, if any, is another run)."""
-        return RunStatus(self.status) in TERMINAL
-
-    @property
-    def exit_code(self) -> int:
-        """What a shell would make of it: 0 when it succeeded; 124 when it timed out and 130
-        when it was cancelled (as ``timeout`` and Ctrl-C do); else the command's own exit
-        code, 128+N when it was killed by signal N, and 1 when it never ran."""
-        if self.status == RunStatus.SUCCEEDED.value:
-            return 0
-        outcome = self.outcome or self.status
-        if outcome == RunStatus.TIMED_OUT.value:
-            return 124
-        if outcome == RunStatus.CANCELLED.value:
-            return 130
-        code = self.returncode
-        if code is not None and code > 0:
-            return min(code, 255)
-        if code is not None and code < 0:
-            return 128 + min(-code, 127)
-        return 1
-
-
-@dataclass
-class Worker(_Record):
-    _TIMES = ("last_heartbeat", "first_seen")
-    id: str
-    status: str
-    os: str | None = None
-    tags: list[str] = field(default_factory=list)
-    allowed_users: list[str] | None = None
-    max_concurrency: int | None = None
-    current_running: int | None = None
-    load: int | None = None
-    queue: str | None = None
-    hostname: str | None = None
-    last_heartbeat: datetime | None = None
-    first_seen: datetime | None = None
-    raw: dict = field(default_factory=dict, repr=False)
-
-
-@dataclass
-class Token(_Record):
-    _TIMES = ("created_at", "expires_at", "revoked_at")
-    id: str
-    name: str
-    user: str
-    roles: dict
-    act_as: list
-    created_at: datetime | None = None
-    created_by: str | None = None
-    expires_at: datetime | None = None
-    revoked_at: datetime | None = None
-    #: The secret (``hydra_<id>_<secret>``): only in the answer that made the token.
-    token: str | None = None
-    raw: dict = field(default_factory=dict, repr=False)
-
-
-@dataclass
-class AuditEvent(_Record):
-    _TIMES = ("at",)
-    id: str
-    at: datetime | None
-    actor: str
-    via: str
-    action: str
-    namespace: str | None = None
-    target: str | None = None
-    details: dict = field(default_factory=dict)
-    raw: dict = field(default_factory=dict, repr=False)
-
-
-@dataclass
-class Chunk(_Record):
-    seq: int
-    stream: str
-    text: str
-    cut: bool = False
-    raw: dict = field(default_factory=dict, repr=False)
-
-
-@dataclass
-class OutputPage:
-    run_id: str
-    status: str
-    chunks: list[Chunk]
-    next: int
-    ended: bool
-    stdout_bytes: int | None = None
-    stderr_bytes: int | None = None
-    #: The server had no room to hold this request: ask again after this many seconds.
-    retry_after: float | None = None
-
-    @classmethod
-    def from_json(cls, data: dict) -> OutputPage:
-        return cls(
-            run_id=data["run_id"],
-            status=data["status"],
-            chunks=[Chunk.from_json(c) for c in data.get("chunks") or []],
-            next=data["next"],
-            ended=data["ended"],
-            stdout_bytes=data.get("stdout_bytes"),
-            stderr_bytes=data.get("stderr_bytes"),
-            retry_after=data.get("retry_after"),
-        )
+    return mark
 
 
 # --- the client ---------------------------------------------------------------------------------------
@@ -354,13 +168,30 @@ class Client:
         *,
         params: dict | None = None,
         json: Any = None,
+        headers: dict | None = None,
         timeout: float | None = None,
         ok: tuple[int, ...] = (200,),
     ) -> Any:
-        """One request; the decoded JSON answer, or a ClientError."""
+        """One request; the decoded JSON answer (None for 204), or a ClientError."""
+        return self._exchange(method, path, params=params, json=json, headers=headers, timeout=timeout, ok=ok)[0]
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict | None = None,
+        json: Any = None,
+        headers: dict | None = None,
+        timeout: float | None = None,
+        ok: tuple[int, ...] = (200,),
+        text: bool = False,
+    ) -> tuple[Any, requests.structures.CaseInsensitiveDict]:
         url = self.url + path
         try:
-            response = self.session.request(method, url, params=params, json=json, timeout=timeout or self.timeout)
+            response = self.session.request(
+                method, url, params=params, json=json, headers=headers, timeout=timeout or self.timeout
+            )
         except requests.Timeout as exc:
             raise Unavailable(f"the Hydra API at {self.url} did not answer {method} {path} in time") from exc
         except requests.RequestException as exc:
@@ -368,6 +199,8 @@ class Client:
                 f"cannot reach the Hydra API at {self.url} ({type(exc).__name__}; is it "
                 "running? HYDRA_API_URL says where it is)"
             ) from exc
+        if response.status_code in ok and (text or response.status_code == 204):
+            return (response.text if text else None), response.headers
         try:
             body = response.json()
         except ValueError:
@@ -375,7 +208,7 @@ class Client:
         if response.status_code in ok:
             if body is None:
                 raise ServerError(f"{method} {path}: answer is not JSON", status_code=response.status_code)
-            return body
+            return body, response.headers
         message = body.get("message") if isinstance(body, dict) else None
         if not message:
             name = body.get("status") if isinstance(body, dict) else None
@@ -383,13 +216,19 @@ class Client:
         cls = _ERRORS.get(response.status_code, ServerError)
         raise cls(message, status_code=response.status_code, body=body)
 
+    def _page(self, path: str, params: dict, record) -> Page:
+        answer, headers = self._exchange("GET", path, params={k: v for k, v in params.items() if v is not None})
+        return Page([record.from_json(item) for item in answer], headers.get("X-Next-Cursor"))
+
     # -- jobs ------------------------------------------------------------------------------
+    @operation("POST /jobs/")
     def submit(
         self,
         command: str | None = None,
         *,
         name: str | None = None,
         user: str | None = None,
+        namespace: str | None = None,
         os: str | list[str] | None = None,
         tags: list[str] | None = None,
         allowed_users: list[str] | None = None,
@@ -401,11 +240,20 @@ class Client:
         cwd: str | None = None,
         args: list[str] | None = None,
         schedule: str | None = None,
+        timezone: str | None = None,
         scheduled_at: datetime | str | None = None,
+        http: dict | None = None,
+        idempotency_key: str | None = None,
         **fields_: Any,
     ) -> Submitted:
-        """Submit a job (``POST /jobs/``). ``name`` defaults to one made from the command,
-        ``user`` to the token's; any further job-body field can be passed by keyword."""
+        """Submit a job (``POST /jobs/``): a shell ``command``, an argument list ``args`` (run
+        without a shell), or an ``http`` request ({"url", "method", "headers", "body"}: a
+        webhook). ``schedule`` is a cron expression (in ``timezone``), ``scheduled_at`` a
+        one-off time. ``name`` defaults to one made from the command, ``user`` to the
+        token's; any further job-body field can be passed by keyword.
+
+        With ``idempotency_key``, sending the same submission again (within 24 h) answers
+        with the first one's job (``replayed`` set) instead of making another: safe to retry."""
         affinity: dict = {}
         if os:
             affinity["os"] = [os] if isinstance(os, str) else list(os)
@@ -415,9 +263,12 @@ class Client:
             affinity["allowed_users"] = list(allowed_users)
         if isinstance(scheduled_at, datetime):
             scheduled_at = scheduled_at.isoformat()
+        if http is not None:
+            fields_.setdefault("executor", "http")
         body = {
-            "name": name or default_name(command, args),
+            "name": name or default_name(command or (http or {}).get("url"), args),
             "user": user,
+            "namespace": namespace,
             "affinity": affinity,
             "command": command,
             "args": args,
@@ -428,35 +279,115 @@ class Client:
             "env": env,
             "cwd": cwd,
             "schedule": schedule,
+            "timezone": timezone,
             "scheduled_at": scheduled_at,
+            "http": http,
             **fields_,
         }
         body = {key: value for key, value in body.items() if value is not None}
-        return Submitted.from_json(self.request("POST", "/jobs/", json=body, ok=(201,)))
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        answer, got = self._exchange("POST", "/jobs/", json=body, headers=headers, ok=(201,))
+        return Submitted.from_answer(answer, got)
 
+    @operation("GET /jobs/{job_id}")
     def job(self, job_id: str) -> Job:
         return Job.from_json(self.request("GET", f"/jobs/{_segment(job_id)}"))
 
-    def jobs(self, *, status: str | None = None, user: str | None = None, limit: int = 50) -> list[Job]:
-        """Jobs, newest first, optionally by status of their latest run and by user."""
-        params = {"status": status, "user": user, "limit": limit}
-        answer = self.request("GET", "/jobs/", params={k: v for k, v in params.items() if v is not None})
-        return [Job.from_json(item) for item in answer]
+    @operation("GET /jobs/")
+    def jobs(
+        self,
+        *,
+        status: str | None = None,
+        user: str | None = None,
+        namespace: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Jobs, newest first, optionally by status of their latest run, user and namespace."""
+        params = {"status": status, "user": user, "namespace": namespace, "limit": limit, "cursor": cursor}
+        return self._page("/jobs/", params, Job)
 
-    def runs(self, job_id: str, *, limit: int = 100) -> list[Run]:
+    @operation("PUT /jobs/{job_id}")
+    def replace_job(self, job_id: str, body: dict) -> Job:
+        """Replace a job's whole body (future runs use it)."""
+        return Job.from_json(self.request("PUT", f"/jobs/{_segment(job_id)}", json=body))
+
+    @operation("PATCH /jobs/{job_id}")
+    def update_job(self, job_id: str, **fields_: Any) -> Job:
+        """Change some fields of a job (``priority=80``, ``schedule="0 * * * *"``, ...)."""
+        return Job.from_json(self.request("PATCH", f"/jobs/{_segment(job_id)}", json=fields_))
+
+    @operation("DELETE /jobs/{job_id}")
+    def delete_job(self, job_id: str) -> None:
+        """Delete a job: its schedule stops, its runs not started are cancelled, history stays."""
+        self.request("DELETE", f"/jobs/{_segment(job_id)}", ok=(204,))
+
+    @operation("POST /jobs/{job_id}/pause")
+    def pause_job(self, job_id: str) -> Job:
+        return Job.from_json(self.request("POST", f"/jobs/{_segment(job_id)}/pause"))
+
+    @operation("POST /jobs/{job_id}/resume")
+    def resume_job(self, job_id: str) -> Job:
+        return Job.from_json(self.request("POST", f"/jobs/{_segment(job_id)}/resume"))
+
+    @operation("POST /jobs/{job_id}/trigger")
+    def trigger_job(self, job_id: str) -> Submitted:
+        """Run the job once now, whatever its schedule."""
+        return Submitted.from_json(self.request("POST", f"/jobs/{_segment(job_id)}/trigger", ok=(201,)))
+
+    @operation("GET /jobs/{job_id}/runs")
+    def runs(self, job_id: str, *, limit: int = 100, cursor: str | None = None) -> Page:
         """A job's runs (attempts), newest first."""
-        answer = self.request("GET", f"/jobs/{_segment(job_id)}/runs", params={"limit": limit})
-        return [Run.from_json(item) for item in answer]
+        return self._page(f"/jobs/{_segment(job_id)}/runs", {"limit": limit, "cursor": cursor}, Run)
+
+    # -- one-off tasks (seed 001) ------------------------------------------------------------
+    @operation("POST /schedule/")
+    def schedule_task(self, command: str, *, scheduled_at: datetime | str | None = None, **fields_: Any) -> Task:
+        """Run ``command`` once at ``scheduled_at`` (None: now), as ``POST /schedule``."""
+        if isinstance(scheduled_at, datetime):
+            scheduled_at = scheduled_at.isoformat()
+        body = {"command": command, "scheduled_at": scheduled_at or "", **fields_}
+        return Task.from_json(self.request("POST", "/schedule/", json=body, ok=(201,)))
+
+    @operation("GET /schedule/{task_id}")
+    def task(self, task_id: str) -> Task:
+        return Task.from_json(self.request("GET", f"/schedule/{_segment(task_id)}"))
 
     # -- runs ------------------------------------------------------------------------------
+    @operation("GET /runs/{run_id}")
     def run(self, run_id: str) -> Run:
         return Run.from_json(self.request("GET", f"/runs/{_segment(run_id)}"))
 
+    @operation("POST /runs/{run_id}/cancel")
     def cancel(self, run_id: str) -> Run:
         """Cancel a run: a queued or pending one at once, a running one is killed (the answer
         is then the run as it was when the kill was requested). Conflict if it already ended."""
         return Run.from_json(self.request("POST", f"/runs/{_segment(run_id)}/cancel", ok=(200, 202)))
 
+    @operation("POST /runs/{run_id}/retry")
+    def retry(self, run_id: str) -> Submitted:
+        """One more attempt after a failed, timed-out, cancelled or dead-lettered run."""
+        return Submitted.from_json(self.request("POST", f"/runs/{_segment(run_id)}/retry", ok=(201,)))
+
+    @operation("GET /dead-letter/")
+    def dead_letters(
+        self,
+        *,
+        job_id: str | None = None,
+        include_retried: bool = False,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        """Dead-lettered runs, newest first (not yet retried, unless ``include_retried``)."""
+        params = {
+            "job_id": job_id,
+            "include_retried": "true" if include_retried else None,
+            "limit": limit,
+            "cursor": cursor,
+        }
+        return self._page("/dead-letter/", params, Run)
+
+    @operation("GET /runs/{run_id}/output")
     def output(self, run_id: str, *, after: int = -1, wait: float = 0.0, limit: int | None = None) -> OutputPage:
         """One page of a run's output after chunk ``after``; ``wait`` > 0 holds the request
         (at most 10 s) until there is something new or the run ends."""
@@ -518,14 +449,17 @@ class Client:
         return None
 
     # -- workers ---------------------------------------------------------------------------
+    @operation("GET /workers/")
     def workers(self) -> list[Worker]:
         return [Worker.from_json(item) for item in self.request("GET", "/workers/")]
 
+    @operation("GET /health/")
     def health(self) -> dict:
         """``GET /health`` (answered with 200 or 503; both are returned, not raised)."""
         return self.request("GET", "/health", ok=(200, 503))
 
     # -- access ----------------------------------------------------------------------------
+    @operation("POST /tokens/")
     def create_token(
         self,
         name: str,
@@ -540,12 +474,15 @@ class Client:
         body = {key: value for key, value in body.items() if value is not None}
         return Token.from_json(self.request("POST", "/tokens/", json=body, ok=(201,)))
 
+    @operation("GET /tokens/")
     def tokens(self) -> list[Token]:
         return [Token.from_json(item) for item in self.request("GET", "/tokens/")]
 
+    @operation("DELETE /tokens/{token_id}")
     def revoke_token(self, token_id: str) -> Token:
         return Token.from_json(self.request("DELETE", f"/tokens/{_segment(token_id)}"))
 
+    @operation("GET /audit/")
     def audit(
         self, *, namespace: str | None = None, actor: str | None = None, target: str | None = None, limit: int = 100
     ) -> list[AuditEvent]:
@@ -553,12 +490,20 @@ class Client:
         answer = self.request("GET", "/audit/", params={k: v for k, v in params.items() if v is not None})
         return [AuditEvent.from_json(item) for item in answer]
 
+    @operation("GET /namespaces/{namespace}")
     def namespace_limits(self, namespace: str) -> dict:
         return self.request("GET", f"/namespaces/{_segment(namespace)}")
 
+    @operation("PUT /namespaces/{namespace}")
     def set_namespace_limits(self, namespace: str, *, max_running: int | None, max_queued: int | None) -> dict:
         body = {"max_running": max_running, "max_queued": max_queued}
         return self.request("PUT", f"/namespaces/{_segment(namespace)}", json=body)
+
+    # -- metrics ---------------------------------------------------------------------------
+    @operation("GET /metrics")
+    def metrics(self) -> str:
+        """Prometheus's text exposition of ``/metrics`` (needs a role in '*' or the scrape token)."""
+        return self._exchange("GET", "/metrics", ok=(200,), text=True)[0]
 
 
 def _segment(ident: str) -> str:

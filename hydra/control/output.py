@@ -1,0 +1,159 @@
+"""Reading a run's live output, page by page, for a caller: what ``GET /runs/<id>/output``
+answers and what gRPC's ``WatchRun`` streams.
+
+A page holds the chunks after ``after`` (``-1``: from the start), the run's status, ``next``
+(pass it as ``after`` to get what follows) and ``ended`` (the run has ended and every chunk
+was returned). With ``wait`` the read is held until new output arrives or the run ends (at
+most :data:`MAX_WAIT` seconds, so one follower never holds a server thread for long).
+
+:func:`read_output` (REST) is gated: one process serves at most ``HYDRA_MAX_FOLLOWERS``
+reads at once, and a read beyond that is answered at once - the run's status, no chunks,
+``ended: false`` and ``retry_after`` (1-2 s) - so followers take turns and an API's other
+requests keep their threads. :func:`read_page` is the read itself; gRPC's WatchRun calls
+it directly, since each stream holds one of the gRPC server's own threads
+(``HYDRA_GRPC_THREADS``) for as long as it lasts anyway.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from datetime import datetime, timedelta
+
+from hydra import clock
+from hydra.control.access import Reader, require
+from hydra.execution.live import STREAMS
+from hydra.model.queries import MAX_WAIT
+from hydra.model.records import Chunk, OutputEnd, Run
+from hydra.settings import get_settings
+from hydra.store.output import OutputStore
+
+#: How often a waiting read looks for new output (a chunk is stored <= 0.4 s after it is written).
+POLL_INTERVAL = 0.2
+#: A run that ended this long ago without an ``eof`` record (its worker died, say) is complete.
+EOF_GRACE = timedelta(seconds=5)
+
+
+def _writer_gone(run: Run, now: datetime) -> bool:
+    """For an ended run without an end-of-output record: will no more output come? True when
+    it never started, or ended more than :data:`EOF_GRACE` ago (its worker died, say)."""
+    if run.started_at is None:
+        return True
+    return run.finished_at is None or now - run.finished_at > EOF_GRACE
+
+
+def record_chunks(run: Run, after: int) -> list[Chunk]:
+    """A short run's output as chunks (stdout as chunk 0, stderr as chunk 1, when not empty),
+    from the run record: its worker stored no live chunks (hydra.execution.live)."""
+    chunks: list[Chunk] = []
+    for stream in STREAMS:
+        text = getattr(run, stream) or ""
+        if text:
+            chunks.append(
+                Chunk(
+                    id=f"{run.id}/record-{stream}",
+                    run_id=run.id,
+                    seq=len(chunks),
+                    stream=stream,
+                    text=text,
+                    at=run.finished_at,
+                )
+            )
+    return [chunk for chunk in chunks if chunk.seq > after]
+
+
+#: Seconds a follower that found no room is told to wait before asking again.
+RETRY_AFTER = 1.0
+_gate_lock = threading.Lock()
+_gate: threading.BoundedSemaphore | None = None
+
+
+def _followers() -> threading.BoundedSemaphore:
+    global _gate
+    with _gate_lock:
+        if _gate is None:
+            _gate = threading.BoundedSemaphore(max(1, get_settings().max_followers))
+        return _gate
+
+
+#: Seconds a run's status, read for a follower that must wait its turn, is reused for others.
+STATUS_TTL = 1.0
+_statuses: dict[str, tuple[float, str, str]] = {}
+
+
+def _known_status(reader: Reader, run_id: str) -> str:
+    """The run's status, read at most once per STATUS_TTL for followers told to wait (so that
+    their answers cost no query); NotFound (404) for an unknown run or one the caller may not
+    read, as always (the namespace is kept with the status and checked every time)."""
+    now = time.monotonic()
+    with _gate_lock:
+        known = _statuses.get(run_id)
+    if known is None or now - known[0] >= STATUS_TTL:
+        run = reader.runs.get(run_id)
+        known = (now, run.status, run.namespace)
+        with _gate_lock:
+            if len(_statuses) > 10_000:
+                _statuses.clear()
+            _statuses[run_id] = known
+    require(reader.actor, "read", known[2], kind="run", ident=run_id)
+    return known[1]
+
+
+def read_output(reader: Reader, run_id: str, after: int, wait: float, limit: int) -> dict:
+    """One page (:func:`read_page`) - when this process serves fewer than
+    ``HYDRA_MAX_FOLLOWERS`` reads. Otherwise the answer comes at once, with the run's status,
+    no chunks and ``retry_after``: followers take turns."""
+    gate = _followers()
+    if not gate.acquire(blocking=False):
+        return {
+            "run_id": run_id,
+            "status": _known_status(reader, run_id),
+            "chunks": [],
+            "next": after,
+            "ended": False,
+            "stdout_bytes": None,
+            "stderr_bytes": None,
+            "retry_after": round(RETRY_AFTER * (1 + random.random()), 2),
+        }
+    try:
+        return read_page(reader, run_id, after, wait, limit)
+    finally:
+        gate.release()
+
+
+def read_page(reader: Reader, run_id: str, after: int, wait: float, limit: int) -> dict:
+    """One page of the run's output for ``reader``'s caller (held up to ``wait`` s for
+    something new); NotFound for a run it may not see."""
+    output = OutputStore()
+    deadline = time.monotonic() + min(wait, MAX_WAIT)
+    while True:
+        run = reader.run(run_id)  # NotFound -> 404; read before the chunks, see below
+        chunks = output.chunks(run_id, after, max_chunks=limit)
+        eof: OutputEnd | None = None
+        ended = False
+        if run.run_status.is_terminal and run.live_chunks == 0:
+            # A short run stored no chunks: its whole output is in the run record.
+            chunks, ended = record_chunks(run, after), True
+            break
+        if run.run_status.is_terminal:
+            # The run's end is recorded after its writer closed, so with the status read
+            # first, the chunks read now are all there are once the end record exists.
+            eof = output.end(run_id)
+            last = chunks[-1].seq if chunks else after
+            if eof is not None:  # complete once the reader has every chunk the writer stored
+                ended = last + 1 >= eof.chunks
+            else:  # no writer ran, or it died: complete after a grace, once nothing more is read
+                ended = not chunks and _writer_gone(run, clock.utcnow())
+        if chunks or ended or time.monotonic() >= deadline:
+            break
+        time.sleep(POLL_INTERVAL)
+    return {
+        "run_id": run_id,
+        "status": run.status,
+        "chunks": chunks,
+        "next": chunks[-1].seq if chunks else after,
+        "ended": ended,
+        "stdout_bytes": eof.stdout_bytes if eof else run.stdout_bytes if ended else None,
+        "stderr_bytes": eof.stderr_bytes if eof else run.stderr_bytes if ended else None,
+    }
