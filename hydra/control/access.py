@@ -8,8 +8,10 @@ as if it did not exist; something it may read but not change answers Forbidden.
 
 from __future__ import annotations
 
+from hydra.dispatch.router import AffinityRouter
 from hydra.errors import Forbidden, NotFound
 from hydra.model.access import NEEDS, Principal
+from hydra.model.affinity import Verdict
 from hydra.model.records import Job, Run
 from hydra.model.status import RunStatus
 from hydra.store.jobs import JobStore
@@ -75,3 +77,13 @@ class Reader:
     def all_workers(self) -> list[WorkerView]:
         """Workers that serve a namespace it may read (a worker without namespaces serves all)."""
         return [w for w in self.workers.all() if not w.namespaces or any(self.actor.sees(ns) for ns in w.namespaces)]
+
+    def placement(self, run_id: str, router: AffinityRouter | None = None) -> tuple[Run, Job, list[Verdict]]:
+        """A run, its job, and worker by worker why each could or could not take it now
+        (only the workers this caller may see; the reasons name the job's own needs)."""
+        run = self.run(run_id)
+        job = self.jobs.get(run.job_id)
+        needs = {"affinity": job.affinity, "user": job.user, "shell": job.shell, "args": job.args}
+        visible = {w.id for w in self.all_workers()}
+        found = (router or AffinityRouter()).explain({**needs, "namespace": job.namespace})
+        return run, job, [v for v in found if v.worker_id in visible]

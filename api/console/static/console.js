@@ -1,0 +1,31 @@
+// Hydra console: small progressive enhancements (the pages work without them, but for live parts).
+(function () {
+  "use strict";
+  // Confirm destructive actions.
+  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  });
+  document.querySelectorAll("a[data-back]").forEach(function (link) {
+    link.addEventListener("click", function (event) { event.preventDefault(); history.back(); });
+  });
+  // Regions marked data-live="ms" are fetched again (the same page, same bounded query) and replaced.
+  document.querySelectorAll("[data-live]").forEach(function (region) {
+    var every = parseInt(region.dataset.live, 10) || 3000;
+    function refresh() {
+      fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (!html) return;
+          var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(region.id);
+          if (fresh && fresh.innerHTML !== region.innerHTML && !region.contains(document.activeElement)) {
+            region.innerHTML = fresh.innerHTML;
+          }
+        })
+        .catch(function () {})
+        .finally(function () { setTimeout(refresh, every); });
+    }
+    setTimeout(refresh, every);
+  });
+})();
