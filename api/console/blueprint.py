@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
 
 from api.console import session as sessions
 from hydra.errors import Conflict, Forbidden, InvalidJob, NotAuthenticated, NotFound, Unavailable
 from hydra.model.status import RunStatus
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint(
     "console",
@@ -18,7 +23,7 @@ bp = Blueprint(
 )
 
 #: Pages anyone may load: the sign-in form and the console's own assets.
-OPEN = {"console.login", "console.static"}
+OPEN = {"console.login", "console.login_post", "console.static"}
 TERMINAL = {s.value for s in RunStatus if s.is_terminal}
 
 
@@ -113,3 +118,16 @@ def reject_cursor(args) -> str:
     from urllib.parse import urlencode
 
     return urlencode({k: v for k, v in args.to_dict().items() if k != "cursor"})
+
+
+@bp.errorhandler(HTTPException)
+def http_error(exc: HTTPException):
+    return _page(exc.code or 500, exc.description or exc.name)
+
+
+@bp.errorhandler(Exception)
+def unexpected(exc: Exception):
+    if isinstance(exc, HTTPException):
+        return http_error(exc)
+    log.exception("console: unhandled error")
+    return _page(500, "internal error (logged)")
