@@ -6,6 +6,7 @@
   var out = document.getElementById("output");
   var note = document.getElementById("follow-note");
   var after = -1;
+  var renderedStatus = box.dataset.status;
   var terminal = ["succeeded", "failed", "timed_out", "cancelled", "lost", "dead_letter"];
   var symbols = { succeeded: "✓", failed: "✗", timed_out: "⏱", cancelled: "⊘", lost: "?", dead_letter: "☠", running: "▶", queued: "…", pending: "⏸", retrying: "↻" };
 
@@ -38,10 +39,25 @@
         document.getElementById("run-worker").textContent = s.worker_id || "—";
         document.getElementById("run-waited").textContent = seconds(s.queued_at, s.started_at);
         document.getElementById("run-duration").textContent = s.duration === null ? "—" : s.duration.toFixed(2) + " s";
-        if (terminal.indexOf(s.status) >= 0) {
-          document.querySelectorAll("form[action$='/cancel']").forEach(function (f) { f.remove(); });
+        if (terminal.indexOf(s.status) >= 0 && terminal.indexOf(renderedStatus) < 0 && !box.dataset.settled) {
+          box.dataset.settled = "1";
+          redrawParts(["run-actions", "timeline"]);
         }
       });
+  }
+  // Once the run ended, its actions (retry instead of cancel) and attempt timeline come from a fresh copy of the page.
+  function redrawParts(ids) {
+    fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        ids.forEach(function (id) {
+          var now = document.getElementById(id), then = fresh.getElementById(id);
+          if (now && then) now.innerHTML = then.innerHTML;
+        });
+      })
+      .catch(function () {});
   }
   function append(chunks) {
     chunks.forEach(function (c) {
