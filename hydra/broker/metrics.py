@@ -65,16 +65,16 @@ def job_submitted(source: str, redis=None) -> None:
 def run_finished(status: str, duration: float | None, redis=None, *, namespace: str | None = None) -> None:
     """Count one ended attempt (and its duration, when it ran), in the totals and, with its
     ``namespace``, in the console's minute series (``hydra.broker.series``). Never raises."""
-    ran = duration is not None and duration >= 0
-    bound = next(b for b in DURATION_BUCKETS if duration <= b) if ran and duration is not None else None
+    ran = duration if duration is not None and duration >= 0 else None
+    bound = next(b for b in DURATION_BUCKETS if ran <= b) if ran is not None else None
     if namespace is not None:
-        series.count(namespace, status, duration if ran else None, bound, time.time(), redis=redis)
+        series.count(namespace, status, ran, bound, time.time(), redis=redis)
     try:
         pipe = (redis or get_redis()).pipeline(transaction=False)
         pipe.hincrby(names.METRIC_RUNS_FINISHED, status, 1)
-        if bound is not None:
+        if ran is not None and bound is not None:
             pipe.hincrby(names.METRIC_RUN_DURATION, _bucket_key(bound), 1)
-            pipe.hincrbyfloat(names.METRIC_RUN_DURATION, "sum", float(duration))
+            pipe.hincrbyfloat(names.METRIC_RUN_DURATION, "sum", float(ran))
             pipe.hincrby(names.METRIC_RUN_DURATION, "count", 1)
         pipe.execute()
     except Exception as exc:  # noqa: BLE001
