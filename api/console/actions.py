@@ -39,12 +39,33 @@ def login_post():
 
         return (
             render_template(
-                "console/login.html", oidc=get_settings().oidc_issuer, next=request.form.get("next", ""), error=str(exc)
+                "console/login.html",
+                oidc=get_settings().oidc_issuer,
+                oidc_flow=sessions.oidc_enabled(),
+                next=request.form.get("next", ""),
+                error=str(exc),
             ),
             401,
         )
     flash(f"Signed in as {principal.user}.", "info")
     return redirect(_safe_next(request.form.get("next", "")))
+
+
+@bp.get("/login/oidc")
+def login_oidc():
+    if not sessions.oidc_enabled():
+        return redirect(url_for("console.login"))
+    target = sessions.begin_oidc(url_for("console.login_oidc_callback", _external=True), request.args.get("next", ""))
+    return redirect(target)
+
+
+@bp.get("/login/oidc/callback")
+def login_oidc_callback():
+    if request.args.get("error"):
+        raise NotAuthenticated(f"the issuer refused the sign-in: {request.args.get('error')}")
+    principal, next_path = sessions.finish_oidc(request.args.get("code", ""), request.args.get("state", ""))
+    flash(f"Signed in as {principal.user} through OIDC.", "info")
+    return redirect(_safe_next(next_path))
 
 
 @bp.post("/logout")

@@ -23,7 +23,7 @@ bp = Blueprint(
 )
 
 #: Pages anyone may load: the sign-in form and the console's own assets.
-OPEN = {"console.login", "console.login_post", "console.static"}
+OPEN = {"console.login", "console.login_post", "console.login_oidc", "console.login_oidc_callback", "console.static"}
 TERMINAL = {s.value for s in RunStatus if s.is_terminal}
 
 
@@ -76,7 +76,7 @@ def _page(code: int, message: str):
 
 @bp.errorhandler(NotAuthenticated)
 def not_authenticated(exc):
-    sessions.sign_out()
+    # (A failed OIDC round trip; a session that stopped verifying was dropped by sessions.current.)
     flash(str(exc), "error")
     return redirect(url_for("console.login"))
 

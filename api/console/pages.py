@@ -57,7 +57,12 @@ def login():
         return redirect(url_for("console.jobs"))
     from hydra.settings import get_settings
 
-    return render_template("console/login.html", oidc=get_settings().oidc_issuer, next=request.args.get("next", ""))
+    return render_template(
+        "console/login.html",
+        oidc=get_settings().oidc_issuer,
+        oidc_flow=sessions.oidc_enabled(),
+        next=request.args.get("next", ""),
+    )
 
 
 def _search(rd: Reader, q: str, **filters) -> tuple[list[Job], str | None, int]:

@@ -7,6 +7,11 @@ reads it and nobody can read or forge it), and every request authenticates it ag
 revoked token or an expired JWT ends the session within a second, and the console's caller
 is the same ``Principal`` the REST API would see, with the same roles.
 
+With ``HYDRA_OIDC_CLIENT_ID`` the sign-in page also offers the issuer's own sign-in
+(authorization code flow with PKCE, a ``state`` and a ``nonce`` kept in the session for the
+round trip, ``hydra.auth.oidc``); the session then keeps the ID token and verifies it on
+every request the same way (until it expires: then one signs in again).
+
 The cookie is HttpOnly, SameSite=Lax, and Secure when the request came over TLS (directly, or
 through a proxy that says ``X-Forwarded-Proto: https``). Every POST carries the session's CSRF
 token (a random value kept in the session, compared in constant time); sign-in too.
@@ -24,7 +29,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from flask import Flask, abort, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 
-from hydra.auth import bearer
+from hydra.auth import bearer, oidc
 from hydra.dispatch import signing
 from hydra.errors import NotAuthenticated
 from hydra.model.access import Principal
@@ -63,16 +68,68 @@ def configure(app: Flask) -> None:
     )
 
 
+#: What the session's credential is: a bearer credential (API token, or a JWT for the API's
+#: audience), or an ID token of the console's OIDC sign-in (audience: its client id).
+BEARER, ID_TOKEN = "bearer", "oidc-id-token"
+
+
+def _start(credential: str, kind: str) -> None:
+    session.clear()
+    session.permanent = True
+    session["credential"] = _fernet().encrypt(credential.encode()).decode()
+    session["kind"] = kind
+    session[CSRF_FIELD] = secrets.token_urlsafe(32)
+
+
 def sign_in(credential: str) -> Principal:
     """Check ``credential`` as the REST API would, and start a session with it."""
     principal = bearer.authenticate(f"Bearer {credential.strip()}", settings=get_settings())
     if principal is bearer.SCRAPER:
         raise NotAuthenticated("the scrape token may only read /metrics")
-    session.clear()
-    session.permanent = True
-    session["credential"] = _fernet().encrypt(credential.strip().encode()).decode()
-    session[CSRF_FIELD] = secrets.token_urlsafe(32)
+    _start(credential.strip(), BEARER)
     return principal
+
+
+def oidc_enabled() -> bool:
+    settings = get_settings()
+    return bool(settings.oidc_issuer and settings.oidc_client_id)
+
+
+def begin_oidc(redirect_uri: str, next_path: str) -> str:
+    """Where to send the browser to sign in at the issuer (the round trip's secrets stay in the session)."""
+    flow = {
+        "state": secrets.token_urlsafe(24),
+        "nonce": secrets.token_urlsafe(24),
+        "verifier": secrets.token_urlsafe(48),
+        "redirect_uri": redirect_uri,
+        "next": next_path,
+    }
+    session["oidc_flow"] = flow
+    return oidc.authorization_url(
+        get_settings(), redirect_uri=redirect_uri, state=flow["state"], nonce=flow["nonce"], verifier=flow["verifier"]
+    )
+
+
+def finish_oidc(code: str, state: str) -> tuple[Principal, str]:
+    """The issuer sent the browser back: check ``state``, trade ``code`` for the ID token and
+    start the session with it; (whom it proves, where to go next)."""
+    flow = session.pop("oidc_flow", None)
+    if not flow or not state or not hmac.compare_digest(state.encode(), flow["state"].encode()):
+        raise NotAuthenticated("this sign-in did not start here, or took too long: start again")
+    token, principal = oidc.exchange(
+        get_settings(), code=code, redirect_uri=flow["redirect_uri"], verifier=flow["verifier"], nonce=flow["nonce"]
+    )
+    _start(token, ID_TOKEN)
+    return principal, flow["next"]
+
+
+def _authenticate(credential: str, kind: str) -> Principal:
+    settings = get_settings()
+    if kind == ID_TOKEN:
+        if not oidc_enabled():
+            raise NotAuthenticated("OIDC sign-in is no longer configured")
+        return oidc.verify(credential, settings, audience=settings.oidc_client_id)
+    return bearer.authenticate(f"Bearer {credential}", settings=settings)
 
 
 def sign_out() -> None:
@@ -89,7 +146,7 @@ def current() -> Principal | None:
     if sealed:
         try:
             credential = _fernet().decrypt(sealed.encode(), ttl=int(LIFETIME.total_seconds())).decode()
-            principal = bearer.authenticate(f"Bearer {credential}", settings=get_settings())
+            principal = _authenticate(credential, session.get("kind", BEARER))
         except (InvalidToken, NotAuthenticated):
             session.pop("credential", None)
     if principal is bearer.SCRAPER:
