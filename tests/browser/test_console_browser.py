@@ -120,6 +120,18 @@ def test_a_bad_form_shows_the_apis_field_error_beside_the_field(browser, base_ur
     assert field.get_attribute("aria-invalid") == "true" and "timeout-error" in field.get_attribute("aria-describedby")
     assert field.get_attribute("value") == "soon"  # what was typed is kept
     shot(browser, screenshots, "submit-errors")
+    # Keyboard and screen-reader basics: every control has a label; focus is visible.
+    unlabelled = browser.execute_script(
+        "return [...document.querySelectorAll('main input:not([type=hidden]), main select, main textarea')]"
+        ".filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map(e => e.name || e.id);"
+    )
+    assert unlabelled == []
+    from selenium.webdriver.common.keys import Keys
+
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    focused = browser.switch_to.active_element
+    assert focused.text == "Skip to content"
+    assert browser.execute_script("return getComputedStyle(arguments[0]).outlineStyle;", focused) != "none"
 
 
 def test_a_worker_goes_offline_when_it_is_stopped(browser, base_url, stack, screenshots, worker_factory):

@@ -161,3 +161,61 @@ def test_every_page_and_chart_answers(stack, secrets, api):
     assert output["ended"] and "".join(c["text"] for c in output["chunks"]) == "chart\n"
     assert client.get("/ui/jobs/nope").status_code == 404
     assert client.get("/ui/jobs?status=bogus").status_code == 200  # named beside the filter, not a 500
+
+
+def test_the_attempt_chain_links_retries_and_dead_letters_can_be_retried(stack, secrets, api):
+    job = api.post("/jobs/", json=job_body("exit 3", retries=1, backoff={"base": 0.2, "jitter": 0})).json
+    first = wait_run(job["run_id"])
+    assert first.status == "retrying"
+    second = wait_run(_next_attempt(api, job["id"]))
+    assert second.status == "dead_letter" and second.retry_of == first.id
+    client = browser(secrets["admin"])
+    page = client.get(f"/ui/runs/{second.id}").data.decode()
+    timeline = page[page.index('id="timeline"') :]
+    assert f"/ui/runs/{first.id}" in timeline and "attempt 1" in timeline and "attempt 2" in timeline
+    assert "queued" in timeline and "placed" in timeline and "started" in timeline and "ended" in timeline
+    assert f'follows <a href="/ui/runs/{first.id}"' in timeline
+    earlier = client.get(f"/ui/runs/{first.id}").data.decode()
+    assert f"/ui/runs/{second.id}" in earlier[earlier.index('id="timeline"') :]  # linked both ways
+    letters = client.get("/ui/dead-letters")
+    assert second.id[:13].encode() in letters.data and b">Retry</button>" in letters.data
+    retried = client.post(f"/ui/runs/{second.id}/retry", data={"csrf_token": csrf(letters)})
+    assert retried.status_code == 302
+    third = wait_run(retried.headers["Location"].rsplit("/", 1)[1])
+    assert third.retry_of == second.id and third.attempt == 3
+    assert second.id[:13].encode() not in client.get("/ui/dead-letters").data  # retried: off the list
+
+
+def _next_attempt(api, job_id: str) -> str:
+    from tests.helpers import wait_until
+
+    def found():
+        runs = api.get(f"/jobs/{job_id}/runs").json
+        return next((r["id"] for r in runs if r["attempt"] == 2), None)
+
+    return wait_until(found, 30, message="the second attempt")
+
+
+def test_job_actions_edit_pause_resume_trigger_delete(stack, secrets, api):
+    job = api.post("/jobs/", json=job_body("echo v1", schedule="0 4 * * *", timezone="Asia/Tokyo")).json
+    client = browser(secrets["admin"])
+    page = client.get(f"/ui/jobs/{job['id']}")
+    assert b"+09:00" in page.data  # fire times in the job's zone
+    token = csrf(page)
+    edit = client.get(f"/ui/jobs/{job['id']}/edit")
+    assert b"&#34;command&#34;: &#34;echo v1&#34;" in edit.data or b'"command": "echo v1"' in edit.data
+    bad = client.post(f"/ui/jobs/{job['id']}/edit", data={"csrf_token": token, "body": '{"priority": 500}'})
+    assert bad.status_code == 422 and b"priority" in bad.data
+    good = client.post(f"/ui/jobs/{job['id']}/edit", data={"csrf_token": token, "body": '{"command": "echo v2"}'})
+    assert good.status_code == 302 and api.get(f"/jobs/{job['id']}").json["command"] == "echo v2"
+    assert client.post(f"/ui/jobs/{job['id']}/pause", data={"csrf_token": token}).status_code == 302
+    assert api.get(f"/jobs/{job['id']}").json["paused"] is True
+    assert b"Resume schedule" in client.get(f"/ui/jobs/{job['id']}").data
+    assert client.post(f"/ui/jobs/{job['id']}/resume", data={"csrf_token": token}).status_code == 302
+    assert api.get(f"/jobs/{job['id']}").json["paused"] is False
+    triggered = client.post(f"/ui/jobs/{job['id']}/trigger", data={"csrf_token": token})
+    assert wait_run(triggered.headers["Location"].rsplit("/", 1)[1]).stdout == "v2\n"
+    assert client.post(f"/ui/jobs/{job['id']}/delete", data={"csrf_token": token}).status_code == 302
+    assert api.get(f"/jobs/{job['id']}").json["deleted_at"] is not None
+    again = client.post(f"/ui/jobs/{job['id']}/trigger", data={"csrf_token": token})
+    assert again.status_code == 409 and b"deleted" in again.data  # a page, not a 500

@@ -94,7 +94,9 @@ def test_signing_in_through_the_issuer_gives_the_roles_of_its_id_token(issuer):
     client = create_app().test_client()
     assert b'id="oidc-sign-in"' in client.get("/ui/login").data
     asked = start(client)
-    assert asked["client_id"] == CLIENT and asked["code_challenge_method"] == "S256" and asked["response_type"] == "code"
+    assert (
+        asked["client_id"] == CLIENT and asked["code_challenge_method"] == "S256" and asked["response_type"] == "code"
+    )
     assert asked["redirect_uri"].endswith("/ui/login/oidc/callback")
     codes["c-1"] = {
         "challenge": asked["code_challenge"],
@@ -116,7 +118,10 @@ def test_a_wrong_state_or_nonce_signs_nobody_in(issuer):
     codes, _ = issuer
     client = create_app().test_client()
     asked = start(client)
-    codes["c-2"] = {"challenge": asked["code_challenge"], "claims": {"nonce": asked["nonce"], "preferred_username": "x"}}
+    codes["c-2"] = {
+        "challenge": asked["code_challenge"],
+        "claims": {"nonce": asked["nonce"], "preferred_username": "x"},
+    }
     assert client.get("/ui/login/oidc/callback?code=c-2&state=forged").headers["Location"].endswith("/ui/login")
     assert client.get("/ui/jobs").status_code == 302  # to the sign-in form: nobody signed in
     asked = start(client)
