@@ -14,6 +14,7 @@
   document.querySelectorAll("[data-live]").forEach(function (region) {
     var every = parseInt(region.dataset.live, 10) || 3000;
     function refresh() {
+      if (document.hidden) { setTimeout(refresh, every); return; }  // a background tab asks nothing
       fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
         .then(function (r) { return r.ok ? r.text() : null; })
         .then(function (html) {
