@@ -17,6 +17,7 @@ from hydra.control import verbs
 from hydra.control.access import Reader
 from hydra.errors import InvalidJob, NotAuthenticated
 from hydra.model.spec import JobSpecSchema
+from hydra.settings import get_settings
 
 
 def actor():
@@ -35,8 +36,6 @@ def login_post():
     try:
         principal = sessions.sign_in(request.form.get("token", ""))
     except NotAuthenticated as exc:
-        from hydra.settings import get_settings
-
         return (
             render_template(
                 "console/login.html",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlencode
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
@@ -108,15 +109,11 @@ def unavailable(exc):
 
 @bp.app_template_filter("with_cursor")
 def with_cursor(args, cursor: str) -> str:
-    from urllib.parse import urlencode
-
     return urlencode({**args.to_dict(), "cursor": cursor})
 
 
 @bp.app_template_filter("reject_cursor")
 def reject_cursor(args) -> str:
-    from urllib.parse import urlencode
-
     return urlencode({k: v for k, v in args.to_dict().items() if k != "cursor"})
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -20,6 +21,7 @@ from hydra.model import cursor as cursors
 from hydra.model.cron import next_fire
 from hydra.model.records import Job, Run
 from hydra.model.status import FILTER_WORDS, parse_status
+from hydra.settings import get_settings
 
 PAGE = 25
 #: Jobs a search looks through per request (pages of the listing), before it offers "more".
@@ -55,8 +57,6 @@ def home():
 def login():
     if sessions.current() is not None:
         return redirect(url_for("console.jobs"))
-    from hydra.settings import get_settings
-
     return render_template(
         "console/login.html",
         oidc=get_settings().oidc_issuer,
@@ -154,8 +154,6 @@ def edit(job_id: str):
 def editable(record: Job) -> str:
     """The job's body as the edit form shows it: JSON, without ``env`` (its values are
     write-only; a change that leaves ``env`` out keeps it)."""
-    import json
-
     spec = {k: v for k, v in record.spec().items() if k != "env"}
     if isinstance(spec.get("scheduled_at"), datetime):
         spec["scheduled_at"] = spec["scheduled_at"].isoformat()
