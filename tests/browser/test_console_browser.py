@@ -20,7 +20,12 @@ pytestmark = pytest.mark.browser
 
 
 def shot(driver, screenshots, page: str) -> None:
+    """A screenshot of the whole page (the window is made as tall as the page for it)."""
+    size = driver.get_window_size()
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(size["width"], max(size["height"], min(height + 100, 6000)))
     driver.save_screenshot(str(screenshots / f"{driver.hydra_test}--{page}.png"))
+    driver.set_window_size(size["width"], size["height"])
 
 
 def wait(driver, timeout: float = 20):
@@ -117,6 +122,9 @@ def test_a_bad_form_shows_the_apis_field_error_beside_the_field(browser, base_ur
     error = wait(browser).until(ec.visibility_of_element_located((By.ID, "timeout-error")))
     assert error.text == "Not a valid number."
     assert "less than or equal to 100" in browser.find_element(By.ID, "priority-error").text
+    summary = browser.find_element(By.ID, "form-error")
+    assert browser.switch_to.active_element == summary  # focus moved to the summary of errors
+    assert "timeout: Not a valid number." in summary.text
     field = browser.find_element(By.ID, "f-timeout")
     assert field.get_attribute("aria-invalid") == "true" and "timeout-error" in field.get_attribute("aria-describedby")
     assert field.get_attribute("value") == "soon"  # what was typed is kept
@@ -129,6 +137,7 @@ def test_a_bad_form_shows_the_apis_field_error_beside_the_field(browser, base_ur
     assert unlabelled == []
     from selenium.webdriver.common.keys import Keys
 
+    browser.get(f"{base_url}/ui/submit")
     browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
     focused = browser.switch_to.active_element
     assert focused.text == "Skip to content"

@@ -7,6 +7,9 @@
       if (!window.confirm(form.dataset.confirm)) event.preventDefault();
     });
   });
+  // A form that came back with errors: focus its summary (it links to each field).
+  var summary = document.getElementById("form-error");
+  if (summary) summary.focus();
   document.querySelectorAll("a[data-back]").forEach(function (link) {
     link.addEventListener("click", function (event) { event.preventDefault(); history.back(); });
   });
