@@ -66,7 +66,8 @@ def helpers():
     def can(action: str, namespace: str) -> bool:
         return principal is not None and principal.can(action, namespace)
 
-    return {"me": principal, "can": can, "csrf_token": sessions.csrf_token, "terminal": TERMINAL}
+    submits = principal is not None and any(principal.can("submit", ns) for ns in principal.roles)
+    return {"me": principal, "can": can, "submits": submits, "csrf_token": sessions.csrf_token, "terminal": TERMINAL}
 
 
 def _page(code: int, message: str):
