@@ -11,6 +11,7 @@ from flask import Flask, g
 from api import (
     audit,
     auth,
+    console,
     docs,
     errors,
     health,
@@ -62,6 +63,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     ):
         api.register_blueprint(blueprint)
     docs.describe_fields(api)
+    console.init_app(app)
 
     @app.after_request
     def say_what_was_skipped(response):

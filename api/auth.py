@@ -25,6 +25,14 @@ PUBLIC = ("/health", "/openapi.json", "/docs")
 SCHEME = "bearerAuth"
 
 
+#: The web console (``api.console``) authenticates its own requests, with its session cookie.
+CONSOLE = "/ui"
+
+
+def is_console(path: str) -> bool:
+    return path == CONSOLE or path.startswith(CONSOLE + "/")
+
+
 def is_public(path: str) -> bool:
     return any(path == prefix or path.startswith(prefix + "/") for prefix in PUBLIC)
 
@@ -37,7 +45,7 @@ def caller() -> Principal:
 def init_app(app: Flask) -> None:
     @app.before_request
     def authenticate():
-        if request.method == "OPTIONS" or is_public(request.path.rstrip("/") or "/"):
+        if request.method == "OPTIONS" or is_public(request.path.rstrip("/") or "/") or is_console(request.path):
             return
         header = request.headers.get("Authorization")
         if request.path.rstrip("/") == "/metrics":

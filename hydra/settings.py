@@ -51,6 +51,10 @@ class Settings:
     oidc_jwks_url: str | None = setting(None, "The issuer's JWKS (default: from its discovery document).")
     oidc_user_claim: str = setting("preferred_username", "The claim holding the user's name (else sub).")
     oidc_roles_claim: str = setting("hydra_roles", "The claim holding namespace=role grants.")
+    oidc_client_id: str | None = setting(
+        None, "The web console's client id at the issuer: enables its 'Sign in with OIDC' (code flow, PKCE)."
+    )
+    oidc_client_secret: str | None = setting(None, "That client's secret, for a confidential client (else PKCE only).")
     default_max_running: int | None = setting(None, "A namespace's in-flight runs at most, unless it sets its own.")
     default_max_queued: int | None = setting(
         None, "A namespace's runs waiting on workers at most, unless it sets its own."

@@ -6,6 +6,8 @@
 #   * .venv                   (python3 -m venv; pip install -r requirements-dev.txt and -e . when they changed)
 #   * bubblewrap              (apt, only when missing: the sandbox commands run in, hydra.execution.isolation)
 #   * the OS user hydra-job   (root only: the unprivileged user commands run as; HYDRA_RUN_AS names another)
+#   * chromium, chromium-driver (apt, only when missing: the web console's browser tests, tests/browser;
+#                             HYDRA_SKIP_BROWSER=1 skips them on a machine that never runs the tests)
 #
 # Called by `make install`, which `make up`, `make test` and `make bench` depend on.
 set -euo pipefail
@@ -69,6 +71,14 @@ if [ "$(uname -s)" = "Linux" ]; then
         say "creating the OS user $JOB_USER (commands run as it)"
         useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$JOB_USER" \
             || id "$JOB_USER" >/dev/null 2>&1 || die "could not create the user $JOB_USER"
+    fi
+fi
+
+# --- headless Chromium for the console's browser tests (Debian's packages, driven by Selenium) ---
+if [ "$(uname -s)" = "Linux" ] && [ "${HYDRA_SKIP_BROWSER:-0}" != "1" ]; then
+    if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+        say "installing chromium and chromium-driver (apt; for tests/browser)"
+        apt_install chromium chromium-driver || die "could not install chromium and chromium-driver (HYDRA_SKIP_BROWSER=1 skips them)"
     fi
 fi
 

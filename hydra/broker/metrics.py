@@ -34,10 +34,12 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from hydra import names
+from hydra.broker import series
 from hydra.broker.due import DueIndex
 from hydra.broker.redis import get_redis, translated
 from hydra.broker.registry import Registry
@@ -49,8 +51,7 @@ log = logging.getLogger(__name__)
 DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, math.inf)
 
 
-def _bucket_key(bound: float) -> str:
-    return "+Inf" if math.isinf(bound) else repr(float(bound))
+_bucket_key = series.bound_label
 
 
 def job_submitted(source: str, redis=None) -> None:
@@ -61,15 +62,19 @@ def job_submitted(source: str, redis=None) -> None:
         log.debug("metric not counted: %s", exc)
 
 
-def run_finished(status: str, duration: float | None, redis=None) -> None:
-    """Count one ended attempt (and its duration, when it ran). Never raises."""
+def run_finished(status: str, duration: float | None, redis=None, *, namespace: str | None = None) -> None:
+    """Count one ended attempt (and its duration, when it ran), in the totals and, with its
+    ``namespace``, in the console's minute series (``hydra.broker.series``). Never raises."""
+    ran = duration if duration is not None and duration >= 0 else None
+    bound = next(b for b in DURATION_BUCKETS if ran <= b) if ran is not None else None
+    if namespace is not None:
+        series.count(namespace, status, ran, bound, time.time(), redis=redis)
     try:
         pipe = (redis or get_redis()).pipeline(transaction=False)
         pipe.hincrby(names.METRIC_RUNS_FINISHED, status, 1)
-        if duration is not None and duration >= 0:
-            bound = next(b for b in DURATION_BUCKETS if duration <= b)
+        if ran is not None and bound is not None:
             pipe.hincrby(names.METRIC_RUN_DURATION, _bucket_key(bound), 1)
-            pipe.hincrbyfloat(names.METRIC_RUN_DURATION, "sum", float(duration))
+            pipe.hincrbyfloat(names.METRIC_RUN_DURATION, "sum", float(ran))
             pipe.hincrby(names.METRIC_RUN_DURATION, "count", 1)
         pipe.execute()
     except Exception as exc:  # noqa: BLE001

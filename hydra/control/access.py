@@ -9,8 +9,10 @@ as if it did not exist; something it may read but not change answers Forbidden.
 from __future__ import annotations
 
 from hydra.broker.registry import Registry
+from hydra.dispatch.router import AffinityRouter
 from hydra.errors import Forbidden, NotFound, Unavailable
 from hydra.model.access import NEEDS, Principal
+from hydra.model.affinity import Verdict
 from hydra.model.records import Job, Run
 from hydra.model.status import RunStatus
 from hydra.store.jobs import JobStore
@@ -88,3 +90,13 @@ class Reader:
         for worker in workers:
             worker.load = loads.get(worker.id, 0)
         return workers
+
+    def placement(self, run_id: str, router: AffinityRouter | None = None) -> tuple[Run, Job, list[Verdict]]:
+        """A run, its job, and worker by worker why each could or could not take it now
+        (only the workers this caller may see; the reasons name the job's own needs)."""
+        run = self.run(run_id)
+        job = self.jobs.get(run.job_id)
+        needs = {"affinity": job.affinity, "user": job.user, "shell": job.shell, "args": job.args}
+        visible = {w.id for w in self.all_workers()}
+        found = (router or AffinityRouter()).explain({**needs, "namespace": job.namespace})
+        return run, job, [v for v in found if v.worker_id in visible]

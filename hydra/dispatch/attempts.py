@@ -73,7 +73,9 @@ def end_attempt(
             "worker": by,
         },
     )
-    metrics.run_finished(decision.status.value, outcome.duration)  # once: only the end-fence winner gets here
+    metrics.run_finished(
+        decision.status.value, outcome.duration, namespace=job.namespace
+    )  # once: only the end-fence winner gets here
     if decision.next_in is not None:
         follow_up(
             job.id,

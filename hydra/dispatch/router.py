@@ -17,7 +17,7 @@ import time
 from hydra import names
 from hydra.broker.quotas import NamespaceSlots
 from hydra.broker.registry import Registry
-from hydra.model.affinity import Placement, Requirements, place
+from hydra.model.affinity import Placement, Requirements, Verdict, place, verdicts
 from hydra.model.records import Dispatched
 from hydra.model.spec import DEFAULT_NAMESPACE
 from hydra.model.status import RunStatus
@@ -42,6 +42,14 @@ class AffinityRouter:
         req = Requirements.from_message(message)
         online = self.registry.online()
         return place(req, online, self.registry.inflight([w.id for w in online]))
+
+    def explain(self, message: dict) -> list[Verdict]:
+        """Worker by worker, online or not, why each could or could not take ``message``'s job
+        now (read fresh from the registry: what the controller would see on its next tick)."""
+        req = Requirements.from_message(message)
+        records = self.registry.records()
+        inflight = self.registry.inflight(sorted(records))
+        return verdicts(req, [(r.profile, r.status == "online") for r in records.values()], inflight)
 
     def choose(self, message: dict, run_id: str) -> Placement:
         """Decide, take a place in the namespace's quota and count the attempt against the

@@ -205,6 +205,55 @@ class Placement:
     over_quota: bool = False
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """One worker's answer to "could it take this job now?" (the console's placement page)."""
+
+    worker_id: str
+    online: bool
+    #: Why it may not run the job at all (None: its profile fits).
+    mismatch: str | None
+    inflight: int
+    max_concurrency: int
+    #: It would take the job now: online, eligible, and the least loaded of those.
+    chosen: bool = False
+
+    @property
+    def eligible(self) -> bool:
+        return self.online and self.mismatch is None
+
+    @property
+    def text(self) -> str:
+        """One line, e.g. ``gpu1 lacks tag tpu`` or ``cpu1 is offline (eligible otherwise)``."""
+        load = f"load {self.inflight}/{self.max_concurrency}"
+        if self.mismatch is not None:
+            return f"{self.worker_id} {self.mismatch}" + ("" if self.online else " (and is offline)")
+        if not self.online:
+            return f"{self.worker_id} is offline (its profile fits)"
+        if self.chosen:
+            return f"{self.worker_id} is eligible and least loaded ({load}): the router picks it"
+        return f"{self.worker_id} is eligible ({load})"
+
+
+def verdicts(req: Requirements, workers: list[tuple[WorkerProfile, bool]], inflight: dict[str, int]) -> list[Verdict]:
+    """Worker by worker (``(profile, online)`` pairs), why each could or could not take a job
+    with ``req``; the one the router would choose is marked. Sorted: eligible first, then by id."""
+    online_eligible = [w for w, up in workers if up and mismatch(req, w) is None]
+    choice = least_loaded(online_eligible, inflight)
+    found = [
+        Verdict(
+            worker_id=w.id,
+            online=up,
+            mismatch=mismatch(req, w),
+            inflight=max(inflight.get(w.id, 0), 0),
+            max_concurrency=w.max_concurrency,
+            chosen=choice is not None and w.id == choice.id,
+        )
+        for w, up in workers
+    ]
+    return sorted(found, key=lambda v: (not v.chosen, not v.eligible, v.worker_id))
+
+
 def place(req: Requirements, online: list[WorkerProfile], inflight: dict[str, int]) -> Placement:
     candidates = eligible(req, online)
     if not candidates:

@@ -130,3 +130,46 @@ def test_profile_rejects_impossible_os_declarations(queues, message):
 def test_profile_round_trips_through_json_dict():
     assert WorkerProfile.from_dict(WIN.to_dict()) == WIN
     assert WorkerProfile.from_dict(CPU.to_dict()).allowed_users is None
+
+
+# -- placement explained, worker by worker (the console's placement page) -----------------------
+
+
+def test_verdicts_say_why_each_worker_cannot_take_the_job():
+    from hydra.model.affinity import verdicts
+
+    tpu = req(user="u", affinity={"os": ["linux"], "tags": ["tpu"]})
+    found = {v.worker_id: v for v in verdicts(tpu, [(GPU, True), (CPU, True), (WIN, False)], {})}
+    assert found["gpu1@h"].text == "gpu1@h lacks tag tpu"
+    assert found["cpu1@h"].text == "cpu1@h lacks tag tpu"
+    assert found["win1@h"].text == "win1@h runs windows, job needs linux (and is offline)"
+    assert not any(v.eligible or v.chosen for v in found.values())
+
+
+def test_verdicts_mark_the_least_loaded_eligible_worker_and_name_offline_ones():
+    from hydra.model.affinity import verdicts
+
+    spare = WorkerProfile(id="cpu2@h", os="linux", max_concurrency=2, shells=frozenset({"bash"}))
+    down = WorkerProfile(id="cpu3@h", os="linux", max_concurrency=2, shells=frozenset({"bash"}))
+    plain = req(user="u", affinity={"os": ["linux"]}, shell="bash")
+    found = verdicts(plain, [(CPU, True), (spare, True), (down, False), (WIN, True)], {"cpu1@h": 2, "cpu2@h": 1})
+    assert [v.worker_id for v in found][:2] == ["cpu2@h", "cpu1@h"]  # the chosen one first, then eligible
+    chosen = found[0]
+    assert chosen.chosen and chosen.eligible
+    assert chosen.text == "cpu2@h is eligible and least loaded (load 1/2): the router picks it"
+    by_id = {v.worker_id: v for v in found}
+    assert by_id["cpu1@h"].text == "cpu1@h is eligible (load 2/2)"
+    assert by_id["cpu3@h"].text == "cpu3@h is offline (its profile fits)" and not by_id["cpu3@h"].eligible
+    assert by_id["win1@h"].mismatch.startswith("runs windows")
+
+
+def test_verdicts_name_users_and_namespaces():
+    from hydra.model.affinity import verdicts
+
+    ns_bound = WorkerProfile(id="ns1@h", os="linux", namespaces=frozenset({"team-a"}))
+    job = req(user="bob", affinity={"os": []}, namespace="team-b")
+    texts = {v.worker_id: v.text for v in verdicts(job, [(WIN, True), (ns_bound, True)], {})}
+    assert texts == {
+        "win1@h": "win1@h does not accept user 'bob'",
+        "ns1@h": "ns1@h does not serve namespace 'team-b'",
+    }

@@ -332,7 +332,8 @@ def test_orphans_wait_for_concurrent_commands_then_die():
     assert enable_subreaper() is True
     duration = marker()
     other: list[Outcome] = []
-    thread = threading.Thread(target=lambda: other.append(run(shell_argv("sleep 1; echo ok"))))
+    # The other command outlasts this one by seconds, so a loaded machine cannot reverse the order.
+    thread = threading.Thread(target=lambda: other.append(run(shell_argv("sleep 3; echo ok"))))
     thread.start()
     time.sleep(0.2)
     # A proper daemon: its own session, no parent, stdio not on the command's pipes. The

@@ -27,6 +27,7 @@ def _print_up(stack: Stack, workers: Sequence[WorkerSpec], flower: bool) -> None
     lines = [
         "",
         f"Hydra is up (root {stack.root})",
+        f"  Console   {stack.api_url}/ui/   (sign in with the admin token below, or any API token)",
         f"  API       {stack.api_url}   (docs: {stack.api_url}/docs, metrics: {stack.api_url}/metrics)",
         f"  gRPC      {stack.grpc_address}   (hydra.v1.Hydra, health checking, reflection; same token)",
     ]

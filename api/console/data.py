@@ -1,0 +1,61 @@
+"""The console's JSON (GET, read-only): a run's live output and state, and the charts' data.
+Every answer is bounded: output in pages of at most 256 chunks (the REST endpoint's reader),
+charts over a window of at most a day in at most 120 buckets."""
+
+from __future__ import annotations
+
+from flask import jsonify, request
+
+from api.console.blueprint import bp
+from api.console.pages import reader
+from api.output import ChunkSchema
+from api.schemas import RunSchema
+from hydra.control import charts
+from hydra.control.output import read_output
+from hydra.model.queries import MAX_WAIT
+
+#: How long the console's follower waits for new output per request (seconds).
+FOLLOW_WAIT = 5.0
+
+
+@bp.get("/runs/<run_id>/output.json")
+def output(run_id: str):
+    after = max(-1, request.args.get("after", -1, type=int))
+    wait = min(max(0.0, request.args.get("wait", FOLLOW_WAIT, type=float)), MAX_WAIT)
+    answer = read_output(reader(), run_id, after, wait, 256)
+    answer["chunks"] = ChunkSchema(many=True).dump(answer["chunks"])
+    return jsonify(answer)
+
+
+@bp.get("/runs/<run_id>/state.json")
+def state(run_id: str):
+    run = RunSchema().dump(reader().run(run_id))
+    return jsonify({key: run.get(key) for key in STATE_FIELDS})
+
+
+STATE_FIELDS = (
+    "id",
+    "status",
+    "outcome",
+    "returncode",
+    "worker_id",
+    "pending_reason",
+    "queued_at",
+    "placed_at",
+    "started_at",
+    "finished_at",
+    "duration",
+    "error",
+    "decision",
+    "retried_by",
+)
+
+
+@bp.get("/charts/runs.json")
+def chart_runs():
+    return jsonify(charts.runs(reader(), request.args.get("minutes", 60, type=int)))
+
+
+@bp.get("/charts/queues.json")
+def chart_queues():
+    return jsonify(charts.depths(reader()))

@@ -1,0 +1,113 @@
+"""The console's submit form: HTML form fields to a job body, and the API's field errors back
+to the form fields they belong to.
+
+The body is validated by the API's own schema (``JobSpecSchema``), so the form accepts exactly
+what ``POST /jobs/`` accepts and shows the same messages; only the spelling differs (lists one
+per line or comma-separated, ``KEY=VALUE`` lines for ``env``). A value that is not a number is
+passed on as it was typed, so the schema names it (``timeout: Not a valid number.``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+#: The form's fields, in the order the page shows them.
+FIELDS = (
+    "name",
+    "namespace",
+    "user",
+    "command",
+    "args",
+    "shell",
+    "os",
+    "tags",
+    "allowed_users",
+    "timeout",
+    "retries",
+    "priority",
+    "schedule",
+    "timezone",
+    "scheduled_at",
+    "env",
+    "cwd",
+)
+#: Where an error on a body field is shown on the form.
+_FIELD_OF = {"affinity.os": "os", "affinity.tags": "tags", "affinity.allowed_users": "allowed_users"}
+#: Errors of the body as a whole (and of fields the form does not have).
+FORM = "_form"
+
+
+def _number(text: str, kind: type) -> object:
+    try:
+        return kind(text)
+    except ValueError:
+        return text  # the schema says what is wrong with it
+
+
+def _items(text: str) -> list[str]:
+    return [item.strip() for item in text.replace("\n", ",").split(",") if item.strip()]
+
+
+def body_of(form: Mapping[str, str]) -> tuple[dict, dict[str, list[str]]]:
+    """The job body the form describes (only the fields filled in), and errors the form
+    itself can tell (a line of ``env`` that is not ``KEY=VALUE``)."""
+    value = {name: (form.get(name) or "").strip() for name in FIELDS}
+    body: dict = {}
+    problems: dict[str, list[str]] = {}
+    for name in ("name", "namespace", "user", "command", "shell", "schedule", "timezone", "cwd"):
+        if value[name]:
+            body[name] = value[name]
+    if value["scheduled_at"]:
+        body["scheduled_at"] = value["scheduled_at"]
+    if value["args"]:
+        body["args"] = [line for line in (form.get("args") or "").splitlines() if line.strip()]
+    affinity = {key: _items(value[key]) for key in ("os", "tags", "allowed_users") if value[key]}
+    if affinity:
+        body["affinity"] = affinity
+    for name, kind in (("timeout", float), ("retries", int), ("priority", int)):
+        if value[name]:
+            body[name] = _number(value[name], kind)
+    env: dict[str, str] = {}
+    for number, line in enumerate((form.get("env") or "").splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, sep, val = line.partition("=")
+        if not sep or not key.strip():
+            problems.setdefault("env", []).append(f"line {number}: write KEY=VALUE")
+            continue
+        env[key.strip()] = val
+    if env:
+        body["env"] = env
+    return body, problems
+
+
+def _messages(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [m for item in value for m in _messages(item)]
+    if isinstance(value, Mapping):
+        return [
+            f"{key}: {m}" if not isinstance(key, str) or key != "_schema" else m
+            for key, v in value.items()
+            for m in _messages(v)
+        ]
+    return [str(value)]
+
+
+def field_errors(errors: Mapping) -> dict[str, list[str]]:
+    """The API's ``errors.json`` (marshmallow's messages) by form field: nested fields
+    (``affinity.tags``, ``env.KEY``, ``args.0``) go to the field that holds them, the rest to
+    :data:`FORM`."""
+    found: dict[str, list[str]] = {}
+    for key, value in errors.items():
+        if key == "affinity" and isinstance(value, Mapping):
+            for sub, messages in value.items():
+                target = _FIELD_OF.get(f"affinity.{sub}", FORM)
+                prefix = "" if target != FORM else f"affinity.{sub}: "
+                found.setdefault(target, []).extend(prefix + m for m in _messages(messages))
+            continue
+        target = key if key in FIELDS else FORM
+        prefix = "" if target != FORM or key == "_schema" else f"{key}: "
+        found.setdefault(target, []).extend(prefix + m for m in _messages(value))
+    return found
