@@ -23,7 +23,7 @@ def capture(monkeypatch):
 
     yield configure
     for handler in list(root.handlers):
-        if getattr(handler, "_hydra", False):
+        if isinstance(handler, logs._HydraHandler):
             root.removeHandler(handler)
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])
@@ -92,4 +92,4 @@ def test_environment_chooses_format_and_level(capture, monkeypatch):
 def test_configure_twice_keeps_one_handler(capture):
     capture(fmt="json")
     capture(fmt="json")
-    assert sum(getattr(h, "_hydra", False) for h in logging.getLogger().handlers) == 1
+    assert sum(isinstance(h, logs._HydraHandler) for h in logging.getLogger().handlers) == 1
