@@ -122,8 +122,10 @@ class JobRuns(MethodView):
 
         When there are more than `limit`, the `X-Next-Cursor` header holds the next page's `cursor`.
         """
-        JobStore().get(job_id)
-        runs, cursor = RunStore().page_for_job(job_id, limit=args["limit"], cursor=args["cursor"])
+        job = JobStore().get(job_id)
+        runs, cursor = RunStore().page_for_job(
+            job_id, namespace=job.namespace, limit=args["limit"], cursor=args["cursor"]
+        )
         return paged(runs, cursor)
 
 

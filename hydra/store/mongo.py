@@ -79,6 +79,22 @@ def guarded(fn: Callable[P, T]) -> Callable[P, T]:
     return call
 
 
+_server_kinds: dict[int, bool] = {}
+
+
+def is_ferretdb(db: Database) -> bool:
+    """True when the server is FerretDB (it says so in buildInfo); asked once per client."""
+    key = id(db.client)
+    known = _server_kinds.get(key)
+    if known is None:
+        try:
+            info = db.client.admin.command("buildInfo")
+        except NotImplementedError:  # mongomock (unit tests) answers like MongoDB
+            info = {}
+        known = _server_kinds[key] = "ferretdbVersion" in info
+    return known
+
+
 def ping(db: Database | None = None) -> None:
     """Raise StoreUnavailable unless the server answers."""
     with translated():
