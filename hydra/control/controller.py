@@ -14,9 +14,16 @@ The leader, on every tick (``HYDRA_CONTROLLER_TICK``):
   ``HYDRA_OFFLINE_AFTER`` heartbeat intervals (by its own clock) offline;
 * fails over the attempts of workers that went offline and drains their queues
   (``hydra.control.failover``);
-* re-publishes what Redis may have lost after a restart or flush (``Failover.reconcile``);
+* re-publishes what Redis may have lost after a restart or flush (``Failover.reconcile``),
+  once the stores' Redis indexes are rebuilt from MongoDB (the indexer thread, below);
 * places waiting jobs: ``hydra.pending`` messages as soon as an eligible worker is online,
   delayed runs when due, and runs accepted while the broker was unreachable.
+
+Every sweep reads the stores' Redis indexes (``hydra.broker.index``): O(work in progress),
+never O(history). Beside the ticks the leader runs two more threads: the **indexer** files
+the records its writers could not file while Redis was unreachable (the backlog) and, when
+Redis lost the indexes, rebuilds them from MongoDB (``hydra.store.reindex``); **retention**
+prunes old history in small batches (``hydra.store.retention``).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import queue
 import signal
 import socket
 import threading
+import time
 from datetime import timedelta
 
 from amqp.exceptions import ChannelError
@@ -41,8 +49,9 @@ from hydra.dispatch.attempts import publish_delayed, publish_due
 from hydra.dispatch.pipeline import Pipeline
 from hydra.errors import StoreUnavailable, Unavailable
 from hydra.model.affinity import WorkerProfile
-from hydra.model.status import RunStatus
 from hydra.settings import Settings, get_settings
+from hydra.store.reindex import Reindexer
+from hydra.store.retention import Retention
 from hydra.store.workers import WorkerStore, WorkerView
 
 log = logging.getLogger(__name__)
@@ -53,6 +62,8 @@ PENDING_SWEEP_EVERY = 5.0
 UNPUBLISHED_SWEEP_EVERY = 15.0
 #: Age of an accepted job whose first run was never recorded before the controller dispatches it.
 UNDISPATCHED_GRACE = timedelta(seconds=30)
+#: Seconds between retention passes: after one that pruned a full batch, and otherwise.
+RETENTION_BUSY, RETENTION_IDLE = 1.0, 30.0
 #: Heartbeats in a row with nothing running and nothing queued before a worker's load is reset.
 IDLE_BEATS_TO_RESET = 2
 
@@ -73,6 +84,12 @@ class Controller:
             names.LEADER_KEY, identity=self.name, ttl=self.settings.leader_ttl, epoch_key=names.LEADER_EPOCH_KEY
         )
         self.failover = Failover(app, pipeline=self.pipeline, identity=self.name)
+        self.index = self.runs.index
+        self.reindexer = Reindexer(self.runs)
+        self.retention = Retention(self.runs, self.settings)
+        #: Redis restarted or was flushed: re-publish what MongoDB holds as waiting, once the
+        #: indexes are rebuilt (the indexer thread does both).
+        self._reconcile_due = False
         self._workers: dict[str, WorkerRecord] = {}
         self._gone: dict[str, tuple[bool, str]] = {}  # worker -> (goodbye, reason): failover to do
         self._finishing: dict[str, dict[str, float]] = {}  # worker said goodbye -> run -> deadline
@@ -106,6 +123,8 @@ class Controller:
                 ("events", self.listen),
                 ("profiles", self.fetch_profiles),
                 ("ticker", self.tick_forever),
+                ("indexer", self.index_forever),
+                ("retention", self.prune_forever),
                 ("scheduler", self.scheduler.run),
             )
         ]
@@ -243,10 +262,15 @@ class Controller:
             return
         if not was_leading:
             self.became_leader()
+        began = time.monotonic()
         now = clock.epoch()
         self.registry.mark_controller_alive(self.name, ttl=max(5, int(self.settings.controller_tick * 10)))
         if self.failover.broker_was_reset():
-            self.failover.reconcile()
+            # Redis restarted (it may have lost its last writes) or was flushed: the indexes
+            # are rebuilt from MongoDB, then what MongoDB holds as waiting is re-published.
+            self.index.unbuild()
+            self._reconcile_due = True
+            self._changed.set()
         with self._lock:
             stale = [
                 r
@@ -265,7 +289,35 @@ class Controller:
         if now - self._last_unpublished_sweep >= UNPUBLISHED_SWEEP_EVERY:
             self._last_unpublished_sweep = now
             self.publish_unpublished()
-        self.registry.count_tick()
+        self.registry.count_tick((time.monotonic() - began) * 1000)
+
+    # -- the stores' indexes -------------------------------------------------------------
+    def index_forever(self) -> None:
+        """The indexer thread: while this controller leads, keep the indexes complete."""
+        while not self._stop.is_set():
+            if self.leading:
+                self.keep_indexes()
+            self._stop.wait(self.settings.controller_tick)
+
+    def keep_indexes(self) -> None:
+        """Rebuild the indexes when Redis lost them (then reconcile), else file the backlog."""
+        leading = lambda: self.leading and not self._stop.is_set()  # noqa: E731
+        if not self.index.built() and self.reindexer.rebuild(keep_going=leading) is None:
+            return
+        self.reindexer.drain_backlog()
+        if self._reconcile_due and self.leading:
+            self.failover.reconcile()
+            self._reconcile_due = False
+
+    def prune_forever(self) -> None:
+        """The retention thread: while this controller leads, prune old history in batches."""
+        while not self._stop.is_set():
+            pause = RETENTION_IDLE
+            if self.leading:
+                pruned = self.retention.prune()
+                if pruned["runs"] >= self.settings.retention_batch:
+                    pause = RETENTION_BUSY
+            self._stop.wait(pause)
 
     def became_leader(self) -> None:
         """Take over: keep what this controller heard, adopt what only the registry knows."""
@@ -393,25 +445,29 @@ class Controller:
     def publish_unpublished(self) -> int:
         """Publish what was accepted but never published: runs recorded while the broker was
         unreachable, delayed runs that are due (should Redis have lost their due-index entry),
-        and jobs whose first run was never recorded (the API died mid-way)."""
+        and jobs whose first run was never recorded (the API died mid-way). O(work waiting):
+        both come from the indexes. While those are being rebuilt this waits: the rebuild
+        ends with a reconciliation that publishes them."""
         now = clock.utcnow()
         try:
-            waiting = [
-                r
-                for r in self.runs.with_status([RunStatus.PENDING])
-                if not r.queue and (r.not_before is None or r.not_before <= now)
-            ]
+            if not self.index.built():
+                return 0
+            waiting = self.runs.unpublished(now)
             undispatched = self.jobs.undispatched()
-        except StoreUnavailable:
+        except Unavailable:
             return 0
         published = 0
         for job in undispatched:
             # Leave the API time to record the run itself, and never rewrite a job that has it:
             # its run's own updates clear the flag (and FerretDB rewrites whole documents).
             created = job.created_at or now
-            if created <= now - UNDISPATCHED_GRACE and job.last_run_id and self.runs.find(job.last_run_id) is None:
+            if created > now - UNDISPATCHED_GRACE or not job.last_run_id:
+                continue
+            if self.runs.find(job.last_run_id) is None:
                 self.pipeline.dispatch(job, run_id=job.last_run_id)
                 published += 1
+            else:
+                self.jobs.dispatched(job)  # its run is recorded: nothing left to look after
         for run in waiting:
             published += publish_delayed(run.id, self.pipeline)
         return published
