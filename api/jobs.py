@@ -45,9 +45,10 @@ def paged(items: list, cursor: str | None):
     return (items, {"X-Next-Cursor": cursor}) if cursor else items
 
 
+# Schema instances, not classes: webargs would make a new schema for every request.
 @blp.route("/", strict_slashes=False)
 class Jobs(MethodView):
-    @blp.arguments(JobSpecSchema)
+    @blp.arguments(JobSpecSchema())
     @blp.response(201, JobCreatedSchema)
     @blp.alt_response(422, description="The body is invalid; `errors.json` names each field.")
     @blp.alt_response(503, description="MongoDB is unavailable; nothing was stored.")
@@ -62,7 +63,7 @@ class Jobs(MethodView):
         job, run, starts_at = verbs.submit(spec)
         return created(job.id, run, starts_at)
 
-    @blp.arguments(JobListArgs, location="query")
+    @blp.arguments(JobListArgs(), location="query")
     @blp.response(200, JobSchema(many=True), headers=NEXT_CURSOR_HEADER)
     def get(self, args):
         """List jobs, newest first (filter by status of their latest run, and by user).
@@ -114,7 +115,7 @@ class Job(MethodView):
 
 @blp.route("/<job_id>/runs")
 class JobRuns(MethodView):
-    @blp.arguments(RunListArgs, location="query")
+    @blp.arguments(RunListArgs(), location="query")
     @blp.response(200, RunSchema(many=True), headers=NEXT_CURSOR_HEADER)
     @blp.alt_response(404, description="No job with that id.")
     def get(self, args, job_id):

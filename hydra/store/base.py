@@ -52,14 +52,26 @@ class Store(Generic[R]):
     def __init__(self, db: Database | None = None, index: Index | None = None):
         self._db = db
         self.index = index if index is not None else Index()
+        self._collections: tuple[Database, dict[str, Collection]] | None = None
 
     @property
     def db(self) -> Database:
         return self._db if self._db is not None else get_database()
 
+    def _named(self, name: str) -> Collection:
+        """Collection ``name`` of this store's database (kept: making one costs, per call)."""
+        db = self.db
+        cached = self._collections
+        if cached is None or cached[0] is not db:
+            cached = self._collections = (db, {})
+        collection = cached[1].get(name)
+        if collection is None:
+            collection = cached[1][name] = db[name]
+        return collection
+
     @property
     def _collection(self) -> Collection:
-        return self.db[self.collection_name]
+        return self._named(self.collection_name)
 
     @guarded
     def find(self, doc_id: str) -> R | None:

@@ -174,7 +174,7 @@ class JobStore(Store[Job]):
         """The jobs as they stand: one whose latest run a worker claimed shows ``running``."""
         waiting = {names.fence_id(j.last_run_id, "start"): j for j in jobs if j.status in CLAIMABLE and j.last_run_id}
         if waiting:
-            for fence_id, start in self._docs(self.db[names.RUN_FENCES], list(waiting)).items():
+            for fence_id, start in self._docs(self._named(names.RUN_FENCES), list(waiting)).items():
                 if start.get("worker_id"):
                     waiting[fence_id].status = RunStatus.RUNNING.value
         return jobs

@@ -55,8 +55,17 @@ def get_client() -> pymongo.MongoClient:
     return _client
 
 
+_database: tuple[pymongo.MongoClient, Database] | None = None
+
+
 def get_database() -> Database:
-    return get_client()[get_settings().mongo_db]
+    """This process's database (the same object until the client changes: after fork)."""
+    global _database
+    client = get_client()
+    cached = _database
+    if cached is None or cached[0] is not client:
+        cached = _database = (client, client[get_settings().mongo_db])
+    return cached[1]
 
 
 @contextlib.contextmanager

@@ -62,7 +62,7 @@ class RunStore(Store[Run]):
 
     @property
     def _fences(self) -> Collection:
-        return self.db[names.RUN_FENCES]
+        return self._named(names.RUN_FENCES)
 
     # -- creation ---------------------------------------------------------------------
     def record(
@@ -284,36 +284,43 @@ class RunStore(Store[Run]):
         fields = dict(end.record)
         fields["ended_by"] = end.by
         fields.setdefault("duration", None)
-        update: dict = {"$set": fields}
-        created = None
-        if job is not None and job.id:  # the record as its message describes it, should there be none
-            created = Run(
-                id=end.run_id,
-                job_id=job.id,
-                job_name=job.name,
-                user=job.user,
-                namespace=job.namespace,
-                attempt=attempt or 1,
-                priority=job.priority,
-                executor=job.executor or "shell",
-                command=job.command,
-                args=job.args,
-                shell=job.shell,
-                timeout=job.timeout,
-                worker_id=worker_id,
-                queue=names.worker_queue(worker_id) if worker_id else None,
-                queued_at=fields.get("started_at") or end.at,
-            ).to_doc()
-            update["$setOnInsert"] = {k: v for k, v in created.items() if k not in fields and k != "_id"}
         # (no projection: FerretDB 1.24 does not implement findAndModify's "fields")
-        before = self._collection.find_one_and_update({"_id": end.run_id}, update, upsert=created is not None)
-        doc = before if before is not None else created
+        doc = self._collection.find_one_and_update({"_id": end.run_id}, {"$set": fields})
+        if doc is None and job is not None and job.id:
+            doc = self._record_missing(end, fields, job, attempt or 1, worker_id)
         if doc is None:
             return
         run = Run.from_doc({**doc, **fields})
         if run.job_id:
             self.jobs.mirror(run.job_id, end.run_id, RunStatus(fields["status"]))
         self._keep(lambda: self.index.run_ended(run), "run", end.run_id)
+
+    def _record_missing(self, end: Fence, fields: dict, job: Job, attempt: int, worker_id: str | None) -> dict:
+        """The attempt has no record (its message was published past Hydra's pipeline): make
+        it from what its message said, with its end."""
+        doc = Run(
+            id=end.run_id,
+            job_id=job.id,
+            job_name=job.name,
+            user=job.user,
+            namespace=job.namespace,
+            attempt=attempt,
+            priority=job.priority,
+            executor=job.executor or "shell",
+            command=job.command,
+            args=job.args,
+            shell=job.shell,
+            timeout=job.timeout,
+            worker_id=worker_id,
+            queue=names.worker_queue(worker_id) if worker_id else None,
+            queued_at=fields.get("started_at") or end.at,
+        ).to_doc()
+        doc.update(fields)
+        try:
+            self._collection.insert_one(doc)
+        except DuplicateKeyError:  # recorded meanwhile after all
+            self._collection.update_one({"_id": end.run_id}, {"$set": fields})
+        return doc
 
     # -- reads --------------------------------------------------------------------------
     def find(self, run_id: str) -> Run | None:
