@@ -6,7 +6,7 @@ STACK := PYTHONPATH=deploy/local $(PY) -m hydrastack
 ROOT  := .hydra
 LINES ?= 50
 
-.PHONY: install up down status logs lint test bench clean
+.PHONY: install up down status logs lint test bench bench-history clean
 
 install:
 	@bash deploy/local/install.sh
@@ -40,6 +40,11 @@ test: lint
 
 bench: install
 	$(PY) bench/run.py
+
+# Listings, sweeps, a controller tick, failover and latency at 0, 100k and 1M runs of history
+# (bulk-loaded; about an hour on two cores). BENCH_ARGS="--points 100000:30000" for less.
+bench-history: install
+	$(PY) bench/history_bench.py $(BENCH_ARGS)
 
 clean: down
 	rm -rf $(ROOT)

@@ -6,9 +6,9 @@ and files them in the Redis indexes the way the stores do (``hydra.broker.index`
 the history benchmark (``bench/history_bench.py``) and the scale tests
 (``tests/integration/test_history_scale.py``).
 
-The mix: three namespaces, 50 users, jobs created over ``days`` days; about one job in a
-thousand is a cron job (yearly schedule, already fired: none fires during a benchmark) holding
-a quarter of the runs; the rest run once or a few times (retries, failovers). Final outcomes:
+The mix: three namespaces, 50 users, jobs created over ``days`` days; a few cron jobs (one in
+a thousand unless told: yearly schedule, already fired, so none fires during a benchmark)
+hold a quarter of the runs; the rest run once or a few times (retries, failovers). Final outcomes:
 succeeded 85 %, failed 7 %, timed out 2 %, cancelled 2 %, dead-lettered 2 %, lost then
 succeeded 2 %. Every run has ended: the work in progress is what a benchmark adds itself.
 """
@@ -166,11 +166,15 @@ def documents(run: Run) -> tuple[dict, list[dict], list[dict]]:
     return doc, [start, end], chunks
 
 
-def generate(jobs: int, runs: int, *, seed: int, days: float, now: datetime) -> Iterator[tuple[Job, list[Run]]]:
-    """``jobs`` jobs holding ``runs`` runs in all, one job (with its runs) at a time."""
+def generate(
+    jobs: int, runs: int, *, seed: int, days: float, now: datetime, crons: int | None = None
+) -> Iterator[tuple[Job, list[Run]]]:
+    """``jobs`` jobs holding ``runs`` runs in all, one job (with its runs) at a time;
+    ``crons`` of them (default one in a thousand) cron jobs holding a quarter of the runs."""
     synth = Synthesizer(seed, now, days)
     rng = synth.rng
-    crons = max(1, jobs // 1000) if runs >= 4 * jobs // 3 else 0
+    if crons is None:
+        crons = max(1, jobs // 1000) if runs >= 4 * jobs // 3 else 0
     plain_runs = runs - (runs // 4 if crons else 0)
     plain_jobs = jobs - crons
     budget = plain_runs
@@ -207,7 +211,16 @@ def finish(job: Job, runs: list[Run]) -> Job:
 
 
 def load(
-    db, index: Index, *, jobs: int, runs: int, seed: int = 1, days: float = 25.0, batch: int = 1000, say=None
+    db,
+    index: Index,
+    *,
+    jobs: int,
+    runs: int,
+    seed: int = 1,
+    days: float = 25.0,
+    crons: int | None = None,
+    batch: int = 1000,
+    say=None,
 ) -> Loaded:
     """Insert ``jobs`` jobs and ``runs`` runs (with fences and output) into ``db`` and file
     them in ``index``. Returns what was written."""
@@ -236,7 +249,7 @@ def load(
         records[0].clear()
         records[1].clear()
 
-    for job, chain in generate(jobs, runs, seed=seed, days=days, now=now):
+    for job, chain in generate(jobs, runs, seed=seed, days=days, now=now, crons=crons):
         finish(job, chain)
         pending[names.JOB_DEFINITIONS].append(job.to_doc())
         records[0].append(job)

@@ -270,3 +270,41 @@ def test_undispatched_and_scheduled_jobs_come_from_the_indexes(memory, no_native
     verbs.delete(cron.id, pipeline=memory.pipeline)
     assert memory.pipeline.jobs.scheduled() == []
     assert cron.id not in ids(memory.pipeline.jobs.list()[0])
+
+
+def test_a_run_without_a_record_gets_one_with_its_end(memory):
+    """A message published past the pipeline: its worker's end creates the record."""
+    memory.worker("cpu1")
+    job, _ = submit(memory)
+    stored = memory.pipeline.jobs.get(job.id)
+    end_attempt(
+        "unrecorded",
+        Outcome(status="succeeded", returncode=0, stdout="hi\n", worker_id="cpu1@host"),
+        by="cpu1@host",
+        job=stored,
+        attempt=1,
+        pipeline=memory.pipeline,
+    )
+    run = memory.pipeline.runs.get("unrecorded")
+    assert (run.status, run.stdout, run.job_id, run.worker_id) == ("succeeded", "hi\n", job.id, "cpu1@host")
+    assert "unrecorded" in ids(memory.pipeline.runs.for_job(job.id))
+
+
+def test_the_controller_rebuilds_lost_indexes_then_republishes_what_waits(memory):
+    from hydra.control.controller import Controller
+
+    memory.worker("cpu1")
+    job, run = submit(memory)
+    controller = Controller(memory.app, pipeline=memory.pipeline, name="unit")
+    for key in memory.redis.scan_iter(match=names.INDEX_PREFIX + "*"):
+        memory.redis.delete(key)
+    assert controller.publish_unpublished() == 0  # waits for the rebuild
+    controller._reconcile_due = True
+    controller.keep_indexes()
+    assert not Index().built() and controller._reconcile_due  # only the leader rebuilds
+    assert controller.lease.hold()
+    sent = len(memory.app.sent)
+    controller.keep_indexes()
+    assert Index().built() and not controller._reconcile_due
+    assert [s.options["task_id"] for s in memory.app.sent[sent:]] == [run.run_id]  # published again
+    assert ids(memory.pipeline.jobs.list()[0]) == [job.id]
