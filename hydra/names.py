@@ -67,8 +67,11 @@ SCHEDULE_CHANGES_KEY = REDIS_PREFIX + "schedule:changes"
 INDEX_PREFIX = REDIS_PREFIX + "ix:"
 #: set: every namespace the indexes have entries for.
 INDEX_NAMESPACES_KEY = INDEX_PREFIX + "namespaces"
-#: string: set when the indexes were completely built from MongoDB (gone after a flush).
-INDEX_BUILT_KEY = INDEX_PREFIX + "built"
+#: strings: set when the indexes of jobs / of runs were completely built from MongoDB (gone
+#: after a flush); see INDEX_PARTS.
+INDEX_BUILT_PREFIX = INDEX_PREFIX + "built:"
+#: The two halves of the indexes, built in this order by a rebuild (each from its collection).
+INDEX_PARTS = ("jobs", "runs")
 #: hash: progress of the rebuild under way (token, counts), for status and the benchmark.
 INDEX_REBUILD_KEY = INDEX_PREFIX + "rebuild"
 #: hash: where retention's walk over each namespace's jobs got to.

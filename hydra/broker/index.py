@@ -327,17 +327,20 @@ class Index(RedisBacked):
         return names.index_prefix(namespace) + "active"
 
     # -- state --------------------------------------------------------------------------------
-    def built(self) -> bool:
-        """True when the indexes were built completely from MongoDB (and kept since)."""
-        return bool(self.redis.exists(names.INDEX_BUILT_KEY))
+    def built(self, part: str | None = None) -> bool:
+        """True when the indexes of ``part`` (``jobs`` or ``runs``; default both) were built
+        completely from MongoDB and kept since."""
+        parts = names.INDEX_PARTS if part is None else (part,)
+        return int(self.redis.exists(*(names.INDEX_BUILT_PREFIX + p for p in parts))) == len(parts)
 
-    def mark_built(self, token: str) -> None:
-        self.redis.set(names.INDEX_BUILT_KEY, token)
+    def mark_built(self, token: str, part: str | None = None) -> None:
+        for p in names.INDEX_PARTS if part is None else (part,):
+            self.redis.set(names.INDEX_BUILT_PREFIX + p, token)
 
     def unbuild(self) -> None:
         """Say the indexes may have lost entries (Redis restarted): listings read MongoDB
         until a rebuild completes."""
-        self.redis.delete(names.INDEX_BUILT_KEY)
+        self.redis.delete(*(names.INDEX_BUILT_PREFIX + p for p in names.INDEX_PARTS))
 
     def namespaces(self) -> list[str]:
         return sorted(self.redis.smembers(names.INDEX_NAMESPACES_KEY))

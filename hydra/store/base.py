@@ -35,6 +35,10 @@ R = TypeVar("R", bound=Record)
 
 log = logging.getLogger(__name__)
 
+#: Milliseconds a declared query (a listing's or a sweep's, while the Redis indexes are not
+#: built) may take before MongoDB abandons it (then StoreUnavailable: HTTP 503, Retry-After).
+QUERY_MS = 15_000
+
 
 class Store(Generic[R]):
     #: The collection whose documents ``find`` and ``get`` read, as records of ``record_type``.
@@ -122,10 +126,13 @@ class Store(Generic[R]):
         if not self._indexed(write, kind, ident):
             self._backlog(kind, ident)
 
+    #: Which half of the indexes this store's listings read (``hydra.names.INDEX_PARTS``).
+    index_part: str = "runs"
+
     def _index_usable(self) -> bool:
         """True when listings may read the indexes: built completely and Redis answering."""
         try:
-            return self.index.built()
+            return self.index.built(self.index_part)
         except BrokerUnavailable:
             return False
 
@@ -153,9 +160,14 @@ class Store(Generic[R]):
         return list(self._cursor(name, selector, limit=limit))
 
     def _cursor(self, name: str, selector: dict, *, limit: int = 0, batch_size: int = 0) -> Cursor:
-        """A pymongo cursor of the declared query ``name`` (``_native`` checks the fields)."""
+        """A pymongo cursor of the declared query ``name`` (``_native`` checks the fields).
+        A query of a page or a sweep gives up after QUERY_MS (FerretDB filters in Go: at a
+        million runs that takes minutes, and it would slow the rebuild that ends the wait);
+        the whole-collection walks of a rebuild have no limit."""
         query = schema.QUERIES[name]
         found = self.db[query.collection].find(selector).hint(query.index)
+        if query.index != schema.ID_INDEX:
+            found = found.max_time_ms(QUERY_MS)
         if query.sort:
             found = found.sort(list(query.sort))
         if limit:
@@ -169,7 +181,11 @@ class Store(Generic[R]):
         of an index, so MongoDB reads one index entry per value)."""
         if (collection, field) not in schema.DISTINCT:
             raise ValueError(f"distinct {collection}.{field} is not declared")
-        return sorted(v for v in self.db[collection].distinct(field) if v is not None)
+        try:
+            values = self.db[collection].distinct(field, maxTimeMS=QUERY_MS)
+        except TypeError:  # mongomock (the unit tests) takes no command options
+            values = self.db[collection].distinct(field)
+        return sorted(v for v in values if v is not None)
 
     def _native_page(
         self,

@@ -43,6 +43,7 @@ def stored_statuses(status: RunStatus) -> list[str]:
 
 class JobStore(Store[Job]):
     collection_name, record_type, kind = names.JOB_DEFINITIONS, Job, "job"
+    index_part = "jobs"
 
     # -- writes ---------------------------------------------------------------------------
     def create(self, spec: dict, *, source: str = "api", first_run_id: str | None = None) -> Job:

@@ -17,7 +17,7 @@ from typing import ParamSpec, TypeVar
 
 import pymongo
 from pymongo.database import Database
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, ExecutionTimeout
 
 from hydra.errors import StoreUnavailable
 from hydra.settings import get_settings
@@ -30,8 +30,9 @@ _client: pymongo.MongoClient | None = None
 _client_pid: int | None = None
 
 #: pymongo errors that mean "the server is not reachable right now" (network errors, timeouts,
-#: no server selectable are all ConnectionFailure).
-UNAVAILABLE_ERRORS = (ConnectionFailure,)
+#: no server selectable are all ConnectionFailure), or cannot answer in time (a query past
+#: its maxTimeMS: FerretDB filtering a large collection while the Redis indexes are rebuilt).
+UNAVAILABLE_ERRORS = (ConnectionFailure, ExecutionTimeout)
 
 
 def get_client() -> pymongo.MongoClient:
@@ -74,7 +75,8 @@ def translated() -> Iterator[None]:
     try:
         yield
     except UNAVAILABLE_ERRORS as exc:
-        raise StoreUnavailable(f"MongoDB unreachable: {exc}") from exc
+        what = "did not answer in time" if isinstance(exc, ExecutionTimeout) else "unreachable"
+        raise StoreUnavailable(f"MongoDB {what}: {exc}") from exc
 
 
 def guarded(fn: Callable[P, T]) -> Callable[P, T]:

@@ -6,9 +6,9 @@ Run by the leading controller (``hydra.control.controller``):
   Redis were noted in ``index_backlog`` (``Store._backlog``); each is read by ``_id`` and
   filed as it stands now. O(what Redis missed).
 * :meth:`Reindexer.rebuild` - when Redis lost the indexes (flushed, or restarted and so
-  perhaps missing its last writes) every job and run is read once and filed; until it
-  completes (:meth:`hydra.broker.index.Index.mark_built`), listings query MongoDB itself
-  and hide nothing. This is the one pass that costs O(history): once per loss of Redis,
+  perhaps missing its last writes) every job and then every run is read once and filed;
+  until each half is complete (:meth:`hydra.broker.index.Index.mark_built`: jobs, then runs),
+  the listings it serves query MongoDB itself and hide nothing. This is the one pass that costs O(history): once per loss of Redis,
   in batches, beside the controller's ticks. Writes meanwhile keep filing what they change,
   and filing is idempotent, so a record changed during the pass ends up filed as it is.
 """
@@ -84,9 +84,10 @@ class Reindexer(Store[Run]):
 
     # -- a rebuild ----------------------------------------------------------------------------
     def rebuild(self, *, keep_going: Callable[[], bool] = lambda: True, batch: int = BATCH) -> dict | None:
-        """File every job and run, then mark the indexes built. Stops (returning None) as
-        soon as ``keep_going()`` is false (this controller stopped leading); otherwise returns
-        the counts and seconds taken."""
+        """File every job, mark the jobs' indexes built; file every run, mark the runs' built
+        (a half already built is skipped: a rebuild abandoned by the previous leader). Stops
+        (returning None) as soon as ``keep_going()`` is false (this controller stopped
+        leading); otherwise returns the counts and seconds taken."""
         token = uuid.uuid4().hex
         started = time.monotonic()
         progress: dict[str | bytes, bytes | float | int | str] = {
@@ -99,28 +100,36 @@ class Reindexer(Store[Run]):
         self.index.redis.delete(names.INDEX_REBUILD_KEY)
         self.index.redis.hset(names.INDEX_REBUILD_KEY, mapping=progress)
         log.warning("rebuilding the Redis indexes from MongoDB", extra={"event": "index.rebuild", "token": token})
-        for name, kind, load, file in (
-            ("all_jobs", "jobs", Job.from_doc, self.file_jobs),
-            ("all_runs", "runs", Run.from_doc, self.file_runs),
-        ):
+        passes = (
+            ("jobs", "all_jobs", Job.from_doc, self.file_jobs),
+            ("runs", "all_runs", Run.from_doc, self.file_runs),
+        )
+        for part, name, load, file in passes:
+            if self.index.built(part):
+                continue
             chunk: list = []
             for doc in self._cursor(name, {}, batch_size=batch):
                 chunk.append(load(doc))
                 if len(chunk) >= batch:
                     file(chunk)
-                    self.index.redis.hincrby(names.INDEX_REBUILD_KEY, kind, len(chunk))
+                    self.index.redis.hincrby(names.INDEX_REBUILD_KEY, part, len(chunk))
                     chunk = []
                     if not keep_going():
                         log.warning("index rebuild abandoned", extra={"event": "index.rebuild_stopped"})
                         return None
             if chunk:
                 file(chunk)
-                self.index.redis.hincrby(names.INDEX_REBUILD_KEY, kind, len(chunk))
-        while self.drain_backlog():
-            pass
-        if not keep_going() or self.index.redis.hget(names.INDEX_REBUILD_KEY, "token") != token:
-            return None  # stopped leading, or Redis was flushed meanwhile: start again
-        self.index.mark_built(token)
+                self.index.redis.hincrby(names.INDEX_REBUILD_KEY, part, len(chunk))
+            while self.drain_backlog():
+                pass
+            if not keep_going() or self.index.redis.hget(names.INDEX_REBUILD_KEY, "token") != token:
+                return None  # stopped leading, or Redis was flushed meanwhile: start again
+            self.index.mark_built(token, part)
+            log.warning(
+                "Redis indexes of %s rebuilt",
+                part,
+                extra={"event": "index.rebuilt_part", "part": part, "seconds": round(time.monotonic() - started, 3)},
+            )
         seconds = time.monotonic() - started
         counts = self.index.redis.hgetall(names.INDEX_REBUILD_KEY)
         self.index.redis.hset(names.INDEX_REBUILD_KEY, mapping={"done": 1, "seconds": round(seconds, 3)})

@@ -82,12 +82,11 @@ def history(memory, jobs: int = 60, seed: int = 7):
 def both_ways(memory, read):
     """``read()`` from the indexes, then from MongoDB's declared queries (index not built)."""
     indexed = read()
-    built = memory.redis.get(names.INDEX_BUILT_KEY)
-    memory.redis.delete(names.INDEX_BUILT_KEY)
+    Index().unbuild()
     try:
         native = read()
     finally:
-        memory.redis.set(names.INDEX_BUILT_KEY, built)
+        Index().mark_built("unit")
     return indexed, native
 
 

@@ -119,7 +119,7 @@ def test_the_stores_run_every_declared_query_and_no_other(memory, monkeypatch):
     memory.worker("cpu1")
     body = {"name": "n", "user": "rich", "command": "true"}
     job, run, _ = verbs.submit(load_job(body), pipeline=memory.pipeline)
-    memory.redis.delete(names.INDEX_BUILT_KEY)
+    memory.pipeline.runs.index.unbuild()
     jobs, runs = memory.pipeline.jobs, memory.pipeline.runs
     for status in (None, RunStatus.RUNNING):
         for user in (None, "rich"):
