@@ -187,12 +187,6 @@ class JobStore(Store[Job]):
             raise Conflict(f"job {job_id!r} was deleted")
         return job
 
-    def namespaces(self) -> list[str]:
-        """Every namespace that has jobs (the indexes know; else MongoDB's ``distinct``)."""
-        if self._index_usable():
-            return self.index.namespaces()
-        return self._distinct(names.JOB_DEFINITIONS, "namespace")
-
     def undispatched(self, limit: int = 1000) -> list[Job]:
         """Jobs accepted whose first run may never have been recorded (see :meth:`create`);
         a one-off whose ``scheduled_at`` is still ahead waits for its time. O(such jobs)."""
@@ -243,8 +237,11 @@ class JobStore(Store[Job]):
             spaces = self.index.namespaces() if namespaces is None else namespaces
             keys = [self.index.jobs_key(ns, status=status.value if status else None, user=user) for ns in spaces]
             return pages.indexed_page(self.index, keys, limit=limit, cursor=cursor, fetch=self.find_many, accept=accept)
-        spaces = self._distinct(names.JOB_DEFINITIONS, "namespace") if namespaces is None else namespaces
-        where: dict = {"namespace": {"$in": spaces}, "deleted_at": None}
+        where: dict = {"deleted_at": None}
+        if namespaces is not None:
+            where["namespace"] = {"$in": namespaces}
+        else:
+            where = self._all_namespaces(names.JOB_DEFINITIONS, where)
         if status is not None:
             where["status"] = {"$in": stored_statuses(status)}
         if user is not None:

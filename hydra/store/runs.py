@@ -401,8 +401,10 @@ class RunStore(Store[Run]):
                 where["namespace"] = {"$in": namespaces}
             name = "dead_letters_of_job"
         else:
-            spaces = self._distinct(names.JOB_RUNS, "namespace") if namespaces is None else namespaces
-            where["namespace"] = {"$in": spaces}
+            if namespaces is not None:
+                where["namespace"] = {"$in": namespaces}
+            else:
+                where = self._all_namespaces(names.JOB_RUNS, where)
             name = "dead_letters"
         return self._native_page(name, where, limit=limit, cursor=cursor, accept=accept, load=self._load)
 
@@ -442,7 +444,7 @@ class RunStore(Store[Run]):
             filed = wanted | ({RunStatus.QUEUED.value} if RunStatus.RUNNING.value in wanted else set())
             return self._in_progress(lambda a: a.status in filed, accept)[:limit]
         stored = wanted | (set(NOT_STARTED) if RunStatus.RUNNING.value in wanted else set())
-        where = {"namespace": {"$in": self._distinct(names.JOB_RUNS, "namespace")}, "status": {"$in": sorted(stored)}}
+        where = self._all_namespaces(names.JOB_RUNS, {"status": {"$in": sorted(stored)}})
         return [run for run in self._load(self._native("runs_with_status", where, limit=limit)) if accept(run)][:limit]
 
     def unpublished(self, now: datetime | None = None, limit: int = 10_000) -> list[Run]:
