@@ -281,7 +281,11 @@ class Controller:
             self.went_offline(
                 record.profile.id, goodbye=False, reason=f"missed heartbeats for {now - record.seen_at:.1f}s"
             )
-        self.fail_over_gone()
+        if self.runs.can_sweep():
+            try:
+                self.fail_over_gone()
+            except StoreUnavailable as exc:  # MongoDB down: the gone workers wait for the next tick
+                log.warning("failover postponed: %s", exc)
         publish_due(self.pipeline)
         if force_pending or stale or now - self._last_pending_sweep >= PENDING_SWEEP_EVERY:
             self._last_pending_sweep = now

@@ -136,6 +136,13 @@ class Store(Generic[R]):
         except BrokerUnavailable:
             return False
 
+    def can_sweep(self) -> bool:
+        """True when a sweep costs O(work in progress): the indexes are built, or MongoDB has
+        the declared indexes. False on FerretDB while they are being rebuilt - its filtered
+        scans of a large history would hold a controller's tick for as long as they take
+        (up to QUERY_MS each), so failover waits for the rebuild there."""
+        return self._index_usable() or not is_ferretdb(self.db)
+
     # -- declared queries (hydra.store.schema.QUERIES) -----------------------------------------
     def _native(
         self,
