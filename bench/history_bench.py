@@ -8,9 +8,11 @@ At each point it measures, on the running stack (FerretDB here unless HYDRA_MONG
   following ``X-Next-Cursor`` - p50 / p99;
 * the sweeps the controller and failover run (runs in progress, on a worker, unpublished;
   undispatched and scheduled jobs), called through the stores, p50 / p99;
-* one controller tick (the leading controller's own timing, over 20 s of ticks);
+* one controller tick (the leading controller's own timing, over 30 s of ticks);
 * submit -> start of 200 jobs at 20 jobs/s; failover kill -> next attempt (3 kills);
 * Redis memory.
+
+Each figure is the median of three rounds (``--rounds``): the machine is shared.
 
 "Empty" is a seed of 3,000 jobs and 10,200 runs (20 of them cron jobs), the least history
 with which every page of every listing is full; each later load adds two cron jobs holding
@@ -44,6 +46,11 @@ from bench.run import load, percentile, say, wait_for  # noqa: E402
 from hydrastack import Stack, WorkerSpec  # noqa: E402
 
 PAGE = 50
+
+
+def median_of(figures: list[dict]) -> dict:
+    """Each figure's median over rounds (the same keys in every round)."""
+    return {key: percentile([f[key] for f in figures], 50) for key in figures[0]}
 
 
 class HistoryBench:
@@ -145,7 +152,7 @@ class HistoryBench:
             out[name] = {"p50_ms": percentile(times, 50), "p99_ms": percentile(times, 99)}
         return out
 
-    def ticks(self, seconds: float = 20.0) -> dict:
+    def ticks(self, seconds: float = 30.0) -> dict:
         from hydra.broker.registry import Registry
 
         registry = Registry()
@@ -271,10 +278,25 @@ class HistoryBench:
             "workers": "/workers/",
         }
         point = {"label": label, "jobs": self.loaded_jobs, "runs": self.loaded_runs, "load": load()}
-        point["listings"] = {name: self.listing(url, samples) for name, url in urls.items()}
-        point["sweeps"] = self.sweeps(samples * 3)
-        point["tick"] = self.ticks()
-        point["latency"] = self.latency()
+        # Each figure is the median of a few rounds: other processes share the cores, and one
+        # burst of theirs should not make a point look slower or faster than it is.
+        rounds = []
+        for k in range(self.args.rounds):
+            rounds.append(
+                {
+                    "load": load(),
+                    "listings": {name: self.listing(url, samples) for name, url in urls.items()},
+                    "sweeps": self.sweeps(samples * 3),
+                    "tick": self.ticks(),
+                    "latency": self.latency(),
+                }
+            )
+            say(f"  round {k + 1} done (load {load()})")
+        point["rounds"] = rounds
+        point["listings"] = {name: median_of([r["listings"][name] for r in rounds]) for name in urls}
+        point["sweeps"] = {name: median_of([r["sweeps"][name] for r in rounds]) for name in rounds[0]["sweeps"]}
+        point["tick"] = median_of([r["tick"] for r in rounds])
+        point["latency"] = median_of([r["latency"] for r in rounds])
         point["failover"] = self.failover(self.args.kills)
         point["redis"] = self.redis_memory()
         point["load_end"] = load()
@@ -413,6 +435,7 @@ def main() -> None:
     parser.add_argument("--points", default="100000:30000,1000000:300000", help="runs:jobs, comma separated")
     parser.add_argument("--seed-jobs", type=int, default=3000)
     parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per point; each figure is their median")
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--skip-rebuild", action="store_true")
     args = parser.parse_args()
