@@ -38,8 +38,10 @@ lint: install
 test: lint
 	$(PY) -m pytest -q
 
+# bench/run.py: throughput, latency, failover; bench/follow.py: /health with 64 output followers.
 bench: install
 	$(PY) bench/run.py
+	$(PY) bench/follow.py
 
 # Listings, sweeps, a controller tick, failover and latency at 0, 100k and 1M runs of history
 # (bulk-loaded; about an hour on two cores). BENCH_ARGS="--points 100000:30000" for less.

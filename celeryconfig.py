@@ -47,5 +47,7 @@ worker_send_task_events = True
 task_send_sent_event = True
 
 worker_hijack_root_logger = False
+# A message the worker cannot decode or does not know is recorded before it is dropped.
+worker_consumer = "hydra.celery.consumer:HydraConsumer"
 timezone = "UTC"
 enable_utc = True

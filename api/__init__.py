@@ -6,15 +6,32 @@ lives in ``hydra``; this package only maps HTTP onto it.
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, g
 
-from api import docs, errors, health, jobs, metrics, output, runs, schedule, workers
+from api import (
+    audit,
+    auth,
+    docs,
+    errors,
+    health,
+    jobs,
+    metrics,
+    namespaces,
+    output,
+    runs,
+    schedule,
+    schemas,
+    tokens,
+    workers,
+)
 from hydra import logs
+from hydra.dispatch import signing
 from hydra.model.spec import StartTime
 
 
 def create_app(test_config: dict | None = None) -> Flask:
     logs.configure("api")
+    signing.keys()  # no API that cannot sign what it submits (SigningKeyMissing names the settings)
     app = Flask(__name__)
     app.config.update(
         API_TITLE="Hydra",
@@ -30,9 +47,27 @@ def create_app(test_config: dict | None = None) -> Flask:
     api = docs.HydraApi(app, spec_kwargs=docs.configure(app))
     api.register_field(StartTime, "string", None)  # date-time with zone, or "" (pattern in its metadata)
     errors.init_app(app)
+    auth.init_app(app)
+    auth.document(api.spec)
     for module in (jobs, runs, workers, health):
         api.register_blueprint(module.blp)
-    for blueprint in (runs.dead_letter_blp, schedule.blp, output.blp, metrics.blp):
+    for blueprint in (
+        runs.dead_letter_blp,
+        schedule.blp,
+        output.blp,
+        metrics.blp,
+        tokens.blp,
+        audit.blp,
+        namespaces.blp,
+    ):
         api.register_blueprint(blueprint)
     docs.describe_fields(api)
+
+    @app.after_request
+    def say_what_was_skipped(response):
+        skipped = g.get("hydra_skipped")
+        if skipped:
+            response.headers[schemas.SKIPPED_HEADER] = f"{len(skipped)}: {', '.join(skipped[:20])}"
+        return response
+
     return app

@@ -24,6 +24,8 @@ from flask import Flask, send_from_directory
 from flask_smorest import Api
 from flask_smorest.error_handler import ErrorSchema
 
+from api import auth
+
 #: Where flask-swagger-ui keeps Swagger UI's distribution files.
 SWAGGER_UI_ASSETS = Path(__import__("flask_swagger_ui").__file__).resolve().parent / "dist"
 
@@ -40,6 +42,8 @@ with `GET /runs/{run_id}/output?after=<next>&wait=10`. Errors always have the bo
 _ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 _STANDARD = {
     "400": "The body is not valid JSON.",
+    "401": "No credentials, or credentials that prove nothing (`WWW-Authenticate` says how to send them).",
+    "403": "The caller's roles do not allow this in the namespace concerned.",
     "404": "Nothing with that id.",
     "413": "The body is larger than the API accepts (2 MiB).",
     "500": "Unexpected server error (logged with its traceback).",
@@ -83,6 +87,7 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "affinity": "Where the job may run: OS, tags, allowed users.",
         "created_at": "When it was created.",
         "updated_at": "When it last changed.",
+        "updated_by": "Who changed it last.",
         "user_filter": "Only jobs of this user.",
     },
     "Job": {
@@ -169,6 +174,8 @@ PARAM_DOCS = {
     "limit": "At most this many items.",
     "job_id": "The job's id.",
     "run_id": "The run's id (the Celery task id).",
+    "token_id": "The token's id (`hydra_<id>_...`).",
+    "namespace": "The namespace.",
 }
 
 
@@ -196,6 +203,10 @@ class ErrorResponses(BasePlugin):
             responses = operation.setdefault("responses", {})
             responses.pop("default", None)
             wanted = ["500", "503"]
+            if auth.is_public((path or "/").rstrip("/") or "/"):
+                operation["security"] = []
+            else:
+                wanted += ["401", "403"]
             if "requestBody" in operation:
                 wanted += ["400", "413"]
             if re.search(r"{[^}]+}", path or ""):
@@ -206,6 +217,16 @@ class ErrorResponses(BasePlugin):
                 if str(code).isdigit() and int(code) >= 400 and isinstance(response, dict) and "$ref" not in response:
                     response.setdefault("description", _STANDARD.get(str(code), "Error."))
                     response.setdefault("content", _ERROR_CONTENT)
+            if "401" in responses:
+                responses["401"].setdefault(
+                    "headers",
+                    {
+                        "WWW-Authenticate": {
+                            "description": "How to authenticate: `Bearer`.",
+                            "schema": {"type": "string"},
+                        }
+                    },
+                )
             responses["503"].setdefault(
                 "headers",
                 {"Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}},

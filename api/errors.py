@@ -13,12 +13,14 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from hydra.errors import Conflict, InvalidJob, NotFound, Unavailable
+from hydra.errors import Conflict, Forbidden, InvalidJob, NotAuthenticated, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 
 _NAMES = {
     400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
@@ -43,6 +45,14 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(InvalidJob)
     def invalid_job(exc: InvalidJob):
         return error_response(422, "the job is invalid", {"json": exc.errors})
+
+    @app.errorhandler(NotAuthenticated)
+    def not_authenticated(exc: NotAuthenticated):
+        return error_response(401, str(exc), headers={"WWW-Authenticate": 'Bearer realm="hydra"'})
+
+    @app.errorhandler(Forbidden)
+    def forbidden(exc: Forbidden):
+        return error_response(403, str(exc))
 
     @app.errorhandler(NotFound)
     def not_found(exc: NotFound):

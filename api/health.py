@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from api.parsing import Blueprint
 from api.schemas import HealthSchema
 from hydra.broker.registry import Registry
 from hydra.errors import Unavailable

@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from api.auth import caller
+from api.parsing import Blueprint
 from api.schemas import (
     NEXT_CURSOR_HEADER,
     JobCreatedSchema,
@@ -18,11 +19,10 @@ from api.schemas import (
     RunSchema,
 )
 from hydra.control import verbs
+from hydra.control.access import Reader
 from hydra.model.records import Dispatched
 from hydra.model.spec import JobSpecSchema
 from hydra.model.status import SCHEDULED
-from hydra.store.jobs import JobStore
-from hydra.store.runs import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Jobs(MethodView):
         `scheduled_at` in the future the run starts at that time, and with a cron `schedule`
         on every tick (status `scheduled`).
         """
-        job, run, starts_at = verbs.submit(spec)
+        job, run, starts_at = verbs.submit(spec, actor=caller())
         return created(job.id, run, starts_at)
 
     @blp.arguments(JobListArgs(), location="query")
@@ -69,11 +69,13 @@ class Jobs(MethodView):
         """List jobs, newest first (filter by status of their latest run, and by user).
 
         Deleted jobs are left out. When more jobs match than `limit`, the `X-Next-Cursor`
-        header holds the `cursor` of the next page.
+        header holds the `cursor` of the next page. A stored job this version cannot render
+        is left out too, flagged and logged; `X-Skipped-Records` then says how many and which.
         """
-        jobs, cursor = JobStore().list(
+        jobs, cursor = Reader(caller()).jobs_page(
             status=args["status"] or args["status_filter"],
             user=args["user"],
+            namespace=args["namespace"],
             limit=args["limit"],
             cursor=args["cursor"],
         )
@@ -84,9 +86,10 @@ class Jobs(MethodView):
 class Job(MethodView):
     @blp.response(200, JobSchema)
     @blp.alt_response(404, description="No job with that id.")
+    @blp.alt_response(409, description="The stored job cannot be rendered by this version (it is flagged).")
     def get(self, job_id):
         """Get a job's definition and the status of its latest run (a deleted job shows `deleted_at`)."""
-        return JobStore().get(job_id)
+        return Reader(caller()).job(job_id)
 
     @blp.arguments(JobSpecSchema)
     @blp.response(200, JobSchema)
@@ -95,7 +98,7 @@ class Job(MethodView):
     @blp.alt_response(422, description="The body is invalid; `errors.json` names each field.")
     def put(self, spec, job_id):
         """Replace a job's body. Future runs use it; runs already queued or running are not changed."""
-        return verbs.update(job_id, spec=spec)
+        return verbs.update(job_id, actor=caller(), spec=spec)
 
     @blp.arguments(JobPatchSchema(partial=True))
     @blp.response(200, JobSchema)
@@ -104,13 +107,13 @@ class Job(MethodView):
     @blp.alt_response(422, description="The merged body is invalid; `errors.json` names each field.")
     def patch(self, patch, job_id):
         """Change some fields of a job (top-level fields replace the stored ones). Affects future runs."""
-        return verbs.update(job_id, patch=patch)
+        return verbs.update(job_id, actor=caller(), patch=patch)
 
     @blp.response(204)
     @blp.alt_response(404, description="No job with that id.")
     def delete(self, job_id):
         """Delete a job: its schedule stops and its runs not started yet are cancelled; its history is kept."""
-        verbs.delete(job_id)
+        verbs.delete(job_id, actor=caller())
 
 
 @blp.route("/<job_id>/runs")
@@ -123,10 +126,7 @@ class JobRuns(MethodView):
 
         When there are more than `limit`, the `X-Next-Cursor` header holds the next page's `cursor`.
         """
-        job = JobStore().get(job_id)
-        runs, cursor = RunStore().page_for_job(
-            job_id, namespace=job.namespace, limit=args["limit"], cursor=args["cursor"]
-        )
+        runs, cursor = Reader(caller()).runs_of(job_id, limit=args["limit"], cursor=args["cursor"])
         return paged(runs, cursor)
 
 
@@ -137,7 +137,7 @@ class PauseJob(MethodView):
     @blp.alt_response(409, description="The job has no schedule, or was deleted.")
     def post(self, job_id):
         """Pause a job's cron schedule (no ticks until resumed)."""
-        return verbs.pause(job_id)
+        return verbs.pause(job_id, actor=caller())
 
 
 @blp.route("/<job_id>/resume")
@@ -147,7 +147,7 @@ class ResumeJob(MethodView):
     @blp.alt_response(409, description="The job has no schedule, or was deleted.")
     def post(self, job_id):
         """Resume a paused schedule from now (ticks during the pause do not run)."""
-        return verbs.resume(job_id)
+        return verbs.resume(job_id, actor=caller())
 
 
 @blp.route("/<job_id>/trigger")
@@ -157,4 +157,4 @@ class TriggerJob(MethodView):
     @blp.alt_response(409, description="The job was deleted.")
     def post(self, job_id):
         """Run the job once now, whatever its schedule."""
-        return created(job_id, verbs.trigger(job_id))
+        return created(job_id, verbs.trigger(job_id, actor=caller()))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from api.parsing import Blueprint
 from hydra.broker.metrics import HydraCollector
 
 blp = Blueprint("metrics", __name__, description="Prometheus metrics.")

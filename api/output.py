@@ -4,22 +4,33 @@ A client reads ``GET /runs/<id>/output`` (``after=-1``: from the start), prints 
 and asks again with ``after=<next>``; with ``wait=<seconds>`` the request is held until new
 output arrives or the run ends (at most :data:`MAX_WAIT` seconds, so one follower never
 holds one of the API's threads for long). ``ended: true`` means no more output will come.
+
+Followers cannot starve the API: one API process serves at most ``HYDRA_MAX_FOLLOWERS``
+output requests at once (default 2; gunicorn runs 2 processes of 4 threads). A request
+beyond that is answered at once - the run's status, no chunks, ``ended: false`` and
+``retry_after`` (1-2 s) - which the client and the CLI honour before asking again; so
+followers take turns and the other threads stay free for every other request
+(``bench/follow.py`` measures ``/health`` with 64 followers).
 """
 
 from __future__ import annotations
 
+import random
+import threading
 import time
 from datetime import datetime, timedelta
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields, validate
 
+from api.auth import caller
+from api.parsing import Blueprint
 from hydra import clock
+from hydra.control.access import Reader, require
 from hydra.execution.live import STREAMS
 from hydra.model.records import Chunk, OutputEnd, Run
+from hydra.settings import get_settings
 from hydra.store.output import OutputStore
-from hydra.store.runs import RunStore
 
 blp = Blueprint("output", __name__, url_prefix="/runs", description="Live output of runs.")
 
@@ -83,6 +94,13 @@ class OutputSchema(Schema):
     stderr_bytes = fields.Integer(
         allow_none=True, metadata={"description": "Bytes the command wrote to stderr (once the output is complete)."}
     )
+    retry_after = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "Set when the server already serves as many output requests as it allows "
+            "(HYDRA_MAX_FOLLOWERS per API process): no chunks were read; ask again after this many seconds."
+        },
+    )
 
 
 def _writer_gone(run: Run, now: datetime) -> bool:
@@ -113,12 +131,71 @@ def record_chunks(run: Run, after: int) -> list[Chunk]:
     return [chunk for chunk in chunks if chunk.seq > after]
 
 
-def read_output(run_id: str, after: int, wait: float, limit: int) -> dict:
-    """One answer of the output endpoint (waits up to ``wait`` s for something new)."""
-    runs, output = RunStore(), OutputStore()
+#: Seconds a follower that found no room is told to wait before asking again.
+RETRY_AFTER = 1.0
+_gate_lock = threading.Lock()
+_gate: threading.BoundedSemaphore | None = None
+
+
+def _followers() -> threading.BoundedSemaphore:
+    global _gate
+    with _gate_lock:
+        if _gate is None:
+            _gate = threading.BoundedSemaphore(max(1, get_settings().max_followers))
+        return _gate
+
+
+#: Seconds a run's status, read for a follower that must wait its turn, is reused for others.
+STATUS_TTL = 1.0
+_statuses: dict[str, tuple[float, str]] = {}
+
+
+def _known_status(reader: Reader, run_id: str) -> str:
+    """The run's status, read at most once per STATUS_TTL for followers told to wait (so that
+    their answers cost no query); NotFound (404) for an unknown run or one the caller may not
+    read, as always (the namespace is kept with the status and checked every time)."""
+    now = time.monotonic()
+    with _gate_lock:
+        known = _statuses.get(run_id)
+    if known is None or now - known[0] >= STATUS_TTL:
+        run = reader.runs.get(run_id)
+        known = (now, run.status, run.namespace)
+        with _gate_lock:
+            if len(_statuses) > 10_000:
+                _statuses.clear()
+            _statuses[run_id] = known
+    require(reader.actor, "read", known[2], kind="run", ident=run_id)
+    return known[1]
+
+
+def read_output(reader: Reader, run_id: str, after: int, wait: float, limit: int) -> dict:
+    """One answer of the output endpoint (held up to ``wait`` s for something new) - when this
+    process serves fewer than ``HYDRA_MAX_FOLLOWERS`` output requests. Otherwise the answer
+    comes at once, with the run's status, no chunks and ``retry_after``: followers take
+    turns, and the API's other requests keep their threads."""
+    gate = _followers()
+    if not gate.acquire(blocking=False):
+        return {
+            "run_id": run_id,
+            "status": _known_status(reader, run_id),
+            "chunks": [],
+            "next": after,
+            "ended": False,
+            "stdout_bytes": None,
+            "stderr_bytes": None,
+            "retry_after": round(RETRY_AFTER * (1 + random.random()), 2),
+        }
+    try:
+        return _read_output(reader, run_id, after, wait, limit)
+    finally:
+        gate.release()
+
+
+def _read_output(reader: Reader, run_id: str, after: int, wait: float, limit: int) -> dict:
+    output = OutputStore()
     deadline = time.monotonic() + min(wait, MAX_WAIT)
     while True:
-        run = runs.get(run_id)  # NotFound -> 404; read before the chunks, see below
+        run = reader.run(run_id)  # NotFound -> 404; read before the chunks, see below
         chunks = output.chunks(run_id, after, max_chunks=limit)
         eof: OutputEnd | None = None
         ended = False
@@ -161,4 +238,4 @@ class RunOutput(MethodView):
         the command wrote them. Follow a run by asking again with `after=<next>` and
         `wait=10` until `ended` is true (that is what `hydra logs -f` does).
         """
-        return read_output(run_id, args["after"], args["wait"], args["limit"])
+        return read_output(Reader(caller()), run_id, args["after"], args["wait"], args["limit"])

@@ -4,13 +4,13 @@ used up their retries (the dead-letter queue)."""
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from api.auth import caller
 from api.jobs import created, paged
+from api.parsing import Blueprint
 from api.schemas import NEXT_CURSOR_HEADER, DeadLetterArgs, JobCreatedSchema, RunSchema
 from hydra.control import verbs
-from hydra.control.cancel import cancel_run
-from hydra.store.runs import RunStore
+from hydra.control.access import Reader
 
 blp = Blueprint("runs", __name__, url_prefix="/runs", description="Runs: one attempt at executing a job.")
 dead_letter_blp = Blueprint(
@@ -24,7 +24,7 @@ class Run(MethodView):
     @blp.alt_response(404, description="No run with that id.")
     def get(self, run_id):
         """Get a run: status, exit code, output, worker, attempt, times."""
-        return RunStore().get(run_id)
+        return Reader(caller()).run(run_id)
 
 
 @blp.route("/<run_id>/cancel")
@@ -40,7 +40,7 @@ class CancelRun(MethodView):
     @blp.alt_response(409, description="The run already ended.")
     def post(self, run_id):
         """Cancel a run: a queued or pending run never starts; a running one is killed."""
-        run, ended = cancel_run(run_id)
+        run, ended = verbs.cancel(run_id, actor=caller())
         return run, 200 if ended else 202
 
 
@@ -51,7 +51,7 @@ class RetryRun(MethodView):
     @blp.alt_response(409, description="The run did not fail, was retried already, or its job was deleted.")
     def post(self, run_id):
         """Start one more attempt after a failed, timed-out, cancelled or dead-lettered run."""
-        job_id, placed = verbs.retry(run_id)
+        job_id, placed = verbs.retry(run_id, actor=caller())
         return created(job_id, placed)
 
 
@@ -65,7 +65,7 @@ class DeadLetters(MethodView):
         `outcome` says how the last attempt ended (failed, timed_out or lost); `POST
         /runs/{id}/retry` starts another attempt. More than `limit`: see `X-Next-Cursor`.
         """
-        runs, cursor = RunStore().dead_letters(
+        runs, cursor = Reader(caller()).dead_letters(
             limit=args["limit"], cursor=args["cursor"], job_id=args["job_id"], include_retried=args["include_retried"]
         )
         return paged(runs, cursor)

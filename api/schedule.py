@@ -13,14 +13,15 @@ from __future__ import annotations
 import re
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from api.auth import caller
+from api.parsing import Blueprint
 from api.schemas import ScheduleSchema, TaskSchema
 from hydra import clock
 from hydra.control import verbs
+from hydra.control.access import Reader
 from hydra.model.records import Job
 from hydra.model.status import SCHEDULED, RunStatus
-from hydra.store.jobs import JobStore
 from hydra.store.runs import RunStore
 
 blp = Blueprint("schedule", __name__, url_prefix="/schedule", description="One-off tasks, scheduled at a time.")
@@ -72,8 +73,8 @@ class Schedule(MethodView):
         """Schedule a command once at `scheduled_at` (ISO 8601 with zone; empty means now)."""
         if not spec.get("name"):
             spec["name"] = task_name(spec.get("command") or " ".join(spec.get("args") or []))
-        job, _run, _at = verbs.submit(spec, source="schedule")
-        return task_view(JobStore().get(job.id))
+        job, _run, _at = verbs.submit(spec, actor=caller(), source="schedule")
+        return task_view(Reader(caller()).job(job.id))
 
 
 @blp.route("/<task_id>")
@@ -82,4 +83,4 @@ class Task(MethodView):
     @blp.alt_response(404, description="No task with that id.")
     def get(self, task_id):
         """A task's status: scheduled, then its run's status, with its times and output."""
-        return task_view(JobStore().get(task_id))
+        return task_view(Reader(caller()).job(task_id))

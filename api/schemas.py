@@ -2,11 +2,75 @@
 
 from __future__ import annotations
 
+import logging
+
+from flask import g, has_request_context
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate
 
+from hydra.errors import Conflict
 from hydra.model import cursor
-from hydra.model.spec import NAME_RE, USER_RE, AffinitySchema, BackoffSchema, HttpSchema, JobSpecSchema
+from hydra.model.records import Job, Run
+from hydra.model.spec import NAME_RE, AffinitySchema, BackoffSchema, HttpSchema, JobSpecSchema
 from hydra.model.status import FILTER_WORDS, parse_status
+
+log = logging.getLogger(__name__)
+#: The response header that says how many stored records a listing skipped (and which).
+SKIPPED_HEADER = "X-Skipped-Records"
+
+
+class Unrenderable(Conflict):
+    """A stored record this version cannot render (flagged for an operator)."""
+
+
+class Tolerant:
+    """A schema mixin: a stored record that cannot be rendered never breaks a listing. In a
+    list it is skipped, flagged in the store (``unrenderable``: the reason) and logged, and
+    the answer says so in the ``X-Skipped-Records`` header; alone it is a 409."""
+
+    def _serialize(self, obj, *, many=False):
+        if many and obj is not None:
+            rendered = []
+            for item in obj:
+                try:
+                    rendered.append(super()._serialize(item, many=False))
+                except Exception as exc:  # noqa: BLE001 - whatever a stored record holds
+                    _skip(item, exc)
+            return rendered
+        try:
+            return super()._serialize(obj, many=False)
+        except Exception as exc:  # noqa: BLE001
+            _flag(obj, exc)
+            raise Unrenderable(
+                f"{type(obj).__name__.lower()} {getattr(obj, 'id', '?')!r} is stored in a form this version cannot "
+                f"render ({exc.__class__.__name__}); it is flagged for an operator"
+            ) from None
+
+
+def _flag(item, exc: Exception) -> None:
+    from hydra.errors import Unavailable
+    from hydra.store.jobs import JobStore
+    from hydra.store.runs import RunStore
+
+    reason = f"{exc.__class__.__name__}: {exc}"[:500]
+    ident = getattr(item, "id", None)
+    log.warning(
+        "stored record cannot be rendered: %s",
+        reason,
+        extra={"event": "record.unrenderable", "job_id" if isinstance(item, Job) else "run_id": ident},
+    )
+    store = JobStore() if isinstance(item, Job) else RunStore() if isinstance(item, Run) else None
+    if store is not None and ident is not None and getattr(item, "unrenderable", None) != reason:
+        try:
+            store.flag_unrenderable(ident, reason)
+        except Unavailable:
+            pass
+
+
+def _skip(item, exc: Exception) -> None:
+    _flag(item, exc)
+    if has_request_context():
+        g.setdefault("hydra_skipped", []).append(str(getattr(item, "id", "?")))
+
 
 STATUS_WORDS = list(FILTER_WORDS)
 
@@ -48,6 +112,19 @@ NEXT_CURSOR_HEADER = {
 }
 
 
+#: What an answer shows for the value of an environment variable: values are write-only.
+REDACTED = "<redacted>"
+
+
+class RedactedValues(fields.Dict):
+    """A job's ``env``: the variables' names, each value shown as :data:`REDACTED`."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return {str(name): REDACTED for name in value}
+
+
 class JobCreatedSchema(Schema):
     id = fields.String(metadata={"description": "The job id (same as job_id)."})
     job_id = fields.String()
@@ -67,7 +144,7 @@ class JobCreatedSchema(Schema):
     )
 
 
-class JobSchema(Schema):
+class JobSchema(Tolerant, Schema):
     id = fields.String()
     name = fields.String()
     user = fields.String()
@@ -76,7 +153,13 @@ class JobSchema(Schema):
     command = fields.String(allow_none=True)
     args = fields.List(fields.String(), allow_none=True)
     shell = fields.String(allow_none=True)
-    env = fields.Dict(keys=fields.String(), values=fields.String())
+    env = RedactedValues(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={
+            "description": f"The names of its environment variables; values are write-only (shown as `{REDACTED}`)."
+        },
+    )
     cwd = fields.String(allow_none=True)
     retries = fields.Integer()
     timeout = fields.Float(allow_none=True)
@@ -116,7 +199,13 @@ class JobSchema(Schema):
         return moment.isoformat() if moment else None
 
 
-class RunSchema(Schema):
+class RefusalSchema(Schema):
+    at = fields.DateTime(metadata={"description": "When it was refused."})
+    by = fields.String(metadata={"description": "The worker (or controller) that refused it."})
+    reason = fields.String(metadata={"description": "Why (unsigned, tampered, replayed, undecodable, vanished)."})
+
+
+class RunSchema(Tolerant, Schema):
     id = fields.String()
     job_id = fields.String()
     job_name = fields.String(allow_none=True)
@@ -160,6 +249,16 @@ class RunSchema(Schema):
     finished_at = fields.DateTime(allow_none=True)
     duration = fields.Float(allow_none=True)
     ended_by = fields.String(allow_none=True)
+    refusals = fields.List(
+        fields.Nested(RefusalSchema),
+        metadata={
+            "description": "Deliveries of a message for this run that were refused and not run (unsigned, "
+            "tampered, replayed, undecodable), or published again because the message vanished."
+        },
+    )
+    revived = fields.Integer(
+        allow_none=True, metadata={"description": "Times it was published again because its message had vanished."}
+    )
 
 
 class WorkerSchema(Schema):
@@ -167,6 +266,9 @@ class WorkerSchema(Schema):
     os = fields.String()
     tags = fields.List(fields.String())
     allowed_users = fields.List(fields.String(), allow_none=True, metadata={"description": "null means any user."})
+    namespaces = fields.List(
+        fields.String(), allow_none=True, metadata={"description": "The namespaces it runs jobs of; null means all."}
+    )
     max_concurrency = fields.Integer()
     current_running = fields.Integer()
     load = fields.Integer(metadata={"description": "Runs routed to the worker and not finished."})
@@ -188,6 +290,7 @@ class JobListArgs(Schema):
     status = StatusField(load_default=None)
     status_filter = StatusField(load_default=None, metadata={"description": "Another name for status."})
     user = fields.String(load_default=None)
+    namespace = fields.String(load_default=None)
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 1000))
     cursor = CursorField(load_default=None)
 
@@ -226,19 +329,13 @@ class JobPatchSchema(JobSpecSchema):
 
 class ScheduleSchema(JobSpecSchema):
     """A one-off task: ``{"command": "./run_cleanup.sh", "scheduled_at": ""}``. Any job field
-    may be added; ``user`` defaults to ``anonymous`` and ``name`` to one made from the command."""
+    may be added; ``name`` defaults to one made from the command (and ``user``, as for every
+    job, to the caller)."""
 
     class Meta:
         unknown = RAISE
 
     name = fields.String(load_default=None, validate=[validate.Length(1, 200), validate.Regexp(NAME_RE)])
-    user = fields.String(
-        load_default="anonymous",
-        validate=[
-            validate.Length(1, 100),
-            validate.Regexp(USER_RE, error="must be letters, digits, '_', '.', '@' or '-'"),
-        ],
-    )
 
 
 class TaskSchema(Schema):

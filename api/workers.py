@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from api.auth import caller
+from api.parsing import Blueprint
 from api.schemas import WorkerSchema
 from hydra.broker.registry import Registry
+from hydra.control.access import Reader
 from hydra.errors import Unavailable
-from hydra.store.workers import WorkerStore
 
 blp = Blueprint("workers", __name__, url_prefix="/workers", description="Workers and their liveness.")
 
@@ -18,7 +19,7 @@ class Workers(MethodView):
     @blp.response(200, WorkerSchema(many=True))
     def get(self):
         """List workers: profile (os, tags, allowed users, max concurrency), status, heartbeat, load."""
-        workers = WorkerStore().all()
+        workers = Reader(caller()).all_workers()
         try:
             loads = Registry().loads()
         except Unavailable:  # the view still answers without Redis

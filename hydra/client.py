@@ -26,12 +26,12 @@ Every failure raises a :class:`ClientError` (itself a ``hydra.errors.HydraError`
 
 from __future__ import annotations
 
-import getpass
 import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -64,6 +64,14 @@ class InvalidRequest(ClientError):
         return (self.body or {}).get("errors") or {} if isinstance(self.body, dict) else {}
 
 
+class NotAuthenticated(ClientError):
+    """401: no token, or one the API does not accept (HYDRA_TOKEN, or .hydra/admin.token)."""
+
+
+class Forbidden(ClientError):
+    """403: the token's roles do not allow this."""
+
+
 class NotFound(ClientError):
     pass
 
@@ -80,7 +88,15 @@ class WaitTimeout(ClientError):
     pass
 
 
-_ERRORS = {400: InvalidRequest, 404: NotFound, 409: Conflict, 422: InvalidRequest, 503: Unavailable}
+_ERRORS = {
+    400: InvalidRequest,
+    401: NotAuthenticated,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    422: InvalidRequest,
+    503: Unavailable,
+}
 
 # --- results -----------------------------------------------------------------------------------------
 
@@ -210,6 +226,37 @@ class Worker(_Record):
 
 
 @dataclass
+class Token(_Record):
+    _TIMES = ("created_at", "expires_at", "revoked_at")
+    id: str
+    name: str
+    user: str
+    roles: dict
+    act_as: list
+    created_at: datetime | None = None
+    created_by: str | None = None
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    #: The secret (``hydra_<id>_<secret>``): only in the answer that made the token.
+    token: str | None = None
+    raw: dict = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class AuditEvent(_Record):
+    _TIMES = ("at",)
+    id: str
+    at: datetime | None
+    actor: str
+    via: str
+    action: str
+    namespace: str | None = None
+    target: str | None = None
+    details: dict = field(default_factory=dict)
+    raw: dict = field(default_factory=dict, repr=False)
+
+
+@dataclass
 class Chunk(_Record):
     seq: int
     stream: str
@@ -227,6 +274,8 @@ class OutputPage:
     ended: bool
     stdout_bytes: int | None = None
     stderr_bytes: int | None = None
+    #: The server had no room to hold this request: ask again after this many seconds.
+    retry_after: float | None = None
 
     @classmethod
     def from_json(cls, data: dict) -> OutputPage:
@@ -238,13 +287,13 @@ class OutputPage:
             ended=data["ended"],
             stdout_bytes=data.get("stdout_bytes"),
             stderr_bytes=data.get("stderr_bytes"),
+            retry_after=data.get("retry_after"),
         )
 
 
 # --- the client ---------------------------------------------------------------------------------------
 
 _NAME_BAD = re.compile(r"[^A-Za-z0-9 _.:@/+-]+")
-_USER_BAD = re.compile(r"[^A-Za-z0-9_.@-]+")
 
 
 def default_name(command: str | None, args: list[str] | None) -> str:
@@ -254,21 +303,36 @@ def default_name(command: str | None, args: list[str] | None) -> str:
     return name or "command"
 
 
-def default_user() -> str:
+def find_token() -> str | None:
+    """The API token to send: ``HYDRA_TOKEN``, else the file ``HYDRA_TOKEN_FILE`` names (by
+    default ``.hydra/admin.token``, which ``make up`` writes), else None."""
+    settings = get_settings()
+    if settings.token:
+        return settings.token.strip()
     try:
-        user = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name in this environment
-        user = "hydra"
-    return _USER_BAD.sub("_", user).lstrip(".@-") or "hydra"
+        return Path(settings.token_file).expanduser().read_text().strip() or None
+    except OSError:
+        return None
 
 
 class Client:
-    """Talks to one Hydra API (``url``, default ``HYDRA_API_URL``)."""
+    """Talks to one Hydra API (``url``, default ``HYDRA_API_URL``) with an API token (``token``,
+    default :func:`find_token`)."""
 
-    def __init__(self, url: str | None = None, *, timeout: float = 30.0, session: requests.Session | None = None):
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        token: str | None = None,
+        timeout: float = 30.0,
+        session: requests.Session | None = None,
+    ):
         self.url = (url or get_settings().api_url).rstrip("/")
         self.timeout = timeout
         self.session = session or requests.Session()
+        token = token or find_token()
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
 
     def __repr__(self) -> str:
         return f"Client({self.url!r})"
@@ -341,7 +405,7 @@ class Client:
         **fields_: Any,
     ) -> Submitted:
         """Submit a job (``POST /jobs/``). ``name`` defaults to one made from the command,
-        ``user`` to this login; any further job-body field can be passed by keyword."""
+        ``user`` to the token's; any further job-body field can be passed by keyword."""
         affinity: dict = {}
         if os:
             affinity["os"] = [os] if isinstance(os, str) else list(os)
@@ -353,7 +417,7 @@ class Client:
             scheduled_at = scheduled_at.isoformat()
         body = {
             "name": name or default_name(command, args),
-            "user": user or default_user(),
+            "user": user,
             "affinity": affinity,
             "command": command,
             "args": args,
@@ -428,6 +492,8 @@ class Client:
                 return
             if deadline is not None and time.monotonic() >= deadline and not page.chunks:
                 raise WaitTimeout(f"run {run_id} still {status} after {timeout:g}s")
+            if page.retry_after and not page.chunks:  # the server holds enough followers already
+                time.sleep(page.retry_after if deadline is None else min(page.retry_after, left))
 
     def wait(self, run_id: str, timeout: float | None = None, *, poll: float = 0.5) -> Run:
         """The run once it has ended. Raises WaitTimeout after ``timeout`` seconds."""
@@ -458,6 +524,41 @@ class Client:
     def health(self) -> dict:
         """``GET /health`` (answered with 200 or 503; both are returned, not raised)."""
         return self.request("GET", "/health", ok=(200, 503))
+
+    # -- access ----------------------------------------------------------------------------
+    def create_token(
+        self,
+        name: str,
+        *,
+        roles: dict[str, str],
+        user: str | None = None,
+        act_as: list[str] | None = None,
+        expires_days: float | None = None,
+    ) -> Token:
+        """Make a token; its secret is in ``.token`` of the answer, and nowhere else ever."""
+        body = {"name": name, "roles": roles, "user": user, "act_as": act_as, "expires_days": expires_days}
+        body = {key: value for key, value in body.items() if value is not None}
+        return Token.from_json(self.request("POST", "/tokens/", json=body, ok=(201,)))
+
+    def tokens(self) -> list[Token]:
+        return [Token.from_json(item) for item in self.request("GET", "/tokens/")]
+
+    def revoke_token(self, token_id: str) -> Token:
+        return Token.from_json(self.request("DELETE", f"/tokens/{_segment(token_id)}"))
+
+    def audit(
+        self, *, namespace: str | None = None, actor: str | None = None, target: str | None = None, limit: int = 100
+    ) -> list[AuditEvent]:
+        params = {"namespace": namespace, "actor": actor, "target": target, "limit": limit}
+        answer = self.request("GET", "/audit/", params={k: v for k, v in params.items() if v is not None})
+        return [AuditEvent.from_json(item) for item in answer]
+
+    def namespace_limits(self, namespace: str) -> dict:
+        return self.request("GET", f"/namespaces/{_segment(namespace)}")
+
+    def set_namespace_limits(self, namespace: str, *, max_running: int | None, max_queued: int | None) -> dict:
+        body = {"max_running": max_running, "max_queued": max_queued}
+        return self.request("PUT", f"/namespaces/{_segment(namespace)}", json=body)
 
 
 def _segment(ident: str) -> str:

@@ -4,7 +4,9 @@
 
     HydraError
      +-- InvalidJob            a job body or task message fails validation (-> 422)
-     +-- NotFound              no job / run with that id (-> 404)
+     +-- NotAuthenticated      no credentials, or credentials that prove nothing (-> 401)
+     +-- Forbidden             a known caller without the right for this (-> 403)
+     +-- NotFound              no job / run with that id, or none the caller may see (-> 404)
      +-- Conflict              the thing exists but its state forbids the verb (-> 409)
      +-- Unavailable           a server Hydra needs is down (-> 503)
      |    +-- StoreUnavailable     MongoDB
@@ -38,6 +40,14 @@ class InvalidJob(HydraError):
     def __init__(self, errors: dict):
         self.errors = errors
         super().__init__(f"invalid job: {errors}")
+
+
+class NotAuthenticated(HydraError):
+    """The request carries no credentials, or ones that do not authenticate anybody."""
+
+
+class Forbidden(HydraError):
+    """The caller is known but lacks the right for this action."""
 
 
 class NotFound(HydraError):

@@ -25,6 +25,10 @@ JOB_RUNS = "job_runs"
 RUN_FENCES = "run_fences"
 #: The workers view served by GET /workers/ (written by the controller).
 WORKERS = "workers"
+#: API tokens (hashes of their secrets), the audit trail, namespaces' limits.
+API_TOKENS = "api_tokens"
+AUDIT_EVENTS = "audit_events"
+NAMESPACES = "namespaces"
 #: Live output: insert-only chunks ``<run_id>/<seq:08d>`` and ``<run_id>/eof`` (hydra.execution.live).
 RUN_OUTPUT = "run_output"
 #: Records whose Redis index entries could not be written (Redis unreachable); the leading
@@ -55,8 +59,15 @@ LEADER_KEY = REDIS_PREFIX + "controller:leader"
 LEADER_EPOCH_KEY = REDIS_PREFIX + "controller:epoch"
 #: the run_id of the Redis server instance the controller last reconciled against.
 BROKER_EPOCH_KEY = REDIS_PREFIX + "broker:epoch"
+#: set: namespaces whose runs hold places on workers (see hydra.broker.quotas).
+QUOTA_NAMESPACES_KEY = REDIS_PREFIX + "ns:placed"
 #: sorted set: run id -> epoch seconds before which the (delayed) run must not start.
 DUE_KEY = REDIS_PREFIX + "due"
+#: sorted set: run id -> epoch seconds its message was sent; removed when a worker claims it
+#: (what the controller checks for messages that vanished, see hydra.broker.sent).
+SENT_KEY = REDIS_PREFIX + "sent"
+#: kombu's Redis transport: the hash of messages delivered to a consumer and not acknowledged.
+KOMBU_UNACKED_KEY = "unacked"
 #: string with TTL: the token of the scheduler that holds the leader lock.
 SCHEDULER_LEADER_KEY = REDIS_PREFIX + "scheduler:leader"
 #: counter, and sorted set job id -> counter value: which jobs' schedules changed, in order.
@@ -95,6 +106,11 @@ def worker_queue(worker_id: str) -> str:
 def stop_key(run_id: str) -> str:
     """Redis flag asking the worker that runs ``run_id`` to stop it (see hydra.celery.watchdog)."""
     return f"{REDIS_PREFIX}stop:{run_id}"
+
+
+def quota_key(namespace: str, state: str) -> str:
+    """Set of the run ids of ``namespace`` that are ``queued`` on workers or ``running``."""
+    return f"{REDIS_PREFIX}ns:{namespace}:{state}"
 
 
 def fence_id(run_id: str, phase: str) -> str:

@@ -51,6 +51,42 @@ class Settings:
     retention_export: str | None = setting(
         None, "A directory: runs are appended there as JSON Lines (hydra-runs-<date>.jsonl) before they are pruned."
     )
+    namespaces: str | None = setting(None, "A worker's namespaces, comma separated (unset or '*': any).")
+    token: str | None = setting(None, "The API token clients (CLI, client, examples) send.")
+    token_file: str = setting(".hydra/admin.token", "Where clients read the token when HYDRA_TOKEN is unset.")
+    metrics_token: str | None = setting(None, "A token that may only read /metrics (for Prometheus).")
+    oidc_issuer: str | None = setting(None, "An OpenID Connect issuer whose JWTs the API accepts.")
+    oidc_audience: str | None = setting(None, "The audience those JWTs must name.")
+    oidc_jwks_url: str | None = setting(None, "The issuer's JWKS (default: from its discovery document).")
+    oidc_user_claim: str = setting("preferred_username", "The claim holding the user's name (else sub).")
+    oidc_roles_claim: str = setting("hydra_roles", "The claim holding namespace=role grants.")
+    default_max_running: int | None = setting(None, "A namespace's in-flight runs at most, unless it sets its own.")
+    default_max_queued: int | None = setting(
+        None, "A namespace's runs waiting on workers at most, unless it sets its own."
+    )
+    # -- message authenticity (hydra.dispatch.signing) ------------------------------------------
+    signing_key: str | None = setting(None, "The secret every publisher signs task messages with (HMAC-SHA256).")
+    signing_key_file: str | None = setting(
+        None, "A file (mode 0600) holding signing keys, one per line: the first signs, all verify."
+    )
+    # -- isolation of commands (hydra.execution.isolation) --------------------------------------
+    run_as: str = setting("hydra-job", "The OS user commands run as when the worker runs as root.")
+    user_map: str | None = setting(None, "Hydra user -> OS user, e.g. 'alice=alice,bob=svc-bob' (others: run_as).")
+    allow_root: bool = setting(False, "Allow commands to run as root (run_as or user_map naming root).")
+    cwd_roots: str | None = setting(None, "Directories (comma separated) under which a job's cwd may be.")
+    work_root: str | None = setting(
+        None, "Where each run's fresh working directory is made (default: <tmp>/hydra-runs)."
+    )
+    sandbox: str = setting("auto", "auto | bwrap | none: run commands in a bubblewrap sandbox (own pid namespace).")
+    cgroup: str = setting("auto", "auto | v2 | v1 | none: one cgroup per run (v1: the freezer and pids controllers).")
+    # -- egress of webhooks (hydra.execution.egress) --------------------------------------------
+    webhook_allow: str | None = setting(
+        None,
+        "Addresses webhooks may reach although internal: CIDRs, optionally with :port (e.g. 10.1.0.0/16,127.0.0.1:9000).",
+    )
+    # -- sweeps and serving ---------------------------------------------------------------------
+    queued_bound: float = setting(300.0, "Seconds a queued run may wait before the controller looks for its message.")
+    max_followers: int = setting(2, "Output requests (GET /runs/<id>/output) one API process serves at once.")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -79,6 +115,13 @@ def _parse(kind, raw: str, name: str):
     base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
     if base is str:
         return raw
+    if base is bool:
+        word = raw.strip().lower()
+        if word in ("1", "true", "yes", "on"):
+            return True
+        if word in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{name} must be true or false, got {raw!r}")
     try:
         return base(raw)
     except ValueError:

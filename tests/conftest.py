@@ -16,13 +16,27 @@ from pathlib import Path
 import pytest
 
 from hydrastack import Stack, WorkerSpec
+from hydrastack.ports import pick_free_ports
 
 ROOT = Path(tempfile.mkdtemp(prefix="hydra-test-"))
-STACK = Stack.ephemeral(
-    ROOT / "stack", mongo_db="hydra_test", env={"HYDRA_CONTROLLER_TICK": "0.25", "HYDRA_ROUTER_CACHE": "0.2"}
-)
+#: A directory commands may use as cwd and write to (declared in HYDRA_CWD_ROOTS; commands run
+#: as an unprivileged OS user in a sandbox, so it is world-writable): where tests leave the
+#: markers that show whether a command ran. The ``shared`` fixture gives each test its own.
+SHARED = Path(tempfile.mkdtemp(prefix="hydra-shared-"))
+SHARED.chmod(0o1777)
+#: The one internal address webhooks of the test stack may reach (HYDRA_WEBHOOK_ALLOW): the
+#: test's own HTTP server listens there; every other internal address is refused.
+WEBHOOK_PORT = pick_free_ports(1)[0]
+ENV = {
+    "HYDRA_CONTROLLER_TICK": "0.25",
+    "HYDRA_ROUTER_CACHE": "0.2",
+    "HYDRA_CWD_ROOTS": str(SHARED),
+    "HYDRA_WEBHOOK_ALLOW": f"127.0.0.1:{WEBHOOK_PORT}",
+    "HYDRA_QUEUED_BOUND": "3",
+}
+STACK = Stack.ephemeral(ROOT / "stack", mongo_db="hydra_test", env=ENV)
 os.environ.update(STACK.env_for_clients())
-os.environ.update(HYDRA_CONTROLLER_TICK="0.25", HYDRA_ROUTER_CACHE="0.2")
+os.environ.update(ENV)
 
 #: The two workers every integration test can count on (tests that kill workers start their own).
 GPU = WorkerSpec("gpu1", "os.linux,tag.gpu", concurrency=2)
@@ -45,14 +59,33 @@ def stack():
     STACK.down()
     if not os.environ.get("HYDRA_KEEP_TEST_DATA"):
         shutil.rmtree(ROOT, ignore_errors=True)
+        shutil.rmtree(SHARED, ignore_errors=True)
+
+
+@pytest.fixture
+def shared():
+    """A fresh directory under SHARED that commands can write to (and use as cwd)."""
+    path = Path(tempfile.mkdtemp(dir=SHARED))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def api(stack):
-    """A Flask test client of the real API app (same process, real Redis and MongoDB)."""
+    """A Flask test client of the real API app (same process, real Redis and MongoDB),
+    sending the stack's admin token."""
     from api import create_app
 
-    return create_app().test_client()
+    client = create_app().test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {stack.admin_token}"
+    return client
+
+
+@pytest.fixture(scope="session")
+def auth_headers(stack) -> dict[str, str]:
+    """What a client of the stack's gunicorn API sends (the admin token)."""
+    return {"Authorization": f"Bearer {stack.admin_token}"}
 
 
 @pytest.fixture

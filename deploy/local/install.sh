@@ -4,6 +4,8 @@
 #   * redis-server            (apt, only when missing)
 #   * FerretDB v1.24.2        (built with Go; skipped when HYDRA_MONGO_URL is set or mongod is on PATH)
 #   * .venv                   (python3 -m venv; pip install -r requirements-dev.txt and -e . when they changed)
+#   * bubblewrap              (apt, only when missing: the sandbox commands run in, hydra.execution.isolation)
+#   * the OS user hydra-job   (root only: the unprivileged user commands run as; HYDRA_RUN_AS names another)
 #
 # Called by `make install`, which `make up`, `make test` and `make bench` depend on.
 set -euo pipefail
@@ -53,6 +55,20 @@ if ! command -v redis-server >/dev/null 2>&1; then
     # On a systemd machine the package enables a system redis on 6379; Hydra runs its own.
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
         "${SUDO[@]}" systemctl disable --now redis-server >/dev/null 2>&1 || true
+    fi
+fi
+
+# --- isolation of commands: bubblewrap, and the unprivileged user jobs run as -------------------
+if [ "$(uname -s)" = "Linux" ]; then
+    if ! command -v bwrap >/dev/null 2>&1; then
+        say "installing bubblewrap (apt)"
+        apt_install bubblewrap || say "warning: no bubblewrap; commands run without a sandbox (HYDRA_SANDBOX=auto)"
+    fi
+    JOB_USER="${HYDRA_RUN_AS:-hydra-job}"
+    if [ "$(id -u)" -eq 0 ] && ! id "$JOB_USER" >/dev/null 2>&1; then
+        say "creating the OS user $JOB_USER (commands run as it)"
+        useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$JOB_USER" \
+            || id "$JOB_USER" >/dev/null 2>&1 || die "could not create the user $JOB_USER"
     fi
 fi
 

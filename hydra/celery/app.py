@@ -38,7 +38,8 @@ class Hydra(Celery):
 app = Hydra("hydra")
 app.config_from_object("celeryconfig")
 app.steps["worker"].add(worker.HydraProfile)
-app.user_options["worker"].add(worker.ALLOWED_USERS_OPTION)
+for _option in worker.OPTIONS:
+    app.user_options["worker"].add(_option)
 #: The one task; Python users publish it with ``apply_async(kwargs={...})``.
 run_command = app.task(base=task.CommandTask, bind=True, name=names.TASK_RUN_COMMAND)(task.run_command)
 

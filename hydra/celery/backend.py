@@ -22,7 +22,8 @@ from hydra.broker.registry import Registry
 from hydra.celery import worker
 from hydra.celery.orphans import end_orphaned_command
 from hydra.dispatch.attempts import end_attempt
-from hydra.errors import StoreUnavailable, Unavailable, command_error_for, command_error_named
+from hydra.errors import Refused, StoreUnavailable, Unavailable, command_error_for, command_error_named
+from hydra.execution.isolation import end_run
 from hydra.model.outcome import Outcome
 from hydra.model.records import Chain, Job
 from hydra.model.status import RunStatus
@@ -85,8 +86,15 @@ class HydraBackend(BaseBackend):
         if outcome is None:
             return result
         by = self._worker_of(request)
+        if state == states.FAILURE and isinstance(result, dict) and result.get("exc_type") == Refused.__name__:
+            self._release(by)  # admit() recorded the refusal itself (RunStore.refuse); nothing follows it
+            return result
         if outcome.status == RunStatus.LOST.value and by:  # its pool process died: no orphan may live on
             end_orphaned_command(task_id, by)
+            try:
+                end_run(worker.get_policy(), by, task_id)  # its cgroup: every process, wherever it went
+            except Exception:
+                log.exception("could not end the cgroup of run %s", task_id)
         job, attempt = self._job_and_attempt(task_id, request)
         chain = Chain.from_headers(request) if request is not None else Chain()
         recorded = end_attempt(
@@ -97,12 +105,16 @@ class HydraBackend(BaseBackend):
                 "late result discarded",
                 extra={"event": "run.late_result", "run_id": task_id, "worker": by, "status": outcome.status},
             )
+        self._release(by)
+        return result
+
+    def _release(self, by: str | None) -> None:
+        """The attempt no longer counts against the worker's load."""
         if by:
             try:
                 self.registry.add_load(by, -1)
             except Unavailable:  # the controller resets loads of idle workers
                 pass
-        return result
 
     @staticmethod
     def _worker_of(request) -> str | None:

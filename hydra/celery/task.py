@@ -13,6 +13,7 @@ Python users publish it like any Celery task; the dispatch pipeline picks the wo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from celery import Task
@@ -21,9 +22,10 @@ from hydra import names
 from hydra.celery import orphans, worker
 from hydra.celery.watchdog import AttemptWatch
 from hydra.errors import CommandError, command_error_for
-from hydra.execution import executors
+from hydra.execution import executors, isolation
 from hydra.execution.live import ChunkWriter
 from hydra.model.outcome import Outcome
+from hydra.model.spec import load_message
 from hydra.settings import get_settings
 from hydra.store.output import OutputStore
 
@@ -43,7 +45,7 @@ class CommandTask(Task):
     resultrepr_maxsize = 300
 
     def before_start(self, task_id, args, kwargs):
-        worker.admit(task_id, kwargs)
+        worker.admit(task_id, kwargs, self.request)
 
 
 def run_environment(run_id: str, kwargs: dict, worker_id: str) -> dict[str, str]:
@@ -66,6 +68,7 @@ def run_command(self, **kwargs):
     assert profile is not None  # admit() refused the message otherwise
     settings = get_settings()
     run_id = self.request.id
+    kwargs = load_message(kwargs)  # as admit() validated it
     log.info(
         "run started",
         extra={"event": "run.started", "run_id": run_id, "job_id": kwargs.get("job_id"), "worker": profile.id},
@@ -73,10 +76,20 @@ def run_command(self, **kwargs):
     # Live output (GET /runs/<id>/output): closing the writer stores the tail and marks the end
     # before the result backend records the run's end. The watchdog stops the command when its
     # attempt is ended elsewhere or a cancel is asked.
+    shell = (kwargs.get("executor") or "shell") == "shell"
     with (
         AttemptWatch(run_id) as watch,
         orphans.command_pidfile(run_id, profile.id) as note_pid,
         ChunkWriter(run_id, limit=settings.output_limit, insert=OutputStore().insert, skip_if_unflushed=True) as live,
+        isolation.Confinement(
+            worker.get_policy(),
+            worker_id=profile.id,
+            run_id=run_id,
+            hydra_user=kwargs.get("user"),
+            cwd=kwargs.get("cwd"),
+        )
+        if shell
+        else contextlib.nullcontext() as confinement,
     ):
         outcome = executors.run(
             kwargs,
@@ -88,6 +101,8 @@ def run_command(self, **kwargs):
                 env=run_environment(run_id, kwargs, profile.id),
                 on_start=note_pid,
                 on_output=live.write,
+                confinement=confinement,
+                egress=worker.get_egress(),
             ),
         )
     outcome.worker_id = profile.id

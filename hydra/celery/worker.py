@@ -12,8 +12,9 @@ instruction to add a machine. At start-up the :class:`HydraProfile` bootstep
 The controller asks each worker for its profile with the ``hydra_profile`` remote-control
 command (``celery -A hydra inspect hydra_profile`` shows it too).
 
-Before a task runs, :func:`admit` checks the job against this profile again - a message
-published straight to a worker's queue, or routed on a stale registry, is refused and
+Before a task runs, :func:`admit` checks the message: its signature, its schema, this
+profile (a message published straight to a worker's queue, or routed on a stale registry),
+the isolation policy, and its run record - a message that fails any is refused and
 recorded, never executed - and then claims the attempt (``hydra.store.runs``).
 """
 
@@ -28,16 +29,23 @@ import time
 import click
 from celery import bootsteps
 from celery.exceptions import Ignore
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_shutdown
 from celery.worker.control import inspect_command
 
-from hydra import clock
+from hydra import clock, names
+from hydra.broker.quotas import NamespaceSlots
 from hydra.broker.registry import Registry
+from hydra.broker.sent import SentIndex
 from hydra.celery import orphans
-from hydra.errors import Refused, RunEnded, StoreUnavailable, Unavailable
+from hydra.dispatch import signing
+from hydra.errors import InvalidJob, Refused, RunEnded, StoreUnavailable, Unavailable
+from hydra.execution import isolation
 from hydra.execution.command import available_shells
+from hydra.execution.egress import EgressPolicy
 from hydra.execution.process import enable_subreaper
 from hydra.model.affinity import Requirements, WorkerProfile, mismatch, profile_from_queues
+from hydra.model.records import Chain
+from hydra.model.spec import DEFAULT_NAMESPACE, execution_digest, load_message
 from hydra.settings import get_settings
 from hydra.store.runs import RunStore
 
@@ -48,12 +56,39 @@ PROFILE: WorkerProfile | None = None
 #: A random token naming this process of the worker (its "incarnation"), likewise inherited. A
 #: restarted worker keeps its name - and in a container often its pid - but not this.
 INCARNATION: str | None = None
+#: How this worker isolates commands (hydra.execution.isolation), checked at start-up.
+POLICY: isolation.Policy | None = None
+#: Where this worker's webhooks may go (hydra.execution.egress).
+EGRESS: EgressPolicy | None = None
+
+
+def get_policy() -> isolation.Policy:
+    """This worker's isolation policy (made from the settings when the bootstep did not run)."""
+    global POLICY
+    if POLICY is None:
+        POLICY = isolation.Policy.from_settings(get_settings())
+    return POLICY
+
+
+def get_egress() -> EgressPolicy:
+    global EGRESS
+    if EGRESS is None:
+        EGRESS = EgressPolicy.from_text(get_settings().webhook_allow)
+    return EGRESS
+
 
 ALLOWED_USERS_OPTION = click.Option(
     ["--allowed-users"],
     default=None,
     help="Comma-separated users whose jobs this worker runs (default: $HYDRA_ALLOWED_USERS, or any user).",
 )
+NAMESPACES_OPTION = click.Option(
+    ["--namespaces"],
+    default=None,
+    help="Comma-separated namespaces whose jobs this worker runs (default: $HYDRA_NAMESPACES, or all).",
+)
+#: The ``celery worker`` options Hydra adds.
+OPTIONS = (ALLOWED_USERS_OPTION, NAMESPACES_OPTION)
 
 
 def platform_os() -> str:
@@ -64,8 +99,8 @@ def platform_os() -> str:
     return "linux"
 
 
-def parse_allowed_users(value: str | None) -> frozenset[str] | None:
-    """``"rich, ana"`` -> {"rich", "ana"}; None, "" or "*" -> None (any user)."""
+def parse_names(value: str | None) -> frozenset[str] | None:
+    """``"rich, ana"`` -> {"rich", "ana"}; None, "" or "*" -> None (any)."""
     if value is None or value.strip() in ("", "*"):
         return None
     return frozenset(u.strip() for u in value.split(",") if u.strip())
@@ -74,11 +109,19 @@ def parse_allowed_users(value: str | None) -> frozenset[str] | None:
 class HydraProfile(bootsteps.Step):
     """Worker bootstep: derive the profile and subscribe to the worker's own queue."""
 
-    def __init__(self, worker, allowed_users=None, **options):
-        global PROFILE, INCARNATION
+    def __init__(self, worker, allowed_users=None, namespaces=None, **options):
+        global PROFILE, INCARNATION, POLICY, EGRESS
         super().__init__(worker, **options)
+        try:
+            signing.keys()
+            POLICY = isolation.Policy.from_settings(get_settings())
+            EGRESS = EgressPolicy.from_text(get_settings().webhook_allow)
+        except (signing.SigningKeyMissing, isolation.IsolationError, ValueError, OSError) as exc:
+            raise SystemExit(f"hydra: {exc}") from None
         queues = list(worker.app.amqp.queues.consume_from)
-        raw = allowed_users if allowed_users is not None else get_settings().allowed_users
+        settings = get_settings()
+        users = allowed_users if allowed_users is not None else settings.allowed_users
+        served = namespaces if namespaces is not None else settings.namespaces
         os_name = platform_os()
         try:
             profile = profile_from_queues(
@@ -86,7 +129,8 @@ class HydraProfile(bootsteps.Step):
                 queues,
                 concurrency=int(worker.concurrency or 1),
                 platform_os=os_name,
-                allowed_users=parse_allowed_users(raw),
+                allowed_users=parse_names(users),
+                namespaces=parse_names(served),
                 shells=frozenset(available_shells(os_name)),
             )
         except ValueError as exc:
@@ -94,10 +138,23 @@ class HydraProfile(bootsteps.Step):
         worker.app.amqp.queues.select_add(profile.queue)
         PROFILE, INCARNATION = profile, secrets.token_hex(8)
         orphans.end_leftovers(profile.id)
+        isolation.end_worker_leftovers(POLICY, profile.id)
         log.info(
             "hydra worker profile",
-            extra={"event": "worker.profile", "worker": profile.id, "profile": profile.to_dict()},
+            extra={
+                "event": "worker.profile",
+                "worker": profile.id,
+                "profile": profile.to_dict(),
+                "isolation": POLICY.describe(),
+            },
         )
+
+
+@worker_shutdown.connect
+def _release(**_):
+    # Its cgroup and work directories (empty by now) go with it.
+    if POLICY is not None and PROFILE is not None:
+        isolation.release_worker(POLICY, PROFILE.id)
 
 
 @worker_process_init.connect
@@ -129,12 +186,18 @@ def wait_for_store(fn, *, patience: float = 300.0):
             delay = min(delay * 2, 5.0)
 
 
-def admit(run_id: str, kwargs: dict, *, runs: RunStore | None = None) -> None:
-    """Check that this worker may run the message, then claim the attempt.
+def admit(run_id: str, kwargs: dict, request=None, *, runs: RunStore | None = None) -> dict:
+    """Check that this worker may run the message, then claim the attempt; returns the
+    message as validated (what the executor runs).
 
-    Raises Refused (recorded as failed by the result backend) when the job's affinity
-    excludes this worker, and Celery's Ignore when the attempt already ended or is held
-    by another delivery - nothing is executed in either case.
+    In order, before anything runs: the signature (``hydra.dispatch.signing``: only what
+    Hydra's publish path produced, for this run id), the schema (the same as a REST body),
+    this worker's profile (affinity, users, shells), the isolation policy (the job's OS user
+    and ``cwd``, ``hydra.execution.isolation``), and agreement with the run record (the
+    execution digest its publisher recorded). A refusal is recorded (``RunStore.refuse``)
+    and raised as Refused, which the result backend leaves alone; nothing follows it (no
+    retry, no failover). A duplicate delivery or a replay (the start fence is taken, or the
+    attempt ended) is noted on the run and ignored (Celery's Ignore).
     """
     profile = PROFILE
     if profile is None:
@@ -142,25 +205,81 @@ def admit(run_id: str, kwargs: dict, *, runs: RunStore | None = None) -> None:
             "refused: this worker has no Hydra profile (is hydra.worker loaded?)",
             {"status": "failed", "error": "worker has no Hydra profile"},
         )
-    reason = mismatch(Requirements.from_message(kwargs), profile)
-    if reason:
-        error = f"refused by {profile.id}: {reason}"
-        raise Refused(
-            error,
-            {"status": "failed", "error": error, "finished_at": clock.utcnow().isoformat(), "worker_id": profile.id},
-        )
     runs = runs or RunStore()
+    chain = _chain_of(request)
+    reason = signing.verify(
+        run_id, names.TASK_RUN_COMMAND, kwargs, chain, getattr(request, signing.HEADER, None) if request else None
+    )
+    # A message that is not Hydra's may not end a run Hydra recorded; one Hydra signed may.
+    claimed = kwargs.get("job_id") if isinstance(kwargs, dict) and isinstance(kwargs.get("job_id"), str) else None
+    if reason is not None:
+        _refuse(runs, run_id, profile.id, reason, end_it=False, claimed_job=claimed)
+    try:
+        message = load_message(kwargs)
+    except InvalidJob as exc:
+        _refuse(runs, run_id, profile.id, f"invalid message: {exc.errors}", end_it=True, claimed_job=claimed)
+    reason = mismatch(Requirements.from_message(message), profile)
+    if reason:
+        _refuse(runs, run_id, profile.id, reason, end_it=True, claimed_job=claimed)
+    reason = isolation.refusal(message, get_policy())
+    if reason:
+        _refuse(runs, run_id, profile.id, reason, end_it=True, claimed_job=claimed)
+    recorded = wait_for_store(lambda: runs.find(run_id))
+    if recorded is not None and recorded.spec_digest and recorded.spec_digest != execution_digest(message):
+        _refuse(
+            runs,
+            run_id,
+            profile.id,
+            "the message disagrees with its run record (what it runs is not what was recorded)",
+            end_it=True,
+            claimed_job=claimed,
+        )
     try:
         wait_for_store(
-            lambda: runs.claim(run_id, message=kwargs, worker_id=profile.id, pid=os.getpid(), incarnation=INCARNATION)
+            lambda: runs.claim(run_id, message=message, worker_id=profile.id, pid=os.getpid(), incarnation=INCARNATION)
         )
     except RunEnded as exc:
         try:
             Registry().add_load(profile.id, -1)
         except Unavailable:
             pass
+        try:
+            runs.note_refusal(run_id, {"at": clock.utcnow(), "by": profile.id, "reason": f"not run again: {exc}"})
+        except StoreUnavailable:
+            pass
         log.info(
             "superseded message ignored",
             extra={"event": "run.superseded", "run_id": run_id, "worker": profile.id, "reason": str(exc)},
         )
         raise Ignore(str(exc)) from None
+    try:  # its namespace's quota: from queued to running
+        NamespaceSlots().started(message.get("namespace") or DEFAULT_NAMESPACE, run_id)
+    except Unavailable:  # the controller corrects the quotas from MongoDB
+        pass
+    try:
+        SentIndex().remove(run_id)
+    except Unavailable:
+        pass
+    return message
+
+
+def _chain_of(request) -> Chain:
+    try:
+        return Chain.from_headers(request) if request is not None else Chain()
+    except (TypeError, ValueError):
+        return Chain(retry_of="<malformed>")
+
+
+def _refuse(runs: RunStore, run_id: str, worker_id: str, reason: str, *, end_it: bool, claimed_job: str | None):
+    """Record the refusal of a message, log it, and raise Refused (nothing of it runs)."""
+    error = f"refused by {worker_id}: {reason}"
+    recorded = wait_for_store(lambda: runs.refuse(run_id, error, by=worker_id, end_it=end_it, claimed_job=claimed_job))
+    log.warning(
+        "message refused: %s",
+        reason,
+        extra={"event": "run.refused", "run_id": recorded, "worker": worker_id, "reason": reason},
+    )
+    raise Refused(
+        error,
+        {"status": "failed", "error": error, "finished_at": clock.utcnow().isoformat(), "worker_id": worker_id},
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from hydra import logs
-from hydra.cli import admin, console
+from hydra.cli import access, admin, console
 
 
 @click.group()
@@ -20,7 +20,7 @@ def main(ctx: click.Context, log_level: str) -> None:
     logs.configure(ctx.invoked_subcommand or "hydra", level=log_level)
 
 
-for _command in (*admin.COMMANDS, *console.COMMANDS):
+for _command in (*admin.COMMANDS, *console.COMMANDS, *access.COMMANDS):
     main.add_command(_command)
 
 __all__ = ["main"]

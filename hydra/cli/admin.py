@@ -69,4 +69,27 @@ def export(days: float | None, namespaces: tuple[str, ...], out) -> None:
     click.echo(f"exported {count} runs that ended before {cutoff.isoformat(timespec='seconds')}", err=True)
 
 
-COMMANDS = (controller, init_db, export)
+@click.command("bootstrap-token")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=".hydra/admin.token",
+    show_default=True,
+    help="Where to keep the token (mode 0600).",
+)
+@click.option("--user", default="admin", show_default=True, help="The user it authenticates as.")
+def bootstrap_token(out: str, user: str) -> None:
+    """Make the first admin token (every namespace, may act as anyone) unless OUT holds a
+    working one. Talks to MongoDB directly: for installing, when no token exists yet."""
+    from pathlib import Path
+
+    from hydra.auth.tokens import bootstrap
+    from hydra.store.schema import ensure_schema
+    from hydra.store.tokens import TokenStore
+
+    ensure_schema()
+    _token, made = bootstrap(TokenStore(), Path(out), user=user)
+    click.echo(f"{'made' if made else 'kept'} the admin token in {out}")
+
+
+COMMANDS = (controller, init_db, export, bootstrap_token)

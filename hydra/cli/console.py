@@ -117,8 +117,16 @@ def ending(run: Run) -> str:
 
 
 def api_command(func):
-    """--api-url and --json for a command that talks to the API; ClientError -> exit 3."""
+    """--api-url, --token and --json for a command that talks to the API; ClientError -> exit 3."""
     func = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(func)
+    func = click.option(
+        "--token",
+        envvar="HYDRA_TOKEN",
+        default=None,
+        metavar="TOKEN",
+        show_envvar=True,
+        help="The API token (default: $HYDRA_TOKEN, else the file $HYDRA_TOKEN_FILE or .hydra/admin.token).",
+    )(func)
     func = click.option(
         "--api-url",
         envvar="HYDRA_API_URL",
@@ -127,8 +135,8 @@ def api_command(func):
         help="The Hydra API (default: $HYDRA_API_URL or http://127.0.0.1:8000).",
     )(func)
 
-    def run(api_url, as_json, **kwargs):
-        client = Client(api_url)
+    def run(api_url, token, as_json, **kwargs):
+        client = Client(api_url, token=token)
         try:
             return func(client=client, as_json=as_json, **kwargs)
         except ClientError as exc:
@@ -180,7 +188,7 @@ def command_line(words: tuple[str, ...]) -> str:
 
 @click.command(context_settings={"ignore_unknown_options": False})
 @click.option("--name", help="Job name (default: made from the command).")
-@click.option("--user", help="User the job runs for (default: your login).")
+@click.option("--user", help="User the job runs as (default: the token's user; another needs the act-as right).")
 @click.option("--os", "os_names", multiple=True, metavar="OS", help="linux, macos or windows (repeatable).")
 @click.option("--tag", "tags", multiple=True, help="Tag every chosen worker must have (repeatable).")
 @click.option("--allow-user", "allowed_users", multiple=True, help="Restrict the job to these users (repeatable).")

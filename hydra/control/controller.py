@@ -17,7 +17,9 @@ The leader, on every tick (``HYDRA_CONTROLLER_TICK``):
 * re-publishes what Redis may have lost after a restart or flush (``Failover.reconcile``),
   once the stores' Redis indexes are rebuilt from MongoDB (the indexer thread, below);
 * places waiting jobs: ``hydra.pending`` messages as soon as an eligible worker is online,
-  delayed runs when due, and runs accepted while the broker was unreachable.
+  delayed runs when due, and runs accepted while the broker was unreachable;
+* publishes again (or dead-letters) runs whose message vanished from the broker
+  (``revive_vanished``).
 
 Every sweep reads the stores' Redis indexes (``hydra.broker.index``): O(work in progress),
 never O(history). Beside the ticks the leader runs two more threads: the **indexer** files
@@ -43,12 +45,16 @@ from kombu.simple import SimpleQueue
 from hydra import clock, names
 from hydra.broker.lease import LeaderLease
 from hydra.broker.registry import Registry, WorkerRecord
+from hydra.broker.sent import SentIndex
 from hydra.control.failover import Failover
 from hydra.control.scheduler import Scheduler
+from hydra.dispatch import signing
 from hydra.dispatch.attempts import publish_delayed, publish_due
-from hydra.dispatch.pipeline import Pipeline
+from hydra.dispatch.pipeline import Pipeline, Republished
 from hydra.errors import StoreUnavailable, Unavailable
 from hydra.model.affinity import WorkerProfile
+from hydra.model.outcome import Outcome
+from hydra.model.status import RunStatus
 from hydra.settings import Settings, get_settings
 from hydra.store.reindex import Reindexer
 from hydra.store.retention import Retention
@@ -64,6 +70,10 @@ UNPUBLISHED_SWEEP_EVERY = 15.0
 UNDISPATCHED_GRACE = timedelta(seconds=30)
 #: Seconds between retention passes: after one that pruned a full batch, and otherwise.
 RETENTION_BUSY, RETENTION_IDLE = 1.0, 30.0
+#: Seconds between looks for runs whose message vanished (see revive_vanished).
+VANISHED_SWEEP_EVERY = 5.0
+#: Times a run whose message vanished is published again before it is dead-lettered instead.
+MAX_REVIVALS = 3
 #: Heartbeats in a row with nothing running and nothing queued before a worker's load is reset.
 IDLE_BEATS_TO_RESET = 2
 
@@ -101,7 +111,10 @@ class Controller:
         self._profile_requests: queue.Queue[str] = queue.Queue()
         self._wanted: set[str] = set()
         self._last_pending_sweep = 0.0
+        self._quota_blocked = False
         self._last_unpublished_sweep = 0.0
+        self._last_vanished_sweep = 0.0
+        self.sent = SentIndex()
         self._receiver = None
         self.scheduler = Scheduler(self.pipeline, stop=self._stop)  # cron; leads when it holds its lease
 
@@ -112,6 +125,7 @@ class Controller:
     # -- lifecycle --------------------------------------------------------------------
     def run(self) -> None:
         """Run until SIGTERM/SIGINT (or :meth:`stop`)."""
+        signing.keys()  # a controller re-publishes and signs: without a key it must not start
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
                 signal.signal(sig, lambda *_: self.stop())
@@ -287,12 +301,16 @@ class Controller:
             except StoreUnavailable as exc:  # MongoDB down: the gone workers wait for the next tick
                 log.warning("failover postponed: %s", exc)
         publish_due(self.pipeline)
-        if force_pending or stale or now - self._last_pending_sweep >= PENDING_SWEEP_EVERY:
+        if force_pending or stale or self._quota_blocked or now - self._last_pending_sweep >= PENDING_SWEEP_EVERY:
             self._last_pending_sweep = now
             self.place_pending()
         if now - self._last_unpublished_sweep >= UNPUBLISHED_SWEEP_EVERY:
             self._last_unpublished_sweep = now
             self.publish_unpublished()
+            self.correct_quotas()
+        if now - self._last_vanished_sweep >= VANISHED_SWEEP_EVERY:
+            self._last_vanished_sweep = now
+            self.revive_vanished()
         self.registry.count_tick((time.monotonic() - began) * 1000)
 
     # -- the stores' indexes -------------------------------------------------------------
@@ -427,8 +445,15 @@ class Controller:
 
     # -- placing --------------------------------------------------------------------------
     def place_pending(self) -> int:
-        """Re-publish every message in hydra.pending that now has an eligible worker."""
+        """Re-publish every message in hydra.pending that now has an eligible worker and room
+        in its namespace's quota. While some wait only for their quota, this runs every tick
+        (a place frees as soon as a run ends), else every PENDING_SWEEP_EVERY seconds."""
         placed = 0
+        blocked = False
+        # What still waits is put back only after the whole queue was looked at: kombu hands
+        # out the highest priority first, so a message put back at once would come straight
+        # back and hide every message behind it.
+        waiting = []
         with self.app.connection_for_write() as conn:
             pending = SimpleQueue(conn, names.PENDING_QUEUE, no_ack=False)
             try:
@@ -441,9 +466,22 @@ class Controller:
                         message = pending.get(block=False)
                     except SimpleQueue.Empty:
                         break
-                    placed += self.pipeline.republish(message, only_if_placeable=True)
+                    try:
+                        result = self.pipeline.republish(message, only_if_placeable=True)
+                    except Exception:
+                        waiting.append(message)
+                        raise
+                    if result in (Republished.WAITING, Republished.OVER_QUOTA):
+                        waiting.append(message)
+                    placed += result == Republished.SENT
+                    blocked |= result == Republished.OVER_QUOTA
             finally:
-                pending.close()
+                try:
+                    for message in waiting:
+                        message.requeue()
+                finally:
+                    pending.close()
+        self._quota_blocked = blocked
         return placed
 
     def publish_unpublished(self) -> int:
@@ -476,6 +514,65 @@ class Controller:
             published += publish_delayed(run.id, self.pipeline)
         return published
 
+    def correct_quotas(self) -> int:
+        """Free the quota places of runs that ended or wait again (an end whose release was
+        lost with Redis, a publish that failed after placing); returns how many were freed.
+        Reads each held run by ``_id``: O(runs holding places)."""
+        slots = self.pipeline.router.slots
+        freed = 0
+        for namespace in slots.namespaces():
+            queued, running = slots.held(namespace)
+            for run_id in queued | running:
+                run = self.runs.find(run_id)
+                if run is None or run.run_status.is_terminal or run.status == RunStatus.PENDING.value:
+                    slots.released(namespace, run_id)
+                    freed += 1
+                elif run.status == RunStatus.RUNNING.value and run_id in queued:
+                    slots.started(namespace, run_id)
+            slots.forget_if_empty(namespace)
+        if freed:
+            self._changed.set()  # what waited for those places may go now
+        return freed
+
+    def revive_vanished(self, *, limit: int = 200) -> int:
+        """Runs sent more than ``HYDRA_QUEUED_BOUND`` seconds ago that no worker claimed
+        (``hydra.broker.sent``): when the message is no longer in its queue nor delivered to
+        a worker, the run is published again (from its stored job), at most
+        :data:`MAX_REVIVALS` times, then dead-lettered with the reason - every accepted run
+        ends recorded. Returns how many were published again or ended."""
+        cutoff = clock.epoch() - self.settings.queued_bound
+        acted = 0
+        for run_id in self.sent.older_than(cutoff, limit):
+            run = self.runs.find(run_id)
+            waiting = run is not None and run.status in (RunStatus.QUEUED.value, RunStatus.PENDING.value)
+            if not waiting or run is None or self.runs.start_of(run_id) or self.runs.end_of(run_id):
+                self.sent.remove(run_id)  # claimed, ended, or never recorded: nothing to watch
+                continue
+            if run.queue and self.sent.holds(run.queue, run_id):
+                self.sent.add(run_id, clock.epoch())  # still waiting its turn: look again later
+                continue
+            self.sent.remove(run_id)
+            acted += 1
+            job = self.jobs.find(run.job_id)
+            reason = f"its message vanished from {run.queue or 'the broker'} (not in the queue, not delivered)"
+            if job is None or job.deleted_at or run.revived >= MAX_REVIVALS:
+                why = "the job was deleted" if job is None or job.deleted_at else f"{reason}, {run.revived + 1} times"
+                self.runs.finish(
+                    run_id,
+                    Outcome(status=RunStatus.DEAD_LETTER.value, error=why, finished_at=clock.utcnow()),
+                    status=RunStatus.DEAD_LETTER,
+                    decision=why,
+                    by=self.name,
+                )
+                log.warning("run ended: %s", why, extra={"event": "run.vanished", "run_id": run_id, "reason": why})
+                continue
+            self.runs.note_revived(run_id, f"{reason}; published again")
+            self.pipeline.dispatch(job, attempt=run.attempt, chain=run.chain, run_id=run_id)
+            log.warning(
+                "run published again: %s", reason, extra={"event": "run.revived", "run_id": run_id, "reason": reason}
+            )
+        return acted
+
     # -- bookkeeping -----------------------------------------------------------------------
     def _publish(self, record: WorkerRecord) -> None:
         """Write a worker record to the registry (router) and the workers view (API)."""
@@ -487,6 +584,7 @@ class Controller:
             os=profile["os"],
             tags=profile["tags"],
             allowed_users=profile["allowed_users"],
+            namespaces=profile["namespaces"],
             max_concurrency=profile["max_concurrency"],
             shells=profile["shells"],
             queue=profile["queue"],

@@ -34,7 +34,7 @@ from hydra import clock, names
 from hydra.broker.due import DueIndex
 from hydra.broker.redis import BrokerEpoch
 from hydra.dispatch.attempts import end_attempt
-from hydra.dispatch.pipeline import Pipeline
+from hydra.dispatch.pipeline import Pipeline, Republished
 from hydra.model.outcome import Outcome
 from hydra.model.records import Job, Run
 from hydra.model.status import RunStatus
@@ -148,7 +148,7 @@ class Failover:
                         message = queue.get(block=False)
                     except (SimpleQueue.Empty, ChannelError):
                         break
-                    if self.pipeline.republish(message, only_if_placeable=False):
+                    if self.pipeline.republish(message, only_if_placeable=False) == Republished.SENT:
                         moved += 1
                     else:
                         dropped += 1
@@ -166,6 +166,9 @@ class Failover:
         now = clock.utcnow()
         due = DueIndex()
         published = 0
+        slots = self.pipeline.router.slots
+        for run in self.runs.with_status([RunStatus.RUNNING]):  # the quotas' places Redis lost
+            slots.hold(run.namespace, run.id, running=True)
         for run in self.runs.with_status([RunStatus.QUEUED, RunStatus.PENDING]):
             if self.runs.end_of(run.id) is not None or self.runs.start_of(run.id) is not None:
                 continue

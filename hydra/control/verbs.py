@@ -1,14 +1,20 @@
-"""Control verbs on jobs and runs: submit, update, delete, pause, resume, trigger, retry.
+"""Control verbs on jobs and runs: submit, update, delete, pause, resume, trigger, retry, cancel.
 The REST API (``api.jobs``, ``api.runs``) maps HTTP onto these.
 
-* **submit** - a plain job runs now; a job with ``scheduled_at`` in the future gets its run
-  recorded at once as pending with ``not_before`` (``hydra.dispatch.attempts.schedule``:
-  MongoDB plus the due index, published by the controller when due - never a broker ETA); a
-  job with a cron ``schedule`` runs on its ticks (``hydra.control.scheduler``).
+Each verb takes the principal acting (``actor``): it checks the actor's role in the job's
+namespace (``hydra.control.access``) and records what it did in the audit trail.
+
+* **submit** - the job's ``user`` is the actor unless it names another, which needs the
+  actor's act-as right; its namespace is the one it names, else the actor's home namespace.
+  A plain job runs now; a job with ``scheduled_at`` in the future gets its run recorded at
+  once as pending with ``not_before`` (``hydra.dispatch.attempts.schedule``: MongoDB plus the
+  due index, published by the controller when due - never a broker ETA); a job with a cron
+  ``schedule`` runs on its ticks (``hydra.control.scheduler``).
 * **update** (PUT: a whole body; PATCH: top-level fields merged into the stored body, then
   validated as a whole) - affects future runs only: every attempt's message is built from
   the stored job when it is published. A changed ``schedule`` or ``timezone`` restarts the
   cron from now; a changed ``scheduled_at`` replaces the one-off run that has not started.
+  A job stays in its namespace.
 * **delete** - soft: the job gets ``deleted_at``, its schedule stops, its runs that have not
   started are cancelled, and its history stays readable (``GET /runs/{id}``,
   ``GET /jobs/{id}`` and ``/runs``). A deleted job is left out of listings and refuses verbs.
@@ -19,6 +25,7 @@ The REST API (``api.jobs``, ``api.runs``) maps HTTP onto these.
   attempt of the same chain (``attempt + 1``, ``retry_of``); if it fails too the job's retry
   policy applies as for any attempt. A run is retried at most once (a ``<run_id>/retry``
   fence decides concurrent requests); its ``retried_by`` names the new run.
+* **cancel** - see ``hydra.control.cancel``.
 
 Each verb takes the dispatch pipeline to use (default: the app's).
 """
@@ -31,30 +38,64 @@ from hydra import clock
 from hydra.broker import metrics
 from hydra.broker.schedules import ScheduleFeed
 from hydra.celery.app import app
+from hydra.control.access import Reader, require_submit
 from hydra.control.cancel import cancel_run
 from hydra.dispatch.attempts import schedule
 from hydra.dispatch.pipeline import Pipeline
-from hydra.errors import Conflict
-from hydra.model.records import Chain, Dispatched, Job
+from hydra.errors import Conflict, Forbidden, InvalidJob
+from hydra.model.access import Principal
+from hydra.model.records import Chain, Dispatched, Job, Run
 from hydra.model.spec import load_job
 from hydra.model.status import RETRYABLE, RunStatus
+from hydra.store.audit import AuditStore
 from hydra.store.jobs import new_id
 
 
+def audit(actor: Principal, action: str, *, namespace: str | None, target: str | None, **details) -> None:
+    """Record in the audit trail that ``actor`` did ``action`` (never with a secret in ``details``)."""
+    AuditStore().record(
+        actor=actor.user, via=actor.via, action=action, namespace=namespace, target=target, details=details
+    )
+
+
+def own(spec: dict, actor: Principal, *, before: Job | None = None) -> dict:
+    """The body with its user and namespace settled for ``actor``: the actor's own user and home
+    namespace unless the body names others; another user needs the act-as right. Raises
+    Forbidden, or InvalidJob when the settled user breaks the body's rules."""
+    spec = dict(spec)
+    spec["user"] = spec.get("user") or (before.user if before else actor.user)
+    if not actor.may_act_as(spec["user"]):  # also to change a job that runs as someone else
+        raise Forbidden(f"{actor.user!r} may not submit as {spec['user']!r} (needs the act-as right)")
+    spec["namespace"] = spec.get("namespace") or (before.namespace if before else actor.home)
+    if before is not None and spec["namespace"] != before.namespace:
+        raise InvalidJob({"namespace": [f"a job stays in its namespace {before.namespace!r}"]})
+    allowed = (spec.get("affinity") or {}).get("allowed_users") or []
+    if allowed and spec["user"] not in allowed:
+        raise InvalidJob({"user": [f"{spec['user']!r} is not in affinity.allowed_users"]})
+    return spec
+
+
+def env_names(spec: dict) -> list[str]:
+    return sorted(spec.get("env") or {})
+
+
 def submit(
-    spec: dict, *, source: str = "api", pipeline: Pipeline | None = None
+    spec: dict, *, actor: Principal, source: str = "api", pipeline: Pipeline | None = None
 ) -> tuple[Job, Dispatched | None, datetime | None]:
     """Store a validated job body and start it as it asks: (job, first run or None, when it starts)."""
     pipeline = pipeline or app.pipeline
+    spec = own(spec, actor)
+    require_submit(actor, spec["namespace"])
     jobs = pipeline.jobs
-    if spec.get("schedule"):
-        job = jobs.create(spec, source=source)
-        metrics.job_submitted(source)
-        ScheduleFeed().notify(job.id)
-        return job, None, job.next_run_at()
-    run_id = new_id()
+    run_id = None if spec.get("schedule") else new_id()
     job = jobs.create(spec, source=source, first_run_id=run_id)
     metrics.job_submitted(source)
+    audit(
+        actor, "job.submit", namespace=job.namespace, target=job.id, user=job.user, name=job.name, env=env_names(spec)
+    )
+    if run_id is None:
+        ScheduleFeed().notify(job.id)
+        return job, None, job.next_run_at()
     at = spec.get("scheduled_at")
     if at is not None and at > clock.utcnow():
         return job, _schedule_once(job, at, pipeline, run_id), at
@@ -73,22 +114,38 @@ def as_body(fields: dict) -> dict:
 
 
 def update(
-    job_id: str, *, spec: dict | None = None, patch: dict | None = None, pipeline: Pipeline | None = None
+    job_id: str,
+    *,
+    actor: Principal,
+    spec: dict | None = None,
+    patch: dict | None = None,
+    pipeline: Pipeline | None = None,
 ) -> Job:
     """Replace the job's body by ``spec`` (validated, PUT) or merge ``patch`` (some fields,
     PATCH) into it and validate the result; returns the stored job.
-    Raises NotFound, Conflict (deleted) or InvalidJob (naming the field)."""
+    Raises NotFound, Forbidden, Conflict (deleted) or InvalidJob (naming the field)."""
     pipeline = pipeline or app.pipeline
-    job = pipeline.jobs.live(job_id)
+    job = _live(actor, "update", job_id, pipeline)
     if patch is not None:
         spec = load_job(as_body({**job.spec(), **patch}))
     assert spec is not None
+    spec = own(spec, actor, before=job)
     changed = (spec.get("schedule"), spec.get("timezone")) != (job.schedule, job.timezone)
     updated = pipeline.jobs.replace(job_id, spec, schedule_changed=changed)
     if not _same_instant(spec.get("scheduled_at"), job.scheduled_at):
         _reschedule_once(updated, job.scheduled_run_id, pipeline)
     ScheduleFeed().notify(job_id)
+    changes = sorted(name for name in (patch if patch is not None else spec) if name != "env")
+    audit(actor, "job.update", namespace=job.namespace, target=job_id, fields=changes, env=env_names(spec))
     return pipeline.jobs.get(job_id)
+
+
+def _live(actor: Principal, action: str, job_id: str, pipeline: Pipeline) -> Job:
+    """The job for a verb: NotFound / Forbidden for the actor, Conflict once deleted."""
+    job = Reader(actor, runs=pipeline.runs).job(job_id, action)
+    if job.deleted_at:
+        raise Conflict(f"job {job_id!r} was deleted")
+    return job
 
 
 def _same_instant(a: datetime | None, b: datetime | None) -> bool:
@@ -115,10 +172,10 @@ def _reschedule_once(job: Job, previous_run: str | None, pipeline: Pipeline) -> 
             pipeline.dispatch(job)
 
 
-def delete(job_id: str, *, pipeline: Pipeline | None = None) -> None:
+def delete(job_id: str, *, actor: Principal, pipeline: Pipeline | None = None) -> None:
     """Soft-delete the job (idempotent); cancel its runs that have not started."""
     pipeline = pipeline or app.pipeline
-    job = pipeline.jobs.get(job_id)
+    job = Reader(actor, runs=pipeline.runs).job(job_id, "delete")
     if job.deleted_at:
         return
     pipeline.jobs.mark_deleted(job_id)
@@ -128,49 +185,66 @@ def delete(job_id: str, *, pipeline: Pipeline | None = None) -> None:
             cancel_run(run.id, by="delete", pipeline=pipeline)
         except Conflict:  # it ended meanwhile
             pass
+    audit(actor, "job.delete", namespace=job.namespace, target=job_id)
 
 
-def pause(job_id: str, *, pipeline: Pipeline | None = None) -> Job:
-    jobs = (pipeline or app.pipeline).jobs
-    job = jobs.live(job_id)
+def pause(job_id: str, *, actor: Principal, pipeline: Pipeline | None = None) -> Job:
+    pipeline = pipeline or app.pipeline
+    job = _live(actor, "pause", job_id, pipeline)
     if not job.schedule:
         raise Conflict(f"job {job_id!r} has no schedule to pause")
     if job.paused:
         return job
-    paused = jobs.pause(job_id)
+    paused = pipeline.jobs.pause(job_id)
     ScheduleFeed().notify(job_id)
+    audit(actor, "job.pause", namespace=job.namespace, target=job_id)
     return paused
 
 
-def resume(job_id: str, *, pipeline: Pipeline | None = None) -> Job:
-    jobs = (pipeline or app.pipeline).jobs
-    job = jobs.live(job_id)
+def resume(job_id: str, *, actor: Principal, pipeline: Pipeline | None = None) -> Job:
+    pipeline = pipeline or app.pipeline
+    job = _live(actor, "resume", job_id, pipeline)
     if not job.schedule:
         raise Conflict(f"job {job_id!r} has no schedule to resume")
     if not job.paused:
         return job
-    resumed = jobs.resume(job_id)
+    resumed = pipeline.jobs.resume(job_id)
     ScheduleFeed().notify(job_id)
+    audit(actor, "job.resume", namespace=job.namespace, target=job_id)
     return resumed
 
 
-def trigger(job_id: str, *, pipeline: Pipeline | None = None) -> Dispatched:
+def trigger(job_id: str, *, actor: Principal, pipeline: Pipeline | None = None) -> Dispatched:
     pipeline = pipeline or app.pipeline
-    return pipeline.dispatch(pipeline.jobs.live(job_id))
+    job = _live(actor, "trigger", job_id, pipeline)
+    dispatched = pipeline.dispatch(job)
+    audit(actor, "job.trigger", namespace=job.namespace, target=job_id, run=dispatched.run_id)
+    return dispatched
 
 
-def retry(run_id: str, *, pipeline: Pipeline | None = None) -> tuple[str, Dispatched]:
+def retry(run_id: str, *, actor: Principal, pipeline: Pipeline | None = None) -> tuple[str, Dispatched]:
     """Start one more attempt after a run that did not succeed (see the module docstring);
     returns (job id, the new attempt)."""
     pipeline = pipeline or app.pipeline
-    run = pipeline.runs.get(run_id)
+    run = Reader(actor, runs=pipeline.runs).run(run_id, "retry")
     if run.run_status not in RETRYABLE:
         raise Conflict(
             f"run {run_id} is {run.status}; only {', '.join(sorted(s.value for s in RETRYABLE))} runs can be retried"
         )
-    job = pipeline.jobs.live(run.job_id)
+    job = _live(actor, "retry", run.job_id, pipeline)
     new_run = new_id()
     pipeline.runs.take_retry(run_id, new_run)
-    return job.id, pipeline.dispatch(
+    dispatched = pipeline.dispatch(
         job, attempt=run.attempt + 1, chain=Chain(run_id, run.lost, run.failed), run_id=new_run
     )
+    audit(actor, "run.retry", namespace=run.namespace, target=run_id, run=new_run)
+    return job.id, dispatched
+
+
+def cancel(run_id: str, *, actor: Principal, pipeline: Pipeline | None = None) -> tuple[Run, bool]:
+    """Cancel a run for ``actor`` (see ``hydra.control.cancel.cancel_run``)."""
+    pipeline = pipeline or app.pipeline
+    run = Reader(actor, runs=pipeline.runs).run(run_id, "cancel")
+    cancelled, ended = cancel_run(run.id, by=actor.user, pipeline=pipeline)
+    audit(actor, "run.cancel", namespace=run.namespace, target=run_id, ended=ended)
+    return cancelled, ended

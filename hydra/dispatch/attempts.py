@@ -61,6 +61,7 @@ def end_attempt(
         return False
     if raw in (RunStatus.LOST, RunStatus.CANCELLED):
         request_stop(run_id, f"attempt ended as {decision.status.value} by {by}")
+    release(job.namespace, run_id, pipeline)
     log.info(
         "run ended",
         extra={
@@ -83,6 +84,15 @@ def end_attempt(
             pipeline=pipeline,
         )
     return True
+
+
+def release(namespace: str, run_id: str, pipeline: Pipeline) -> None:
+    """The ended attempt frees its place in the namespace's quota; best effort (the controller
+    corrects the quotas from MongoDB)."""
+    try:
+        pipeline.router.slots.released(namespace, run_id)
+    except Unavailable as exc:
+        log.warning("quota place of run %s not freed: %s", run_id, exc)
 
 
 def request_stop(run_id: str, reason: str) -> None:

@@ -22,18 +22,21 @@ outage.
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 from typing import Any, Protocol
 
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
-from hydra import names
+from hydra import clock, names
 from hydra.broker import metrics
+from hydra.broker.sent import SentIndex
+from hydra.dispatch import signing
 from hydra.dispatch.router import AffinityRouter, placement_of, queue_placement
 from hydra.errors import BrokerUnavailable, InvalidJob
 from hydra.model.priority import broker_level
 from hydra.model.records import Chain, Dispatched, Job
-from hydra.model.spec import MESSAGE_FIELDS, load_message, message_kwargs
+from hydra.model.spec import MESSAGE_BODY_FIELDS, MESSAGE_FIELDS, execution_digest, load_message, message_kwargs
 from hydra.model.status import RunStatus
 from hydra.store.jobs import JobStore, new_id
 from hydra.store.runs import RunStore
@@ -54,6 +57,15 @@ class Publisher(Protocol):
 
     def AsyncResult(self, task_id: str) -> Any:  # noqa: N802 - Celery's name
         """The result handle of a task id."""
+
+
+class Republished(StrEnum):
+    """What :meth:`Pipeline.republish` did with a message."""
+
+    SENT = "sent"
+    DROPPED = "dropped"  # its attempt ended, or was claimed
+    WAITING = "waiting"  # put back: no eligible worker
+    OVER_QUOTA = "over_quota"  # put back: its namespace is at a limit
 
 
 # --- the steps ------------------------------------------------------------------------------
@@ -114,10 +126,10 @@ class Pipeline:
         run_id = run_id or new_id()
         message = validate(build_message(job, attempt))
         try:
-            where = placement_of(run_id, self.router.choose(message))
+            where = placement_of(run_id, self.router.choose(message, run_id))
         except BrokerUnavailable as exc:
             return self._left_unsent(run_id, job, attempt, chain, exc)
-        self.runs.record(run_id, job, attempt=attempt, placement=where, chain=chain)
+        self.runs.record(run_id, job, attempt=attempt, placement=where, chain=chain, digest=execution_digest(message))
         try:
             self.send(run_id, message, where, chain, retry=True, retry_policy=SEND_RETRY)
         except BrokerUnavailable as exc:
@@ -127,9 +139,21 @@ class Pipeline:
     def accept(self, args: Any, kwargs: Any, options: dict) -> Any:
         """A ``hydra.run_command`` published from outside (``apply_async``, ``send_task``):
         validate, give it a job when it has none, place it (unless the caller named a queue),
-        record, send. Returns Celery's AsyncResult."""
-        message = validate(kwargs, args)
-        options = dict(options)
+        record, send. Returns Celery's AsyncResult.
+
+        A message naming a stored job (``job_id``) runs that job as stored: any body field
+        it gives that differs from the job's is refused (InvalidJob), never sent. Messages
+        are JSON: another ``serializer`` is refused, as is ``compression``."""
+        serializer = options.get("serializer")
+        if serializer not in (None, "json"):
+            raise InvalidJob({"serializer": [f"hydra.run_command messages are JSON only, not {serializer!r}"]})
+        if options.get("compression"):
+            raise InvalidJob({"compression": ["hydra.run_command messages are not compressed"]})
+        if isinstance(kwargs, dict) and kwargs.get("job_id") is not None and not args:
+            message = self._message_of_stored_job(kwargs)
+        else:
+            message = validate(kwargs, args)
+        options = {key: value for key, value in options.items() if key not in ("serializer", "compression")}
         run_id = options.pop("task_id", None) or new_id()
         job = self._job_of(message, run_id)
         chain = Chain.from_headers(options.get("headers") or {})
@@ -140,54 +164,103 @@ class Pipeline:
                 if where.status == RunStatus.PENDING:
                     where = placement_of(run_id, self.router.place(message))
             else:
-                where = placement_of(run_id, self.router.choose(message))
+                where = placement_of(run_id, self.router.choose(message, run_id))
         except BrokerUnavailable as exc:
             self._left_unsent(run_id, job, message["attempt"], chain, exc)
             return self._result(run_id)
-        self.runs.record(run_id, job, attempt=message["attempt"], placement=where, chain=chain)
+        self.runs.record(
+            run_id, job, attempt=message["attempt"], placement=where, chain=chain, digest=execution_digest(message)
+        )
         try:
             return self.send(run_id, message, where, chain, **options)
         except BrokerUnavailable as exc:
             self._left_unsent(run_id, job, message["attempt"], chain, exc)
             return self._result(run_id)
 
-    def republish(self, message: Any, *, only_if_placeable: bool) -> bool:
+    def republish(self, message: Any, *, only_if_placeable: bool) -> Republished:
         """Send a message taken from a queue (``message`` is kombu's) through the router again,
-        and acknowledge it. Dropped when its attempt ended or was claimed meanwhile; with
-        ``only_if_placeable`` put back when still no worker can take it. True when sent."""
-        run_id = message.headers.get("id")
-        if self.runs.end_of(run_id) is not None or self.runs.start_of(run_id) is not None:
+        and acknowledge it. Dropped when its attempt ended or was claimed meanwhile. With
+        ``only_if_placeable``, a message no worker can take yet (or whose namespace is at a
+        limit) is left unacknowledged: the caller puts it back (``message.requeue()``) once
+        it has looked at the rest of the queue.
+
+        A message Hydra did not sign, cannot decode or cannot validate is never sent again:
+        it is acknowledged and recorded (``RunStore.refuse``), so one bad message cannot stall
+        placement and no forged message is laundered by signing it here."""
+        headers = message.headers if isinstance(message.headers, dict) else {}
+        run_id = headers.get("id")
+        if not isinstance(run_id, str) or not run_id:
+            run_id = None
+        if run_id is not None and (self.runs.end_of(run_id) is not None or self.runs.start_of(run_id) is not None):
             message.ack()  # ended (cancelled while it waited), or a copy of an attempt someone claimed
-            return False
-        _args, kwargs, _embed = message.payload
-        kwargs = validate(kwargs)
-        placement = self.router.place(kwargs)
+            return Republished.DROPPED
+        try:
+            _args, kwargs, _embed = message.payload
+        except Exception as exc:  # noqa: BLE001 - kombu's decoders raise anything (pickle, zlib, json)
+            self._refuse_message(message, run_id, f"undecodable message ({message.content_type}): {exc}")
+            return Republished.DROPPED
+        reason = signing.verify(
+            run_id, str(headers.get("task")), kwargs, _chain_or_none(headers), headers.get(signing.HEADER)
+        )
+        if reason is None and headers.get("task") != names.TASK_RUN_COMMAND:
+            reason = f"not a {names.TASK_RUN_COMMAND} message"
+        if reason is not None:
+            self._refuse_message(message, run_id, reason)
+            return Republished.DROPPED
+        try:
+            kwargs = validate(kwargs)
+        except InvalidJob as exc:
+            self._refuse_message(message, run_id, f"invalid message: {exc.errors}")
+            return Republished.DROPPED
+        assert run_id is not None  # verify() refuses a message without one
+        placement = self.router.choose(kwargs, run_id)
         if placement.worker is None and only_if_placeable:
-            message.requeue()
-            return False
-        if placement.worker is not None:
-            self.router.registry.add_load(placement.worker.id, 1)
+            return Republished.OVER_QUOTA if placement.over_quota else Republished.WAITING
+        if placement.worker is None:  # back to waiting: it holds no place on a worker
+            self.router.slots.released(kwargs["namespace"], run_id)
         where = placement_of(run_id, placement)
         job = (self.jobs.find(kwargs["job_id"]) if kwargs.get("job_id") else None) or Job.from_message(kwargs)
         chain = Chain.from_headers(message.headers)
-        self.runs.record(run_id, job, attempt=kwargs["attempt"], placement=where, chain=chain)
+        self.runs.record(
+            run_id, job, attempt=kwargs["attempt"], placement=where, chain=chain, digest=execution_digest(kwargs)
+        )
         self.send(run_id, kwargs, where, chain, priority=message.properties.get("priority"))
         message.ack()
-        return True
+        return Republished.SENT
+
+    def _refuse_message(self, message: Any, run_id: str | None, reason: str) -> None:
+        """Acknowledge a message that must not be sent again, and record why (on its run when
+        one is recorded, else as a new dead-lettered run)."""
+        run_id = self.runs.refuse(run_id, reason, by="controller", dead_letter=True)
+        log.warning(
+            "message refused: %s",
+            reason,
+            extra={"event": "run.refused", "run_id": run_id, "reason": reason, "queue": _queue_of(message)},
+        )
+        message.ack()
 
     def send(self, run_id: str, message: dict, where: Dispatched, chain: Chain, **options) -> Any:
         """Send the message to the queue ``where`` names (or the caller's ``queue``);
         raises BrokerUnavailable."""
         if options.get("priority") is None:
             options["priority"] = broker_level(message.get("priority"))
-        options["headers"] = {**(options.get("headers") or {}), **chain.headers()}
+        options["headers"] = {
+            **(options.get("headers") or {}),
+            **chain.headers(),
+            signing.HEADER: signing.sign(run_id, names.TASK_RUN_COMMAND, message, chain),
+        }
         options["queue"] = options.get("queue") or where.queue or names.PENDING_QUEUE
+        options["serializer"] = "json"
         try:
             result = self.app.publish(
                 names.TASK_RUN_COMMAND, message, task_id=run_id, kwargsrepr=summary(message), **options
             )
         except SEND_ERRORS as exc:
             raise BrokerUnavailable(f"cannot publish run {run_id}: {exc.__class__.__name__}: {exc}") from exc
+        try:
+            SentIndex().add(run_id, clock.epoch())  # until a worker claims it (Controller.revive_vanished)
+        except BrokerUnavailable:
+            pass
         log.info(
             "run published",
             extra={
@@ -202,6 +275,30 @@ class Pipeline:
         return result
 
     # -- helpers ------------------------------------------------------------------------------
+    def _message_of_stored_job(self, kwargs: dict) -> dict:
+        """The message for an attempt of the stored job ``kwargs["job_id"]``, built from the
+        job; InvalidJob when the caller's kwargs say otherwise about any body field."""
+        job_id = kwargs["job_id"]
+        job = self.jobs.find(job_id) if isinstance(job_id, str) else None
+        if job is None or job.deleted_at:
+            raise InvalidJob({"job_id": [f"no job {job_id!r}"]})
+        attempt = kwargs.get("attempt", 1)
+        built = validate(build_message(job, attempt if isinstance(attempt, int) else 1))
+        given = {key: value for key, value in kwargs.items() if key in MESSAGE_BODY_FIELDS}
+        unknown = sorted(set(kwargs) - set(MESSAGE_BODY_FIELDS) - set(MESSAGE_FIELDS))
+        if unknown:
+            raise InvalidJob({key: ["Unknown field."] for key in unknown})
+        claimed = validate({**built, **given})
+        differ = [key for key in given if claimed.get(key) != built.get(key)]
+        if differ:
+            raise InvalidJob(
+                {
+                    key: [f"differs from stored job {job_id!r}: a message for a stored job runs it as stored"]
+                    for key in differ
+                }
+            )
+        return built
+
     def _job_of(self, message: dict, run_id: str) -> Job:
         """The stored job a message runs; a message without ``job_id`` gets one (counted as
         submitted from Python; marked undispatched until its run is recorded)."""
@@ -231,3 +328,17 @@ class Pipeline:
 
     def _result(self, run_id: str) -> Any:
         return self.app.AsyncResult(run_id)
+
+
+def _chain_or_none(headers: dict) -> Chain:
+    """The chain a message's headers claim (a malformed one reads as no chain: the signature
+    then fails, since it was made over the real one)."""
+    try:
+        return Chain.from_headers(headers)
+    except (TypeError, ValueError):
+        return Chain(retry_of="<malformed>")
+
+
+def _queue_of(message: Any) -> str | None:
+    info = getattr(message, "delivery_info", None) or {}
+    return info.get("routing_key") if isinstance(info, dict) else None

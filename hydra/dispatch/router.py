@@ -2,39 +2,75 @@
 
 It reads the online workers from the registry (``hydra.broker.registry``, cached for
 ``HYDRA_ROUTER_CACHE`` seconds), keeps the eligible ones (``hydra.model.affinity``) and picks
-the lowest load. :meth:`AffinityRouter.choose` also counts the attempt against the chosen
-worker; :meth:`AffinityRouter.place` only decides (the controller asks it whether a pending
-attempt could go somewhere now). No eligible online worker: the attempt waits in
-``hydra.pending``, which only the controller reads, with the reason.
+the lowest load. :meth:`AffinityRouter.choose` then takes a place for the attempt in its
+namespace's quota (``hydra.broker.quotas``; the limits are the namespace's, read from
+``NamespaceStore`` and kept for :data:`LIMITS_CACHE` seconds) and counts it against the chosen
+worker's load; :meth:`AffinityRouter.place` only decides. No eligible online worker, or a
+namespace at its limit: the attempt waits in ``hydra.pending``, which only the controller
+reads, with the reason.
 """
 
 from __future__ import annotations
 
+import time
+
 from hydra import names
+from hydra.broker.quotas import NamespaceSlots
 from hydra.broker.registry import Registry
 from hydra.model.affinity import Placement, Requirements, place
 from hydra.model.records import Dispatched
+from hydra.model.spec import DEFAULT_NAMESPACE
 from hydra.model.status import RunStatus
+from hydra.settings import get_settings
+from hydra.store.namespaces import NamespaceLimits, NamespaceStore
+
+#: Seconds a namespace's limits are reused before they are read again.
+LIMITS_CACHE = 5.0
 
 
 class AffinityRouter:
-    """One instance per process is enough (it caches the registry briefly)."""
+    """One instance per process is enough (it caches the registry and the limits briefly)."""
 
-    def __init__(self, registry: Registry | None = None):
+    def __init__(self, registry: Registry | None = None, *, namespaces: NamespaceStore | None = None):
         self.registry = registry or Registry()
+        self.slots = NamespaceSlots()
+        self.namespaces = namespaces or NamespaceStore()
+        self._limits: dict[str, tuple[float, NamespaceLimits]] = {}
 
     def place(self, message: dict) -> Placement:
-        """Decide without side effects."""
+        """Decide without side effects (quotas aside)."""
         req = Requirements.from_message(message)
         online = self.registry.online()
         return place(req, online, self.registry.inflight([w.id for w in online]))
 
-    def choose(self, message: dict) -> Placement:
-        """Decide, and count the attempt against the chosen worker's load."""
+    def choose(self, message: dict, run_id: str) -> Placement:
+        """Decide, take a place in the namespace's quota and count the attempt against the
+        chosen worker's load."""
         placement = self.place(message)
-        if placement.worker is not None:
-            self.registry.add_load(placement.worker.id, 1)
+        if placement.worker is None:
+            return placement
+        namespace = message.get("namespace") or DEFAULT_NAMESPACE
+        limits = self.limits(namespace)
+        refused = self.slots.take(namespace, run_id, max_running=limits.max_running, max_queued=limits.max_queued)
+        if refused is not None:
+            return Placement(worker=None, reason=refused, candidates=placement.candidates, over_quota=True)
+        self.registry.add_load(placement.worker.id, 1)
         return placement
+
+    def limits(self, namespace: str) -> NamespaceLimits:
+        """The namespace's limits, its own or the installation's defaults."""
+        now = time.monotonic()
+        cached = self._limits.get(namespace)
+        if cached is None or now - cached[0] > LIMITS_CACHE:
+            own = self.namespaces.limits(namespace)
+            settings = get_settings()
+            if own.max_running is None:
+                own.max_running = settings.default_max_running
+            if own.max_queued is None:
+                own.max_queued = settings.default_max_queued
+            cached = (now, own)
+            self._limits[namespace] = cached
+        return cached[1]
 
 
 def placement_of(run_id: str, placement: Placement) -> Dispatched:

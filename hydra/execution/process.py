@@ -37,6 +37,7 @@ import psutil
 from hydra import clock
 from hydra.execution.capture import CappedBuffer
 from hydra.execution.command import CMD_PREFIX
+from hydra.execution.isolation import Confinement
 from hydra.model.outcome import Outcome
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ def execute(
     cancel: threading.Event | None = None,
     kill_grace: float = 2.0,
     on_start: Callable[[int], None] | None = None,
+    confinement: Confinement | None = None,
 ) -> Outcome:
     """Runs ``argv`` to its end and returns the :class:`Outcome`; never leaves its processes
     behind (see the module docstring).
@@ -122,6 +124,10 @@ def execute(
     is not called after this returns, but for a call already under way when a process
     outside the command's tree kept the pipes open (see the module docstring).
     ``on_start(pid)`` is called once the command runs (its exceptions are logged and ignored).
+
+    ``confinement`` (``hydra.execution.isolation``): ``argv``, ``env`` and ``cwd`` were made
+    with it already; at the end, what is left in the run's cgroup gets SIGTERM, ``kill_grace``
+    seconds, then the cgroup is killed - every process of the run, wherever it went.
     """
     started_at, start, spawned = clock.utcnow(), time.monotonic(), clock.epoch()
     if cancel is not None and cancel.is_set():
@@ -143,7 +149,7 @@ def execute(
         ]
         status, error = _wait(proc, start, timeout, cancel)
     finally:  # also when this thread is interrupted (e.g. Celery's soft time limit)
-        _end_processes(proc.pid, spawned, kill_grace)
+        _end_processes(proc.pid, spawned, kill_grace, confinement)
         returncode = proc.wait()
         with _lock:
             _running.discard(proc)
@@ -344,10 +350,13 @@ def _has_exited(proc: subprocess.Popen) -> bool:
         return True
 
 
-def _end_processes(root: int, spawned: float, grace: float) -> None:
+def _end_processes(root: int, spawned: float, grace: float, confinement: Confinement | None = None) -> None:
     """Ends every process of the command whose pid is ``root`` (started at ``clock.epoch()``
     ``spawned``): SIGTERM, up to ``grace`` seconds to exit, then SIGKILL for the rest
-    (Windows: terminated at once)."""
+    (Windows: terminated at once). With a cgroup (``confinement``), its members are the
+    command's processes: no process-table search is needed, and none escapes."""
+    if confinement is not None and confinement.empty() is not None and _end_confined(root, grace, confinement):
+        return
     if _nothing_left(root):
         return
     procs = _job_processes(root, spawned)
@@ -369,6 +378,32 @@ def _end_processes(root: int, spawned: float, grace: float) -> None:
         _signal_all(procs, kill=True)
         _wait_gone(procs, _KILL_WAIT)
     log.warning("pid %s: processes survived SIGKILL: %s", root, [p.pid for p in procs])
+
+
+def _end_confined(root: int, grace: float, confinement: Confinement) -> bool:
+    """SIGTERM to what is left in the run's cgroup, ``grace`` seconds, then kill the cgroup.
+    True when nothing is left of the command (the unreaped ``root`` aside)."""
+    if confinement.empty():
+        return True
+    procs = []
+    for pid in confinement.pids():
+        if pid == root and _is_zombie(pid):
+            continue
+        try:
+            procs.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            continue
+    _signal_all(procs, kill=False)
+    _wait_gone(procs, grace)
+    confinement.kill()
+    return bool(confinement.empty())
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def _nothing_left(root: int) -> bool:

@@ -2,12 +2,13 @@
 
 A worker's profile comes from how it was started (``celery -A hydra worker -Q os.linux,tag.gpu``):
 its OS and tags from its queue names, its max concurrency from its pool size, its allowed
-users from ``--allowed-users`` / ``HYDRA_ALLOWED_USERS`` (unset means any user).
+users from ``--allowed-users`` / ``HYDRA_ALLOWED_USERS`` and its namespaces from
+``--namespaces`` / ``HYDRA_NAMESPACES`` (unset means any).
 
 A worker is *eligible* for a job when
   * the job names no OS, or the worker's OS is one of them;
   * every tag the job requires is one of the worker's tags;
-  * the worker accepts the job's user;
+  * the worker accepts the job's user, and serves the job's namespace;
   * the worker has the job's shell (when the job names one).
 Among eligible online workers the router picks the lowest load (runs routed to it and
 not finished, divided by its max concurrency); a worker with free capacity always wins
@@ -21,16 +22,18 @@ from dataclasses import dataclass, field
 
 from hydra import names
 from hydra.model.platform import normalize_os
+from hydra.model.spec import DEFAULT_NAMESPACE
 
 
 @dataclass(frozen=True)
 class WorkerProfile:
-    """What a worker can run. ``allowed_users`` None means any user."""
+    """What a worker can run. ``allowed_users`` / ``namespaces`` None means any."""
 
     id: str
     os: str
     tags: frozenset[str] = frozenset()
     allowed_users: frozenset[str] | None = None
+    namespaces: frozenset[str] | None = None
     max_concurrency: int = 1
     shells: frozenset[str] = frozenset()
     queue: str = ""
@@ -42,12 +45,16 @@ class WorkerProfile:
     def accepts_user(self, user: str) -> bool:
         return self.allowed_users is None or user in self.allowed_users
 
+    def serves(self, namespace: str) -> bool:
+        return self.namespaces is None or namespace in self.namespaces
+
     def to_dict(self) -> dict:
         return {
             "id": self.id,
             "os": self.os,
             "tags": sorted(self.tags),
             "allowed_users": None if self.allowed_users is None else sorted(self.allowed_users),
+            "namespaces": None if self.namespaces is None else sorted(self.namespaces),
             "max_concurrency": self.max_concurrency,
             "shells": sorted(self.shells),
             "queue": self.queue,
@@ -56,11 +63,13 @@ class WorkerProfile:
     @classmethod
     def from_dict(cls, data: dict) -> WorkerProfile:
         allowed = data.get("allowed_users")
+        namespaces = data.get("namespaces")
         return cls(
             id=data["id"],
             os=data["os"],
             tags=frozenset(data.get("tags") or ()),
             allowed_users=None if allowed is None else frozenset(allowed),
+            namespaces=None if namespaces is None else frozenset(namespaces),
             max_concurrency=max(1, int(data.get("max_concurrency") or 1)),
             shells=frozenset(data.get("shells") or ()),
             queue=data.get("queue") or "",
@@ -74,6 +83,7 @@ def profile_from_queues(
     concurrency: int,
     platform_os: str,
     allowed_users: frozenset[str] | None = None,
+    namespaces: frozenset[str] | None = None,
     shells: frozenset[str] = frozenset(),
 ) -> WorkerProfile:
     """Build a profile from a worker's ``-Q`` queue names.
@@ -100,6 +110,7 @@ def profile_from_queues(
         os=platform_os,
         tags=tags,
         allowed_users=allowed_users,
+        namespaces=namespaces,
         max_concurrency=max(1, concurrency),
         shells=shells,
     )
@@ -113,11 +124,12 @@ class Requirements:
     os: frozenset[str] = frozenset()
     tags: frozenset[str] = frozenset()
     shell: str | None = None
+    namespace: str = DEFAULT_NAMESPACE
 
     @classmethod
     def from_message(cls, kwargs: dict) -> Requirements:
         """Tolerant reading: a malformed message yields requirements no worker meets,
-        and the publish hook then rejects it with the precise validation error."""
+        and the pipeline's validation rejects it with the precise error."""
         affinity = kwargs.get("affinity") or {}
         if not isinstance(affinity, dict):
             affinity = {"os": ["<invalid>"]}
@@ -128,6 +140,7 @@ class Requirements:
             os=frozenset(os_names),
             tags=frozenset(_strings(affinity.get("tags"))),
             shell=shell if isinstance(shell, str) else None,
+            namespace=str(kwargs.get("namespace") or DEFAULT_NAMESPACE),
         )
 
 
@@ -146,6 +159,8 @@ def mismatch(req: Requirements, worker: WorkerProfile) -> str | None:
         return f"lacks tag{'s' if len(missing) > 1 else ''} {', '.join(sorted(missing))}"
     if not worker.accepts_user(req.user):
         return f"does not accept user {req.user!r}"
+    if not worker.serves(req.namespace):
+        return f"does not serve namespace {req.namespace!r}"
     if req.shell and worker.shells and req.shell not in worker.shells:
         return f"has no {req.shell}"
     return None
@@ -186,6 +201,8 @@ class Placement:
     worker: WorkerProfile | None
     reason: str | None = None
     candidates: list[WorkerProfile] = field(default_factory=list)
+    #: No worker because the job's namespace is at a limit (not because none is eligible).
+    over_quota: bool = False
 
 
 def place(req: Requirements, online: list[WorkerProfile], inflight: dict[str, int]) -> Placement:

@@ -13,6 +13,9 @@ import base64
 import json
 from datetime import datetime
 
+#: No cursor this API makes is longer (a time, an id); longer ones are refused unread.
+MAX_LENGTH = 512
+
 
 class BadCursor(ValueError):
     """A cursor this API did not make."""
@@ -25,8 +28,12 @@ def encode(moment: datetime | None, ident: str) -> str:
 
 def decode(token: str) -> tuple[datetime | None, str]:
     """(moment, id) of a cursor; raises BadCursor for anything :func:`encode` did not make."""
+    if not isinstance(token, str) or len(token) > MAX_LENGTH:
+        raise BadCursor("not a cursor this API returned")
     try:
         moment, ident = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        if not isinstance(ident, (str, int)) or not (moment is None or isinstance(moment, str)):
+            raise TypeError(ident)
         return (datetime.fromisoformat(moment) if moment is not None else None), str(ident)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         raise BadCursor("not a cursor this API returned") from None

@@ -8,6 +8,7 @@ above the stores sees a raw document.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, TypeVar
@@ -96,6 +97,16 @@ class Job(Record):
     last_skipped_at: datetime | None = None
     #: overlap=queue: a cron tick waiting for the previous run to end.
     queued_tick: datetime | None = None
+    #: Why the API could not render it (set when a listing skipped it).
+    unrenderable: str | None = None
+
+    @classmethod
+    def from_doc(cls, doc: dict) -> Job:
+        http = doc.get("http")
+        if isinstance(http, dict) and "body_json" in http:  # a structured webhook body (JobStore)
+            body = json.loads(http["body_json"])
+            doc = {**doc, "http": {**{k: v for k, v in http.items() if k != "body_json"}, "body": body}}
+        return super().from_doc(doc)
 
     def spec(self) -> dict:
         """The job's body as submitted (the fields that are set)."""
@@ -198,6 +209,14 @@ class Run(Record):
     ended_by: str | None = None
     cancel_requested_at: datetime | None = None
     retried_by: str | None = None
+    #: The execution digest of the message its publisher sent (hydra.model.spec.execution_digest).
+    spec_digest: str | None = None
+    #: Deliveries of a message for this run that a worker or the controller refused: {at, by, reason}.
+    refusals: list[dict] = field(default_factory=list)
+    #: Times the controller published it again because its message had vanished from the broker.
+    revived: int = 0
+    #: Why the API could not render it (set when a listing skipped it).
+    unrenderable: str | None = None
 
     @property
     def run_status(self) -> RunStatus:

@@ -9,8 +9,9 @@ dispatch pipeline, so both ways in accept exactly the same jobs.
 
 from __future__ import annotations
 
+import math
 import re
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from croniter import croniter
@@ -38,6 +39,15 @@ DEFAULT_NAMESPACE = "default"
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 MAX_TIMEOUT = 7 * 24 * 3600.0
+#: How deep a job body may nest (objects and arrays, the body itself counting as 1); deeper
+#: bodies are refused (422) before they are parsed any further.
+MAX_DEPTH = 32
+#: The range of integers a job body may hold (what MongoDB stores: 64-bit).
+_INT64 = 2**63
+#: Earliest and latest instants ``scheduled_at`` may name.
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 12, 30, tzinfo=UTC)
+#: An HTTP header name: RFC 9110 token characters, less '$' and '.' (which MongoDB keys cannot hold).
+HEADER_NAME_RE = r"^[A-Za-z0-9!#%&'*+^_`|~-]+$"
 MAX_RETRIES = 20
 DEFAULT_PRIORITY = 50
 #: The executors a job may name; ``hydra.execution.executors`` registers exactly these.
@@ -75,7 +85,18 @@ START_TIME_PATTERN = (
 class StartTime(fields.AwareDateTime):
     """``scheduled_at``: an ISO 8601 date-time with its zone. The empty string (meaning "now",
     as one-off task clients send it) is removed before loading (``JobSpecSchema.reject_non_object``);
-    this class exists so the OpenAPI document can say so (a plain string with a pattern)."""
+    this class exists so the OpenAPI document can say so (a plain string with a pattern).
+    Instants before 1970 or after 9999-12-30 (UTC) are refused."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            utc = moment.astimezone(UTC)
+        except (OverflowError, ValueError):
+            utc = None
+        if utc is None or not EARLIEST <= utc <= LATEST:
+            raise ValidationError("out of range: give a time between 1970-01-01 and 9999-12-30 (UTC)")
+        return moment
 
 
 class AffinitySchema(Schema):
@@ -159,8 +180,20 @@ class HttpSchema(Schema):
         metadata={"description": "HTTP method (default POST)."},
     )
     headers = fields.Dict(
-        keys=fields.String(validate=validate.Length(1, 256)),
-        values=fields.String(validate=validate.Length(max=8192)),
+        keys=fields.String(
+            validate=[
+                validate.Length(1, 256),
+                validate.Regexp(
+                    HEADER_NAME_RE, error="a header name is letters, digits and !#%&'*+^_`|~- (no '$' or '.')"
+                ),
+            ]
+        ),
+        values=fields.String(
+            validate=[
+                validate.Length(max=8192),
+                validate.Regexp(r"^[^\r\n\x00]*$", error="a header value holds no CR, LF or NUL"),
+            ]
+        ),
         load_default=dict,
         metadata={"description": "Request headers."},
     )
@@ -198,16 +231,20 @@ class JobSpecSchema(Schema):
         ],
     )
     user = fields.String(
-        required=True,
+        load_default=None,
         validate=[
             validate.Length(1, 100),
             validate.Regexp(USER_RE, error="must be letters, digits, '_', '.', '@' or '-'"),
         ],
+        metadata={"description": "The user the job runs as: the caller unless it may act as another."},
     )
     namespace = fields.String(
-        load_default=DEFAULT_NAMESPACE,
+        load_default=None,
         validate=validate.Regexp(NAMESPACE_RE, error="a namespace is lowercase letters, digits and '-' (at most 63)"),
-        metadata={"description": "The namespace the job, its runs and their output belong to."},
+        metadata={
+            "description": "The namespace the job, its runs and their output belong to "
+            "(default: the caller's only namespace, else default)."
+        },
     )
     affinity = fields.Nested(AffinitySchema, load_default=lambda: AffinitySchema().load({}))
     command = fields.String(
@@ -300,6 +337,9 @@ class JobSpecSchema(Schema):
     def reject_non_object(self, data: Any, **kwargs: Any) -> Any:
         if not isinstance(data, dict):
             raise ValidationError("the job body must be a JSON object", "_schema")
+        errors = body_problems(data)
+        if errors:
+            raise ValidationError(errors)
         if data.get("scheduled_at") == "":  # empty means now
             data = {key: value for key, value in data.items() if key != "scheduled_at"}
         return data
@@ -344,10 +384,14 @@ class JobSpecSchema(Schema):
         if data.get("args") and data.get("shell"):
             errors["shell"] = ["an args list runs without a shell; drop `shell`"]
         allowed = (data.get("affinity") or {}).get("allowed_users") or []
-        if allowed and data.get("user") not in allowed:
+        if allowed and data.get("user") is not None and data["user"] not in allowed:
             errors["user"] = [f"{data.get('user')!r} is not in affinity.allowed_users"]
         if data.get("schedule") and data.get("scheduled_at"):
             errors["scheduled_at"] = ["use either schedule (cron) or scheduled_at (one-off), not both"]
+        if data.get("schedule") and "schedule" not in errors and "timezone" not in errors:
+            reason = never_fires(data["schedule"], data.get("timezone") or "UTC")
+            if reason:
+                errors["schedule"] = [reason]
         if errors:
             raise ValidationError(errors)
 
@@ -356,6 +400,80 @@ class JobSpecSchema(Schema):
         if data.get("scheduled_at") is not None:
             data["scheduled_at"] = data["scheduled_at"].astimezone(UTC)
         return data
+
+
+def never_fires(expr: str, tz: str) -> str | None:
+    """Why a (valid) cron expression is refused: it has no next tick (``0 0 31 2 *``)."""
+    from hydra.model.cron import next_fire
+
+    try:
+        next_fire(expr, tz, datetime.now(UTC))
+    except (ValueError, KeyError, OverflowError):
+        return f"{expr!r} never fires (no such date); e.g. '0 0 28 2 *' fires on 28 February"
+    return None
+
+
+def body_problems(body: dict) -> dict[str, list[str]]:
+    """What no field of a job body may hold, by top-level field: nesting deeper than
+    :data:`MAX_DEPTH`, strings (values or keys) with a lone surrogate or a NUL, keys with
+    '$' or '.' (``http.body`` is stored as JSON text, so its keys are free), numbers that are
+    not finite or do not fit 64 bits. Iterative: no input can exhaust the stack."""
+    errors: dict[str, list[str]] = {}
+    stack: list[tuple[Any, str, str, int, bool]] = [(v, str(k), str(k), 2, True) for k, v in body.items()]
+    for key in body:
+        bad_name = _text_problem(key) if isinstance(key, str) else None
+        if bad_name:
+            errors.setdefault(_printable(str(key)), []).append(f"the field name {bad_name}")
+    while stack:
+        value, field_name, path, depth, keys_checked = stack.pop()
+        if field_name in errors:
+            continue
+        reason: str | None = None
+        if isinstance(value, str):
+            reason = _text_problem(value)
+        elif isinstance(value, bool) or value is None:
+            pass
+        elif isinstance(value, int):
+            reason = None if -_INT64 <= value < _INT64 else "an integer out of range (64 bits)"
+        elif isinstance(value, float):
+            reason = None if math.isfinite(value) else "a number that is not finite"
+        elif isinstance(value, (dict, list)):
+            if depth > MAX_DEPTH:
+                reason = f"nested deeper than {MAX_DEPTH} levels"
+            elif isinstance(value, dict):
+                free = path == "http.body" or path.startswith("http.body.") or not keys_checked
+                for key, item in value.items():
+                    if not isinstance(key, str):
+                        continue
+                    key_reason = _text_problem(key) or (
+                        None if free or not (key.startswith("$") or "." in key) else "holds '$' or '.'"
+                    )
+                    if key_reason:
+                        reason = f"a key ({_printable(key)}) {key_reason}"
+                        break
+                    stack.append((item, field_name, f"{path}.{key}", depth + 1, not free))
+            else:
+                stack.extend(
+                    (item, field_name, f"{path}[{i}]", depth + 1, keys_checked) for i, item in enumerate(value)
+                )
+        if reason:
+            where = "" if path == field_name else f" (at {_printable(path)})"
+            errors[field_name] = [f"{reason}{where}"]
+    return errors
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "holds a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds a lone surrogate (not valid Unicode text)"
+    return None
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace").replace("\x00", "\\0")[:80]
 
 
 #: Fields a task message carries besides the job body.
@@ -373,6 +491,9 @@ class TaskMessageSchema(JobSpecSchema):
         ordered = True
 
     name = fields.String(load_default=None, validate=validate.Length(1, 200))
+    #: A message always says whose it is (a REST body may leave it to the caller's identity).
+    user = fields.String(required=True, validate=[validate.Length(1, 100), validate.Regexp(USER_RE)])
+    namespace = fields.String(load_default=DEFAULT_NAMESPACE, validate=validate.Regexp(NAMESPACE_RE))
     job_id = fields.String(load_default=None, validate=validate.Length(1, 64))
     attempt = fields.Integer(load_default=1, validate=validate.Range(1, 10_000), strict=True)
 
@@ -416,3 +537,33 @@ def message_kwargs(body: dict, *, job_id: str, attempt: int) -> dict:
     kwargs["job_id"] = job_id
     kwargs["attempt"] = attempt
     return kwargs
+
+
+#: The fields of a message that say what runs, and as whom: the worker's run must agree with
+#: the run record on these (``execution_digest``).
+EXECUTION_FIELDS = (
+    "job_id",
+    "user",
+    "namespace",
+    "executor",
+    "command",
+    "args",
+    "shell",
+    "env",
+    "cwd",
+    "http",
+    "timeout",
+)
+
+
+def execution_digest(message: dict) -> str:
+    """A digest of what a (validated) message runs: recorded with the run by the publisher and
+    compared by the worker, so a message that disagrees with its run record is refused."""
+    import hashlib
+    import json
+
+    subset = {key: message.get(key) for key in EXECUTION_FIELDS if message.get(key) is not None}
+    if subset.get("executor") == "shell":
+        subset.pop("executor")
+    text = json.dumps(subset, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]

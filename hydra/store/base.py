@@ -82,6 +82,11 @@ class Store(Generic[R]):
         doc = self._collection.find_one({"_id": doc_id})
         return self.record_type.from_doc(doc) if doc is not None else None
 
+    @guarded
+    def flag_unrenderable(self, doc_id: str, reason: str) -> None:
+        """Mark a stored record the API could not render, for an operator to find and fix."""
+        self._collection.update_one({"_id": doc_id}, {"$set": {"unrenderable": reason}})
+
     def get(self, doc_id: str) -> R:
         found = self.find(doc_id)
         if found is None:

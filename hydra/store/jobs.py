@@ -13,6 +13,7 @@ fetch the jobs by ``_id``; until those are built they run the declared MongoDB q
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 
@@ -21,6 +22,7 @@ from pymongo import ReturnDocument
 from hydra import clock, names
 from hydra.errors import Conflict
 from hydra.model.records import Job
+from hydra.model.spec import DEFAULT_NAMESPACE
 from hydra.model.status import RunStatus
 from hydra.store import pages
 from hydra.store.base import Store
@@ -41,6 +43,16 @@ def stored_statuses(status: RunStatus) -> list[str]:
     return [status.value]
 
 
+def stored_spec(spec: dict) -> dict:
+    """A job body as stored: a structured ``http.body`` as JSON text (``http.body_json``), so
+    any JSON a webhook sends - nested arrays, keys with '$' or '.' - is stored alike on
+    MongoDB and FerretDB (``Job.from_doc`` turns it back)."""
+    http = spec.get("http")
+    if isinstance(http, dict) and http.get("body") is not None and not isinstance(http["body"], str):
+        return {**spec, "http": {**http, "body": None, "body_json": json.dumps(http["body"], separators=(",", ":"))}}
+    return spec
+
+
 class JobStore(Store[Job]):
     collection_name, record_type, kind = names.JOB_DEFINITIONS, Job, "job"
     index_part = "jobs"
@@ -56,7 +68,7 @@ class JobStore(Store[Job]):
         now = clock.utcnow()
         doc = {
             "_id": new_id(),
-            **spec,
+            **stored_spec(spec),
             "source": source,
             "status": None,
             "last_run_id": first_run_id,
@@ -71,6 +83,7 @@ class JobStore(Store[Job]):
             doc.update(status=RunStatus.QUEUED.value, undispatched=True)
         if doc.get("timeout") is None:
             doc.pop("timeout", None)
+        doc["namespace"] = doc.get("namespace") or DEFAULT_NAMESPACE
         job = Job.from_doc(doc)
         # Filed first: the controller finds an undispatched job through its index entry.
         filed = self._indexed(
@@ -96,7 +109,7 @@ class JobStore(Store[Job]):
         """Replace the job's body by ``spec`` (already validated); a changed schedule restarts
         its cron from now and forgets a waiting tick. Returns the stored job."""
         now = clock.utcnow()
-        changes: dict = {"$set": {**spec, "updated_at": now}}
+        changes: dict = {"$set": {**stored_spec(spec), "updated_at": now}}
         if schedule_changed:
             changes["$set"]["schedule_since"] = now
             changes["$unset"] = {"queued_tick": ""}

@@ -45,12 +45,15 @@ from hydra.model.spec import DEFAULT_NAMESPACE
 from hydra.model.status import RunStatus
 from hydra.store import pages
 from hydra.store.base import Store
-from hydra.store.jobs import JobStore
+from hydra.store.jobs import JobStore, new_id
 
 #: Statuses of a run no worker has started (a queued run read back may be running: see find).
 NOT_STARTED = (RunStatus.PENDING.value, RunStatus.QUEUED.value)
 #: Milliseconds after which an index entry naming a run that was never stored is dropped.
 DANGLING_AFTER_MS = 120_000
+
+#: Refused deliveries noted on one run, at most (a flood of forged messages cannot grow it).
+MAX_REFUSALS = 20
 
 
 class RunStore(Store[Run]):
@@ -75,6 +78,7 @@ class RunStore(Store[Run]):
         chain: Chain = Chain(),
         not_before: datetime | None = None,
         only_new: bool = False,
+        digest: str | None = None,
     ) -> bool:
         """Record an attempt as queued on a worker's queue or pending (with the reason).
 
@@ -110,6 +114,7 @@ class RunStore(Store[Run]):
             queue=placement.queue,
             worker_id=placement.worker_id,
             pending_reason=placement.reason,
+            spec_digest=digest,
         )
         # Filed first (only what is missing: the run may exist), so that the sweeps of runs
         # in progress find it even if this process dies right after the insert.
@@ -129,6 +134,8 @@ class RunStore(Store[Run]):
                 "pending_reason": placement.reason,
                 "placed_at": placed_at,
             }
+            if digest is not None:
+                where["spec_digest"] = digest
             doc = self._collection.find_one_and_update(
                 {"_id": run_id}, {"$set": where}, return_document=ReturnDocument.AFTER
             )
@@ -224,6 +231,79 @@ class RunStore(Store[Run]):
         self._materialize_end(Fence.from_doc(end), job=job, attempt=attempt, worker_id=outcome.worker_id)
         return True
 
+    def refuse(
+        self,
+        run_id: str | None,
+        reason: str,
+        *,
+        by: str,
+        end_it: bool = False,
+        dead_letter: bool = False,
+        claimed_job: str | None = None,
+    ) -> str:
+        """Record that a message for ``run_id`` was refused (nothing of it ran); returns the
+        run id the refusal is recorded under (a new one when the message had none).
+
+        * No run is recorded under that id (a message Hydra never published): one is, ended
+          ``failed`` (``dead_letter`` for a message nobody could decode) with the reason, its
+          ``outcome`` saying ``refused``, under the claimed job when that job exists.
+        * The run is recorded and has not ended: with ``end_it`` (a message Hydra signed that
+          this worker must not run) it ends ``failed`` with the reason, and nothing follows;
+          otherwise (a forged or undecodable message naming a real run, which must not be able
+          to end it) the refusal is noted on the run (``refusals``) and the run goes on waiting
+          for its real message.
+        * The run has ended (a replay): the refusal is noted on it.
+        """
+        now = clock.utcnow()
+        run_id = run_id or new_id()
+        note = {"at": now, "by": by, "reason": reason[:2000]}
+        existing = self.find(run_id)
+        if existing is None or (end_it and self.end_of(run_id) is None):
+            if existing is None:
+                # Not attached to the job it claims (a forged message must not change that job's
+                # status or runs), but in its namespace, so that the job's owners can read it.
+                job = self.jobs.find(claimed_job) if claimed_job else None
+                if claimed_job:
+                    note["reason"] = f"{note['reason']} (the message claims job {claimed_job[:64]!r})"
+                orphan = Run(
+                    id=run_id,
+                    namespace=job.namespace if job else DEFAULT_NAMESPACE,
+                    status=RunStatus.QUEUED.value,
+                    queued_at=now,
+                    refusals=[note],
+                )
+                filed = self._indexed(lambda: self.index.put_run(orphan, new=True), "run", run_id)
+                try:
+                    self._collection.insert_one(orphan.to_doc())
+                except DuplicateKeyError:  # recorded meanwhile: end or note that one below
+                    pass
+                if not filed:
+                    self._backlog("run", run_id)
+            status = RunStatus.DEAD_LETTER if dead_letter else RunStatus.FAILED
+            outcome = Outcome(status=status.value, error=f"refused: {reason}", finished_at=now)
+            if self.finish(run_id, outcome, status=status, decision="refused", by=by):
+                if existing is not None:
+                    self._collection.update_one({"_id": run_id}, {"$push": {"refusals": note}})
+                return run_id
+        self.note_refusal(run_id, note)
+        return run_id
+
+    def note_refusal(self, run_id: str, note: dict) -> None:
+        """Add a refused delivery to the run's ``refusals`` (at most :data:`MAX_REFUSALS` kept)."""
+        run = self.find(run_id)
+        if run is not None and len(run.refusals or []) < MAX_REFUSALS:
+            self._collection.update_one({"_id": run_id}, {"$push": {"refusals": note}})
+
+    def note_revived(self, run_id: str, reason: str) -> None:
+        """The run's message vanished and it is published again: count it, say why."""
+        self._collection.update_one(
+            {"_id": run_id},
+            {
+                "$inc": {"revived": 1},
+                "$push": {"refusals": {"at": clock.utcnow(), "by": "controller", "reason": reason}},
+            },
+        )
+
     def hold(self, run_id: str, *, by: str) -> bool:
         """Take the attempt's start fence without running it, so that no worker ever starts
         it (a cancel of a queued or pending run). False when a worker holds it already."""
@@ -286,35 +366,39 @@ class RunStore(Store[Run]):
         fields.setdefault("duration", None)
         # (no projection: FerretDB 1.24 does not implement findAndModify's "fields")
         doc = self._collection.find_one_and_update({"_id": end.run_id}, {"$set": fields})
-        if doc is None and job is not None and job.id:
-            doc = self._record_missing(end, fields, job, attempt or 1, worker_id)
         if doc is None:
-            return
+            doc = self._record_missing(end, fields, job, attempt or 1, worker_id)
         run = Run.from_doc({**doc, **fields})
         if run.job_id:
             self.jobs.mirror(run.job_id, end.run_id, RunStatus(fields["status"]))
         self._keep(lambda: self.index.run_ended(run), "run", end.run_id)
 
-    def _record_missing(self, end: Fence, fields: dict, job: Job, attempt: int, worker_id: str | None) -> dict:
+    def _record_missing(self, end: Fence, fields: dict, job: Job | None, attempt: int, worker_id: str | None) -> dict:
         """The attempt has no record (its message was published past Hydra's pipeline): make
-        it from what its message said, with its end."""
-        doc = Run(
-            id=end.run_id,
-            job_id=job.id,
-            job_name=job.name,
-            user=job.user,
-            namespace=job.namespace,
-            attempt=attempt,
-            priority=job.priority,
-            executor=job.executor or "shell",
-            command=job.command,
-            args=job.args,
-            shell=job.shell,
-            timeout=job.timeout,
-            worker_id=worker_id,
-            queue=names.worker_queue(worker_id) if worker_id else None,
-            queued_at=fields.get("started_at") or end.at,
-        ).to_doc()
+        it from what its message said, with its end - so that the end is visible at
+        GET /runs/<id> even for an attempt of no job (a refused message that was never Hydra's)."""
+        queued_at = fields.get("started_at") or end.at
+        if job is None or not job.id:
+            run = Run(id=end.run_id, attempt=attempt, worker_id=worker_id, queued_at=queued_at)
+        else:
+            run = Run(
+                id=end.run_id,
+                job_id=job.id,
+                job_name=job.name,
+                user=job.user,
+                namespace=job.namespace,
+                attempt=attempt,
+                priority=job.priority,
+                executor=job.executor or "shell",
+                command=job.command,
+                args=job.args,
+                shell=job.shell,
+                timeout=job.timeout,
+                worker_id=worker_id,
+                queue=names.worker_queue(worker_id) if worker_id else None,
+                queued_at=queued_at,
+            )
+        doc = run.to_doc()
         doc.update(fields)
         try:
             self._collection.insert_one(doc)

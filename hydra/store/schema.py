@@ -33,6 +33,9 @@ COLLECTIONS = (
     names.WORKERS,
     names.RUN_OUTPUT,
     names.INDEX_BACKLOG,
+    names.API_TOKENS,
+    names.AUDIT_EVENTS,
+    names.NAMESPACES,
 )
 
 ASC, DESC = pymongo.ASCENDING, pymongo.DESCENDING
@@ -79,6 +82,13 @@ INDEXES: dict[str, tuple[IndexSpec, ...]] = {
         IndexSpec("runs_worker", (("worker_id", ASC), ("status", ASC))),
     ),
     names.WORKERS: (),
+    names.API_TOKENS: (IndexSpec("tokens_newest", (("created_at", DESC),)),),
+    names.AUDIT_EVENTS: (
+        IndexSpec("audit_newest", (("at", DESC), ("_id", DESC))),
+        IndexSpec("audit_namespace", (("namespace", ASC), ("at", DESC), ("_id", DESC))),
+        IndexSpec("audit_actor", (("actor", ASC), ("at", DESC), ("_id", DESC))),
+        IndexSpec("audit_target", (("target", ASC), ("at", DESC), ("_id", DESC))),
+    ),
 }
 
 
@@ -106,6 +116,7 @@ class Query:
 
 _NEWEST_JOBS = (("created_at", DESC), ("_id", DESC))
 _NEWEST_RUNS = (("queued_at", DESC), ("_id", DESC))
+_NEWEST_AUDIT = (("at", DESC), ("_id", DESC))
 
 QUERIES: dict[str, Query] = {
     q.name: q
@@ -161,6 +172,31 @@ QUERIES: dict[str, Query] = {
         # -- runs in progress (sweeps, failover, reconciliation)
         Query("runs_with_status", names.JOB_RUNS, "runs_status", (), ("namespace", "status")),
         Query("runs_active_on", names.JOB_RUNS, "runs_worker", ("worker_id",), ("status",)),
+        # -- access: tokens (few: people and services), namespaces' limits (few), and the audit
+        #    trail newest first - all, of some namespaces, or one actor's or target's events
+        #    (the other filters checked on those: an actor's or a target's events are few)
+        Query("tokens", names.API_TOKENS, "tokens_newest", sort=(("created_at", DESC),)),
+        Query("namespaces", names.NAMESPACES, ID_INDEX, sort=(("_id", ASC),)),
+        Query("audit", names.AUDIT_EVENTS, "audit_newest", sort=_NEWEST_AUDIT),
+        Query("audit_of_namespaces", names.AUDIT_EVENTS, "audit_namespace", (), ("namespace",), _NEWEST_AUDIT),
+        Query(
+            "audit_of_actor",
+            names.AUDIT_EVENTS,
+            "audit_actor",
+            ("actor",),
+            (),
+            _NEWEST_AUDIT,
+            residual=("namespace", "target"),
+        ),
+        Query(
+            "audit_of_target",
+            names.AUDIT_EVENTS,
+            "audit_target",
+            ("target",),
+            (),
+            _NEWEST_AUDIT,
+            residual=("namespace", "actor"),
+        ),
     )
 }
 

@@ -22,6 +22,8 @@ class WorkerView(Record):
     os: str = ""
     tags: list[str] = field(default_factory=list)
     allowed_users: list[str] | None = None
+    #: The namespaces whose jobs it runs (None: all).
+    namespaces: list[str] | None = None
     max_concurrency: int = 1
     shells: list[str] = field(default_factory=list)
     queue: str = ""

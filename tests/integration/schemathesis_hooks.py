@@ -1,7 +1,7 @@
 """Schemathesis hooks for tests/integration/test_openapi.py (loaded via SCHEMATHESIS_HOOKS).
 
 * Generated job bodies must not run arbitrary commands on the test machine: every body
-  sent to ``/jobs...`` with POST, PUT or PATCH (a new job, or an update of one) gets the tag
+  sent to ``/jobs...`` or ``/schedule...`` with POST, PUT or PATCH (a new job, or an update of one) gets the tag
   :data:`MARKER`, which no worker has, in its ``affinity.tags`` when that is a usable list
   (or absent), so valid jobs wait in ``hydra.pending`` (the test cancels them afterwards).
   Bodies stay as valid or invalid as they were generated.
@@ -43,7 +43,8 @@ def _mark(body: dict) -> None:
 @schemathesis.hook
 def map_case(context, case):
     method = case.operation.method.upper()
-    if method in ("POST", "PUT", "PATCH") and case.operation.path.startswith("/jobs") and isinstance(case.body, dict):
+    body_of_a_job = case.operation.path.startswith(("/jobs", "/schedule"))
+    if method in ("POST", "PUT", "PATCH") and body_of_a_job and isinstance(case.body, dict):
         _mark(case.body)
     wait = (case.query or {}).get("wait")
     if isinstance(wait, (int, float)) and not isinstance(wait, bool) and wait > MAX_WAIT:

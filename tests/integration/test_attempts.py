@@ -39,8 +39,8 @@ def test_failed_attempt_is_retried_after_backoff_then_dead_lettered(api, stack):
     assert api.get(f"/jobs/{created['job_id']}").json["status"] == "dead_letter"
 
 
-def test_dead_letters_are_listed_and_retried_by_hand(api, stack, tmp_path):
-    flag = tmp_path / "fixed"
+def test_dead_letters_are_listed_and_retried_by_hand(api, stack, shared):
+    flag = shared / "fixed"
     # fails until the flag exists: the operator "fixes" it, then retries the dead letter
     created = submit(api, f"test -e {flag} && echo fixed", retries=1, backoff=FAST, user=unique("dlq"))
     wait_until(

@@ -42,13 +42,13 @@ def test_cancel_kills_a_running_tree_within_two_seconds(api, stack):
     assert api.post(f"/runs/{created['run_id']}/cancel").status_code == 409  # already ended
 
 
-def test_a_cancelled_queued_run_never_starts(api, stack, worker_factory, tmp_path):
+def test_a_cancelled_queued_run_never_starts(api, stack, worker_factory, shared):
     tag = unique("cq").lower()
     worker_factory(WorkerSpec(unique("cq"), f"os.linux,tag.{tag}", concurrency=1))
     affinity = {"os": ["linux"], "tags": [tag]}
     blocker = submit(api, "sleep 1.5", affinity=affinity)
     wait_run(blocker["run_id"], statuses=["running"])
-    marker = tmp_path / "ran"
+    marker = shared / "ran"
     queued = submit(api, f"touch {marker}", affinity=affinity)
     assert queued["status"] == "queued"
 
@@ -61,8 +61,8 @@ def test_a_cancelled_queued_run_never_starts(api, stack, worker_factory, tmp_pat
     assert run.status == "cancelled" and run.started_at is None and not marker.exists()
 
 
-def test_a_cancelled_delayed_run_never_starts(api, stack, tmp_path):
-    marker = tmp_path / "ran"
+def test_a_cancelled_delayed_run_never_starts(api, stack, shared):
+    marker = shared / "ran"
     at = datetime.now(UTC) + timedelta(seconds=1.5)
     created = submit(api, f"touch {marker}", scheduled_at=at.isoformat())
     assert created["status"] == "scheduled"

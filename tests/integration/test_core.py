@@ -68,11 +68,45 @@ def test_trailing_slash_is_optional(api, stack):
 
 
 def test_seed_000_curl_example_verbatim(stack):
-    """Seed 000's curl lines against the API under gunicorn (the port is the test stack's)."""
+    """Seed 000's curl lines against the API under gunicorn (the port is the test stack's),
+    with nothing added but the Authorization header."""
     stack.start_api()
     body = json.dumps(SEED_BODY)
+    auth = f"Authorization: Bearer {stack.admin_token}"
+    refused = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            "POST",
+            f"{stack.api_url}/jobs/",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            body,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    assert refused.rsplit("\n", 1)[1] == "401"
     out = subprocess.run(
-        ["curl", "-s", "-X", "POST", f"{stack.api_url}/jobs/", "-H", "Content-Type: application/json", "-d", body],
+        [
+            "curl",
+            "-s",
+            "-X",
+            "POST",
+            f"{stack.api_url}/jobs/",
+            "-H",
+            auth,
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            body,
+        ],
         capture_output=True,
         text=True,
         timeout=30,
@@ -84,7 +118,7 @@ def test_seed_000_curl_example_verbatim(stack):
     assert run.stdout == "hello world\n"
     for path in ("/health", "/workers/", f"/jobs/{created['job_id']}", f"/jobs/{created['job_id']}/runs"):
         answer = subprocess.run(
-            ["curl", "-s", "-w", "\n%{http_code}", f"{stack.api_url}{path}"],
+            ["curl", "-s", "-w", "\n%{http_code}", "-H", auth, f"{stack.api_url}{path}"],
             capture_output=True,
             text=True,
             timeout=30,
@@ -92,7 +126,9 @@ def test_seed_000_curl_example_verbatim(stack):
         ).stdout
         assert answer.rsplit("\n", 1)[1] == "200", (path, answer)
     workers = json.loads(
-        subprocess.run(["curl", "-s", f"{stack.api_url}/workers/"], capture_output=True, text=True, check=True).stdout
+        subprocess.run(
+            ["curl", "-s", "-H", auth, f"{stack.api_url}/workers/"], capture_output=True, text=True, check=True
+        ).stdout
     )
     assert {GPU.node, CPU.node} <= {w["id"] for w in workers}
 
@@ -139,12 +175,25 @@ def test_pending_job_is_placed_when_a_matching_worker_starts(api, stack, worker_
     assert run.status == "succeeded" and run.worker_id == spec.node and run.stdout == "placed\n"
 
 
-def test_a_disallowed_users_job_never_runs(api, stack, worker_factory, tmp_path):
+def test_a_waiting_job_of_higher_priority_does_not_hide_the_ones_behind_it(api, stack, worker_factory):
+    # kombu hands out the highest priority first: a message put back at once would come
+    # straight back, again and again, and the placeable one behind it would never be seen.
+    nobody = submit(api, "true", priority=100, affinity={"os": ["linux"], "tags": [unique("nobody").lower()]})
+    tag = unique("behind").lower()
+    behind = submit(api, "echo behind", priority=0, affinity={"os": ["linux"], "tags": [tag]})
+    assert nobody["status"] == behind["status"] == "pending"
+
+    worker_factory(WorkerSpec(unique("late"), f"os.linux,tag.{tag}", concurrency=1), online=False)
+    assert wait_run(behind["run_id"], timeout=40).status == "succeeded"
+    assert RunStore().get(nobody["run_id"]).status == "pending"
+
+
+def test_a_disallowed_users_job_never_runs(api, stack, worker_factory, shared):
     tag = unique("private").lower()
     worker = worker_factory(
         WorkerSpec(unique("priv"), f"os.linux,tag.{tag}", concurrency=1, extra_args=["--allowed-users", "alice"])
     )
-    marker = tmp_path / "ran"
+    marker = shared / "ran"
     affinity = {"os": ["linux"], "tags": [tag]}
 
     allowed = submit(api, "echo ok", user="alice", affinity=affinity)

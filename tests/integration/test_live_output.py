@@ -80,3 +80,29 @@ def test_output_of_unknown_run_is_404_and_bad_cursor_is_422(api, stack):
     assert api.get("/runs/nope/output").status_code == 404
     response = api.get("/runs/nope/output?after=-5")
     assert response.status_code == 422 and "after" in response.json["errors"]["query"]
+
+
+def test_followers_beyond_the_limit_take_turns_instead_of_holding_threads(api, stack):
+    """HYDRA_MAX_FOLLOWERS (2 here) output requests are served at once per API process; one
+    more is answered at once, without chunks, telling the client when to ask again."""
+    import threading
+
+    from hydra.settings import get_settings
+
+    limit = get_settings().max_followers
+    run_id = submit(api, "sleep 6; echo done", timeout=60)["run_id"]
+    wait_run(run_id, statuses=["running"])
+    held = [threading.Thread(target=read_all, args=(api, run_id, -1, 3)) for _ in range(limit)]
+    for thread in held:
+        thread.start()
+    time.sleep(0.5)  # both are waiting for output now
+    started = time.monotonic()
+    turned_away = read_all(api, run_id, -1, wait=3)
+    assert time.monotonic() - started < 1.5  # not held
+    assert turned_away["chunks"] == [] and not turned_away["ended"] and 1 <= turned_away["retry_after"] <= 2
+    assert turned_away["status"] == "running"
+    for thread in held:
+        thread.join()
+    page = read_all(api, run_id, -1, wait=0)
+    assert page.get("retry_after") is None  # a turn is free again
+    assert api.get("/runs/nope/output", query_string={"wait": 1}).status_code == 404

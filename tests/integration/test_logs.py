@@ -50,6 +50,7 @@ def test_each_component_writes_json_lines(stack, worker_factory):
         )
         created = requests.post(
             f"http://127.0.0.1:{port}/jobs/",
+            headers={"Authorization": f"Bearer {stack.admin_token}"},
             timeout=30,
             json=job_body("echo logged", affinity={"os": ["linux"], "tags": [tag]}),
         ).json()

@@ -12,12 +12,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from hydra import names
 from hydra.broker.registry import Registry
 from hydrastack import REPO
-from tests.conftest import CPU, GPU
+from tests.conftest import CPU, GPU, STACK
 from tests.helpers import submit, unique, wait_run, wait_until
 
 
-def scrape(url: str) -> dict:
-    response = requests.get(f"{url}/metrics", timeout=30)
+def scrape(url: str, token: str | None = None) -> dict:
+    token = token or STACK.metrics_token
+    response = requests.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=30)
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/plain")
     samples = {}
     for family in text_string_to_metric_families(response.text):

@@ -56,7 +56,7 @@ def test_seed_001_schedule_example(api, stack):
     task = response.json
     assert task["command"] == "echo cleanup" and task["id"]
     run = wait_run(task["run_id"])
-    assert run.status == "succeeded" and run.user == "anonymous"
+    assert run.status == "succeeded" and run.user == "admin"  # the caller (the stack's admin token)
 
     view = api.get(f"/schedule/{task['id']}").json
     assert view["status"] == "succeeded" and view["stdout"] == "cleanup\n" and view["returncode"] == 0

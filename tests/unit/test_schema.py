@@ -11,12 +11,19 @@ import pytest
 
 from hydra import names
 from hydra.control import verbs
+from hydra.model.access import Principal, Role
 from hydra.model.spec import load_job
 from hydra.model.status import RunStatus
 from hydra.store import schema
+from hydra.store.audit import AuditStore
 from hydra.store.base import Store
+from hydra.store.namespaces import NamespaceStore
 from hydra.store.reindex import Reindexer
+from hydra.store.tokens import TokenStore
 from hydra.store.workers import WorkerStore
+
+#: Submits in any namespace, as anyone.
+ADMIN = Principal(user="admin", roles={"*": Role.ADMIN}, act_as=frozenset({"*"}), via="token:admin")
 
 STORES = Path(schema.__file__).parent
 #: pymongo methods whose first argument is a filter, and the write models that take one.
@@ -118,7 +125,7 @@ def test_the_stores_run_every_declared_query_and_no_other(memory, monkeypatch):
     monkeypatch.setattr(Store, "_cursor", spy)
     memory.worker("cpu1")
     body = {"name": "n", "user": "rich", "command": "true"}
-    job, run, _ = verbs.submit(load_job(body), pipeline=memory.pipeline)
+    job, run, _ = verbs.submit(load_job(body), actor=ADMIN, pipeline=memory.pipeline)
     memory.pipeline.runs.index.unbuild()
     jobs, runs = memory.pipeline.jobs, memory.pipeline.runs
     for status in (None, RunStatus.RUNNING):
@@ -134,6 +141,13 @@ def test_the_stores_run_every_declared_query_and_no_other(memory, monkeypatch):
     runs.with_status([RunStatus.PENDING])
     runs.active_on("cpu1@host")
     WorkerStore().all()
+    TokenStore().all()
+    NamespaceStore().all()
+    audit = AuditStore()
+    audit.list()
+    audit.list(namespaces=["default"])
+    audit.list(actor="admin", namespaces=["default"])
+    audit.list(target=job.id)
     memory.db[names.INDEX_BACKLOG].insert_one({"_id": f"run:{run.run_id}", "kind": "run", "ref": run.run_id})
     Reindexer(runs).rebuild()
     assert set(seen) == set(schema.QUERIES)

@@ -3,7 +3,7 @@
 import pytest
 
 from hydra.errors import InvalidJob
-from hydra.model.spec import load_job, load_message, message_kwargs
+from hydra.model.spec import body_problems, load_job, load_message, message_kwargs
 
 SEED = {
     "name": "test-echo",
@@ -62,7 +62,8 @@ def test_bad_fields_are_named(patch, field):
 
 def test_missing_required_fields_are_named():
     errors = errors_of({"command": "true"})
-    assert set(errors) >= {"name", "user"}
+    assert set(errors) >= {"name"}  # user: the caller, unless named
+    assert "user" in errors_of({"command": "true"}, load_message)  # a message always names its user
 
 
 def test_combinations():
@@ -133,3 +134,81 @@ def test_cron_policies_are_validated_and_stay_off_the_message():
     assert not {"misfire", "overlap", "schedule", "timezone"} & set(kwargs)
     assert "misfire" in errors_of(dict(SEED, misfire="always"))
     assert "overlap" in errors_of(dict(SEED, overlap="replace"))
+
+
+# -- what no job body may hold (issue 12): each of these was a 500, or broke reads later ------------
+
+
+def _errors(body) -> dict:
+    with pytest.raises(InvalidJob) as info:
+        load_job(body)
+    return info.value.errors
+
+
+def _body(**fields):
+    return {"name": "n", "user": "u", "command": "echo", **fields}
+
+
+def test_a_cron_that_never_fires_is_refused():
+    assert "never fires" in _errors(_body(schedule="0 0 31 2 *"))["schedule"][0]
+    assert "never fires" in _errors(_body(schedule="0 0 30 2 *", timezone="Europe/Paris"))["schedule"][0]
+    assert load_job(_body(schedule="0 0 29 2 *"))["schedule"] == "0 0 29 2 *"
+
+
+def test_nesting_deeper_than_the_limit_is_refused_without_recursion():
+    deep: list = []
+    for _ in range(100_000):  # far past Python's recursion limit
+        deep = [deep]
+    assert "deeper than 32" in _errors(_body(env={"A": "x"}, args=deep))["args"][0]
+    ok: list = []
+    for _ in range(29):  # 30 lists, in http (level 2) of the body (level 1): 32 levels
+        ok = [ok]
+    assert "http" not in body_problems({"http": {"url": "http://x/", "body": ok}})
+    assert "http" in body_problems({"http": {"url": "http://x/", "body": [ok]}})
+
+
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"command": "echo \ud800"}, "command"),
+        ({"env": {"A": "x\udfff"}}, "env"),
+        ({"command": "a\x00b"}, "command"),
+        ({"env": {"A\x00": "x"}}, "env"),
+        ({"name": "\ud83d"}, "name"),
+    ],
+)
+def test_lone_surrogates_and_nul_are_refused(fields, field):
+    assert field in _errors(_body(**fields))
+
+
+@pytest.mark.parametrize("key", ["$where", "a.b", "x\x00"])
+def test_keys_with_dollar_dot_or_nul_are_refused_in_headers(key):
+    body = {"name": "n", "user": "u", "executor": "http", "http": {"url": "http://x/", "headers": {key: "1"}}}
+    assert "http" in _errors(body)
+
+
+def test_a_webhook_body_may_hold_any_json():
+    body = {"name": "n", "user": "u", "executor": "http", "http": {"url": "http://x/", "body": {"$a.b": [[1]]}}}
+    assert load_job(body)["http"]["body"] == {"$a.b": [[1]]}
+    assert "http" in _errors({**body, "http": {"url": "http://x/", "body": [float("inf")]}})
+    assert "http" in _errors({**body, "http": {"url": "http://x/", "body": 2**64}})
+
+
+@pytest.mark.parametrize(
+    "value", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "1969-12-31T23:59:59Z", "0001-01-01T00:00:00Z"]
+)
+def test_out_of_range_datetimes_are_refused(value):
+    assert "scheduled_at" in _errors(_body(scheduled_at=value))
+
+
+def test_the_same_rules_hold_for_task_messages():
+    """What the worker re-validates a message with: the forged message of the issue fails it."""
+    with pytest.raises(InvalidJob) as info:
+        load_message({"user": "u", "command": "echo \ud800"})
+    assert "command" in info.value.errors
+    with pytest.raises(InvalidJob) as info:
+        load_message({"user": "evil user!", "command": "x", "timeout": -5, "priority": 999, "attempt": 0, "extra": 1})
+    assert {"user", "timeout", "priority", "attempt", "extra"} <= set(info.value.errors)
+    with pytest.raises(InvalidJob) as info:
+        load_message({"user": "u", "command": "x", "timeout": 1e12})
+    assert "timeout" in info.value.errors

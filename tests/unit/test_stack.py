@@ -74,8 +74,9 @@ def group_alive(pgid: int) -> list[int]:
 def test_default_ports(tmp_path):
     s = Stack(tmp_path)
     assert (s.redis_port, s.mongo_port, s.api_port, s.flower_port) == (6379, 27017, 8000, 5555)
-    assert s.broker_url == "redis://127.0.0.1:6379/0"
-    assert s.mongo_url == "mongodb://127.0.0.1:27017/"
+    assert s.broker_url == f"redis://hydra:{s.redis_password}@127.0.0.1:6379/0"
+    assert s.admin_broker_url == f"redis://default:{s.redis_admin_password}@127.0.0.1:6379/0"
+    assert s.mongo_url == f"mongodb://hydra:{s.mongo_password}@127.0.0.1:27017/?authSource=hydra"
     assert s.api_url == "http://127.0.0.1:8000"
     assert s.flower_url == "http://127.0.0.1:5555"
 
@@ -94,11 +95,16 @@ def test_env_overrides_ports_and_arguments_override_env(tmp_path, monkeypatch):
 def test_env_for_clients(tmp_path):
     s = Stack(tmp_path, redis_port=7001, mongo_port=7002, api_port=7003, mongo_db="t1")
     assert s.env_for_clients() == {
-        "HYDRA_BROKER_URL": "redis://127.0.0.1:7001/0",
-        "HYDRA_MONGO_URL": "mongodb://127.0.0.1:7002/",
+        "HYDRA_BROKER_URL": f"redis://hydra:{s.redis_password}@127.0.0.1:7001/0",
+        "HYDRA_MONGO_URL": f"mongodb://hydra:{s.mongo_password}@127.0.0.1:7002/?authSource=t1",
         "HYDRA_MONGO_DB": "t1",
         "HYDRA_API_URL": "http://127.0.0.1:7003",
+        "HYDRA_TOKEN_FILE": str(tmp_path / "admin.token"),
+        "HYDRA_SIGNING_KEY_FILE": str(tmp_path / "signing.key"),
     }
+    key = tmp_path / "signing.key"
+    assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_text().strip()) == 64
+    assert tmp_path.stat().st_mode & 0o777 == 0o700
 
 
 def test_external_mongo(tmp_path, monkeypatch):
@@ -170,7 +176,19 @@ def test_redis_command(stk, monkeypatch):
         "/usr/bin/redis-server", "--bind", "127.0.0.1", "--port", "1",
         "--dir", str(stk.root / "data" / "redis"),
         "--appendonly", "yes", "--save", "", "--daemonize", "no", "--protected-mode", "yes",
+        "--aclfile", str(stk.root / "redis.acl"),
     ]  # fmt: skip
+
+
+def test_credentials_are_made_once_kept_private_and_differ(stk):
+    made = (stk.redis_password, stk.redis_admin_password, stk.mongo_password)
+    assert len(set(made)) == 3 and all(len(p) >= 24 for p in made)
+    assert (stk.redis_password, stk.redis_admin_password, stk.mongo_password) == made  # kept
+    acl = stk.write_redis_acl()
+    assert acl.stat().st_mode & 0o777 == 0o600
+    assert f"user hydra on >{stk.redis_password} ~* &* +@all -@dangerous +info" in acl.read_text()
+    for name in ("redis-hydra.password", "redis-admin.password", "mongo-hydra.password"):
+        assert (stk.root / name).stat().st_mode & 0o777 == 0o600
 
 
 def test_mongod_command_when_on_path(stk, monkeypatch):
@@ -180,7 +198,7 @@ def test_mongod_command_when_on_path(stk, monkeypatch):
     assert stk.mongo_backend == "mongod"
     assert stk.mongo_command() == [
         "/opt/mongo/bin/mongod", "--dbpath", str(stk.root / "data" / "mongo"),
-        "--port", "2", "--bind_ip", "127.0.0.1",
+        "--port", "2", "--bind_ip", "127.0.0.1", "--auth",
     ]  # fmt: skip
 
 
@@ -193,6 +211,7 @@ def test_ferretdb_command_otherwise(stk, monkeypatch):
         "/go/bin/ferretdb", "--handler=sqlite", f"--sqlite-url=file:{data / 'ferretdb'}/?_pragma=synchronous(normal)",
         "--listen-addr=127.0.0.1:2", f"--state-dir={data / 'ferretdb-state'}",
         "--debug-addr=-", "--telemetry=disable", "--log-level=warn",
+        "--setup-username=hydra", f"--setup-database={stk.mongo_db}", "--test-enable-new-auth",
     ]  # fmt: skip
     monkeypatch.setattr(ferretdb, "find_binary", lambda: None)
     with pytest.raises(StackError, match="make install"):
@@ -378,3 +397,11 @@ def test_signal_default_is_sigterm():
 
     assert inspect.signature(Stack.stop).parameters["sig"].default == signal.SIGTERM
     assert inspect.signature(Stack.kill).parameters["sig"].default == signal.SIGKILL
+
+
+def test_make_up_prints_store_urls_without_their_passwords():
+    from hydrastack.__main__ import _masked
+
+    assert _masked("redis://hydra:s3cret@127.0.0.1:6379/0") == "redis://hydra:***@127.0.0.1:6379/0"
+    assert _masked("mongodb://hydra:a%40b@h:1/?authSource=hydra") == "mongodb://hydra:***@h:1/?authSource=hydra"
+    assert _masked("mongodb://127.0.0.1:27017/") == "mongodb://127.0.0.1:27017/"

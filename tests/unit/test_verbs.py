@@ -10,18 +10,19 @@ from hydra import clock, names
 from hydra.broker.schedules import ScheduleFeed
 from hydra.broker.stops import StopFlags
 from hydra.control import verbs
-from hydra.control.cancel import cancel_run
 from hydra.dispatch.attempts import end_attempt
 from hydra.errors import Conflict, InvalidJob, NotFound
+from hydra.model.access import Principal, Role
 from hydra.model.outcome import Outcome
 from hydra.model.spec import load_job
 from hydra.model.status import RunStatus
 
 BODY = {"name": "nightly", "user": "rich", "command": "make", "affinity": {"os": ["linux"]}}
+ADMIN = Principal(user="rich", roles={"*": Role.ADMIN}, act_as=frozenset({"*"}), via="token:test")
 
 
 def submit(memory, **overrides):
-    return verbs.submit(load_job(dict(BODY, **overrides)), pipeline=memory.pipeline)
+    return verbs.submit(load_job(dict(BODY, **overrides)), actor=ADMIN, pipeline=memory.pipeline)
 
 
 def test_a_plain_job_is_stored_dispatched_and_counted(memory):
@@ -50,35 +51,37 @@ def test_a_cron_job_gets_no_run_but_tells_the_scheduler(memory):
 
 def test_patch_merges_then_validates_the_whole_body(memory):
     job, _run, _ = submit(memory, schedule="*/5 * * * *")
-    changed = verbs.update(job.id, patch={"command": "make test", "priority": 80}, pipeline=memory.pipeline)
+    changed = verbs.update(
+        job.id, patch={"command": "make test", "priority": 80}, actor=ADMIN, pipeline=memory.pipeline
+    )
     assert (changed.command, changed.priority, changed.user) == ("make test", 80, "rich")
     with pytest.raises(InvalidJob) as info:
-        verbs.update(job.id, patch={"affinity": {"allowed_users": ["ana"]}}, pipeline=memory.pipeline)
+        verbs.update(job.id, patch={"affinity": {"allowed_users": ["ana"]}}, actor=ADMIN, pipeline=memory.pipeline)
     assert "user" in info.value.errors
     assert memory.pipeline.jobs.get(job.id).command == "make test"  # nothing half-written
 
 
 def test_a_deleted_job_keeps_its_history_and_refuses_verbs(memory):
     job, run, _ = submit(memory)  # no worker: pending
-    verbs.delete(job.id, pipeline=memory.pipeline)
+    verbs.delete(job.id, actor=ADMIN, pipeline=memory.pipeline)
     assert memory.pipeline.runs.get(run.run_id).status == "cancelled"
     assert memory.pipeline.jobs.get(job.id).deleted_at is not None
     for verb in (verbs.trigger, verbs.pause):
         with pytest.raises(Conflict):
-            verb(job.id, pipeline=memory.pipeline)
-    verbs.delete(job.id, pipeline=memory.pipeline)  # idempotent
+            verb(job.id, actor=ADMIN, pipeline=memory.pipeline)
+    verbs.delete(job.id, actor=ADMIN, pipeline=memory.pipeline)  # idempotent
     with pytest.raises(NotFound):
-        verbs.delete("no-such-job", pipeline=memory.pipeline)
+        verbs.delete("no-such-job", actor=ADMIN, pipeline=memory.pipeline)
 
 
 def test_pause_and_resume_need_a_schedule_and_restart_it_from_now(memory):
     plain, _run, _ = submit(memory)
     with pytest.raises(Conflict):
-        verbs.pause(plain.id, pipeline=memory.pipeline)
+        verbs.pause(plain.id, actor=ADMIN, pipeline=memory.pipeline)
     job, _none, _ = submit(memory, schedule="* * * * *")
-    paused = verbs.pause(job.id, pipeline=memory.pipeline)
+    paused = verbs.pause(job.id, actor=ADMIN, pipeline=memory.pipeline)
     assert paused.paused and paused.next_run_at() is None
-    resumed = verbs.resume(job.id, pipeline=memory.pipeline)
+    resumed = verbs.resume(job.id, actor=ADMIN, pipeline=memory.pipeline)
     assert not resumed.paused and resumed.schedule_since > job.schedule_since
 
 
@@ -86,7 +89,7 @@ def test_a_failed_run_is_retried_once_as_the_next_attempt_of_its_chain(memory):
     memory.worker("cpu1")
     job, run, _ = submit(memory)
     with pytest.raises(Conflict):  # still queued
-        verbs.retry(run.run_id, pipeline=memory.pipeline)
+        verbs.retry(run.run_id, actor=ADMIN, pipeline=memory.pipeline)
     end_attempt(
         run.run_id,
         Outcome(status="failed", returncode=2),
@@ -95,24 +98,24 @@ def test_a_failed_run_is_retried_once_as_the_next_attempt_of_its_chain(memory):
         attempt=1,
         pipeline=memory.pipeline,
     )
-    job_id, again = verbs.retry(run.run_id, pipeline=memory.pipeline)
+    job_id, again = verbs.retry(run.run_id, actor=ADMIN, pipeline=memory.pipeline)
     retried = memory.pipeline.runs.get(again.run_id)
     assert job_id == job.id and (retried.attempt, retried.retry_of) == (2, run.run_id)
     assert memory.pipeline.runs.get(run.run_id).retried_by == again.run_id
     with pytest.raises(Conflict, match="already retried"):
-        verbs.retry(run.run_id, pipeline=memory.pipeline)
+        verbs.retry(run.run_id, actor=ADMIN, pipeline=memory.pipeline)
 
 
 def test_cancel_ends_a_queued_run_at_once_and_asks_a_running_ones_worker(memory):
     memory.worker("cpu1")
     _job, queued, _ = submit(memory)
-    run, ended = cancel_run(queued.run_id, pipeline=memory.pipeline)
-    assert ended and run.status == "cancelled" and run.ended_by == "api"
+    run, ended = verbs.cancel(queued.run_id, actor=ADMIN, pipeline=memory.pipeline)
+    assert ended and run.status == "cancelled" and run.ended_by == "rich"
 
     _job, running, _ = submit(memory)
     memory.pipeline.runs.claim(running.run_id, message=memory.app.sent[-1].kwargs, worker_id="cpu1@host")
-    run, ended = cancel_run(running.run_id, pipeline=memory.pipeline)
+    run, ended = verbs.cancel(running.run_id, actor=ADMIN, pipeline=memory.pipeline)
     assert not ended and run.status == "running" and run.cancel_requested_at is not None
-    assert StopFlags().reason(running.run_id) == "cancel requested by api"
+    assert StopFlags().reason(running.run_id) == "cancel requested by rich"
     with pytest.raises(Conflict):
-        cancel_run(queued.run_id, pipeline=memory.pipeline)
+        verbs.cancel(queued.run_id, actor=ADMIN, pipeline=memory.pipeline)

@@ -7,9 +7,19 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from hydrastack.processes import StackError
 from hydrastack.services import DEFAULT_WORKERS, REPO, Stack, WorkerSpec
+
+
+def _masked(url: str) -> str:
+    """``url`` with its password shown as ``***`` (the passwords stay in their 0600 files)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def _print_up(stack: Stack, workers: Sequence[WorkerSpec], flower: bool) -> None:
@@ -23,14 +33,22 @@ def _print_up(stack: Stack, workers: Sequence[WorkerSpec], flower: bool) -> None
         user, _, password = stack.flower_auth.partition(":")
         lines.append(f"  Flower    {stack.flower_url}   (user {user!r}, password {password!r})")
     lines += [
-        f"  Redis     {stack.broker_url}",
-        f"  MongoDB   {stack.mongo_url}   ({backend}, database {stack.mongo_db!r})",
+        f"  Redis     {_masked(stack.broker_url)}   (password: {stack.root / 'redis-hydra.password'})",
+        f"  MongoDB   {_masked(stack.mongo_url)}   ({backend}, database {stack.mongo_db!r};"
+        f" password: {stack.root / 'mongo-hydra.password'})",
     ]
     for i, spec in enumerate(workers):
         label = "  Workers   " if i == 0 else "            "
         lines.append(f"{label}{spec.node:<28} queues {spec.queues}  (concurrency {spec.concurrency})")
+    token = stack.admin_token_path
     lines += [
         f"  Logs      {stack.log_dir}/",
+        "",
+        f"Every call needs a token. The admin token is in {token} (mode 0600; the CLI, the Python",
+        "client and examples/ read it there, or from $HYDRA_TOKEN):",
+        f'  curl -H "Authorization: Bearer $(cat {token})" {stack.api_url}/workers/',
+        f"  export HYDRA_TOKEN=$(cat {token}); .venv/bin/hydra token create --name me --role default=operator",
+        f"Prometheus scrapes /metrics with the token in {stack.root / 'metrics.token'}.",
         "",
         "Run `make status` to check on it, `make logs` to read the logs, `make down` to stop.",
     ]

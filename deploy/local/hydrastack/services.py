@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -53,6 +54,9 @@ PORT_ENV = {
     "flower": "HYDRA_FLOWER_PORT",
 }
 WORKER_PREFIX = "worker-"
+#: The users Hydra's processes are in Redis and MongoDB.
+REDIS_USER = "hydra"
+MONGO_USER = "hydra"
 #: Stop order groups used by ``down`` (reverse of the start order; a group stops in parallel).
 _DOWN_GROUPS = (("flower", "api"), ("<workers>",), ("controller",), ("mongo",), ("redis",))
 
@@ -188,11 +192,51 @@ class Stack(Supervisor):
 
     @property
     def broker_url(self) -> str:
-        return f"redis://127.0.0.1:{self.redis_port}/0"
+        """Redis as Hydra's processes reach it: the ACL user ``hydra`` (no CONFIG, DEBUG,
+        FLUSHALL or other dangerous commands)."""
+        return f"redis://{REDIS_USER}:{self.redis_password}@127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def admin_broker_url(self) -> str:
+        """Redis as its operator reaches it (the stack's own checks, tests that flush it)."""
+        return f"redis://default:{self.redis_admin_password}@127.0.0.1:{self.redis_port}/0"
 
     @property
     def mongo_url(self) -> str:
-        return self._external_mongo_url or f"mongodb://127.0.0.1:{self.mongo_port}/"
+        """MongoDB as Hydra's processes reach it: the user ``hydra`` (an external MongoDB's URL
+        is used as given)."""
+        if self._external_mongo_url:
+            return self._external_mongo_url
+        source = "admin" if self.mongo_backend == "mongod" else self.mongo_db
+        return f"mongodb://{MONGO_USER}:{self.mongo_password}@127.0.0.1:{self.mongo_port}/?authSource={source}"
+
+    # --- credentials: made by the first start, kept under the root (0600), passed to Hydra's
+    # processes in their environment and never to a job's (the executor's allowlist) ---
+
+    @property
+    def redis_password(self) -> str:
+        return self._secret("redis-hydra.password", lambda: secrets.token_urlsafe(24))
+
+    @property
+    def redis_admin_password(self) -> str:
+        return self._secret("redis-admin.password", lambda: secrets.token_urlsafe(24))
+
+    @property
+    def mongo_password(self) -> str:
+        return self._secret("mongo-hydra.password", lambda: secrets.token_urlsafe(24))
+
+    def write_redis_acl(self) -> Path:
+        """Redis's users: ``default`` (the operator: everything) and ``hydra`` (Hydra's
+        processes: no dangerous command but INFO, which the controller reads Redis's run id from)."""
+        path = self.root / "redis.acl"
+        lines = [
+            f"user default on >{self.redis_admin_password} ~* &* +@all",
+            f"user {REDIS_USER} on >{self.redis_password} ~* &* +@all -@dangerous +info",
+        ]
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
+        return path
 
     @property
     def api_url(self) -> str:
@@ -202,21 +246,46 @@ class Stack(Supervisor):
     def flower_url(self) -> str:
         return f"http://127.0.0.1:{self.flower_port}"
 
+    def _secret(self, name: str, make) -> str:
+        """A secret made once (``make()``) and kept in ``<root>/<name>``, mode 0600."""
+        path = self.root / name
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)  # private: no job's OS user reads what the stack keeps
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(make() + "\n")
+        return path.read_text().strip()
+
     @property
     def flower_auth(self) -> str:
         """``user:password`` for Flower's basic auth: HYDRA_FLOWER_AUTH, else a random
         password made once and kept in ``<root>/flower.auth``."""
-        configured = os.environ.get("HYDRA_FLOWER_AUTH")
-        if configured:
-            return configured
-        path = self.root / "flower.auth"
-        if not path.exists():
-            import secrets
+        return os.environ.get("HYDRA_FLOWER_AUTH") or self._secret(
+            "flower.auth", lambda: f"admin:{secrets.token_urlsafe(12)}"
+        )
 
-            self.root.mkdir(parents=True, exist_ok=True)
-            path.write_text(f"admin:{secrets.token_urlsafe(12)}\n")
-            path.chmod(0o600)
-        return path.read_text().strip()
+    @property
+    def metrics_token(self) -> str:
+        """The token that may read /metrics only (for Prometheus), kept in ``<root>/metrics.token``."""
+        return self._secret("metrics.token", lambda: secrets.token_urlsafe(32))
+
+    @property
+    def admin_token_path(self) -> Path:
+        """Where ``up`` keeps the admin token it bootstraps (``bootstrap_token``)."""
+        return self.root / "admin.token"
+
+    @property
+    def admin_token(self) -> str:
+        return self.admin_token_path.read_text().strip()
+
+    @property
+    def signing_key_path(self) -> Path:
+        """The key every process of the stack signs and verifies task messages with
+        (``hydra.dispatch.signing``): ``<root>/signing.key``, made once, mode 0600; the root
+        itself is made private (0700), so no job's OS user can read what the stack keeps."""
+        self._secret("signing.key", lambda: secrets.token_hex(32))
+        return self.root / "signing.key"
 
     @property
     def mongo_backend(self) -> str:
@@ -233,6 +302,8 @@ class Stack(Supervisor):
             "HYDRA_MONGO_URL": self.mongo_url,
             "HYDRA_MONGO_DB": self.mongo_db,
             "HYDRA_API_URL": self.api_url,
+            "HYDRA_TOKEN_FILE": str(self.admin_token_path),
+            "HYDRA_SIGNING_KEY_FILE": str(self.signing_key_path),
         }
 
     # --- paths ---------------------------------------------------------------------------
@@ -253,6 +324,7 @@ class Stack(Supervisor):
             exe, "--bind", "127.0.0.1", "--port", str(self.redis_port),
             "--dir", str(self.data_dir / "redis"),
             "--appendonly", "yes", "--save", "", "--daemonize", "no", "--protected-mode", "yes",
+            "--aclfile", str(self.root / "redis.acl"),
         ]  # fmt: skip
 
     def mongo_command(self) -> list[str] | None:
@@ -263,7 +335,7 @@ class Stack(Supervisor):
         if backend == "mongod":
             return [
                 shutil.which("mongod") or "mongod", "--dbpath", str(self.data_dir / "mongo"),
-                "--port", str(self.mongo_port), "--bind_ip", "127.0.0.1",
+                "--port", str(self.mongo_port), "--bind_ip", "127.0.0.1", "--auth",
             ]  # fmt: skip
         binary = ferretdb.find_binary()
         if binary is None:
@@ -271,7 +343,15 @@ class Stack(Supervisor):
                 "FerretDB not found (neither `ferretdb` on PATH nor $(go env GOPATH)/bin/ferretdb): "
                 "run `make install`, or set HYDRA_MONGO_URL, or put mongod on PATH"
             )
-        return ferretdb.command(binary, self.ferretdb_sqlite_dir, self.data_dir / "ferretdb-state", self.mongo_port)
+        return [
+            *ferretdb.command(binary, self.ferretdb_sqlite_dir, self.data_dir / "ferretdb-state", self.mongo_port),
+            # FerretDB's own authentication (SCRAM): measured to hold - unauthenticated and
+            # wrong-password clients are refused; see deploy/README.md. The password comes
+            # in FERRETDB_SETUP_PASSWORD (start_mongo), not on the command line.
+            f"--setup-username={MONGO_USER}",
+            f"--setup-database={self.mongo_db}",
+            "--test-enable-new-auth",
+        ]
 
     def api_command(self) -> list[str]:
         # --no-control-socket: gunicorn >= 25 otherwise binds ~/.gunicorn/gunicorn.ctl, one
@@ -386,6 +466,7 @@ class Stack(Supervisor):
         (self.data_dir / "redis").mkdir(parents=True, exist_ok=True)
         if not shutil.which("redis-server"):
             raise StackError("redis-server not found on PATH: run `make install`", "redis")
+        self.write_redis_acl()
         proc = self._ensure("redis", self.redis_command(), port=self.redis_port, hydra_process=False)
         if wait:
             self.wait_healthy(["redis"], START_TIMEOUT["redis"])
@@ -402,11 +483,38 @@ class Stack(Supervisor):
             else:
                 self.ferretdb_sqlite_dir.mkdir(parents=True, exist_ok=True)
                 (self.data_dir / "ferretdb-state").mkdir(parents=True, exist_ok=True)
-            proc = self._ensure("mongo", argv, port=self.mongo_port, hydra_process=False)
+            proc = self._ensure(
+                "mongo",
+                argv,
+                port=self.mongo_port,
+                hydra_process=False,
+                env={"FERRETDB_SETUP_PASSWORD": self.mongo_password},
+            )
         if wait:
             self.wait_healthy(["mongo"], START_TIMEOUT["mongo"])
+            self.ensure_mongod_user()
             self.ensure_schema()
+            self.bootstrap_token()
         return proc
+
+    def ensure_mongod_user(self) -> None:
+        """With mongod (which runs with --auth): create the user ``hydra`` through the localhost
+        exception the first time (FerretDB creates its user itself from --setup-username)."""
+        if self.mongo_backend != "mongod":
+            return
+        import pymongo
+
+        client = pymongo.MongoClient(f"mongodb://127.0.0.1:{self.mongo_port}/", serverSelectionTimeoutMS=15000)
+        try:
+            if not client.admin.command("usersInfo", MONGO_USER)["users"]:
+                client.admin.command(
+                    "createUser",
+                    MONGO_USER,
+                    pwd=self.mongo_password,
+                    roles=[{"role": "readWrite", "db": self.mongo_db}, {"role": "dbAdmin", "db": self.mongo_db}],
+                )
+        finally:
+            client.close()
 
     def ensure_schema(self) -> int:
         """Hydra's collections and indexes (idempotent); with FerretDB also the ``_id``
@@ -429,6 +537,23 @@ class Stack(Supervisor):
             if created:
                 self._say(f"mongo: added {created} FerretDB _id index(es)")
         return created
+
+    def bootstrap_token(self) -> bool:
+        """The admin token in ``admin_token_path`` (made unless a working one is there);
+        True when it was made now."""
+        import pymongo
+
+        from hydra.auth.tokens import bootstrap
+        from hydra.store.tokens import TokenStore
+
+        client = pymongo.MongoClient(self.mongo_url, serverSelectionTimeoutMS=15000, tz_aware=True)
+        try:
+            _token, made = bootstrap(TokenStore(client[self.mongo_db]), self.admin_token_path)
+        finally:
+            client.close()
+        if made:
+            self._say(f"auth: made the admin token ({self.admin_token_path})")
+        return made
 
     def start_controller(self, wait: bool = True) -> Proc:
         """Start the controller; with ``wait``, until it has set its alive key in Redis."""
@@ -459,7 +584,9 @@ class Stack(Supervisor):
 
     def start_api(self, wait: bool = True) -> Proc:
         """Start gunicorn; with ``wait``, until it answers HTTP (``up`` waits for 200)."""
-        proc = self._ensure("api", self.api_command(), port=self.api_port)
+        proc = self._ensure(
+            "api", self.api_command(), port=self.api_port, env={"HYDRA_METRICS_TOKEN": self.metrics_token}
+        )
         if wait:
             self.wait_healthy(["api"], START_TIMEOUT["api"], level="started")
         return proc
@@ -479,15 +606,17 @@ class Stack(Supervisor):
         if self._redis_client is None:
             import redis
 
-            self._redis_client = redis.Redis.from_url(self.broker_url, socket_timeout=2, socket_connect_timeout=1)
+            self._redis_client = redis.Redis.from_url(self.admin_broker_url, socket_timeout=2, socket_connect_timeout=1)
         return self._redis_client
 
     def _mongo(self):
         if self._mongo_client is None:
             import pymongo
 
+            # ping needs no credentials (mongod and FerretDB answer it before authentication)
+            url = self._external_mongo_url or f"mongodb://127.0.0.1:{self.mongo_port}/"
             self._mongo_client = pymongo.MongoClient(
-                self.mongo_url, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000, socketTimeoutMS=5000
+                url, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000, socketTimeoutMS=5000
             )
         return self._mongo_client
 
@@ -591,6 +720,7 @@ class Stack(Supervisor):
         self.start_mongo(wait=False)
         self.wait_healthy(["mongo"], min(left(), START_TIMEOUT["mongo"]))
         self.ensure_schema()
+        self.bootstrap_token()
         started = ["controller"]
         self.start_controller(wait=False)
         for spec in workers:

@@ -7,6 +7,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from hydra.execution.egress import EgressPolicy
+from hydra.execution.isolation import Confinement
 from hydra.model.outcome import Outcome
 from hydra.model.spec import EXECUTORS
 
@@ -28,6 +30,10 @@ class Context:
     env: dict[str, str] = field(default_factory=dict)
     #: Called with the pid of a command once it runs.
     on_start: Callable[[int], None] | None = None
+    #: The run's user, directory, cgroup and sandbox (hydra.execution.isolation); None: run as is.
+    confinement: Confinement | None = None
+    #: Where webhooks may go (hydra.execution.egress); None: the default policy (no internal address).
+    egress: EgressPolicy | None = None
 
 
 Executor = Callable[[dict, Context], Outcome]

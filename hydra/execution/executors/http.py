@@ -10,23 +10,105 @@ a connection error is ``failed`` with ``returncode`` None and the reason in ``er
 The request runs in a helper thread so that a cancel or the overall timeout ends the
 attempt at once (``requests``' own timeout only bounds each socket operation); an
 abandoned request is left to finish in the background and its answer is ignored.
+
+Egress is guarded (``hydra.execution.egress``): the host is resolved and every address
+checked before anything is sent, the connection goes to an address that was checked, no
+redirect is followed (a 3xx is a failed run naming its ``Location``), and proxies from the
+environment are ignored. ``HYDRA_WEBHOOK_ALLOW`` is the operator's allow-list.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, LocationParseError, NewConnectionError
+from urllib3.util import parse_url
+from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
 from hydra import clock, names
 from hydra.execution.capture import CappedBuffer
+from hydra.execution.egress import EgressPolicy, EgressRefused
 from hydra.execution.executors.base import Context, register
 from hydra.model.outcome import Outcome
 
 DEFAULT_TIMEOUT = 30.0
 _POLL = 0.05
 _CHUNK = 64 * 1024
+
+
+class _GuardedConnection:
+    """Mixed into urllib3's connections: connect only through addresses the policy allows."""
+
+    egress: EgressPolicy
+
+    def _new_conn(self) -> socket.socket:
+        host = self._dns_host.strip("[]")  # type: ignore[attr-defined]
+        timeout = None if self.timeout is _DEFAULT_TIMEOUT else self.timeout  # type: ignore[attr-defined]
+        try:
+            return self.egress.connect(
+                host,
+                self.port,  # type: ignore[attr-defined]
+                timeout,
+                self.source_address,  # type: ignore[attr-defined]
+                self.socket_options,  # type: ignore[attr-defined]
+            )
+        except EgressRefused as exc:
+            raise NewConnectionError(self, str(exc)) from exc  # type: ignore[arg-type]
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(self, f"connection to {host} timed out") from exc
+        except OSError as exc:
+            raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc  # type: ignore[arg-type]
+
+
+class GuardedAdapter(HTTPAdapter):
+    """A requests adapter whose connections go through :class:`EgressPolicy.connect`."""
+
+    def __init__(self, egress: EgressPolicy):
+        self.egress = egress
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, connections, maxsize, block=False, **pool_kwargs):
+        super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
+        egress = self.egress
+        plain = type("GuardedHTTPConnection", (_GuardedConnection, HTTPConnection), {"egress": egress})
+        tls = type("GuardedHTTPSConnection", (_GuardedConnection, HTTPSConnection), {"egress": egress})
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": type("GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": plain}),
+            "https": type("GuardedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": tls}),
+        }
+
+
+def guarded_session(egress: EgressPolicy) -> requests.Session:
+    """A session that reaches only what ``egress`` allows, ignores proxies and .netrc."""
+    session = requests.Session()
+    session.trust_env = False
+    adapter = GuardedAdapter(egress)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def precheck(url: str, egress: EgressPolicy) -> str | None:
+    """Why the URL's host may not be reached (None: it may): checked before anything is sent,
+    for a clear error (the connection itself is checked again)."""
+    try:
+        parsed = parse_url(url)
+    except LocationParseError as exc:
+        return f"not a URL: {exc}"
+    if not parsed.host:
+        return "the URL has no host"
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        egress.resolve(parsed.host.strip("[]"), port)
+    except EgressRefused as exc:
+        return str(exc)
+    return None
 
 
 class _Call:
@@ -42,6 +124,7 @@ class _Call:
         self.reason = ""
         self.error: str | None = None
         self.timed_out = False
+        self.location: str | None = None
 
     def start(self) -> None:
         threading.Thread(target=self._run, name="hydra-http", daemon=True).start()
@@ -51,11 +134,27 @@ class _Call:
         body = spec.get("body")
         options = {"data": body.encode()} if isinstance(body, str) else ({} if body is None else {"json": body})
         headers = {"User-Agent": f"hydra/{names.VERSION}", **(spec.get("headers") or {})}
+        egress = self.ctx.egress or EgressPolicy()
+        refused = precheck(spec["url"], egress)
+        if refused:
+            self.error = f"egress refused: {refused}"
+            self.done.set()
+            return
         try:
-            with requests.request(
-                spec.get("method") or "POST", spec["url"], headers=headers, timeout=self.timeout, stream=True, **options
-            ) as response:
+            with (
+                guarded_session(egress) as session,
+                session.request(
+                    spec.get("method") or "POST",
+                    spec["url"],
+                    headers=headers,
+                    timeout=self.timeout,
+                    stream=True,
+                    allow_redirects=False,
+                    **options,
+                ) as response,
+            ):
                 self.code, self.reason = response.status_code, response.reason or ""
+                self.location = response.headers.get("Location")
                 for chunk in response.iter_content(_CHUNK):
                     with self.lock:
                         if self.abandoned:
@@ -90,6 +189,12 @@ def run_http(job: dict, ctx: Context) -> Outcome:
             status, error = "failed", call.error or "no response"
         elif 200 <= call.code < 300:
             status = "succeeded"
+        elif 300 <= call.code < 400:
+            where = (call.location or "")[:500]
+            status, error = (
+                "failed",
+                f"HTTP {call.code}: redirect to {where!r} not followed (webhooks never follow redirects)",
+            )
         else:
             status, error = "failed", f"HTTP {call.code} {call.reason}".strip()
     out = call.buffer

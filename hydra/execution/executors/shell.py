@@ -3,10 +3,15 @@
 A thin adapter over :func:`hydra.execution.process.execute`, which kills the whole process
 tree on timeout or cancel and caps the output; the environment is
 :func:`hydra.execution.command.job_environment` (the job's ``env`` on a scrubbed base: the
-worker's broker and database URLs never reach it).
+worker's broker and database URLs never reach it), and with the worker's ``ctx.confinement``
+the command runs as the job's OS user in its own directory, cgroup and sandbox
+(``hydra.execution.isolation``).
 """
 
 from __future__ import annotations
+
+import os
+import shutil
 
 from hydra.execution.command import build_argv, job_environment
 from hydra.execution.executors.base import Context, register
@@ -21,15 +26,29 @@ def run_shell(job: dict, ctx: Context) -> Outcome:
     except ValueError as exc:
         return Outcome(status="failed", error=str(exc))
     env = job_environment(job.get("env"))
+    cwd = job.get("cwd")
+    confinement = ctx.confinement
+    if confinement is not None:
+        # The command starts behind the confinement's own programs (sh, bwrap, setpriv), so a
+        # program that is not there would only show as exit status 127: say so up front.
+        program = argv[0]
+        if os.sep in program:
+            found = os.path.exists(os.path.join(cwd or confinement.cwd, program))
+        else:
+            found = shutil.which(program, path=env.get("PATH")) is not None
+        if not found:
+            return Outcome(status="failed", error=f"command not found: {program}")
+        argv, env, cwd = confinement.argv(argv), confinement.environment(env), confinement.cwd
     env.update(ctx.env)
     return execute(
         argv,
         env=env,
-        cwd=job.get("cwd"),
+        cwd=cwd,
         timeout=job.get("timeout") or ctx.default_timeout,
         output_limit=ctx.output_limit,
         on_output=ctx.on_output,
         cancel=ctx.cancel,
         kill_grace=ctx.kill_grace,
         on_start=ctx.on_start,
+        confinement=confinement,
     )

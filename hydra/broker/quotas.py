@@ -1,0 +1,102 @@
+"""Namespaces' quotas at placement: which of a namespace's runs hold a place on a worker.
+
+Two Redis sets per namespace, of run ids: ``hydra:ns:<ns>:queued`` (placed on a worker's
+queue, not started) and ``hydra:ns:<ns>:running``. A run enters ``queued`` when the router
+places it - in one Lua step that first checks the namespace's limits, so racing API
+processes cannot overshoot them - moves to ``running`` when a worker claims it, and leaves
+when its attempt ends. Sets, not counters: placing the same run twice, or ending it twice,
+counts once.
+
+MongoDB stays the truth: the controller removes members whose runs ended or are no longer
+placed (``Controller.correct_quotas``), and refills the sets from MongoDB after Redis lost
+them (``Failover.reconcile``).
+"""
+
+from __future__ import annotations
+
+from hydra import names
+from hydra.broker.redis import RedisBacked
+
+_PLACE = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 or redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
+  return 0
+end
+local queued = redis.call('SCARD', KEYS[1])
+local running = redis.call('SCARD', KEYS[2])
+local max_running = tonumber(ARGV[2])
+local max_queued = tonumber(ARGV[3])
+if max_running >= 0 and queued + running >= max_running then return -1 end
+if max_queued >= 0 and queued >= max_queued then return -2 end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[4])
+return 1
+"""
+
+
+def _keys(namespace: str) -> tuple[str, str]:
+    return names.quota_key(namespace, "queued"), names.quota_key(namespace, "running")
+
+
+class NamespaceSlots(RedisBacked):
+    def take(self, namespace: str, run_id: str, *, max_running: int | None, max_queued: int | None) -> str | None:
+        """Count ``run_id`` as queued in ``namespace`` unless that breaks a limit; returns
+        None when it may be placed, else why not."""
+        queued, running = _keys(namespace)
+        answer = int(
+            self.redis.eval(
+                _PLACE,
+                3,
+                queued,
+                running,
+                names.QUOTA_NAMESPACES_KEY,
+                run_id,
+                -1 if max_running is None else max_running,
+                -1 if max_queued is None else max_queued,
+                namespace,
+            )
+        )
+        if answer == -1:
+            return f"namespace {namespace!r} has {max_running} runs in flight (max_running {max_running})"
+        if answer == -2:
+            return f"namespace {namespace!r} has {max_queued} runs waiting on workers (max_queued {max_queued})"
+        return None
+
+    def started(self, namespace: str, run_id: str) -> None:
+        queued, running = _keys(namespace)
+        pipe = self.redis.pipeline()
+        pipe.srem(queued, run_id)
+        pipe.sadd(running, run_id)
+        pipe.execute()
+
+    def released(self, namespace: str, run_id: str) -> None:
+        """The run holds no place any more (it ended, or went back to pending)."""
+        pipe = self.redis.pipeline()
+        for key in _keys(namespace):
+            pipe.srem(key, run_id)
+        pipe.execute()
+
+    def held(self, namespace: str) -> tuple[set[str], set[str]]:
+        """(queued, running) run ids of the namespace."""
+        queued, running = _keys(namespace)
+        pipe = self.redis.pipeline()
+        pipe.smembers(queued)
+        pipe.smembers(running)
+        got = pipe.execute()
+        return set(got[0]), set(got[1])
+
+    def namespaces(self) -> list[str]:
+        """Namespaces that may hold places (a superset: see :meth:`forget_if_empty`)."""
+        return sorted(self.redis.smembers(names.QUOTA_NAMESPACES_KEY))
+
+    def forget_if_empty(self, namespace: str) -> None:
+        queued, running = self.held(namespace)
+        if not queued and not running:
+            self.redis.srem(names.QUOTA_NAMESPACES_KEY, namespace)
+
+    def hold(self, namespace: str, run_id: str, *, running: bool) -> None:
+        """Count a run MongoDB says is queued or running (refilling after a Redis loss)."""
+        queued_key, running_key = _keys(namespace)
+        pipe = self.redis.pipeline()
+        pipe.sadd(running_key if running else queued_key, run_id)
+        pipe.sadd(names.QUOTA_NAMESPACES_KEY, namespace)
+        pipe.execute()

@@ -1,0 +1,133 @@
+"""What admins do besides jobs: API tokens, namespaces' limits, the audit trail.
+
+* A token may be made (or revoked, or seen) only by an admin of every namespace it grants a
+  role in (``*`` included), who may also act as its user and as everyone it may act as; any
+  caller may revoke its own token.
+* A namespace's limits are set by its admins, and read by whoever may read the namespace.
+* The audit trail of a namespace is read by its admins; events about tokens (which belong to
+  no namespace) by admins of ``*``.
+
+The secret of a token is returned once, by :func:`create_token`, and never stored.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hydra import clock
+from hydra.auth import bearer, tokens
+from hydra.control.access import require
+from hydra.control.verbs import audit
+from hydra.errors import Forbidden, InvalidJob
+from hydra.model.access import EVERY_NAMESPACE, Principal, Role, parse_grants
+from hydra.store.audit import AuditEvent, AuditStore
+from hydra.store.namespaces import NamespaceLimits, NamespaceStore
+from hydra.store.tokens import ApiToken, TokenStore
+
+
+def _may_manage(actor: Principal, token_roles: dict[str, Role]) -> bool:
+    """An admin of every namespace the token grants a role in (``*`` only by an admin of ``*``)."""
+    return all(actor.can("manage", ns) for ns in token_roles)
+
+
+def _may_grant(actor: Principal, token_roles: dict[str, Role], act_as: list[str], user: str) -> bool:
+    """To make a token: manage it, and be able to act as its user and as each user it may
+    act as (``*`` only with ``*`` itself) - a token never gives more than its maker has."""
+    return _may_manage(actor, token_roles) and all(actor.may_act_as(u) for u in [user, *act_as])
+
+
+def create_token(
+    actor: Principal,
+    *,
+    name: str,
+    user: str | None,
+    roles: dict[str, str],
+    act_as: list[str] | None = None,
+    expires_days: float | None = None,
+    store: TokenStore | None = None,
+) -> tokens.Issued:
+    try:
+        granted = parse_grants(roles)
+    except ValueError as exc:
+        raise InvalidJob({"roles": [str(exc)]}) from None
+    if not granted:
+        raise InvalidJob({"roles": ["give at least one namespace=role"]})
+    user = user or actor.user
+    if not _may_grant(actor, granted, act_as or [], user):
+        raise Forbidden(f"{actor.user!r} may not grant these roles or act-as rights")
+    expires = clock.utcnow() + timedelta(days=expires_days) if expires_days else None
+    issued = tokens.issue(
+        store or TokenStore(),
+        name=name,
+        user=user,
+        roles=granted,
+        act_as=act_as,
+        expires_at=expires,
+        created_by=actor.user,
+    )
+    audit(
+        actor,
+        "token.create",
+        namespace=None,
+        target=issued.token.id,
+        name=name,
+        user=user,
+        roles=issued.token.roles,
+        act_as=issued.token.act_as,
+    )
+    return issued
+
+
+def visible_tokens(actor: Principal, *, store: TokenStore | None = None) -> list[ApiToken]:
+    return [
+        t for t in (store or TokenStore()).all() if t.user == actor.user or _may_manage(actor, parse_grants(t.roles))
+    ]
+
+
+def revoke_token(actor: Principal, token_id: str, *, store: TokenStore | None = None) -> ApiToken:
+    store = store or TokenStore()
+    token = store.get(token_id)
+    own = actor.via == f"token:{token_id}"
+    if not own and not _may_manage(actor, parse_grants(token.roles)):
+        raise Forbidden(f"{actor.user!r} may not revoke token {token_id}")
+    revoked = store.revoke(token_id)
+    bearer.forget()
+    audit(actor, "token.revoke", namespace=None, target=token_id)
+    return revoked
+
+
+def limits(actor: Principal, namespace: str) -> NamespaceLimits:
+    require(actor, "read", namespace, kind="namespace", ident=namespace)
+    return NamespaceStore().limits(namespace)
+
+
+def set_limits(actor: Principal, namespace: str, *, max_running: int | None, max_queued: int | None) -> NamespaceLimits:
+    require(actor, "manage", namespace, kind="namespace", ident=namespace)
+    stored = NamespaceStore().put(
+        NamespaceLimits(id=namespace, max_running=max_running, max_queued=max_queued), by=actor.user
+    )
+    audit(
+        actor, "namespace.limits", namespace=namespace, target=namespace, max_running=max_running, max_queued=max_queued
+    )
+    return stored
+
+
+def audit_trail(
+    actor: Principal,
+    *,
+    namespace: str | None,
+    actor_name: str | None,
+    target: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[AuditEvent], str | None]:
+    if actor.role_in(EVERY_NAMESPACE) == Role.ADMIN:
+        namespaces = [namespace] if namespace else None
+    else:
+        managed = [ns for ns in actor.roles if actor.can("manage", ns)]
+        if not managed:
+            raise Forbidden(f"{actor.user!r} is an admin of no namespace")
+        namespaces = [ns for ns in managed if namespace in (None, ns)]
+        if not namespaces:
+            return [], None
+    return AuditStore().list(namespaces=namespaces, actor=actor_name, target=target, limit=limit, cursor=cursor)

@@ -1,0 +1,390 @@
+"""Where and as whom a command runs: an unprivileged OS user, a fresh directory, its own
+cgroup and (where bubblewrap is installed) its own pid and mount namespaces.
+
+The worker builds one :class:`Policy` at start-up from its settings and checks it (a worker
+that would run jobs as root without the operator's opt-in does not start). For each run it
+first asks :func:`refusal` (a job whose OS user or ``cwd`` this worker does not allow is
+refused before anything runs), then :func:`confine` makes the run's :class:`Confinement`:
+
+* **OS user.** A worker running as root runs commands as ``HYDRA_RUN_AS`` (default
+  ``hydra-job``, which ``make install`` creates) - or, with ``HYDRA_USER_MAP``
+  (``alice=alice,bob=svc-bob,*=hydra-job``), as the OS user mapped to the job's Hydra user
+  (``*`` is everyone else; without it, the others run as ``HYDRA_RUN_AS``). Root only when
+  ``HYDRA_ALLOW_ROOT=true``. The switch is ``setpriv`` (util-linux): uid, gid and the user's
+  groups, no capabilities (bounding set emptied too) and ``no_new_privs``, so a setuid
+  program cannot get root back. A worker that does not run as root runs commands as itself.
+* **Directory.** A fresh ``<HYDRA_WORK_ROOT>/<worker>/<run>`` (mode 0700, owned by the
+  command's user) is its working directory and ``HOME``, and is removed with everything in it
+  when the run ends. A job's ``cwd`` must lie under one of ``HYDRA_CWD_ROOTS``.
+* **cgroup** (``hydra.execution.cgroups``): timeout, cancel and a dead pool process kill
+  every process of the run.
+* **Sandbox** (``HYDRA_SANDBOX``: ``auto`` uses bubblewrap when it works here; ``bwrap``
+  requires it; ``none``): the command runs in a new pid namespace (it sees only its own
+  processes, so no other run's ``/proc/<pid>/environ``, nor the worker's; when its main
+  process ends, or the pool process dies, every process in it is killed by the kernel), a
+  new IPC namespace and session, with the file system read-only but for its own directory,
+  the ``cwd`` roots and a private ``/tmp``; the other runs' directories are hidden.
+
+The fallback, on a machine without bubblewrap, cgroups or root: the same environment
+scrubbing and fresh directory, and the process-tree, session and subreaper killing of
+``hydra.execution.process``; but then runs of the same OS user can see each other's
+processes (map Hydra users to distinct OS users there), and a process that leaves the
+session, is orphaned while its pool process is dead and clears ``HYDRA_RUN_ID`` from its
+environment can outlive its run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hydra.execution import cgroups
+
+log = logging.getLogger(__name__)
+
+#: The default OS user of commands on a root worker (created by ``make install``).
+DEFAULT_RUN_AS = "hydra-job"
+
+
+class IsolationError(ValueError):
+    """The worker's isolation settings cannot be honoured (the worker does not start)."""
+
+
+@dataclass(frozen=True)
+class OsUser:
+    name: str
+    uid: int
+    gid: int
+
+
+def _lookup(name: str) -> OsUser | None:
+    try:
+        import pwd
+    except ImportError:  # Windows
+        return None
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return None
+    return OsUser(entry.pw_name, entry.pw_uid, entry.pw_gid)
+
+
+def parse_user_map(text: str | None) -> dict[str, str]:
+    """``"alice=alice, bob=svc-bob, *=nobody"`` -> {"alice": "alice", ...}; ValueError on a bad entry."""
+    mapping: dict[str, str] = {}
+    for item in (text or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        hydra_user, sep, os_user = (part.strip() for part in item.partition("="))
+        if not sep or not hydra_user or not os_user:
+            raise IsolationError(f"HYDRA_USER_MAP: {item!r} is not <hydra user>=<OS user>")
+        mapping[hydra_user] = os_user
+    return mapping
+
+
+def parse_roots(text: str | None) -> tuple[str, ...]:
+    roots = []
+    for item in (text or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if not os.path.isabs(item):
+            raise IsolationError(f"HYDRA_CWD_ROOTS: {item!r} is not an absolute path")
+        roots.append(os.path.realpath(item))
+    return tuple(roots)
+
+
+def default_work_root(is_root: bool) -> Path:
+    """Root: /var/lib/hydra/runs (not under /tmp, where anyone could plant a symlink first);
+    otherwise a directory of this user's under the temporary directory."""
+    if is_root:
+        return Path("/var/lib/hydra/runs")
+    return Path(tempfile.gettempdir()) / f"hydra-runs-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+
+
+def bwrap_works(bwrap: str) -> bool:
+    """Can this process run a command in a bubblewrap sandbox (as :class:`Confinement` does)?"""
+    try:
+        done = subprocess.run(
+            [bwrap, *_bwrap_base(), "--", "true"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    if done.returncode != 0:
+        log.warning("bubblewrap does not work here: %s", done.stderr.decode(errors="replace").strip())
+    return done.returncode == 0
+
+
+def _bwrap_base() -> list[str]:
+    return [
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--die-with-parent",
+        "--new-session",
+        "--ro-bind", "/", "/",
+        "--dev", "/dev",
+        "--proc", "/proc",
+        "--tmpfs", "/tmp",
+        "--tmpfs", "/var/tmp",
+        "--tmpfs", "/dev/shm",
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How this worker isolates commands (see the module docstring)."""
+
+    #: False when the worker cannot switch users (it does not run as root, or not on POSIX).
+    switch_users: bool = False
+    run_as: str = DEFAULT_RUN_AS
+    user_map: Mapping[str, str] = field(default_factory=dict)
+    allow_root: bool = False
+    cwd_roots: tuple[str, ...] = ()
+    work_root: Path = field(default_factory=lambda: default_work_root(False))
+    bwrap: str | None = None
+    setpriv: str | None = None
+    cgroup: cgroups.Kind | None = None
+
+    @classmethod
+    def from_settings(cls, settings, *, probe: bool = True) -> Policy:
+        """The policy the settings ask for, checked against this machine; raises IsolationError."""
+        is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+        user_map = parse_user_map(settings.user_map)
+        if user_map and not is_root:
+            raise IsolationError("HYDRA_USER_MAP needs a worker running as root (it switches users)")
+        work_root = Path(settings.work_root) if settings.work_root else default_work_root(is_root)
+        if not work_root.is_absolute():
+            raise IsolationError(f"HYDRA_WORK_ROOT: {work_root} is not an absolute path")
+        sandbox = settings.sandbox
+        if sandbox not in ("auto", "bwrap", "none"):
+            raise IsolationError(f"HYDRA_SANDBOX must be auto, bwrap or none, not {sandbox!r}")
+        bwrap = shutil.which("bwrap") if sandbox != "none" and os.name == "posix" else None
+        if bwrap and probe and not bwrap_works(bwrap):
+            bwrap = None
+        if sandbox == "bwrap" and bwrap is None:
+            raise IsolationError("HYDRA_SANDBOX=bwrap, but bubblewrap (bwrap) is missing or does not work here")
+        try:
+            cgroup = cgroups.detect(settings.cgroup) if is_root or settings.cgroup != "auto" else None
+        except ValueError as exc:
+            raise IsolationError(str(exc)) from None
+        setpriv = shutil.which("setpriv") if is_root else None
+        if is_root and setpriv is None:
+            raise IsolationError("a root worker needs setpriv (util-linux) to run commands as another user")
+        policy = cls(
+            switch_users=is_root,
+            run_as=settings.run_as or DEFAULT_RUN_AS,
+            user_map=user_map,
+            allow_root=bool(settings.allow_root),
+            cwd_roots=parse_roots(settings.cwd_roots),
+            work_root=work_root,
+            bwrap=bwrap,
+            setpriv=setpriv,
+            cgroup=cgroup,
+        )
+        if is_root:  # a job of an unmapped user runs as run_as: it must exist; nobody runs as root unasked
+            reason = policy._user_refusal(policy.os_user_name(None))
+            if reason:
+                raise IsolationError(reason)
+            for name in user_map.values():
+                found = _lookup(name)
+                if found is not None and found.uid == 0 and not policy.allow_root:
+                    raise IsolationError(f"HYDRA_USER_MAP maps to root ({name!r}) without HYDRA_ALLOW_ROOT=true")
+        return policy
+
+    def describe(self) -> dict:
+        return {
+            "run_as": self.run_as if self.switch_users else "(the worker's own user)",
+            "user_map": dict(self.user_map),
+            "allow_root": self.allow_root,
+            "cwd_roots": list(self.cwd_roots),
+            "work_root": str(self.work_root),
+            "sandbox": "bwrap" if self.bwrap else "none",
+            "cgroup": self.cgroup.name if self.cgroup else "none",
+        }
+
+    def os_user_name(self, hydra_user: str | None) -> str:
+        if hydra_user is not None and hydra_user in self.user_map:
+            return self.user_map[hydra_user]
+        return self.user_map.get("*", self.run_as)
+
+    def _user_refusal(self, name: str) -> str | None:
+        found = _lookup(name)
+        if found is None:
+            return f"no OS user {name!r} on this worker (HYDRA_RUN_AS / HYDRA_USER_MAP)"
+        if found.uid == 0 and not self.allow_root:
+            return f"the job would run as root ({name!r}); a worker runs jobs as root only with HYDRA_ALLOW_ROOT=true"
+        return None
+
+    def os_user(self, hydra_user: str | None) -> OsUser | None:
+        """The OS user a job of ``hydra_user`` runs as (None: the worker's own); IsolationError
+        when it may not run here."""
+        if not self.switch_users:
+            return None
+        name = self.os_user_name(hydra_user)
+        reason = self._user_refusal(name)
+        if reason:
+            raise IsolationError(reason)
+        found = _lookup(name)
+        assert found is not None
+        return found
+
+    def cwd_refusal(self, cwd: str | None) -> str | None:
+        if cwd is None:
+            return None
+        if not os.path.isabs(cwd):
+            return f"cwd {cwd!r} is not an absolute path"
+        if not self.cwd_roots:
+            return "this worker allows no cwd (it declares no HYDRA_CWD_ROOTS); each run gets a fresh directory"
+        real = os.path.realpath(cwd)
+        for root in self.cwd_roots:
+            if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+                return None
+        return f"cwd {cwd!r} is not under this worker's HYDRA_CWD_ROOTS ({', '.join(self.cwd_roots)})"
+
+
+def refusal(message: dict, policy: Policy) -> str | None:
+    """Why this worker may not run the (validated) job message as the policy says; None if it may."""
+    if (message.get("executor") or "shell") != "shell":
+        return None  # a webhook runs no command (hydra.execution.egress guards where it goes)
+    try:
+        policy.os_user(message.get("user"))
+    except IsolationError as exc:
+        return str(exc)
+    return policy.cwd_refusal(message.get("cwd"))
+
+
+def _safe(name: str) -> str:
+    return name.replace(os.sep, "_").replace("\0", "_") or "_"
+
+
+class Confinement:
+    """One run's user, directory, cgroup and sandbox. ``argv`` and ``environment`` say how
+    to start its command, ``kill`` ends every process of it, ``close`` (also on exit of a
+    ``with``) kills what is left and removes the directory and the cgroup."""
+
+    def __init__(self, policy: Policy, *, worker_id: str, run_id: str, hydra_user: str | None, cwd: str | None):
+        self.policy = policy
+        self.user = policy.os_user(hydra_user)
+        self.workdir = policy.work_root / _safe(worker_id) / _safe(run_id)
+        self.cwd = cwd or str(self.workdir)
+        self.cgroup = policy.cgroup.run(worker_id, run_id) if policy.cgroup else None
+        self._closed = False
+
+    def __enter__(self) -> Confinement:
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def open(self) -> None:
+        for directory in (self.policy.work_root, self.workdir.parent):
+            directory.mkdir(mode=0o711, parents=True, exist_ok=True)
+        self.workdir.mkdir(mode=0o700)
+        if self.user is not None:
+            os.chown(self.workdir, self.user.uid, self.user.gid)
+        if self.cgroup is not None:
+            self.cgroup.create()
+
+    def argv(self, argv: list[str]) -> list[str]:
+        chain: list[str] = []
+        if self.cgroup is not None:
+            chain += self.cgroup.join_argv()
+        if self.policy.bwrap:
+            chain += [self.policy.bwrap, *_bwrap_base(), "--tmpfs", str(self.policy.work_root)]
+            chain += ["--bind", str(self.workdir), str(self.workdir)]
+            for root in self.policy.cwd_roots:
+                if os.path.isdir(root):
+                    chain += ["--bind", root, root]
+            chain += ["--chdir", self.cwd, "--"]
+        if self.user is not None and self.user.uid != os.geteuid() and self.policy.setpriv:
+            chain += [
+                self.policy.setpriv,
+                f"--reuid={self.user.uid}",
+                f"--regid={self.user.gid}",
+                "--init-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                "--no-new-privs",
+                "--",
+            ]
+        return chain + list(argv)
+
+    def environment(self, env: dict[str, str]) -> dict[str, str]:
+        """``env`` with the run's own home, user and temporary directory."""
+        env = dict(env)
+        env["HOME"] = str(self.workdir)
+        if self.user is not None:
+            env["USER"] = env["LOGNAME"] = self.user.name
+        tmp = "/tmp" if self.policy.bwrap else str(self.workdir)
+        for name in ("TMPDIR", "TMP", "TEMP"):
+            env[name] = tmp
+        return env
+
+    def pids(self) -> list[int]:
+        return self.cgroup.pids() if self.cgroup is not None else []
+
+    def empty(self) -> bool | None:
+        """True when no process of the run is left, None when that cannot be told (no cgroup)."""
+        return self.cgroup.empty() if self.cgroup is not None else None
+
+    def kill(self) -> None:
+        if self.cgroup is not None:
+            self.cgroup.kill()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.cgroup is not None:
+            self.cgroup.remove()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def end_run(policy: Policy, worker_id: str, run_id: str) -> bool:
+    """From another process (the worker's main one, after a pool process died): kill every
+    process of the run and remove its cgroup and directory. True when it had a cgroup with
+    processes in it."""
+    had = False
+    if policy.cgroup is not None:
+        group = policy.cgroup.run(worker_id, run_id)
+        had = not group.empty()
+        group.remove()
+    shutil.rmtree(policy.work_root / _safe(worker_id) / _safe(run_id), ignore_errors=True)
+    return had
+
+
+def end_worker_leftovers(policy: Policy, worker_id: str) -> int:
+    """At a worker's start: kill what runs of its previous process left behind; returns how
+    many run cgroups still had processes."""
+    ended = 0
+    if policy.cgroup is not None:
+        for group in policy.cgroup.runs_of(worker_id):
+            ended += not group.empty()
+            group.remove()
+    shutil.rmtree(policy.work_root / _safe(worker_id), ignore_errors=True)
+    return ended
+
+
+def release_worker(policy: Policy, worker_id: str) -> None:
+    """At a worker's warm shutdown: remove its (empty) cgroup and work directories."""
+    if policy.cgroup is not None:
+        for path in policy.cgroup.worker_dirs(worker_id):
+            try:
+                path.rmdir()
+            except OSError:  # a run's cgroup is still there (it is ended at the next start)
+                pass
+    try:
+        (policy.work_root / _safe(worker_id)).rmdir()
+    except OSError:
+        pass

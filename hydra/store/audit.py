@@ -1,0 +1,85 @@
+"""``AuditStore``: who did what to which job, run, token or namespace, and when (``audit_events``).
+
+Insert-only: an event is never changed or deleted by Hydra. Each names its actor (the
+principal's user and how it authenticated), the action (``job.submit``, ``run.cancel``,
+``token.revoke``, ...), the namespace and the target, and details that never include a
+secret (environment variables are named, not valued).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from hydra import clock, names
+from hydra.model.records import Record
+from hydra.store.base import Store
+
+
+@dataclass
+class AuditEvent(Record):
+    id: str
+    at: datetime | None = None
+    actor: str = ""
+    via: str = ""
+    action: str = ""
+    namespace: str | None = None
+    target: str | None = None
+    details: dict = field(default_factory=dict)
+
+
+class AuditStore(Store[AuditEvent]):
+    collection_name, record_type, kind = names.AUDIT_EVENTS, AuditEvent, "audit event"
+
+    def record(
+        self,
+        *,
+        actor: str,
+        via: str,
+        action: str,
+        namespace: str | None,
+        target: str | None,
+        details: dict | None = None,
+    ) -> AuditEvent:
+        event = AuditEvent(
+            id=str(uuid.uuid4()),
+            at=clock.utcnow(),
+            actor=actor,
+            via=via,
+            action=action,
+            namespace=namespace,
+            target=target,
+            details=details or {},
+        )
+        self._collection.insert_one(event.to_doc())
+        return event
+
+    def list(
+        self,
+        *,
+        namespaces: list[str] | None = None,
+        actor: str | None = None,
+        target: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> tuple[list[AuditEvent], str | None]:
+        """Events newest first; only those of ``namespaces`` when given (events about tokens,
+        which belong to no namespace, only when not limited)."""
+        where: dict = {}
+        if actor is not None:
+            where["actor"] = actor
+        if target is not None:
+            where["target"] = target
+        if namespaces is not None:
+            where["namespace"] = {"$in": namespaces}
+        name = "audit_of_target" if target is not None else "audit_of_actor" if actor is not None else None
+        name = name or ("audit_of_namespaces" if namespaces is not None else "audit")
+        return self._native_page(
+            name,
+            where,
+            limit=limit,
+            cursor=cursor,
+            accept=lambda event: True,
+            load=lambda docs: [AuditEvent.from_doc(doc) for doc in docs],
+        )

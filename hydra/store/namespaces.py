@@ -1,0 +1,43 @@
+"""``NamespaceStore``: what an operator set for a namespace - its quotas (``namespaces``).
+
+A namespace exists as soon as a job names it; a document here only records limits. No
+document, or a limit left unset, means the defaults (``HYDRA_DEFAULT_MAX_RUNNING``,
+``HYDRA_DEFAULT_MAX_QUEUED``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from hydra import clock, names
+from hydra.model.records import Record
+from hydra.store.base import Store
+
+
+@dataclass
+class NamespaceLimits(Record):
+    id: str
+    #: Runs of the namespace placed on workers and not ended (queued or running) at most.
+    max_running: int | None = None
+    #: Runs of the namespace waiting in workers' queues at most.
+    max_queued: int | None = None
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+
+class NamespaceStore(Store[NamespaceLimits]):
+    collection_name, record_type, kind = names.NAMESPACES, NamespaceLimits, "namespace"
+
+    def put(self, limits: NamespaceLimits, *, by: str) -> NamespaceLimits:
+        limits.updated_at, limits.updated_by = clock.utcnow(), by
+        doc = limits.to_doc()
+        self._collection.replace_one({"_id": limits.id}, doc, upsert=True)
+        return limits
+
+    def limits(self, namespace: str) -> NamespaceLimits:
+        """The namespace's limits (an empty record when none were set)."""
+        return self.find(namespace) or NamespaceLimits(id=namespace)
+
+    def all(self) -> list[NamespaceLimits]:
+        return [NamespaceLimits.from_doc(doc) for doc in self._native("namespaces", {})]

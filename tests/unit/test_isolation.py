@@ -1,0 +1,165 @@
+"""Isolation pieces on this machine: the egress policy, the isolation policy's checks, and
+real cgroups (v1 freezer+pids and the v2 unified hierarchy, where mounted) killing a daemon
+that left its session, its parent and its environment."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import replace
+
+import psutil
+import pytest
+
+from hydra.execution import cgroups, isolation
+from hydra.execution.egress import EgressPolicy, parse_allow, why_internal
+from hydra.settings import Settings
+
+# -- egress ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "127.5.5.5",
+        "0.0.0.0",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "224.0.0.1",
+        "239.255.255.250",
+        "::1",
+        "::",
+        "fe80::1",
+        "fd00:ec2::254",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+        "240.0.0.1",
+    ],
+)
+def test_internal_addresses_are_refused(address):
+    assert why_internal(ipaddress.ip_address(address)) is not None
+    assert "HYDRA_WEBHOOK_ALLOW" in EgressPolicy().refusal(ipaddress.ip_address(address), 80)
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"])
+def test_public_addresses_are_allowed(address):
+    assert EgressPolicy().refusal(ipaddress.ip_address(address), 443) is None
+
+
+def test_the_allow_list_names_networks_and_ports():
+    policy = EgressPolicy.from_text("10.1.0.0/16, 127.0.0.1:9000, [::1]:8080")
+    assert policy.refusal(ipaddress.ip_address("10.1.2.3"), 5) is None
+    assert policy.refusal(ipaddress.ip_address("10.2.0.1"), 5) is not None
+    assert policy.refusal(ipaddress.ip_address("127.0.0.1"), 9000) is None
+    assert policy.refusal(ipaddress.ip_address("127.0.0.1"), 9001) is not None
+    assert policy.refusal(ipaddress.ip_address("::1"), 8080) is None
+    with pytest.raises(ValueError, match="HYDRA_WEBHOOK_ALLOW"):
+        parse_allow("not-a-network")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "2130706433", "0x7f000001", "127.1", "0.0.0.0", "localhost", "::1"])
+def test_every_spelling_of_loopback_is_resolved_then_refused(host):
+    from hydra.execution.egress import EgressRefused
+
+    with pytest.raises(EgressRefused, match=r"loopback|unspecified"):
+        EgressPolicy().resolve(host, 80)  # resolves locally; never connects
+
+
+# -- the isolation policy -----------------------------------------------------------------------
+
+
+def _settings(**kw) -> Settings:
+    return replace(Settings(), sandbox="none", cgroup="none", **kw)
+
+
+root_only = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
+
+
+@root_only
+def test_a_root_worker_runs_nobody_as_root_unless_the_operator_opts_in():
+    with pytest.raises(isolation.IsolationError, match="HYDRA_ALLOW_ROOT"):
+        isolation.Policy.from_settings(_settings(run_as="root"), probe=False)
+    with pytest.raises(isolation.IsolationError, match="HYDRA_ALLOW_ROOT"):
+        isolation.Policy.from_settings(_settings(user_map="alice=root"), probe=False)
+    opted = isolation.Policy.from_settings(_settings(run_as="root", allow_root=True), probe=False)
+    assert opted.os_user("anyone").uid == 0
+    default = isolation.Policy.from_settings(_settings(user_map="alice=nobody"), probe=False)
+    assert default.os_user("alice").name == "nobody" and default.os_user("bob").name == "hydra-job"
+    with pytest.raises(isolation.IsolationError, match="no OS user"):
+        isolation.Policy.from_settings(_settings(run_as="no-such-user-here"), probe=False)
+
+
+def test_cwd_must_lie_under_a_declared_root(tmp_path):
+    (tmp_path / "inside").mkdir()
+    (tmp_path / "escape").symlink_to("/etc")
+    policy = isolation.Policy(cwd_roots=(str(tmp_path.resolve()),))
+    assert policy.cwd_refusal(str(tmp_path / "inside")) is None
+    assert "not under" in policy.cwd_refusal("/etc")
+    assert "not under" in policy.cwd_refusal(str(tmp_path / "escape"))  # symlinks are resolved
+    assert "not under" in policy.cwd_refusal(str(tmp_path) + "-sibling")
+    assert "absolute" in policy.cwd_refusal("relative/dir")
+    assert "no HYDRA_CWD_ROOTS" in isolation.Policy().cwd_refusal("/tmp")
+
+
+def test_a_user_map_needs_entries_of_the_form_user_equals_os_user():
+    assert isolation.parse_user_map("alice=alice, *=nobody") == {"alice": "alice", "*": "nobody"}
+    with pytest.raises(isolation.IsolationError):
+        isolation.parse_user_map("alice")
+
+
+# -- cgroups ----------------------------------------------------------------------------------
+
+#: A daemon that leaves its session, loses its parent and drops its environment, then sleeps.
+DAEMON = """
+import os, sys, time
+if os.fork(): sys.exit(0)
+os.setsid()
+if os.fork(): sys.exit(0)
+os.execve("/bin/sleep", ["sleep", sys.argv[1]], {})
+"""
+
+
+def _kinds():
+    found = []
+    for mode in ("v1", "v2"):
+        try:
+            found.append(pytest.param(mode, id=mode))
+            cgroups.detect(mode)
+        except ValueError:
+            found[-1] = pytest.param(mode, id=mode, marks=pytest.mark.skip(reason=f"no writable cgroup {mode}"))
+    return found
+
+
+@root_only
+@pytest.mark.parametrize("mode", _kinds())
+def test_a_run_cgroup_kills_a_daemon_that_escaped_everything_else(mode):
+    kind = cgroups.detect(mode)
+    group = kind.run("unit-test@host", str(uuid.uuid4())).create()
+    seconds = f"40{os.getpid() % 100}.{int(time.time() * 1000) % 1000}"
+    try:
+        subprocess.run([*group.join_argv(), sys.executable, "-c", DAEMON, seconds], check=True, timeout=20)
+
+        def daemons():
+            return [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", seconds]]
+
+        deadline = time.monotonic() + 5
+        while not daemons() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        (daemon,) = daemons()
+        assert os.getsid(daemon.pid) != os.getsid(0) and daemon.environ() == {}  # own session, no HYDRA_RUN_ID
+        assert group.pids() == [daemon.pid]
+        assert group.kill() and group.empty()
+        assert not daemons()
+    finally:
+        group.remove()
+        for path in kind.worker_dirs("unit-test@host"):
+            path.rmdir()
+    assert not any(path.exists() for path in group.dirs)
