@@ -6,7 +6,7 @@ is what tells the two peers apart:
 
 * **bare Celery**: the Redis result backend (``BARE_RESULT_URL=redis://...``);
 * **Celery with its MongoDB result backend** on the same MongoDB server as Hydra
-  (``BARE_RESULT_URL=mongodb://.../celery_bench``): what a user picks for durable results.
+  (``BARE_RESULT_URL=mongodb://.../<the stack's database>``, collection ``celery_taskmeta``): what a user picks for durable results.
 
 Started by bench/run.py as ``celery -A bench.bare worker`` with those variables; the bench
 process makes its own clients with :func:`make_app`.

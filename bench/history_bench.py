@@ -72,6 +72,7 @@ class HistoryBench:
         say("starting a private stack ...")
         stack.start_redis()
         stack.start_mongo()
+        self.http.headers["Authorization"] = f"Bearer {stack.admin_token}"  # every call is authenticated
         stack.start_controller()
         for i in range(2):
             stack.start_worker(WorkerSpec(f"hist{i}", "os.linux", concurrency=2))

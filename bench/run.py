@@ -89,6 +89,8 @@ class Bench:
         say("starting a private stack (Redis, MongoDB server, controller, API, workers) ...")
         stack.start_redis()
         stack.start_mongo()
+        # Every API call is authenticated: the clients send the admin token the stack made.
+        self.http.headers["Authorization"] = f"Bearer {stack.admin_token}"
         stack.start_controller()
         self.hydra_workers = [WorkerSpec(f"bench{i}", "os.linux", concurrency=CONCURRENCY) for i in range(WORKERS)]
         for spec in self.hydra_workers:
@@ -96,7 +98,10 @@ class Bench:
         stack.start_api()
         self.peers = {"bare": (f"{self.redis_db}/1", f"{self.redis_db}/2")}
         if not self.args.skip_mongo_peer:
-            mongo = stack.mongo_url.rstrip("/") + "/celery_bench"
+            # The peer's results go to the same server and database as Hydra's (its user may
+            # write there), in Celery's own collection (celery_taskmeta).
+            base, _, query = stack.mongo_url.partition("?")
+            mongo = f"{base.rstrip('/')}/{stack.mongo_db}" + (f"?{query}" if query else "")
             self.peers["mongo"] = (f"{self.redis_db}/3", mongo)
         self.bare_names = []
         self.peer_apps = {}
@@ -161,8 +166,10 @@ class Bench:
         local = __import__("threading").local()
 
         def post(body):
-            session = getattr(local, "session", None) or requests.Session()
-            local.session = session
+            session = getattr(local, "session", None)
+            if session is None:
+                session = local.session = requests.Session()
+                session.headers.update(self.http.headers)
             sent = time.time()
             answer = session.post(self.stack.api_url + "/jobs/", json=body, timeout=60)
             assert answer.status_code == 201, answer.text

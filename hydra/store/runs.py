@@ -411,6 +411,13 @@ class RunStore(Store[Run]):
         doc = self._collection.find_one({"_id": run_id})
         return self._current([Run.from_doc(doc)])[0] if doc is not None else None
 
+    def recorded_digest(self, run_id: str) -> str | None:
+        """The execution digest the run's publisher recorded (None: no record, or none
+        recorded). One read by ``_id``: unlike :meth:`find` it does not look at the start
+        fence (a worker admitting the run needs what was recorded, not whether it runs)."""
+        doc = self._collection.find_one({"_id": run_id})
+        return doc.get("spec_digest") if doc is not None else None
+
     def find_many(self, run_ids: list[str]) -> dict[str, Run]:
         """The runs of ``run_ids`` that exist, by id (each fetched by ``_id``)."""
         docs = self._docs(self._collection, run_ids)
