@@ -78,11 +78,14 @@ SCHEDULE_CHANGES_KEY = REDIS_PREFIX + "schedule:changes"
 INDEX_PREFIX = REDIS_PREFIX + "ix:"
 #: set: every namespace the indexes have entries for.
 INDEX_NAMESPACES_KEY = INDEX_PREFIX + "namespaces"
-#: strings: set when the indexes of jobs / of runs were completely built from MongoDB (gone
+#: strings: set when the indexes of jobs / of runs / of the audit trail were completely built from MongoDB (gone
 #: after a flush); see INDEX_PARTS.
 INDEX_BUILT_PREFIX = INDEX_PREFIX + "built:"
-#: The two halves of the indexes, built in this order by a rebuild (each from its collection).
-INDEX_PARTS = ("jobs", "runs")
+#: The parts of the indexes, built in this order by a rebuild (each from its collection).
+INDEX_PARTS = ("jobs", "runs", "audit")
+#: Where index entries of records that belong to no namespace (audit events about tokens)
+#: are filed: ``_`` is no namespace's name.
+INDEX_NO_NAMESPACE = "_"
 #: hash: progress of the rebuild under way (token, counts), for status and the benchmark.
 INDEX_REBUILD_KEY = INDEX_PREFIX + "rebuild"
 #: hash: where retention's walk over each namespace's jobs got to.

@@ -29,6 +29,11 @@ Layout, per namespace, under ``hydra:ix:<namespace>:`` (scores are epoch millise
     dead                        zset  run id -> queued_at         dead letters not retried
     dead:retried                zset                              dead letters retried by hand
     dead:job:<job id>           zset                              a job's dead letters
+    audit                       zset  event id -> at              the audit trail
+    audit:actor:<user>          zset                              what one user did
+    audit:target:<id>           zset                              what was done to one job, run, token
+
+(audit events about tokens, which belong to no namespace, under ``hydra:ix:_:``)
 
 plus ``hydra:ix:namespaces`` (set) and ``hydra:ix:built``. Every change of one record is
 one Lua script (atomic, one round trip).
@@ -328,7 +333,7 @@ class Index(RedisBacked):
 
     # -- state --------------------------------------------------------------------------------
     def built(self, part: str | None = None) -> bool:
-        """True when the indexes of ``part`` (``jobs`` or ``runs``; default both) were built
+        """True when the indexes of ``part`` (``jobs``, ``runs`` or ``audit``; default all) were built
         completely from MongoDB and kept since."""
         parts = names.INDEX_PARTS if part is None else (part,)
         return int(self.redis.exists(*(names.INDEX_BUILT_PREFIX + p for p in parts))) == len(parts)
@@ -430,6 +435,32 @@ class Index(RedisBacked):
 
     def drop_run(self, namespace: str, run_id: str, job_id: str, pipe=None) -> None:
         self._run("drop_run", _DROP_RUN, names.index_prefix(namespace), run_id, job_id, pipe=pipe)
+
+    # -- the audit trail ----------------------------------------------------------------------
+    @staticmethod
+    def audit_key(namespace: str | None, *, actor: str | None = None, target: str | None = None) -> str:
+        """The events of ``namespace`` (None: of no namespace), or of one target or actor there."""
+        key = names.index_prefix(namespace or names.INDEX_NO_NAMESPACE) + "audit"
+        if target is not None:
+            return key + f":target:{target}"
+        if actor is not None:
+            return key + f":actor:{actor}"
+        return key
+
+    def put_audit(self, event_id: str, *, at, namespace: str | None, actor: str, target: str | None, pipe=None) -> None:
+        """File an audit event (insert-only: it is never refiled differently)."""
+        own = pipe is None
+        pipe = self.redis.pipeline(transaction=False) if own else pipe
+        score = score_of(at)
+        keys = [self.audit_key(namespace), self.audit_key(namespace, actor=actor)]
+        if target is not None:
+            keys.append(self.audit_key(namespace, target=target))
+        for key in keys:
+            pipe.zadd(key, {event_id: score})
+        if namespace:
+            pipe.sadd(names.INDEX_NAMESPACES_KEY, namespace)
+        if own:
+            pipe.execute()
 
     # -- reads --------------------------------------------------------------------------------
     def newest(self, keys: list[str], before: tuple[int, str] | None = None) -> Iterator[tuple[int, str]]:

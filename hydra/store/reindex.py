@@ -6,8 +6,8 @@ Run by the leading controller (``hydra.control.controller``):
   Redis were noted in ``index_backlog`` (``Store._backlog``); each is read by ``_id`` and
   filed as it stands now. O(what Redis missed).
 * :meth:`Reindexer.rebuild` - when Redis lost the indexes (flushed, or restarted and so
-  perhaps missing its last writes) every job and then every run is read once and filed;
-  until each half is complete (:meth:`hydra.broker.index.Index.mark_built`: jobs, then runs),
+  perhaps missing its last writes) every job, then every run, then every audit event is read
+  once and filed; until each part is complete (:meth:`hydra.broker.index.Index.mark_built`),
   the listings it serves query MongoDB itself and hide nothing. This is the one pass that costs O(history): once per loss of Redis,
   in batches, beside the controller's ticks. Writes meanwhile keep filing what they change,
   and filing is idempotent, so a record changed during the pass ends up filed as it is.
@@ -24,6 +24,7 @@ from typing import Any
 from hydra import clock, names
 from hydra.model.records import Job, Run
 from hydra.model.status import ACTIVE
+from hydra.store.audit import AuditEvent, AuditStore
 from hydra.store.base import Store
 from hydra.store.runs import RunStore
 
@@ -41,6 +42,7 @@ class Reindexer(Store[Run]):
     def __init__(self, runs: RunStore):
         super().__init__(runs._db, runs.index)
         self.runs, self.jobs = runs, runs.jobs
+        self.audit = AuditStore(runs._db, runs.index)
 
     # -- one record ---------------------------------------------------------------------------
     def file_jobs(self, jobs: list[Job], pipe: Any = None) -> None:
@@ -61,6 +63,14 @@ class Reindexer(Store[Run]):
         if own:
             pipe.execute()
 
+    def file_audit(self, events: list[AuditEvent], pipe: Any = None) -> None:
+        own = pipe is None
+        pipe = pipe if pipe is not None else self.index.batch()
+        for event in events:
+            self.audit.file(event, pipe=pipe)
+        if own:
+            pipe.execute()
+
     # -- the backlog --------------------------------------------------------------------------
     def drain_backlog(self, limit: int = 500) -> int:
         """File the records noted in the backlog, as they stand now; returns how many."""
@@ -72,9 +82,11 @@ class Reindexer(Store[Run]):
         runs = self.runs.find_many(run_ids)
         job_ids += [run.job_id for run in runs.values() if run.job_id]  # their status may not be filed
         jobs = self.jobs.find_many(job_ids)
+        events = self.audit.find_many([doc["ref"] for doc in docs if doc.get("kind") == "audit"])
         pipe = self.index.batch()
         self.file_runs(list(runs.values()), pipe)
         self.file_jobs(list(jobs.values()), pipe)
+        self.file_audit(list(events.values()), pipe)
         pipe.execute()
         backlog = self.db[names.INDEX_BACKLOG]
         for doc in docs:
@@ -84,8 +96,8 @@ class Reindexer(Store[Run]):
 
     # -- a rebuild ----------------------------------------------------------------------------
     def rebuild(self, *, keep_going: Callable[[], bool] = lambda: True, batch: int = BATCH) -> dict | None:
-        """File every job, mark the jobs' indexes built; file every run, mark the runs' built
-        (a half already built is skipped: a rebuild abandoned by the previous leader). Stops
+        """File every job, mark the jobs' indexes built; then the runs', then the audit trail's
+        (a part already built is skipped: a rebuild abandoned by the previous leader). Stops
         (returning None) as soon as ``keep_going()`` is false (this controller stopped
         leading); otherwise returns the counts and seconds taken."""
         token = uuid.uuid4().hex
@@ -95,6 +107,7 @@ class Reindexer(Store[Run]):
             "started_at": clock.utcnow().isoformat(),
             "jobs": 0,
             "runs": 0,
+            "audit": 0,
             "done": 0,
         }
         self.index.redis.delete(names.INDEX_REBUILD_KEY)
@@ -103,6 +116,7 @@ class Reindexer(Store[Run]):
         passes = (
             ("jobs", "all_jobs", Job.from_doc, self.file_jobs),
             ("runs", "all_runs", Run.from_doc, self.file_runs),
+            ("audit", "all_audit", AuditEvent.from_doc, self.file_audit),
         )
         for part, name, load, file in passes:
             if self.index.built(part):
@@ -133,6 +147,7 @@ class Reindexer(Store[Run]):
         seconds = time.monotonic() - started
         counts = self.index.redis.hgetall(names.INDEX_REBUILD_KEY)
         self.index.redis.hset(names.INDEX_REBUILD_KEY, mapping={"done": 1, "seconds": round(seconds, 3)})
-        result = {"jobs": int(counts.get("jobs", 0)), "runs": int(counts.get("runs", 0)), "seconds": seconds}
+        result: dict = {part: int(counts.get(part, 0)) for part in names.INDEX_PARTS}
+        result["seconds"] = seconds
         log.warning("Redis indexes rebuilt", extra={"event": "index.rebuilt", **result})
         return result

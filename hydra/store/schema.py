@@ -166,6 +166,7 @@ QUERIES: dict[str, Query] = {
         #    and the backlog of records to file again (as many as Redis missed)
         Query("all_jobs", names.JOB_DEFINITIONS, ID_INDEX),
         Query("all_runs", names.JOB_RUNS, ID_INDEX),
+        Query("all_audit", names.AUDIT_EVENTS, ID_INDEX),
         Query("backlog", names.INDEX_BACKLOG, ID_INDEX),
         # -- GET /workers/: the fleet, by id (offline workers are forgotten after a day)
         Query("workers", names.WORKERS, ID_INDEX, sort=(("_id", ASC),)),
