@@ -234,7 +234,10 @@ class HistoryBench:
             procs = [psutil.Process(stack.pid(victim.process_name))]
             procs += procs[0].children(recursive=True)
             for proc in procs:
-                proc.send_signal(signal.SIGKILL)
+                try:
+                    proc.send_signal(signal.SIGKILL)
+                except psutil.NoSuchProcess:  # a short-lived child (the sandbox's, say) ended first
+                    pass
             killed = time.time()
 
             def next_started(created=created):
