@@ -322,10 +322,27 @@ class Controller:
             self._stop.wait(self.settings.controller_tick)
 
     def keep_indexes(self) -> None:
-        """Rebuild the indexes when Redis lost them (then reconcile), else file the backlog."""
-        leading = lambda: self.leading and not self._stop.is_set()  # noqa: E731
-        if not self.index.built() and self.reindexer.rebuild(keep_going=leading) is None:
-            return
+        """Rebuild the indexes when Redis lost them (then reconcile), else file the backlog.
+
+        A rebuild that started while leading goes on while no other controller holds the
+        lease: a tick held up past the lease's TTL (FerretDB busy with the very scans the
+        rebuild ends) costs this controller a renewal, and abandoning the pass then would
+        start it over and again. Filing is idempotent, so a second controller rebuilding at
+        the same time would only double work."""
+        if not self.index.built():
+            if not self.leading:
+                return
+
+            def keep_going() -> bool:
+                if self._stop.is_set():
+                    return False
+                try:
+                    return self.leading or self.lease.free_or_ours()
+                except Unavailable:
+                    return False
+
+            if self.reindexer.rebuild(keep_going=keep_going) is None:
+                return
         self.reindexer.drain_backlog()
         if self._reconcile_due and self.leading:
             self.failover.reconcile()

@@ -360,3 +360,25 @@ def test_the_controller_rebuilds_lost_indexes_then_republishes_what_waits(memory
     assert Index().built() and not controller._reconcile_due
     assert [s.options["task_id"] for s in memory.app.sent[sent:]] == [run.run_id]  # published again
     assert ids(memory.pipeline.jobs.list()[0]) == [job.id]
+
+
+def test_a_rebuild_survives_a_missed_renewal_but_stops_for_another_leader(memory, monkeypatch):
+    from hydra.control.controller import Controller
+
+    submit(memory)
+    controller = Controller(memory.app, pipeline=memory.pipeline, name="unit")
+    assert controller.lease.hold()
+    seen = []
+    real = Reindexer.rebuild
+
+    def rebuild(self, *, keep_going, **kwargs):
+        controller.lease.held = False  # a renewal missed: the lease lapsed, nobody took it
+        seen.append(keep_going())
+        memory.redis.set(controller.lease.key, "other-controller")  # now another leads
+        seen.append(keep_going())
+        return real(self, keep_going=keep_going, **kwargs)
+
+    monkeypatch.setattr(Reindexer, "rebuild", rebuild)
+    Index().unbuild()
+    controller.keep_indexes()
+    assert seen == [True, False] and not Index().built()  # the other leader rebuilds
