@@ -382,3 +382,17 @@ def test_a_rebuild_survives_a_missed_renewal_but_stops_for_another_leader(memory
     Index().unbuild()
     controller.keep_indexes()
     assert seen == [True, False] and not Index().built()  # the other leader rebuilds
+
+
+def test_the_scheduler_waits_for_the_jobs_indexes_on_ferretdb(memory, monkeypatch):
+    """Loading every schedule from FerretDB while the jobs' indexes are rebuilt would be a
+    scan of every job, longer than the scheduler's lock lives: it waits instead."""
+    from hydra.control.scheduler import Scheduler
+
+    cron, _, _ = verbs.submit(load_job(dict(BODY, schedule="*/5 * * * *")), actor=ADMIN, pipeline=memory.pipeline)
+    monkeypatch.setattr("hydra.store.base.is_ferretdb", lambda db: True)
+    scheduler = Scheduler(memory.pipeline)
+    Index().unbuild()
+    assert not scheduler.acquire() and scheduler.entries == {}
+    Index().mark_built("unit")
+    assert scheduler.acquire() and set(scheduler.entries) == {cron.id}
