@@ -6,7 +6,7 @@ STACK := PYTHONPATH=deploy/local $(PY) -m hydrastack
 ROOT  := .hydra
 LINES ?= 50
 
-.PHONY: install up down status logs lint test bench load proto clean
+.PHONY: install up down status logs lint test bench bench-history load proto clean
 
 install:
 	@bash deploy/local/install.sh
@@ -55,6 +55,11 @@ load: install
 # The gRPC code in hydra/v1 from proto/hydra/v1/hydra.proto (grpcio-tools); commit the result.
 proto: install
 	$(PY) proto/generate.py
+
+# Listings, sweeps, a controller tick, failover and latency at 0, 100k and 1M runs of history
+# (bulk-loaded; about an hour on two cores). BENCH_ARGS="--points 100000:30000" for less.
+bench-history: install
+	$(PY) bench/history_bench.py $(BENCH_ARGS)
 
 clean: down
 	rm -rf $(ROOT)

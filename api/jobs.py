@@ -40,10 +40,11 @@ def paged(items: list, cursor: str | None):
     return (items, {"X-Next-Cursor": cursor}) if cursor else items
 
 
+# Schema instances, not classes: webargs would make a new schema for every request.
 @blp.route("/", strict_slashes=False)
 class Jobs(MethodView):
-    @blp.arguments(JobSpecSchema)
-    @blp.arguments(IdempotencyHeaders, location="headers")
+    @blp.arguments(JobSpecSchema())
+    @blp.arguments(IdempotencyHeaders(), location="headers")
     @blp.response(201, JobCreatedSchema, headers=REPLAYED_HEADER)
     @blp.alt_response(
         409,
@@ -67,7 +68,7 @@ class Jobs(MethodView):
         answer = submission.submit(spec, actor=caller(), idempotency_key=headers["key"])
         return (answer, {REPLAYED: "true"}) if answer.replayed else answer
 
-    @blp.arguments(JobListArgs, location="query")
+    @blp.arguments(JobListArgs(), location="query")
     @blp.response(200, JobSchema(many=True), headers=NEXT_CURSOR_HEADER)
     def get(self, args):
         """List jobs, newest first (filter by status of their latest run, and by user).
@@ -122,7 +123,7 @@ class Job(MethodView):
 
 @blp.route("/<job_id>/runs")
 class JobRuns(MethodView):
-    @blp.arguments(RunListArgs, location="query")
+    @blp.arguments(RunListArgs(), location="query")
     @blp.response(200, RunSchema(many=True), headers=NEXT_CURSOR_HEADER)
     @blp.alt_response(404, description="No job with that id.")
     def get(self, args, job_id):

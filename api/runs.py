@@ -57,7 +57,7 @@ class RetryRun(MethodView):
 
 @dead_letter_blp.route("/", strict_slashes=False)
 class DeadLetters(MethodView):
-    @dead_letter_blp.arguments(DeadLetterArgs, location="query")
+    @dead_letter_blp.arguments(DeadLetterArgs(), location="query")
     @dead_letter_blp.response(200, RunSchema(many=True), headers=NEXT_CURSOR_HEADER)
     def get(self, args):
         """Dead-lettered runs, newest first (not yet retried, unless `include_retried`).

@@ -68,6 +68,8 @@ class FollowBench:
         say("starting a private stack (Redis, MongoDB server, controller, one worker, API under gunicorn) ...")
         self.stack.start_redis()
         self.stack.start_mongo()
+        if "Authorization" not in self.headers:  # every call is authenticated: the stack's admin token
+            self.headers["Authorization"] = f"Bearer {self.stack.admin_token}"
         self.stack.start_controller()
         self.stack.start_worker(WorkerSpec("follow1", "os.linux", concurrency=2))
         self.stack.start_api()

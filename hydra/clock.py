@@ -6,6 +6,7 @@ measured with ``time.monotonic`` where they are taken, never with this clock.
 
 from __future__ import annotations
 
+import calendar
 import time
 from datetime import UTC, datetime
 
@@ -22,6 +23,21 @@ def epoch() -> float:
 
 def from_epoch(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def millis(value: datetime) -> int:
+    """Milliseconds since the epoch, truncated the way MongoDB stores a datetime (so an index
+    score made from a record's time equals the time read back from MongoDB)."""
+    offset = value.utcoffset()
+    if offset is not None:
+        value = value - offset
+    return calendar.timegm(value.timetuple()) * 1000 + value.microsecond // 1000
+
+
+def from_millis(ms: float) -> datetime:
+    """The aware UTC datetime of an epoch-milliseconds value (an index score)."""
+    whole = int(ms)
+    return datetime.fromtimestamp(whole // 1000, UTC).replace(microsecond=(whole % 1000) * 1000)
 
 
 def aware(value: datetime | None) -> datetime | None:

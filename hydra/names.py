@@ -36,6 +36,9 @@ NAMESPACES = "namespaces"
 IDEMPOTENCY_KEYS = "idempotency_keys"
 #: Live output: insert-only chunks ``<run_id>/<seq:08d>`` and ``<run_id>/eof`` (hydra.execution.live).
 RUN_OUTPUT = "run_output"
+#: Records whose Redis index entries could not be written (Redis unreachable); the leading
+#: controller re-indexes them from their records (hydra.store.reindex).
+INDEX_BACKLOG = "index_backlog"
 
 # Celery names.
 TASK_RUN_COMMAND = "hydra.run_command"
@@ -54,6 +57,8 @@ LOAD_KEY = REDIS_PREFIX + "load"
 CONTROLLER_ALIVE_KEY = REDIS_PREFIX + "controller:alive"
 #: counter: ticks the leading controller has completed (health, and tests waiting for "a pass happened").
 CONTROLLER_TICKS_KEY = REDIS_PREFIX + "controller:ticks"
+#: list: how long the leading controller's latest ticks took (milliseconds, newest first).
+CONTROLLER_TICK_MS_KEY = REDIS_PREFIX + "controller:tick_ms"
 #: the leader lease (token of the leading controller) and its fencing counter.
 LEADER_KEY = REDIS_PREFIX + "controller:leader"
 LEADER_EPOCH_KEY = REDIS_PREFIX + "controller:epoch"
@@ -73,10 +78,32 @@ SCHEDULER_LEADER_KEY = REDIS_PREFIX + "scheduler:leader"
 #: counter, and sorted set job id -> counter value: which jobs' schedules changed, in order.
 SCHEDULE_SEQ_KEY = REDIS_PREFIX + "schedule:seq"
 SCHEDULE_CHANGES_KEY = REDIS_PREFIX + "schedule:changes"
+#: The stores' secondary indexes (hydra.broker.index): sorted sets and hashes per namespace
+#: under ``hydra:ix:<namespace>:``, rebuilt from MongoDB when Redis lost them.
+INDEX_PREFIX = REDIS_PREFIX + "ix:"
+#: set: every namespace the indexes have entries for.
+INDEX_NAMESPACES_KEY = INDEX_PREFIX + "namespaces"
+#: strings: set when the indexes of jobs / of runs / of the audit trail were completely built from MongoDB (gone
+#: after a flush); see INDEX_PARTS.
+INDEX_BUILT_PREFIX = INDEX_PREFIX + "built:"
+#: The parts of the indexes, built in this order by a rebuild (each from its collection).
+INDEX_PARTS = ("jobs", "runs", "audit")
+#: Where index entries of records that belong to no namespace (audit events about tokens)
+#: are filed: ``_`` is no namespace's name.
+INDEX_NO_NAMESPACE = "_"
+#: hash: progress of the rebuild under way (token, counts), for status and the benchmark.
+INDEX_REBUILD_KEY = INDEX_PREFIX + "rebuild"
+#: hash: where retention's walk over each namespace's jobs got to.
+RETENTION_CURSOR_KEY = INDEX_PREFIX + "retention"
 #: Metric counters every process increments and GET /metrics reads (see hydra.broker.metrics).
 METRIC_JOBS_SUBMITTED = REDIS_PREFIX + "metrics:jobs_submitted"
 METRIC_RUNS_FINISHED = REDIS_PREFIX + "metrics:runs_finished"
 METRIC_RUN_DURATION = REDIS_PREFIX + "metrics:run_duration"
+
+
+def index_prefix(namespace: str) -> str:
+    """Prefix of every index key of ``namespace`` (a DNS label: no ``:`` in it)."""
+    return f"{INDEX_PREFIX}{namespace}:"
 
 
 def worker_queue(worker_id: str) -> str:

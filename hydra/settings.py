@@ -42,6 +42,15 @@ class Settings:
     scheduler_lock_ttl: float = setting(10.0, "Seconds the cron scheduler's leader lock lives unless renewed.")
     misfire_grace: float = setting(60.0, "Seconds a cron tick may be late and still count as on time.")
     allowed_users: str | None = setting(None, "A worker's allowed users, comma separated (unset or '*': any).")
+    retention_days: float = setting(
+        30.0,
+        "Days of history kept: runs that ended longer ago are pruned with their fences and output, and a job "
+        "with its last run unless it has a cron schedule (0: keep everything; otherwise at least 1).",
+    )
+    retention_batch: int = setting(200, "Runs the leading controller prunes per pass (one pass every few seconds).")
+    retention_export: str | None = setting(
+        None, "A directory: runs are appended there as JSON Lines (hydra-runs-<date>.jsonl) before they are pruned."
+    )
     namespaces: str | None = setting(None, "A worker's namespaces, comma separated (unset or '*': any).")
     token: str | None = setting(None, "The API token clients (CLI, client, examples) send.")
     token_file: str = setting(".hydra/admin.token", "Where clients read the token when HYDRA_TOKEN is unset.")

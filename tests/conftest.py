@@ -107,6 +107,11 @@ def worker_factory(stack):
         stack.stop(spec.process_name, timeout=10)
 
 
+def pytest_collection_modifyitems(config, items):
+    """The history tests load tens of thousands of documents into the shared stack: last."""
+    items.sort(key=lambda item: item.get_closest_marker("history") is not None)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """On an integration failure, show the tail of the stack's logs."""

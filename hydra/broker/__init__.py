@@ -7,5 +7,6 @@ truth - everything here is rebuilt from MongoDB or from the workers' next heartb
 * ``due``       - the due index of delayed runs;
 * ``schedules`` - the change feed of cron schedules;
 * ``stops``     - the flags asking a worker to stop a run;
-* ``metrics``   - Prometheus counters counted in Redis, and the collector that reads them.
+* ``metrics``   - Prometheus counters counted in Redis, and the collector that reads them;
+* ``index``     - the stores' secondary indexes (what the listings and sweeps read).
 """

@@ -62,6 +62,12 @@ class LeaderLease(RedisBacked):
             self.epoch = None
         return self.held
 
+    def free_or_ours(self) -> bool:
+        """True unless another process holds the lease now (this one may have missed a renewal
+        without anyone taking over). Raises BrokerUnavailable when Redis cannot be asked."""
+        holder = self.redis.get(self.key)
+        return holder is None or holder == self.token
+
     def release(self) -> None:
         """Give the lease up (if still ours); never raises, since it expires by itself."""
         if self.held:

@@ -158,9 +158,19 @@ class Registry(RedisBacked):
         """The name of the leading controller, while it ticks."""
         return self.redis.get(names.CONTROLLER_ALIVE_KEY)
 
-    def count_tick(self) -> int:
-        """Count one completed pass of the leading controller; returns the count."""
-        return int(self.redis.incr(names.CONTROLLER_TICKS_KEY))
+    def count_tick(self, took_ms: float | None = None) -> int:
+        """Count one completed pass of the leading controller (and how long it took, the
+        latest 1000 kept); returns the count."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.incr(names.CONTROLLER_TICKS_KEY)
+        if took_ms is not None:
+            pipe.lpush(names.CONTROLLER_TICK_MS_KEY, round(took_ms, 3))
+            pipe.ltrim(names.CONTROLLER_TICK_MS_KEY, 0, 999)
+        return int(pipe.execute()[0])
+
+    def tick_durations(self) -> list[float]:
+        """How long the leading controller's latest passes took (milliseconds, newest first)."""
+        return [float(v) for v in self.redis.lrange(names.CONTROLLER_TICK_MS_KEY, 0, -1)]
 
     def ticks(self) -> int:
         """Passes the leading controllers have completed (tests wait for the next ones)."""

@@ -229,8 +229,8 @@ def admit(run_id: str, kwargs: dict, request=None, *, runs: RunStore | None = No
     reason = isolation.refusal(message, get_policy())
     if reason:
         _refuse(runs, run_id, profile.id, reason, end_it=True, claimed_job=claimed)
-    recorded = wait_for_store(lambda: runs.find(run_id))
-    if recorded is not None and recorded.spec_digest and recorded.spec_digest != execution_digest(message):
+    recorded = wait_for_store(lambda: runs.recorded_digest(run_id))
+    if recorded and recorded != execution_digest(message):
         _refuse(
             runs,
             run_id,

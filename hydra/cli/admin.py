@@ -1,4 +1,4 @@
-"""The operators' commands: ``hydra controller``, ``hydra init-db``.
+"""The operators' commands: ``hydra controller``, ``hydra init-db``, ``hydra export``.
 
 They import the runtime when they run, not when the CLI loads: the users' commands
 (``hydra submit``, ...) only talk HTTP and should not pay for loading Celery and the stores.
@@ -29,6 +29,46 @@ def init_db() -> None:
     click.echo("schema ready")
 
 
+@click.command("export")
+@click.option(
+    "--older-than",
+    "days",
+    type=float,
+    default=None,
+    help="Days: runs that ended longer ago (default: HYDRA_RETENTION_DAYS, what retention prunes next; 0: every run).",
+)
+@click.option("--namespace", "namespaces", multiple=True, help="Only this namespace (repeatable; default: all).")
+@click.option(
+    "--out",
+    type=click.File("w", encoding="utf-8", lazy=False),
+    default="-",
+    help="The file to write (default: stdout).",
+)
+def export(days: float | None, namespaces: tuple[str, ...], out) -> None:
+    """Write runs as JSON Lines (one run record per line, times in ISO 8601), job by job,
+    oldest jobs first - before retention prunes them, or to keep an archive."""
+    from datetime import timedelta
+
+    from hydra import clock
+    from hydra.settings import get_settings
+    from hydra.store.retention import Retention
+
+    retention = Retention()
+    if not retention.index.built():
+        raise click.ClickException(
+            "the Redis indexes are being rebuilt (is a controller running?); try again when it is done"
+        )
+    if days is None:
+        days = get_settings().retention_days
+        if days <= 0:
+            raise click.ClickException("HYDRA_RETENTION_DAYS is 0 (keep everything): give --older-than DAYS")
+        days = max(days, 1.0)
+    now = clock.utcnow()
+    cutoff = now - timedelta(days=days) if days > 0 else now + timedelta(days=1)
+    count = retention.export(out, cutoff, namespaces=list(namespaces) or None)
+    click.echo(f"exported {count} runs that ended before {cutoff.isoformat(timespec='seconds')}", err=True)
+
+
 @click.command("bootstrap-token")
 @click.option(
     "--out",
@@ -52,4 +92,4 @@ def bootstrap_token(out: str, user: str) -> None:
     click.echo(f"{'made' if made else 'kept'} the admin token in {out}")
 
 
-COMMANDS = (controller, init_db, bootstrap_token)
+COMMANDS = (controller, init_db, export, bootstrap_token)

@@ -62,8 +62,8 @@ class Reader:
         return self.jobs.list(status=status, user=user, namespaces=namespaces, limit=limit, cursor=cursor)
 
     def runs_of(self, job_id: str, *, limit: int, cursor: str | None) -> tuple[list[Run], str | None]:
-        self.job(job_id)
-        return self.runs.page_for_job(job_id, limit=limit, cursor=cursor)
+        job = self.job(job_id)
+        return self.runs.page_for_job(job_id, namespace=job.namespace, limit=limit, cursor=cursor)
 
     def dead_letters(
         self, *, job_id: str | None, include_retried: bool, limit: int, cursor: str | None

@@ -14,11 +14,18 @@ The leader, on every tick (``HYDRA_CONTROLLER_TICK``):
   ``HYDRA_OFFLINE_AFTER`` heartbeat intervals (by its own clock) offline;
 * fails over the attempts of workers that went offline and drains their queues
   (``hydra.control.failover``);
-* re-publishes what Redis may have lost after a restart or flush (``Failover.reconcile``);
+* re-publishes what Redis may have lost after a restart or flush (``Failover.reconcile``),
+  once the stores' Redis indexes are rebuilt from MongoDB (the indexer thread, below);
 * places waiting jobs: ``hydra.pending`` messages as soon as an eligible worker is online,
   delayed runs when due, and runs accepted while the broker was unreachable;
 * publishes again (or dead-letters) runs whose message vanished from the broker
   (``revive_vanished``).
+
+Every sweep reads the stores' Redis indexes (``hydra.broker.index``): O(work in progress),
+never O(history). Beside the ticks the leader runs two more threads: the **indexer** files
+the records its writers could not file while Redis was unreachable (the backlog) and, when
+Redis lost the indexes, rebuilds them from MongoDB (``hydra.store.reindex``); **retention**
+prunes old history in small batches (``hydra.store.retention``).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import queue
 import signal
 import socket
 import threading
+import time
 from datetime import timedelta
 
 from amqp.exceptions import ChannelError
@@ -48,6 +56,8 @@ from hydra.model.affinity import WorkerProfile
 from hydra.model.outcome import Outcome
 from hydra.model.status import RunStatus
 from hydra.settings import Settings, get_settings
+from hydra.store.reindex import Reindexer
+from hydra.store.retention import Retention
 from hydra.store.workers import WorkerStore, WorkerView
 
 log = logging.getLogger(__name__)
@@ -58,6 +68,8 @@ PENDING_SWEEP_EVERY = 5.0
 UNPUBLISHED_SWEEP_EVERY = 15.0
 #: Age of an accepted job whose first run was never recorded before the controller dispatches it.
 UNDISPATCHED_GRACE = timedelta(seconds=30)
+#: Seconds between retention passes: after one that pruned a full batch, and otherwise.
+RETENTION_BUSY, RETENTION_IDLE = 1.0, 30.0
 #: Seconds between looks for runs whose message vanished (see revive_vanished).
 VANISHED_SWEEP_EVERY = 5.0
 #: Times a run whose message vanished is published again before it is dead-lettered instead.
@@ -82,6 +94,12 @@ class Controller:
             names.LEADER_KEY, identity=self.name, ttl=self.settings.leader_ttl, epoch_key=names.LEADER_EPOCH_KEY
         )
         self.failover = Failover(app, pipeline=self.pipeline, identity=self.name)
+        self.index = self.runs.index
+        self.reindexer = Reindexer(self.runs)
+        self.retention = Retention(self.runs, self.settings)
+        #: Redis restarted or was flushed: re-publish what MongoDB holds as waiting, once the
+        #: indexes are rebuilt (the indexer thread does both).
+        self._reconcile_due = False
         self._workers: dict[str, WorkerRecord] = {}
         self._gone: dict[str, tuple[bool, str]] = {}  # worker -> (goodbye, reason): failover to do
         self._finishing: dict[str, dict[str, float]] = {}  # worker said goodbye -> run -> deadline
@@ -119,6 +137,8 @@ class Controller:
                 ("events", self.listen),
                 ("profiles", self.fetch_profiles),
                 ("ticker", self.tick_forever),
+                ("indexer", self.index_forever),
+                ("retention", self.prune_forever),
                 ("scheduler", self.scheduler.run),
             )
         ]
@@ -256,10 +276,15 @@ class Controller:
             return
         if not was_leading:
             self.became_leader()
+        began = time.monotonic()
         now = clock.epoch()
         self.registry.mark_controller_alive(self.name, ttl=max(5, int(self.settings.controller_tick * 10)))
         if self.failover.broker_was_reset():
-            self.failover.reconcile()
+            # Redis restarted (it may have lost its last writes) or was flushed: the indexes
+            # are rebuilt from MongoDB, then what MongoDB holds as waiting is re-published.
+            self.index.unbuild()
+            self._reconcile_due = True
+            self._changed.set()
         with self._lock:
             stale = [
                 r
@@ -270,7 +295,11 @@ class Controller:
             self.went_offline(
                 record.profile.id, goodbye=False, reason=f"missed heartbeats for {now - record.seen_at:.1f}s"
             )
-        self.fail_over_gone()
+        if self.runs.can_sweep():
+            try:
+                self.fail_over_gone()
+            except StoreUnavailable as exc:  # MongoDB down: the gone workers wait for the next tick
+                log.warning("failover postponed: %s", exc)
         publish_due(self.pipeline)
         if force_pending or stale or self._quota_blocked or now - self._last_pending_sweep >= PENDING_SWEEP_EVERY:
             self._last_pending_sweep = now
@@ -282,7 +311,52 @@ class Controller:
         if now - self._last_vanished_sweep >= VANISHED_SWEEP_EVERY:
             self._last_vanished_sweep = now
             self.revive_vanished()
-        self.registry.count_tick()
+        self.registry.count_tick((time.monotonic() - began) * 1000)
+
+    # -- the stores' indexes -------------------------------------------------------------
+    def index_forever(self) -> None:
+        """The indexer thread: while this controller leads, keep the indexes complete."""
+        while not self._stop.is_set():
+            if self.leading:
+                self.keep_indexes()
+            self._stop.wait(self.settings.controller_tick)
+
+    def keep_indexes(self) -> None:
+        """Rebuild the indexes when Redis lost them (then reconcile), else file the backlog.
+
+        A rebuild that started while leading goes on while no other controller holds the
+        lease: a tick held up past the lease's TTL (FerretDB busy with the very scans the
+        rebuild ends) costs this controller a renewal, and abandoning the pass then would
+        start it over and again. Filing is idempotent, so a second controller rebuilding at
+        the same time would only double work."""
+        if not self.index.built():
+            if not self.leading:
+                return
+
+            def keep_going() -> bool:
+                if self._stop.is_set():
+                    return False
+                try:
+                    return self.leading or self.lease.free_or_ours()
+                except Unavailable:
+                    return False
+
+            if self.reindexer.rebuild(keep_going=keep_going) is None:
+                return
+        self.reindexer.drain_backlog()
+        if self._reconcile_due and self.leading:
+            self.failover.reconcile()
+            self._reconcile_due = False
+
+    def prune_forever(self) -> None:
+        """The retention thread: while this controller leads, prune old history in batches."""
+        while not self._stop.is_set():
+            pause = RETENTION_IDLE
+            if self.leading:
+                pruned = self.retention.prune()
+                if pruned["runs"] >= self.settings.retention_batch:
+                    pause = RETENTION_BUSY
+            self._stop.wait(pause)
 
     def became_leader(self) -> None:
         """Take over: keep what this controller heard, adopt what only the registry knows."""
@@ -430,25 +504,29 @@ class Controller:
     def publish_unpublished(self) -> int:
         """Publish what was accepted but never published: runs recorded while the broker was
         unreachable, delayed runs that are due (should Redis have lost their due-index entry),
-        and jobs whose first run was never recorded (the API died mid-way)."""
+        and jobs whose first run was never recorded (the API died mid-way). O(work waiting):
+        both come from the indexes. While those are being rebuilt this waits: the rebuild
+        ends with a reconciliation that publishes them."""
         now = clock.utcnow()
         try:
-            waiting = [
-                r
-                for r in self.runs.with_status([RunStatus.PENDING])
-                if not r.queue and (r.not_before is None or r.not_before <= now)
-            ]
+            if not self.index.built():
+                return 0
+            waiting = self.runs.unpublished(now)
             undispatched = self.jobs.undispatched()
-        except StoreUnavailable:
+        except Unavailable:
             return 0
         published = 0
         for job in undispatched:
             # Leave the API time to record the run itself, and never rewrite a job that has it:
             # its run's own updates clear the flag (and FerretDB rewrites whole documents).
             created = job.created_at or now
-            if created <= now - UNDISPATCHED_GRACE and job.last_run_id and self.runs.find(job.last_run_id) is None:
+            if created > now - UNDISPATCHED_GRACE or not job.last_run_id:
+                continue
+            if self.runs.find(job.last_run_id) is None:
                 self.pipeline.dispatch(job, run_id=job.last_run_id)
                 published += 1
+            else:
+                self.jobs.dispatched(job)  # its run is recorded: nothing left to look after
         for run in waiting:
             published += publish_delayed(run.id, self.pipeline)
         return published

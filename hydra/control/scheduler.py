@@ -183,7 +183,11 @@ class Scheduler:
         return self.acquire()
 
     def acquire(self) -> bool:
-        """Take the leader lock if free; on success load every schedule."""
+        """Take the leader lock if free; on success load every schedule. While the jobs'
+        Redis indexes are being rebuilt on FerretDB it waits: loading the schedules then is
+        a scan of every job (at 300,000 jobs longer than the lock lives)."""
+        if not self.jobs.can_sweep():
+            return False
         if not self.lease.hold():
             return False
         self._next_renew = time.monotonic() + self.lock_ttl / 3
@@ -214,7 +218,10 @@ class Scheduler:
         self._next_reload = time.monotonic() + RELOAD_EVERY
 
     def follow_changes(self) -> None:
-        """Re-read the jobs changed since the last look (by _id), or everything when needed."""
+        """Re-read the jobs changed since the last look (by _id), or everything when needed
+        (but for while the jobs' indexes are being rebuilt on FerretDB: see acquire)."""
+        if not self.jobs.can_sweep():
+            return
         if time.monotonic() >= self._next_reload:
             self.reload()
             return

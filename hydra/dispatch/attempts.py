@@ -57,7 +57,7 @@ def end_attempt(
         effective = RunStatus.CANCELLED  # a cancel was under way: no retry, no failover (hydra.control.cancel)
     decision = decide(job.retry_policy, effective, lost_before=chain.lost, failed_before=chain.failed, started=started)
     why = "cancel requested" if effective != raw else decision.reason
-    if not runs.finish(run_id, outcome, status=decision.status, raw=raw, decision=why, by=by):
+    if not runs.finish(run_id, outcome, status=decision.status, raw=raw, decision=why, by=by, job=job, attempt=attempt):
         return False
     if raw in (RunStatus.LOST, RunStatus.CANCELLED):
         request_stop(run_id, f"attempt ended as {decision.status.value} by {by}")

@@ -426,6 +426,14 @@ def _nothing_left(root: int) -> bool:
         pass  # already reaped
     except (OSError, IndexError):
         return False
+    if adopting:
+        # A subreaper adopts every orphan of its commands, so whatever is left of this one is
+        # (under) a child of this process: nothing is left when its only children are the
+        # commands it runs. Reading its own children files costs O(children), where the scan
+        # below reads the stat of every process on the machine.
+        children = _own_children()
+        if children is not None:
+            return children <= roots | {root}
     try:
         entries = os.listdir("/proc")
     except OSError:
@@ -449,6 +457,22 @@ def _nothing_left(root: int) -> bool:
         if adopting and ppid == me and int(entry) not in roots:
             return False
     return True
+
+
+def _own_children() -> set[int] | None:
+    """This process's children, from ``/proc/self/task/*/children`` (None when the kernel
+    does not provide those files)."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+        children: set[int] = set()
+        for task in tasks:
+            with open(f"/proc/self/task/{task}/children", "rb") as fh:
+                children.update(int(pid) for pid in fh.read().split())
+        return children
+    except FileNotFoundError:
+        return None  # a task ended meanwhile, or no CONFIG_PROC_CHILDREN: scan instead
+    except (OSError, ValueError):
+        return None
 
 
 def _job_processes(root: int, spawned: float) -> list[psutil.Process]:

@@ -9,7 +9,7 @@ Parties that end an attempt without running it (the controller's ``lost``, a use
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 from hydra import clock
@@ -40,7 +40,7 @@ class Outcome:
 
     def as_dict(self) -> dict:
         """JSON-able copy (datetimes as ISO 8601 strings): the task's Celery result."""
-        data = asdict(self)
+        data = {name: getattr(self, name) for name in _NAMES}
         for key in ("started_at", "finished_at"):
             if data[key] is not None:
                 data[key] = data[key].isoformat()
@@ -58,4 +58,8 @@ class Outcome:
 
     def fields(self) -> dict:
         """The fields that say something (not None), as the run record stores them."""
-        return {key: value for key, value in asdict(self).items() if value is not None}
+        return {name: getattr(self, name) for name in _NAMES if getattr(self, name) is not None}
+
+
+#: The outcome's fields (all flat values: a shallow copy is a copy).
+_NAMES = tuple(item.name for item in fields(Outcome))

@@ -9,7 +9,7 @@ above the stores sees a raw document.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -26,8 +26,17 @@ class Record:
     """Mapping between a dataclass record and its MongoDB document."""
 
     @classmethod
+    def _names(cls) -> tuple[str, ...]:
+        """The record's field names (asked on every read and write: kept per class)."""
+        names = cls.__dict__.get("_field_names")
+        if names is None:
+            names = tuple(item.name for item in fields(cls))  # type: ignore[arg-type]
+            cls._field_names = names  # type: ignore[attr-defined]
+        return names
+
+    @classmethod
     def from_doc(cls: type[R], doc: dict) -> R:
-        known = {item.name for item in fields(cls)}  # type: ignore[arg-type]
+        known = cls._names()
         values = {key: value for key, value in doc.items() if key in known}
         values["id"] = doc["_id"]
         for key, value in values.items():
@@ -36,7 +45,8 @@ class Record:
         return cls(**values)
 
     def to_doc(self) -> dict:
-        doc = asdict(self)  # type: ignore[call-overload]
+        """The document (a shallow copy: nested values are the record's own)."""
+        doc = {name: getattr(self, name) for name in self._names()}
         doc["_id"] = doc.pop("id")
         return doc
 

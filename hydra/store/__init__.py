@@ -2,14 +2,18 @@
 
 * ``mongo``   - this process's client, and the translation of driver errors into
   ``StoreUnavailable``;
-* ``schema``  - the collections and the indexes, declared in one place (``hydra init-db``);
-* ``base``    - ``Store``, the base of every store;
+* ``schema``  - the collections, the indexes and every query (with the index it relies on),
+  declared in one place (``hydra init-db``);
+* ``base``    - ``Store``, the base of every store (and of keeping their Redis index entries);
 * ``jobs``    - ``JobStore`` (``job_definitions``);
 * ``runs``    - ``RunStore`` (``job_runs`` and the write-once ``run_fences``);
 * ``workers`` - ``WorkerStore`` (the ``workers`` view behind ``GET /workers/``);
 * ``output``  - ``OutputStore`` (live output chunks, ``run_output``);
-* ``pages``   - keyset pages of a listing.
+* ``pages``   - keyset pages of a listing from the Redis indexes;
+* ``reindex`` - filing records in the indexes again: the backlog, and a full rebuild;
+* ``retention`` - pruning old history in batches, and exporting it as JSON Lines.
 
 No module outside this package touches a collection, and records cross its boundary as
-the typed records of ``hydra.model.records``.
+the typed records of ``hydra.model.records``. Listings and sweeps read the Redis indexes
+(``hydra.broker.index``) and MongoDB only by ``_id`` (FerretDB filters nothing else cheaply).
 """

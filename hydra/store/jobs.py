@@ -1,8 +1,14 @@
 """``JobStore``: every read and write of ``job_definitions``.
 
 A job is what a user submitted; each execution of it is a run attempt (``hydra.store.runs``).
-A job's ``status`` and ``last_run_id`` mirror its most recently changed run; the run store
-keeps them current through :meth:`JobStore.mirror`.
+A job's ``status`` and ``last_run_id`` mirror its most recently recorded or ended run; the
+run store keeps them current through :meth:`JobStore.mirror`. A worker starting that run
+is not written to the job (one write less per run): a job whose latest run a worker has
+claimed reads as ``running`` (:meth:`JobStore.find` looks at the run's start fence).
+
+Listings and the controller's sweeps read the Redis indexes (``hydra.broker.index``) and
+fetch the jobs by ``_id``; until those are built they run the declared MongoDB queries
+(``hydra.store.schema``).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import json
 import uuid
 from datetime import datetime
 
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from hydra import clock, names
@@ -18,12 +25,23 @@ from hydra.errors import Conflict, Duplicate
 from hydra.model.records import Job
 from hydra.model.spec import DEFAULT_NAMESPACE
 from hydra.model.status import RunStatus
+from hydra.store import pages
 from hydra.store.base import Store
-from hydra.store.pages import page
+
+#: Stored job statuses that read as ``running`` once a worker claimed the job's latest run.
+CLAIMABLE = (RunStatus.QUEUED.value, RunStatus.PENDING.value)
 
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def stored_statuses(status: RunStatus) -> list[str]:
+    """The stored statuses a job listed as ``status`` may have (``running`` is stored as the
+    ``queued`` or ``pending`` it was before a worker claimed it)."""
+    if status == RunStatus.RUNNING:
+        return [*CLAIMABLE, RunStatus.RUNNING.value]
+    return [status.value]
 
 
 def stored_spec(spec: dict) -> dict:
@@ -38,6 +56,7 @@ def stored_spec(spec: dict) -> dict:
 
 class JobStore(Store[Job]):
     collection_name, record_type, kind = names.JOB_DEFINITIONS, Job, "job"
+    index_part = "jobs"
 
     # -- writes ---------------------------------------------------------------------------
     def create(
@@ -70,14 +89,22 @@ class JobStore(Store[Job]):
         if doc.get("timeout") is None:
             doc.pop("timeout", None)
         doc["namespace"] = doc.get("namespace") or DEFAULT_NAMESPACE
+        job = Job.from_doc(doc)
+        # Filed first: the controller finds an undispatched job through its index entry.
+        filed = self._indexed(
+            lambda: self.index.put_job(job, latest=first_run_id, undispatched=bool(first_run_id)), "job", job.id
+        )
         try:
             self._collection.insert_one(doc)
-        except DuplicateKeyError:
+        except DuplicateKeyError:  # an idempotent submission's id, stored already (its entry is the same)
             raise Duplicate(f"job {doc['_id']!r} exists already") from None
-        return Job.from_doc(doc)
+        if not filed:
+            self._backlog("job", job.id)
+        return job
 
     def mirror(self, job_id: str, run_id: str, status: RunStatus) -> None:
-        """The job's run ``run_id`` changed to ``status``: the job shows it as its latest."""
+        """The job's run ``run_id`` was recorded or ended as ``status``: the job shows it as
+        its latest. (MongoDB only: the run store files the job in the indexes.)"""
         self._collection.update_one(
             {"_id": job_id},
             {
@@ -94,12 +121,24 @@ class JobStore(Store[Job]):
         if schedule_changed:
             changes["$set"]["schedule_since"] = now
             changes["$unset"] = {"queued_tick": ""}
-        self._collection.update_one({"_id": job_id}, changes)
-        return self.get(job_id)
+        before = self._collection.find_one_and_update({"_id": job_id}, changes)
+        job = self.get(job_id)
+        previous = (before or {}).get("user")
+        self._keep(lambda: self.index.put_job(job, previous_user=previous), "job", job_id)
+        return job
 
     def mark_deleted(self, job_id: str) -> None:
         now = clock.utcnow()
-        self._collection.update_one({"_id": job_id}, {"$set": {"deleted_at": now, "updated_at": now}})
+        doc = self._collection.find_one_and_update(
+            {"_id": job_id}, {"$set": {"deleted_at": now, "updated_at": now}}, return_document=ReturnDocument.AFTER
+        )
+        if doc is not None:
+            job = Job.from_doc(doc)
+            self._keep(lambda: self.index.put_job(job), "job", job_id)
+
+    def dispatched(self, job: Job) -> None:
+        """The job's first run is recorded: the sweep of undispatched jobs can forget it."""
+        self.index.job_dispatched(job.namespace, job.id)
 
     def pause(self, job_id: str) -> Job:
         now = clock.utcnow()
@@ -144,6 +183,24 @@ class JobStore(Store[Job]):
         )
 
     # -- reads ----------------------------------------------------------------------------
+    def find(self, job_id: str) -> Job | None:
+        doc = self._collection.find_one({"_id": job_id})
+        return self._current([Job.from_doc(doc)])[0] if doc is not None else None
+
+    def find_many(self, job_ids: list[str]) -> dict[str, Job]:
+        """The jobs of ``job_ids`` that exist, by id (each fetched by ``_id``)."""
+        docs = self._docs(self._collection, job_ids)
+        return {job.id: job for job in self._current([Job.from_doc(doc) for doc in docs.values()])}
+
+    def _current(self, jobs: list[Job]) -> list[Job]:
+        """The jobs as they stand: one whose latest run a worker claimed shows ``running``."""
+        waiting = {names.fence_id(j.last_run_id, "start"): j for j in jobs if j.status in CLAIMABLE and j.last_run_id}
+        if waiting:
+            for fence_id, start in self._docs(self._named(names.RUN_FENCES), list(waiting)).items():
+                if start.get("worker_id"):
+                    waiting[fence_id].status = RunStatus.RUNNING.value
+        return jobs
+
     def live(self, job_id: str) -> Job:
         """The job, for a verb that changes it: NotFound, or Conflict once it was deleted."""
         job = self.get(job_id)
@@ -152,19 +209,30 @@ class JobStore(Store[Job]):
         return job
 
     def undispatched(self, limit: int = 1000) -> list[Job]:
-        """Jobs accepted whose first run was never recorded (see :meth:`create`); a one-off
-        whose ``scheduled_at`` is still ahead waits for its time."""
+        """Jobs accepted whose first run may never have been recorded (see :meth:`create`);
+        a one-off whose ``scheduled_at`` is still ahead waits for its time. O(such jobs)."""
         now = clock.utcnow()
-        jobs = [Job.from_doc(doc) for doc in self._collection.find({"undispatched": True}).limit(limit)]
-        return [job for job in jobs if not (job.scheduled_at and job.scheduled_at > now)]
+        if self._index_usable():
+            entries = self.index.members(self.index.undispatched_key(ns) for ns in self.index.namespaces())
+            entries.sort(key=lambda entry: entry[1])
+            found = self.find_many([member for _, _, member in entries[:limit]])
+            jobs = [found[m] for _, _, m in entries[:limit] if m in found]
+        else:
+            jobs = [Job.from_doc(doc) for doc in self._native("jobs_undispatched", {"undispatched": True}, limit=limit)]
+        return [j for j in jobs if j.undispatched and not (j.scheduled_at and j.scheduled_at > now)]
 
     def count(self) -> int:
-        """How many jobs are stored, deleted ones included."""
-        return self._collection.count_documents({})
+        """How many jobs are stored, deleted ones included (the collection's own count)."""
+        return self._collection.estimated_document_count()
 
     def scheduled(self) -> list[Job]:
         """Every job with a cron schedule (the scheduler loads them when it starts leading)."""
-        return [Job.from_doc(doc) for doc in self._collection.find({"schedule": {"$ne": None}})]
+        if self._index_usable():
+            entries = self.index.members(self.index.scheduled_key(ns) for ns in self.index.namespaces())
+            jobs = list(self.find_many([member for _, _, member in entries]).values())
+        else:
+            jobs = [Job.from_doc(doc) for doc in self._native("jobs_scheduled", {"schedule": {"$gt": ""}})]
+        return [job for job in jobs if job.schedule and not job.deleted_at]
 
     def list(
         self,
@@ -176,13 +244,37 @@ class JobStore(Store[Job]):
         cursor: str | None = None,
     ) -> tuple[list[Job], str | None]:
         """Jobs newest first (deleted ones left out), and the next page's cursor; only those of
-        ``namespaces`` when given."""
-        query: dict = {"deleted_at": None}
+        ``namespaces`` when given. O(page): from the indexes, else a declared query."""
+
+        def accept(job: Job) -> bool:
+            return (
+                job.deleted_at is None
+                and (namespaces is None or job.namespace in namespaces)
+                and (status is None or job.status == status.value)
+                and (user is None or job.user == user)
+            )
+
+        if self._index_usable():
+            spaces = self.index.namespaces() if namespaces is None else namespaces
+            keys = [self.index.jobs_key(ns, status=status.value if status else None, user=user) for ns in spaces]
+            return pages.indexed_page(self.index, keys, limit=limit, cursor=cursor, fetch=self.find_many, accept=accept)
+        where: dict = {"deleted_at": None}
         if namespaces is not None:
-            query["namespace"] = {"$in": namespaces}
+            where["namespace"] = {"$in": namespaces}
+        else:
+            where = self._all_namespaces(names.JOB_DEFINITIONS, where)
         if status is not None:
-            query["status"] = status.value
+            where["status"] = {"$in": stored_statuses(status)}
         if user is not None:
-            query["user"] = user
-        docs, next_cursor = page(self._collection, query, time_field="created_at", limit=limit, cursor=cursor)
-        return [Job.from_doc(doc) for doc in docs], next_cursor
+            where["user"] = user
+        name = {(False, False): "jobs", (True, False): "jobs_by_status", (False, True): "jobs_by_user"}.get(
+            (status is not None, user is not None), "jobs_by_user_status"
+        )
+        return self._native_page(
+            name,
+            where,
+            limit=limit,
+            cursor=cursor,
+            accept=accept,
+            load=lambda docs: self._current([Job.from_doc(doc) for doc in docs]),
+        )

@@ -17,7 +17,7 @@ from typing import ParamSpec, TypeVar
 
 import pymongo
 from pymongo.database import Database
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, ExecutionTimeout
 
 from hydra.errors import StoreUnavailable
 from hydra.settings import get_settings
@@ -30,8 +30,9 @@ _client: pymongo.MongoClient | None = None
 _client_pid: int | None = None
 
 #: pymongo errors that mean "the server is not reachable right now" (network errors, timeouts,
-#: no server selectable are all ConnectionFailure).
-UNAVAILABLE_ERRORS = (ConnectionFailure,)
+#: no server selectable are all ConnectionFailure), or cannot answer in time (a query past
+#: its maxTimeMS: FerretDB filtering a large collection while the Redis indexes are rebuilt).
+UNAVAILABLE_ERRORS = (ConnectionFailure, ExecutionTimeout)
 
 
 def get_client() -> pymongo.MongoClient:
@@ -55,8 +56,17 @@ def get_client() -> pymongo.MongoClient:
     return _client
 
 
+_database: tuple[pymongo.MongoClient, Database] | None = None
+
+
 def get_database() -> Database:
-    return get_client()[get_settings().mongo_db]
+    """This process's database (the same object until the client changes: after fork)."""
+    global _database
+    client = get_client()
+    cached = _database
+    if cached is None or cached[0] is not client:
+        cached = _database = (client, client[get_settings().mongo_db])
+    return cached[1]
 
 
 @contextlib.contextmanager
@@ -65,7 +75,8 @@ def translated() -> Iterator[None]:
     try:
         yield
     except UNAVAILABLE_ERRORS as exc:
-        raise StoreUnavailable(f"MongoDB unreachable: {exc}") from exc
+        what = "did not answer in time" if isinstance(exc, ExecutionTimeout) else "unreachable"
+        raise StoreUnavailable(f"MongoDB {what}: {exc}") from exc
 
 
 def guarded(fn: Callable[P, T]) -> Callable[P, T]:
@@ -77,6 +88,22 @@ def guarded(fn: Callable[P, T]) -> Callable[P, T]:
             return fn(*args, **kwargs)
 
     return call
+
+
+_server_kinds: dict[int, bool] = {}
+
+
+def is_ferretdb(db: Database) -> bool:
+    """True when the server is FerretDB (it says so in buildInfo); asked once per client."""
+    key = id(db.client)
+    known = _server_kinds.get(key)
+    if known is None:
+        try:
+            info = db.client.admin.command("buildInfo")
+        except NotImplementedError:  # mongomock (unit tests) answers like MongoDB
+            info = {}
+        known = _server_kinds[key] = "ferretdbVersion" in info
+    return known
 
 
 def ping(db: Database | None = None) -> None:

@@ -40,4 +40,4 @@ class NamespaceStore(Store[NamespaceLimits]):
         return self.find(namespace) or NamespaceLimits(id=namespace)
 
     def all(self) -> list[NamespaceLimits]:
-        return [NamespaceLimits.from_doc(doc) for doc in self._collection.find().sort("_id", 1)]
+        return [NamespaceLimits.from_doc(doc) for doc in self._native("namespaces", {})]

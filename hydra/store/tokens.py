@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import pymongo
-
 from hydra import clock, names
 from hydra.model.records import Record
 from hydra.store.base import Store
@@ -55,5 +53,5 @@ class TokenStore(Store[ApiToken]):
 
     def all(self) -> list[ApiToken]:
         """Every token, newest first (there are few: people and services, not requests)."""
-        docs = self._collection.find().sort("created_at", pymongo.DESCENDING)
+        docs = self._native("tokens", {})
         return [ApiToken.from_doc(doc) for doc in docs]

@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import pymongo
-
 from hydra import clock, names
 from hydra.model.records import Record
 from hydra.store.base import Store
@@ -59,4 +57,6 @@ class WorkerStore(Store[WorkerView]):
         self._collection.delete_one({"_id": worker_id})
 
     def all(self) -> list[WorkerView]:
-        return [WorkerView.from_doc(doc) for doc in self._collection.find().sort("_id", pymongo.ASCENDING)]
+        """Every worker the controller lists (not history: offline ones are forgotten after
+        HYDRA_FORGET_AFTER), by id."""
+        return [WorkerView.from_doc(doc) for doc in self._native("workers", {})]

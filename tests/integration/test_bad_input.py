@@ -10,7 +10,10 @@ import logging
 import pytest
 
 from hydra import names
+from hydra.model.records import Job
 from hydra.store.mongo import get_database
+from hydra.store.reindex import Reindexer
+from hydra.store.runs import RunStore
 from tests.helpers import job_body, unique
 
 
@@ -130,6 +133,8 @@ def test_a_stored_record_that_cannot_be_rendered_is_skipped_flagged_and_logged(a
     never.update(_id=unique("never"), schedule="0 0 31 2 *")
     broken = dict(never, _id=unique("broken"), schedule=None, timeout="soon")
     collection.insert_many([never, broken])
+    # ... and as the controller's rebuild of the Redis indexes files them after the upgrade
+    Reindexer(RunStore()).file_jobs([Job.from_doc(never), Job.from_doc(broken)])
     with caplog.at_level(logging.WARNING, logger="hydra.control.rendering"):
         listed = api.get("/jobs/", query_string={"user": user, "limit": 100})
     assert listed.status_code == 200 and [j["id"] for j in listed.json] == [good]

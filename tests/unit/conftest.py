@@ -16,6 +16,7 @@ import mongomock
 import pytest
 
 from hydra import clock
+from hydra.broker.index import Index
 from hydra.broker.registry import Registry, WorkerRecord
 from hydra.dispatch.pipeline import Pipeline
 from hydra.dispatch.router import AffinityRouter
@@ -81,6 +82,7 @@ def memory(monkeypatch) -> Memory:
     monkeypatch.setattr("hydra.broker.redis.get_redis", lambda: redis)
     monkeypatch.setattr("hydra.broker.metrics.get_redis", lambda: redis)
     registry = Registry()
+    Index().mark_built("unit")  # an empty database: nothing to rebuild (test_indexes covers both paths)
     app = RecordingApp()
     pipeline = Pipeline(app, router=AffinityRouter(registry), runs=RunStore())
     return Memory(db=db, redis=redis, app=app, pipeline=pipeline, registry=registry)

@@ -21,7 +21,7 @@ from hydra.store.base import Store
 
 REPO = Path(__file__).resolve().parents[2]
 #: Attribute names that reach a collection or the database itself.
-STORE_INTERNALS = {"_collection", "_fences", "get_database", "get_client"}
+STORE_INTERNALS = {"_collection", "_fences", "_named", "get_database", "get_client"}
 
 
 def python_files():

@@ -23,7 +23,7 @@ def capture(monkeypatch):
 
     yield configure
     for handler in list(root.handlers):
-        if getattr(handler, "_hydra", False):
+        if isinstance(handler, logs._HydraHandler):
             root.removeHandler(handler)
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])

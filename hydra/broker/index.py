@@ -1,0 +1,545 @@
+"""The stores' secondary indexes in Redis: how a listing or a sweep finds records without
+asking MongoDB to filter.
+
+FerretDB 1.24 pushes only ``{_id: <string>}`` equality down to its backend; any other
+filter decodes every document of the collection in Go (0.15-0.4 ms each), so a listing
+or a sweep that filters in MongoDB costs O(history). The stores therefore keep, beside
+each write to MongoDB, entries here that name the records by ``_id``, ordered the way
+the listings page (newest first on a time, then ``_id``); a listing walks them with a
+keyset cursor and fetches only the records of its page by ``_id``. Sweeps read the
+``active`` hash, whose size is the work in progress, not the history.
+
+MongoDB stays the record of truth (``hydra.store``): a listing checks each record it
+shows against its filter (an entry that is stale is skipped, never shown), and until the
+indexes are known to be complete - :meth:`Index.built`, set by a full rebuild from
+MongoDB (``hydra.store.reindex``), gone with a flush - the stores query MongoDB natively.
+
+Layout, per namespace, under ``hydra:ix:<namespace>:`` (scores are epoch milliseconds)::
+
+    jobs                        zset  job id -> created_at        jobs not deleted
+    jobs:deleted                zset  job id -> created_at        deleted jobs (retention walks them)
+    jobs:user:<user>            zset
+    jobs:status:<status>        zset                              by the job's status (its latest run's)
+    jobs:user:<user>:status:<s> zset
+    jobs:scheduled              zset                              jobs with a cron schedule
+    jobs:undispatched           zset                              accepted; first run maybe not recorded
+    latest                      hash  job id -> run id            a job's latest run, while it is active
+    runs:job:<job id>           zset  run id -> queued_at         every run of a job
+    active                      hash  run id -> "status|worker|queue|not_before|queued_at|job id"
+    dead                        zset  run id -> queued_at         dead letters not retried
+    dead:retried                zset                              dead letters retried by hand
+    dead:job:<job id>           zset                              a job's dead letters
+    audit                       zset  event id -> at              the audit trail
+    audit:actor:<user>          zset                              what one user did
+    audit:target:<id>           zset                              what was done to one job, run, token
+
+(audit events about tokens, which belong to no namespace, under ``hydra:ix:_:``)
+
+plus ``hydra:ix:namespaces`` (set) and ``hydra:ix:built``. Every change of one record is
+one Lua script (atomic, one round trip).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from hydra import clock, names
+from hydra.broker.redis import RedisBacked
+from hydra.model.records import Job, Run
+from hydra.model.status import ACTIVE, RunStatus
+
+#: Every status a job can be filed under (a job's status is its latest run's).
+_STATUSES = "{" + ", ".join(f"'{s.value}'" for s in RunStatus) + "}"
+#: Statuses of a run that keep it in the ``active`` hash.
+ACTIVE_VALUES = frozenset(s.value for s in ACTIVE)
+#: Entries read per round trip while walking a sorted set.
+CHUNK = 200
+
+# KEYS: none (the keys are made from ARGV[1], the namespace's prefix; Redis runs standalone).
+# A job's status move: ZREM from every status set but the new one, ZADD to the new one.
+_MOVE = f"""
+local function move(p, id, user, status, score)
+  for _, s in ipairs({_STATUSES}) do
+    if s ~= status then
+      redis.call('ZREM', p..'jobs:status:'..s, id)
+      redis.call('ZREM', p..'jobs:user:'..user..':status:'..s, id)
+    end
+  end
+  if status ~= '' then
+    redis.call('ZADD', p..'jobs:status:'..status, score, id)
+    redis.call('ZADD', p..'jobs:user:'..user..':status:'..status, score, id)
+  end
+end
+"""
+
+# ARGV: prefix, job id, created ms, user, status ('' none), live '1'/'0', scheduled '1'/'0',
+#       undispatched '1'/'0'/'' (leave), latest run id ('' leave), previous user ('' none), namespace
+_PUT_JOB = (
+    _MOVE
+    + """
+local p, id, score, user, status = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local live, sched, undisp, latest, before = ARGV[6] == '1', ARGV[7] == '1', ARGV[8], ARGV[9], ARGV[10]
+redis.call('SADD', KEYS[1], ARGV[11])
+if before ~= '' and before ~= user then
+  redis.call('ZREM', p..'jobs:user:'..before, id)
+  move(p, id, before, '', score)
+end
+if live then
+  redis.call('ZADD', p..'jobs', score, id)
+  redis.call('ZADD', p..'jobs:user:'..user, score, id)
+  redis.call('ZREM', p..'jobs:deleted', id)
+  move(p, id, user, status, score)
+else
+  redis.call('ZREM', p..'jobs', id)
+  redis.call('ZREM', p..'jobs:user:'..user, id)
+  redis.call('ZADD', p..'jobs:deleted', score, id)
+  move(p, id, user, '', score)
+end
+if sched and live then redis.call('ZADD', p..'jobs:scheduled', score, id)
+else redis.call('ZREM', p..'jobs:scheduled', id) end
+if undisp == '1' then redis.call('ZADD', p..'jobs:undispatched', score, id)
+elseif undisp == '0' then redis.call('ZREM', p..'jobs:undispatched', id) end
+if latest ~= '' then redis.call('HSET', p..'latest', id, latest) end
+return 1
+"""
+)
+
+# A run's status changed; its job shows it when the run is the job's latest.
+# ARGV: prefix, job id, user, status, run id, how ('record' | 'claim' | 'end')
+_JOB_RUN = (
+    _MOVE
+    + """
+local p, id, user, status, run, how = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+if how == 'claim' then
+  if redis.call('HGET', p..'latest', id) ~= run then return 0 end
+elseif how == 'end' then
+  redis.call('HDEL', p..'latest', id)
+else
+  redis.call('HSET', p..'latest', id, run)
+end
+local score = redis.call('ZSCORE', p..'jobs', id)
+if not score then return 0 end  -- deleted (not listed), or not indexed yet (the backlog will)
+move(p, id, user, status, score)
+return 1
+"""
+)
+
+# ARGV: prefix, run id, job id, queued ms, active value ('' when it ended), dead ('' | 'dead' |
+#       'retried'), namespace, mode ('set', or 'new': only add what is missing - the intent
+#       filed before a run record is inserted, which may turn out to exist already)
+_PUT_RUN = """
+local p, run, job, score, active, dead = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+redis.call('SADD', KEYS[1], ARGV[7])
+if ARGV[8] == 'new' then
+  redis.call('ZADD', p..'runs:job:'..job, 'NX', score, run)
+  if active ~= '' then redis.call('HSETNX', p..'active', run, active) end
+  return 1
+end
+redis.call('ZADD', p..'runs:job:'..job, score, run)
+if active ~= '' then redis.call('HSET', p..'active', run, active) else redis.call('HDEL', p..'active', run) end
+if dead == 'dead' then
+  redis.call('ZADD', p..'dead', score, run); redis.call('ZREM', p..'dead:retried', run)
+  redis.call('ZADD', p..'dead:job:'..job, score, run)
+elseif dead == 'retried' then
+  redis.call('ZREM', p..'dead', run); redis.call('ZADD', p..'dead:retried', score, run)
+  redis.call('ZADD', p..'dead:job:'..job, score, run)
+else
+  redis.call('ZREM', p..'dead', run); redis.call('ZREM', p..'dead:retried', run)
+  redis.call('ZREM', p..'dead:job:'..job, run)
+end
+return 1
+"""
+
+# A worker claimed a run: its active entry says running on that worker (unless it ended
+# meanwhile: then there is no entry, and none is made); its job shows it if it is the latest.
+# ARGV: prefix, run id, worker, job id, user
+_CLAIM = (
+    _MOVE
+    + """
+local p, run, worker, id, user = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local cur = redis.call('HGET', p..'active', run)
+if cur then
+  local f = {}
+  for v in string.gmatch(cur..'|', '([^|]*)|') do f[#f + 1] = v end
+  f[1] = 'running'; f[2] = worker
+  redis.call('HSET', p..'active', run, table.concat(f, '|'))
+end
+redis.call('ZREM', p..'jobs:undispatched', id)
+if redis.call('HGET', p..'latest', id) == run then
+  local score = redis.call('ZSCORE', p..'jobs', id)
+  if score then move(p, id, user, 'running', score) end
+end
+return 1
+"""
+)
+
+# ARGV: prefix, run id, job id, user, status, queued ms, dead ('' | 'dead' | 'retried'), ns
+_END = (
+    _MOVE
+    + """
+local p, run, id, user, status, score, dead = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+redis.call('SADD', KEYS[1], ARGV[8])
+redis.call('HDEL', p..'active', run)
+redis.call('ZADD', p..'runs:job:'..id, score, run)
+if dead == 'dead' then
+  redis.call('ZADD', p..'dead', score, run); redis.call('ZADD', p..'dead:job:'..id, score, run)
+elseif dead == 'retried' then
+  redis.call('ZREM', p..'dead', run); redis.call('ZADD', p..'dead:retried', score, run)
+  redis.call('ZADD', p..'dead:job:'..id, score, run)
+end
+redis.call('ZREM', p..'jobs:undispatched', id)
+redis.call('HDEL', p..'latest', id)
+local created = redis.call('ZSCORE', p..'jobs', id)
+if created then move(p, id, user, status, created) end
+return 1
+"""
+)
+
+# Retention: a run and every entry naming it. ARGV: prefix, run id, job id
+_DROP_RUN = """
+local p, run, job = ARGV[1], ARGV[2], ARGV[3]
+redis.call('ZREM', p..'runs:job:'..job, run)
+redis.call('HDEL', p..'active', run)
+redis.call('ZREM', p..'dead', run); redis.call('ZREM', p..'dead:retried', run)
+redis.call('ZREM', p..'dead:job:'..job, run)
+return 1
+"""
+
+# Retention: a job and every entry naming it. ARGV: prefix, job id, user
+_DROP_JOB = (
+    _MOVE
+    + """
+local p, id, user = ARGV[1], ARGV[2], ARGV[3]
+move(p, id, user, '', 0)
+for _, k in ipairs({'jobs', 'jobs:deleted', 'jobs:user:'..user, 'jobs:scheduled', 'jobs:undispatched'}) do
+  redis.call('ZREM', p..k, id)
+end
+redis.call('HDEL', p..'latest', id)
+redis.call('DEL', p..'runs:job:'..id, p..'dead:job:'..id)
+return 1
+"""
+)
+
+
+@dataclass(frozen=True)
+class Active:
+    """A run in progress as the ``active`` hash files it (what the sweeps filter on)."""
+
+    run_id: str
+    namespace: str
+    status: str
+    worker_id: str | None
+    #: It was published to a queue (False: recorded pending without one - no eligible worker
+    #: yet, or the broker was down).
+    has_queue: bool
+    not_before: float | None
+    queued_at: float
+    job_id: str
+
+    @classmethod
+    def parse(cls, namespace: str, run_id: str, value: str) -> Active:
+        status, worker, queue, not_before, queued_at, job_id = (value.split("|", 5) + [""] * 6)[:6]
+        return cls(
+            run_id=run_id,
+            namespace=namespace,
+            status=status,
+            worker_id=worker or None,
+            has_queue=queue == "1",
+            not_before=float(not_before) if not_before else None,
+            queued_at=float(queued_at or 0),
+            job_id=job_id,
+        )
+
+
+def active_value(run: Run) -> str:
+    """The ``active`` hash value of a run in progress ('' once it ended)."""
+    if run.status not in ACTIVE_VALUES:
+        return ""
+    not_before = str(clock.millis(run.not_before)) if run.not_before else ""
+    queued_at = str(clock.millis(run.queued_at)) if run.queued_at else "0"
+    return "|".join((run.status, run.worker_id or "", "1" if run.queue else "0", not_before, queued_at, run.job_id))
+
+
+def dead_mark(run: Run) -> str:
+    if run.status != RunStatus.DEAD_LETTER.value:
+        return ""
+    return "retried" if run.retried_by else "dead"
+
+
+def score_of(moment) -> int:
+    return clock.millis(moment) if moment is not None else 0
+
+
+class Index(RedisBacked):
+    """Reads and writes of the secondary indexes (see the module docstring)."""
+
+    def __init__(self, client=None):
+        super().__init__(client)
+        self._scripts: dict[str, object] = {}
+
+    def _run(self, name: str, source: str, *args, pipe=None) -> object:
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = self.redis.register_script(source)
+        return script(keys=[names.INDEX_NAMESPACES_KEY], args=list(args), client=pipe)  # type: ignore[operator]
+
+    def batch(self):
+        """A pipeline to pass as ``pipe=`` to the writes below (a rebuild files thousands of
+        records per round trip); ``execute()`` it."""
+        pipe = self.redis.pipeline(transaction=False)
+        for name, source in (("put_job", _PUT_JOB), ("put_run", _PUT_RUN), ("drop_run", _DROP_RUN)):
+            if name not in self._scripts:
+                self._scripts[name] = self.redis.register_script(source)
+        return pipe
+
+    # -- keys ---------------------------------------------------------------------------------
+    @staticmethod
+    def jobs_key(namespace: str, *, status: str | None = None, user: str | None = None) -> str:
+        key = names.index_prefix(namespace) + "jobs"
+        if user is not None:
+            key += f":user:{user}"
+        if status is not None:
+            key += f":status:{status}"
+        return key
+
+    @staticmethod
+    def deleted_key(namespace: str) -> str:
+        return names.index_prefix(namespace) + "jobs:deleted"
+
+    @staticmethod
+    def scheduled_key(namespace: str) -> str:
+        return names.index_prefix(namespace) + "jobs:scheduled"
+
+    @staticmethod
+    def undispatched_key(namespace: str) -> str:
+        return names.index_prefix(namespace) + "jobs:undispatched"
+
+    @staticmethod
+    def runs_key(namespace: str, job_id: str) -> str:
+        return names.index_prefix(namespace) + f"runs:job:{job_id}"
+
+    @staticmethod
+    def dead_keys(namespace: str, *, job_id: str | None = None, include_retried: bool = False) -> list[str]:
+        prefix = names.index_prefix(namespace)
+        if job_id is not None:
+            return [prefix + f"dead:job:{job_id}"]
+        return [prefix + "dead", prefix + "dead:retried"] if include_retried else [prefix + "dead"]
+
+    @staticmethod
+    def active_key(namespace: str) -> str:
+        return names.index_prefix(namespace) + "active"
+
+    # -- state --------------------------------------------------------------------------------
+    def built(self, part: str | None = None) -> bool:
+        """True when the indexes of ``part`` (``jobs``, ``runs`` or ``audit``; default all) were built
+        completely from MongoDB and kept since."""
+        parts = names.INDEX_PARTS if part is None else (part,)
+        return int(self.redis.exists(*(names.INDEX_BUILT_PREFIX + p for p in parts))) == len(parts)
+
+    def mark_built(self, token: str, part: str | None = None) -> None:
+        for p in names.INDEX_PARTS if part is None else (part,):
+            self.redis.set(names.INDEX_BUILT_PREFIX + p, token)
+
+    def unbuild(self) -> None:
+        """Say the indexes may have lost entries (Redis restarted): listings read MongoDB
+        until a rebuild completes."""
+        self.redis.delete(*(names.INDEX_BUILT_PREFIX + p for p in names.INDEX_PARTS))
+
+    def namespaces(self) -> list[str]:
+        return sorted(self.redis.smembers(names.INDEX_NAMESPACES_KEY))
+
+    # -- jobs ---------------------------------------------------------------------------------
+    def put_job(
+        self,
+        job: Job,
+        *,
+        status: str | None = None,
+        latest: str | None = None,
+        undispatched: bool | None = None,
+        previous_user: str | None = None,
+        pipe=None,
+    ) -> None:
+        """File ``job`` from its record: listed (or deleted), by user, by ``status`` (default
+        its stored status), scheduled, undispatched, and its ``latest`` run."""
+        status = job.status if status is None else status
+        undisp = "" if undispatched is None else ("1" if undispatched else "0")
+        self._run(
+            "put_job",
+            _PUT_JOB,
+            names.index_prefix(job.namespace),
+            job.id,
+            score_of(job.created_at),
+            job.user,
+            status or "",
+            "0" if job.deleted_at else "1",
+            "1" if job.schedule else "0",
+            undisp,
+            latest or "",
+            previous_user or "",
+            job.namespace,
+            pipe=pipe,
+        )
+
+    def job_run_changed(self, namespace: str, job_id: str, user: str, status: str, run_id: str, how: str) -> None:
+        """The job's run ``run_id`` was recorded (``how='record'``: it is now the job's latest)
+        or ended (``'end'``) as ``status``: the job is filed under it."""
+        self._run("job_run", _JOB_RUN, names.index_prefix(namespace), job_id, user, status, run_id, how)
+
+    def job_dispatched(self, namespace: str, job_id: str) -> None:
+        self.redis.zrem(self.undispatched_key(namespace), job_id)
+
+    def drop_job(self, namespace: str, job_id: str, user: str) -> None:
+        self._run("drop_job", _DROP_JOB, names.index_prefix(namespace), job_id, user)
+
+    # -- runs ---------------------------------------------------------------------------------
+    def put_run(self, run: Run, *, new: bool = False, pipe=None) -> None:
+        """File ``run`` from its record: among its job's runs, active or not, dead letter.
+        ``new``: only add the entries that are missing (before the record is inserted)."""
+        self._run(
+            "put_run",
+            _PUT_RUN,
+            names.index_prefix(run.namespace),
+            run.id,
+            run.job_id,
+            score_of(run.queued_at),
+            active_value(run),
+            dead_mark(run),
+            run.namespace,
+            "new" if new else "set",
+            pipe=pipe,
+        )
+
+    def run_claimed(self, namespace: str, run_id: str, *, worker_id: str, job_id: str, user: str) -> None:
+        self._run("claim", _CLAIM, names.index_prefix(namespace), run_id, worker_id, job_id or "", user or "")
+
+    def run_ended(self, run: Run) -> None:
+        """``run`` (its record after the end) ended: no longer active; maybe a dead letter;
+        its job is filed under its status."""
+        self._run(
+            "end",
+            _END,
+            names.index_prefix(run.namespace),
+            run.id,
+            run.job_id,
+            run.user or "",
+            run.status,
+            score_of(run.queued_at),
+            dead_mark(run),
+            run.namespace,
+        )
+
+    def forget_active(self, namespace: str, run_id: str) -> None:
+        self.redis.hdel(self.active_key(namespace), run_id)
+
+    def drop_run(self, namespace: str, run_id: str, job_id: str, pipe=None) -> None:
+        self._run("drop_run", _DROP_RUN, names.index_prefix(namespace), run_id, job_id, pipe=pipe)
+
+    # -- the audit trail ----------------------------------------------------------------------
+    @staticmethod
+    def audit_key(namespace: str | None, *, actor: str | None = None, target: str | None = None) -> str:
+        """The events of ``namespace`` (None: of no namespace), or of one target or actor there."""
+        key = names.index_prefix(namespace or names.INDEX_NO_NAMESPACE) + "audit"
+        if target is not None:
+            return key + f":target:{target}"
+        if actor is not None:
+            return key + f":actor:{actor}"
+        return key
+
+    def put_audit(self, event_id: str, *, at, namespace: str | None, actor: str, target: str | None, pipe=None) -> None:
+        """File an audit event (insert-only: it is never refiled differently)."""
+        own = pipe is None
+        pipe = self.redis.pipeline(transaction=False) if own else pipe
+        score = score_of(at)
+        keys = [self.audit_key(namespace), self.audit_key(namespace, actor=actor)]
+        if target is not None:
+            keys.append(self.audit_key(namespace, target=target))
+        for key in keys:
+            pipe.zadd(key, {event_id: score})
+        if namespace:
+            pipe.sadd(names.INDEX_NAMESPACES_KEY, namespace)
+        if own:
+            pipe.execute()
+
+    # -- reads --------------------------------------------------------------------------------
+    def newest(self, keys: list[str], before: tuple[int, str] | None = None) -> Iterator[tuple[int, str]]:
+        """(score, member) of every member of ``keys``, newest first on (score, member), each
+        once, strictly after ``before`` in that order; read lazily, CHUNK at a time."""
+        streams = [self._walk_down(key, before) for key in keys]
+        last = None
+        for item in heapq.merge(*streams, reverse=True):
+            if item != last:
+                yield item
+            last = item
+
+    def _walk_down(self, key: str, before: tuple[int, str] | None) -> Iterator[tuple[int, str]]:
+        # Keyset, not offsets: entries added or removed meanwhile shift nothing. Each read
+        # starts at the score of the last item (inclusive) and skips what was yielded; a run
+        # of equal scores longer than the read is read again with a larger one.
+        bound, size = before, CHUNK
+        while True:
+            top = "+inf" if bound is None else str(bound[0])
+            chunk = self.redis.zrevrangebyscore(key, top, "-inf", start=0, num=size, withscores=True)
+            fresh = [item for item in ((int(s), m) for m, s in chunk) if bound is None or item < bound]
+            yield from fresh
+            if len(chunk) < size:
+                return
+            if fresh:
+                bound, size = fresh[-1], CHUNK
+            else:
+                size *= 2
+
+    def oldest(
+        self, key: str, *, below: int, after: tuple[int, str] | None = None, limit: int = CHUNK
+    ) -> list[tuple[int, str]]:
+        """Up to ``limit`` (score, member) of ``key`` with score < ``below``, oldest first,
+        strictly after ``after`` (a keyset cursor of this walk)."""
+        bound, size = after, max(limit, 1)
+        out: list[tuple[int, str]] = []
+        while len(out) < limit:
+            low = "-inf" if bound is None else str(bound[0])
+            chunk = self.redis.zrangebyscore(key, low, f"({below}", start=0, num=size, withscores=True)
+            fresh = [item for item in ((int(s), m) for m, s in chunk) if bound is None or item > bound]
+            out += fresh
+            if len(chunk) < size:
+                break
+            if fresh:
+                bound, size = fresh[-1], max(limit, 1)
+            else:
+                size *= 2
+        return out[:limit]
+
+    def members(self, keys: Iterable[str]) -> list[tuple[str, int, str]]:
+        """Every (key, score, member) of small sets (scheduled, undispatched), in one round trip."""
+        keys = list(keys)
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.zrange(key, 0, -1, withscores=True)
+        out = []
+        for key, entries in zip(keys, pipe.execute(), strict=True):
+            out += [(key, int(score), member) for member, score in entries]
+        return out
+
+    def active(self, namespaces: list[str] | None = None) -> list[Active]:
+        """Every run in progress (pending, queued, running) of ``namespaces`` (default all)."""
+        spaces = self.namespaces() if namespaces is None else namespaces
+        pipe = self.redis.pipeline(transaction=False)
+        for ns in spaces:
+            pipe.hgetall(self.active_key(ns))
+        out = []
+        for ns, entries in zip(spaces, pipe.execute(), strict=True):
+            out += [Active.parse(ns, run_id, value) for run_id, value in entries.items()]
+        return out
+
+    def count(self, key: str) -> int:
+        return int(self.redis.zcard(key))
+
+    def memory(self) -> dict[str, int]:
+        """Keys under ``hydra:ix:`` and the bytes Redis uses for them (sampled: MEMORY USAGE
+        of each key; for sizing and the history benchmark)."""
+        keys = used = 0
+        for key in self.redis.scan_iter(match=names.INDEX_PREFIX + "*", count=1000):
+            keys += 1
+            used += int(self.redis.memory_usage(key, samples=0) or 0)
+        return {"keys": keys, "bytes": used}

@@ -1,0 +1,85 @@
+"""The store operations of one successful job, as README's "The job path" table lists them:
+the API's (job, audit event, run) and the worker's (the recorded digest, the start fence,
+the end fence read, the end fence, the run's end, the job's end). A change that adds one
+must show up here and in the table, with its reason."""
+
+from __future__ import annotations
+
+import mongomock
+import pytest
+
+from hydra.control import verbs
+from hydra.dispatch.attempts import end_attempt
+from hydra.model.access import Principal, Role
+from hydra.model.outcome import Outcome
+from hydra.model.records import Job
+from hydra.model.spec import load_job
+
+ALICE = Principal(user="alice", roles={"default": Role.OPERATOR}, via="token:alice")
+#: The pymongo methods a store calls (reads and writes).
+METHODS = ("insert_one", "find_one", "find", "update_one", "find_one_and_update", "replace_one", "delete_one")
+
+
+@pytest.fixture
+def operations(monkeypatch):
+    """(collection, method) of every MongoDB call while ``recording``."""
+    seen: list[tuple[str, str]] = []
+    state = {"on": False, "depth": 0}
+    for method in METHODS:
+        real = getattr(mongomock.collection.Collection, method)
+
+        def spy(self, *args, _real=real, _method=method, **kwargs):
+            if state["on"] and state["depth"] == 0:  # not mongomock's own calls (find_one -> find)
+                seen.append((self.name, _method))
+            state["depth"] += 1
+            try:
+                return _real(self, *args, **kwargs)
+            finally:
+                state["depth"] -= 1
+
+        monkeypatch.setattr(mongomock.collection.Collection, method, spy)
+
+    def record(fn):
+        seen.clear()
+        state["on"] = True
+        try:
+            result = fn()
+        finally:
+            state["on"] = False
+        return result, list(seen)
+
+    return record
+
+
+def test_a_job_costs_three_operations_in_the_api_and_six_in_the_worker(memory, operations):
+    memory.worker("cpu1")
+    memory.pipeline.router.limits("default")  # the namespace's quota limits: read once per 5 s, not per job
+    body = load_job({"name": "echo", "command": "echo hi", "affinity": {"os": ["linux"]}})
+    (job, run, _), api = operations(lambda: verbs.submit(body, actor=ALICE, pipeline=memory.pipeline))
+    assert api == [
+        ("job_definitions", "insert_one"),
+        ("audit_events", "insert_one"),
+        ("job_runs", "insert_one"),
+    ]
+    runs = memory.pipeline.runs
+    message = memory.app.sent[-1].kwargs
+
+    def worker():
+        runs.recorded_digest(run.run_id)  # admit: the message agrees with the record
+        runs.claim(run.run_id, message=message, worker_id="cpu1@host")
+        outcome = Outcome(status="succeeded", returncode=0, worker_id="cpu1@host")
+        return end_attempt(
+            run.run_id, outcome, by="cpu1@host", job=Job.from_message(message), attempt=1, pipeline=memory.pipeline
+        )
+
+    recorded, worker_ops = operations(worker)
+    assert recorded
+    assert worker_ops == [
+        ("job_runs", "find_one"),  # the recorded digest
+        ("run_fences", "insert_one"),  # the start fence: the decision, and "running"
+        ("run_fences", "find_one"),  # the end fence: ended before any worker took it?
+        ("run_fences", "insert_one"),  # the end fence: whose end counts
+        ("job_runs", "find_one_and_update"),  # the run's end
+        ("job_definitions", "update_one"),  # the job shows its latest run's status
+    ]
+    assert memory.pipeline.jobs.get(job.id).status == "succeeded"
