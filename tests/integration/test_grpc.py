@@ -16,8 +16,11 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from grpc_status import rpc_status
 
 from hydra import names
+from hydra.model.records import Job
 from hydra.store.jobs import JobStore
 from hydra.store.mongo import get_database
+from hydra.store.reindex import Reindexer
+from hydra.store.runs import RunStore
 from hydra.v1 import hydra_pb2, hydra_pb2_grpc
 from tests.conftest import CPU, GPU
 from tests.helpers import unique, wait_run, wait_until
@@ -280,6 +283,7 @@ def test_a_stored_record_that_cannot_be_shown_is_skipped_in_lists_and_refused_al
     collection = get_database()[names.JOB_DEFINITIONS]
     broken = dict(collection.find_one({"_id": good}), _id=unique("broken"), timeout="soon")  # as stored long ago
     collection.insert_one(broken)
+    Reindexer(RunStore()).file_jobs([Job.from_doc(broken)])  # as the indexes' rebuild files it after an upgrade
     listed = hydra.ListJobs(hydra_pb2.ListJobsRequest(namespace=namespace, limit=100), metadata=admin, timeout=30)
     assert [j.id for j in listed.jobs] == [good]
     assert collection.find_one({"_id": broken["_id"]})["unrenderable"]  # flagged, as REST flags it
