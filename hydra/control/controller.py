@@ -49,7 +49,7 @@ from hydra.broker.sent import SentIndex
 from hydra.control.failover import Failover
 from hydra.control.scheduler import Scheduler
 from hydra.dispatch import signing
-from hydra.dispatch.attempts import publish_delayed, publish_due
+from hydra.dispatch.attempts import dispatch_stored, publish_delayed, publish_due
 from hydra.dispatch.pipeline import Pipeline, Republished
 from hydra.errors import StoreUnavailable, Unavailable
 from hydra.model.affinity import WorkerProfile
@@ -523,8 +523,7 @@ class Controller:
             if created > now - UNDISPATCHED_GRACE or not job.last_run_id:
                 continue
             if self.runs.find(job.last_run_id) is None:
-                self.pipeline.dispatch(job, run_id=job.last_run_id)
-                published += 1
+                published += dispatch_stored(self.pipeline, job, job.last_run_id)
             else:
                 self.jobs.dispatched(job)  # its run is recorded: nothing left to look after
         for run in waiting:

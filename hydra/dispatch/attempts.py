@@ -25,7 +25,7 @@ from hydra.broker import metrics
 from hydra.broker.due import DueIndex
 from hydra.broker.stops import StopFlags
 from hydra.dispatch.pipeline import Pipeline
-from hydra.errors import Unavailable
+from hydra.errors import InvalidJob, Unavailable
 from hydra.model.lifecycle import decide
 from hydra.model.outcome import Outcome
 from hydra.model.records import Chain, Dispatched, Job
@@ -180,5 +180,27 @@ def publish_delayed(run_id: str, pipeline: Pipeline) -> bool:
             by="hydra",
         )
         return False
-    pipeline.dispatch(job, attempt=run.attempt, chain=run.chain, run_id=run_id)
+    return dispatch_stored(pipeline, job, run_id, attempt=run.attempt, chain=run.chain)
+
+
+def dispatch_stored(pipeline: Pipeline, job: Job, run_id: str, **how) -> bool:
+    """Dispatch a run of a job read back from MongoDB. A stored job that no longer validates
+    (written past the API, or by an older version) ends the run failed, saying why, instead
+    of raising out of the sweep or the scheduler, where it would hold up every run behind it."""
+    try:
+        pipeline.dispatch(job, run_id=run_id, **how)
+    except InvalidJob as exc:
+        log.error(
+            "stored job cannot run",
+            extra={"event": "run.unrunnable", "job_id": job.id, "run_id": run_id, "error": str(exc)},
+        )
+        pipeline.runs.finish(
+            run_id,
+            Outcome(status=RunStatus.FAILED.value, error=f"the stored job cannot run: {exc}"),
+            status=RunStatus.FAILED,
+            by="hydra",
+            job=job,
+            attempt=how.get("attempt") or 1,
+        )
+        return False
     return True

@@ -111,3 +111,18 @@ def test_a_due_retry_is_published_and_a_deleted_jobs_is_cancelled(memory):
     assert publish_due(memory.pipeline, later) == 0
     waiting = memory.pipeline.runs.get(memory.pipeline.jobs.get(other.id).last_run_id)
     assert (waiting.status, waiting.error) == ("cancelled", "the job was deleted")
+
+
+def test_a_stored_job_that_no_longer_validates_fails_its_run_and_holds_up_no_other(memory):
+    broken, broken_run = started(memory)
+    end(memory, broken, broken_run, "failed")
+    # As written past the API (or by an older version): a timeout that is no number.
+    memory.db[names.JOB_DEFINITIONS].update_one({"_id": broken.id}, {"$set": {"timeout": "soon"}})
+    fine, fine_run = started(memory)
+    end(memory, fine, fine_run, "failed")
+    later = clock.utcnow() + timedelta(seconds=31)
+    assert publish_due(memory.pipeline, later) == 1  # the fine job's retry, behind the broken one's
+    failed = memory.pipeline.runs.get(memory.pipeline.jobs.get(broken.id).last_run_id)
+    assert failed.status == "failed" and failed.error.startswith("the stored job cannot run")
+    retry = memory.pipeline.runs.get(memory.pipeline.jobs.get(fine.id).last_run_id)
+    assert retry.status == "queued" and memory.queue_of(retry.id)
