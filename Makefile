@@ -6,7 +6,7 @@ STACK := PYTHONPATH=deploy/local $(PY) -m hydrastack
 ROOT  := .hydra
 LINES ?= 50
 
-.PHONY: install up down status logs lint test bench clean
+.PHONY: install up down status logs lint test bench bench-fleet chaos clean
 
 install:
 	@bash deploy/local/install.sh
@@ -42,6 +42,10 @@ test: lint
 bench: install
 	$(PY) bench/run.py
 	$(PY) bench/follow.py
+
+# bench/fleet.py: 1,000 simulated workers heartbeating, 100 jobs/s: routing, controller CPU, detection.
+bench-fleet: install
+	$(PY) bench/fleet.py
 
 clean: down
 	rm -rf $(ROOT)
