@@ -17,6 +17,12 @@ broker_transport_options = {
     "sep": hydra_priority.SEP,
     "queue_order_strategy": "priority",
 }
+if _settings.broker_url.startswith("sentinel://"):
+    # Redis Sentinel through kombu's own transport: the sentinels in the URL, the master by
+    # name (hydra.broker.redis reaches the same master for Hydra's own keys).
+    broker_transport_options["master_name"] = _settings.broker_master_name
+    if _settings.broker_sentinel_password:
+        broker_transport_options["sentinel_kwargs"] = {"password": _settings.broker_sentinel_password}
 
 # Runs are recorded in MongoDB by Hydra's backend (a run's result is its job_runs record).
 result_backend = "hydra.celery.backend:HydraBackend"
