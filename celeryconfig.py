@@ -1,7 +1,12 @@
 """Celery configuration: Hydra's settings (``hydra.settings``) mapped onto Celery's names."""
 
+from hydra.broker import transport as hydra_transport
 from hydra.model import priority as hydra_priority
 from hydra.settings import get_settings
+
+# kombu's Redis and Sentinel transports, with the fix a worker needs when its connection
+# breaks while it holds unacknowledged messages (hydra/broker/transport.py).
+hydra_transport.register()
 
 _settings = get_settings()
 
