@@ -47,5 +47,10 @@ bench: install
 bench-fleet: install
 	$(PY) bench/fleet.py
 
+# tests/chaos: workers and a controller in network namespaces, links cut and slowed with
+# iptables and a delaying relay (root; about 4 minutes). Not part of make test.
+chaos: install
+	HYDRA_CHAOS=1 $(PY) -m pytest -q -s tests/chaos
+
 clean: down
 	rm -rf $(ROOT)
