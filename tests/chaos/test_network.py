@@ -118,7 +118,7 @@ class Chaos:
         """The invariants; ``reach``: when the cut worker could reach a store again (epoch s)."""
         self.settled(jobs)
         time.sleep(1.0)  # a late duplicate would have left a mark by now
-        twice = 0
+        twice, overlap = 0, 0.0
         for job_id in jobs:
             runs = self.runs(job_id)
             assert all(r["status"] in TERMINAL for r in runs), runs
@@ -132,12 +132,13 @@ class Chaos:
             executions = sorted(marks.values(), key=min)
             for old, new in itertools.pairwise(executions):
                 twice += 1
+                overlap = max(overlap, max(old) - min(new))
                 allowed = max(min(new), reach or 0.0) + OVERLAP_BOUND + SLACK
                 assert max(old) <= allowed, (
                     f"job {job_id}: the old attempt ran {max(old) - min(new):.2f}s past the new one's start"
                     f" (bound: until {allowed - min(new):.2f}s after it)"
                 )
-        return {"jobs": len(jobs), "ran_twice": twice}
+        return {"jobs": len(jobs), "ran_twice": twice, "longest_overlap_s": round(overlap, 2)}
 
 
 @pytest.fixture(scope="module")
