@@ -6,7 +6,7 @@ STACK := PYTHONPATH=deploy/local $(PY) -m hydrastack
 ROOT  := .hydra
 LINES ?= 50
 
-.PHONY: install up down status logs lint test bench bench-history load proto clean
+.PHONY: install up down status logs lint test bench bench-history bench-fleet chaos load proto clean
 
 install:
 	@bash deploy/local/install.sh
@@ -60,6 +60,15 @@ proto: install
 # (bulk-loaded; about an hour on two cores). BENCH_ARGS="--points 100000:30000" for less.
 bench-history: install
 	$(PY) bench/history_bench.py $(BENCH_ARGS)
+
+# bench/fleet.py: 1,000 simulated workers heartbeating, 100 jobs/s: routing, controller CPU, detection.
+bench-fleet: install
+	$(PY) bench/fleet.py
+
+# tests/chaos: workers and a controller in network namespaces, links cut and slowed with
+# iptables and a delaying relay (root; about 4 minutes). Not part of make test.
+chaos: install
+	HYDRA_CHAOS=1 $(PY) -m pytest -q -s tests/chaos
 
 clean: down
 	rm -rf $(ROOT)

@@ -1,7 +1,12 @@
 """Celery configuration: Hydra's settings (``hydra.settings``) mapped onto Celery's names."""
 
+from hydra.broker import transport as hydra_transport
 from hydra.model import priority as hydra_priority
 from hydra.settings import get_settings
+
+# kombu's Redis and Sentinel transports, with the fix a worker needs when its connection
+# breaks while it holds unacknowledged messages (hydra/broker/transport.py).
+hydra_transport.register()
 
 _settings = get_settings()
 
@@ -17,6 +22,12 @@ broker_transport_options = {
     "sep": hydra_priority.SEP,
     "queue_order_strategy": "priority",
 }
+if _settings.broker_url.startswith("sentinel://"):
+    # Redis Sentinel through kombu's own transport: the sentinels in the URL, the master by
+    # name (hydra.broker.redis reaches the same master for Hydra's own keys).
+    broker_transport_options["master_name"] = _settings.broker_master_name
+    if _settings.broker_sentinel_password:
+        broker_transport_options["sentinel_kwargs"] = {"password": _settings.broker_sentinel_password}
 
 # Runs are recorded in MongoDB by Hydra's backend (a run's result is its job_runs record).
 result_backend = "hydra.celery.backend:HydraBackend"

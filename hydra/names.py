@@ -53,6 +53,14 @@ REDIS_PREFIX = "hydra:"
 WORKERS_KEY = REDIS_PREFIX + "workers"
 #: hash: worker id -> number of runs routed to it and not yet finished.
 LOAD_KEY = REDIS_PREFIX + "load"
+#: string: a random token the controller changes whenever a worker's profile or liveness
+#: changes (not on mere heartbeats): routers decode the registry again only when it moved.
+WORKERS_VERSION_KEY = REDIS_PREFIX + "workers:version"
+#: hash: online worker id -> its load group (the sorted set below it is in).
+LOAD_GROUPS_KEY = REDIS_PREFIX + "loadgroups"
+#: sorted sets, one per load group (online workers alike in profile and concurrency): worker
+#: id -> its load, so the least-loaded of a group is its first member (hydra.broker.registry).
+LOAD_GROUP_PREFIX = REDIS_PREFIX + "loadz:"
 #: string with TTL: set by the leading controller on every tick (health check).
 CONTROLLER_ALIVE_KEY = REDIS_PREFIX + "controller:alive"
 #: counter: ticks the leading controller has completed (health, and tests waiting for "a pass happened").

@@ -27,6 +27,12 @@ class Settings:
     """Typed configuration; each field is read from ``HYDRA_<NAME>``."""
 
     broker_url: str = setting("redis://127.0.0.1:6379/0", "The Redis broker (also holds the live worker registry).")
+    broker_master_name: str | None = setting(
+        None, "With a sentinel:// HYDRA_BROKER_URL: the name of the master the sentinels watch."
+    )
+    broker_sentinel_password: str | None = setting(
+        None, "With a sentinel:// HYDRA_BROKER_URL: the sentinels' own password, when they require one."
+    )
     mongo_url: str = setting("mongodb://127.0.0.1:27017/", "The MongoDB server (or FerretDB) holding jobs and runs.")
     mongo_db: str = setting("hydra", "Database name.")
     mongo_timeout: float = setting(5.0, "Seconds before a MongoDB call gives up (server selection).")

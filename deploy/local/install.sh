@@ -5,6 +5,8 @@
 #   * FerretDB v1.24.2        (built with Go; skipped when HYDRA_MONGO_URL is set or mongod is on PATH)
 #   * .venv                   (python3 -m venv; pip install -r requirements-dev.txt and -e . when they changed)
 #   * bubblewrap              (apt, only when missing: the sandbox commands run in, hydra.execution.isolation)
+#   * redis-sentinel          (apt, only when missing: the Sentinel failover test, tests/integration/test_sentinel.py)
+#   * iproute2, iptables      (apt, only when missing, as root: `make chaos`'s network namespaces, tc netem, rules)
 #   * the OS user hydra-job   (root only: the unprivileged user commands run as; HYDRA_RUN_AS names another)
 #   * chromium, chromium-driver (apt, only when missing: the web console's browser tests, tests/browser;
 #                             HYDRA_SKIP_BROWSER=1 skips them on a machine that never runs the tests)
@@ -57,6 +59,24 @@ if ! command -v redis-server >/dev/null 2>&1; then
     # On a systemd machine the package enables a system redis on 6379; Hydra runs its own.
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
         "${SUDO[@]}" systemctl disable --now redis-server >/dev/null 2>&1 || true
+    fi
+fi
+
+# --- high availability and network faults: redis-sentinel, ip/tc, iptables ---------------------
+if ! command -v redis-sentinel >/dev/null 2>&1; then
+    say "installing redis-sentinel (apt)"
+    apt_install redis-sentinel || say "warning: no redis-sentinel; the Sentinel failover test is skipped"
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        "${SUDO[@]}" systemctl disable --now redis-sentinel >/dev/null 2>&1 || true
+    fi
+fi
+if [ "$(uname -s)" = "Linux" ] && [ "$(id -u)" -eq 0 ]; then
+    missing=()
+    command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1 || missing+=(iproute2)
+    command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        say "installing ${missing[*]} (apt)"
+        apt_install "${missing[@]}" || say "warning: no ${missing[*]}; make chaos cannot run"
     fi
 fi
 

@@ -1,5 +1,14 @@
 """This process's Redis client (the broker's server), and what its errors mean.
 
+One factory for every Redis client of Hydra's own (registry, leases, due index, sent index,
+stop flags, metrics, the stores' indexes): :func:`get_redis`. ``HYDRA_BROKER_URL`` is either
+``redis://`` / ``rediss://`` (one server) or Redis Sentinel's ``sentinel://`` list, the same
+URL Celery's own Sentinel transport reads (``sentinel://[user:password@]host:26379;
+sentinel://...[/db]``, the master's name in ``HYDRA_BROKER_MASTER_NAME``). With Sentinel the
+client is redis-py's ``Sentinel.master_for``: every new connection asks the sentinels which
+server is the master now, and a connection to a demoted master is dropped at its first
+refused write, so after a failover Hydra's calls reach the master Celery's transport found.
+
 A Redis error leaves this package as :class:`hydra.errors.BrokerUnavailable`: every class
 built on :class:`RedisBacked` raises it from its public methods, and :func:`translated`
 does it for a block.
@@ -13,9 +22,11 @@ import inspect
 import os
 import threading
 from collections.abc import Iterator
+from urllib.parse import unquote, urlsplit
 
 import redis
 from redis.exceptions import RedisError
+from redis.sentinel import Sentinel
 
 from hydra import names
 from hydra.errors import BrokerUnavailable
@@ -23,6 +34,16 @@ from hydra.settings import get_settings
 
 _lock = threading.Lock()
 _clients: dict[tuple[int, str], redis.Redis] = {}
+
+
+#: How Hydra's own connections behave (the same for one server and for Sentinel's master).
+CLIENT_OPTIONS = {
+    "decode_responses": True,
+    "socket_timeout": 5,
+    "socket_connect_timeout": 3,
+    "health_check_interval": 15,
+}
+SENTINEL_PORT = 26379
 
 
 def get_redis() -> redis.Redis:
@@ -34,11 +55,47 @@ def get_redis() -> redis.Redis:
         with _lock:
             client = _clients.get(key)
             if client is None:
-                client = redis.Redis.from_url(
-                    url, decode_responses=True, socket_timeout=5, socket_connect_timeout=3, health_check_interval=15
-                )
-                _clients[key] = client
+                client = _clients[key] = client_for(url)
     return client
+
+
+def is_sentinel(url: str) -> bool:
+    return url.startswith("sentinel://")
+
+
+def sentinel_addresses(url: str) -> tuple[list[tuple[str, int]], dict]:
+    """The sentinels of a ``sentinel://`` URL list, and the master's connection options
+    (user, password and database, from the first URL, as kombu reads them)."""
+    sentinels: list[tuple[str, int]] = []
+    options: dict = {}
+    for part in url.split(";"):
+        parsed = urlsplit(part.strip())
+        if parsed.scheme != "sentinel" or not parsed.hostname:
+            raise ValueError(f"HYDRA_BROKER_URL: {part!r} is not a sentinel://host:port URL")
+        sentinels.append((parsed.hostname, parsed.port or SENTINEL_PORT))
+        if not options:
+            options = {
+                "username": unquote(parsed.username) if parsed.username else None,
+                "password": unquote(parsed.password) if parsed.password else None,
+                "db": int(parsed.path.strip("/") or 0),
+            }
+    return sentinels, options
+
+
+def client_for(url: str) -> redis.Redis:
+    """A client for ``url``: one server, or the master Redis Sentinel names."""
+    if not is_sentinel(url):
+        return redis.Redis.from_url(
+            url, decode_responses=True, socket_timeout=5, socket_connect_timeout=3, health_check_interval=15
+        )
+    settings = get_settings()
+    if not settings.broker_master_name:
+        raise ValueError("HYDRA_BROKER_URL is a sentinel:// URL: set HYDRA_BROKER_MASTER_NAME to the master's name")
+    sentinels, master = sentinel_addresses(url)
+    timeouts = {k: v for k, v in CLIENT_OPTIONS.items() if k.startswith("socket_")}
+    sentinel_kwargs = dict(timeouts, password=settings.broker_sentinel_password)
+    sentinel = Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **CLIENT_OPTIONS)
+    return sentinel.master_for(settings.broker_master_name, redis_class=redis.Redis, **master)
 
 
 @contextlib.contextmanager

@@ -1,8 +1,10 @@
 """The affinity router: which worker's queue an attempt goes to.
 
-It reads the online workers from the registry (``hydra.broker.registry``, cached for
-``HYDRA_ROUTER_CACHE`` seconds), keeps the eligible ones (``hydra.model.affinity``) and picks
-the lowest load. :meth:`AffinityRouter.choose` then takes a place for the attempt in its
+It reads the online workers from the registry (``hydra.broker.registry``: decoded once per
+registry version, which is looked at every ``HYDRA_ROUTER_CACHE`` seconds), keeps the eligible
+load groups (``hydra.model.roster``, remembered per set of requirements) and picks the lowest
+load from the first member of each eligible group's sorted set - one Redis round trip,
+whatever the size of the fleet. :meth:`AffinityRouter.choose` then takes a place for the attempt in its
 namespace's quota (``hydra.broker.quotas``; the limits are the namespace's, read from
 ``NamespaceStore`` and kept for :data:`LIMITS_CACHE` seconds) and counts it against the chosen
 worker's load; :meth:`AffinityRouter.place` only decides. No eligible online worker, or a
@@ -17,7 +19,7 @@ import time
 from hydra import names
 from hydra.broker.quotas import NamespaceSlots
 from hydra.broker.registry import Registry
-from hydra.model.affinity import Placement, Requirements, Verdict, place, verdicts
+from hydra.model.affinity import Placement, Requirements, Verdict, explain, verdicts
 from hydra.model.records import Dispatched
 from hydra.model.spec import DEFAULT_NAMESPACE
 from hydra.model.status import RunStatus
@@ -40,8 +42,11 @@ class AffinityRouter:
     def place(self, message: dict) -> Placement:
         """Decide without side effects (quotas aside)."""
         req = Requirements.from_message(message)
-        online = self.registry.online()
-        return place(req, online, self.registry.inflight([w.id for w in online]))
+        roster = self.registry.roster()
+        eligible = roster.eligible(req)
+        if not eligible.groups:
+            return Placement(worker=None, reason=explain(req, roster.workers))
+        return Placement(worker=self.registry.least_loaded(eligible.groups), candidates=list(eligible.candidates))
 
     def explain(self, message: dict) -> list[Verdict]:
         """Worker by worker, online or not, why each could or could not take ``message``'s job

@@ -126,13 +126,13 @@ def find_binary() -> Path | None:
 SYNCHRONOUS = "normal"
 
 
-def command(binary: Path | str, sqlite_dir: Path, state_dir: Path, port: int) -> list[str]:
-    """FerretDB's command line: SQLite files in ``sqlite_dir``, listening on 127.0.0.1:port."""
+def command(binary: Path | str, sqlite_dir: Path, state_dir: Path, port: int, host: str = "127.0.0.1") -> list[str]:
+    """FerretDB's command line: SQLite files in ``sqlite_dir``, listening on host:port."""
     return [
         str(binary),
         "--handler=sqlite",
         f"--sqlite-url=file:{Path(sqlite_dir)}/?_pragma=synchronous({SYNCHRONOUS})",
-        f"--listen-addr=127.0.0.1:{port}",
+        f"--listen-addr={host}:{port}",
         f"--state-dir={Path(state_dir)}",
         "--debug-addr=-",
         "--telemetry=disable",

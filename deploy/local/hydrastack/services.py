@@ -143,8 +143,13 @@ class Stack(Supervisor):
         mongo_db: str = "hydra",
         env: dict[str, str] | None = None,
         repo: Path = REPO,
+        host: str = "127.0.0.1",
     ):
         super().__init__(root)
+        #: The address Redis and the MongoDB server listen on and Hydra's processes reach them
+        #: at: loopback, or (make chaos) an address on a bridge the test made, so that workers
+        #: in network namespaces reach them too. The API and Flower stay on loopback.
+        self.host = host
         self.repo = Path(repo).absolute()
         self.redis_port = redis_port if redis_port is not None else _env_port("redis")
         self.mongo_port = mongo_port if mongo_port is not None else _env_port("mongo")
@@ -207,12 +212,12 @@ class Stack(Supervisor):
     def broker_url(self) -> str:
         """Redis as Hydra's processes reach it: the ACL user ``hydra`` (no CONFIG, DEBUG,
         FLUSHALL or other dangerous commands)."""
-        return f"redis://{REDIS_USER}:{self.redis_password}@127.0.0.1:{self.redis_port}/0"
+        return f"redis://{REDIS_USER}:{self.redis_password}@{self.host}:{self.redis_port}/0"
 
     @property
     def admin_broker_url(self) -> str:
         """Redis as its operator reaches it (the stack's own checks, tests that flush it)."""
-        return f"redis://default:{self.redis_admin_password}@127.0.0.1:{self.redis_port}/0"
+        return f"redis://default:{self.redis_admin_password}@{self.host}:{self.redis_port}/0"
 
     @property
     def mongo_url(self) -> str:
@@ -221,7 +226,7 @@ class Stack(Supervisor):
         if self._external_mongo_url:
             return self._external_mongo_url
         source = "admin" if self.mongo_backend == "mongod" else self.mongo_db
-        return f"mongodb://{MONGO_USER}:{self.mongo_password}@127.0.0.1:{self.mongo_port}/?authSource={source}"
+        return f"mongodb://{MONGO_USER}:{self.mongo_password}@{self.host}:{self.mongo_port}/?authSource={source}"
 
     # --- credentials: made by the first start, kept under the root (0600), passed to Hydra's
     # processes in their environment and never to a job's (the executor's allowlist) ---
@@ -339,7 +344,7 @@ class Stack(Supervisor):
     def redis_command(self) -> list[str]:
         exe = shutil.which("redis-server") or "redis-server"
         return [
-            exe, "--bind", "127.0.0.1", "--port", str(self.redis_port),
+            exe, "--bind", *dict.fromkeys(["127.0.0.1", self.host]), "--port", str(self.redis_port),
             "--dir", str(self.data_dir / "redis"),
             "--appendonly", "yes", "--save", "", "--daemonize", "no", "--protected-mode", "yes",
             "--aclfile", str(self.root / "redis.acl"),
@@ -353,7 +358,7 @@ class Stack(Supervisor):
         if backend == "mongod":
             return [
                 shutil.which("mongod") or "mongod", "--dbpath", str(self.data_dir / "mongo"),
-                "--port", str(self.mongo_port), "--bind_ip", "127.0.0.1", "--auth",
+                "--port", str(self.mongo_port), "--bind_ip", ",".join(dict.fromkeys(["127.0.0.1", self.host])), "--auth",
             ]  # fmt: skip
         binary = ferretdb.find_binary()
         if binary is None:
@@ -362,7 +367,9 @@ class Stack(Supervisor):
                 "run `make install`, or set HYDRA_MONGO_URL, or put mongod on PATH"
             )
         return [
-            *ferretdb.command(binary, self.ferretdb_sqlite_dir, self.data_dir / "ferretdb-state", self.mongo_port),
+            *ferretdb.command(
+                binary, self.ferretdb_sqlite_dir, self.data_dir / "ferretdb-state", self.mongo_port, self.host
+            ),
             # FerretDB's own authentication (SCRAM): measured to hold - unauthenticated and
             # wrong-password clients are refused; see deploy/README.md. The password comes
             # in FERRETDB_SETUP_PASSWORD (start_mongo), not on the command line.
@@ -526,7 +533,7 @@ class Stack(Supervisor):
             return
         import pymongo
 
-        client = pymongo.MongoClient(f"mongodb://127.0.0.1:{self.mongo_port}/", serverSelectionTimeoutMS=15000)
+        client = pymongo.MongoClient(f"mongodb://{self.host}:{self.mongo_port}/", serverSelectionTimeoutMS=15000)
         try:
             if not client.admin.command("usersInfo", MONGO_USER)["users"]:
                 client.admin.command(
@@ -645,7 +652,7 @@ class Stack(Supervisor):
             import pymongo
 
             # ping needs no credentials (mongod and FerretDB answer it before authentication)
-            url = self._external_mongo_url or f"mongodb://127.0.0.1:{self.mongo_port}/"
+            url = self._external_mongo_url or f"mongodb://{self.host}:{self.mongo_port}/"
             self._mongo_client = pymongo.MongoClient(
                 url, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000, socketTimeoutMS=5000
             )
