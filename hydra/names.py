@@ -16,7 +16,7 @@ express "linux AND gpu AND user allowed".
 from __future__ import annotations
 
 import hashlib
-from urllib.parse import urlsplit
+import re
 
 #: Hydra's version (the package's, and what its webhook calls say in User-Agent).
 VERSION = "0.1.0"
@@ -124,9 +124,11 @@ def worker_slot(worker_id: str, broker_url: str) -> str:
     its commands' ``HYDRA_WORKER_SLOT``): its id and a digest of the broker it serves, without
     credentials. Two deployments on one host may both have a worker ``cpu1@host`` (a test stack
     beside a developer's); the leftovers one kills at its start must never be the other's."""
-    parts = urlsplit(broker_url)
-    where = f"{parts.scheme}://{parts.hostname or ''}:{parts.port or ''}{parts.path}"
+    where = _CREDENTIALS.sub("//", broker_url)  # every host of a sentinel:// list loses its userinfo
     return f"{worker_id}.{hashlib.sha256(where.encode()).hexdigest()[:10]}"
+
+
+_CREDENTIALS = re.compile(r"//[^@/;]*@")
 
 
 def stop_key(run_id: str) -> str:

@@ -20,6 +20,9 @@ def test_the_slot_names_the_worker_and_its_broker_but_no_credentials():
     assert a != names.worker_slot("cpu1@vm", "redis://127.0.0.1:6380/0")  # another stack's
     assert a != names.worker_slot("cpu1@vm", "redis://127.0.0.1:6379/1")
     assert a != names.worker_slot("gpu1@vm", "redis://127.0.0.1:6379/0")
+    sentinels = "sentinel://hydra:pw@s1:26379;sentinel://hydra:pw@s2:26379/0"
+    slot = names.worker_slot("cpu1@vm", sentinels)  # a list of hosts, each with credentials
+    assert "pw" not in slot and slot == names.worker_slot("cpu1@vm", sentinels.replace("pw", "new"))
 
 
 def _sleeper(slot: str) -> subprocess.Popen:
