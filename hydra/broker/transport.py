@@ -17,15 +17,27 @@ classes; ``celeryconfig`` calls it, so every Celery process of Hydra does.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from kombu import transport as kombu_transport
 from kombu.transport import redis as kombu_redis
+
+
+class _Detached(SimpleNamespace):
+    """Stands in for a detached transport's ``Connection`` while a Sentinel pool is rebuilt:
+    kombu reads only the sentinels' URLs (``alt``) from it."""
+
+
+def _detached(transport) -> bool:
+    client = getattr(transport, "client", None)
+    return client is None or isinstance(client, _Detached)
 
 
 class _RemembersParams:
     _remembered: dict[bool, dict] | None = None
 
     def _connparams(self, asynchronous=False):
-        detached = getattr(self.connection, "client", None) is None  # type: ignore[attr-defined]
+        detached = _detached(self.connection)  # type: ignore[attr-defined]
         if detached and self._remembered and asynchronous in self._remembered:
             return dict(self._remembered[asynchronous])
         params = super()._connparams(asynchronous)  # type: ignore[misc]
@@ -40,7 +52,21 @@ class Channel(_RemembersParams, kombu_redis.Channel):
 
 
 class SentinelChannel(_RemembersParams, kombu_redis.SentinelChannel):
-    pass
+    _alt: list[str] | None = None
+
+    def _sentinel_managed_pool(self, asynchronous=False):
+        # kombu lists the sentinels from the transport's Connection, which a broken connection
+        # detached: "'NoneType' object has no attribute 'alt'" stopped the worker (seen in
+        # test_sentinel). Remember them, and lend them back while the pool is rebuilt.
+        transport = self.connection
+        if transport.client is not None:
+            self._alt = list(transport.client.alt)
+            return super()._sentinel_managed_pool(asynchronous)
+        transport.client = _Detached(alt=self._alt or [])
+        try:
+            return super()._sentinel_managed_pool(asynchronous)
+        finally:
+            transport.client = None
 
 
 class Transport(kombu_redis.Transport):
