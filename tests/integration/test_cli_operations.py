@@ -155,6 +155,9 @@ def _wait_then_interrupt(stack, *flags: str):
         text=True,
         env=env,
         cwd=REPO,
+        # As from a terminal: a suite started in the background by a shell without job
+        # control inherits SIGINT ignored, and so would the CLI (it then never sees Ctrl-C).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         out, err = _lines(proc.stdout), _lines(proc.stderr)
