@@ -11,16 +11,14 @@ Redis. On either, it sets the
 
 So two executions of one job overlap only while the old worker cannot see the ended
 attempt: from the start of the new attempt until at most 0.25 s (Redis reachable) or 2 s
-(MongoDB only) after the old worker runs again and can reach them. The two reads run in
-threads of their own: a Redis that silently drops packets (a cut link, no reset) holds a
-flag read for the client's socket timeout (5 s), and must not hold the fence read with it
-(found by ``make chaos``, a worker cut from Redis only).
+(MongoDB only) after the old worker runs again and can reach them.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from hydra.broker.stops import StopFlags
 from hydra.errors import Unavailable
@@ -50,36 +48,30 @@ class AttemptWatch:
         self.cancel = threading.Event()
         self.reason: str | None = None
         self._done = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [
-            threading.Thread(target=self._watch, args=(self._flag, flag_every), name=f"flag-{run_id}", daemon=True),
-            threading.Thread(target=self._watch, args=(self._fence, fence_every), name=f"fence-{run_id}", daemon=True),
-        ]
+        self._thread = threading.Thread(target=self._watch, name=f"watch-{run_id}", daemon=True)
 
     def __enter__(self) -> AttemptWatch:
-        for thread in self._threads:
-            thread.start()
+        self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._done.set()
-        for thread in self._threads:
-            thread.join(timeout=5)
+        self._thread.join(timeout=5)
 
-    def _watch(self, read, every: float) -> None:
-        while not self._done.wait(every) and not self.cancel.is_set():
-            reason = read()
-            if reason is None:
-                continue
-            with self._lock:
-                if self.cancel.is_set():
-                    return
+    def _watch(self) -> None:
+        next_fence = time.monotonic() + self.fence_every
+        while not self._done.wait(self.flag_every):
+            reason = self._flag()
+            if reason is None and time.monotonic() >= next_fence:
+                next_fence = time.monotonic() + self.fence_every
+                reason = self._fence()
+            if reason is not None:
                 self.reason = reason
+                log.warning(
+                    "stopping run: %s", reason, extra={"event": "run.stopping", "run_id": self.run_id, "reason": reason}
+                )
                 self.cancel.set()
-            log.warning(
-                "stopping run: %s", reason, extra={"event": "run.stopping", "run_id": self.run_id, "reason": reason}
-            )
-            return
+                return
 
     def _flag(self) -> str | None:
         try:

@@ -164,9 +164,7 @@ def chaos():
         stack.start_controller(wait=False)
         spec = WorkerSpec("nsw", "os.linux,tag.chaos", concurrency=2)
         stack.spawn(spec.process_name, nsw.wrap(stack.worker_command(spec)))
-        # Room to spare on hw, so that a failed-over attempt starts at once and the overlap
-        # with the cut worker's execution is measured, not hidden behind a queue.
-        stack.start_worker(WorkerSpec("hw", "os.linux,tag.chaos", concurrency=4))
+        stack.start_worker(WorkerSpec("hw", "os.linux,tag.chaos", concurrency=2))
         stack.wait_healthy([spec.process_name], 60)
         stack.start_api()
         chaos = Chaos(net, stack, marks)
@@ -199,7 +197,7 @@ def cut_worker(chaos: Chaos, ports: list[int], seconds: float, *, during: int = 
     submit more during the cut, heal after ``seconds``; returns the jobs and the heal time."""
     # Long enough (12 s) to be still running when the controller fails them over: the overlap
     # bound is then measured, not avoided.
-    jobs = chaos.submit(3, ticks=120)
+    jobs = chaos.submit(4, ticks=120)
     wait_until(lambda: chaos.running_on(jobs, chaos.nsw), 30, interval=0.2, message="a job running on nsw")
     chaos.net.cut(chaos.worker_host, ports)
     try:
