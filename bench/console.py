@@ -26,6 +26,7 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "deploy" / "local")]
 
+from bench.measure import percentile  # noqa: E402
 from hydrastack import Stack, WorkerSpec  # noqa: E402  (light: reads no settings)
 
 OBSERVE = """
@@ -41,13 +42,6 @@ new MutationObserver(function (changes) {
   });
 }).observe(document.getElementById('output'), {childList: true});
 """
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))]
 
 
 def say(text: str) -> None:

@@ -45,16 +45,10 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "deploy" / "local")]
 
+from bench.measure import percentile  # noqa: E402
 from hydrastack import Stack  # noqa: E402  (light: reads no settings)
 
 TAG_POOL = ["gpu", "ssd", "big", "fast", "arm", "net", "disk", "mem"]
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))]
 
 
 def say(text: str) -> None:

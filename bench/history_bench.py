@@ -29,23 +29,26 @@ import json
 import os
 import random
 import shutil
-import signal
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psutil
 import requests
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "deploy" / "local")]
 
-from bench.run import load, percentile, say, wait_for  # noqa: E402
+from bench.failover import failover_workers, time_failovers  # noqa: E402
+from bench.measure import load, percentile, wait_for  # noqa: E402
 from hydrastack import Stack, WorkerSpec  # noqa: E402
 
 PAGE = 50
+
+
+def say(text: str) -> None:
+    print(f"bench-history: {text}", flush=True)
 
 
 def median_of(figures: list[dict]) -> dict:
@@ -77,10 +80,7 @@ class HistoryBench:
         for i in range(2):
             stack.start_worker(WorkerSpec(f"hist{i}", "os.linux", concurrency=2))
         stack.start_api()
-        self.failover_specs = {
-            f"hfo{i}@{__import__('socket').gethostname()}": WorkerSpec(f"hfo{i}", "os.linux,tag.hfo", concurrency=1)
-            for i in range(2)
-        }
+        self.failover_specs = failover_workers("hfo", "hfo")
 
     def stop(self) -> None:
         self.stack.down()
@@ -198,60 +198,20 @@ class HistoryBench:
         return {"p50_ms": percentile(delays, 50), "p99_ms": percentile(delays, 99)}
 
     def failover(self, kills: int) -> dict:
-        from hydra.broker.registry import Registry
-        from hydra.store.jobs import JobStore
-        from hydra.store.runs import RunStore
+        def submit(k: int) -> dict:
+            body = {
+                "name": "fo",
+                "user": f"fo{k}",
+                "command": "sleep 120",
+                "shell": "sh",
+                "affinity": {"os": ["linux"], "tags": ["hfo"]},
+            }
+            return self.http.post(self.stack.api_url + "/jobs/", json=body, timeout=60).json()
 
-        stack, jobs, runs, registry = self.stack, JobStore(), RunStore(), Registry()
-        for spec in self.failover_specs.values():
-            stack.start_worker(spec)
-        delays = []
-        for k in range(kills):
-            wait_for(
-                lambda: all((r := registry.get(w)) and r.status == "online" for w in self.failover_specs),
-                60,
-                interval=0.2,
-                what="failover workers online",
-            )
-            created = self.http.post(
-                self.stack.api_url + "/jobs/",
-                json={
-                    "name": "fo",
-                    "user": f"fo{k}",
-                    "command": "sleep 120",
-                    "shell": "sh",
-                    "affinity": {"os": ["linux"], "tags": ["hfo"]},
-                },
-                timeout=60,
-            ).json()
-            first = wait_for(
-                lambda created=created: (r := runs.find(created["run_id"])) and r.status == "running" and r,
-                60,
-                interval=0.05,
-                what="the job to start",
-            )
-            victim = self.failover_specs[first.worker_id]
-            procs = [psutil.Process(stack.pid(victim.process_name))]
-            procs += procs[0].children(recursive=True)
-            for proc in procs:
-                try:
-                    proc.send_signal(signal.SIGKILL)
-                except psutil.NoSuchProcess:  # a short-lived child (the sandbox's, say) ended first
-                    pass
-            killed = time.time()
+        def cancel(run_id: str) -> None:
+            self.http.post(self.stack.api_url + f"/runs/{run_id}/cancel", timeout=60)
 
-            def next_started(created=created):
-                job = jobs.find(created["job_id"])
-                if job is None or job.last_run_id in (None, created["run_id"]):
-                    return None
-                run = runs.find(job.last_run_id)
-                return run if run and run.started_at else None
-
-            second = wait_for(next_started, 60, interval=0.05, what="the next attempt to start")
-            delays.append(second.started_at.timestamp() - killed)
-            self.http.post(self.stack.api_url + f"/runs/{second.id}/cancel", timeout=60)
-            psutil.wait_procs(procs, timeout=10)
-            stack.start_worker(victim)
+        delays = time_failovers(self.stack, self.failover_specs, kills, submit=submit, cancel=cancel)
         return {"p50_s": percentile(delays, 50), "max_s": max(delays)}
 
     def redis_memory(self) -> dict:

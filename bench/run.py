@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -36,41 +35,19 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psutil
 import requests
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "deploy" / "local")]
 
+from bench.failover import failover_workers, time_failovers  # noqa: E402
+from bench.measure import load, percentile, wait_for  # noqa: E402
 from hydrastack import Stack, WorkerSpec, ferretdb, venv_bin  # noqa: E402  (light: reads no settings)
 
 WORKERS = 2
 CONCURRENCY = 2
 CLIENT_THREADS = 8
 TERMINAL = ["succeeded", "failed", "timed_out", "cancelled", "lost", "retrying", "dead_letter"]
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def load() -> str:
-    """The load averages (1, 5, 15 min), as `uptime` prints them."""
-    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise SystemExit(f"bench: timed out waiting for {what}")
 
 
 class Bench:
@@ -272,68 +249,24 @@ class Bench:
 
     # -- failover ------------------------------------------------------------------------------
     def failover(self, kills: int) -> dict:
-        from hydra.store.jobs import JobStore
-        from hydra.store.runs import RunStore
+        def submit(k: int) -> dict:
+            body = self.body(f"bench-fo-{k}", "sleep 120", affinity={"os": ["linux"], "tags": ["failover"]})
+            return self.api("POST", "/jobs/", json=body)
 
-        stack, jobs, runs = self.stack, JobStore(), RunStore()
-        specs = {
-            f"fo{i}@{__import__('socket').gethostname()}": WorkerSpec(f"fo{i}", "os.linux,tag.failover", concurrency=1)
-            for i in range(2)
-        }
-        for spec in specs.values():
-            stack.start_worker(spec)
-        delays = []
-        for k in range(kills):
-            self.wait_online(list(specs))
-            created = self.api(
-                "POST",
-                "/jobs/",
-                json=self.body(f"bench-fo-{k}", "sleep 120", affinity={"os": ["linux"], "tags": ["failover"]}),
-            )
-            first = wait_for(
-                lambda created=created: (r := runs.find(created["run_id"])) and r.status == "running" and r,
-                60,
-                interval=0.05,
-                what="the job to start",
-            )
-            victim = specs[first.worker_id]
-            procs = [psutil.Process(stack.pid(victim.process_name))]
-            procs += procs[0].children(recursive=True)
-            for proc in procs:
-                try:
-                    proc.send_signal(signal.SIGKILL)
-                except psutil.NoSuchProcess:  # a short-lived child (the sandbox's, say) ended first
-                    pass
-            killed = time.time()
-
-            def next_started(created=created):
-                job = jobs.find(created["job_id"])
-                if job is None or job.last_run_id in (None, created["run_id"]):
-                    return None
-                run = runs.find(job.last_run_id)
-                return run if run and run.started_at else None
-
-            second = wait_for(next_started, 60, interval=0.05, what="the next attempt to start")
-            delays.append(second.started_at.timestamp() - killed)
+        def report(k: int, second, delay: float) -> None:
             say(
-                f"  kill {k + 1}/{kills}: attempt {second.attempt} started on {second.worker_id} "
-                f"{delays[-1]:.2f} s after the kill"
+                f"  kill {k + 1}/{kills}: attempt {second.attempt} started on {second.worker_id} {delay:.2f} s after the kill"
             )
-            self.api("POST", f"/runs/{second.id}/cancel")
-            psutil.wait_procs(procs, timeout=10)
-            stack.start_worker(victim)
-        return {"kills": kills, "p50_s": percentile(delays, 50), "p99_s": percentile(delays, 99), "max_s": max(delays)}
 
-    def wait_online(self, worker_ids: list[str]) -> None:
-        from hydra.broker.registry import Registry
-
-        registry = Registry()
-        wait_for(
-            lambda: all((r := registry.get(w)) and r.status == "online" for w in worker_ids),
-            60,
-            interval=0.2,
-            what=f"{worker_ids} online",
+        delays = time_failovers(
+            self.stack,
+            failover_workers("fo", "failover"),
+            kills,
+            submit=submit,
+            cancel=lambda run_id: self.api("POST", f"/runs/{run_id}/cancel"),
+            report=report,
         )
+        return {"kills": kills, "p50_s": percentile(delays, 50), "p99_s": percentile(delays, 99), "max_s": max(delays)}
 
     # -- run -------------------------------------------------------------------------------------
     def run(self) -> dict:
