@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from hydra.cli.console import api_command, emit_json, pairs, table, when
+from hydra.cli.console import api_command, emit_json, limit_option, pairs, show_listing, when
 from hydra.client import Client
 
 
@@ -52,26 +52,19 @@ def create_token(client: Client, as_json: bool, name, user, roles, act_as, expir
 @api_command
 def list_tokens(client: Client, as_json: bool):
     """List tokens (never their secrets)."""
-    found = client.tokens()
-    if as_json:
-        emit_json([t.raw for t in found])
-        return
-    click.echo(
-        table(
-            ["ID", "NAME", "USER", "ROLES", "ACT AS", "CREATED", "REVOKED"],
-            [
-                [
-                    t.id,
-                    t.name,
-                    t.user,
-                    ",".join(f"{ns}={r}" for ns, r in sorted(t.roles.items())),
-                    ",".join(t.act_as),
-                    when(t.created_at),
-                    when(t.revoked_at),
-                ]
-                for t in found
-            ],
-        )
+    show_listing(
+        client.tokens(),
+        as_json,
+        ["ID", "NAME", "USER", "ROLES", "ACT AS", "CREATED", "REVOKED"],
+        lambda t: [
+            t.id,
+            t.name,
+            t.user,
+            ",".join(f"{ns}={r}" for ns, r in sorted(t.roles.items())),
+            ",".join(t.act_as),
+            when(t.created_at),
+            when(t.revoked_at),
+        ],
     )
 
 
@@ -91,29 +84,22 @@ def revoke_token(client: Client, as_json: bool, token_id):
 @click.option("--namespace", help="Only this namespace.")
 @click.option("--actor", help="Only what this user did.")
 @click.option("--target", help="Only what was done to this job, run or token.")
-@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@limit_option(100)
 @api_command
 def audit(client: Client, as_json: bool, namespace, actor, target, limit):
     """The audit trail: who did what, and when (admins)."""
-    found = client.audit(namespace=namespace, actor=actor, target=target, limit=limit)
-    if as_json:
-        emit_json([e.raw for e in found])
-        return
-    click.echo(
-        table(
-            ["WHEN", "ACTOR", "ACTION", "NAMESPACE", "TARGET", "DETAILS"],
-            [
-                [
-                    when(e.at),
-                    e.actor,
-                    e.action,
-                    e.namespace,
-                    e.target,
-                    " ".join(f"{k}={v}" for k, v in sorted(e.details.items())),
-                ]
-                for e in found
-            ],
-        )
+    show_listing(
+        client.audit(namespace=namespace, actor=actor, target=target, limit=limit),
+        as_json,
+        ["WHEN", "ACTOR", "ACTION", "NAMESPACE", "TARGET", "DETAILS"],
+        lambda e: [
+            when(e.at),
+            e.actor,
+            e.action,
+            e.namespace,
+            e.target,
+            " ".join(f"{k}={v}" for k, v in sorted(e.details.items())),
+        ],
     )
 
 

@@ -91,6 +91,27 @@ def note(message: str) -> None:
     click.echo(f"hydra: {message}", err=True)
 
 
+def limit_option(default: int):
+    """``--limit``: how many records a listing shows at most (the API's page size)."""
+    return click.option("--limit", type=click.IntRange(1, 1000), default=default, show_default=True)
+
+
+#: ``--cursor``: a listing's next page.
+cursor_option = click.option("--cursor", help="The page after the one that printed this cursor.")
+
+
+def show_listing(found, as_json: bool, headers: list[str], row, *, more: str | None = None) -> None:
+    """A listing's records: as JSON with ``--json``, else a table of ``row(record)``; when there
+    is a next page, how to ask for it (``more``: the command that pages, before ``--cursor``)."""
+    if as_json:
+        emit_json([record.raw for record in found])
+        return
+    click.echo(table(headers, [row(record) for record in found]))
+    cursor = getattr(found, "next_cursor", None)
+    if more and cursor:
+        note(f"more: {more} --cursor {cursor}")
+
+
 def placement(status: str, worker: str | None, reason: str | None) -> str:
     if status == RunStatus.QUEUED.value:
         return f"queued on {worker}"
@@ -414,63 +435,48 @@ def _wait_next(client: Client, run: Run, timeout: float = 30.0) -> Run | None:
 @click.option("--status", help="Only jobs whose latest run has this status.")
 @click.option("--user", help="Only jobs of this user.")
 @click.option("--namespace", "-n", help="Only jobs of this namespace.")
-@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
-@click.option("--cursor", help="The page after the one that printed this cursor.")
+@limit_option(50)
+@cursor_option
 @api_command
 def jobs(client: Client, as_json: bool, status, user, namespace, limit, cursor):
     """List jobs, newest first."""
-    found = client.jobs(status=status, user=user, namespace=namespace, limit=limit, cursor=cursor)
-    if as_json:
-        emit_json([job.raw for job in found])
-        return
-    click.echo(
-        table(
-            ["JOB", "NAME", "NAMESPACE", "USER", "STATUS", "CREATED", "COMMAND"],
-            [
-                [
-                    job.id,
-                    job.name,
-                    job.namespace,
-                    job.user,
-                    job.status,
-                    when(job.created_at),
-                    job.command if job.command else " ".join(job.args or []),
-                ]
-                for job in found
-            ],
-        )
+    show_listing(
+        client.jobs(status=status, user=user, namespace=namespace, limit=limit, cursor=cursor),
+        as_json,
+        ["JOB", "NAME", "NAMESPACE", "USER", "STATUS", "CREATED", "COMMAND"],
+        lambda job: [
+            job.id,
+            job.name,
+            job.namespace,
+            job.user,
+            job.status,
+            when(job.created_at),
+            job.command if job.command else " ".join(job.args or []),
+        ],
+        more="hydra jobs",
     )
-    if found.next_cursor:
-        note(f"more: hydra jobs --cursor {found.next_cursor}")
 
 
 @click.command()
 @click.argument("job_id", metavar="JOB")
-@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@limit_option(100)
 @api_command
 def runs(client: Client, as_json: bool, job_id, limit):
     """List the runs (attempts) of JOB, newest first."""
-    found = client.runs(job_id, limit=limit)
-    if as_json:
-        emit_json([run.raw for run in found])
-        return
-    click.echo(
-        table(
-            ["RUN", "ATTEMPT", "STATUS", "EXIT", "WORKER", "STARTED", "DURATION", "ERROR"],
-            [
-                [
-                    run.id,
-                    run.attempt,
-                    run.status,
-                    run.returncode,
-                    run.worker_id,
-                    when(run.started_at),
-                    seconds(run.duration),
-                    run.error or run.pending_reason,
-                ]
-                for run in found
-            ],
-        )
+    show_listing(
+        client.runs(job_id, limit=limit),
+        as_json,
+        ["RUN", "ATTEMPT", "STATUS", "EXIT", "WORKER", "STARTED", "DURATION", "ERROR"],
+        lambda run: [
+            run.id,
+            run.attempt,
+            run.status,
+            run.returncode,
+            run.worker_id,
+            when(run.started_at),
+            seconds(run.duration),
+            run.error or run.pending_reason,
+        ],
     )
 
 
@@ -534,27 +540,20 @@ def cancel(client: Client, as_json: bool, run_id):
 @api_command
 def workers(client: Client, as_json: bool):
     """List workers: status, profile, load."""
-    found = client.workers()
-    if as_json:
-        emit_json([worker.raw for worker in found])
-        return
-    click.echo(
-        table(
-            ["WORKER", "STATUS", "OS", "TAGS", "USERS", "RUNNING", "LOAD", "LAST HEARTBEAT"],
-            [
-                [
-                    w.id,
-                    w.status,
-                    w.os,
-                    ",".join(w.tags or []) or "-",
-                    ",".join(w.allowed_users) if w.allowed_users else "any",
-                    f"{w.current_running or 0}/{w.max_concurrency or '?'}",
-                    w.load,
-                    when(w.last_heartbeat),
-                ]
-                for w in found
-            ],
-        )
+    show_listing(
+        client.workers(),
+        as_json,
+        ["WORKER", "STATUS", "OS", "TAGS", "USERS", "RUNNING", "LOAD", "LAST HEARTBEAT"],
+        lambda w: [
+            w.id,
+            w.status,
+            w.os,
+            ",".join(w.tags or []) or "-",
+            ",".join(w.allowed_users) if w.allowed_users else "any",
+            f"{w.current_running or 0}/{w.max_concurrency or '?'}",
+            w.load,
+            when(w.last_heartbeat),
+        ],
     )
 
 

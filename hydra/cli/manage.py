@@ -24,12 +24,13 @@ from hydra.cli.console import (
     api_command,
     cancel,
     command_line,
+    cursor_option,
     emit_json,
     ending,
-    note,
+    limit_option,
     pairs,
     placement,
-    table,
+    show_listing,
     when,
     when_option,
 )
@@ -272,26 +273,18 @@ run.add_command(cancel, "cancel")
 @click.command("dead-letters")
 @click.option("--job", "job_id", metavar="JOB", help="Only this job's.")
 @click.option("--all", "include_retried", is_flag=True, help="Also those retried already.")
-@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
-@click.option("--cursor", help="The page after the one that printed this cursor.")
+@limit_option(100)
+@cursor_option
 @api_command
 def dead_letters(client: Client, as_json: bool, job_id, include_retried, limit, cursor):
     """Runs that used up their retries, newest first (retry one: hydra run retry RUN)."""
-    found = client.dead_letters(job_id=job_id, include_retried=include_retried, limit=limit, cursor=cursor)
-    if as_json:
-        emit_json([r.raw for r in found])
-        return
-    click.echo(
-        table(
-            ["RUN", "JOB", "NAME", "ATTEMPT", "OUTCOME", "EXIT", "FINISHED", "ERROR"],
-            [
-                [r.id, r.job_id, r.job_name, r.attempt, r.outcome, r.returncode, when(r.finished_at), r.error]
-                for r in found
-            ],
-        )
+    show_listing(
+        client.dead_letters(job_id=job_id, include_retried=include_retried, limit=limit, cursor=cursor),
+        as_json,
+        ["RUN", "JOB", "NAME", "ATTEMPT", "OUTCOME", "EXIT", "FINISHED", "ERROR"],
+        lambda r: [r.id, r.job_id, r.job_name, r.attempt, r.outcome, r.returncode, when(r.finished_at), r.error],
+        more="hydra dead-letters",
     )
-    if found.next_cursor:
-        note(f"more: hydra dead-letters --cursor {found.next_cursor}")
 
 
 # --- hydra schedule ... (seed 001) ---------------------------------------------------------------
