@@ -4,18 +4,14 @@ gunicorn API and a JWKS server), namespaces for workers, quotas and fair sharing
 
 from __future__ import annotations
 
-import http.server
 import itertools
 import json
 import subprocess
-import threading
 import time
 
-import jwt
 import pytest
 import requests
 from click.testing import CliRunner
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from hydra.auth import tokens
 from hydra.cli import main
@@ -24,6 +20,7 @@ from hydra.store.runs import RunStore
 from hydra.store.tokens import TokenStore
 from hydrastack import WorkerSpec
 from tests.helpers import job_body, submit, unique, wait_run, wait_until
+from tests.issuer import Issuer
 
 
 def bearer(secret: str) -> dict:
@@ -118,43 +115,18 @@ def test_metrics_take_the_scrape_token_or_a_role_everywhere(stack):
 @pytest.fixture
 def oidc_api(stack, tmp_path):
     """An API under gunicorn that also accepts the JWTs of a test issuer (its JWKS served here)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
-    public.update(kid="test", use="sig", alg="RS256")
-    body = json.dumps({"keys": [public]}).encode()
-
-    class Jwks(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     from hydrastack import pick_free_ports
 
+    idp = Issuer("https://idp.test", subject="s-1", kid="test")
     (port,) = pick_free_ports(1)
-    env = {
-        "HYDRA_OIDC_ISSUER": "https://idp.test",
-        "HYDRA_OIDC_AUDIENCE": "hydra",
-        "HYDRA_OIDC_JWKS_URL": f"http://127.0.0.1:{server.server_address[1]}/jwks",
-    }
+    env = {"HYDRA_OIDC_ISSUER": idp.name, "HYDRA_OIDC_AUDIENCE": "hydra", "HYDRA_OIDC_JWKS_URL": idp.jwks_url}
     argv = [arg.replace(f"127.0.0.1:{stack.api_port}", f"127.0.0.1:{port}") for arg in stack.api_command()]
     stack.spawn("api-oidc", argv, env=env, port=port)
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: stack._http_status(f"{url}/health") in (200, 503), 60, message="the OIDC API answers")
-
-    def sign(**claims):
-        claims = {"iss": "https://idp.test", "aud": "hydra", "sub": "s-1", "exp": time.time() + 300, **claims}
-        return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "test"})
-
-    yield url, sign
+    yield url, idp.sign
     stack.stop("api-oidc", timeout=10)
-    server.shutdown()
+    idp.close()
 
 
 def test_an_oidc_token_authenticates_with_the_roles_its_claims_give(oidc_api):

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -24,6 +22,7 @@ from hydra.model.spec import load_job
 from hydra.settings import Settings
 from hydra.store.audit import AuditStore
 from hydra.store.tokens import TokenStore
+from tests.issuer import Issuer
 
 ROOT = Principal(user="root", roles={"*": Role.ADMIN}, act_as=frozenset({"*"}), via="token:root")
 ALICE = Principal(user="alice", roles={"team-a": Role.OPERATOR}, via="token:alice")
@@ -183,33 +182,10 @@ def test_bearer_headers(memory):
 
 @pytest.fixture
 def issuer():
-    """An OIDC issuer's signing key, and its JWKS served over HTTP on loopback."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
-    public.update(kid="k1", use="sig", alg="RS256")
-    body = json.dumps({"keys": [public]}).encode()
-
-    class Jwks(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
-    settings = Settings(oidc_issuer="https://idp.example", oidc_audience="hydra", oidc_jwks_url=url)
-
-    def sign(signer=key, **claims):
-        body = {"iss": "https://idp.example", "aud": "hydra", "sub": "u-1", "exp": time.time() + 60, **claims}
-        return jwt.encode(body, signer, algorithm="RS256", headers={"kid": "k1"})
-
-    yield settings, sign
-    server.shutdown()
+    """Settings trusting a test OIDC issuer (its JWKS served on loopback), and its signer."""
+    idp = Issuer("https://idp.example", subject="u-1", ttl=60)
+    yield Settings(oidc_issuer=idp.name, oidc_audience="hydra", oidc_jwks_url=idp.jwks_url), idp.sign
+    idp.close()
 
 
 def test_an_oidc_token_is_verified_against_the_issuers_keys(issuer):
