@@ -334,6 +334,12 @@ class Confinement:
     def pids(self) -> list[int]:
         return self.cgroup.pids() if self.cgroup is not None else []
 
+    @property
+    def sandbox(self) -> str | None:
+        """The sandbox's executable (bubblewrap), whose own processes wrap the command's: they
+        get no SIGTERM of their own when the run ends (``hydra.execution.process``)."""
+        return os.path.realpath(self.policy.bwrap) if self.policy.bwrap else None
+
     def empty(self) -> bool | None:
         """True when no process of the run is left, None when that cannot be told (no cgroup)."""
         return self.cgroup.empty() if self.cgroup is not None else None

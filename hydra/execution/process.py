@@ -363,7 +363,7 @@ def _end_processes(root: int, spawned: float, grace: float, confinement: Confine
     if not procs:
         return
     if not _WINDOWS:
-        _signal_all(procs, kill=False)
+        _terminate(procs, confinement)
         _wait_gone(procs, grace)
     for _ in range(_KILL_ROUNDS):
         if not _WINDOWS:
@@ -393,7 +393,7 @@ def _end_confined(root: int, grace: float, confinement: Confinement) -> bool:
             procs.append(psutil.Process(pid))
         except psutil.NoSuchProcess:
             continue
-    _signal_all(procs, kill=False)
+    _terminate(procs, confinement)
     _wait_gone(procs, grace)
     confinement.kill()
     return bool(confinement.empty())
@@ -551,6 +551,24 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:  # reaped meanwhile
         pass
+
+
+def _terminate(procs: list[psutil.Process], confinement: Confinement | None) -> None:
+    """SIGTERM to the command's processes among ``procs``, not to the sandbox's own: bubblewrap
+    dies of a SIGTERM at once, and its end (``--die-with-parent``, then its pid namespace's)
+    SIGKILLs the command, which would never run its TERM handler - the grace would be for
+    nothing. Once the command exits, the sandbox's processes exit with it."""
+    sandbox = confinement.sandbox if confinement is not None else None
+    if sandbox is not None:
+        procs = [proc for proc in procs if not _runs(proc, sandbox)]
+    _signal_all(procs, kill=False)
+
+
+def _runs(proc: psutil.Process, executable: str) -> bool:
+    try:
+        return os.path.realpath(proc.exe()) == executable
+    except (psutil.Error, OSError):
+        return False
 
 
 def _signal_all(procs: list[psutil.Process], *, kill: bool) -> None:

@@ -50,8 +50,9 @@ def attempts(job_id: str) -> list[Run]:
 
 
 def ledger_command(ledger: Path, seconds: float) -> str:
-    """Appends 'start', then 'end' or 'killed' lines (run id, epoch time) to the ledger."""
-    line = f'"$HYDRA_RUN_ID $(date +%s.%N)" >> {ledger}'
+    """Appends 'start', then 'end' or 'killed' lines (run id, epoch time) to the ledger (bash's
+    $EPOCHREALTIME: no `date` child, which the SIGTERM ending the command could kill mid-line)."""
+    line = f'"$HYDRA_RUN_ID $EPOCHREALTIME" >> {ledger}'
     return f"echo start {line}; trap 'echo killed {line}; exit 143' TERM; sleep {seconds} & wait $!; echo end {line}"
 
 

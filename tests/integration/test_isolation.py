@@ -86,3 +86,19 @@ def test_a_cwd_outside_the_declared_roots_is_refused_and_recorded(api, stack, tm
     run = wait_run(submit(api, "pwd", cwd=str(tmp_path))["run_id"])
     assert run.status == "failed" and run.decision == "refused" and run.started_at is None
     assert "is not under this worker's HYDRA_CWD_ROOTS" in run.error
+
+
+@pytest.mark.parametrize("sandbox", ["bwrap", "none"])
+def test_a_cancelled_command_runs_its_term_handler_before_it_is_killed(api, stack, worker_factory, sandbox):
+    """Cancel sends SIGTERM to the command, then SIGKILL after the grace: inside bubblewrap
+    too, whose own processes would SIGKILL the command at once if they got the SIGTERM."""
+    tag = unique("term").lower()
+    worker_factory(WorkerSpec(unique("trm"), f"os.linux,tag.{tag}", concurrency=1, env={"HYDRA_SANDBOX": sandbox}))
+    command = "trap 'echo cleaned up; exit 143' TERM; echo started; sleep 30 & wait $!"
+    created = submit(api, command, affinity={"os": ["linux"], "tags": [tag]})
+    wait_run(created["run_id"], statuses=["running"], timeout=30)
+    time.sleep(0.5)  # the trap is set: the command has had its first line's time
+    assert api.post(f"/runs/{created['run_id']}/cancel").status_code == 202
+    run = wait_run(created["run_id"], timeout=20)
+    assert run.status == "cancelled"
+    assert run.stdout == "started\ncleaned up\n" and run.returncode == 143
