@@ -22,6 +22,7 @@ import inspect
 import os
 import threading
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis
@@ -33,7 +34,7 @@ from hydra.errors import BrokerUnavailable
 from hydra.settings import get_settings
 
 _lock = threading.Lock()
-_clients: dict[tuple[int, str], redis.Redis] = {}
+_clients: dict[tuple[int, str, float | None], redis.Redis] = {}
 
 
 #: How Hydra's own connections behave (the same for one server and for Sentinel's master).
@@ -46,16 +47,18 @@ CLIENT_OPTIONS = {
 SENTINEL_PORT = 26379
 
 
-def get_redis() -> redis.Redis:
-    """This process's client for the broker's Redis (str responses)."""
+def get_redis(timeout: float | None = None) -> redis.Redis:
+    """This process's client for the broker's Redis (str responses). ``timeout``: a client of
+    its own whose connects and calls give up after that many seconds instead of
+    ``CLIENT_OPTIONS``' (the watchdog's: a link that drops packets must not hold its reads)."""
     url = get_settings().broker_url
-    key = (os.getpid(), url)
+    key = (os.getpid(), url, timeout)
     client = _clients.get(key)
     if client is None:
         with _lock:
             client = _clients.get(key)
             if client is None:
-                client = _clients[key] = client_for(url)
+                client = _clients[key] = client_for(url, timeout=timeout)
     return client
 
 
@@ -82,19 +85,21 @@ def sentinel_addresses(url: str) -> tuple[list[tuple[str, int]], dict]:
     return sentinels, options
 
 
-def client_for(url: str) -> redis.Redis:
-    """A client for ``url``: one server, or the master Redis Sentinel names."""
+def client_for(url: str, timeout: float | None = None) -> redis.Redis:
+    """A client for ``url``: one server, or the master Redis Sentinel names; ``timeout``: the
+    seconds its connects and calls wait at most (default ``CLIENT_OPTIONS``')."""
+    options: dict[str, Any] = dict(CLIENT_OPTIONS)
+    if timeout is not None:
+        options.update(socket_timeout=timeout, socket_connect_timeout=timeout)
     if not is_sentinel(url):
-        return redis.Redis.from_url(
-            url, decode_responses=True, socket_timeout=5, socket_connect_timeout=3, health_check_interval=15
-        )
+        return redis.Redis.from_url(url, **options)
     settings = get_settings()
     if not settings.broker_master_name:
         raise ValueError("HYDRA_BROKER_URL is a sentinel:// URL: set HYDRA_BROKER_MASTER_NAME to the master's name")
     sentinels, master = sentinel_addresses(url)
-    timeouts = {k: v for k, v in CLIENT_OPTIONS.items() if k.startswith("socket_")}
+    timeouts = {k: v for k, v in options.items() if k.startswith("socket_")}
     sentinel_kwargs = dict(timeouts, password=settings.broker_sentinel_password)
-    sentinel = Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **CLIENT_OPTIONS)
+    sentinel = Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **options)
     return sentinel.master_for(settings.broker_master_name, redis_class=redis.Redis, **master)
 
 

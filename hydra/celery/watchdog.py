@@ -11,15 +11,21 @@ Redis. On either, it sets the
 
 So two executions of one job overlap only while the old worker cannot see the ended
 attempt: from the start of the new attempt until at most 0.25 s (Redis reachable) or 2 s
-(MongoDB only) after the old worker runs again and can reach them.
+(MongoDB only) after the old worker runs again and can reach them, plus one read's timeout.
+The two reads run in threads of their own, on clients of their own that give up after
+``FLAG_TIMEOUT`` and ``FENCE_TIMEOUT``: a link that silently drops packets (a cut, no reset) would otherwise hold a
+Redis read for the client's usual 5 s and a MongoDB read for 20 s, and with it the other read
+and the first read after the link heals (found by ``make chaos``: a worker cut from Redis only,
+and from both).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
+from collections.abc import Callable
 
+from hydra.broker.redis import get_redis
 from hydra.broker.stops import StopFlags
 from hydra.errors import Unavailable
 from hydra.store.runs import RunStore
@@ -28,6 +34,10 @@ log = logging.getLogger(__name__)
 
 FLAG_EVERY = 0.25
 FENCE_EVERY = 2.0
+#: Seconds one read of the flag, and of the fence, waits at most (connecting included). The
+#: fence's has room for a new connection's handshake on a loaded store.
+FLAG_TIMEOUT = 1.0
+FENCE_TIMEOUT = 2.0
 
 
 class AttemptWatch:
@@ -38,40 +48,46 @@ class AttemptWatch:
         run_id: str,
         *,
         runs: RunStore | None = None,
+        flags: StopFlags | None = None,
         flag_every: float = FLAG_EVERY,
         fence_every: float = FENCE_EVERY,
     ):
         self.run_id = run_id
-        self.runs = runs or RunStore()
-        self.flags = StopFlags()
-        self.flag_every, self.fence_every = flag_every, fence_every
+        self.runs = runs or RunStore(timeout=FENCE_TIMEOUT)
+        self.flags = flags or StopFlags(get_redis(FLAG_TIMEOUT))
         self.cancel = threading.Event()
         self.reason: str | None = None
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name=f"watch-{run_id}", daemon=True)
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._watch, args=(self._flag, flag_every), name=f"flag-{run_id}", daemon=True),
+            threading.Thread(target=self._watch, args=(self._fence, fence_every), name=f"fence-{run_id}", daemon=True),
+        ]
 
     def __enter__(self) -> AttemptWatch:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._done.set()
-        self._thread.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=FENCE_TIMEOUT + 1)
 
-    def _watch(self) -> None:
-        next_fence = time.monotonic() + self.fence_every
-        while not self._done.wait(self.flag_every):
-            reason = self._flag()
-            if reason is None and time.monotonic() >= next_fence:
-                next_fence = time.monotonic() + self.fence_every
-                reason = self._fence()
-            if reason is not None:
+    def _watch(self, read: Callable[[], str | None], every: float) -> None:
+        while not self._done.wait(every) and not self.cancel.is_set():
+            reason = read()
+            if reason is None:
+                continue
+            with self._lock:
+                if self.cancel.is_set() or self._done.is_set():
+                    return
                 self.reason = reason
-                log.warning(
-                    "stopping run: %s", reason, extra={"event": "run.stopping", "run_id": self.run_id, "reason": reason}
-                )
                 self.cancel.set()
-                return
+            log.warning(
+                "stopping run: %s", reason, extra={"event": "run.stopping", "run_id": self.run_id, "reason": reason}
+            )
+            return
 
     def _flag(self) -> str | None:
         try:

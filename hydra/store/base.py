@@ -53,14 +53,17 @@ class Store(Generic[R]):
             if not name.startswith("_") and inspect.isfunction(value):
                 setattr(cls, name, guarded(value))
 
-    def __init__(self, db: Database | None = None, index: Index | None = None):
+    def __init__(self, db: Database | None = None, index: Index | None = None, *, timeout: float | None = None):
+        """``db``: default this process's database; ``timeout``: seconds its calls wait at most
+        for the server (a client of their own; default the settings' timeouts)."""
         self._db = db
+        self._timeout = timeout
         self.index = index if index is not None else Index()
         self._collections: tuple[Database, dict[str, Collection]] | None = None
 
     @property
     def db(self) -> Database:
-        return self._db if self._db is not None else get_database()
+        return self._db if self._db is not None else get_database(self._timeout)
 
     def _named(self, name: str) -> Collection:
         """Collection ``name`` of this store's database (kept: making one costs, per call)."""

@@ -13,7 +13,7 @@ import functools
 import os
 import threading
 from collections.abc import Callable, Iterator
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import pymongo
 from pymongo.database import Database
@@ -26,47 +26,59 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 _lock = threading.Lock()
-_client: pymongo.MongoClient | None = None
-_client_pid: int | None = None
+#: This process's clients, by their timeout (None: the settings'), and the process they are of.
+_clients: dict[float | None, pymongo.MongoClient] = {}
+_clients_pid: int | None = None
+_databases: dict[float | None, tuple[pymongo.MongoClient, Database]] = {}
+
+
+def get_client(timeout: float | None = None) -> pymongo.MongoClient:
+    """This process's client (a new one after fork). ``timeout``: a client of its own whose
+    server selection, connects and reads give up after that many seconds (the watchdog's: a
+    link that drops packets must not hold its fence read for the usual 20 s)."""
+    global _clients_pid
+    pid = os.getpid()
+    client = _clients.get(timeout) if _clients_pid == pid else None
+    if client is None:
+        with _lock:
+            if _clients_pid != pid:
+                _clients.clear()
+                _databases.clear()
+                _clients_pid = pid
+            client = _clients.get(timeout)
+            if client is None:
+                settings = get_settings()
+                timeouts: dict[str, Any]
+                if timeout is None:
+                    timeout_ms = int(settings.mongo_timeout * 1000)
+                    timeouts = {"connectTimeoutMS": timeout_ms, "socketTimeoutMS": max(timeout_ms * 4, 20000)}
+                else:
+                    timeout_ms = int(timeout * 1000)
+                    timeouts = {"connectTimeoutMS": timeout_ms, "socketTimeoutMS": timeout_ms}
+                client = _clients[timeout] = pymongo.MongoClient(
+                    settings.mongo_url,
+                    serverSelectionTimeoutMS=timeout_ms,
+                    tz_aware=True,
+                    appname=f"hydra-{pid}",
+                    **timeouts,
+                )
+    return client
+
+
+def get_database(timeout: float | None = None) -> Database:
+    """This process's database (the same object until the client changes: after fork), through
+    ``get_client(timeout)``."""
+    client = get_client(timeout)
+    cached = _databases.get(timeout)
+    if cached is None or cached[0] is not client:
+        cached = _databases[timeout] = (client, client[get_settings().mongo_db])
+    return cached[1]
+
 
 #: pymongo errors that mean "the server is not reachable right now" (network errors, timeouts,
 #: no server selectable are all ConnectionFailure), or cannot answer in time (a query past
 #: its maxTimeMS: FerretDB filtering a large collection while the Redis indexes are rebuilt).
 UNAVAILABLE_ERRORS = (ConnectionFailure, ExecutionTimeout)
-
-
-def get_client() -> pymongo.MongoClient:
-    """This process's client (a new one after fork)."""
-    global _client, _client_pid
-    pid = os.getpid()
-    if _client is None or _client_pid != pid:
-        with _lock:
-            if _client is None or _client_pid != pid:
-                settings = get_settings()
-                timeout_ms = int(settings.mongo_timeout * 1000)
-                _client = pymongo.MongoClient(
-                    settings.mongo_url,
-                    serverSelectionTimeoutMS=timeout_ms,
-                    connectTimeoutMS=timeout_ms,
-                    socketTimeoutMS=max(timeout_ms * 4, 20000),
-                    tz_aware=True,
-                    appname=f"hydra-{pid}",
-                )
-                _client_pid = pid
-    return _client
-
-
-_database: tuple[pymongo.MongoClient, Database] | None = None
-
-
-def get_database() -> Database:
-    """This process's database (the same object until the client changes: after fork)."""
-    global _database
-    client = get_client()
-    cached = _database
-    if cached is None or cached[0] is not client:
-        cached = _database = (client, client[get_settings().mongo_db])
-    return cached[1]
 
 
 @contextlib.contextmanager

@@ -59,9 +59,18 @@ MAX_REFUSALS = 20
 class RunStore(Store[Run]):
     collection_name, record_type, kind = names.JOB_RUNS, Run, "run"
 
-    def __init__(self, db: Database | None = None, jobs: JobStore | None = None, index: Index | None = None):
-        super().__init__(db, index if index is not None else (jobs.index if jobs is not None else None))
-        self.jobs = jobs or JobStore(db, self.index)
+    def __init__(
+        self,
+        db: Database | None = None,
+        jobs: JobStore | None = None,
+        index: Index | None = None,
+        *,
+        timeout: float | None = None,
+    ):
+        super().__init__(
+            db, index if index is not None else (jobs.index if jobs is not None else None), timeout=timeout
+        )
+        self.jobs = jobs or JobStore(db, self.index, timeout=timeout)
 
     @property
     def _fences(self) -> Collection:

@@ -78,9 +78,9 @@ class Memory:
 def memory(monkeypatch) -> Memory:
     db = mongomock.MongoClient(tz_aware=True)["hydra_unit"]
     redis = fakeredis.FakeRedis(decode_responses=True)
-    monkeypatch.setattr("hydra.store.base.get_database", lambda: db)
-    monkeypatch.setattr("hydra.broker.redis.get_redis", lambda: redis)
-    monkeypatch.setattr("hydra.broker.metrics.get_redis", lambda: redis)
+    monkeypatch.setattr("hydra.store.base.get_database", lambda timeout=None: db)
+    monkeypatch.setattr("hydra.broker.redis.get_redis", lambda timeout=None: redis)
+    monkeypatch.setattr("hydra.broker.metrics.get_redis", lambda timeout=None: redis)
     registry = Registry()
     Index().mark_built("unit")  # an empty database: nothing to rebuild (test_indexes covers both paths)
     app = RecordingApp()
