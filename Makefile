@@ -66,7 +66,7 @@ bench-fleet: install
 	$(PY) bench/fleet.py
 
 # tests/chaos: workers and a controller in network namespaces, links cut and slowed with
-# iptables and a delaying relay (root; about 4 minutes). Not part of make test.
+# iptables and a delaying relay (root; about 4 minutes). Not part of make test; .ci/run runs it after.
 chaos: install
 	HYDRA_CHAOS=1 $(PY) -m pytest -q -s tests/chaos
 
