@@ -165,11 +165,13 @@ def submit(rate: float, threads: int, stop, results) -> None:
                  "errors": errors[:3], "error_count": len(errors)})  # fmt: skip
 
 
-def sweep(admin_url: str, sizes=(10, 100, 1000), decisions: int = 300) -> list[dict]:
+def sweep(admin_url: str, runs=((10, 0.0), (100, 0.0), (1000, 0.0), (1000, 0.02)), decisions: int = 300) -> list[dict]:
     """``AffinityRouter.place`` alone against registries of 10, 100 and 1,000 simulated
-    workers (linux, 2 tags each, concurrency 4), ``decisions`` each, as the issue measured:
-    wall clock and this thread's CPU time per decision. Uses Redis database 1 (the fleet's
-    registry is in database 0), as the operator (it empties it between sizes)."""
+    workers (linux, 2 tags each, concurrency 4), ``decisions`` each, back to back as the issue
+    measured, and then one every 20 ms as the probe of the full simulation calls it (a process
+    idle between decisions wakes up to each: colder caches, the VM's wake-up): wall clock and
+    this thread's CPU time per decision. Uses Redis database 1 (the fleet's registry is in
+    database 0), as the operator (it empties it between runs)."""
     import redis
 
     from hydra.broker.registry import Registry
@@ -177,7 +179,7 @@ def sweep(admin_url: str, sizes=(10, 100, 1000), decisions: int = 300) -> list[d
 
     client = redis.Redis.from_url(admin_url.rsplit("/", 1)[0] + "/1", decode_responses=True)
     rows = []
-    for size in sizes:
+    for size, spacing in runs:
         client.flushdb()
         registry = Registry(client)
         seed(registry, profiles(size))
@@ -194,7 +196,9 @@ def sweep(admin_url: str, sizes=(10, 100, 1000), decisions: int = 300) -> list[d
                 cpu.append(spent_cpu * 1000)
             if placement.worker is not None:
                 registry.add_load(placement.worker.id, 1)
-        rows.append({"workers": size, "groups": len(registry.roster().groups),
+            if spacing:
+                time.sleep(spacing)
+        rows.append({"workers": size, "spacing": spacing, "groups": len(registry.roster().groups),
                      "wall_p50": percentile(wall, 50), "wall_p99": percentile(wall, 99),
                      "cpu_p50": percentile(cpu, 50), "cpu_p99": percentile(cpu, 99)})  # fmt: skip
     client.flushdb()
@@ -215,23 +219,25 @@ class FleetBench:
         times = psutil.Process(self.stack.pid("controller")).cpu_times()
         return times.user + times.system
 
-    def probe(self, registry, seconds: float, every: float = 0.02) -> list[float]:
+    def probe(self, registry, seconds: float, every: float = 0.02) -> tuple[list[float], list[float]]:
         """``AffinityRouter.place`` called alone in this process (as the issue measured it),
-        at ``1/every`` decisions a second, with the fleet and the submissions going on."""
+        at ``1/every`` decisions a second, with the fleet and the submissions going on: wall
+        clock and this thread's CPU time per decision (ms)."""
         from hydra.dispatch.router import AffinityRouter
 
         router = AffinityRouter(registry)
         rng = random.Random(11)
-        times = []
+        wall, cpu = [], []
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             message = {"user": "rich", "affinity": {"os": ["linux"], "tags": rng.sample(TAG_POOL, rng.randint(0, 1))}}
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), time.thread_time()
             placement = router.place(message)
-            times.append((time.perf_counter() - began) * 1000)
+            cpu.append((time.thread_time() - began_cpu) * 1000)
+            wall.append((time.perf_counter() - began) * 1000)
             assert placement.worker is not None
             time.sleep(every)
-        return times
+        return wall, cpu
 
     def lose(self, registry, fleet, lost: list[int], silenced, last_beat) -> dict:
         """``lost`` workers stop beating; how long until the controller marks each offline,
@@ -300,13 +306,15 @@ class FleetBench:
         # -- phase 1: heartbeats alone ---------------------------------------------------------
         say("phase 1: heartbeats alone")
         cpu0, sent0, t0 = self.controller_cpu(), sent.value, time.monotonic()
-        alone = self.probe(registry, args.seconds / 2)
+        alone, alone_cpu = self.probe(registry, args.seconds / 2)
         cpu1, sent1, t1 = self.controller_cpu(), sent.value, time.monotonic()
         self.results["heartbeats_per_s"] = (sent1 - sent0) / (t1 - t0)
         self.results["cpu_ms_per_heartbeat_alone"] = (cpu1 - cpu0) * 1000 / max(1, sent1 - sent0)
         self.results["controller_cpu_alone"] = (cpu1 - cpu0) / (t1 - t0)
         self.results["probe_alone_p50_ms"] = percentile(alone, 50)
         self.results["probe_alone_p99_ms"] = percentile(alone, 99)
+        self.results["probe_alone_cpu_p50_ms"] = percentile(alone_cpu, 50)
+        self.results["probe_alone_cpu_p99_ms"] = percentile(alone_cpu, 99)
         self.results["alone"] = self.lose(registry, fleet, lost_alone, silenced, last_beat)
 
         # -- phase 2: heartbeats and submissions -------------------------------------------------
@@ -316,7 +324,7 @@ class FleetBench:
         cpu2, sent2, t2 = self.controller_cpu(), sent.value, time.monotonic()
         submitter.start()
         self.children.append(submitter)
-        loaded = self.probe(registry, args.seconds / 2)
+        loaded, loaded_cpu = self.probe(registry, args.seconds / 2)
 
         self.results["loaded"] = self.lose(registry, fleet, lost_loaded, silenced, last_beat)
         stop_submits.set()
@@ -339,6 +347,8 @@ class FleetBench:
         self.results["probes"] = len(alone) + len(loaded)
         self.results["probe_loaded_p50_ms"] = percentile(loaded, 50)
         self.results["probe_loaded_p99_ms"] = percentile(loaded, 99)
+        self.results["probe_loaded_cpu_p50_ms"] = percentile(loaded_cpu, 50)
+        self.results["probe_loaded_cpu_p99_ms"] = percentile(loaded_cpu, 99)
         silent = {fleet[i].id for i in chosen}
         self.results["false_offline"] = sum(
             1 for wid, r in registry.records().items() if r.status == "offline" and wid not in silent
@@ -383,6 +393,12 @@ def table(r: dict) -> str:
             f"{r['probes']} decisions in all",
         ),
         (
+            "  its CPU time, heartbeats only / with submissions: p50 / p99 (ms)",
+            f"{r['probe_alone_cpu_p50_ms']:.3f} / {r['probe_alone_cpu_p99_ms']:.3f}, "
+            f"{r['probe_loaded_cpu_p50_ms']:.3f} / {r['probe_loaded_cpu_p99_ms']:.3f}",
+            "wall minus CPU: waiting for a core or Redis",
+        ),
+        (
             f"router decision inside the {r['threads']} submitting threads: p50 / p99 (ms)",
             f"{r['route_p50_ms']:.3f} / {r['route_p99_ms']:.3f}",
             f"{r['decisions']} decisions",
@@ -417,11 +433,16 @@ def table(r: dict) -> str:
     lines.append("|" + "|".join("-" * (w + 2) for w in width) + "|")
     lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(row, width, strict=True)) + " |" for row in rows]
     lines.append("")
-    lines.append("| workers | load groups | place() wall p50 / p99 (ms) | place() CPU p50 / p99 (ms) |")
-    lines.append("|---------|-------------|-----------------------------|----------------------------|")
+    lines.append(
+        "| workers | decisions      | load groups | place() wall p50 / p99 (ms) | place() CPU p50 / p99 (ms) |"
+    )
+    lines.append(
+        "|---------|----------------|-------------|-----------------------------|----------------------------|"
+    )
     for row in r["sweep"]:
+        spacing = f"every {row['spacing'] * 1000:.0f} ms" if row["spacing"] else "back to back"
         lines.append(
-            f"| {row['workers']:<7} | {row['groups']:<11} | {row['wall_p50']:.3f} / {row['wall_p99']:.3f}"
+            f"| {row['workers']:<7} | {spacing:<14} | {row['groups']:<11} | {row['wall_p50']:.3f} / {row['wall_p99']:.3f}"
             f"{'':<13} | {row['cpu_p50']:.3f} / {row['cpu_p99']:.3f}{'':<12} |"
         )
     lines.append("")
