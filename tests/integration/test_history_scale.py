@@ -68,7 +68,7 @@ def watched(monkeypatch):
     listener = Commands()
     settings = get_settings()
     client = pymongo.MongoClient(settings.mongo_url, tz_aware=True, event_listeners=[listener])
-    monkeypatch.setattr("hydra.store.base.get_database", lambda: client[settings.mongo_db])
+    monkeypatch.setattr("hydra.store.base.get_database", lambda timeout=None: client[settings.mongo_db])
 
     def run(fn):
         listener.seen.clear()

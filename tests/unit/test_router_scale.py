@@ -45,7 +45,7 @@ def random_message(rng: random.Random) -> dict:
 @pytest.fixture
 def registry(monkeypatch) -> Registry:
     client = fakeredis.FakeRedis(decode_responses=True)
-    monkeypatch.setattr("hydra.broker.redis.get_redis", lambda: client)
+    monkeypatch.setattr("hydra.broker.redis.get_redis", lambda timeout=None: client)
     return Registry()
 
 
