@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from hydra.client.errors import (
     _ERRORS,
@@ -129,6 +131,20 @@ def find_token() -> str | None:
         return None
 
 
+def http_session() -> requests.Session:
+    """A session that sends an idempotent request (GET, PUT, DELETE, ...) once more when its
+    kept-alive connection was closed by the API just as it was reused: gunicorn drops a
+    connection idle for 2 s, and a request sent on it then fails ("Remote end closed
+    connection without response") before the API saw it. Never a POST: a submission is not
+    sent twice behind the caller's back (send an Idempotency-Key to retry one safely)."""
+    retry = Retry(total=1, connect=1, read=1, status=0, other=0, redirect=0, raise_on_status=False)
+    adapter = HTTPAdapter(max_retries=retry)
+    session = requests.Session()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
 class Client:
     """Talks to one Hydra API (``url``, default ``HYDRA_API_URL``) with an API token (``token``,
     default :func:`find_token`)."""
@@ -143,7 +159,7 @@ class Client:
     ):
         self.url = (url or get_settings().api_url).rstrip("/")
         self.timeout = timeout
-        self.session = session or requests.Session()
+        self.session = session or http_session()
         token = token or find_token()
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"

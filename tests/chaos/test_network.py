@@ -33,8 +33,8 @@ from pathlib import Path
 
 import pytest
 import redis as redis_py
-import requests
 
+from hydra.client import http_session
 from hydrastack import Stack, WorkerSpec
 from hydrastack.ports import pick_free_ports
 from tests.chaos.delay import DelayRelay
@@ -63,7 +63,7 @@ class Chaos:
         self.net = net
         self.stack = stack
         self.marks = marks
-        self.http = requests.Session()
+        self.http = http_session()
         self.http.headers["Authorization"] = f"Bearer {stack.admin_token}"
         self.redis = redis_py.Redis.from_url(stack.admin_broker_url, decode_responses=True)
         self.worker_host = net.hosts["nsw"]

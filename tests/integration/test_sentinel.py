@@ -28,6 +28,7 @@ import pytest
 import redis as redis_py
 import requests
 
+from hydra.client import http_session
 from hydrastack import Stack, WorkerSpec
 from hydrastack.ports import pick_free_ports
 from tests.conftest import ENV
@@ -121,7 +122,7 @@ def ha_stack():
 
 def test_killing_the_master_under_load_loses_no_job_and_runs_none_twice(ha_stack, shared):
     stack, replica, sentinels = ha_stack
-    http = requests.Session()
+    http = http_session()
     http.headers["Authorization"] = f"Bearer {stack.admin_token}"
 
     def api_workers_online() -> bool:
