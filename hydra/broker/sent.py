@@ -11,6 +11,8 @@ the controller's reconciliation after a Redis reset does this work instead.
 
 from __future__ import annotations
 
+import json
+
 from hydra import names
 from hydra.broker.redis import RedisBacked
 from hydra.model.priority import level_keys
@@ -56,3 +58,23 @@ class SentIndex(RedisBacked):
                 return True
             if not cursor:
                 return False
+
+
+def unacked_for(client, queue: str, run_ids: set[str]) -> list[str]:
+    """The delivery tags of the messages kombu holds as delivered and unacknowledged
+    (``unacked``: tag -> [message, exchange, routing key]) that were taken from ``queue`` and
+    carry one of ``run_ids`` (the task id)."""
+    tags = []
+    cursor = 0
+    while True:
+        cursor, entries = client.hscan(names.KOMBU_UNACKED_KEY, cursor, count=_CHUNK)
+        for tag, raw in entries.items():
+            try:
+                message, _exchange, routing_key = json.loads(raw)
+                task_id = (message.get("headers") or {}).get("id")
+            except (ValueError, TypeError, AttributeError):
+                continue
+            if routing_key == queue and task_id in run_ids:
+                tags.append(tag.decode() if isinstance(tag, bytes) else tag)
+        if not cursor:
+            return tags

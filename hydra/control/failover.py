@@ -33,6 +33,7 @@ from kombu.simple import SimpleQueue
 from hydra import clock, names
 from hydra.broker.due import DueIndex
 from hydra.broker.redis import BrokerEpoch
+from hydra.broker.sent import unacked_for
 from hydra.dispatch.attempts import end_attempt
 from hydra.dispatch.pipeline import Pipeline, Republished
 from hydra.model.outcome import Outcome
@@ -81,15 +82,46 @@ class Failover:
     def restarted(self, worker_id: str, incarnation: str) -> int:
         """The worker runs as the process ``incarnation`` (learned from its profile): attempts
         another process of the same worker started died with that process - even if it
-        restarted too fast to be seen offline, or while no controller watched. Returns how many."""
+        restarted too fast to be seen offline, or while no controller watched. Returns how many.
+
+        Its queued attempts whose messages a process of it had taken but not started are
+        handed back to its queue (:meth:`restore_taken`): kombu would keep them
+        unacknowledged until the visibility timeout, an hour."""
         lost = 0
+        waiting = []
         for run in self.runs.active_on(worker_id):
             start = self.runs.start_of(run.id)
-            held_by = start.worker_incarnation if start else None
-            if start is None or start.worker_id != worker_id or held_by in (None, incarnation):
+            if start is None:
+                if run.status == RunStatus.QUEUED.value:
+                    waiting.append(run.id)
+                continue
+            held_by = start.worker_incarnation
+            if start.worker_id != worker_id or held_by in (None, incarnation):
                 continue
             lost += self.end_lost(run, worker_id, "restarted: the run died with its previous process", started=True)
+        if waiting:
+            self.restore_taken(worker_id, waiting)
         return lost
+
+    def restore_taken(self, worker_id: str, run_ids: list[str]) -> int:
+        """Put the delivered, unacknowledged messages of ``run_ids`` from the worker's queue
+        back at its head (kombu's own restore); returns how many. A message its new process
+        took meanwhile is then delivered twice, and runs once all the same: the start fence
+        decides, and the second copy is ignored."""
+        queue = names.worker_queue(worker_id)
+        wanted = set(run_ids)
+        restored = 0
+        with self.app.connection_for_write() as conn:
+            channel = conn.default_channel
+            for tag in unacked_for(channel.client, queue, wanted):
+                channel.qos.restore_by_tag(tag, leftmost=True)
+                restored += 1
+        if restored:
+            log.warning(
+                "handed back messages a previous process of the worker had taken",
+                extra={"event": "worker.restored", "worker": worker_id, "count": restored},
+            )
+        return restored
 
     def overdue(self, worker_id: str, finishing: dict[str, float], *, now: float, reason: str) -> dict[str, float]:
         """Fail over the attempts in ``finishing`` whose deadline passed (all of them when

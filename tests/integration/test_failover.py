@@ -390,6 +390,45 @@ def test_a_worker_restarted_before_it_was_seen_offline_loses_its_runs(api, stack
     assert wait_run(second.id, statuses=["running"], timeout=20).worker_id == worker.node
 
 
+def test_a_message_a_dead_process_had_taken_is_handed_back_when_the_worker_starts(api, stack, worker_factory):
+    """A process of the worker took a message and died before it started the attempt (killed
+    between delivery and start); kombu keeps such a message unacknowledged until the
+    visibility timeout, an hour. When the worker's next process answers, the controller hands
+    the message back to its queue, and the attempt runs - the first one, once."""
+    import subprocess
+    import sys
+
+    from hydra.broker.registry import WorkerRecord
+    from hydra.model.affinity import WorkerProfile
+
+    tag = unique("taken").lower()
+    spec = WorkerSpec(unique("tkn"), f"os.linux,tag.{tag}", concurrency=1)
+    queue = names.worker_queue(spec.node)
+    # The worker as the router last knew it (its previous process), before it took the message.
+    profile = WorkerProfile(id=spec.node, os="linux", tags=frozenset({tag}), max_concurrency=1)
+    registry = Registry()
+    registry.put(WorkerRecord(profile=profile, status="online", seen_at=time.time(), last_heartbeat=time.time()))
+    registry.set_load(spec.node, 0)
+    created = submit(api, "echo ran", affinity={"os": ["linux"], "tags": [tag]})
+    assert RunStore().get(created["run_id"]).queue == queue
+    taker = (
+        "import os, signal, sys\n"
+        "from hydra.celery.app import app  # its transport options: the queue's priority keys\n"
+        "with app.connection_for_write() as conn:\n"
+        "    message = conn.SimpleQueue(sys.argv[1], no_ack=False).get(timeout=20)\n"
+        "    print(message.headers['id'], flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)  # dies holding it, unacknowledged\n"
+    )
+    took = subprocess.run([sys.executable, "-c", taker, queue], capture_output=True, text=True, timeout=60)
+    assert took.stdout.strip() == created["run_id"], took.stderr
+    assert Registry().queued(queue) == 0  # only kombu's unacknowledged copy is left
+
+    worker_factory(spec)  # its next process
+    run = wait_run(created["run_id"], timeout=30)
+    assert (run.status, run.stdout, run.worker_id) == ("succeeded", "ran\n", spec.node)
+    assert [r.attempt for r in attempts(created["job_id"])] == [1]
+
+
 def test_workers_offline_long_enough_are_forgotten(api, stack):
     from hydra.broker.registry import WorkerRecord
     from hydra.celery.app import app
