@@ -13,10 +13,10 @@ So two executions of one job overlap only while the old worker cannot see the en
 attempt: from the start of the new attempt until at most 0.25 s (Redis reachable) or 2 s
 (MongoDB only) after the old worker runs again and can reach them, plus one read's timeout.
 The two reads run in threads of their own, on clients of their own that give up after
-``FLAG_TIMEOUT`` and ``FENCE_TIMEOUT``: a link that silently drops packets (a cut, no reset) would otherwise hold a
-Redis read for the client's usual 5 s and a MongoDB read for 20 s, and with it the other read
-and the first read after the link heals (found by ``make chaos``: a worker cut from Redis only,
-and from both).
+``FLAG_TIMEOUT`` and ``FENCE_TIMEOUT``: a link that silently drops packets (a cut, no
+reset) would otherwise hold a Redis read for the client's usual 5 s and a MongoDB read for
+20 s, and with it the other read and the first read after the link heals (found by ``make
+chaos``: a worker cut from Redis only, and from both).
 """
 
 from __future__ import annotations
