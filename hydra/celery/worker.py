@@ -25,6 +25,7 @@ import os
 import secrets
 import sys
 import time
+from typing import NoReturn
 
 import click
 from celery import bootsteps
@@ -50,6 +51,11 @@ from hydra.settings import get_settings
 from hydra.store.runs import RunStore
 
 log = logging.getLogger(__name__)
+
+#: Seconds claiming an attempt may take (its store writes and Redis bookkeeping) before the
+#: worker reads its end fence again, rather than start a command the controller has meanwhile
+#: failed over (the watchdog's first read comes 2 s later).
+SLOW_CLAIM = 1.0
 
 #: This worker's profile, set at start-up (inherited by forked pool processes).
 PROFILE: WorkerProfile | None = None
@@ -239,24 +245,13 @@ def admit(run_id: str, kwargs: dict, request=None, *, runs: RunStore | None = No
             end_it=True,
             claimed_job=claimed,
         )
+    claiming = time.monotonic()
     try:
         wait_for_store(
             lambda: runs.claim(run_id, message=message, worker_id=profile.id, pid=os.getpid(), incarnation=INCARNATION)
         )
     except RunEnded as exc:
-        try:
-            Registry().add_load(profile.id, -1)
-        except Unavailable:
-            pass
-        try:
-            runs.note_refusal(run_id, {"at": clock.utcnow(), "by": profile.id, "reason": f"not run again: {exc}"})
-        except StoreUnavailable:
-            pass
-        log.info(
-            "superseded message ignored",
-            extra={"event": "run.superseded", "run_id": run_id, "worker": profile.id, "reason": str(exc)},
-        )
-        raise Ignore(str(exc)) from None
+        _superseded(runs, run_id, profile.id, str(exc))
     try:  # its namespace's quota: from queued to running
         NamespaceSlots().started(message.get("namespace") or DEFAULT_NAMESPACE, run_id)
     except Unavailable:  # the controller corrects the quotas from MongoDB
@@ -265,7 +260,34 @@ def admit(run_id: str, kwargs: dict, request=None, *, runs: RunStore | None = No
         SentIndex().remove(run_id)
     except Unavailable:
         pass
+    if time.monotonic() - claiming > SLOW_CLAIM:
+        # Redis did not answer (a cut link costs each call its timeout): meanwhile the
+        # controller may have seen this worker silent and ended the attempt. Look before
+        # the command starts; the watchdog looks again while it runs.
+        try:
+            end = runs.end_of(run_id)
+        except StoreUnavailable:
+            end = None
+        if end is not None:
+            _superseded(runs, run_id, profile.id, f"attempt ended as {end.status} by {end.by} while it was claimed")
     return message
+
+
+def _superseded(runs: RunStore, run_id: str, worker_id: str, reason: str) -> NoReturn:
+    """The attempt ended elsewhere, or another execution holds it: note it, run nothing."""
+    try:
+        Registry().add_load(worker_id, -1)
+    except Unavailable:
+        pass
+    try:
+        runs.note_refusal(run_id, {"at": clock.utcnow(), "by": worker_id, "reason": f"not run again: {reason}"})
+    except StoreUnavailable:
+        pass
+    log.info(
+        "superseded message ignored",
+        extra={"event": "run.superseded", "run_id": run_id, "worker": worker_id, "reason": reason},
+    )
+    raise Ignore(reason) from None
 
 
 def _chain_of(request) -> Chain:
