@@ -230,6 +230,9 @@ def test_redis_killed_and_restarted_loses_no_accepted_job(api, stack):
 
 
 def test_mongodb_down_for_10s_under_load_loses_no_run_record(api, stack):
+    # Healthy first: a controller restarted by an earlier test may not have marked itself
+    # alive yet, and /health would then name it down too.
+    wait_until(lambda: api.get("/health").status_code == 200, 60, interval=0.5, message="a healthy stack")
     before = [submit(api, f"sleep {s}; echo done")["job_id"] for s in (1, 2, 3, 4, 5, 6, 8, 10)]
     time.sleep(0.5)
     stack.stop("mongo")
