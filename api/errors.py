@@ -13,7 +13,7 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from hydra.errors import Conflict, Forbidden, InvalidJob, NotAuthenticated, NotFound, Unavailable
+from hydra.errors import Conflict, Forbidden, InvalidJob, InvalidRequest, NotAuthenticated, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,10 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(InvalidJob)
     def invalid_job(exc: InvalidJob):
         return error_response(422, "the job is invalid", {"json": exc.errors})
+
+    @app.errorhandler(InvalidRequest)
+    def invalid_request(exc: InvalidRequest):
+        return error_response(422, "the request is invalid", {exc.location: exc.errors})
 
     @app.errorhandler(NotAuthenticated)
     def not_authenticated(exc: NotAuthenticated):
