@@ -64,6 +64,7 @@ OPERATIONS = {
     "GET /audit/": "audit",
     "GET /namespaces/{namespace}": "namespace show",
     "PUT /namespaces/{namespace}": "namespace set",
+    "DELETE /namespaces/{namespace}": "namespace delete",
 }
 
 
