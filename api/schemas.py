@@ -17,6 +17,7 @@ from hydra.model.queries import (  # noqa: F401 - the query arguments, shared wi
     StatusField,
 )
 from hydra.model.redaction import REDACTED, redacted, redacted_http
+from hydra.model.params import ParamSchema
 from hydra.model.spec import NAME_RE, AffinitySchema, BackoffSchema, HttpSchema, JobSpecSchema
 
 #: The response header that says how many stored records a listing skipped (and which).
@@ -89,7 +90,8 @@ class JobCreatedSchema(Schema):
     )
     status = fields.String(
         metadata={
-            "description": "queued (on a worker), pending (waiting for one) or scheduled (starts at `scheduled_at`)."
+            "description": "queued (on a worker), pending (waiting for one), scheduled (starts at `scheduled_at`) "
+            "or stored (no run yet: a parameter it declares has no default, so it runs when triggered with a value)."
         }
     )
     worker_id = fields.String(allow_none=True)
@@ -135,6 +137,11 @@ class JobSchema(Tolerant, Schema):
             "description": "The request of an http job. Header values and the body are write-only "
             f"(shown as `{REDACTED}`); a PATCH that leaves them out keeps them."
         },
+    )
+    params = fields.List(
+        fields.Nested(ParamSchema),
+        allow_none=True,
+        metadata={"description": "The parameters a trigger may give values for (`POST /jobs/{job_id}/trigger`)."},
     )
     status = fields.String(allow_none=True, metadata={"description": "Status of the job's latest run."})
     last_run_id = fields.String(allow_none=True)
@@ -194,6 +201,16 @@ class RunSchema(Tolerant, Schema):
     command = fields.String(allow_none=True)
     args = fields.List(fields.String(), allow_none=True)
     shell = fields.String(allow_none=True)
+    params = fields.Function(
+        lambda run: run.shown_params,
+        allow_none=True,
+        metadata={
+            "description": "The values of the job's parameters this run got (given by its trigger, else the "
+            f"defaults); secret ones are write-only (shown as `{REDACTED}`).",
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+        },
+    )
     returncode = fields.Integer(allow_none=True)
     stdout = fields.String()
     stderr = fields.String()
@@ -244,6 +261,24 @@ class WorkerSchema(Schema):
     pid = fields.Integer(allow_none=True)
     processed = fields.Integer(allow_none=True)
     first_seen = fields.DateTime(allow_none=True)
+
+
+class TriggerSchema(Schema):
+    """The body of a trigger (optional): the values of the job's parameters."""
+
+    class Meta:
+        unknown = RAISE
+
+    params = fields.Dict(
+        keys=fields.String(),
+        values=fields.Raw(metadata={"type": "string"}),
+        load_default=dict,
+        metadata={
+            "description": "A value for each parameter to set, by name (`{\"TARGET\": \"prod\"}`); the others "
+            "take their defaults. Checked against the job's declaration: a 422 names each bad one under "
+            "`errors.json.params`."
+        },
+    )
 
 
 class JobPatchSchema(JobSpecSchema):

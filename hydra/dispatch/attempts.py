@@ -28,6 +28,7 @@ from hydra.dispatch.pipeline import Pipeline
 from hydra.errors import InvalidJob, Unavailable
 from hydra.model.lifecycle import decide
 from hydra.model.outcome import Outcome
+from hydra.model.params import Values
 from hydra.model.records import Chain, Dispatched, Job
 from hydra.model.status import RunStatus
 from hydra.store.jobs import new_id
@@ -108,12 +109,15 @@ def request_stop(run_id: str, reason: str) -> None:
 
 def follow_up(job_id: str, *, attempt: int, delay: float, reason: str | None, chain: Chain, pipeline: Pipeline) -> str:
     """Start attempt ``attempt`` (the one after ``chain.retry_of``) now, or record it to start in
-    ``delay`` seconds; returns its run id ("" when the job was deleted meanwhile)."""
+    ``delay`` seconds, with the parameter values of the attempt it follows; returns its run id
+    ("" when the job was deleted meanwhile)."""
     stored = pipeline.jobs.find(job_id)
     if stored is None or stored.deleted_at:  # nothing more to run
         return ""
+    before = pipeline.runs.find(chain.retry_of) if chain.retry_of and stored.params else None
+    given = before.given if before is not None else None
     if delay <= 0:
-        return pipeline.dispatch(stored, attempt=attempt, chain=chain).run_id
+        return pipeline.dispatch(stored, attempt=attempt, chain=chain, params=given.values if given else None).run_id
     return schedule(
         stored,
         at=clock.utcnow() + timedelta(seconds=delay),
@@ -121,6 +125,7 @@ def follow_up(job_id: str, *, attempt: int, delay: float, reason: str | None, ch
         chain=chain,
         reason=reason,
         runs=pipeline.runs,
+        params=given,
     )
 
 
@@ -133,8 +138,10 @@ def schedule(
     chain: Chain = Chain(),
     reason: str | None = None,
     run_id: str | None = None,
+    params: Values | None = None,
 ) -> str:
-    """Record an attempt that must not start before ``at``; return its run id."""
+    """Record an attempt that must not start before ``at`` (with the values ``params`` of its
+    trigger parameters, which it is published with); return its run id."""
     run_id = run_id or new_id()
     why = f"{reason + '; ' if reason else ''}starts at {at.isoformat(timespec='seconds')}"
     runs.record(
@@ -144,6 +151,7 @@ def schedule(
         chain=chain,
         not_before=at,
         placement=Dispatched(run_id, RunStatus.PENDING, reason=why),
+        params=params,
     )
     try:
         DueIndex().add(run_id, at)
@@ -180,7 +188,7 @@ def publish_delayed(run_id: str, pipeline: Pipeline) -> bool:
             by="hydra",
         )
         return False
-    return dispatch_stored(pipeline, job, run_id, attempt=run.attempt, chain=run.chain)
+    return dispatch_stored(pipeline, job, run_id, attempt=run.attempt, chain=run.chain, params=run.params)
 
 
 def dispatch_stored(pipeline: Pipeline, job: Job, run_id: str, **how) -> bool:

@@ -2,7 +2,7 @@
 
 ::
 
-    build_message(job, attempt) -> validate(message) -> place (the affinity router)
+    build_message(job, attempt, values) -> validate(message) -> place (the affinity router)
         -> record (job_runs: queued on a worker, or pending with the reason) -> send
 
 :meth:`Pipeline.dispatch` runs it for an attempt of a stored job (the API, the controller,
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from enum import StrEnum
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -34,6 +35,7 @@ from hydra.broker.sent import SentIndex
 from hydra.dispatch import signing
 from hydra.dispatch.router import AffinityRouter, placement_of, queue_placement
 from hydra.errors import BrokerUnavailable, InvalidJob
+from hydra.model.params import Values
 from hydra.model.priority import broker_level
 from hydra.model.records import Chain, Dispatched, Job
 from hydra.model.spec import MESSAGE_BODY_FIELDS, MESSAGE_FIELDS, execution_digest, load_message, message_kwargs
@@ -71,9 +73,13 @@ class Republished(StrEnum):
 # --- the steps ------------------------------------------------------------------------------
 
 
-def build_message(job: Job, attempt: int) -> dict:
-    """The kwargs of the message that runs attempt ``attempt`` of ``job``."""
-    return message_kwargs(job.spec(), job_id=job.id, attempt=attempt)
+def build_message(job: Job, attempt: int, values: Mapping[str, Any] | None = None) -> dict:
+    """The kwargs of the message that runs attempt ``attempt`` of ``job`` with the values
+    ``values`` of its trigger parameters (values of parameters it no longer declares - a
+    retry after the job changed - are left out; the defaults fill in at validation)."""
+    declared = {item.get("name") for item in job.params or ()}
+    kept = {name: value for name, value in (values or {}).items() if name in declared}
+    return message_kwargs(job.spec(), job_id=job.id, attempt=attempt, values=kept)
 
 
 def validate(kwargs: Any, args: Any = ()) -> dict:
@@ -128,19 +134,31 @@ class Pipeline:
         self.runs = runs or RunStore()
         self.jobs: JobStore = self.runs.jobs
 
-    def dispatch(self, job: Job, *, attempt: int = 1, chain: Chain = Chain(), run_id: str | None = None) -> Dispatched:
-        """Publish attempt ``attempt`` of the stored ``job``; returns where it went."""
+    def dispatch(
+        self,
+        job: Job,
+        *,
+        attempt: int = 1,
+        chain: Chain = Chain(),
+        run_id: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Dispatched:
+        """Publish attempt ``attempt`` of the stored ``job`` with the values ``params`` of its
+        trigger parameters (the defaults for those not given); returns where it went."""
         run_id = run_id or new_id()
-        message = validate(build_message(job, attempt))
+        message = validate(build_message(job, attempt, params))
+        given = Values.of_message(message)
         try:
             where = placement_of(run_id, self.router.choose(message, run_id))
         except BrokerUnavailable as exc:
-            return self._left_unsent(run_id, job, attempt, chain, exc)
-        self.runs.record(run_id, job, attempt=attempt, placement=where, chain=chain, digest=execution_digest(message))
+            return self._left_unsent(run_id, job, attempt, chain, exc, given)
+        self.runs.record(
+            run_id, job, attempt=attempt, placement=where, chain=chain, digest=execution_digest(message), params=given
+        )
         try:
             self.send(run_id, message, where, chain, retry=True, retry_policy=SEND_RETRY)
         except BrokerUnavailable as exc:
-            return self._left_unsent(run_id, job, attempt, chain, exc)
+            return self._left_unsent(run_id, job, attempt, chain, exc, given)
         return where
 
     def accept(self, args: Any, kwargs: Any, options: dict) -> Any:
@@ -165,6 +183,7 @@ class Pipeline:
         job = self._job_of(message, run_id)
         chain = Chain.from_headers(options.get("headers") or {})
         named = options.get("queue") or options.get("routing_key")
+        given = Values.of_message(message)
         try:
             if named:
                 where = queue_placement(run_id, str(getattr(named, "name", named)))
@@ -173,15 +192,21 @@ class Pipeline:
             else:
                 where = placement_of(run_id, self.router.choose(message, run_id))
         except BrokerUnavailable as exc:
-            self._left_unsent(run_id, job, message["attempt"], chain, exc)
+            self._left_unsent(run_id, job, message["attempt"], chain, exc, given)
             return self._result(run_id)
         self.runs.record(
-            run_id, job, attempt=message["attempt"], placement=where, chain=chain, digest=execution_digest(message)
+            run_id,
+            job,
+            attempt=message["attempt"],
+            placement=where,
+            chain=chain,
+            digest=execution_digest(message),
+            params=given,
         )
         try:
             return self.send(run_id, message, where, chain, **options)
         except BrokerUnavailable as exc:
-            self._left_unsent(run_id, job, message["attempt"], chain, exc)
+            self._left_unsent(run_id, job, message["attempt"], chain, exc, given)
             return self._result(run_id)
 
     def republish(self, message: Any, *, only_if_placeable: bool) -> Republished:
@@ -229,7 +254,13 @@ class Pipeline:
         job = (self.jobs.find(kwargs["job_id"]) if kwargs.get("job_id") else None) or Job.from_message(kwargs)
         chain = Chain.from_headers(message.headers)
         self.runs.record(
-            run_id, job, attempt=kwargs["attempt"], placement=where, chain=chain, digest=execution_digest(kwargs)
+            run_id,
+            job,
+            attempt=kwargs["attempt"],
+            placement=where,
+            chain=chain,
+            digest=execution_digest(kwargs),
+            params=Values.of_message(kwargs),
         )
         self.send(run_id, kwargs, where, chain, priority=message.properties.get("priority"))
         message.ack()
@@ -295,7 +326,10 @@ class Pipeline:
         if job is None or job.deleted_at:
             raise InvalidJob({"job_id": [f"no job {job_id!r}"]})
         attempt = kwargs.get("attempt", 1)
-        built = validate(build_message(job, attempt if isinstance(attempt, int) else 1))
+        raw = build_message(job, attempt if isinstance(attempt, int) else 1)
+        if kwargs.get("param_values") is not None:  # checked against the stored declaration as given
+            raw["param_values"] = kwargs["param_values"]
+        built = validate(raw)
         given = {key: value for key, value in kwargs.items() if key in MESSAGE_BODY_FIELDS}
         unknown = sorted(set(kwargs) - set(MESSAGE_BODY_FIELDS) - set(MESSAGE_FIELDS))
         if unknown:
@@ -326,7 +360,9 @@ class Pipeline:
             raise InvalidJob({"job_id": [f"no job {job_id!r}"]})
         return found
 
-    def _left_unsent(self, run_id: str, job: Job, attempt: int, chain: Chain, exc: Exception) -> Dispatched:
+    def _left_unsent(
+        self, run_id: str, job: Job, attempt: int, chain: Chain, exc: Exception, params: Values | None = None
+    ) -> Dispatched:
         where = unsent(run_id, exc)
         log.warning(
             "publish failed for run %s of job %s: %s",
@@ -335,7 +371,7 @@ class Pipeline:
             exc,
             extra={"event": "run.publish_failed", "run_id": run_id, "job_id": job.id},
         )
-        self.runs.record(run_id, job, attempt=attempt, placement=where, chain=chain)
+        self.runs.record(run_id, job, attempt=attempt, placement=where, chain=chain, params=params)
         return where
 
     def _result(self, run_id: str) -> Any:
