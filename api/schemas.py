@@ -8,6 +8,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_loa
 from hydra.control import rendering
 from hydra.control.rendering import Unrenderable  # noqa: F401 - its 409
 from hydra.model.idempotency import IdempotencyKey
+from hydra.model.params import ParamSchema
 from hydra.model.queries import (  # noqa: F401 - the query arguments, shared with gRPC
     STATUS_WORDS,
     CursorField,
@@ -17,7 +18,6 @@ from hydra.model.queries import (  # noqa: F401 - the query arguments, shared wi
     StatusField,
 )
 from hydra.model.redaction import REDACTED, redacted, redacted_http
-from hydra.model.params import ParamSchema
 from hydra.model.spec import NAME_RE, AffinitySchema, BackoffSchema, HttpSchema, JobSpecSchema
 
 #: The response header that says how many stored records a listing skipped (and which).
@@ -274,7 +274,7 @@ class TriggerSchema(Schema):
         values=fields.Raw(metadata={"type": "string"}),
         load_default=dict,
         metadata={
-            "description": "A value for each parameter to set, by name (`{\"TARGET\": \"prod\"}`); the others "
+            "description": 'A value for each parameter to set, by name (`{"TARGET": "prod"}`); the others '
             "take their defaults. Checked against the job's declaration: a 422 names each bad one under "
             "`errors.json.params`."
         },

@@ -23,10 +23,11 @@ from hydra.celery import orphans, worker
 from hydra.celery.watchdog import AttemptWatch
 from hydra.errors import CommandError, command_error_for
 from hydra.execution import executors, isolation
-from hydra.execution.live import ChunkWriter
+from hydra.execution.live import ChunkWriter, tee
 from hydra.model.outcome import Outcome
 from hydra.model.spec import load_message
 from hydra.settings import get_settings
+from hydra.store.archive import OutputArchive
 from hydra.store.output import OutputStore
 
 log = logging.getLogger(__name__)
@@ -80,10 +81,12 @@ def run_command(self, **kwargs):
     # before the result backend records the run's end. The watchdog stops the command when its
     # attempt is ended elsewhere or a cancel is asked.
     shell = (kwargs.get("executor") or "shell") == "shell"
+    archive = OutputArchive.configured(settings)  # HYDRA_OUTPUT_DIR: the full output too
     with (
         AttemptWatch(run_id) as watch,
         orphans.command_pidfile(run_id, slot) as note_pid,
         ChunkWriter(run_id, limit=settings.output_limit, insert=OutputStore().insert, skip_if_unflushed=True) as live,
+        archive.writer(run_id) if archive else contextlib.nullcontext() as full,
         isolation.Confinement(
             worker.get_policy(),
             worker_id=slot,
@@ -103,7 +106,7 @@ def run_command(self, **kwargs):
                 cancel=watch.cancel,
                 env=run_environment(run_id, kwargs, profile.id, slot),
                 on_start=note_pid,
-                on_output=live.write,
+                on_output=live.write if full is None else tee(live.write, full.write),
                 confinement=confinement,
                 egress=worker.get_egress(),
             ),

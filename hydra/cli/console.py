@@ -4,7 +4,7 @@
     hydra submit --at +10m | --cron '0 3 * * *' --tz Europe/Paris  [--args] -- ./nightly.sh
     hydra submit --http https://hooks.example.com/build --header 'X-Token: t' --body '{"a": 1}'
     hydra jobs [--status failed] [--user rich]        hydra runs JOB
-    hydra logs [-f] RUN                                hydra cancel RUN
+    hydra logs [-f] [--head N | --tail N] RUN          hydra cancel RUN   (hydra.cli.output)
     hydra workers
 
 Each prints an aligned table (or a few ``key  value`` lines), or JSON with ``--json``. They
@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
+from hydra.cli.params import declare_option
 from hydra.client import Client, ClientError, Conflict, InvalidRequest, Run
 from hydra.model.status import FOLLOWED, RunStatus
 
@@ -261,6 +262,7 @@ def parse_headers(values: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--idempotency-key", metavar="KEY", help="Send again with the same KEY to get the same job, not a new one."
 )
+@declare_option
 @click.option("--wait", is_flag=True, help="Wait for the run: show progress and output, exit with its exit code.")
 @click.option("--cancel-on-interrupt", is_flag=True, help="With --wait: Ctrl-C cancels the run (else it goes on).")
 @click.argument("command", nargs=-1)
@@ -290,6 +292,7 @@ def submit(
     http_headers,
     http_body,
     idempotency_key,
+    params,
     wait,
     cancel_on_interrupt,
 ):
@@ -329,7 +332,12 @@ def submit(
         schedule=cron,
         timezone=timezone,
         idempotency_key=idempotency_key,
+        params=params,
     )
+    if wait and submitted.run_id is None:
+        raise click.UsageError(
+            f"job {submitted.job_id} runs when triggered: hydra job trigger {submitted.job_id} -p ..."
+        )
     if not wait:
         if as_json:
             emit_json(submitted.raw)
@@ -341,6 +349,8 @@ def submit(
             ]
             if submitted.scheduled_at:
                 shown.append(("starts", when(submitted.scheduled_at)))
+            if submitted.run_id is None and not submitted.scheduled_at:
+                shown.append(("starts", f"when triggered: hydra job trigger {submitted.job_id} -p NAME=VALUE"))
             if submitted.replayed:
                 shown.append(("replayed", "yes: the job this key made before"))
             click.echo(pairs(shown))
@@ -482,48 +492,6 @@ def runs(client: Client, as_json: bool, job_id, limit):
 
 @click.command()
 @click.argument("run_id", metavar="RUN")
-@click.option("-f", "--follow", is_flag=True, help="Keep streaming until the run ends.")
-@api_command
-def logs(client: Client, as_json: bool, run_id, follow):
-    """Print the output of RUN (stdout to stdout, stderr to stderr)."""
-    printed = False
-
-    def show(chunk) -> None:
-        nonlocal printed
-        printed = True
-        if as_json:
-            click.echo(json.dumps({"seq": chunk.seq, "stream": chunk.stream, "text": chunk.text, "cut": chunk.cut}))
-            return
-        out = sys.stdout if chunk.stream == "stdout" else sys.stderr
-        out.write(chunk.text)
-        out.flush()
-
-    if follow:
-        for chunk in client.follow(run_id):
-            show(chunk)
-    else:
-        after = -1
-        while True:
-            page = client.output(run_id, after=after)
-            for chunk in page.chunks:
-                show(chunk)
-            if not page.chunks:
-                break
-            after = page.next
-    if not printed:
-        # No live output recorded (e.g. a run from before live output): the run's record.
-        run = client.run(run_id)
-        if as_json:
-            for stream in ("stdout", "stderr"):
-                if getattr(run, stream):
-                    click.echo(json.dumps({"seq": None, "stream": stream, "text": getattr(run, stream)}))
-        else:
-            sys.stdout.write(run.stdout or "")
-            sys.stderr.write(run.stderr or "")
-
-
-@click.command()
-@click.argument("run_id", metavar="RUN")
 @api_command
 def cancel(client: Client, as_json: bool, run_id):
     """Cancel RUN: at once when it has not started, else its command is killed."""
@@ -557,4 +525,4 @@ def workers(client: Client, as_json: bool):
     )
 
 
-COMMANDS = (submit, jobs, runs, logs, cancel, workers)
+COMMANDS = (submit, jobs, runs, cancel, workers)

@@ -162,7 +162,9 @@ class ParamSchema(Schema):
             if data.get("allowed") is not None:
                 errors["allowed"] = ["a secret parameter lists no values (they would be shown); use a pattern"]
             if data.get("default") is not None:
-                errors["default"] = ["a secret parameter has no default (it would be shown); its value comes with a trigger"]
+                errors["default"] = [
+                    "a secret parameter has no default (it would be shown); its value comes with a trigger"
+                ]
             if data.get("as") == "arg":
                 errors["as"] = ["a secret goes in the environment: arguments are visible to every user of the machine"]
         if data.get("as") == "arg" and not data.get("required") and data.get("default") is None:

@@ -6,16 +6,17 @@ The policy (``hydra.settings``): keep ``HYDRA_RETENTION_DAYS`` days (default 30;
 everything; anything else is at least one day, far longer than Redis's visibility timeout, so
 a run's fences outlive every copy of its message). Older than that:
 
-* a **run** that ended is deleted with its fences (``<run_id>/start``, ``/end``, ``/retry``)
-  and its live output (``<run_id>/<seq>``, ``/eof``), then its index entries; a run still in
-  progress is kept, however old;
+* a **run** that ended is deleted with its fences (``<run_id>/start``, ``/end``, ``/retry``),
+  its live output (``<run_id>/<seq>``, ``/eof``) and its full output file when
+  ``HYDRA_OUTPUT_DIR`` keeps one (``hydra.store.archive``), then its index entries; a run still
+  in progress is kept, however old;
 * a **job** created before the cutoff goes with its last run - unless it has a cron schedule
   and is not deleted (its definition is still in use); one with recent runs stays until they
   are old too.
 
 When ``HYDRA_RETENTION_EXPORT`` names a directory, each batch is appended there as JSON Lines
-(``hydra-runs-<date>.jsonl``, one run record per line, as ``GET /runs/{id}`` shows it) before it
-is deleted; ``hydra export`` writes the same lines on demand.
+(``hydra-runs-<date>.jsonl``, one run record per line, as ``GET /runs/{id}`` shows it: secret
+parameter values redacted) before it is deleted; ``hydra export`` writes the same lines on demand.
 
 Each pass walks each namespace's jobs oldest first from where the last pass stopped (a
 cursor in Redis), their runs older than the cutoff oldest first, and stops after
@@ -39,6 +40,7 @@ from hydra import clock, names
 from hydra.model.records import Job, Run
 from hydra.model.status import TERMINAL
 from hydra.settings import Settings, get_settings
+from hydra.store.archive import OutputArchive
 from hydra.store.base import Store
 from hydra.store.runs import RunStore
 
@@ -71,6 +73,7 @@ def run_line(run: Run) -> str:
 
     doc = run.to_doc()
     doc["id"] = doc.pop("_id")
+    doc["params"] = run.shown_params  # secret values are write-only, in an export too
     return json.dumps(doc, default=encode, sort_keys=True)
 
 
@@ -195,6 +198,9 @@ class Retention(Store[Run]):
         # Output and fences first, the record last: a pass cut short is finished by the next.
         self.db[names.RUN_OUTPUT].bulk_write(output, ordered=False)
         self.db[names.RUN_FENCES].bulk_write(fences, ordered=False)
+        archive = OutputArchive.configured(self.settings)
+        for run in runs if archive is not None else ():
+            archive.delete(run.id)
         self._collection.bulk_write([DeleteOne({"_id": run.id}) for run in runs], ordered=False)
         pipe = self.index.batch()
         for run in runs:
