@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from flask import Flask
 
-from api.console import actions, data, pages, session
+from api.console import actions, data, download, pages, session, trigger
 from api.console.blueprint import bp
 
-__all__ = ["actions", "data", "init_app", "pages"]
+__all__ = ["actions", "data", "download", "init_app", "pages", "trigger"]
 
 
 def init_app(app: Flask) -> None:

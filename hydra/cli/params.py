@@ -12,31 +12,16 @@ A declaration is short or JSON::
 
 from __future__ import annotations
 
-import json
-
 import click
 
-
-def declaration(text: str) -> dict:
-    """One ``--param``: JSON (every field of a declaration) or the short form."""
-    if text.lstrip().startswith("{"):
-        try:
-            found = json.loads(text)
-        except ValueError as exc:
-            raise click.BadParameter(f"{text!r} is not JSON: {exc}", param_hint="--param") from None
-        if not isinstance(found, dict):
-            raise click.BadParameter(f"{text!r} is not a JSON object", param_hint="--param")
-        return found
-    name, sep, default = text.partition("=")
-    if name.endswith("!"):
-        if sep:
-            raise click.BadParameter(f"{text!r}: a required parameter (NAME!) has no default", param_hint="--param")
-        return {"name": name[:-1], "required": True}
-    return {"name": name, "default": default} if sep else {"name": name}
+from hydra.model.params import declaration
 
 
 def _declarations(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[dict] | None:
-    return [declaration(value) for value in values] or None
+    try:
+        return [declaration(value) for value in values] or None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--param") from None
 
 
 #: ``hydra submit --param SPEC`` (repeatable): the job's parameters.

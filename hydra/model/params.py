@@ -211,6 +211,29 @@ def values_field() -> fields.Field:
     return fields.Dict(keys=fields.String(), values=fields.Raw(), load_default=None)
 
 
+def declaration(text: str) -> dict:
+    """A declaration as people type it (``hydra submit --param``, the console's submit form): a
+    JSON object with any of its fields, or ``NAME`` (optional), ``NAME=DEFAULT``, ``NAME!``
+    (required, no default). Raises ValueError for text that is neither."""
+    import json
+
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            found = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"{text!r} is not JSON: {exc}") from None
+        if not isinstance(found, dict):
+            raise ValueError(f"{text!r} is not a JSON object")
+        return found
+    name, sep, default = text.partition("=")
+    if name.endswith("!"):
+        if sep:
+            raise ValueError(f"{text!r}: a required parameter (NAME!) has no default")
+        return {"name": name[:-1], "required": True}
+    return {"name": name, "default": default} if sep else {"name": name}
+
+
 def needs_values(spec: Mapping[str, Any]) -> list[str]:
     """The parameters of a job body that have no value unless a trigger gives one."""
     return [item["name"] for item in spec.get("params") or () if item.get("required") and item.get("default") is None]
