@@ -22,8 +22,8 @@ outage.
 from __future__ import annotations
 
 import logging
-from enum import StrEnum
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any, Protocol
 
 from kombu.exceptions import OperationalError as KombuOperationalError

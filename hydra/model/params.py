@@ -334,7 +334,7 @@ class Values:
 
     def shown(self) -> dict[str, str]:
         """The values as answers show them: secret ones as :data:`REDACTED`."""
-        return shown(self.values, self.secret)
+        return shown(self.values, self.secret) or {}
 
 
 def shown(values: Mapping[str, str] | None, secret: Any = ()) -> dict[str, str] | None:

@@ -199,8 +199,9 @@ class Retention(Store[Run]):
         self.db[names.RUN_OUTPUT].bulk_write(output, ordered=False)
         self.db[names.RUN_FENCES].bulk_write(fences, ordered=False)
         archive = OutputArchive.configured(self.settings)
-        for run in runs if archive is not None else ():
-            archive.delete(run.id)
+        if archive is not None:
+            for run in runs:
+                archive.delete(run.id)
         self._collection.bulk_write([DeleteOne({"_id": run.id}) for run in runs], ordered=False)
         pipe = self.index.batch()
         for run in runs:

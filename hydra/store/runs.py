@@ -140,7 +140,7 @@ class RunStore(Store[Run]):
                 return False
             if self.end_of(run_id) is not None:
                 return True  # ended (e.g. cancelled while pending): keep the recorded end
-            where = {
+            where: dict[str, object] = {
                 "status": status.value,
                 "queue": placement.queue,
                 "worker_id": placement.worker_id,
