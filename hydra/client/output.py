@@ -60,7 +60,8 @@ def last_lines(chunks: list[Chunk], count: int) -> list[Chunk]:
                 break
             left -= 1
             if left == 0:
-                kept.append(replace(chunk, text=text[start + 1 :]))
+                if start + 1 < len(text):
+                    kept.append(replace(chunk, text=text[start + 1 :]))
                 return kept[::-1]
             end = start
         kept.append(chunk)
