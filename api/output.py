@@ -85,10 +85,10 @@ def attachment(run_id: str, body, *, full: bool) -> Response:
     or the stored chunks, streamed."""
     name = "".join(c if c.isalnum() or c in "-_" else "_" for c in run_id)[:100] or "run"
     if hasattr(body, "read"):
-        response = send_file(body, mimetype="text/plain", as_attachment=True, download_name=f"{name}.txt")
+        response = send_file(body, mimetype="text/plain")
     else:
         response = Response(stream_with_context(body), mimetype="text/plain")
-        response.headers["Content-Disposition"] = f'attachment; filename="{name}.txt"'
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}.txt"'
     response.headers["X-Hydra-Output"] = "full" if full else "stored"
     response.headers["Cache-Control"] = "private, no-store"
     return response
