@@ -159,6 +159,8 @@ class HydraProfile(bootsteps.Step):
                 "isolation": POLICY.describe(),
             },
         )
+        for gap in POLICY.not_enforced():
+            log.warning("isolation not enforced on this worker: %s", gap, extra={"event": "worker.isolation_gap"})
 
 
 @worker_shutdown.connect

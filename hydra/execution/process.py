@@ -95,7 +95,7 @@ def execute(
     if cancel is not None and cancel.is_set():
         return _not_started("cancelled", "cancelled", started_at, start)
     try:
-        proc = _spawn(argv, env, cwd)
+        proc = _spawn(argv, env, cwd, confinement.pass_fds if confinement is not None else ())
     except (OSError, ValueError) as exc:  # ValueError: e.g. a NUL byte in argv or env
         return _not_started("failed", _start_error(exc, argv[0], cwd), started_at, start)
     if on_start is not None:
@@ -186,9 +186,9 @@ def _not_started(status: str, error: str, started_at: datetime, start: float) ->
     )
 
 
-def _spawn(argv: list[str], env: dict[str, str], cwd: str | None) -> subprocess.Popen:
-    """Starts the command in its own session (POSIX) or process group (Windows), as one of
-    this process's commands (``reaper.spawn``)."""
+def _spawn(argv: list[str], env: dict[str, str], cwd: str | None, pass_fds=()) -> subprocess.Popen:
+    """Starts the command in its own session (POSIX) or process group (Windows), with the
+    descriptors ``pass_fds`` open in it, as one of this process's commands (``reaper.spawn``)."""
     options: dict = {
         "stdin": subprocess.DEVNULL,
         "stdout": subprocess.PIPE,
@@ -201,6 +201,7 @@ def _spawn(argv: list[str], env: dict[str, str], cwd: str | None) -> subprocess.
         args: list[str] | str = _windows_command_line(argv)
     else:
         options["start_new_session"] = True
+        options["pass_fds"] = tuple(pass_fds)
         args = argv
     # Started and noted at once, so neither another execute() nor the reaper takes it for an orphan.
     return reaper.spawn(lambda: subprocess.Popen(args, **options))
