@@ -139,7 +139,7 @@ root_with_bwrap = pytest.mark.skipif(
 WORK = r"""
 set -e
 t=$(mktemp); echo tmp "$t"; stat -c '%a' /tmp
-python3 -c 'import tempfile, threading; t = threading.Thread(target=print, args=("thread",)); t.start(); t.join(); print("tempfile", tempfile.mkdtemp())'
+python3 -c 'import multiprocessing as mp, tempfile, threading; t = threading.Thread(target=print, args=("thread",)); t.start(); t.join(); print("tempfile", tempfile.mkdtemp()); q = mp.Queue(); q.put("shm"); print(q.get())'
 cd /; cd "$HOME"; echo data > f; cat "$PWD/f"
 ls "$(dirname "$(dirname "$HOME")")" 2>/dev/null || echo "work root not listed"
 unshare -r id && echo "unshare -r: allowed" || echo "unshare -r: refused"
@@ -165,8 +165,8 @@ def test_a_sandboxed_job_has_its_tmp_and_home_and_no_user_namespaces(tmp_path):
     assert outcome.status == "succeeded", outcome.stderr
     lines = outcome.stdout.splitlines()
     assert lines[0].startswith("tmp /tmp/tmp.") and lines[1] == "1777"
-    assert lines[2] == "thread" and lines[3].startswith("tempfile /tmp/")
-    assert lines[4:] == ["data", "work root not listed", "unshare -r: refused", "unshare -r -n: refused"]
+    assert lines[2] == "thread" and lines[3].startswith("tempfile /tmp/") and lines[4] == "shm"
+    assert lines[5:] == ["data", "work root not listed", "unshare -r: refused", "unshare -r -n: refused"]
     assert "Operation not permitted" in outcome.stderr
     assert not (tmp_path / "unit@host" / "r1").exists()
 

@@ -8,16 +8,24 @@ children only through ``execute()``, and pytest's process starts others (the sta
 from __future__ import annotations
 
 import multiprocessing
+import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
 
 import psutil
 import pytest
 
-from hydra.execution import reaper
+from hydra.execution import isolation, reaper
+from hydra.execution.command import build_argv, job_environment
+from hydra.execution.process import execute
 from hydra.execution.reaper import enable_subreaper
+from hydra.settings import Settings
 from tests.unit.test_executor import marker, run, shell_argv, sleepers
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs prctl")
@@ -130,3 +138,39 @@ def test_enable_subreaper_is_a_no_op_off_linux(monkeypatch):
     monkeypatch.setattr(reaper, "_subreaper_pid", None)
     monkeypatch.setattr(sys, "platform", "darwin")
     assert enable_subreaper() is False and reaper._subreaper_pid is None
+
+
+# -- in the sandbox (bubblewrap leaves its init process to the subreaper) -----------------------
+
+root_with_bwrap = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("bwrap") is None, reason="needs root and bubblewrap"
+)
+
+
+def _sandboxed_runs(count: int, work_root: str):
+    policy = isolation.Policy.from_settings(replace(Settings(), work_root=work_root))
+    assert policy.bwrap is not None
+    codes, fds = [], []
+    try:
+        for i in range(count):
+            fds.append(len(os.listdir("/proc/self/fd")))
+            with isolation.Confinement(policy, worker_id="reaper-test", run_id=f"r{i}", hydra_user=None, cwd=None) as c:
+                argv = c.argv(build_argv(command=f"exit {i % 7}", args=None, shell="sh", os_name="linux"))
+                env = c.environment(job_environment(None))
+                codes.append(execute(argv, env=env, cwd=c.cwd, timeout=30, output_limit=1024, confinement=c).returncode)
+    finally:
+        isolation.release_worker(policy, "reaper-test")
+    fds.append(len(os.listdir("/proc/self/fd")))
+    return codes, _zombie_children(), fds
+
+
+@root_with_bwrap
+def test_sandboxed_runs_leave_no_zombie():
+    """Bubblewrap's monitor exits without collecting the sandbox's init process, which the
+    subreaper adopts: one zombie per run until the reaper collected them."""
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as work_root:
+        codes, zombies, fds = as_subreaper(_sandboxed_runs, 30, work_root)
+        assert not any(Path(work_root).iterdir())
+    assert codes == [i % 7 for i in range(30)]
+    assert zombies == []
+    assert fds[-1] <= fds[1]  # no descriptor left open by a run (the filter's, the output pipes)
