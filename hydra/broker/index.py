@@ -14,7 +14,8 @@ shows against its filter (an entry that is stale is skipped, never shown), and u
 indexes are known to be complete - :meth:`Index.built`, set by a full rebuild from
 MongoDB (``hydra.store.reindex``), gone with a flush - the stores query MongoDB natively.
 
-Layout (the scripts that keep it: ``hydra.broker.index_scripts``), per namespace, under ``hydra:ix:<namespace>:`` (scores are epoch milliseconds)::
+Layout, per namespace, under ``hydra:ix:<namespace>:`` (scores are epoch milliseconds; the
+scripts that keep it are ``hydra.broker.index_scripts``)::
 
     jobs                        zset  job id -> created_at        jobs not deleted
     jobs:deleted                zset  job id -> created_at        deleted jobs (retention walks them)
