@@ -30,6 +30,8 @@ scripts that keep it are ``hydra.broker.index_scripts``)::
     dead                        zset  run id -> queued_at         dead letters not retried
     dead:retried                zset                              dead letters retried by hand
     dead:job:<job id>           zset                              a job's dead letters
+    ends:job:<job id>           zset  "run id|status|seconds" -> finished_at
+                                                                  its newest ended attempts (RECENT_ENDS)
     audit                       zset  event id -> at              the audit trail
     audit:actor:<user>          zset                              what one user did
     audit:target:<id>           zset                              what was done to one job, run, token
@@ -50,10 +52,14 @@ from hydra import clock, names
 from hydra.broker import index_scripts as lua
 from hydra.broker.redis import RedisBacked
 from hydra.model.records import Job, Run
-from hydra.model.status import ACTIVE, RunStatus
+from hydra.model.status import ACTIVE, TERMINAL, RunStatus
 
 #: Statuses of a run that keep it in the ``active`` hash.
 ACTIVE_VALUES = frozenset(s.value for s in ACTIVE)
+#: Statuses of an attempt that ended (filed among its job's ends).
+TERMINAL_VALUES = frozenset(s.value for s in TERMINAL)
+#: How many of a job's latest ends ``ends:job`` keeps.
+RECENT_ENDS = lua.RECENT_ENDS
 #: Entries read per round trip while walking a sorted set.
 CHUNK = 200
 
@@ -105,6 +111,31 @@ def dead_mark(run: Run) -> str:
 
 def score_of(moment) -> int:
     return clock.millis(moment) if moment is not None else 0
+
+
+def end_entry(run: Run) -> str:
+    """The ``ends:job`` entry of an ended attempt ('' while it has not ended)."""
+    if run.status not in TERMINAL_VALUES or not run.job_id:
+        return ""
+    ran = "" if run.duration is None else f"{float(run.duration):.3f}"
+    return f"{run.id}|{run.status}|{ran}"
+
+
+@dataclass(frozen=True)
+class Ended:
+    """One of a job's latest ended attempts, as ``ends:job`` files it."""
+
+    run_id: str
+    status: str
+    #: Seconds it ran (None: it never started).
+    duration: float | None
+    #: When it ended (epoch milliseconds).
+    at: int
+
+    @classmethod
+    def parse(cls, entry: str, score: float) -> Ended:
+        run_id, status, ran = [*entry.split("|", 2), "", ""][:3]
+        return cls(run_id=run_id, status=status, duration=float(ran) if ran else None, at=int(score))
 
 
 class Index(RedisBacked):
@@ -161,6 +192,10 @@ class Index(RedisBacked):
         if job_id is not None:
             return [prefix + f"dead:job:{job_id}"]
         return [prefix + "dead", prefix + "dead:retried"] if include_retried else [prefix + "dead"]
+
+    @staticmethod
+    def ends_key(namespace: str, job_id: str) -> str:
+        return names.index_prefix(namespace) + f"ends:job:{job_id}"
 
     @staticmethod
     def active_key(namespace: str) -> str:
@@ -243,6 +278,8 @@ class Index(RedisBacked):
             dead_mark(run),
             run.namespace,
             "new" if new else "set",
+            end_entry(run),
+            score_of(run.finished_at),
             pipe=pipe,
         )
 
@@ -263,6 +300,8 @@ class Index(RedisBacked):
             score_of(run.queued_at),
             dead_mark(run),
             run.namespace,
+            end_entry(run),
+            score_of(run.finished_at),
         )
 
     def forget_active(self, namespace: str, run_id: str) -> None:
@@ -369,6 +408,24 @@ class Index(RedisBacked):
 
     def count(self, key: str) -> int:
         return int(self.redis.zcard(key))
+
+    def counts(self, keys: list[str]) -> list[int]:
+        """The size of each sorted set of ``keys``, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.zcard(key)
+        return [int(n) for n in pipe.execute()]
+
+    def recent_ends(self, jobs: list[tuple[str, str]]) -> dict[str, list[Ended]]:
+        """The latest ended attempts (at most RECENT_ENDS, newest first) of each (namespace,
+        job id), by job id, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for namespace, job_id in jobs:
+            pipe.zrevrange(self.ends_key(namespace, job_id), 0, RECENT_ENDS - 1, withscores=True)
+        return {
+            job_id: [Ended.parse(entry, score) for entry, score in found]
+            for (_ns, job_id), found in zip(jobs, pipe.execute(), strict=True)
+        }
 
     def memory(self) -> dict[str, int]:
         """Keys under ``hydra:ix:`` and the bytes Redis uses for them (sampled: MEMORY USAGE

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from hydra.model.status import RunStatus
 
+#: Ended attempts kept per job in ``ends:job:<job id>`` (its last runs at a glance).
+RECENT_ENDS = 20
 #: Every status a job can be filed under (a job's status is its latest run's).
 _STATUSES = "{" + ", ".join(f"'{s.value}'" for s in RunStatus) + "}"
 
@@ -27,6 +29,17 @@ local function move(p, id, user, status, score)
     redis.call('ZADD', p..'jobs:status:'..status, score, id)
     redis.call('ZADD', p..'jobs:user:'..user..':status:'..status, score, id)
   end
+end
+"""
+
+# An attempt ended: its entry "<run id>|<status>|<seconds it ran>" among its job's latest ends
+# (scored by when it ended), of which the newest RECENT_ENDS are kept. Filing it again (a
+# re-applied end, a rebuild) changes nothing.
+ENDED = f"""
+local function ended(p, job, entry, at)
+  if entry == '' or job == '' then return end
+  redis.call('ZADD', p..'ends:job:'..job, at, entry)
+  redis.call('ZREMRANGEBYRANK', p..'ends:job:'..job, 0, -{RECENT_ENDS + 1})
 end
 """
 
@@ -84,8 +97,11 @@ return 1
 
 # ARGV: prefix, run id, job id, queued ms, active value ('' when it ended), dead ('' | 'dead' |
 #       'retried'), namespace, mode ('set', or 'new': only add what is missing - the intent
-#       filed before a run record is inserted, which may turn out to exist already)
-PUT_RUN = """
+#       filed before a run record is inserted, which may turn out to exist already),
+#       its end's entry ('' while it has not ended), when it ended (ms)
+PUT_RUN = (
+    ENDED
+    + """
 local p, run, job, score, active, dead = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 redis.call('SADD', KEYS[1], ARGV[7])
 if ARGV[8] == 'new' then
@@ -105,8 +121,10 @@ else
   redis.call('ZREM', p..'dead', run); redis.call('ZREM', p..'dead:retried', run)
   redis.call('ZREM', p..'dead:job:'..job, run)
 end
+ended(p, job, ARGV[9], ARGV[10])
 return 1
 """
+)
 
 # A worker claimed a run: its active entry says running on that worker (unless it ended
 # meanwhile: then there is no entry, and none is made); its job shows it if it is the latest.
@@ -131,9 +149,11 @@ return 1
 """
 )
 
-# ARGV: prefix, run id, job id, user, status, queued ms, dead ('' | 'dead' | 'retried'), ns
+# ARGV: prefix, run id, job id, user, status, queued ms, dead ('' | 'dead' | 'retried'), ns,
+#       its end's entry, when it ended (ms)
 END = (
     MOVE
+    + ENDED
     + """
 local p, run, id, user, status, score, dead = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 redis.call('SADD', KEYS[1], ARGV[8])
@@ -149,6 +169,7 @@ redis.call('ZREM', p..'jobs:undispatched', id)
 redis.call('HDEL', p..'latest', id)
 local created = redis.call('ZSCORE', p..'jobs', id)
 if created then move(p, id, user, status, created) end
+ended(p, id, ARGV[9], ARGV[10])
 return 1
 """
 )
@@ -160,6 +181,9 @@ redis.call('ZREM', p..'runs:job:'..job, run)
 redis.call('HDEL', p..'active', run)
 redis.call('ZREM', p..'dead', run); redis.call('ZREM', p..'dead:retried', run)
 redis.call('ZREM', p..'dead:job:'..job, run)
+for _, entry in ipairs(redis.call('ZRANGE', p..'ends:job:'..job, 0, -1)) do
+  if string.sub(entry, 1, #run + 1) == run..'|' then redis.call('ZREM', p..'ends:job:'..job, entry) end
+end
 return 1
 """
 
@@ -173,7 +197,7 @@ for _, k in ipairs({'jobs', 'jobs:deleted', 'jobs:user:'..user, 'jobs:scheduled'
   redis.call('ZREM', p..k, id)
 end
 redis.call('HDEL', p..'latest', id)
-redis.call('DEL', p..'runs:job:'..id, p..'dead:job:'..id)
+redis.call('DEL', p..'runs:job:'..id, p..'dead:job:'..id, p..'ends:job:'..id)
 return 1
 """
 )
