@@ -9,12 +9,14 @@ from zoneinfo import ZoneInfo
 from flask import redirect, render_template, request, url_for
 
 from api.console import session as sessions
-from api.console.blueprint import bp
+from api.console.blueprint import bp, require_submitter
 from api.console.forms import FIELDS
+from api.console.present import sort_rows
 from api.schemas import JobSchema, RunSchema, WorkerSchema
 from hydra import clock
+from hydra.broker.index import RECENT_ENDS
 from hydra.broker.registry import Registry
-from hydra.control import charts
+from hydra.control import charts, overview
 from hydra.control.access import Reader
 from hydra.errors import NotFound, Unavailable
 from hydra.model import cursor as cursors
@@ -29,6 +31,8 @@ SEARCH_PAGES, SEARCH_PAGE = 5, 100
 #: Attempts of a chain the run page follows back, and the job's runs it looks through for later ones.
 CHAIN_BACK, CHAIN_AROUND = 20, 50
 FIRE_TIMES = 5
+#: Runs the job page's history chart shows (one page of the runs-of-a-job index).
+HISTORY = 100
 
 
 def reader() -> Reader:
@@ -48,15 +52,10 @@ def _cursor(name: str = "cursor") -> str | None:
     return value
 
 
-@bp.get("/")
-def home():
-    return redirect(url_for("console.jobs"))
-
-
 @bp.get("/login")
 def login():
     if sessions.current() is not None:
-        return redirect(url_for("console.jobs"))
+        return redirect(url_for("console.home"))
     return render_template(
         "console/login.html",
         oidc=get_settings().oidc_issuer,
@@ -107,9 +106,15 @@ def jobs():
         items, next_cursor, seen = _search(rd, q, **filters)
     else:
         items, next_cursor = rd.jobs_page(limit=PAGE, **filters)
+    known = overview.summaries(rd, items)
+    rows = [{"job": JobSchema().dump(job), "summary": known[job.id]} for job in items]
+    rows, sort, order = sort_rows(rows, args.get("sort"), args.get("order"))
     return render_template(
         "console/jobs.html",
-        jobs=JobSchema(many=True).dump(items),
+        rows=rows,
+        sort=sort,
+        order=order,
+        recent=RECENT_ENDS,
         next_cursor=next_cursor,
         statuses=FILTER_WORDS,
         filters={"status": status_word, "user": user or "", "namespace": namespace or "", "q": q},
@@ -138,6 +143,8 @@ def job(job_id: str):
     return render_template(
         "console/job.html",
         job=JobSchema().dump(record),
+        summary=overview.summaries(rd, [record])[record.id],
+        history=HISTORY,
         spec=record.spec(),
         fires=fire_times(record),
         runs=RunSchema(many=True).dump(runs),
@@ -235,8 +242,10 @@ def dead_letters():
 @bp.get("/submit")
 def submit():
     me = sessions.current()
+    assert me is not None  # the guard signed the caller in
+    require_submitter(me)
     values = dict.fromkeys(FIELDS, "")
-    values.update(namespace=me.home if me else "", user=me.user if me else "", timezone="UTC")
+    values.update(namespace=me.home, user=me.user, timezone="UTC")
     return render_template("console/submit.html", values=values, errors={})
 
 
