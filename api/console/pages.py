@@ -124,14 +124,16 @@ def jobs():
 
 
 def fire_times(job: Job, count: int = FIRE_TIMES) -> list[dict]:
-    """The next ``count`` ticks of a cron job, in its time zone and in UTC."""
+    """The next ``count`` ticks of a cron job, in its time zone (``2026-12-08 03:00:00 +01:00``)
+    and in UTC."""
     if not job.schedule or job.paused or job.deleted_at:
         return []
     zone = job.timezone or "UTC"
     moment, found = clock.utcnow(), []
     for _ in range(count):
         moment = next_fire(job.schedule, zone, moment)
-        found.append({"local": moment.astimezone(ZoneInfo(zone)).isoformat(), "utc": moment.isoformat()})
+        local = moment.astimezone(ZoneInfo(zone))
+        found.append({"local": f"{local:%Y-%m-%d %H:%M:%S} {local.isoformat()[-6:]}", "utc": moment.isoformat()})
     return found
 
 

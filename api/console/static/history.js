@@ -43,13 +43,18 @@
         value: function (u, v) { return v === null ? "" : h.duration(v); }
       };
     }));
-    if (!seen.length) { data.push(xs.map(function () { return null; })); series.push({ label: "no runs ended yet", stroke: "#8c959f" }); }
+    if (!runs.length) {  // nothing to draw: say so instead of an empty chart
+      el.textContent = "No run has ended yet.";
+      el.classList.add("empty");
+      return;
+    }
     if (plot) plot.destroy();
-    var span = xs.length ? Math.max(60, xs[xs.length - 1] - xs[0]) : 3600;
+    // At least a minute wide, centred on the runs, with some room at both ends.
+    var middle = (xs[0] + xs[xs.length - 1]) / 2, half = Math.max(30, (xs[xs.length - 1] - xs[0]) * 0.55);
     plot = new uPlot({
       width: Math.max(320, el.clientWidth || 800), height: 240, tzDate: h.utc.tzDate, series: series,
       scales: {
-        x: { range: function (u, min, max) { return xs.length ? [min - span * 0.05, max + span * 0.05] : [Date.now() / 1000 - 3600, Date.now() / 1000]; } },
+        x: { range: function () { return [middle - half, middle + half]; } },
         y: { range: function (u, min, max) { return [0, Math.max(1, (max || 0) * 1.15)]; } }
       },
       axes: [
