@@ -149,7 +149,7 @@ def overview(reader: Reader, now: float | None = None) -> Overview:
         ended = None
     workers = reader.all_workers()
     try:
-        depths = charts.depths(reader)
+        depths = charts.depths(reader, workers)
     except Unavailable:
         depths = None
     pending = None

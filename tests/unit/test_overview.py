@@ -14,6 +14,7 @@ from hydra.errors import BrokerUnavailable
 from hydra.model.access import Principal, Role
 from hydra.model.outcome import Outcome
 from hydra.model.status import RunStatus
+from hydra.store.base import Store
 from hydra.store.reindex import Reindexer
 from hydra.store.workers import WorkerStore, WorkerView
 from tests.unit.test_indexes import ADMIN, claim, end, submit
@@ -141,3 +142,38 @@ def test_the_home_page_counts_from_redis_and_shows_what_the_caller_may_see(memor
     assert lost.failing_counts == {"failed": None, "timed_out": None, "dead_letter": None}  # unknown, not 0
     assert lost.dead_letters is None
     assert {job.id for job in lost.failing} == {made[k] for k in made if k[1] != "succeeded"}  # MongoDB meanwhile
+
+
+def test_their_cost_does_not_grow_with_the_history(memory, monkeypatch):
+    """The home page and a page of summaries read no MongoDB filter but the workers' (a list of
+    the fleet, not of history), and fetch the same few records by _id with 1 or 40 runs a job."""
+    for where in ("hydra.broker.series.get_redis", "hydra.control.charts.get_redis"):
+        monkeypatch.setattr(where, lambda timeout=None: memory.redis)
+    memory.worker("cpu1")
+    jobs = []
+    for i in range(12):
+        job, run = submit(memory, name=f"j{i}", namespace="team-a" if i % 2 else "default")
+        claim(memory, run.run_id)
+        end(memory, run.run_id, "failed" if i % 3 else "succeeded", returncode=1, duration=0.1)
+        jobs.append(job.id)
+
+    def cost() -> tuple[list[str], int]:
+        native, fetched = [], []
+        with monkeypatch.context() as patch:
+            patch.setattr(Store, "_cursor", lambda self, name, *a, **k: native.append(name) or iter(()))
+            real = Store._docs
+            patch.setattr(
+                Store, "_docs", lambda self, coll, ids: fetched.append(len(list(ids))) or real(self, coll, ids)
+            )
+            reader = Reader(ADMIN)
+            overview.overview(reader)
+            overview.summaries(reader, list(reader.jobs.find_many(jobs).values()))
+        return native, sum(fetched)
+
+    before = cost()
+    for job_id in [j for i, j in enumerate(jobs) if i % 3][:4]:  # a long history for a few failing jobs
+        for _ in range(40):
+            run_id = run_again(memory, job_id)
+            claim(memory, run_id)
+            end(memory, run_id, "failed", returncode=1, duration=0.1)
+    assert cost() == before and before[0] == ["workers"]  # the same reads: 8 failing jobs, the page's 12
