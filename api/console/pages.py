@@ -22,6 +22,7 @@ from hydra.errors import NotFound, Unavailable
 from hydra.model import cursor as cursors
 from hydra.model.cron import next_fire
 from hydra.model.records import Job, Run
+from hydra.model.redaction import without_secrets
 from hydra.model.status import FILTER_WORDS, parse_status
 from hydra.settings import get_settings
 
@@ -161,9 +162,9 @@ def edit(job_id: str):
 
 
 def editable(record: Job) -> str:
-    """The job's body as the edit form shows it: JSON, without ``env`` (its values are
-    write-only; a change that leaves ``env`` out keeps it)."""
-    spec = {k: v for k, v in record.spec().items() if k != "env"}
+    """The job's body as the edit form shows it: JSON, without its write-only values (``env``,
+    a webhook's headers and body: ``hydra.model.redaction``; a change that leaves them out keeps them)."""
+    spec = without_secrets(record.spec())
     if isinstance(spec.get("scheduled_at"), datetime):
         spec["scheduled_at"] = spec["scheduled_at"].isoformat()
     return json.dumps(spec, indent=2, default=str)

@@ -65,6 +65,7 @@ OPERATIONS = {
     "GET /audit/": "audit",
     "GET /namespaces/{namespace}": "namespace show",
     "PUT /namespaces/{namespace}": "namespace set",
+    "DELETE /namespaces/{namespace}": "namespace delete",
 }
 
 
