@@ -12,6 +12,10 @@ With ``HYDRA_OIDC_CLIENT_ID`` the sign-in page also offers the issuer's own sign
 round trip, ``hydra.auth.oidc``); the session then keeps the ID token and verifies it on
 every request the same way (until it expires: then one signs in again).
 
+Each session also has a random id, recorded on the server from sign-in to sign-out
+(``hydra.store.sessions``): signing out deletes the record, so a copy of the cookie taken before
+signs nobody in afterwards, on every API process.
+
 The cookie is HttpOnly, SameSite=Lax, and Secure when the request came over TLS (directly, or
 through a proxy that says ``X-Forwarded-Proto: https``). Every POST carries the session's CSRF
 token (a random value kept in the session, compared in constant time); sign-in too.
@@ -34,10 +38,13 @@ from hydra.dispatch import signing
 from hydra.errors import NotAuthenticated
 from hydra.model.access import Principal
 from hydra.settings import get_settings
+from hydra.store.sessions import ConsoleSessionStore
 
 #: How long a console session lasts without signing in again.
 LIFETIME = timedelta(hours=12)
 CSRF_FIELD = "csrf_token"
+#: The session's key holding its id (the server's record of it: ``hydra.store.sessions``).
+SESSION_ID = "sid"
 
 
 def _derived(purpose: bytes) -> bytes:
@@ -73,9 +80,13 @@ def configure(app: Flask) -> None:
 BEARER, ID_TOKEN = "bearer", "oidc-id-token"
 
 
-def _start(credential: str, kind: str) -> None:
-    session.clear()
+def _start(credential: str, kind: str, principal: Principal) -> None:
+    """A new session for ``principal`` (the browser's previous one, if any, ends)."""
+    sign_out()
+    session_id = secrets.token_urlsafe(32)
+    ConsoleSessionStore().start(session_id, user=principal.user, via=principal.via, lifetime=LIFETIME)
     session.permanent = True
+    session[SESSION_ID] = session_id
     session["credential"] = _fernet().encrypt(credential.encode()).decode()
     session["kind"] = kind
     session[CSRF_FIELD] = secrets.token_urlsafe(32)
@@ -86,7 +97,7 @@ def sign_in(credential: str) -> Principal:
     principal = bearer.authenticate(f"Bearer {credential.strip()}", settings=get_settings())
     if principal is bearer.SCRAPER:
         raise NotAuthenticated("the scrape token may only read /metrics")
-    _start(credential.strip(), BEARER)
+    _start(credential.strip(), BEARER, principal)
     return principal
 
 
@@ -119,7 +130,7 @@ def finish_oidc(code: str, state: str) -> tuple[Principal, str]:
     token, principal = oidc.exchange(
         get_settings(), code=code, redirect_uri=flow["redirect_uri"], verifier=flow["verifier"], nonce=flow["nonce"]
     )
-    _start(token, ID_TOKEN)
+    _start(token, ID_TOKEN, principal)
     return principal, flow["next"]
 
 
@@ -133,18 +144,25 @@ def _authenticate(credential: str, kind: str) -> Principal:
 
 
 def sign_out() -> None:
+    """End the session: its server record goes (every copy of the cookie stops working)."""
+    session_id = session.get(SESSION_ID)
+    if isinstance(session_id, str):
+        ConsoleSessionStore().end(session_id)
     session.clear()
 
 
 def current() -> Principal | None:
-    """The signed-in principal, authenticated again now; None when there is none (or it no
-    longer verifies: revoked, expired)."""
+    """The signed-in principal, authenticated again now; None when there is none (signed out,
+    or it no longer verifies: revoked, expired)."""
     if "principal" in g:
         return g.principal
     sealed = session.get("credential")
+    session_id = session.get(SESSION_ID)
     principal = None
     if sealed:
         try:
+            if not isinstance(session_id, str) or not ConsoleSessionStore().live(session_id):
+                raise NotAuthenticated("the session was signed out")
             credential = _fernet().decrypt(sealed.encode(), ttl=int(LIFETIME.total_seconds())).decode()
             principal = _authenticate(credential, session.get("kind", BEARER))
         except (InvalidToken, NotAuthenticated):
