@@ -6,7 +6,7 @@ STACK := PYTHONPATH=deploy/local $(PY) -m hydrastack
 ROOT  := .hydra
 LINES ?= 50
 
-.PHONY: install up down status logs lint test bench bench-history bench-fleet chaos load proto clean
+.PHONY: install up down status logs lint test bench bench-history bench-fleet bench-soak chaos load proto clean
 
 install:
 	@bash deploy/local/install.sh
@@ -64,6 +64,11 @@ bench-history: install
 # bench/fleet.py: 1,000 simulated workers heartbeating, 100 jobs/s: routing, controller CPU, detection.
 bench-fleet: install
 	$(PY) bench/fleet.py
+
+# bench/soak.py: one worker runs 5,000 jobs; its processes, open files and memory after 50 and
+# after 5,000 (a few minutes; exits 1 when one grew beyond its margin). BENCH_ARGS="--jobs 1000" for less.
+bench-soak: install
+	$(PY) bench/soak.py $(BENCH_ARGS)
 
 # tests/chaos: workers and a controller in network namespaces, links cut and slowed with
 # iptables and a delaying relay (root; about 4 minutes). Not part of make test; .ci/run runs it after.

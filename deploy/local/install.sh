@@ -4,7 +4,8 @@
 #   * redis-server            (apt, only when missing)
 #   * FerretDB v1.24.2        (built with Go; skipped when HYDRA_MONGO_URL is set or mongod is on PATH)
 #   * .venv                   (python3 -m venv; pip install -r requirements-dev.txt and -e . when they changed)
-#   * bubblewrap              (apt, only when missing: the sandbox commands run in, hydra.execution.isolation)
+#   * bubblewrap, libseccomp2 (apt, only when missing: the sandbox commands run in, and its system-call
+#                             filter; hydra.execution.sandbox)
 #   * redis-sentinel          (apt, only when missing: the Sentinel failover test, tests/integration/test_sentinel.py)
 #   * iproute2, iptables      (apt, only when missing, as root: `make chaos`'s network namespaces, tc netem, rules)
 #   * the OS user hydra-job   (root only: the unprivileged user commands run as; HYDRA_RUN_AS names another)
@@ -87,6 +88,11 @@ if [ "$(uname -s)" = "Linux" ]; then
         say "installing bubblewrap (apt)"
         apt_install bubblewrap || say "warning: no bubblewrap; commands run without a sandbox (HYDRA_SANDBOX=auto)"
     fi
+    case "$(/sbin/ldconfig -p 2>/dev/null || true)" in
+        *libseccomp.so.2*) ;;
+        *)  say "installing libseccomp2 (apt)"
+            apt_install libseccomp2 || say "warning: no libseccomp; sandboxed commands may create user namespaces" ;;
+    esac
     JOB_USER="${HYDRA_RUN_AS:-hydra-job}"
     if [ "$(id -u)" -eq 0 ] && ! id "$JOB_USER" >/dev/null 2>&1; then
         say "creating the OS user $JOB_USER (commands run as it)"

@@ -43,7 +43,7 @@ from hydra.errors import InvalidJob, Refused, RunEnded, StoreUnavailable, Unavai
 from hydra.execution import isolation
 from hydra.execution.command import available_shells
 from hydra.execution.egress import EgressPolicy
-from hydra.execution.process import enable_subreaper
+from hydra.execution.reaper import enable_subreaper
 from hydra.model.affinity import Requirements, WorkerProfile, mismatch, profile_from_queues
 from hydra.model.records import Chain
 from hydra.model.spec import DEFAULT_NAMESPACE, execution_digest, load_message
@@ -159,6 +159,8 @@ class HydraProfile(bootsteps.Step):
                 "isolation": POLICY.describe(),
             },
         )
+        for gap in POLICY.not_enforced():
+            log.warning("isolation not enforced on this worker: %s", gap, extra={"event": "worker.isolation_gap"})
 
 
 @worker_shutdown.connect
@@ -170,8 +172,9 @@ def _release(**_):
 
 @worker_process_init.connect
 def _pool_process_init(**_):
-    # Orphans of a command (double-forked daemons) reparent to this pool process, so a
-    # timeout or cancel can still find and kill them. Not inherited across fork, hence here.
+    # Orphans of a command (double-forked daemons, bubblewrap's init) reparent to this pool
+    # process, so a timeout or cancel can still find and kill them, and its reaper thread
+    # collects them. Neither is inherited across fork, hence here.
     enable_subreaper()
 
 
