@@ -255,3 +255,32 @@ def test_a_run_whose_message_vanished_is_published_again(api, stack, worker_fact
     run = wait_run(behind["run_id"], timeout=60)
     assert run.status == "succeeded" and run.stdout == "revived\n" and run.revived == 1
     assert "vanished" in run.refusals[0]["reason"]
+
+
+def test_celery_group_cannot_launder_a_command_through_a_worker(api, stack, shared, outsider):
+    """An unsigned ``celery.group`` pushed to a worker's queue, carrying a hydra.run_command
+    signature, must not make the worker publish (and sign) that command."""
+    marker = shared / "laundered"
+    namespace = unique("laundered").lower()
+    group_id = str(uuid.uuid4())
+    step = {
+        "task": names.TASK_RUN_COMMAND,
+        "args": [],
+        "kwargs": {"name": "l", "command": f"touch {marker}", "user": "nobody-authorised", "namespace": namespace},
+        "options": {},
+        "subtask_type": None,
+        "immutable": True,
+    }
+    outsider.send_task(
+        "celery.group",
+        kwargs={"tasks": [step], "result": [[group_id, None], None], "group_id": group_id, "partial_args": []},
+        queue=names.worker_queue(CPU.node),
+        task_id=group_id,
+    )
+    run = _run_via_api(api, group_id)
+    assert run["status"] in ("dead_letter", "failed") and run["started_at"] is None
+    assert "celery.group" in run["error"], run["error"]
+    assert wait_run(submit(api, "echo after")["run_id"]).status == "succeeded"  # the worker goes on
+    wait_ticks(2)
+    assert not marker.exists()
+    assert api.get("/jobs/", query_string={"namespace": namespace}).json == []
