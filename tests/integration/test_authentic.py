@@ -21,6 +21,7 @@ from celery import Celery
 from hydra import names
 from hydra.broker.redis import get_redis
 from hydra.dispatch import signing
+from hydra.dispatch.envelope import seal
 from hydra.errors import InvalidJob
 from hydra.model.priority import level_keys
 from hydra.model.records import Chain
@@ -185,7 +186,7 @@ def test_a_signed_message_that_disagrees_with_its_run_record_is_refused(api, sta
         kwargs,
         task_id=run_id,
         queue=names.worker_queue(CPU.node),
-        headers={**Chain().headers(), signing.HEADER: signing.sign(run_id, names.TASK_RUN_COMMAND, kwargs, Chain())},
+        headers={**Chain().headers(), signing.HEADER: seal(run_id, kwargs, Chain(), {}).signature},
     )
     run = wait_run(run_id, timeout=30)
     assert run.status == "failed" and "disagrees with its run record" in run.error and run.started_at is None
