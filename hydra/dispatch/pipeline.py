@@ -208,7 +208,9 @@ class Pipeline:
         ``hydra.dispatch.steps``): verify its signature over the message it is sent as, record
         its run, and send it exactly as signed - nothing is signed here. A step that was
         started already (a second delivery of the message carrying it) is not sent again.
-        Raises InvalidJob for a step whose signature does not match (recorded as refused)."""
+        A step that cannot start (its signature does not match, its job was deleted) is
+        recorded as refused under its run id and logged, never raised: on a worker that
+        would undo the end of the run before it."""
         options = settle_times(options)
         run_id = options.get("task_id")
         envelope = Envelope.for_send(names.TASK_RUN_COMMAND, run_id, args, kwargs, options)
@@ -220,11 +222,16 @@ class Pipeline:
         except InvalidJob as exc:
             reason = f"invalid step: {exc.errors}"
         job = self.jobs.find(message["job_id"]) if message.get("job_id") else None
-        if reason is None and job is None:
-            reason = f"the step's job {message.get('job_id')!r} is not stored"
+        if reason is None and (job is None or job.deleted_at):
+            reason = f"the step's job {message.get('job_id')!r} is not stored (deleted?)"
         if reason is not None:
-            self.runs.refuse(run_id if isinstance(run_id, str) else None, reason, by="hydra", dead_letter=True)
-            raise InvalidJob({"headers": [f"step refused: {reason}"]})
+            recorded = self.runs.refuse(
+                run_id if isinstance(run_id, str) else None, reason, by="hydra", dead_letter=True
+            )
+            log.warning(
+                "step refused: %s", reason, extra={"event": "run.refused", "run_id": recorded, "reason": reason}
+            )
+            return self._result(recorded)
         assert job is not None and isinstance(run_id, str)
         try:
             where = placement_of(run_id, self.router.choose(message, run_id))

@@ -105,7 +105,10 @@ def _presign(entry: Any, option: str, prepare: Prepare, new_id: Callable[[], str
         raise InvalidJob({option: [f"a step cannot set {', '.join(timing)}: it is signed before it is started"]})
     if options.get("chain") or options.get("chord"):
         raise InvalidJob({option: ["a step cannot carry a chain or chord of its own; chain the steps instead"]})
-    message = prepare(entry.get("kwargs") or {})
+    try:
+        message = prepare(entry.get("kwargs") or {})
+    except InvalidJob as exc:  # named by the option that carries the step, then its own field
+        raise InvalidJob({option: [f"{field}: {problem}" for field, problem in exc.errors.items()]}) from None
     run_id = options.get("task_id") or new_id()
     if not isinstance(run_id, str):
         raise InvalidJob({option: ["a step's task_id must be a string"]})
