@@ -115,7 +115,7 @@ def test_a_failover_a_worker_decides_is_published_by_the_controller(api, stack, 
     once = shared / "once"
     command = f"if [ -e {once} ]; then echo second; else touch {once}; sleep 30; fi"
     created = submit(api, command, affinity={"os": ["linux"], "tags": [tag]}, max_lost=2)
-    wait_run(created["run_id"], statuses=["running"], timeout=30)
+    wait_until(once.exists, 30, message="attempt 1 running its command")
     os.kill(RunStore().start_of(created["run_id"]).pid, signal.SIGKILL)
     first = wait_run(created["run_id"], timeout=30)
     assert first.status == "lost" and first.ended_by == worker.node
