@@ -16,8 +16,8 @@ that died, a time limit, an expiry - one whose signature verifies here. Anything
 forged message naming a real run, Celery's report of an unknown task, a remote-control revoke)
 is logged and changes nothing. Celery's own follow-ups are narrowed the same way: a failure
 starts the message's errbacks (pre-signed steps, ``hydra.dispatch.steps``) only when this
-worker admitted it, it was not cancelled and no retry or failover follows, a chain's later steps are not marked
-failed on its behalf, and chords are refused.
+worker admitted it, it was not cancelled and no retry or failover follows; a chain's later
+steps are not marked failed on its behalf; chords are refused.
 """
 
 from __future__ import annotations
@@ -138,7 +138,8 @@ class HydraBackend(BaseBackend):
             task_id, outcome, by=by or "worker", job=job, attempt=attempt, chain=chain, pipeline=self.app.pipeline
         )
         if (
-            recorded is not None
+            state == states.FAILURE
+            and recorded is not None
             and recorded.next_in is None
             and recorded.status != RunStatus.CANCELLED
             and worker.admitted(task_id, request)

@@ -23,7 +23,7 @@ def step(command: str, **body) -> dict:
     return {"command": command, "user": "tester", "name": unique("step"), **body}
 
 
-def test_a_linked_step_starts_after_its_task_succeeded(api, stack, shared):
+def test_linked_steps_start_after_their_task_succeeded(api, stack, shared):
     from hydra import run_command
 
     ledger = shared / "ledger"
@@ -34,6 +34,14 @@ def test_a_linked_step_starts_after_its_task_succeeded(api, stack, shared):
     linked = wait_run(after_id, timeout=30)
     assert linked.status == "succeeded" and ledger.read_text() == "first\nafter\n"
     assert api.get(f"/jobs/{linked.job_id}").json["source"] == "python"
+
+    # two of them: Celery starts them as a group
+    both = shared / "both"
+    ids = ["a-" + unique(), "b-" + unique()]
+    links = [run_command.si(**step(f"echo {i} >> {both}")).set(task_id=i) for i in ids]
+    run_command.apply_async(kwargs=step("true"), link=links)
+    assert [wait_run(i, timeout=30).status for i in ids] == ["succeeded", "succeeded"]
+    assert sorted(both.read_text().split()) == sorted(ids)
 
 
 def test_a_chain_runs_its_steps_in_order_and_stops_at_a_failure(api, stack, shared):
