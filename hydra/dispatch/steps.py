@@ -98,7 +98,7 @@ def _presign(entry: Any, option: str, prepare: Prepare, new_id: Callable[[], str
         if reason:
             raise InvalidJob({option: [reason]})
         return dict(entry)
-    if entry.get("args") and not entry.get("immutable"):
+    if entry.get("args"):
         raise InvalidJob({option: [f"a {names.TASK_RUN_COMMAND} step takes keyword arguments only"]})
     timing = [name for name in TIMING_OPTIONS if options.get(name) is not None]
     if timing:

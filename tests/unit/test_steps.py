@@ -83,6 +83,7 @@ def test_linked_and_chained_steps_are_presigned_and_their_jobs_stored_without_ru
         ({"link_error": {**sig("x"), "subtask_type": "group"}}, "link_error"),
         ({"chain": [sig("x", countdown=5)]}, "chain"),
         ({"link": {**sig("x"), "args": ["ret"], "immutable": False}}, "link"),
+        ({"link": {**sig("x"), "args": ["echo"]}}, "link"),
         ({"link": sig("x", chain=[sig("y")])}, "link"),
         ({"chord": sig("body")}, "chord"),
         ({"link": {**sig("x"), "kwargs": {"command": "x", "user": "u", "timeout": -1}}}, "link"),
