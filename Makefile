@@ -39,11 +39,13 @@ test: lint
 	$(PY) -m pytest -q
 
 # bench/run.py: throughput, latency, failover; bench/follow.py: /health with 64 output followers;
-# bench/console.py: how soon the web console shows a new line of output (headless Chromium).
+# bench/console.py: how soon the web console shows a new line of output (headless Chromium);
+# bench/signing.py: what signing and checking a message costs (HMAC-SHA256 beside Ed25519).
 bench: install
 	$(PY) bench/run.py
 	$(PY) bench/follow.py
 	$(PY) bench/console.py
+	$(PY) bench/signing.py
 
 # Locust, headless, against the live API (HYDRA_API_URL, make up's by default; PRIVATE=1: a
 # private stack on free ports) with LOAD_USERS users for LOAD_TIME; prints Locust's table.

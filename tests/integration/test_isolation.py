@@ -60,7 +60,7 @@ def test_a_job_cannot_read_another_runs_environment_nor_the_workers(api, stack):
     assert f"HYDRA_RUN_ID={run.id}" in run.stdout  # it did read environments: its own
     assert secret not in run.stdout and holder["run_id"] not in run.stdout  # but no other run's
     assert stack.broker_url not in run.stdout and stack.mongo_url not in run.stdout  # nor the worker's
-    assert f"cat: {stack.signing_key_path}" in run.stdout  # the stack's key is the worker's alone (0600, hidden)
+    assert f"cat: {stack.signing_key_path}" in run.stdout  # the stack's private key: 0600, hidden from jobs
     assert stack.signing_key_path.read_text().strip() not in run.stdout
     assert int(run.stdout.split()[-1]) < 10  # it sees its own few processes only (own pid namespace)
     assert wait_run(holder["run_id"]).status == "succeeded"
