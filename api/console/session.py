@@ -2,7 +2,7 @@
 
 Signing in checks the credential exactly as the REST API does (``hydra.auth.bearer``: a Hydra
 API token, or a JWT of the configured OIDC issuer). The session keeps the credential itself,
-encrypted (Fernet, with a key derived from the stack's signing key, so every API process
+encrypted (Fernet, with a key derived from the stack's private signing key, so every API process
 reads it and nobody can read or forge it), and every request authenticates it again: a
 revoked token or an expired JWT ends the session within a second, and the console's caller
 is the same ``Principal`` the REST API would see, with the same roles.
@@ -24,7 +24,6 @@ token (a random value kept in the session, compared in constant time); sign-in t
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import secrets
 from datetime import timedelta
@@ -48,7 +47,7 @@ SESSION_ID = "sid"
 
 
 def _derived(purpose: bytes) -> bytes:
-    return hmac.new(signing.keys()[0], b"hydra-console:" + purpose, hashlib.sha256).digest()
+    return signing.derived_secret(b"console:" + purpose)
 
 
 def _fernet() -> Fernet:

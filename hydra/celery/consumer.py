@@ -6,6 +6,13 @@ message whose run Hydra recorded gets the refusal noted on that run (which the c
 sweep then publishes again or ends, see ``Controller.revive_vanished``); any other one becomes
 a ``dead_letter`` run with the reason - visible at ``GET /runs/<id>`` under the message's id -
 and a log line (``run.undecodable``).
+
+Only ``hydra.run_command`` is known here: Celery registers its built-in tasks on every app
+(``celery.group``, ``celery.chord``, ``celery.chord_unlock``, ``celery.chain``, ``celery.map``,
+``celery.starmap``, ``celery.chunks``, ``celery.accumulate``, ``celery.backend_cleanup``),
+and a message naming one would apply whatever signatures it carries - Hydra's signature
+check is the task's own. The consumer keeps no strategy for them, so they are refused as
+unknown tasks before anything of them runs.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import logging
 
 from celery.worker.consumer import Consumer
 
+from hydra import names
 from hydra.errors import Unavailable
 from hydra.store.runs import RunStore
 
@@ -49,6 +57,11 @@ def record_bad_message(message, reason: str, by: str) -> str | None:
 
 
 class HydraConsumer(Consumer):
+    def update_strategies(self):
+        super().update_strategies()
+        for name in [name for name in self.strategies if name != names.TASK_RUN_COMMAND]:
+            del self.strategies[name]  # Celery's built-ins: see the module docstring
+
     def on_decode_error(self, message, exc):
         record_bad_message(message, f"undecodable message ({message.content_type}): {exc}", self.hostname)
         super().on_decode_error(message, exc)
@@ -59,7 +72,8 @@ class HydraConsumer(Consumer):
 
     def on_unknown_task(self, body, message, exc):
         headers = message.headers if isinstance(message.headers, dict) else {}
-        record_bad_message(message, f"unknown task {str(headers.get('task'))[:100]!r}", self.hostname)
+        task = str(headers.get("task"))[:100]
+        record_bad_message(message, f"refused: only {names.TASK_RUN_COMMAND} runs here, not {task!r}", self.hostname)
         super().on_unknown_task(body, message, exc)
 
     def on_unknown_message(self, body, message):

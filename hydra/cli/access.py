@@ -17,7 +17,11 @@ def token() -> None:
 
 @token.command("create")
 @click.option("--name", required=True, help="What the token is for (ci, alice-laptop, ...).")
-@click.option("--user", help="The user it authenticates as (default: yours).")
+@click.option(
+    "--user",
+    metavar="NAME",
+    help="The user it authenticates as, e.g. a viewer's own name (default: yours; another user needs your act-as right).",
+)
 @click.option(
     "--role",
     "roles",
@@ -50,6 +54,8 @@ def create_token(client: Client, as_json: bool, name, user, roles, act_as, expir
     )
     click.echo(f"token  {made.token}")
     click.echo("(shown this once: keep it, e.g. export HYDRA_TOKEN=...)", err=True)
+    if user is None:
+        click.echo(f"(it acts as {made.user}, as you do; --user NAME makes a token of another user)", err=True)
 
 
 @token.command("list")

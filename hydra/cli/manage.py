@@ -36,6 +36,7 @@ from hydra.cli.console import (
 )
 from hydra.cli.params import described, given, trigger_options, values_of
 from hydra.client import Client, Job, Run, Submitted
+from hydra.model import wording
 
 #: ``"METHOD /path"`` of the OpenAPI description -> the ``hydra`` command that calls it.
 OPERATIONS = {
@@ -81,11 +82,12 @@ def show_job(job: Job) -> None:
         ("status", job.status),
         ("last run", job.last_run_id),
         ("priority", job.priority),
-        ("retries", job.retries),
+        ("runs on", wording.affinity(job.affinity)),
+        ("retries", wording.retries(job.retries, job.raw.get("backoff"), job.raw.get("max_lost"))),
         ("timeout", job.timeout),
     ]
     if job.schedule:
-        items += [("schedule", f"{job.schedule} ({job.timezone or 'UTC'})"), ("paused", bool(job.paused))]
+        items += [("schedule", wording.schedule(job.schedule, job.timezone)), ("paused", bool(job.paused))]
         items += [("next run", when(job.next_run_at))]
     if job.scheduled_at:
         items.append(("scheduled at", when(job.scheduled_at)))
