@@ -17,6 +17,7 @@ from hydra import names
 from hydra.cli import main
 from hydra.client import Client, InvalidRequest
 from hydra.dispatch import signing
+from hydra.dispatch.envelope import seal
 from hydra.model.records import Chain
 from hydra.model.redaction import REDACTED
 from hydra.model.spec import execution_digest, load_message
@@ -180,7 +181,7 @@ def _signed(run_id: str, kwargs: dict) -> None:
         kwargs,
         task_id=run_id,
         queue=names.worker_queue(CPU.node),
-        headers={**Chain().headers(), signing.HEADER: signing.sign(run_id, names.TASK_RUN_COMMAND, kwargs, Chain())},
+        headers={**Chain().headers(), signing.HEADER: seal(run_id, kwargs, Chain(), {}).signature},
     )
 
 
