@@ -31,6 +31,7 @@ import click
 
 from hydra.cli.params import declare_option
 from hydra.client import Client, ClientError, Conflict, InvalidRequest, Run
+from hydra.model.params import needs_values
 from hydra.model.status import FOLLOWED, RunStatus
 
 #: Exit status when Hydra itself fails (not the command).
@@ -305,6 +306,8 @@ def submit(
         raise click.UsageError("--tz is the time zone of --cron")
     if wait and cron:
         raise click.UsageError("a --cron job has no single run to --wait for (see `hydra runs JOB`)")
+    if wait and needs_values({"params": params}):
+        raise click.UsageError("a job with a required --param (NAME!) runs when triggered: submit it, then trigger it")
     http = None
     if http_url:
         http = {"url": http_url, "method": (method or "POST").upper()}
@@ -334,10 +337,6 @@ def submit(
         idempotency_key=idempotency_key,
         params=params,
     )
-    if wait and submitted.run_id is None:
-        raise click.UsageError(
-            f"job {submitted.job_id} runs when triggered: hydra job trigger {submitted.job_id} -p ..."
-        )
     if not wait:
         if as_json:
             emit_json(submitted.raw)
