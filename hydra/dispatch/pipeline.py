@@ -153,19 +153,16 @@ class Pipeline:
         trigger parameters (the defaults for those not given); returns where it went."""
         run_id = run_id or new_id()
         message = validate(build_message(job, attempt, params))
-        given = Values.of_message(message)
         sealed = seal(run_id, message, chain, {})  # before anything is recorded: SigningKeyMissing leaves nothing
         try:
             where = placement_of(run_id, self.router.choose(message, run_id))
         except BrokerUnavailable as exc:
-            return self._left_unsent(run_id, job, attempt, chain, exc, given)
-        self.runs.record(
-            run_id, job, attempt=attempt, placement=where, chain=chain, digest=execution_digest(message), params=given
-        )
+            return self._left_unsent(run_id, job, message, chain, exc)
+        self._record(run_id, job, message, where, chain)
         try:
             self.send(sealed, where, retry=True, retry_policy=SEND_RETRY)
         except BrokerUnavailable as exc:
-            return self._left_unsent(run_id, job, attempt, chain, exc, given)
+            return self._left_unsent(run_id, job, message, chain, exc)
         return where
 
     def accept(self, args: Any, kwargs: Any, options: dict) -> Any:
@@ -202,7 +199,6 @@ class Pipeline:
         job = self._store_job(message, first_run_id=run_id) if new_job else self.jobs.get(message["job_id"])
         chain = sealed.envelope.chain
         named = options.get("queue") or options.get("routing_key")
-        given = Values.of_message(message)
         try:
             if named:
                 where = queue_placement(run_id, str(getattr(named, "name", named)))
@@ -211,21 +207,13 @@ class Pipeline:
             else:
                 where = placement_of(run_id, self.router.choose(message, run_id))
         except BrokerUnavailable as exc:
-            self._left_unsent(run_id, job, message["attempt"], chain, exc, given)
+            self._left_unsent(run_id, job, message, chain, exc)
             return self._result(run_id)
-        self.runs.record(
-            run_id,
-            job,
-            attempt=message["attempt"],
-            placement=where,
-            chain=chain,
-            digest=execution_digest(message),
-            params=given,
-        )
+        self._record(run_id, job, message, where, chain)
         try:
             return self.send(sealed, where, **passed_on(options))
         except BrokerUnavailable as exc:
-            self._left_unsent(run_id, job, message["attempt"], chain, exc, given)
+            self._left_unsent(run_id, job, message, chain, exc)
             return self._result(run_id)
 
     def forward(self, args: Any, kwargs: Any, options: dict) -> Any:
@@ -262,16 +250,7 @@ class Pipeline:
             where = placement_of(run_id, self.router.choose(message, run_id))
         except BrokerUnavailable as exc:
             where = unsent(run_id, exc)
-        given = Values.of_message(message)
-        if not self.runs.record(
-            run_id,
-            job,
-            attempt=message["attempt"],
-            placement=where,
-            digest=execution_digest(message),
-            only_new=True,
-            params=given,
-        ):
+        if not self._record(run_id, job, message, where, Chain(), only_new=True):
             log.info("step already started", extra={"event": "run.step_again", "run_id": run_id})
             return self._result(run_id)
         if where.status == RunStatus.PENDING and where.queue is None:
@@ -279,7 +258,7 @@ class Pipeline:
         try:
             return self.send(Sealed(envelope, signature), where, **passed_on(options))
         except BrokerUnavailable as exc:
-            self._left_unsent(run_id, job, message["attempt"], Chain(), exc, given)
+            self._left_unsent(run_id, job, message, Chain(), exc)
             return self._result(run_id)
 
     def republish(self, message: Any, *, only_if_placeable: bool) -> Republished:
@@ -324,15 +303,7 @@ class Pipeline:
             self.router.slots.released(kwargs["namespace"], run_id)
         where = placement_of(run_id, placement)
         job = (self.jobs.find(kwargs["job_id"]) if kwargs.get("job_id") else None) or Job.from_message(kwargs)
-        self.runs.record(
-            run_id,
-            job,
-            attempt=kwargs["attempt"],
-            placement=where,
-            chain=envelope.chain,
-            digest=execution_digest(kwargs),
-            params=Values.of_message(kwargs),
-        )
+        self._record(run_id, job, kwargs, where, envelope.chain)
         self.send(Sealed(envelope, str(signature)), where, priority=message.properties.get("priority"))
         message.ack()
         return Republished.SENT
@@ -453,9 +424,21 @@ class Pipeline:
         metrics.job_submitted("python")
         return job
 
-    def _left_unsent(
-        self, run_id: str, job: Job, attempt: int, chain: Chain, exc: Exception, params: Values | None = None
-    ) -> Dispatched:
+    def _record(self, run_id: str, job: Job, message: dict, where: Dispatched, chain: Chain, **how: Any) -> bool:
+        """Record the attempt a (validated) message runs, with its execution digest (what the
+        worker compares) and its parameters' values."""
+        return self.runs.record(
+            run_id,
+            job,
+            attempt=message["attempt"],
+            placement=where,
+            chain=chain,
+            digest=execution_digest(message),
+            params=Values.of_message(message),
+            **how,
+        )
+
+    def _left_unsent(self, run_id: str, job: Job, message: dict, chain: Chain, exc: Exception) -> Dispatched:
         where = unsent(run_id, exc)
         log.warning(
             "publish failed for run %s of job %s: %s",
@@ -464,7 +447,9 @@ class Pipeline:
             exc,
             extra={"event": "run.publish_failed", "run_id": run_id, "job_id": job.id},
         )
-        self.runs.record(run_id, job, attempt=attempt, placement=where, chain=chain, params=params)
+        self.runs.record(
+            run_id, job, attempt=message["attempt"], placement=where, chain=chain, params=Values.of_message(message)
+        )
         return where
 
     def _result(self, run_id: str) -> Any:

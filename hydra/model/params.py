@@ -332,6 +332,10 @@ class Values:
         secret = tuple(item["name"] for item in message["params"] if item.get("secret"))
         return cls(dict(message.get("param_values") or {}), secret)
 
+    def fields(self) -> dict[str, Any]:
+        """The fields of a run record that keep them (``Run.params``, ``Run.secret_params``)."""
+        return {"params": self.values, "secret_params": list(self.secret)}
+
     def shown(self) -> dict[str, str]:
         """The values as answers show them: secret ones as :data:`REDACTED`."""
         return shown(self.values, self.secret) or {}

@@ -126,8 +126,7 @@ class RunStore(Store[Run]):
             worker_id=placement.worker_id,
             pending_reason=placement.reason,
             spec_digest=digest,
-            params=params.values if params else None,
-            secret_params=list(params.secret) if params else None,
+            **(params.fields() if params else {}),
         )
         # Filed first (only what is missing: the run may exist), so that the sweeps of runs
         # in progress find it even if this process dies right after the insert.
@@ -149,8 +148,7 @@ class RunStore(Store[Run]):
             }
             if digest is not None:
                 where["spec_digest"] = digest
-            if params is not None:
-                where.update(params=params.values, secret_params=list(params.secret))
+            where.update(params.fields() if params else {})
             doc = self._collection.find_one_and_update(
                 {"_id": run_id}, {"$set": where}, return_document=ReturnDocument.AFTER
             )
