@@ -35,14 +35,14 @@ COPY requirements.txt ./
 RUN pip install -r requirements.txt
 
 # gunicorn reads gunicorn.conf.py from its working directory (/app): keep it there.
-COPY pyproject.toml celeryconfig.py gunicorn.conf.py ./
+COPY pyproject.toml gunicorn.conf.py ./
 COPY hydra ./hydra
 COPY api ./api
 RUN pip install --no-deps . \
     && rm -rf build ./*.egg-info
 
 # Fail the build, not the first job, if something is missing.
-RUN python -c "import celeryconfig, hydra.celery.app, hydra.execution.executors, api, gunicorn, flower, hydra.rpc.server" \
+RUN python -c "import hydra.celery.config, hydra.celery.app, hydra.execution.executors, api, gunicorn, flower, hydra.rpc.server" \
     && hydra --help >/dev/null
 
 # Non-root: a worker runs commands as its own OS user. Numeric, so that runtimes can

@@ -12,7 +12,7 @@ the current master (Sentinel asks again), or fails with a connection error that 
 ignores while closing, and the worker reconnects as it should.
 
 :func:`register` makes ``redis://``, ``rediss://`` and ``sentinel://`` URLs use these
-classes; ``celeryconfig`` calls it, so every Celery process of Hydra does.
+classes; ``hydra.celery.config`` calls it, so every Celery process of Hydra does.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The Celery application (``celery -A hydra ...`` finds it as ``hydra.app``).
 
-Configuration comes from the top-level ``celeryconfig`` module, which maps Hydra's settings
+Configuration comes from ``hydra.celery.config``, which maps Hydra's settings
 onto Celery's names. ``Hydra.send_task`` sends every ``hydra.run_command`` - a Python user's
 ``apply_async`` or ``send_task`` included - through the dispatch pipeline
 (``hydra.dispatch.pipeline``), which validates, places, records and then sends it with
@@ -36,7 +36,7 @@ class Hydra(Celery):
 
 
 app = Hydra("hydra")
-app.config_from_object("celeryconfig")
+app.config_from_object("hydra.celery.config")
 app.steps["worker"].add(worker.HydraProfile)
 for _option in worker.OPTIONS:
     app.user_options["worker"].add(_option)

@@ -39,7 +39,7 @@ from hydra.broker.registry import Registry
 from hydra.broker.sent import SentIndex
 from hydra.celery import orphans
 from hydra.dispatch import signing
-from hydra.errors import InvalidJob, Refused, RunEnded, StoreUnavailable, Unavailable
+from hydra.errors import CredentialsRefused, InvalidJob, Refused, RunEnded, StoreUnavailable, Unavailable
 from hydra.execution import isolation
 from hydra.execution.command import available_shells
 from hydra.execution.egress import EgressPolicy
@@ -48,6 +48,7 @@ from hydra.model.affinity import Requirements, WorkerProfile, mismatch, profile_
 from hydra.model.records import Chain
 from hydra.model.spec import DEFAULT_NAMESPACE, execution_digest, load_message
 from hydra.settings import get_settings
+from hydra.store import credentials
 from hydra.store.runs import RunStore
 
 log = logging.getLogger(__name__)
@@ -125,9 +126,10 @@ class HydraProfile(bootsteps.Step):
         super().__init__(worker, **options)
         try:
             signing.keys()
+            credentials.check()  # a wrong password stops the worker now, in one line
             POLICY = isolation.Policy.from_settings(get_settings())
             EGRESS = EgressPolicy.from_text(get_settings().webhook_allow)
-        except (signing.SigningKeyMissing, isolation.IsolationError, ValueError, OSError) as exc:
+        except (signing.SigningKeyMissing, CredentialsRefused, isolation.IsolationError, ValueError, OSError) as exc:
             raise SystemExit(f"hydra: {exc}") from None
         queues = list(worker.app.amqp.queues.consume_from)
         settings = get_settings()

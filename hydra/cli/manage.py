@@ -58,6 +58,7 @@ OPERATIONS = {
     "GET /workers/": "workers",
     "GET /health/": "health",
     "GET /metrics": "metrics",
+    "GET /export/runs": "export",
     "POST /tokens/": "token create",
     "GET /tokens/": "token list",
     "DELETE /tokens/{token_id}": "token revoke",

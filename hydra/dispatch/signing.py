@@ -132,3 +132,16 @@ def verify(run_id: str | None, task: str, kwargs: Any, chain: Chain, signature: 
     if any(hmac.compare_digest(_digest(key, payload), digest) for key in matching):
         return None
     return "the message's signature does not match its content (tampered)"
+
+
+def worker_settings() -> dict[str, str]:
+    """The settings a worker on another machine needs to verify (and, for its follow-ups,
+    sign) messages, as ``HYDRA_*`` variable -> value: this process's signing key.
+    ``hydra worker-config`` writes them into a worker's settings file."""
+    return {"HYDRA_SIGNING_KEY": keys()[0].decode()}
+
+
+def publisher_settings() -> dict[str, str]:
+    """The settings a process on another machine needs to publish messages (``apply_async``):
+    the key it signs with. ``hydra client-config`` writes them into a client's settings file."""
+    return {"HYDRA_SIGNING_KEY": keys()[0].decode()}

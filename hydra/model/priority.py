@@ -2,7 +2,7 @@
 
 A job's priority is an integer from 0 (lowest) to 100 (highest), default 50. The broker is Redis, and kombu's Redis transport emulates priorities with one
 list per level (``<queue>``, ``<queue>:1`` ... ``<queue>:9``, see ``broker_transport_options``
-in ``celeryconfig``, which take :data:`LEVELS` and :data:`SEP` from here); a worker pops from the lists in level order, and **lower levels are
+in ``hydra.celery.config``, which take :data:`LEVELS` and :data:`SEP` from here); a worker pops from the lists in level order, and **lower levels are
 served first** (level 0 is the most urgent). So 0-100 is cut into ten bands of about ten
 and reversed:
 
@@ -28,7 +28,7 @@ from __future__ import annotations
 #: kombu's Redis levels, in the order a worker serves them.
 LEVELS = list(range(10))
 HIGHEST, LOWEST = 100, 0
-#: Separator between a queue name and its level in the Redis key (celeryconfig's ``sep``).
+#: Separator between a queue name and its level in the Redis key (``hydra.celery.config``'s ``sep``).
 SEP = ":"
 
 

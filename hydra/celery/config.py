@@ -1,4 +1,8 @@
-"""Celery configuration: Hydra's settings (``hydra.settings``) mapped onto Celery's names."""
+"""Celery configuration: Hydra's settings (``hydra.settings``) mapped onto Celery's names.
+
+Inside the package (not a top-level ``celeryconfig``), so that an installed Hydra never
+takes, or is shadowed by, another project's ``celeryconfig`` module.
+"""
 
 from hydra.broker import transport as hydra_transport
 from hydra.model import priority as hydra_priority
