@@ -357,7 +357,7 @@ class Client(Exports):
         """A job's runs (attempts), newest first."""
         return self._page(f"/jobs/{_segment(job_id)}/runs", {"limit": limit, "cursor": cursor}, Run)
 
-    # -- one-off tasks (seed 001) ------------------------------------------------------------
+    # -- one-off tasks (/schedule) ------------------------------------------------------------
     @operation("POST /schedule/")
     def schedule_task(self, command: str, *, scheduled_at: datetime | str | None = None, **fields_: Any) -> Task:
         """Run ``command`` once at ``scheduled_at`` (None: now), as ``POST /schedule``."""

@@ -39,7 +39,7 @@ CHECKS = (
 #: 413 (body over MAX_CONTENT_LENGTH) is a rejection too; schemathesis's default list lacks it.
 # Error feedback off: schemathesis otherwise rewrites the schema from our 422 messages
 # (it reads "Not a valid datetime" as `format: date-time` on scheduled_at) and then flags
-# the empty string the document explicitly allows there (seed 001: "" means now).
+# the empty string the document explicitly allows there ("" means now).
 CONFIG = """
 [checks.negative_data_rejection]
 expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]
