@@ -28,10 +28,10 @@ class ExportArgs(Schema):
             "prunes next; 0: every run that ended)."
         },
     )
-    namespace = fields.List(
-        fields.String(validate=validate.Length(1, 200)),
-        load_default=list,
-        metadata={"description": "Only these namespaces (repeatable; default: every one the caller administers)."},
+    namespace = fields.String(
+        load_default=None,
+        validate=validate.Length(1, 200),
+        metadata={"description": "Only this namespace (default: every one the caller administers)."},
     )
 
 
@@ -50,5 +50,7 @@ class ExportRuns(MethodView):
     )
     def get(self, args):
         """Export the runs that ended before a cutoff (admins of the namespaces concerned)."""
-        lines = archive.export_runs(caller(), older_than=args["older_than"], namespaces=args["namespace"])
+        lines = archive.export_runs(
+            caller(), older_than=args["older_than"], namespaces=[args["namespace"]] if args["namespace"] else []
+        )
         return Response(lines, mimetype=NDJSON)

@@ -8,8 +8,8 @@ Each field is read from the variable ``HYDRA_<FIELD NAME>`` (``broker_url`` from
 ``HYDRA_CONFIG`` may name a settings file of ``HYDRA_<NAME>=value`` lines (what ``hydra
 worker-config`` and ``hydra client-config`` write; the same syntax as a systemd
 ``EnvironmentFile``): its values count as if they were in the environment, and a variable
-that is in the environment wins over the file. The file holds passwords, so it must be
-readable by its owner only, and it may name only known settings (a misspelt name would
+that is in the environment wins over the file. The file holds passwords, so others (neither its owner
+nor its group: the OS user jobs run as) may not read it, and it may name only known settings (a misspelt name would
 otherwise be silently ignored).
 """
 
@@ -146,7 +146,7 @@ def known_names() -> frozenset[str]:
 def read_file(path: str | os.PathLike) -> dict[str, str]:
     """The ``NAME=value`` lines of a settings file (``#`` comments, blank lines and an
     ``export`` prefix allowed; a value may be quoted). Raises SettingsError naming the file and
-    what is wrong: unreadable, readable by group or others, a line that is no setting."""
+    what is wrong: unreadable, readable by others, a line that is no setting."""
     where = f"{CONFIG_VARIABLE}={os.fspath(path)}"
     try:
         info = os.stat(path)
@@ -154,8 +154,8 @@ def read_file(path: str | os.PathLike) -> dict[str, str]:
             lines = fh.read().splitlines()
     except OSError as exc:
         raise SettingsError(f"{where}: cannot read the settings file ({exc.strerror or exc})") from None
-    if os.name == "posix" and info.st_mode & 0o077:
-        raise SettingsError(f"{where}: a settings file holds passwords: make it readable by its owner only (chmod 600)")
+    if os.name == "posix" and info.st_mode & 0o007:
+        raise SettingsError(f"{where}: a settings file holds passwords: make it unreadable to others (chmod 600)")
     known = known_names()
     values: dict[str, str] = {}
     for number, line in enumerate(lines, 1):

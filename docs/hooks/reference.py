@@ -158,11 +158,12 @@ def render_settings() -> str:
         "",
         "Every Hydra process (API, controller, workers, the `hydra` command, Python programs using",
         "`apply_async`) reads these variables once, at start (`hydra/settings.py`, from which this page",
-        "is generated). Unset or empty means the default.",
+        "is generated). Unset or empty means the default. `hydra/celery/config.py` maps them onto",
+        "Celery's names (JSON messages only, acknowledgement after the attempt ended).",
         "",
         f"`{CONFIG_VARIABLE}` names a settings file of `HYDRA_NAME=value` lines, read as if they were",
-        "in the environment (a variable set in the environment wins). It must be readable by its owner",
-        "only, and may name only the settings below. `hydra worker-config` and `hydra client-config`",
+        "in the environment (a variable set in the environment wins). Others than its owner and group",
+        "may not read it, and it may name only the settings below. `hydra worker-config` and `hydra client-config`",
         "write such files; see [Joining a worker machine](../operating/workers.md).",
         "",
         "| variable | default | meaning |",
@@ -185,3 +186,10 @@ def on_files(files, config):
     ):
         files.append(File.generated(config, path, content=content))
     return files
+
+
+def on_page_content(html, page, config, files):
+    # mkdocs-click prints click 8.2+'s marker for "no default" as if it were one.
+    if page.file.src_uri == "reference/cli.md":
+        return html.replace("<code>Sentinel.UNSET</code>", "")
+    return html

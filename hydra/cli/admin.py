@@ -56,9 +56,10 @@ def export(client, as_json: bool, days: float | None, namespaces: tuple[str, ...
     oldest jobs first - before retention prunes them, or to keep an archive. Through the API
     (GET /export/runs), with an admin's token: no store credentials needed."""
     count = 0
-    for line in client.export_runs(older_than=days, namespaces=list(namespaces) or None):
-        out.write(line)
-        count += 1
+    for namespace in namespaces or (None,):
+        for line in client.export_runs(older_than=days, namespace=namespace):
+            out.write(line)
+            count += 1
     out.flush()
     click.echo(f"exported {count} runs", err=True)
 

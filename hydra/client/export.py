@@ -16,11 +16,11 @@ class Exports:
     url: str
     _exchange: object  # Client._exchange
 
-    def export_runs(self, *, older_than: float | None = None, namespaces: list[str] | None = None) -> Iterator[str]:
+    def export_runs(self, *, older_than: float | None = None, namespace: str | None = None) -> Iterator[str]:
         """The runs that ended more than ``older_than`` days ago (default: what retention
         prunes next; 0: every run that ended) as JSON Lines, one line (with its newline) at a
-        time, in the namespaces given (default: all the token administers)."""
-        params = {"older_than": older_than, "namespace": namespaces or None}
+        time, of ``namespace`` (default: every one the token administers)."""
+        params = {"older_than": older_than, "namespace": namespace}
         response, _ = self._exchange(  # type: ignore[operator]
             "GET", "/export/runs", params={k: v for k, v in params.items() if v is not None}, stream=True
         )

@@ -42,7 +42,7 @@ def test_a_settings_file_counts_as_the_environment_and_the_environment_wins(tmp_
     [
         ("HYDRA_BROKR_URL=redis://x\n", 0o600, r"line 1: unknown setting 'HYDRA_BROKR_URL'"),
         ("HYDRA_MONGO_DB=x\njust words\n", 0o600, r"line 2: not a NAME=value line"),
-        ("HYDRA_MONGO_DB=x\n", 0o644, r"readable by its owner only \(chmod 600\)"),
+        ("HYDRA_MONGO_DB=x\n", 0o644, r"unreadable to others \(chmod 600\)"),
         ("HYDRA_OUTPUT_LIMIT=lots\n", 0o600, r"HYDRA_OUTPUT_LIMIT must be an integer"),
     ],
 )
