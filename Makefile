@@ -6,7 +6,7 @@ STACK := PYTHONPATH=deploy/local $(PY) -m hydrastack
 ROOT  := .hydra
 LINES ?= 50
 
-.PHONY: install up down status logs lint test bench bench-history bench-fleet bench-soak chaos load proto clean
+.PHONY: install up down status logs lint docs docs-serve wheel test bench bench-history bench-fleet bench-soak chaos load proto clean
 
 install:
 	@bash deploy/local/install.sh
@@ -28,12 +28,28 @@ logs:
 	elif [ -n "$(FOLLOW)" ]; then tail -n $(LINES) -F $(ROOT)/logs/*.log; \
 	else tail -n $(LINES) $(ROOT)/logs/*.log; fi
 
-# ruff (lint and format), mypy (model, stores, dispatch, broker), import-linter (the layers).
+# ruff (lint and format), mypy (model, stores, dispatch, broker), import-linter (the layers),
+# and the documentation site built strictly (a broken link, anchor or page fails).
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 	.venv/bin/lint-imports
+	$(MKDOCS) build --strict --quiet
+
+# The documentation site (MkDocs, Material for MkDocs) from docs/ into site/; the REST, CLI and
+# settings references are generated from the code as it builds. docs-serve: on 127.0.0.1:8001.
+MKDOCS := NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs
+docs: install
+	$(MKDOCS) build --strict
+	@echo "open site/index.html"
+
+docs-serve: install
+	$(MKDOCS) serve --strict --dev-addr 127.0.0.1:8001
+
+# The hydra-jobs wheel into dist/ (pip install it on a worker machine; [server] for the API).
+wheel: install
+	$(PY) -m build --wheel --no-isolation --outdir dist .
 
 test: lint
 	$(PY) -m pytest -q
@@ -78,4 +94,4 @@ chaos: install
 	HYDRA_CHAOS=1 $(PY) -m pytest -q -s tests/chaos
 
 clean: down
-	rm -rf $(ROOT)
+	rm -rf $(ROOT) site dist

@@ -26,11 +26,11 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, RedisError
 from redis.sentinel import Sentinel
 
 from hydra import names
-from hydra.errors import BrokerUnavailable
+from hydra.errors import BrokerCredentialsRefused, BrokerUnavailable
 from hydra.settings import get_settings
 
 _lock = threading.Lock()
@@ -105,9 +105,14 @@ def client_for(url: str, timeout: float | None = None) -> redis.Redis:
 
 @contextlib.contextmanager
 def translated() -> Iterator[None]:
-    """Raise BrokerUnavailable for a Redis error."""
+    """Raise BrokerUnavailable for a Redis error, and BrokerCredentialsRefused (one line
+    naming HYDRA_BROKER_URL, without the driver's traceback) when Redis refused this
+    process's credentials."""
     try:
         yield
+    except AuthenticationError as exc:
+        anonymous = not (urlsplit(get_settings().broker_url).password or "")
+        raise BrokerCredentialsRefused.because("Redis", str(exc).rstrip("."), anonymous=anonymous) from None
     except RedisError as exc:
         raise BrokerUnavailable(f"Redis unreachable: {exc.__class__.__name__}: {exc}") from exc
 
