@@ -34,7 +34,7 @@ from hydra.broker.sent import SentIndex
 from hydra.dispatch import signing
 from hydra.dispatch.router import AffinityRouter, placement_of, queue_placement
 from hydra.errors import BrokerUnavailable, InvalidJob
-from hydra.model.priority import broker_level
+from hydra.model.priority import LEVELS, broker_level
 from hydra.model.records import Chain, Dispatched, Job
 from hydra.model.spec import MESSAGE_BODY_FIELDS, MESSAGE_FIELDS, execution_digest, load_message, message_kwargs
 from hydra.model.status import RunStatus
@@ -198,13 +198,14 @@ class Pipeline:
         run_id = headers.get("id")
         if not isinstance(run_id, str) or not run_id:
             run_id = None
-        if run_id is not None and (self.runs.end_of(run_id) is not None or self.runs.start_of(run_id) is not None):
-            message.ack()  # ended (cancelled while it waited), or a copy of an attempt someone claimed
-            return Republished.DROPPED
         try:
             _args, kwargs, _embed = message.payload
         except Exception as exc:  # noqa: BLE001 - kombu's decoders raise anything (pickle, zlib, json)
+            # (hydra.broker.envelope's stand-ins for envelopes kombu cannot read land here too)
             self._refuse_message(message, run_id, f"undecodable message ({message.content_type}): {exc}")
+            return Republished.DROPPED
+        if run_id is not None and (self.runs.end_of(run_id) is not None or self.runs.start_of(run_id) is not None):
+            message.ack()  # ended (cancelled while it waited), or a copy of an attempt someone claimed
             return Republished.DROPPED
         reason = signing.verify(
             run_id, str(headers.get("task")), kwargs, _chain_or_none(headers), headers.get(signing.HEADER)
@@ -231,7 +232,7 @@ class Pipeline:
         self.runs.record(
             run_id, job, attempt=kwargs["attempt"], placement=where, chain=chain, digest=execution_digest(kwargs)
         )
-        self.send(run_id, kwargs, where, chain, priority=message.properties.get("priority"))
+        self.send(run_id, kwargs, where, chain, priority=_broker_priority(message.properties.get("priority")))
         message.ack()
         return Republished.SENT
 
@@ -349,6 +350,12 @@ def _chain_or_none(headers: dict) -> Chain:
         return Chain.from_headers(headers)
     except (TypeError, ValueError):
         return Chain(retry_of="<malformed>")
+
+
+def _broker_priority(value: Any) -> int | None:
+    """The broker priority a message carried (not signed: one that is no level reads as
+    none, and the message's own priority decides)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value in LEVELS else None
 
 
 def _queue_of(message: Any) -> str | None:
