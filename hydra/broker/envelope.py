@@ -22,6 +22,7 @@ leaves the queue; a stand-in restored after a crash is still a stand-in.
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -50,15 +51,11 @@ class Message(virtual.Message):
 def read(channel: Any, item: bytes | str, queue: str) -> dict:
     """The envelope of a raw list item popped from ``queue``: the parsed JSON when kombu can
     make a Message of it, else a stand-in for it. Never raises."""
-    try:
-        text = bytes_to_str(item)
-    except UnicodeDecodeError as exc:
-        raw = item if isinstance(item, bytes) else item.encode("utf-8", "surrogateescape")
-        return stand_in(None, raw.decode("utf-8", "replace"), f"not UTF-8 text ({exc.reason})", queue)
+    text = bytes_to_str(item)  # kombu's: what is not UTF-8 reads as U+FFFD
     try:
         envelope = loads(text)  # kombu's JSON, as its transport reads it
     except Exception as exc:  # noqa: BLE001 - ValueError, RecursionError, and kombu's type hooks
-        return stand_in(None, text, f"not JSON ({exc.__class__.__name__}: {str(exc)[:200]})", queue)
+        return stand_in(_plain(text), text, f"not JSON ({exc.__class__.__name__}: {str(exc)[:200]})", queue)
     reason = problem(channel, envelope)
     return envelope if reason is None else stand_in(envelope, text, reason, queue)
 
@@ -104,7 +101,7 @@ def stand_in(envelope: Any, text: str, reason: str, queue: str) -> dict:
         "body": text[:KEPT],
         "content-type": content_type if isinstance(content_type, str) else None,
         "content-encoding": "utf-8",
-        "headers": {"id": run_id} if isinstance(run_id, str) else {},
+        "headers": {"id": run_id} if isinstance(run_id, str) and run_id else {},
         "properties": {
             "delivery_tag": str(uuid.uuid4()),
             "delivery_info": {"exchange": "", "routing_key": queue},
@@ -127,6 +124,15 @@ def malformed(message: Any) -> str | None:
     properties = getattr(message, "properties", None)
     reason = properties.get(MALFORMED) if isinstance(properties, dict) else None
     return str(reason) if reason is not None else None
+
+
+def _plain(text: str) -> Any:
+    """The text as plain JSON (without kombu's type hooks, which may be what failed), to find
+    the run id it names; None when it is not JSON either."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _json_type(value: Any) -> str:
