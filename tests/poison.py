@@ -100,12 +100,12 @@ def fresh(genuine: dict | str | bytes) -> dict:
     return envelope
 
 
-def named_id(raw: bytes) -> str | None:
+def named_id(raw: bytes | str) -> str | None:
     """The run id a raw message names (a non-empty string ``headers.id``), as anyone reading
     its JSON would find it; None when it names none. This is the oracle of the tests: the
     refusal of a message that names a run id is recorded under it."""
     try:
-        envelope = json.loads(raw.decode("utf-8", "replace"))  # as kombu reads bytes
+        envelope = json.loads(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw)  # as kombu reads it
     except (ValueError, RecursionError):
         return None
     headers = envelope.get("headers") if isinstance(envelope, dict) else None
@@ -160,6 +160,8 @@ SHAPES: dict[str, Callable[[dict], bytes]] = {
         lambda e: e["headers"].update(eta={"__type__": "decimal", "__value__": "not a number"})
     ),
     "a pickle": _edit(lambda e: e.update({"content-type": "application/x-python-serialize"})),
+    "no body": _edit(lambda e: e.pop("body")),
+    "a null body in a message without a task": _edit(lambda e: (e.update(body=None), e["headers"].pop("task"))),
 }
 
 #: JSON values a mutation puts in place of a field (none of them a date, so nothing waits for

@@ -18,8 +18,10 @@ import json
 import random
 from types import SimpleNamespace
 
+import fakeredis
 import pytest
 from celery.utils.collections import LimitedSet
+from celery.worker.consumer import Consumer
 from celery.worker.strategy import default as default_strategy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,6 +32,8 @@ from kombu.utils.json import dumps
 
 from hydra import names
 from hydra.broker import envelope
+from hydra.broker.redis import CLIENT_OPTIONS
+from hydra.broker.sent import SentIndex
 from hydra.broker.transport import Channel
 from hydra.celery.app import app
 from hydra.celery.consumer import HydraConsumer
@@ -72,17 +76,23 @@ class Harness(HydraConsumer):
     def call_soon_ack(self, *args, **kwargs):
         pass
 
+    # Celery's own hooks (they log the message, then acknowledge or reject it), without
+    # Hydra's recording in front of them; on_unknown_task's also marks the task failed in
+    # the result backend, which needs MongoDB.
     def on_decode_error(self, message, exc):
         self.hooks.append(("on_decode_error", exc))
+        Consumer.on_decode_error(self, message, exc)
 
     def on_invalid_task(self, body, message, exc):
         self.hooks.append(("on_invalid_task", exc))
+        Consumer.on_invalid_task(self, body, message, exc)
 
     def on_unknown_task(self, body, message, exc):
         self.hooks.append(("on_unknown_task", exc))
 
     def on_unknown_message(self, body, message):
         self.hooks.append(("on_unknown_message", None))
+        Consumer.on_unknown_message(self, body, message)
 
 
 def deliver(channel, raw: bytes):
@@ -92,12 +102,14 @@ def deliver(channel, raw: bytes):
     json.loads(dumps([item, "", QUEUE]))  # kombu keeps it thus while unacknowledged
     message = envelope.Message(item, channel=channel)
     message.accept = {"application/json"}
-    assert isinstance(message.delivery_tag, str) and message.delivery_info["routing_key"]
+    channel.qos.append(message, message.delivery_tag)  # as kombu's basic_consume does
     consumer = Harness()
     consumer.create_task_handler()(message)
     hook = consumer.hooks[0][0] if consumer.hooks else None
     request = consumer.requests[0] if consumer.requests else None
     assert (hook is None) == (request is not None), consumer.hooks
+    if hook in ("on_decode_error", "on_invalid_task", "on_unknown_message"):
+        assert message.acknowledged  # taken off the queue
     return message, hook, request
 
 
@@ -209,3 +221,12 @@ def test_mutated_envelopes_never_stop_the_consumer(channel, seed, value):
     message, _hook, _request = deliver(channel, raw)
     if envelope.malformed(message):
         assert message.headers.get("id") == poison.named_id(raw)
+
+
+def test_an_item_that_is_not_utf8_does_not_stop_a_scan_of_its_queue():
+    """The controller looks for a run's message in its queue (``SentIndex.holds``) with
+    Hydra's own client, which reads what anyone pushed there."""
+    client = fakeredis.FakeRedis(**{key: CLIENT_OPTIONS[key] for key in ("decode_responses", "encoding_errors")})
+    client.lpush(QUEUE, b"\xff\xfe" + poison.GENUINE_ID.encode(), b"\x84not utf-8")
+    assert SentIndex(client).holds(QUEUE, poison.GENUINE_ID)
+    assert not SentIndex(client).holds(QUEUE, "another-run")
