@@ -157,3 +157,21 @@ def test_malformed_messages_in_pending_are_refused_and_the_controller_goes_on_pl
     assert placed.status == "succeeded" and placed.worker_id == worker.node
     assert RunStore().get(genuine["headers"]["id"]).status == "pending"  # the genuine one still waits
     assert controller_failures(stack) == failures
+
+
+def test_malformed_broadcasts_are_dropped_and_nobody_stops(api, stack, target):
+    """Events (the controller listens to them) and remote-control broadcasts (every worker
+    listens) come over Redis pub/sub, where nothing is queued and no run is named: what
+    kombu cannot read is dropped with a log line."""
+    failures = controller_failures(stack)
+    dropped = target.log.read_text(errors="replace").count("malformed broadcast dropped")
+    for channel in ("/0.celeryev/worker.heartbeat", "/0.celery.pidbox"):
+        for raw in (b"not-json-at-all", b"[1, 2]", b'{"properties": "x"}', b'{"body": 5, "properties": {}}'):
+            assert get_redis().publish(channel, raw) >= 1  # someone listens there
+    assert_consuming(api, target)
+    wait_until(
+        lambda: target.log.read_text(errors="replace").count("malformed broadcast dropped") >= dropped + 3,
+        10,
+        message="the worker's log of the dropped broadcasts",
+    )
+    assert stack.is_running(target.spec.process_name) and controller_failures(stack) == failures
