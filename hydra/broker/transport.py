@@ -58,6 +58,30 @@ class _RemembersParams:
         return params
 
 
+class QoS(kombu_redis.QoS):
+    """kombu's acknowledgement emulation, except that an entry of its ``unacked`` hash that is
+    no ``[message, exchange, routing key]`` is dropped with a log line when it is due to be
+    restored: kombu raised, and a worker restores due entries as it starts consuming, so one
+    such entry (anyone with the broker password can write it) stopped every worker that
+    started."""
+
+    def restore_by_tag(self, tag, client=None, leftmost=False):
+        try:
+            return super().restore_by_tag(tag, client=client, leftmost=leftmost)
+        except self.channel.connection_errors:
+            raise
+        except Exception as exc:  # noqa: BLE001 - kombu parses the entry inside its transaction
+            reason = f"an unacknowledged entry kombu cannot restore ({exc.__class__.__name__}: {str(exc)[:200]})"
+            log.warning(
+                "malformed unacknowledged entry dropped: %s",
+                reason,
+                extra={"event": "broker.malformed_dropped", "reason": reason, "tag": bytes_to_str(tag)},
+            )
+            with self.channel.conn_or_acquire(client) as conn:
+                self._remove_from_indices(tag, conn.pipeline()).execute()
+            return None
+
+
 class _ReadsEnvelopes(kombu_redis.Channel):
     """Where kombu 5.7's Redis channel parses a popped item or a published message
     (``loads(bytes_to_str(item))`` in ``_brpop_read``, ``_get`` and ``_receive_one``), the
@@ -67,6 +91,7 @@ class _ReadsEnvelopes(kombu_redis.Channel):
     drops those that are not JSON: they are no run's message."""
 
     Message = envelope.Message
+    QoS = QoS
 
     def _brpop_read(self, **options):
         try:

@@ -119,7 +119,12 @@ def test_a_named_shape_in_a_worker_queue_is_refused_and_the_worker_goes_on(api, 
     run_id = poison.named_id(raw)
     if run_id is not None:
         assert_recorded([raw])
-        assert refused(run_id).ended_by == target.node
+        shown = api.get(f"/runs/{run_id}").json  # what an operator finds under the message's id
+        assert shown["ended_by"] == target.node and shown["started_at"] is None
+        assert shown["error"].startswith("refused") and shown["refusals"][0]["by"] == target.node
+        if shown["status"] == "dead_letter":  # (a message the worker could read was refused by its signature check)
+            listed = api.get("/dead-letter/", query_string={"limit": 20}).json
+            assert run_id in [run["id"] for run in listed]
     else:
         assert target.log.read_text(errors="replace").count("bad message dead-lettered") > logged
 
@@ -175,3 +180,21 @@ def test_malformed_broadcasts_are_dropped_and_nobody_stops(api, stack, target):
         message="the worker's log of the dropped broadcasts",
     )
     assert stack.is_running(target.spec.process_name) and controller_failures(stack) == failures
+
+
+def test_an_unacknowledged_entry_kombu_cannot_restore_is_dropped_and_workers_start(stack, worker_factory):
+    """kombu restores what was delivered and not acknowledged once it is older than the
+    visibility timeout; a worker does so as it starts consuming. An entry that is no message
+    (written straight into kombu's ``unacked`` hash) is dropped instead of stopping it."""
+    from hydrastack import WorkerSpec
+
+    redis = get_redis()
+    tags = [f"poison-{n}-{unique()}" for n in range(3)]
+    for tag, entry in zip(tags, ("not-json-at-all", "[1, 2]", '"x"'), strict=True):
+        redis.hset(names.KOMBU_UNACKED_KEY, tag, entry)
+        redis.zadd(names.KOMBU_UNACKED_INDEX_KEY, {tag: 1})  # delivered long ago: due for restore
+    worker = worker_factory(WorkerSpec(unique("restores"), "os.linux", concurrency=1))
+    wait_until(lambda: not any(redis.hexists(names.KOMBU_UNACKED_KEY, tag) for tag in tags), 30, message="dropped")
+    assert not any(redis.zscore(names.KOMBU_UNACKED_INDEX_KEY, tag) for tag in tags)
+    assert stack.is_running(worker.process_name)
+    assert Registry().records()[worker.node].status == "online"
