@@ -112,6 +112,20 @@ def stand_in(envelope: Any, text: str, reason: str, queue: str) -> dict:
     }
 
 
+def unrestorable(entry: bytes | str | None) -> str | None:
+    """Why an entry of kombu's ``unacked`` hash cannot be restored (it is no
+    ``[envelope, exchange, routing key]``), or None when it can be (or is gone)."""
+    if entry is None:
+        return None
+    try:
+        value = loads(bytes_to_str(entry))
+    except Exception as exc:  # noqa: BLE001 - as in read()
+        return f"an unacknowledged entry that is not JSON ({exc.__class__.__name__}: {str(exc)[:200]})"
+    if not (isinstance(value, list) and len(value) == 3 and isinstance(value[0], dict)):
+        return f"an unacknowledged entry that is a JSON {_json_type(value)}, not [message, exchange, routing key]"
+    return None
+
+
 def reason_of(envelope: Any) -> str | None:
     """Why ``envelope`` (what :func:`read` returned) is a stand-in, or None when it is not one."""
     properties = envelope.get("properties") if isinstance(envelope, dict) else None

@@ -63,22 +63,19 @@ class QoS(kombu_redis.QoS):
     no ``[message, exchange, routing key]`` is dropped with a log line when it is due to be
     restored: kombu raised, and a worker restores due entries as it starts consuming, so one
     such entry (anyone with the broker password can write it) stopped every worker that
-    started."""
+    started. An entry that reads correctly is restored by kombu as before."""
 
     def restore_by_tag(self, tag, client=None, leftmost=False):
-        try:
-            return super().restore_by_tag(tag, client=client, leftmost=leftmost)
-        except self.channel.connection_errors:
-            raise
-        except Exception as exc:  # noqa: BLE001 - kombu parses the entry inside its transaction
-            reason = f"an unacknowledged entry kombu cannot restore ({exc.__class__.__name__}: {str(exc)[:200]})"
+        with self.channel.conn_or_acquire(client) as conn:
+            reason = envelope.unrestorable(conn.hget(self.unacked_key, tag))
+            if reason is None:
+                return super().restore_by_tag(tag, client=conn, leftmost=leftmost)
             log.warning(
                 "malformed unacknowledged entry dropped: %s",
                 reason,
                 extra={"event": "broker.malformed_dropped", "reason": reason, "tag": bytes_to_str(tag)},
             )
-            with self.channel.conn_or_acquire(client) as conn:
-                self._remove_from_indices(tag, conn.pipeline()).execute()
+            self._remove_from_indices(tag, conn.pipeline()).execute()
             return None
 
 

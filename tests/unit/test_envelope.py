@@ -230,3 +230,18 @@ def test_an_item_that_is_not_utf8_does_not_stop_a_scan_of_its_queue():
     client.lpush(QUEUE, b"\xff\xfe" + poison.GENUINE_ID.encode(), b"\x84not utf-8")
     assert SentIndex(client).holds(QUEUE, poison.GENUINE_ID)
     assert not SentIndex(client).holds(QUEUE, "another-run")
+
+
+@pytest.mark.parametrize(
+    "entry, restorable",
+    [
+        (None, True),  # gone meanwhile: kombu does nothing
+        (dumps([poison.genuine_envelope(), "", QUEUE]), True),
+        (b"not-json-at-all", False),
+        ("[1, 2]", False),
+        ('"x"', False),
+        ("[1, 2, 3]", False),
+    ],
+)
+def test_an_unacked_entry_is_restored_only_when_it_is_message_exchange_and_routing_key(entry, restorable):
+    assert (envelope.unrestorable(entry) is None) == restorable
