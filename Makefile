@@ -6,7 +6,7 @@ STACK := PYTHONPATH=deploy/local $(PY) -m hydrastack
 ROOT  := .hydra
 LINES ?= 50
 
-.PHONY: install up down status logs lint test bench bench-history bench-fleet chaos load proto clean
+.PHONY: install up down status logs lint test bench bench-history bench-fleet bench-soak chaos load proto clean
 
 install:
 	@bash deploy/local/install.sh
@@ -39,11 +39,13 @@ test: lint
 	$(PY) -m pytest -q
 
 # bench/run.py: throughput, latency, failover; bench/follow.py: /health with 64 output followers;
-# bench/console.py: how soon the web console shows a new line of output (headless Chromium).
+# bench/console.py: how soon the web console shows a new line of output (headless Chromium);
+# bench/signing.py: what signing and checking a message costs (HMAC-SHA256 beside Ed25519).
 bench: install
 	$(PY) bench/run.py
 	$(PY) bench/follow.py
 	$(PY) bench/console.py
+	$(PY) bench/signing.py
 
 # Locust, headless, against the live API (HYDRA_API_URL, make up's by default; PRIVATE=1: a
 # private stack on free ports) with LOAD_USERS users for LOAD_TIME; prints Locust's table.
@@ -64,6 +66,11 @@ bench-history: install
 # bench/fleet.py: 1,000 simulated workers heartbeating, 100 jobs/s: routing, controller CPU, detection.
 bench-fleet: install
 	$(PY) bench/fleet.py
+
+# bench/soak.py: one worker runs 5,000 jobs; its processes, open files and memory after 50 and
+# after 5,000 (a few minutes; exits 1 when one grew beyond its margin). BENCH_ARGS="--jobs 1000" for less.
+bench-soak: install
+	$(PY) bench/soak.py $(BENCH_ARGS)
 
 # tests/chaos: workers and a controller in network namespaces, links cut and slowed with
 # iptables and a delaying relay (root; about 4 minutes). Not part of make test; .ci/run runs it after.

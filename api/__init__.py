@@ -32,7 +32,7 @@ from hydra.model.spec import StartTime
 
 def create_app(test_config: dict | None = None) -> Flask:
     logs.configure("api")
-    signing.keys()  # no API that cannot sign what it submits (SigningKeyMissing names the settings)
+    signing.require_signing()  # no API that cannot sign what it submits (SigningKeyMissing names the settings)
     app = Flask(__name__)
     app.config.update(
         API_TITLE="Hydra",

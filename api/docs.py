@@ -35,8 +35,12 @@ users, load) and records every run in MongoDB.
 
 Submit a job with `POST /jobs/`; follow its run with `GET /runs/{run_id}` and its live output
 with `GET /runs/{run_id}/output?after=<next>&wait=10`. Errors always have the body
-`{code, status, message, errors}`; `errors.json` names each invalid field of a body and
-`errors.query` each invalid query parameter.
+`{code, status, message, errors}`; `errors.json` names each invalid field of a body,
+`errors.query` each invalid query parameter and `errors.path` an invalid path parameter.
+
+Request limits: a request line (method, path, query and version) of at most 4094 bytes (414
+beyond), at most 100 header fields of at most 8190 bytes each, name and value (431 beyond), and
+a body of at most 2 MiB (413 beyond); each answered in the same error shape.
 """
 
 _ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
@@ -151,7 +155,7 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "code": "HTTP status code.",
         "status": "HTTP status name.",
         "message": "What went wrong.",
-        "errors": "Invalid fields by location (`json`, `query`) and name, each with its messages.",
+        "errors": "Invalid fields by location (`json`, `query`, `path`) and name, each with its messages.",
     },
     "PaginationMetadata": {
         "total": "Number of items.",

@@ -4,16 +4,26 @@ flask-smorest already renders HTTP errors (and webargs validation errors, with t
 names under ``errors.json``) this way; this module maps Hydra's errors onto the same shape
 (the stores and the broker raise ``Unavailable`` for a server that does not answer), so no
 request ends in a bare 500.
+
+gunicorn answers some requests itself, before Flask sees them: a request line longer than
+``limit_request_line`` (414), a header field longer than ``limit_request_field_size`` or more
+fields than ``limit_request_fields`` (431), a request it cannot parse (400). It has no setting
+for the body of those answers (its ``util.write_error`` writes HTML), so
+:func:`answer_gunicorn_errors_in_json` replaces that one function in each API worker
+(``gunicorn.conf.py``, ``post_worker_init``): gunicorn still decides the status, the body is
+the one shape.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from hydra.errors import Conflict, Forbidden, InvalidJob, NotAuthenticated, NotFound, Unavailable
+from hydra.errors import Conflict, Forbidden, InvalidJob, InvalidRequest, NotAuthenticated, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +34,9 @@ _NAMES = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    414: "URI Too Long",
     422: "Unprocessable Entity",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -45,6 +57,10 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(InvalidJob)
     def invalid_job(exc: InvalidJob):
         return error_response(422, "the job is invalid", {"json": exc.errors})
+
+    @app.errorhandler(InvalidRequest)
+    def invalid_request(exc: InvalidRequest):
+        return error_response(422, "the request is invalid", {exc.location: exc.errors})
 
     @app.errorhandler(NotAuthenticated)
     def not_authenticated(exc: NotAuthenticated):
@@ -82,3 +98,36 @@ def init_app(app: Flask) -> None:
             return exc
         log.exception("unhandled error")
         return error_response(500, "internal error (logged)")
+
+
+def gunicorn_message(status: int, said: str, limits: Any) -> str:
+    """What an answer gunicorn gives itself says (``limits``: its settings)."""
+    if status == 414:
+        return (
+            f"the request line (method, path and query) is longer than {limits.limit_request_line} bytes: "
+            "shorten the query"
+        )
+    if status == 431:
+        return (
+            f"a request header field is longer than {limits.limit_request_field_size} bytes, or there are more "
+            f"than {limits.limit_request_fields} of them"
+        )
+    if status >= 500:
+        return "internal error (logged)"
+    return said[:300] or _NAMES.get(status, "the request is invalid")
+
+
+def answer_gunicorn_errors_in_json(limits: Any) -> None:
+    """Make this gunicorn worker write the answers it gives itself in the one error shape
+    (``limits``: its settings, whose limits the messages name)."""
+    from gunicorn import util
+
+    def write_error(sock, status_int: int, reason: str, mesg: str) -> None:
+        body = json.dumps({"code": status_int, "status": reason, "message": gunicorn_message(status_int, mesg, limits)})
+        head = (
+            f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        util.write_nonblock(sock, (head + body).encode("latin-1"))
+
+    util.write_error = write_error

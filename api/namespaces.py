@@ -1,4 +1,6 @@
-"""``/namespaces/<namespace>``: a namespace's limits - how many of its runs may be in flight, and wait."""
+"""``/namespaces/<namespace>``: a namespace's limits - how many of its runs may be in flight, and
+wait; set, read, and deleted (back to the installation's defaults). The path's namespace is
+checked like a job's: 422 naming it otherwise."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from api.auth import caller
 from hydra.control import admin
+from hydra.model.namespaces import MESSAGE, NAMESPACE_RE
 
 blp = Blueprint("namespaces", __name__, url_prefix="/namespaces", description="Namespaces and their quotas.")
 
@@ -40,16 +43,36 @@ class LimitsSchema(LimitsBodySchema):
     updated_by = fields.String(allow_none=True)
 
 
-@blp.route("/<namespace>")
+#: The path's namespace, as the OpenAPI description shows it.
+NAMESPACE_PARAMETER = {
+    "in": "path",
+    "name": "namespace",
+    "required": True,
+    "description": f"The namespace: {MESSAGE}.",
+    "schema": {"type": "string", "pattern": NAMESPACE_RE, "minLength": 1, "maxLength": 63},
+}
+BAD_NAMESPACE = "No namespace can have that name; `errors.path.namespace` says why."
+
+
+@blp.route("/<namespace>", parameters=[NAMESPACE_PARAMETER])
 class Namespace(MethodView):
     @blp.response(200, LimitsSchema)
+    @blp.alt_response(422, description=BAD_NAMESPACE)
     def get(self, namespace):
         """A namespace's quotas (null: the installation's default)."""
         return admin.limits(caller(), namespace)
 
     @blp.arguments(LimitsBodySchema)
     @blp.response(200, LimitsSchema)
-    @blp.alt_response(422, description="The body is invalid; `errors.json` names each field.")
+    @blp.alt_response(
+        422, description="The body is invalid (`errors.json` names each field), or the namespace (`errors.path`)."
+    )
     def put(self, body, namespace):
         """Set a namespace's quotas (its admins)."""
         return admin.set_limits(caller(), namespace, max_running=body["max_running"], max_queued=body["max_queued"])
+
+    @blp.response(204)
+    @blp.alt_response(422, description=BAD_NAMESPACE)
+    def delete(self, namespace):
+        """Delete a namespace's quotas: the installation's defaults hold again (its admins; audited)."""
+        admin.delete_limits(caller(), namespace)

@@ -16,7 +16,7 @@ from hydra.model.queries import (  # noqa: F401 - the query arguments, shared wi
     RunListArgs,
     StatusField,
 )
-from hydra.model.redaction import REDACTED, redacted
+from hydra.model.redaction import REDACTED, redacted, redacted_http
 from hydra.model.spec import NAME_RE, AffinitySchema, BackoffSchema, HttpSchema, JobSpecSchema
 
 #: The response header that says how many stored records a listing skipped (and which).
@@ -73,6 +73,14 @@ class RedactedValues(fields.Dict):
         return redacted(value)
 
 
+class RedactedRequest(fields.Nested):
+    """A webhook's request: its headers' names, each value shown as :data:`REDACTED`, and a
+    body shown as :data:`REDACTED` (``hydra.model.redaction``)."""
+
+    def _serialize(self, nested_obj, attr, obj, **kwargs):
+        return super()._serialize(redacted_http(nested_obj), attr, obj, **kwargs)
+
+
 class JobCreatedSchema(Schema):
     id = fields.String(metadata={"description": "The job id (same as job_id)."})
     job_id = fields.String()
@@ -120,7 +128,14 @@ class JobSchema(Tolerant, Schema):
     backoff = fields.Nested(BackoffSchema, allow_none=True)
     max_lost = fields.Integer(allow_none=True)
     executor = fields.String(allow_none=True)
-    http = fields.Nested(HttpSchema, allow_none=True)
+    http = RedactedRequest(
+        HttpSchema,
+        allow_none=True,
+        metadata={
+            "description": "The request of an http job. Header values and the body are write-only "
+            f"(shown as `{REDACTED}`); a PATCH that leaves them out keeps them."
+        },
+    )
     status = fields.String(allow_none=True, metadata={"description": "Status of the job's latest run."})
     last_run_id = fields.String(allow_none=True)
     source = fields.String(metadata={"description": "api or python (apply_async)."})

@@ -10,6 +10,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from api.auth import caller
 from hydra.control import admin
+from hydra.model.namespaces import Namespace
 from hydra.model.spec import USER_RE
 
 blp = Blueprint("tokens", __name__, url_prefix="/tokens", description="API tokens: make, list, revoke.")
@@ -30,10 +31,13 @@ class TokenBodySchema(Schema):
         metadata={"description": "The user it authenticates as (default: the caller)."},
     )
     roles = fields.Dict(
-        keys=fields.String(),
+        keys=fields.String(validate=Namespace(every=True)),
         values=fields.String(validate=validate.OneOf(["viewer", "operator", "admin"])),
         required=True,
-        metadata={"description": "Role by namespace (`*`: every namespace): viewer, operator or admin."},
+        metadata={
+            "description": "Role by namespace (`*`: every namespace): viewer, operator or admin. "
+            "Needs admin in each namespace named."
+        },
     )
     act_as = fields.List(
         fields.String(),
@@ -43,7 +47,10 @@ class TokenBodySchema(Schema):
     expires_days = fields.Float(
         load_default=None,
         validate=validate.Range(min=0, min_inclusive=False, max=3650),
-        metadata={"description": "Days until it expires (default: never)."},
+        metadata={
+            "description": "Days until it expires (default: never). A token made with a token expires "
+            "no later than that one (a later time, or none, is cut to it)."
+        },
     )
 
 
@@ -56,7 +63,16 @@ class TokenSchema(Schema):
     created_at = fields.DateTime(allow_none=True)
     created_by = fields.String(allow_none=True, metadata={"description": "Who made it."})
     expires_at = fields.DateTime(allow_none=True, metadata={"description": "When it stops working (null: never)."})
-    revoked_at = fields.DateTime(allow_none=True, metadata={"description": "When it was revoked (null: it works)."})
+    revoked_at = fields.DateTime(
+        allow_none=True, metadata={"description": "When it was revoked (null: not revoked itself; see `parent`)."}
+    )
+    parent = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The token it was made with (null: made by a person or an operator). It works only "
+            "while that one works: revoking or outliving the parent ends it too."
+        },
+    )
 
 
 class NewTokenSchema(TokenSchema):

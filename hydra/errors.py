@@ -4,6 +4,7 @@
 
     HydraError
      +-- InvalidJob            a job body or task message fails validation (-> 422)
+     +-- InvalidRequest        any other request's fields fail validation (-> 422)
      +-- NotAuthenticated      no credentials, or credentials that prove nothing (-> 401)
      +-- Forbidden             a known caller without the right for this (-> 403)
      +-- NotFound              no job / run with that id, or none the caller may see (-> 404)
@@ -43,6 +44,16 @@ class InvalidJob(HydraError):
     def __init__(self, errors: dict):
         self.errors = errors
         super().__init__(f"invalid job: {errors}")
+
+
+class InvalidRequest(HydraError):
+    """Fields of a request other than a job body fail validation (a token's roles, a namespace
+    in a path). ``errors`` maps each field to its messages; ``location`` says where the fields
+    are: ``json`` (the body) or ``path``."""
+
+    def __init__(self, errors: dict, *, location: str = "json"):
+        self.errors, self.location = errors, location
+        super().__init__(f"invalid request: {errors}")
 
 
 class NotAuthenticated(HydraError):

@@ -32,6 +32,8 @@ WORKERS = "workers"
 API_TOKENS = "api_tokens"
 AUDIT_EVENTS = "audit_events"
 NAMESPACES = "namespaces"
+#: The web console's signed-in sessions, by the SHA-256 of the id their cookie carries (hydra.store.sessions).
+CONSOLE_SESSIONS = "console_sessions"
 #: Idempotency keys of submissions: write-once claims ``<scope digest>/<generation>`` (hydra.store.idempotency).
 IDEMPOTENCY_KEYS = "idempotency_keys"
 #: Live output: insert-only chunks ``<run_id>/<seq:08d>`` and ``<run_id>/eof`` (hydra.execution.live).

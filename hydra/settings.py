@@ -75,10 +75,17 @@ class Settings:
         None, "A namespace's runs waiting on workers at most, unless it sets its own."
     )
     # -- message authenticity (hydra.dispatch.signing) ------------------------------------------
-    signing_key: str | None = setting(None, "The secret every publisher signs task messages with (HMAC-SHA256).")
-    signing_key_file: str | None = setting(
-        None, "A file (mode 0600) holding signing keys, one per line: the first signs, all verify."
+    signing_key: str | None = setting(
+        None, "Publishers' Ed25519 private key(s) inline: base64 of the 32 raw bytes, comma separated; the first signs."
     )
+    signing_key_file: str | None = setting(
+        None, "A file (mode 0600) of Ed25519 private keys (PEM): the first signs task messages, all verify."
+    )
+    verify_keys: str | None = setting(
+        None,
+        "Public keys that verify task messages (base64 of the 32 raw bytes, comma separated): what a worker holds.",
+    )
+    verify_key_file: str | None = setting(None, "A file of such public keys, one per line, or PEM PUBLIC KEY blocks.")
     # -- isolation of commands (hydra.execution.isolation) --------------------------------------
     run_as: str = setting("hydra-job", "The OS user commands run as when the worker runs as root.")
     user_map: str | None = setting(None, "Hydra user -> OS user, e.g. 'alice=alice,bob=svc-bob' (others: run_as).")

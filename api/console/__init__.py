@@ -1,6 +1,6 @@
-"""Hydra's web console at ``/ui/``: jobs, runs with live output, workers, schedules, dead
-letters, placement and charts, served by the API itself (templates and assets in this
-package, nothing from the internet).
+"""Hydra's web console at ``/ui/``: a home page of what matters now, jobs with their last runs,
+runs with live output, workers, schedules, dead letters, placement and charts, served by the
+API itself (templates and assets in this package, nothing from the internet).
 
 It is a client of the same control layer as the REST API: every page reads through
 ``hydra.control.access.Reader`` and every action is a verb of ``hydra.control.verbs``, with the
@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from flask import Flask
 
-from api.console import actions, data, pages, session
+from api.console import actions, data, home, pages, present, session
 from api.console.blueprint import bp
 
-__all__ = ["actions", "data", "init_app", "pages"]
+__all__ = ["actions", "data", "home", "init_app", "pages", "present"]
 
 
 def init_app(app: Flask) -> None:

@@ -10,7 +10,7 @@ from flask import flash, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
 from api.console import session as sessions
-from api.console.blueprint import bp
+from api.console.blueprint import bp, require_submitter
 from api.console.forms import FIELDS, FORM, body_of, field_errors
 from api.schemas import JobPatchSchema, JobSchema
 from hydra.control import verbs
@@ -28,7 +28,7 @@ def actor():
 
 def _safe_next(target: str) -> str:
     # Only a path of the console itself (never another site).
-    return target if target.startswith("/ui/") and not target.startswith("//") else url_for("console.jobs")
+    return target if target.startswith("/ui/") and not target.startswith("//") else url_for("console.home")
 
 
 @bp.post("/login")
@@ -76,6 +76,7 @@ def logout():
 
 @bp.post("/submit")
 def submit_post():
+    require_submitter(actor())
     values = {name: request.form.get(name, "") for name in FIELDS}
     body, problems = body_of(request.form)
     errors: dict[str, list[str]] = dict(problems)

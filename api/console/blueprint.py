@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from api.console import session as sessions
 from hydra.errors import Conflict, Forbidden, InvalidJob, NotAuthenticated, NotFound, Unavailable
+from hydra.model.access import Principal
 from hydra.model.status import RunStatus
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,23 @@ def helpers():
     def can(action: str, namespace: str) -> bool:
         return principal is not None and principal.can(action, namespace)
 
-    submits = principal is not None and any(principal.can("submit", ns) for ns in principal.roles)
+    submits = principal is not None and may_submit(principal)
     return {"me": principal, "can": can, "submits": submits, "csrf_token": sessions.csrf_token, "terminal": TERMINAL}
+
+
+def may_submit(principal: Principal) -> bool:
+    """It may submit a job in some namespace (operator or admin there)."""
+    return any(principal.can("submit", ns) for ns in principal.roles)
+
+
+def require_submitter(principal: Principal) -> None:
+    """The submit form is for those who may submit somewhere: anyone else gets a 403 page."""
+    if not may_submit(principal):
+        roles = ", ".join(f"{ns}={role}" for ns, role in principal.grants().items()) or "none"
+        raise Forbidden(
+            f"You ({principal.user}) may not submit here: submitting a job needs the operator or admin "
+            f"role in a namespace, and your roles are {roles}."
+        )
 
 
 def _page(code: int, message: str):

@@ -1,13 +1,14 @@
 """The console's JSON (GET, read-only): a run's live output and state, and the charts' data.
 Every answer is bounded: output in pages of at most 256 chunks (the REST endpoint's reader),
-charts over a window of at most a day in at most 120 buckets."""
+charts over a window of at most a day in at most 120 buckets, a job's history in its last
+HISTORY runs (one page of the runs-of-a-job index)."""
 
 from __future__ import annotations
 
 from flask import jsonify, request
 
 from api.console.blueprint import bp
-from api.console.pages import reader
+from api.console.pages import HISTORY, reader
 from api.output import ChunkSchema
 from api.schemas import RunSchema
 from hydra.control import charts
@@ -59,3 +60,23 @@ def chart_runs():
 @bp.get("/charts/queues.json")
 def chart_queues():
     return jsonify(charts.depths(reader()))
+
+
+@bp.get("/jobs/<job_id>/history.json")
+def job_history(job_id: str):
+    """The job's last HISTORY runs that ended, oldest first: when each ended (epoch seconds),
+    how it ended and how long it ran (None: it never started)."""
+    runs, _ = reader().runs_of(job_id, limit=HISTORY, cursor=None)
+    ended = sorted((r for r in runs if r.finished_at is not None), key=lambda r: (r.finished_at, r.id))
+    return jsonify(
+        [
+            {
+                "id": r.id,
+                "attempt": r.attempt,
+                "status": r.status,
+                "ended": r.finished_at.timestamp() if r.finished_at else None,
+                "duration": r.duration,
+            }
+            for r in ended
+        ]
+    )

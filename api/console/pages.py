@@ -9,17 +9,20 @@ from zoneinfo import ZoneInfo
 from flask import redirect, render_template, request, url_for
 
 from api.console import session as sessions
-from api.console.blueprint import bp
+from api.console.blueprint import bp, require_submitter
 from api.console.forms import FIELDS
+from api.console.present import sort_rows
 from api.schemas import JobSchema, RunSchema, WorkerSchema
 from hydra import clock
+from hydra.broker.index import RECENT_ENDS
 from hydra.broker.registry import Registry
-from hydra.control import charts
+from hydra.control import charts, overview
 from hydra.control.access import Reader
 from hydra.errors import NotFound, Unavailable
 from hydra.model import cursor as cursors
 from hydra.model.cron import next_fire
 from hydra.model.records import Job, Run
+from hydra.model.redaction import without_secrets
 from hydra.model.status import FILTER_WORDS, parse_status
 from hydra.settings import get_settings
 
@@ -29,6 +32,8 @@ SEARCH_PAGES, SEARCH_PAGE = 5, 100
 #: Attempts of a chain the run page follows back, and the job's runs it looks through for later ones.
 CHAIN_BACK, CHAIN_AROUND = 20, 50
 FIRE_TIMES = 5
+#: Runs the job page's history chart shows (one page of the runs-of-a-job index).
+HISTORY = 100
 
 
 def reader() -> Reader:
@@ -48,15 +53,10 @@ def _cursor(name: str = "cursor") -> str | None:
     return value
 
 
-@bp.get("/")
-def home():
-    return redirect(url_for("console.jobs"))
-
-
 @bp.get("/login")
 def login():
     if sessions.current() is not None:
-        return redirect(url_for("console.jobs"))
+        return redirect(url_for("console.home"))
     return render_template(
         "console/login.html",
         oidc=get_settings().oidc_issuer,
@@ -107,9 +107,15 @@ def jobs():
         items, next_cursor, seen = _search(rd, q, **filters)
     else:
         items, next_cursor = rd.jobs_page(limit=PAGE, **filters)
+    known = overview.summaries(rd, items)
+    rows = [{"job": JobSchema().dump(job), "summary": known[job.id]} for job in items]
+    rows, sort, order = sort_rows(rows, args.get("sort"), args.get("order"))
     return render_template(
         "console/jobs.html",
-        jobs=JobSchema(many=True).dump(items),
+        rows=rows,
+        sort=sort,
+        order=order,
+        recent=RECENT_ENDS,
         next_cursor=next_cursor,
         statuses=FILTER_WORDS,
         filters={"status": status_word, "user": user or "", "namespace": namespace or "", "q": q},
@@ -119,14 +125,16 @@ def jobs():
 
 
 def fire_times(job: Job, count: int = FIRE_TIMES) -> list[dict]:
-    """The next ``count`` ticks of a cron job, in its time zone and in UTC."""
+    """The next ``count`` ticks of a cron job, in its time zone (``2026-12-08 03:00:00 +01:00``)
+    and in UTC."""
     if not job.schedule or job.paused or job.deleted_at:
         return []
     zone = job.timezone or "UTC"
     moment, found = clock.utcnow(), []
     for _ in range(count):
         moment = next_fire(job.schedule, zone, moment)
-        found.append({"local": moment.astimezone(ZoneInfo(zone)).isoformat(), "utc": moment.isoformat()})
+        local = moment.astimezone(ZoneInfo(zone))
+        found.append({"local": f"{local:%Y-%m-%d %H:%M:%S} {local.isoformat()[-6:]}", "utc": moment.isoformat()})
     return found
 
 
@@ -138,6 +146,8 @@ def job(job_id: str):
     return render_template(
         "console/job.html",
         job=JobSchema().dump(record),
+        summary=overview.summaries(rd, [record])[record.id],
+        history=HISTORY,
         spec=record.spec(),
         fires=fire_times(record),
         runs=RunSchema(many=True).dump(runs),
@@ -152,9 +162,9 @@ def edit(job_id: str):
 
 
 def editable(record: Job) -> str:
-    """The job's body as the edit form shows it: JSON, without ``env`` (its values are
-    write-only; a change that leaves ``env`` out keeps it)."""
-    spec = {k: v for k, v in record.spec().items() if k != "env"}
+    """The job's body as the edit form shows it: JSON, without its write-only values (``env``,
+    a webhook's headers and body: ``hydra.model.redaction``; a change that leaves them out keeps them)."""
+    spec = without_secrets(record.spec())
     if isinstance(spec.get("scheduled_at"), datetime):
         spec["scheduled_at"] = spec["scheduled_at"].isoformat()
     return json.dumps(spec, indent=2, default=str)
@@ -235,8 +245,10 @@ def dead_letters():
 @bp.get("/submit")
 def submit():
     me = sessions.current()
+    assert me is not None  # the guard signed the caller in
+    require_submitter(me)
     values = dict.fromkeys(FIELDS, "")
-    values.update(namespace=me.home if me else "", user=me.user if me else "", timezone="UTC")
+    values.update(namespace=me.home, user=me.user, timezone="UTC")
     return render_template("console/submit.html", values=values, errors={})
 
 

@@ -2,7 +2,7 @@
 
 Signing in checks the credential exactly as the REST API does (``hydra.auth.bearer``: a Hydra
 API token, or a JWT of the configured OIDC issuer). The session keeps the credential itself,
-encrypted (Fernet, with a key derived from the stack's signing key, so every API process
+encrypted (Fernet, with a key derived from the stack's private signing key, so every API process
 reads it and nobody can read or forge it), and every request authenticates it again: a
 revoked token or an expired JWT ends the session within a second, and the console's caller
 is the same ``Principal`` the REST API would see, with the same roles.
@@ -12,6 +12,10 @@ With ``HYDRA_OIDC_CLIENT_ID`` the sign-in page also offers the issuer's own sign
 round trip, ``hydra.auth.oidc``); the session then keeps the ID token and verifies it on
 every request the same way (until it expires: then one signs in again).
 
+Each session also has a random id, recorded on the server from sign-in to sign-out
+(``hydra.store.sessions``): signing out deletes the record, so a copy of the cookie taken before
+signs nobody in afterwards, on every API process.
+
 The cookie is HttpOnly, SameSite=Lax, and Secure when the request came over TLS (directly, or
 through a proxy that says ``X-Forwarded-Proto: https``). Every POST carries the session's CSRF
 token (a random value kept in the session, compared in constant time); sign-in too.
@@ -20,7 +24,6 @@ token (a random value kept in the session, compared in constant time); sign-in t
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import secrets
 from datetime import timedelta
@@ -34,14 +37,17 @@ from hydra.dispatch import signing
 from hydra.errors import NotAuthenticated
 from hydra.model.access import Principal
 from hydra.settings import get_settings
+from hydra.store.sessions import ConsoleSessionStore
 
 #: How long a console session lasts without signing in again.
 LIFETIME = timedelta(hours=12)
 CSRF_FIELD = "csrf_token"
+#: The session's key holding its id (the server's record of it: ``hydra.store.sessions``).
+SESSION_ID = "sid"
 
 
 def _derived(purpose: bytes) -> bytes:
-    return hmac.new(signing.keys()[0], b"hydra-console:" + purpose, hashlib.sha256).digest()
+    return signing.derived_secret(b"console:" + purpose)
 
 
 def _fernet() -> Fernet:
@@ -73,9 +79,13 @@ def configure(app: Flask) -> None:
 BEARER, ID_TOKEN = "bearer", "oidc-id-token"
 
 
-def _start(credential: str, kind: str) -> None:
-    session.clear()
+def _start(credential: str, kind: str, principal: Principal) -> None:
+    """A new session for ``principal`` (the browser's previous one, if any, ends)."""
+    sign_out()
+    session_id = secrets.token_urlsafe(32)
+    ConsoleSessionStore().start(session_id, user=principal.user, via=principal.via, lifetime=LIFETIME)
     session.permanent = True
+    session[SESSION_ID] = session_id
     session["credential"] = _fernet().encrypt(credential.encode()).decode()
     session["kind"] = kind
     session[CSRF_FIELD] = secrets.token_urlsafe(32)
@@ -86,7 +96,7 @@ def sign_in(credential: str) -> Principal:
     principal = bearer.authenticate(f"Bearer {credential.strip()}", settings=get_settings())
     if principal is bearer.SCRAPER:
         raise NotAuthenticated("the scrape token may only read /metrics")
-    _start(credential.strip(), BEARER)
+    _start(credential.strip(), BEARER, principal)
     return principal
 
 
@@ -119,7 +129,7 @@ def finish_oidc(code: str, state: str) -> tuple[Principal, str]:
     token, principal = oidc.exchange(
         get_settings(), code=code, redirect_uri=flow["redirect_uri"], verifier=flow["verifier"], nonce=flow["nonce"]
     )
-    _start(token, ID_TOKEN)
+    _start(token, ID_TOKEN, principal)
     return principal, flow["next"]
 
 
@@ -133,18 +143,25 @@ def _authenticate(credential: str, kind: str) -> Principal:
 
 
 def sign_out() -> None:
+    """End the session: its server record goes (every copy of the cookie stops working)."""
+    session_id = session.get(SESSION_ID)
+    if isinstance(session_id, str):
+        ConsoleSessionStore().end(session_id)
     session.clear()
 
 
 def current() -> Principal | None:
-    """The signed-in principal, authenticated again now; None when there is none (or it no
-    longer verifies: revoked, expired)."""
+    """The signed-in principal, authenticated again now; None when there is none (signed out,
+    or it no longer verifies: revoked, expired)."""
     if "principal" in g:
         return g.principal
     sealed = session.get("credential")
+    session_id = session.get(SESSION_ID)
     principal = None
     if sealed:
         try:
+            if not isinstance(session_id, str) or not ConsoleSessionStore().live(session_id):
+                raise NotAuthenticated("the session was signed out")
             credential = _fernet().decrypt(sealed.encode(), ttl=int(LIFETIME.total_seconds())).decode()
             principal = _authenticate(credential, session.get("kind", BEARER))
         except (InvalidToken, NotAuthenticated):

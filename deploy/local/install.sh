@@ -4,11 +4,13 @@
 #   * redis-server            (apt, only when missing)
 #   * FerretDB v1.24.2        (built with Go; skipped when HYDRA_MONGO_URL is set or mongod is on PATH)
 #   * .venv                   (python3 -m venv; pip install -r requirements-dev.txt and -e . when they changed)
-#   * bubblewrap              (apt, only when missing: the sandbox commands run in, hydra.execution.isolation)
+#   * bubblewrap, libseccomp2 (apt, only when missing: the sandbox commands run in, and its system-call
+#                             filter; hydra.execution.sandbox)
 #   * redis-sentinel          (apt, only when missing: the Sentinel failover test, tests/integration/test_sentinel.py)
 #   * iproute2, iptables      (apt, only when missing, as root: `make chaos`'s network namespaces, tc netem, rules)
 #   * the OS user hydra-job   (root only: the unprivileged user commands run as; HYDRA_RUN_AS names another)
-#   * chromium, chromium-driver (apt, only when missing: the web console's browser tests, tests/browser;
+#   * chromium, chromium-driver, fonts-dejavu-core (apt, only when missing: the web console's browser tests,
+#                             tests/browser, and the font of its status symbols;
 #                             HYDRA_SKIP_BROWSER=1 skips them on a machine that never runs the tests)
 #
 # Called by `make install`, which `make up`, `make test` and `make bench` depend on.
@@ -86,6 +88,11 @@ if [ "$(uname -s)" = "Linux" ]; then
         say "installing bubblewrap (apt)"
         apt_install bubblewrap || say "warning: no bubblewrap; commands run without a sandbox (HYDRA_SANDBOX=auto)"
     fi
+    case "$(/sbin/ldconfig -p 2>/dev/null || true)" in
+        *libseccomp.so.2*) ;;
+        *)  say "installing libseccomp2 (apt)"
+            apt_install libseccomp2 || say "warning: no libseccomp; sandboxed commands may create user namespaces" ;;
+    esac
     JOB_USER="${HYDRA_RUN_AS:-hydra-job}"
     if [ "$(id -u)" -eq 0 ] && ! id "$JOB_USER" >/dev/null 2>&1; then
         say "creating the OS user $JOB_USER (commands run as it)"
@@ -96,9 +103,13 @@ fi
 
 # --- headless Chromium for the console's browser tests (Debian's packages, driven by Selenium) ---
 if [ "$(uname -s)" = "Linux" ] && [ "${HYDRA_SKIP_BROWSER:-0}" != "1" ]; then
-    if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
-        say "installing chromium and chromium-driver (apt; for tests/browser)"
-        apt_install chromium chromium-driver || die "could not install chromium and chromium-driver (HYDRA_SKIP_BROWSER=1 skips them)"
+    # DejaVu Sans draws the console's status symbols (api/console/present.py GLYPHS); the
+    # browser tests check that an installed font has each of them.
+    if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 \
+        || [ ! -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+        say "installing chromium, chromium-driver and fonts-dejavu-core (apt; for tests/browser)"
+        apt_install chromium chromium-driver fonts-dejavu-core \
+            || die "could not install chromium, chromium-driver and fonts-dejavu-core (HYDRA_SKIP_BROWSER=1 skips them)"
     fi
 fi
 

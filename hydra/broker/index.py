@@ -14,7 +14,8 @@ shows against its filter (an entry that is stale is skipped, never shown), and u
 indexes are known to be complete - :meth:`Index.built`, set by a full rebuild from
 MongoDB (``hydra.store.reindex``), gone with a flush - the stores query MongoDB natively.
 
-Layout, per namespace, under ``hydra:ix:<namespace>:`` (scores are epoch milliseconds)::
+Layout, per namespace, under ``hydra:ix:<namespace>:`` (scores are epoch milliseconds; the
+scripts that keep it are ``hydra.broker.index_scripts``)::
 
     jobs                        zset  job id -> created_at        jobs not deleted
     jobs:deleted                zset  job id -> created_at        deleted jobs (retention walks them)
@@ -29,6 +30,8 @@ Layout, per namespace, under ``hydra:ix:<namespace>:`` (scores are epoch millise
     dead                        zset  run id -> queued_at         dead letters not retried
     dead:retried                zset                              dead letters retried by hand
     dead:job:<job id>           zset                              a job's dead letters
+    ends:job:<job id>           zset  "run id|status|seconds" -> finished_at
+                                                                  its newest ended attempts (RECENT_ENDS)
     audit                       zset  event id -> at              the audit trail
     audit:actor:<user>          zset                              what one user did
     audit:target:<id>           zset                              what was done to one job, run, token
@@ -46,181 +49,19 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from hydra import clock, names
+from hydra.broker import index_scripts as lua
 from hydra.broker.redis import RedisBacked
 from hydra.model.records import Job, Run
-from hydra.model.status import ACTIVE, RunStatus
+from hydra.model.status import ACTIVE, TERMINAL, RunStatus
 
-#: Every status a job can be filed under (a job's status is its latest run's).
-_STATUSES = "{" + ", ".join(f"'{s.value}'" for s in RunStatus) + "}"
 #: Statuses of a run that keep it in the ``active`` hash.
 ACTIVE_VALUES = frozenset(s.value for s in ACTIVE)
+#: Statuses of an attempt that ended (filed among its job's ends).
+TERMINAL_VALUES = frozenset(s.value for s in TERMINAL)
+#: How many of a job's latest ends ``ends:job`` keeps.
+RECENT_ENDS = lua.RECENT_ENDS
 #: Entries read per round trip while walking a sorted set.
 CHUNK = 200
-
-# KEYS: none (the keys are made from ARGV[1], the namespace's prefix; Redis runs standalone).
-# A job's status move: ZREM from every status set but the new one, ZADD to the new one.
-_MOVE = f"""
-local function move(p, id, user, status, score)
-  for _, s in ipairs({_STATUSES}) do
-    if s ~= status then
-      redis.call('ZREM', p..'jobs:status:'..s, id)
-      redis.call('ZREM', p..'jobs:user:'..user..':status:'..s, id)
-    end
-  end
-  if status ~= '' then
-    redis.call('ZADD', p..'jobs:status:'..status, score, id)
-    redis.call('ZADD', p..'jobs:user:'..user..':status:'..status, score, id)
-  end
-end
-"""
-
-# ARGV: prefix, job id, created ms, user, status ('' none), live '1'/'0', scheduled '1'/'0',
-#       undispatched '1'/'0'/'' (leave), latest run id ('' leave), previous user ('' none), namespace
-_PUT_JOB = (
-    _MOVE
-    + """
-local p, id, score, user, status = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local live, sched, undisp, latest, before = ARGV[6] == '1', ARGV[7] == '1', ARGV[8], ARGV[9], ARGV[10]
-redis.call('SADD', KEYS[1], ARGV[11])
-if before ~= '' and before ~= user then
-  redis.call('ZREM', p..'jobs:user:'..before, id)
-  move(p, id, before, '', score)
-end
-if live then
-  redis.call('ZADD', p..'jobs', score, id)
-  redis.call('ZADD', p..'jobs:user:'..user, score, id)
-  redis.call('ZREM', p..'jobs:deleted', id)
-  move(p, id, user, status, score)
-else
-  redis.call('ZREM', p..'jobs', id)
-  redis.call('ZREM', p..'jobs:user:'..user, id)
-  redis.call('ZADD', p..'jobs:deleted', score, id)
-  move(p, id, user, '', score)
-end
-if sched and live then redis.call('ZADD', p..'jobs:scheduled', score, id)
-else redis.call('ZREM', p..'jobs:scheduled', id) end
-if undisp == '1' then redis.call('ZADD', p..'jobs:undispatched', score, id)
-elseif undisp == '0' then redis.call('ZREM', p..'jobs:undispatched', id) end
-if latest ~= '' then redis.call('HSET', p..'latest', id, latest) end
-return 1
-"""
-)
-
-# A run's status changed; its job shows it when the run is the job's latest.
-# ARGV: prefix, job id, user, status, run id, how ('record' | 'claim' | 'end')
-_JOB_RUN = (
-    _MOVE
-    + """
-local p, id, user, status, run, how = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-if how == 'claim' then
-  if redis.call('HGET', p..'latest', id) ~= run then return 0 end
-elseif how == 'end' then
-  redis.call('HDEL', p..'latest', id)
-else
-  redis.call('HSET', p..'latest', id, run)
-end
-local score = redis.call('ZSCORE', p..'jobs', id)
-if not score then return 0 end  -- deleted (not listed), or not indexed yet (the backlog will)
-move(p, id, user, status, score)
-return 1
-"""
-)
-
-# ARGV: prefix, run id, job id, queued ms, active value ('' when it ended), dead ('' | 'dead' |
-#       'retried'), namespace, mode ('set', or 'new': only add what is missing - the intent
-#       filed before a run record is inserted, which may turn out to exist already)
-_PUT_RUN = """
-local p, run, job, score, active, dead = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-redis.call('SADD', KEYS[1], ARGV[7])
-if ARGV[8] == 'new' then
-  redis.call('ZADD', p..'runs:job:'..job, 'NX', score, run)
-  if active ~= '' then redis.call('HSETNX', p..'active', run, active) end
-  return 1
-end
-redis.call('ZADD', p..'runs:job:'..job, score, run)
-if active ~= '' then redis.call('HSET', p..'active', run, active) else redis.call('HDEL', p..'active', run) end
-if dead == 'dead' then
-  redis.call('ZADD', p..'dead', score, run); redis.call('ZREM', p..'dead:retried', run)
-  redis.call('ZADD', p..'dead:job:'..job, score, run)
-elseif dead == 'retried' then
-  redis.call('ZREM', p..'dead', run); redis.call('ZADD', p..'dead:retried', score, run)
-  redis.call('ZADD', p..'dead:job:'..job, score, run)
-else
-  redis.call('ZREM', p..'dead', run); redis.call('ZREM', p..'dead:retried', run)
-  redis.call('ZREM', p..'dead:job:'..job, run)
-end
-return 1
-"""
-
-# A worker claimed a run: its active entry says running on that worker (unless it ended
-# meanwhile: then there is no entry, and none is made); its job shows it if it is the latest.
-# ARGV: prefix, run id, worker, job id, user
-_CLAIM = (
-    _MOVE
-    + """
-local p, run, worker, id, user = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local cur = redis.call('HGET', p..'active', run)
-if cur then
-  local f = {}
-  for v in string.gmatch(cur..'|', '([^|]*)|') do f[#f + 1] = v end
-  f[1] = 'running'; f[2] = worker
-  redis.call('HSET', p..'active', run, table.concat(f, '|'))
-end
-redis.call('ZREM', p..'jobs:undispatched', id)
-if redis.call('HGET', p..'latest', id) == run then
-  local score = redis.call('ZSCORE', p..'jobs', id)
-  if score then move(p, id, user, 'running', score) end
-end
-return 1
-"""
-)
-
-# ARGV: prefix, run id, job id, user, status, queued ms, dead ('' | 'dead' | 'retried'), ns
-_END = (
-    _MOVE
-    + """
-local p, run, id, user, status, score, dead = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-redis.call('SADD', KEYS[1], ARGV[8])
-redis.call('HDEL', p..'active', run)
-redis.call('ZADD', p..'runs:job:'..id, score, run)
-if dead == 'dead' then
-  redis.call('ZADD', p..'dead', score, run); redis.call('ZADD', p..'dead:job:'..id, score, run)
-elseif dead == 'retried' then
-  redis.call('ZREM', p..'dead', run); redis.call('ZADD', p..'dead:retried', score, run)
-  redis.call('ZADD', p..'dead:job:'..id, score, run)
-end
-redis.call('ZREM', p..'jobs:undispatched', id)
-redis.call('HDEL', p..'latest', id)
-local created = redis.call('ZSCORE', p..'jobs', id)
-if created then move(p, id, user, status, created) end
-return 1
-"""
-)
-
-# Retention: a run and every entry naming it. ARGV: prefix, run id, job id
-_DROP_RUN = """
-local p, run, job = ARGV[1], ARGV[2], ARGV[3]
-redis.call('ZREM', p..'runs:job:'..job, run)
-redis.call('HDEL', p..'active', run)
-redis.call('ZREM', p..'dead', run); redis.call('ZREM', p..'dead:retried', run)
-redis.call('ZREM', p..'dead:job:'..job, run)
-return 1
-"""
-
-# Retention: a job and every entry naming it. ARGV: prefix, job id, user
-_DROP_JOB = (
-    _MOVE
-    + """
-local p, id, user = ARGV[1], ARGV[2], ARGV[3]
-move(p, id, user, '', 0)
-for _, k in ipairs({'jobs', 'jobs:deleted', 'jobs:user:'..user, 'jobs:scheduled', 'jobs:undispatched'}) do
-  redis.call('ZREM', p..k, id)
-end
-redis.call('HDEL', p..'latest', id)
-redis.call('DEL', p..'runs:job:'..id, p..'dead:job:'..id)
-return 1
-"""
-)
 
 
 @dataclass(frozen=True)
@@ -272,6 +113,31 @@ def score_of(moment) -> int:
     return clock.millis(moment) if moment is not None else 0
 
 
+def end_entry(run: Run) -> str:
+    """The ``ends:job`` entry of an ended attempt ('' while it has not ended)."""
+    if run.status not in TERMINAL_VALUES or not run.job_id:
+        return ""
+    ran = "" if run.duration is None else f"{float(run.duration):.3f}"
+    return f"{run.id}|{run.status}|{ran}"
+
+
+@dataclass(frozen=True)
+class Ended:
+    """One of a job's latest ended attempts, as ``ends:job`` files it."""
+
+    run_id: str
+    status: str
+    #: Seconds it ran (None: it never started).
+    duration: float | None
+    #: When it ended (epoch milliseconds).
+    at: int
+
+    @classmethod
+    def parse(cls, entry: str, score: float) -> Ended:
+        run_id, status, ran = [*entry.split("|", 2), "", ""][:3]
+        return cls(run_id=run_id, status=status, duration=float(ran) if ran else None, at=int(score))
+
+
 class Index(RedisBacked):
     """Reads and writes of the secondary indexes (see the module docstring)."""
 
@@ -289,7 +155,7 @@ class Index(RedisBacked):
         """A pipeline to pass as ``pipe=`` to the writes below (a rebuild files thousands of
         records per round trip); ``execute()`` it."""
         pipe = self.redis.pipeline(transaction=False)
-        for name, source in (("put_job", _PUT_JOB), ("put_run", _PUT_RUN), ("drop_run", _DROP_RUN)):
+        for name, source in (("put_job", lua.PUT_JOB), ("put_run", lua.PUT_RUN), ("drop_run", lua.DROP_RUN)):
             if name not in self._scripts:
                 self._scripts[name] = self.redis.register_script(source)
         return pipe
@@ -326,6 +192,10 @@ class Index(RedisBacked):
         if job_id is not None:
             return [prefix + f"dead:job:{job_id}"]
         return [prefix + "dead", prefix + "dead:retried"] if include_retried else [prefix + "dead"]
+
+    @staticmethod
+    def ends_key(namespace: str, job_id: str) -> str:
+        return names.index_prefix(namespace) + f"ends:job:{job_id}"
 
     @staticmethod
     def active_key(namespace: str) -> str:
@@ -367,7 +237,7 @@ class Index(RedisBacked):
         undisp = "" if undispatched is None else ("1" if undispatched else "0")
         self._run(
             "put_job",
-            _PUT_JOB,
+            lua.PUT_JOB,
             names.index_prefix(job.namespace),
             job.id,
             score_of(job.created_at),
@@ -385,13 +255,13 @@ class Index(RedisBacked):
     def job_run_changed(self, namespace: str, job_id: str, user: str, status: str, run_id: str, how: str) -> None:
         """The job's run ``run_id`` was recorded (``how='record'``: it is now the job's latest)
         or ended (``'end'``) as ``status``: the job is filed under it."""
-        self._run("job_run", _JOB_RUN, names.index_prefix(namespace), job_id, user, status, run_id, how)
+        self._run("job_run", lua.JOB_RUN, names.index_prefix(namespace), job_id, user, status, run_id, how)
 
     def job_dispatched(self, namespace: str, job_id: str) -> None:
         self.redis.zrem(self.undispatched_key(namespace), job_id)
 
     def drop_job(self, namespace: str, job_id: str, user: str) -> None:
-        self._run("drop_job", _DROP_JOB, names.index_prefix(namespace), job_id, user)
+        self._run("drop_job", lua.DROP_JOB, names.index_prefix(namespace), job_id, user)
 
     # -- runs ---------------------------------------------------------------------------------
     def put_run(self, run: Run, *, new: bool = False, pipe=None) -> None:
@@ -399,7 +269,7 @@ class Index(RedisBacked):
         ``new``: only add the entries that are missing (before the record is inserted)."""
         self._run(
             "put_run",
-            _PUT_RUN,
+            lua.PUT_RUN,
             names.index_prefix(run.namespace),
             run.id,
             run.job_id,
@@ -408,18 +278,20 @@ class Index(RedisBacked):
             dead_mark(run),
             run.namespace,
             "new" if new else "set",
+            end_entry(run),
+            score_of(run.finished_at),
             pipe=pipe,
         )
 
     def run_claimed(self, namespace: str, run_id: str, *, worker_id: str, job_id: str, user: str) -> None:
-        self._run("claim", _CLAIM, names.index_prefix(namespace), run_id, worker_id, job_id or "", user or "")
+        self._run("claim", lua.CLAIM, names.index_prefix(namespace), run_id, worker_id, job_id or "", user or "")
 
     def run_ended(self, run: Run) -> None:
         """``run`` (its record after the end) ended: no longer active; maybe a dead letter;
         its job is filed under its status."""
         self._run(
             "end",
-            _END,
+            lua.END,
             names.index_prefix(run.namespace),
             run.id,
             run.job_id,
@@ -428,13 +300,15 @@ class Index(RedisBacked):
             score_of(run.queued_at),
             dead_mark(run),
             run.namespace,
+            end_entry(run),
+            score_of(run.finished_at),
         )
 
     def forget_active(self, namespace: str, run_id: str) -> None:
         self.redis.hdel(self.active_key(namespace), run_id)
 
     def drop_run(self, namespace: str, run_id: str, job_id: str, pipe=None) -> None:
-        self._run("drop_run", _DROP_RUN, names.index_prefix(namespace), run_id, job_id, pipe=pipe)
+        self._run("drop_run", lua.DROP_RUN, names.index_prefix(namespace), run_id, job_id, pipe=pipe)
 
     # -- the audit trail ----------------------------------------------------------------------
     @staticmethod
@@ -534,6 +408,24 @@ class Index(RedisBacked):
 
     def count(self, key: str) -> int:
         return int(self.redis.zcard(key))
+
+    def counts(self, keys: list[str]) -> list[int]:
+        """The size of each sorted set of ``keys``, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.zcard(key)
+        return [int(n) for n in pipe.execute()]
+
+    def recent_ends(self, jobs: list[tuple[str, str]]) -> dict[str, list[Ended]]:
+        """The latest ended attempts (at most RECENT_ENDS, newest first) of each (namespace,
+        job id), by job id, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for namespace, job_id in jobs:
+            pipe.zrevrange(self.ends_key(namespace, job_id), 0, RECENT_ENDS - 1, withscores=True)
+        return {
+            job_id: [Ended.parse(entry, score) for entry, score in found]
+            for (_ns, job_id), found in zip(jobs, pipe.execute(), strict=True)
+        }
 
     def memory(self) -> dict[str, int]:
         """Keys under ``hydra:ix:`` and the bytes Redis uses for them (sampled: MEMORY USAGE

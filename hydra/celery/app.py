@@ -21,6 +21,8 @@ from hydra.dispatch.pipeline import Pipeline
 class Hydra(Celery):
     """Celery, with ``hydra.run_command`` messages dispatched by Hydra's pipeline."""
 
+    amqp_cls = "hydra.celery.amqp:HydraAMQP"  # the task-sent event names the attempt
+
     def send_task(self, name, args=None, kwargs=None, **options):
         if name == names.TASK_RUN_COMMAND:
             return self.pipeline.accept(args, kwargs, options)

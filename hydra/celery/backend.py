@@ -9,6 +9,15 @@ returns the run's outcome or raises the matching ``hydra.errors.CommandError``.
 
 MongoDB outages are retried with Celery's own backoff (``result_backend_always_retry``),
 so a worker keeps a finished run's result until the store is back.
+
+Only a message Hydra signed can end a run: one this worker admitted
+(``hydra.celery.worker.admit``), or - in the worker's main process, reporting a pool process
+that died, a time limit, an expiry - one whose signature verifies here. Anything else (a
+forged message naming a real run, Celery's report of an unknown task, a remote-control revoke)
+is logged and changes nothing. Celery's own follow-ups are narrowed the same way: a failure
+starts the message's errbacks (pre-signed steps, ``hydra.dispatch.steps``) only when this
+worker admitted it, it was not cancelled and no retry or failover follows; a chain's later
+steps are not marked failed on its behalf; chords are refused.
 """
 
 from __future__ import annotations
@@ -18,11 +27,22 @@ import logging
 from celery import states
 from celery.backends.base import BaseBackend
 
+from hydra import names
 from hydra.broker.registry import Registry
 from hydra.celery import worker
 from hydra.celery.orphans import end_orphaned_command
+from hydra.dispatch import signing
 from hydra.dispatch.attempts import end_attempt
-from hydra.errors import Refused, StoreUnavailable, Unavailable, command_error_for, command_error_named
+from hydra.dispatch.envelope import Envelope
+from hydra.dispatch.steps import CHORD_REFUSED
+from hydra.errors import (
+    InvalidJob,
+    Refused,
+    StoreUnavailable,
+    Unavailable,
+    command_error_for,
+    command_error_named,
+)
 from hydra.execution.isolation import end_run
 from hydra.model.outcome import Outcome
 from hydra.model.records import Chain, Job
@@ -70,6 +90,17 @@ def outcome_from(result, state: str) -> Outcome | None:
     return Outcome(status=RunStatus.FAILED.value, error=f"{exc_type}: {text}")
 
 
+def authentic(task_id: str, request) -> bool:
+    """Whether ``request`` is a message Hydra signed for run ``task_id``: admitted by this
+    worker process, or carrying a signature of exactly what it says (``hydra.dispatch.envelope``)."""
+    if request is None:
+        return False
+    if worker.admitted(task_id, request):
+        return True
+    envelope = Envelope.of_request(names.TASK_RUN_COMMAND, task_id, request)
+    return envelope.verify(getattr(request, signing.HEADER, None)) is None
+
+
 class HydraBackend(BaseBackend):
     """Stores run outcomes in MongoDB through the run fences; reads them back for AsyncResult."""
 
@@ -89,6 +120,12 @@ class HydraBackend(BaseBackend):
         if state == states.FAILURE and isinstance(result, dict) and result.get("exc_type") == Refused.__name__:
             self._release(by)  # admit() recorded the refusal itself (RunStore.refuse); nothing follows it
             return result
+        if not authentic(task_id, request):
+            log.warning(
+                "end of a message Hydra did not sign ignored",
+                extra={"event": "run.unsigned_end", "run_id": task_id, "worker": by, "status": outcome.status},
+            )
+            return result
         if outcome.status == RunStatus.LOST.value and by:  # its pool process died: no orphan may live on
             end_orphaned_command(task_id, worker.slot(by))
             try:
@@ -100,13 +137,42 @@ class HydraBackend(BaseBackend):
         recorded = end_attempt(
             task_id, outcome, by=by or "worker", job=job, attempt=attempt, chain=chain, pipeline=self.app.pipeline
         )
-        if not recorded:
+        if (
+            state == states.FAILURE
+            and recorded is not None
+            and recorded.next_in is None
+            and recorded.status != RunStatus.CANCELLED
+            and worker.admitted(task_id, request)
+        ):
+            request.hydra_final = True  # this worker ran it, it failed, and nothing follows: its errbacks may start
+        if recorded is None:
             log.warning(
                 "late result discarded",
                 extra={"event": "run.late_result", "run_id": task_id, "worker": by, "status": outcome.status},
             )
         self._release(by)
         return result
+
+    def mark_as_failure(
+        self, task_id, exc, traceback=None, request=None, store_result=True, call_errbacks=True, state=states.FAILURE
+    ):
+        """Record the failure. Celery would then mark the later steps of the request's chain
+        failed and start its errbacks, whatever request it was handed; here the errbacks start
+        only when :meth:`_store_result` found the failure final for a message this worker
+        admitted, and a failing errback never changes the run."""
+        if store_result:
+            self.store_result(task_id, exc, state, traceback=traceback, request=request)
+        if call_errbacks and request is not None and getattr(request, "hydra_final", False) and request.errbacks:
+            try:
+                self._call_task_errbacks(request, exc, traceback)
+            except Exception:
+                log.exception("the errbacks of run %s could not be started", task_id)
+
+    def on_chord_part_return(self, request, state, result, **kwargs):
+        """No chords in Hydra (:meth:`ensure_chords_allowed`)."""
+
+    def ensure_chords_allowed(self):
+        raise InvalidJob({"chord": [CHORD_REFUSED]})
 
     def _release(self, by: str | None) -> None:
         """The attempt no longer counts against the worker's load."""

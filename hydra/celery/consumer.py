@@ -14,6 +14,13 @@ them the stand-ins ``hydra.broker.envelope`` makes of envelopes kombu cannot rea
 ``on_decode_error``, a message without a task name to ``on_unknown_message``, malformed
 headers or body to ``on_invalid_task``. Each records and acknowledges or rejects it, and
 the worker goes on consuming.
+
+Only ``hydra.run_command`` is known here: Celery registers its built-in tasks on every app
+(``celery.group``, ``celery.chord``, ``celery.chord_unlock``, ``celery.chain``, ``celery.map``,
+``celery.starmap``, ``celery.chunks``, ``celery.accumulate``, ``celery.backend_cleanup``),
+and a message naming one would apply whatever signatures it carries - Hydra's signature
+check is the task's own. The consumer keeps no strategy for them, so they are refused as
+unknown tasks before anything of them runs.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from celery.exceptions import InvalidTaskError
 from celery.worker.consumer import Consumer
 from kombu.exceptions import ContentDisallowed
 
+from hydra import names
 from hydra.celery import protocol
 from hydra.errors import Unavailable
 from hydra.store.runs import RunStore
@@ -81,6 +89,11 @@ class HydraConsumer(Consumer):
 
         return on_task_received
 
+    def update_strategies(self):
+        super().update_strategies()
+        for name in [name for name in self.strategies if name != names.TASK_RUN_COMMAND]:
+            del self.strategies[name]  # Celery's built-ins: see the module docstring
+
     def on_decode_error(self, message, exc):
         record_bad_message(message, f"undecodable message ({message.content_type}): {exc}", self.hostname)
         super().on_decode_error(message, exc)
@@ -91,7 +104,8 @@ class HydraConsumer(Consumer):
 
     def on_unknown_task(self, body, message, exc):
         headers = message.headers if isinstance(message.headers, dict) else {}
-        record_bad_message(message, f"unknown task {str(headers.get('task'))[:100]!r}", self.hostname)
+        task = str(headers.get("task"))[:100]
+        record_bad_message(message, f"refused: only {names.TASK_RUN_COMMAND} runs here, not {task!r}", self.hostname)
         super().on_unknown_task(body, message, exc)
 
     def on_unknown_message(self, body, message):

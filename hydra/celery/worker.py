@@ -12,10 +12,14 @@ instruction to add a machine. At start-up the :class:`HydraProfile` bootstep
 The controller asks each worker for its profile with the ``hydra_profile`` remote-control
 command (``celery -A hydra inspect hydra_profile`` shows it too).
 
-Before a task runs, :func:`admit` checks the message: its signature, its schema, this
-profile (a message published straight to a worker's queue, or routed on a stale registry),
-the isolation policy, and its run record - a message that fails any is refused and
-recorded, never executed - and then claims the attempt (``hydra.store.runs``).
+Only ``hydra.run_command`` runs here (the consumer refuses Celery's built-in tasks and any
+other name, ``hydra.celery.consumer``). Before it runs, :func:`admit` checks the message: its
+signature over the whole message - embed and headers included - and every canvas step it
+carries, its schema, this profile (a message published straight to a worker's queue, or
+routed on a stale registry), the isolation policy, and its run record - a message that fails
+any is refused and recorded, never executed - and then claims the attempt
+(``hydra.store.runs``). A worker holds only public keys (``HYDRA_VERIFY_KEYS``): it can tell a
+genuine message, and cannot make one.
 """
 
 from __future__ import annotations
@@ -38,14 +42,14 @@ from hydra.broker.quotas import NamespaceSlots
 from hydra.broker.registry import Registry
 from hydra.broker.sent import SentIndex
 from hydra.celery import orphans
-from hydra.dispatch import signing
+from hydra.dispatch import signing, steps
+from hydra.dispatch.envelope import Envelope
 from hydra.errors import InvalidJob, Refused, RunEnded, StoreUnavailable, Unavailable
 from hydra.execution import isolation
 from hydra.execution.command import available_shells
 from hydra.execution.egress import EgressPolicy
-from hydra.execution.process import enable_subreaper
+from hydra.execution.reaper import enable_subreaper
 from hydra.model.affinity import Requirements, WorkerProfile, mismatch, profile_from_queues
-from hydra.model.records import Chain
 from hydra.model.spec import DEFAULT_NAMESPACE, execution_digest, load_message
 from hydra.settings import get_settings
 from hydra.store.runs import RunStore
@@ -124,11 +128,16 @@ class HydraProfile(bootsteps.Step):
         global PROFILE, INCARNATION, POLICY, EGRESS
         super().__init__(worker, **options)
         try:
-            signing.keys()
+            keys = signing.require_verifying()
             POLICY = isolation.Policy.from_settings(get_settings())
             EGRESS = EgressPolicy.from_text(get_settings().webhook_allow)
-        except (signing.SigningKeyMissing, isolation.IsolationError, ValueError, OSError) as exc:
+        except (signing.KeyMissing, isolation.IsolationError, ValueError, OSError) as exc:
             raise SystemExit(f"hydra: {exc}") from None
+        if keys.signing:
+            log.warning(
+                "this worker holds a private signing key: a worker needs only the public keys "
+                "(HYDRA_VERIFY_KEYS); whoever takes this host can sign messages every worker runs"
+            )
         queues = list(worker.app.amqp.queues.consume_from)
         settings = get_settings()
         users = allowed_users if allowed_users is not None else settings.allowed_users
@@ -159,6 +168,8 @@ class HydraProfile(bootsteps.Step):
                 "isolation": POLICY.describe(),
             },
         )
+        for gap in POLICY.not_enforced():
+            log.warning("isolation not enforced on this worker: %s", gap, extra={"event": "worker.isolation_gap"})
 
 
 @worker_shutdown.connect
@@ -170,8 +181,9 @@ def _release(**_):
 
 @worker_process_init.connect
 def _pool_process_init(**_):
-    # Orphans of a command (double-forked daemons) reparent to this pool process, so a
-    # timeout or cancel can still find and kill them. Not inherited across fork, hence here.
+    # Orphans of a command (double-forked daemons, bubblewrap's init) reparent to this pool
+    # process, so a timeout or cancel can still find and kill them, and its reaper thread
+    # collects them. Neither is inherited across fork, hence here.
     enable_subreaper()
 
 
@@ -201,11 +213,14 @@ def admit(run_id: str, kwargs: dict, request=None, *, runs: RunStore | None = No
     """Check that this worker may run the message, then claim the attempt; returns the
     message as validated (what the executor runs).
 
-    In order, before anything runs: the signature (``hydra.dispatch.signing``: only what
-    Hydra's publish path produced, for this run id), the schema (the same as a REST body),
-    this worker's profile (affinity, users, shells), the isolation policy (the job's OS user
-    and ``cwd``, ``hydra.execution.isolation``), and agreement with the run record (the
-    execution digest its publisher recorded). A refusal is recorded (``RunStore.refuse``)
+    In order, before anything runs: the signature over the whole message
+    (``hydra.dispatch.envelope``: only what Hydra's publish path produced, for this run id,
+    with this embed and these headers), the steps it carries (pre-signed ones only,
+    ``hydra.dispatch.steps``), the schema (the same as a REST body), this worker's profile
+    (affinity, users, shells), the isolation policy (the job's OS user and ``cwd``,
+    ``hydra.execution.isolation``), and its run record (there is one, and its execution
+    digest is this message's). The request is then marked admitted: the result backend
+    records the end of an admitted message (:func:`admitted`). A refusal is recorded (``RunStore.refuse``)
     and raised as Refused, which the result backend leaves alone; nothing follows it (no
     retry, no failover). A duplicate delivery or a replay (the start fence is taken, or the
     attempt ended) is noted on the run and ignored (Celery's Ignore).
@@ -217,14 +232,15 @@ def admit(run_id: str, kwargs: dict, request=None, *, runs: RunStore | None = No
             {"status": "failed", "error": "worker has no Hydra profile"},
         )
     runs = runs or RunStore()
-    chain = _chain_of(request)
-    reason = signing.verify(
-        run_id, names.TASK_RUN_COMMAND, kwargs, chain, getattr(request, signing.HEADER, None) if request else None
-    )
+    envelope = Envelope.of_request(names.TASK_RUN_COMMAND, run_id, request)
+    reason = envelope.verify(getattr(request, signing.HEADER, None) if request is not None else None)
     # A message that is not Hydra's may not end a run Hydra recorded; one Hydra signed may.
     claimed = kwargs.get("job_id") if isinstance(kwargs, dict) and isinstance(kwargs.get("job_id"), str) else None
     if reason is not None:
         _refuse(runs, run_id, profile.id, reason, end_it=False, claimed_job=claimed)
+    reason = steps.refusal(envelope)  # what it would start after it: pre-signed steps only
+    if reason is not None:
+        _refuse(runs, run_id, profile.id, reason, end_it=True, claimed_job=claimed)
     try:
         message = load_message(kwargs)
     except InvalidJob as exc:
@@ -236,7 +252,9 @@ def admit(run_id: str, kwargs: dict, request=None, *, runs: RunStore | None = No
     if reason:
         _refuse(runs, run_id, profile.id, reason, end_it=True, claimed_job=claimed)
     recorded = wait_for_store(lambda: runs.recorded_digest(run_id))
-    if recorded and recorded != execution_digest(message):
+    if recorded is None:  # Hydra records every run before it sends it: a replay of a pruned run, a step sent early
+        _refuse(runs, run_id, profile.id, "no run is recorded for this message", end_it=False, claimed_job=claimed)
+    if recorded != execution_digest(message):
         _refuse(
             runs,
             run_id,
@@ -270,7 +288,14 @@ def admit(run_id: str, kwargs: dict, request=None, *, runs: RunStore | None = No
             end = None
         if end is not None:
             _superseded(runs, run_id, profile.id, f"attempt ended as {end.status} by {end.by} while it was claimed")
+    if request is not None:
+        request.hydra_admitted = run_id  # the result backend records the end of this message (and only such)
     return message
+
+
+def admitted(run_id: str, request) -> bool:
+    """Whether this process admitted ``request`` as run ``run_id`` (:func:`admit`)."""
+    return request is not None and getattr(request, "hydra_admitted", None) == run_id
 
 
 def _superseded(runs: RunStore, run_id: str, worker_id: str, reason: str) -> NoReturn:
@@ -288,13 +313,6 @@ def _superseded(runs: RunStore, run_id: str, worker_id: str, reason: str) -> NoR
         extra={"event": "run.superseded", "run_id": run_id, "worker": worker_id, "reason": reason},
     )
     raise Ignore(reason) from None
-
-
-def _chain_of(request) -> Chain:
-    try:
-        return Chain.from_headers(request) if request is not None else Chain()
-    except (TypeError, ValueError):
-        return Chain(retry_of="<malformed>")
 
 
 def _refuse(runs: RunStore, run_id: str, worker_id: str, reason: str, *, end_it: bool, claimed_job: str | None):

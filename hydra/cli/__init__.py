@@ -1,5 +1,5 @@
-"""The ``hydra`` command line (click): the operators' commands (``admin``) and the users'
-commands that talk to the API (``console``: submit and follow; ``manage``: jobs and runs
+"""The ``hydra`` command line (click): the operators' commands (``admin``; ``keys``: the
+signing keys) and the users' commands that talk to the API (``console``: submit and follow; ``manage``: jobs and runs
 afterwards, and the rest of the API; ``access``: tokens, audit, namespaces).
 
 Shell completion is click's: ``eval "$(hydra completion bash)"`` (or zsh, fish)."""
@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from hydra import logs
-from hydra.cli import access, admin, console, manage
+from hydra.cli import access, admin, console, keys, manage
 
 
 @click.group()
@@ -23,7 +23,7 @@ def main(ctx: click.Context, log_level: str) -> None:
     logs.configure(ctx.invoked_subcommand or "hydra", level=log_level)
 
 
-for _command in (*admin.COMMANDS, *console.COMMANDS, *access.COMMANDS, *manage.COMMANDS):
+for _command in (*admin.COMMANDS, *keys.COMMANDS, *console.COMMANDS, *access.COMMANDS, *manage.COMMANDS):
     main.add_command(_command)
 
 __all__ = ["main"]

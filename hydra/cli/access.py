@@ -1,5 +1,5 @@
 """The access commands, through the API: ``hydra token create|list|revoke``, ``hydra audit``,
-``hydra namespace show|set``. (``hydra token bootstrap``, which needs no token, is an
+``hydra namespace show|set|delete``. (``hydra token bootstrap``, which needs no token, is an
 operator's command: ``hydra.cli.admin``.)"""
 
 from __future__ import annotations
@@ -17,7 +17,11 @@ def token() -> None:
 
 @token.command("create")
 @click.option("--name", required=True, help="What the token is for (ci, alice-laptop, ...).")
-@click.option("--user", help="The user it authenticates as (default: yours).")
+@click.option(
+    "--user",
+    metavar="NAME",
+    help="The user it authenticates as, e.g. a viewer's own name (default: yours; another user needs your act-as right).",
+)
 @click.option(
     "--role",
     "roles",
@@ -27,7 +31,11 @@ def token() -> None:
     help="A role: viewer, operator or admin in a namespace (* for all). Repeatable.",
 )
 @click.option("--act-as", "act_as", multiple=True, metavar="USER", help="A user it may submit as (* any). Repeatable.")
-@click.option("--expires-days", type=float, help="Days until it stops working (default: never).")
+@click.option(
+    "--expires-days",
+    type=float,
+    help="Days until it stops working (default: never; a token made with a token: no later than that one).",
+)
 @api_command
 def create_token(client: Client, as_json: bool, name, user, roles, act_as, expires_days):
     """Make a token; its secret is printed this once."""
@@ -46,6 +54,8 @@ def create_token(client: Client, as_json: bool, name, user, roles, act_as, expir
     )
     click.echo(f"token  {made.token}")
     click.echo("(shown this once: keep it, e.g. export HYDRA_TOKEN=...)", err=True)
+    if user is None:
+        click.echo(f"(it acts as {made.user}, as you do; --user NAME makes a token of another user)", err=True)
 
 
 @token.command("list")
@@ -55,7 +65,7 @@ def list_tokens(client: Client, as_json: bool):
     show_listing(
         client.tokens(),
         as_json,
-        ["ID", "NAME", "USER", "ROLES", "ACT AS", "CREATED", "REVOKED"],
+        ["ID", "NAME", "USER", "ROLES", "ACT AS", "CREATED", "EXPIRES", "REVOKED", "MADE WITH"],
         lambda t: [
             t.id,
             t.name,
@@ -63,7 +73,9 @@ def list_tokens(client: Client, as_json: bool):
             ",".join(f"{ns}={r}" for ns, r in sorted(t.roles.items())),
             ",".join(t.act_as),
             when(t.created_at),
+            when(t.expires_at),
             when(t.revoked_at),
+            t.parent or "-",
         ],
     )
 
@@ -140,6 +152,18 @@ def set_namespace(client: Client, as_json: bool, name, max_running, max_queued):
         emit_json(limits)
     else:
         click.echo(f"namespace {name}: max running {limits.get('max_running')}, max queued {limits.get('max_queued')}")
+
+
+@namespace.command("delete")
+@click.argument("name")
+@api_command
+def delete_namespace(client: Client, as_json: bool, name):
+    """Delete a namespace's quotas: the defaults hold again."""
+    client.delete_namespace_limits(name)
+    if as_json:
+        emit_json({"namespace": name, "deleted": True})
+    else:
+        click.echo(f"namespace {name}: quotas deleted (the defaults hold)")
 
 
 COMMANDS = (token, audit, namespace)

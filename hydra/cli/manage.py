@@ -35,6 +35,7 @@ from hydra.cli.console import (
     when_option,
 )
 from hydra.client import Client, Job, Run, Submitted
+from hydra.model import wording
 
 #: ``"METHOD /path"`` of the OpenAPI description -> the ``hydra`` command that calls it.
 OPERATIONS = {
@@ -64,6 +65,7 @@ OPERATIONS = {
     "GET /audit/": "audit",
     "GET /namespaces/{namespace}": "namespace show",
     "PUT /namespaces/{namespace}": "namespace set",
+    "DELETE /namespaces/{namespace}": "namespace delete",
 }
 
 
@@ -78,11 +80,12 @@ def show_job(job: Job) -> None:
         ("status", job.status),
         ("last run", job.last_run_id),
         ("priority", job.priority),
-        ("retries", job.retries),
+        ("runs on", wording.affinity(job.affinity)),
+        ("retries", wording.retries(job.retries, job.raw.get("backoff"), job.raw.get("max_lost"))),
         ("timeout", job.timeout),
     ]
     if job.schedule:
-        items += [("schedule", f"{job.schedule} ({job.timezone or 'UTC'})"), ("paused", bool(job.paused))]
+        items += [("schedule", wording.schedule(job.schedule, job.timezone)), ("paused", bool(job.paused))]
         items += [("next run", when(job.next_run_at))]
     if job.scheduled_at:
         items.append(("scheduled at", when(job.scheduled_at)))

@@ -515,6 +515,11 @@ class Client:
         body = {"max_running": max_running, "max_queued": max_queued}
         return self.request("PUT", f"/namespaces/{_segment(namespace)}", json=body)
 
+    @operation("DELETE /namespaces/{namespace}")
+    def delete_namespace_limits(self, namespace: str) -> None:
+        """Delete a namespace's quotas: the installation's defaults hold again."""
+        self.request("DELETE", f"/namespaces/{_segment(namespace)}", ok=(204,))
+
     # -- metrics ---------------------------------------------------------------------------
     @operation("GET /metrics")
     def metrics(self) -> str:

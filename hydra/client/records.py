@@ -199,6 +199,8 @@ class Token(_Record):
     created_by: str | None = None
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
+    #: The token it was made with (None: made by a person or an operator); it works only while that one does.
+    parent: str | None = None
     #: The secret (``hydra_<id>_<secret>``): only in the answer that made the token.
     token: str | None = None
     raw: dict = field(default_factory=dict, repr=False)

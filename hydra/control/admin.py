@@ -3,7 +3,13 @@
 * A token may be made (or revoked, or seen) only by an admin of every namespace it grants a
   role in (``*`` included), who may also act as its user and as everyone it may act as; any
   caller may revoke its own token.
-* A namespace's limits are set by its admins, and read by whoever may read the namespace.
+* A token made with a token expires no later than its maker (a later or no expiry asked for
+  is cut to the maker's), and works only while its maker does (``hydra.auth.tokens.lineage``):
+  revoking a token ends every token made with it. A token made by a person signed in through
+  OIDC has no maker token: it is bounded by the person's roles only.
+* A namespace's limits are set and deleted (back to the defaults) by its admins, and read by
+  whoever may read the namespace. Every namespace named is checked like a job's
+  (``hydra.model.namespaces``).
 * The audit trail of a namespace is read by its admins; events about tokens (which belong to
   no namespace) by admins of ``*``.
 
@@ -12,14 +18,15 @@ The secret of a token is returned once, by :func:`create_token`, and never store
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from hydra import clock
 from hydra.auth import bearer, tokens
 from hydra.control.access import require
 from hydra.control.verbs import audit
-from hydra.errors import Forbidden, InvalidJob
+from hydra.errors import Forbidden, InvalidRequest
 from hydra.model.access import EVERY_NAMESPACE, Principal, Role, parse_grants
+from hydra.model.namespaces import problem
 from hydra.store.audit import AuditEvent, AuditStore
 from hydra.store.namespaces import NamespaceLimits, NamespaceStore
 from hydra.store.tokens import ApiToken, TokenStore
@@ -46,24 +53,31 @@ def create_token(
     expires_days: float | None = None,
     store: TokenStore | None = None,
 ) -> tokens.Issued:
+    """Make a token for ``actor`` (see the module's rules); InvalidRequest naming the field,
+    Forbidden for more than the actor may grant."""
     try:
         granted = parse_grants(roles)
     except ValueError as exc:
-        raise InvalidJob({"roles": [str(exc)]}) from None
+        raise InvalidRequest({"roles": [str(exc)]}) from None
     if not granted:
-        raise InvalidJob({"roles": ["give at least one namespace=role"]})
+        raise InvalidRequest({"roles": ["give at least one namespace=role"]})
     user = user or actor.user
     if not _may_grant(actor, granted, act_as or [], user):
         raise Forbidden(f"{actor.user!r} may not grant these roles or act-as rights")
-    expires = clock.utcnow() + timedelta(days=expires_days) if expires_days else None
+    store = store or TokenStore()
+    parent = tokens.made_with(actor)
+    if parent is not None and len(tokens.lineage(store, store.get(parent))) >= tokens.MAX_LINEAGE:
+        raise Forbidden(f"a token made by {tokens.MAX_LINEAGE} tokens in a row may not make another")
+    asked = clock.utcnow() + timedelta(days=expires_days) if expires_days else None
     issued = tokens.issue(
-        store or TokenStore(),
+        store,
         name=name,
         user=user,
         roles=granted,
         act_as=act_as,
-        expires_at=expires,
+        expires_at=earliest(asked, actor.expires_at),
         created_by=actor.user,
+        parent=parent,
     )
     audit(
         actor,
@@ -78,6 +92,11 @@ def create_token(
     return issued
 
 
+def earliest(*moments: datetime | None) -> datetime | None:
+    """The earliest of the moments given (None: none was)."""
+    return min((m for m in moments if m is not None), default=None)
+
+
 def visible_tokens(actor: Principal, *, store: TokenStore | None = None) -> list[ApiToken]:
     return [
         t for t in (store or TokenStore()).all() if t.user == actor.user or _may_manage(actor, parse_grants(t.roles))
@@ -87,7 +106,7 @@ def visible_tokens(actor: Principal, *, store: TokenStore | None = None) -> list
 def revoke_token(actor: Principal, token_id: str, *, store: TokenStore | None = None) -> ApiToken:
     store = store or TokenStore()
     token = store.get(token_id)
-    own = actor.via == f"token:{token_id}"
+    own = tokens.made_with(actor) == token_id
     if not own and not _may_manage(actor, parse_grants(token.roles)):
         raise Forbidden(f"{actor.user!r} may not revoke token {token_id}")
     revoked = store.revoke(token_id)
@@ -96,13 +115,21 @@ def revoke_token(actor: Principal, token_id: str, *, store: TokenStore | None = 
     return revoked
 
 
+def checked(namespace: str) -> str:
+    """``namespace``, if a job could have it; InvalidRequest naming the path's ``namespace``."""
+    wrong = problem(namespace)
+    if wrong:
+        raise InvalidRequest({"namespace": [wrong]}, location="path")
+    return namespace
+
+
 def limits(actor: Principal, namespace: str) -> NamespaceLimits:
-    require(actor, "read", namespace, kind="namespace", ident=namespace)
+    require(actor, "read", checked(namespace), kind="namespace", ident=namespace)
     return NamespaceStore().limits(namespace)
 
 
 def set_limits(actor: Principal, namespace: str, *, max_running: int | None, max_queued: int | None) -> NamespaceLimits:
-    require(actor, "manage", namespace, kind="namespace", ident=namespace)
+    require(actor, "manage", checked(namespace), kind="namespace", ident=namespace)
     stored = NamespaceStore().put(
         NamespaceLimits(id=namespace, max_running=max_running, max_queued=max_queued), by=actor.user
     )
@@ -110,6 +137,14 @@ def set_limits(actor: Principal, namespace: str, *, max_running: int | None, max
         actor, "namespace.limits", namespace=namespace, target=namespace, max_running=max_running, max_queued=max_queued
     )
     return stored
+
+
+def delete_limits(actor: Principal, namespace: str) -> None:
+    """Forget what was set for ``namespace``: its limits are the defaults again (idempotent;
+    audited when there was something to forget)."""
+    require(actor, "manage", checked(namespace), kind="namespace", ident=namespace)
+    if NamespaceStore().delete(namespace):
+        audit(actor, "namespace.delete", namespace=namespace, target=namespace)
 
 
 def audit_trail(

@@ -16,6 +16,7 @@ from hydra.broker import series
 from hydra.broker.metrics import DURATION_BUCKETS, queue_depths
 from hydra.broker.redis import get_redis, translated
 from hydra.control.access import Reader
+from hydra.store.workers import WorkerView
 
 #: The windows a chart offers (minutes).
 WINDOWS = (15, 60, 360, 1440)
@@ -37,9 +38,10 @@ def runs(reader: Reader, minutes: int, now: float | None = None) -> dict:
     }
 
 
-def depths(reader: Reader) -> list[dict]:
-    """Messages waiting per visible worker queue (and ``hydra.pending`` for a caller who sees everything)."""
-    workers = reader.all_workers()
+def depths(reader: Reader, workers: list[WorkerView] | None = None) -> list[dict]:
+    """Messages waiting per visible worker queue (and ``hydra.pending`` for a caller who sees
+    everything); ``workers``: the visible workers, when the caller has read them already."""
+    workers = reader.all_workers() if workers is None else workers
     queues = {w.queue or names.worker_queue(w.id): w.id for w in workers}
     if reader.actor.sees_everything:
         queues[names.PENDING_QUEUE] = "(pending)"

@@ -134,7 +134,7 @@ class Controller:
     # -- lifecycle --------------------------------------------------------------------
     def run(self) -> None:
         """Run until SIGTERM/SIGINT (or :meth:`stop`)."""
-        signing.keys()  # a controller re-publishes and signs: without a key it must not start
+        signing.require_signing()  # a controller re-publishes and signs: without a key it must not start
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
                 signal.signal(sig, lambda *_: self.stop())

@@ -156,7 +156,7 @@ class Failover:
             started=started,
             pipeline=self.pipeline,
         )
-        if recorded:
+        if recorded is not None:
             log.warning(
                 "run lost with its worker",
                 extra={
@@ -167,7 +167,7 @@ class Failover:
                     "started": started,
                 },
             )
-        return recorded
+        return recorded is not None
 
     def drain(self, worker_id: str) -> tuple[int, int]:
         """Empty the worker's queue; returns (dropped, re-published)."""

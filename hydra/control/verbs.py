@@ -10,8 +10,9 @@ namespace (``hydra.control.access``) and records what it did in the audit trail.
   once as pending with ``not_before`` (``hydra.dispatch.attempts.schedule``: MongoDB plus the
   due index, published by the controller when due - never a broker ETA); a job with a cron
   ``schedule`` runs on its ticks (``hydra.control.scheduler``).
-* **update** (PUT: a whole body; PATCH: top-level fields merged into the stored body, then
-  validated as a whole) - affects future runs only: every attempt's message is built from
+* **update** (PUT: a whole body; PATCH: top-level fields merged into the stored body, and an
+  ``http`` into the stored request field by field, so write-only values left out are kept:
+  ``hydra.model.redaction.patched``; then validated as a whole) - affects future runs only: every attempt's message is built from
   the stored job when it is published. A changed ``schedule`` or ``timezone`` restarts the
   cron from now; a changed ``scheduled_at`` replaces the one-off run that has not started.
   A job stays in its namespace.
@@ -45,6 +46,7 @@ from hydra.dispatch.pipeline import Pipeline
 from hydra.errors import Conflict, Forbidden, InvalidJob
 from hydra.model.access import Principal
 from hydra.model.records import Chain, Dispatched, Job, Run
+from hydra.model.redaction import patched
 from hydra.model.spec import load_job
 from hydra.model.status import RETRYABLE, RunStatus
 from hydra.store.audit import AuditStore
@@ -137,7 +139,7 @@ def update(
     pipeline = pipeline or app.pipeline
     job = _live(actor, "update", job_id, pipeline)
     if patch is not None:
-        spec = load_job(as_body({**job.spec(), **patch}))
+        spec = load_job(as_body(patched(job.spec(), patch)))
     assert spec is not None
     spec = own(spec, actor, before=job)
     changed = (spec.get("schedule"), spec.get("timezone")) != (job.schedule, job.timezone)

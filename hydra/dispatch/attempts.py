@@ -11,7 +11,9 @@ a late worker result.
 
 A later attempt is a *delayed run*: recorded at once in ``job_runs`` as ``pending`` with
 ``not_before``, and indexed in the due index (``hydra.broker.due``); the controller publishes
-it when due (:func:`publish_due`). MongoDB keeps the truth, so a flushed Redis only delays
+it when due (:func:`publish_due`). A worker ends most attempts, and it holds no private key
+(``hydra.dispatch.signing``): the attempt it would start at once (a failover) becomes a
+delayed run due now, which the leading controller signs and publishes on its next pass. MongoDB keeps the truth, so a flushed Redis only delays
 it until the controller's sweep finds it (``Controller.publish_unpublished``).
 """
 
@@ -24,9 +26,10 @@ from hydra import clock
 from hydra.broker import metrics
 from hydra.broker.due import DueIndex
 from hydra.broker.stops import StopFlags
+from hydra.dispatch import signing
 from hydra.dispatch.pipeline import Pipeline
 from hydra.errors import InvalidJob, Unavailable
-from hydra.model.lifecycle import decide
+from hydra.model.lifecycle import Decision, decide
 from hydra.model.outcome import Outcome
 from hydra.model.records import Chain, Dispatched, Job
 from hydra.model.status import RunStatus
@@ -46,10 +49,11 @@ def end_attempt(
     pipeline: Pipeline,
     chain: Chain = Chain(),
     started: bool = True,
-) -> bool:
+) -> Decision | None:
     """Record the end of attempt ``attempt`` of ``job`` (``outcome.status`` is the raw
     outcome) and start its follow-up. ``started`` is False for an attempt that never ran.
-    Returns False when another party recorded the end first (nothing is then changed)."""
+    Returns the decision recorded, or None when another party recorded the end first
+    (nothing is then changed)."""
     runs = pipeline.runs
     raw = RunStatus(outcome.status)
     effective = raw
@@ -58,7 +62,7 @@ def end_attempt(
     decision = decide(job.retry_policy, effective, lost_before=chain.lost, failed_before=chain.failed, started=started)
     why = "cancel requested" if effective != raw else decision.reason
     if not runs.finish(run_id, outcome, status=decision.status, raw=raw, decision=why, by=by, job=job, attempt=attempt):
-        return False
+        return None
     if raw in (RunStatus.LOST, RunStatus.CANCELLED):
         request_stop(run_id, f"attempt ended as {decision.status.value} by {by}")
     release(job.namespace, run_id, pipeline)
@@ -85,7 +89,7 @@ def end_attempt(
             chain=Chain(run_id, decision.lost, decision.failed),
             pipeline=pipeline,
         )
-    return True
+    return decision
 
 
 def release(namespace: str, run_id: str, pipeline: Pipeline) -> None:
@@ -108,15 +112,16 @@ def request_stop(run_id: str, reason: str) -> None:
 
 def follow_up(job_id: str, *, attempt: int, delay: float, reason: str | None, chain: Chain, pipeline: Pipeline) -> str:
     """Start attempt ``attempt`` (the one after ``chain.retry_of``) now, or record it to start in
-    ``delay`` seconds; returns its run id ("" when the job was deleted meanwhile)."""
+    ``delay`` seconds; returns its run id ("" when the job was deleted meanwhile). A process
+    that cannot sign (a worker) records it due now instead: the controller publishes it."""
     stored = pipeline.jobs.find(job_id)
     if stored is None or stored.deleted_at:  # nothing more to run
         return ""
-    if delay <= 0:
+    if delay <= 0 and signing.can_sign():
         return pipeline.dispatch(stored, attempt=attempt, chain=chain).run_id
     return schedule(
         stored,
-        at=clock.utcnow() + timedelta(seconds=delay),
+        at=clock.utcnow() + timedelta(seconds=max(delay, 0.0)),
         attempt=attempt,
         chain=chain,
         reason=reason,

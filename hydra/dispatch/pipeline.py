@@ -12,6 +12,11 @@ it): the same steps, after giving a message without ``job_id`` a job of its own.
 taken back from a queue (``hydra.pending``, a gone worker's queue) go through the same
 placing, recording and sending (:meth:`Pipeline.republish`).
 
+Every message is signed (``hydra.dispatch.envelope``) before its run is recorded - a process
+without a private key fails before it leaves a record behind - and a message that is signed
+already is only ever sent as it is: a pre-signed canvas step a worker starts
+(:meth:`Pipeline.forward`, ``hydra.dispatch.steps``) and a message taken back from a queue.
+
 The record is written before the message is sent, so a worker never meets an attempt
 nobody recorded. When the broker cannot be reached, the attempt is recorded pending with
 the reason and no queue, and the controller publishes it once the broker is back
@@ -31,7 +36,8 @@ from redis.exceptions import RedisError
 from hydra import clock, names
 from hydra.broker import metrics
 from hydra.broker.sent import SentIndex
-from hydra.dispatch import signing
+from hydra.dispatch import signing, steps
+from hydra.dispatch.envelope import HYDRA_HEADERS, RESERVED_HEADERS, Envelope, Sealed, passed_on, seal, settle_times
 from hydra.dispatch.router import AffinityRouter, placement_of, queue_placement
 from hydra.errors import BrokerUnavailable, InvalidJob
 from hydra.model.priority import LEVELS, broker_level
@@ -132,38 +138,51 @@ class Pipeline:
         """Publish attempt ``attempt`` of the stored ``job``; returns where it went."""
         run_id = run_id or new_id()
         message = validate(build_message(job, attempt))
+        sealed = seal(run_id, message, chain, {})  # before anything is recorded: SigningKeyMissing leaves nothing
         try:
             where = placement_of(run_id, self.router.choose(message, run_id))
         except BrokerUnavailable as exc:
             return self._left_unsent(run_id, job, attempt, chain, exc)
         self.runs.record(run_id, job, attempt=attempt, placement=where, chain=chain, digest=execution_digest(message))
         try:
-            self.send(run_id, message, where, chain, retry=True, retry_policy=SEND_RETRY)
+            self.send(sealed, where, retry=True, retry_policy=SEND_RETRY)
         except BrokerUnavailable as exc:
             return self._left_unsent(run_id, job, attempt, chain, exc)
         return where
 
     def accept(self, args: Any, kwargs: Any, options: dict) -> Any:
         """A ``hydra.run_command`` published from outside (``apply_async``, ``send_task``):
-        validate, give it a job when it has none, place it (unless the caller named a queue),
-        record, send. Returns Celery's AsyncResult.
+        validate, give it a job when it has none, pre-sign the steps it carries
+        (``hydra.dispatch.steps``), place it (unless the caller named a queue), sign, record,
+        send. Returns Celery's AsyncResult. A pre-signed step goes to :meth:`forward`.
 
         A message naming a stored job (``job_id``) runs that job as stored: any body field
         it gives that differs from the job's is refused (InvalidJob), never sent. Messages
-        are JSON: another ``serializer`` is refused, as is ``compression``."""
+        are JSON: another ``serializer`` is refused, as is ``compression``, and headers that
+        are Hydra's or Celery's own."""
+        if steps.is_presigned(options):
+            return self.forward(args, kwargs, options)
         serializer = options.get("serializer")
         if serializer not in (None, "json"):
             raise InvalidJob({"serializer": [f"hydra.run_command messages are JSON only, not {serializer!r}"]})
         if options.get("compression"):
             raise InvalidJob({"compression": ["hydra.run_command messages are not compressed"]})
-        if isinstance(kwargs, dict) and kwargs.get("job_id") is not None and not args:
-            message = self._message_of_stored_job(kwargs)
-        else:
-            message = validate(kwargs, args)
+        reserved = sorted(set(options.get("headers") or {}) & RESERVED_HEADERS)
+        if reserved:
+            raise InvalidJob({"headers": [f"{', '.join(reserved)}: set by Hydra and Celery, not by a caller"]})
+        message = self._message_of(args, kwargs)
+        new_job = message.get("job_id") is None
+        if new_job:  # its id decided now: the signature covers it
+            message["job_id"] = new_id()
         options = {key: value for key, value in options.items() if key not in ("serializer", "compression")}
         run_id = options.pop("task_id", None) or new_id()
-        job = self._job_of(message, run_id)
-        chain = Chain.from_headers(options.get("headers") or {})
+        new_jobs: list[dict] = []
+        options = steps.presign(options, lambda body: self._step_message(body, new_jobs), new_id)
+        sealed = seal(run_id, message, Chain(), options)
+        for step in new_jobs:  # the steps' own jobs, once everything validated and was signed
+            self._store_job(step)
+        job = self._store_job(message, first_run_id=run_id) if new_job else self.jobs.get(message["job_id"])
+        chain = sealed.envelope.chain
         named = options.get("queue") or options.get("routing_key")
         try:
             if named:
@@ -179,27 +198,74 @@ class Pipeline:
             run_id, job, attempt=message["attempt"], placement=where, chain=chain, digest=execution_digest(message)
         )
         try:
-            return self.send(run_id, message, where, chain, **options)
+            return self.send(sealed, where, **passed_on(options))
         except BrokerUnavailable as exc:
             self._left_unsent(run_id, job, message["attempt"], chain, exc)
             return self._result(run_id)
 
+    def forward(self, args: Any, kwargs: Any, options: dict) -> Any:
+        """Start a pre-signed step (a worker applying a message's ``link`` or next chain step,
+        ``hydra.dispatch.steps``): verify its signature over the message it is sent as, record
+        its run, and send it exactly as signed - nothing is signed here. A step that was
+        started already (a second delivery of the message carrying it) is not sent again.
+        A step that cannot start (its signature does not match, its job was deleted) is
+        recorded as refused under its run id and logged, never raised: on a worker that
+        would undo the end of the run before it."""
+        options = settle_times(options)
+        run_id = options.get("task_id")
+        envelope = Envelope.for_send(names.TASK_RUN_COMMAND, run_id, args, kwargs, options)
+        signature = options["headers"].get(signing.HEADER)
+        reason = envelope.verify(signature) or steps.refusal(envelope)
+        message: dict = {}
+        try:
+            message = validate(kwargs, args) if reason is None else {}
+        except InvalidJob as exc:
+            reason = f"invalid step: {exc.errors}"
+        job = self.jobs.find(message["job_id"]) if message.get("job_id") else None
+        if reason is None and (job is None or job.deleted_at):
+            reason = f"the step's job {message.get('job_id')!r} is not stored (deleted?)"
+        if reason is not None:
+            recorded = self.runs.refuse(
+                run_id if isinstance(run_id, str) else None, reason, by="hydra", dead_letter=True
+            )
+            log.warning(
+                "step refused: %s", reason, extra={"event": "run.refused", "run_id": recorded, "reason": reason}
+            )
+            return self._result(recorded)
+        assert job is not None and isinstance(run_id, str)
+        try:
+            where = placement_of(run_id, self.router.choose(message, run_id))
+        except BrokerUnavailable as exc:
+            where = unsent(run_id, exc)
+        if not self.runs.record(
+            run_id, job, attempt=message["attempt"], placement=where, digest=execution_digest(message), only_new=True
+        ):
+            log.info("step already started", extra={"event": "run.step_again", "run_id": run_id})
+            return self._result(run_id)
+        if where.status == RunStatus.PENDING and where.queue is None:
+            return self._result(run_id)  # recorded unsent: the controller publishes it
+        try:
+            return self.send(Sealed(envelope, signature), where, **passed_on(options))
+        except BrokerUnavailable as exc:
+            self._left_unsent(run_id, job, message["attempt"], Chain(), exc)
+            return self._result(run_id)
+
     def republish(self, message: Any, *, only_if_placeable: bool) -> Republished:
         """Send a message taken from a queue (``message`` is kombu's) through the router again,
-        and acknowledge it. Dropped when its attempt ended or was claimed meanwhile. With
-        ``only_if_placeable``, a message no worker can take yet (or whose namespace is at a
-        limit) is left unacknowledged: the caller puts it back (``message.requeue()``) once
-        it has looked at the rest of the queue.
+        exactly as it was signed, and acknowledge it. Dropped when its attempt ended or was
+        claimed meanwhile. With ``only_if_placeable``, a message no worker can take yet (or
+        whose namespace is at a limit) is left unacknowledged: the caller puts it back
+        (``message.requeue()``) once it has looked at the rest of the queue.
 
         A message Hydra did not sign, cannot decode or cannot validate is never sent again:
         it is acknowledged and recorded (``RunStore.refuse``), so one bad message cannot stall
-        placement and no forged message is laundered by signing it here."""
+        placement, and nothing is signed here."""
         headers = message.headers if isinstance(message.headers, dict) else {}
         run_id = headers.get("id")
         if not isinstance(run_id, str) or not run_id:
             run_id = None
         try:
-            _args, kwargs, _embed = message.payload
+            args, kwargs, embed = message.payload
         except Exception as exc:  # noqa: BLE001 - kombu's decoders raise anything (pickle, zlib, json)
             # (hydra.broker.envelope's stand-ins for envelopes kombu cannot read land here too)
             self._refuse_message(message, run_id, f"undecodable message ({message.content_type}): {exc}")
@@ -207,18 +273,17 @@ class Pipeline:
         if run_id is not None and (self.runs.end_of(run_id) is not None or self.runs.start_of(run_id) is not None):
             message.ack()  # ended (cancelled while it waited), or a copy of an attempt someone claimed
             return Republished.DROPPED
-        reason = signing.verify(
-            run_id, str(headers.get("task")), kwargs, _chain_or_none(headers), headers.get(signing.HEADER)
-        )
+        envelope = Envelope.of_message(headers, args, kwargs, embed)
+        signature = headers.get(signing.HEADER)
+        reason = envelope.verify(signature)
         if reason is None and headers.get("task") != names.TASK_RUN_COMMAND:
             reason = f"not a {names.TASK_RUN_COMMAND} message"
+        try:
+            kwargs = validate(kwargs, args) if reason is None else kwargs
+        except InvalidJob as exc:
+            reason = f"invalid message: {exc.errors}"
         if reason is not None:
             self._refuse_message(message, run_id, reason)
-            return Republished.DROPPED
-        try:
-            kwargs = validate(kwargs)
-        except InvalidJob as exc:
-            self._refuse_message(message, run_id, f"invalid message: {exc.errors}")
             return Republished.DROPPED
         assert run_id is not None  # verify() refuses a message without one
         placement = self.router.choose(kwargs, run_id)
@@ -228,11 +293,17 @@ class Pipeline:
             self.router.slots.released(kwargs["namespace"], run_id)
         where = placement_of(run_id, placement)
         job = (self.jobs.find(kwargs["job_id"]) if kwargs.get("job_id") else None) or Job.from_message(kwargs)
-        chain = Chain.from_headers(message.headers)
         self.runs.record(
-            run_id, job, attempt=kwargs["attempt"], placement=where, chain=chain, digest=execution_digest(kwargs)
+            run_id,
+            job,
+            attempt=kwargs["attempt"],
+            placement=where,
+            chain=envelope.chain,
+            digest=execution_digest(kwargs),
         )
-        self.send(run_id, kwargs, where, chain, priority=_broker_priority(message.properties.get("priority")))
+        self.send(
+            Sealed(envelope, str(signature)), where, priority=_broker_priority(message.properties.get("priority"))
+        )
         message.ack()
         return Republished.SENT
 
@@ -247,18 +318,16 @@ class Pipeline:
         )
         message.ack()
 
-    def send(self, run_id: str, message: dict, where: Dispatched, chain: Chain, **options) -> Any:
-        """Send the message to the queue ``where`` names (or the caller's ``queue``);
-        raises BrokerUnavailable."""
+    def send(self, sealed: Sealed, where: Dispatched, **options) -> Any:
+        """Send a signed message to the queue ``where`` names (or the caller's ``queue``),
+        exactly as signed; raises BrokerUnavailable. ``options`` are what the signature does
+        not cover (queue, priority, retry policy, Celery's ids of parents and groups)."""
+        envelope = sealed.envelope
+        run_id, message = envelope.id, envelope.kwargs
         if options.get("priority") is None:
             options["priority"] = broker_level(message.get("priority"))
-        options["headers"] = {
-            **(options.get("headers") or {}),
-            **chain.headers(),
-            signing.HEADER: signing.sign(run_id, names.TASK_RUN_COMMAND, message, chain),
-        }
         options["queue"] = options.get("queue") or where.queue or names.PENDING_QUEUE
-        options["serializer"] = "json"
+        limits = envelope.headers["timelimit"]
         try:
             result = self.app.publish(
                 names.TASK_RUN_COMMAND,
@@ -266,6 +335,21 @@ class Pipeline:
                 task_id=run_id,
                 kwargsrepr=summary(message),
                 shadow=options.pop("shadow", None) or shadow_name(message),
+                headers={
+                    **(options.pop("headers", None) or {}),
+                    **{name: envelope.headers[name] for name in HYDRA_HEADERS},
+                    signing.HEADER: sealed.signature,
+                },
+                link=envelope.embed["callbacks"],
+                link_error=envelope.embed["errbacks"],
+                chain=envelope.embed["chain"],
+                chord=envelope.embed["chord"],
+                eta=envelope.headers["eta"],
+                expires=envelope.headers["expires"],
+                time_limit=limits[0],
+                soft_time_limit=limits[1],
+                ignore_result=envelope.headers["ignore_result"],
+                serializer="json",
                 **options,
             )
         except SEND_ERRORS as exc:
@@ -312,20 +396,29 @@ class Pipeline:
             )
         return built
 
-    def _job_of(self, message: dict, run_id: str) -> Job:
-        """The stored job a message runs; a message without ``job_id`` gets one (counted as
-        submitted from Python; marked undispatched until its run is recorded)."""
-        job_id = message.get("job_id")
-        if job_id is None:
-            spec = {key: value for key, value in message.items() if key not in MESSAGE_FIELDS}
-            job = self.jobs.create(spec, source="python", first_run_id=run_id)
-            metrics.job_submitted("python")
-            message["job_id"] = job.id
-            return job
-        found = self.jobs.find(job_id)
-        if found is None:
-            raise InvalidJob({"job_id": [f"no job {job_id!r}"]})
-        return found
+    def _message_of(self, args: Any, kwargs: Any) -> dict:
+        """A submission's message, validated (built from the stored job when it names one)."""
+        if isinstance(kwargs, dict) and kwargs.get("job_id") is not None and not args:
+            return self._message_of_stored_job(kwargs)
+        return validate(kwargs, args)
+
+    def _step_message(self, kwargs: Any, new_jobs: list[dict]) -> dict:
+        """A canvas step's message (``hydra.dispatch.steps.presign``); a step without a job
+        gets a job id now, and its job is stored (``new_jobs``) once the whole submission is."""
+        message = self._message_of((), kwargs)
+        if message.get("job_id") is None:
+            message["job_id"] = new_id()
+            new_jobs.append(message)
+        return message
+
+    def _store_job(self, message: dict, *, first_run_id: str | None = None) -> Job:
+        """Store the job of a message submitted from Python, under the id it carries (counted
+        as submitted from Python; with ``first_run_id``, marked undispatched until its run is
+        recorded; a canvas step's job has none until the step starts)."""
+        spec = {key: value for key, value in message.items() if key not in MESSAGE_FIELDS}
+        job = self.jobs.create(spec, source="python", first_run_id=first_run_id, job_id=message["job_id"])
+        metrics.job_submitted("python")
+        return job
 
     def _left_unsent(self, run_id: str, job: Job, attempt: int, chain: Chain, exc: Exception) -> Dispatched:
         where = unsent(run_id, exc)
@@ -341,15 +434,6 @@ class Pipeline:
 
     def _result(self, run_id: str) -> Any:
         return self.app.AsyncResult(run_id)
-
-
-def _chain_or_none(headers: dict) -> Chain:
-    """The chain a message's headers claim (a malformed one reads as no chain: the signature
-    then fails, since it was made over the real one)."""
-    try:
-        return Chain.from_headers(headers)
-    except (TypeError, ValueError):
-        return Chain(retry_of="<malformed>")
 
 
 def _broker_priority(value: Any) -> int | None:

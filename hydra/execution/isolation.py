@@ -14,23 +14,24 @@ refused before anything runs), then :func:`confine` makes the run's :class:`Conf
   groups, no capabilities (bounding set emptied too) and ``no_new_privs``, so a setuid
   program cannot get root back. A worker that does not run as root runs commands as itself.
 * **Directory.** A fresh ``<HYDRA_WORK_ROOT>/<worker>/<run>`` (mode 0700, owned by the
-  command's user) is its working directory and ``HOME``, and is removed with everything in it
-  when the run ends. A job's ``cwd`` must lie under one of ``HYDRA_CWD_ROOTS``.
+  command's user, under parents it may pass through but not list) is its working directory
+  and ``HOME``, and is removed with everything in it when the run ends. A job's ``cwd`` must
+  lie under one of ``HYDRA_CWD_ROOTS``.
 * **cgroup** (``hydra.execution.cgroups``): timeout, cancel and a dead pool process kill
   every process of the run.
 * **Sandbox** (``HYDRA_SANDBOX``: ``auto`` uses bubblewrap when it works here; ``bwrap``
-  requires it; ``none``): the command runs in a new pid namespace (it sees only its own
-  processes, so no other run's ``/proc/<pid>/environ``, nor the worker's; when its main
-  process ends, or the pool process dies, every process in it is killed by the kernel), a
-  new IPC namespace and session, with the file system read-only but for its own directory,
-  the ``cwd`` roots and a private ``/tmp``; the other runs' directories are hidden.
+  requires it; ``none``; ``hydra.execution.sandbox``): the command runs in new pid and IPC
+  namespaces and a new session, with the file system read-only but for its own directory,
+  the ``cwd`` roots and private ``/tmp``, ``/var/tmp`` and ``/dev/shm``; the other runs'
+  directories are hidden, and user namespaces are not available to it.
 
 The fallback, on a machine without bubblewrap, cgroups or root: the same environment
-scrubbing and fresh directory, and the process-tree, session and subreaper killing of
-``hydra.execution.process``; but then runs of the same OS user can see each other's
-processes (map Hydra users to distinct OS users there), and a process that leaves the
-session, is orphaned while its pool process is dead and clears ``HYDRA_RUN_ID`` from its
-environment can outlive its run.
+scrubbing and fresh directory (``TMPDIR`` points into it), and the process-tree, session and
+subreaper killing of ``hydra.execution.process``; but then runs of the same OS user can see
+each other's processes (map Hydra users to distinct OS users there), and a process that
+leaves the session, is orphaned while its pool process is dead and clears ``HYDRA_RUN_ID``
+from its environment can outlive its run. :meth:`Policy.not_enforced` lists what a worker's
+machine does not give; the worker logs it at start-up.
 """
 
 from __future__ import annotations
@@ -38,13 +39,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hydra.execution import cgroups
+from hydra.execution import cgroups, sandbox
 
 log = logging.getLogger(__name__)
 
@@ -109,37 +109,6 @@ def default_work_root(is_root: bool) -> Path:
     return Path(tempfile.gettempdir()) / f"hydra-runs-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
 
 
-def bwrap_works(bwrap: str) -> bool:
-    """Can this process run a command in a bubblewrap sandbox (as :class:`Confinement` does)?"""
-    try:
-        done = subprocess.run(
-            [bwrap, *_bwrap_base(), "--", "true"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=20,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    if done.returncode != 0:
-        log.warning("bubblewrap does not work here: %s", done.stderr.decode(errors="replace").strip())
-    return done.returncode == 0
-
-
-def _bwrap_base() -> list[str]:
-    return [
-        "--unshare-pid",
-        "--unshare-ipc",
-        "--die-with-parent",
-        "--new-session",
-        "--ro-bind", "/", "/",
-        "--dev", "/dev",
-        "--proc", "/proc",
-        "--tmpfs", "/tmp",
-        "--tmpfs", "/var/tmp",
-        "--tmpfs", "/dev/shm",
-    ]  # fmt: skip
-
-
 @dataclass(frozen=True)
 class Policy:
     """How this worker isolates commands (see the module docstring)."""
@@ -152,6 +121,10 @@ class Policy:
     cwd_roots: tuple[str, ...] = ()
     work_root: Path = field(default_factory=lambda: default_work_root(False))
     bwrap: str | None = None
+    #: The seccomp program that keeps user namespaces from sandboxed commands (hydra.execution.sandbox).
+    syscall_filter: bytes | None = field(default=None, repr=False)
+    #: Why there is no syscall_filter although there is a sandbox.
+    no_filter: str | None = None
     setpriv: str | None = None
     cgroup: cgroups.Kind | None = None
 
@@ -165,13 +138,19 @@ class Policy:
         work_root = Path(settings.work_root) if settings.work_root else default_work_root(is_root)
         if not work_root.is_absolute():
             raise IsolationError(f"HYDRA_WORK_ROOT: {work_root} is not an absolute path")
-        sandbox = settings.sandbox
-        if sandbox not in ("auto", "bwrap", "none"):
-            raise IsolationError(f"HYDRA_SANDBOX must be auto, bwrap or none, not {sandbox!r}")
-        bwrap = shutil.which("bwrap") if sandbox != "none" and os.name == "posix" else None
-        if bwrap and probe and not bwrap_works(bwrap):
+        mode = settings.sandbox
+        if mode not in ("auto", "bwrap", "none"):
+            raise IsolationError(f"HYDRA_SANDBOX must be auto, bwrap or none, not {mode!r}")
+        bwrap = shutil.which("bwrap") if mode != "none" and os.name == "posix" else None
+        syscall_filter, no_filter = None, None
+        if bwrap:
+            try:
+                syscall_filter = sandbox.compile_filter()
+            except sandbox.FilterUnavailable as exc:
+                no_filter = str(exc)
+        if bwrap and probe and not sandbox.bwrap_works(bwrap, syscall_filter):
             bwrap = None
-        if sandbox == "bwrap" and bwrap is None:
+        if mode == "bwrap" and bwrap is None:
             raise IsolationError("HYDRA_SANDBOX=bwrap, but bubblewrap (bwrap) is missing or does not work here")
         try:
             cgroup = cgroups.detect(settings.cgroup) if is_root or settings.cgroup != "auto" else None
@@ -188,6 +167,8 @@ class Policy:
             cwd_roots=parse_roots(settings.cwd_roots),
             work_root=work_root,
             bwrap=bwrap,
+            syscall_filter=syscall_filter if bwrap else None,
+            no_filter=no_filter,
             setpriv=setpriv,
             cgroup=cgroup,
         )
@@ -209,8 +190,32 @@ class Policy:
             "cwd_roots": list(self.cwd_roots),
             "work_root": str(self.work_root),
             "sandbox": "bwrap" if self.bwrap else "none",
+            "user_namespaces": "blocked (seccomp)" if self.syscall_filter is not None else "allowed",
             "cgroup": self.cgroup.name if self.cgroup else "none",
+            "not_enforced": self.not_enforced(),
         }
+
+    def not_enforced(self) -> list[str]:
+        """What this worker cannot give its commands here, each with its consequence."""
+        gaps = []
+        if not self.switch_users:
+            gaps.append("unprivileged OS user: commands run as the worker's own user (the worker is not root)")
+        if self.bwrap is None:
+            gaps += [
+                "sandbox (no working bubblewrap): runs of one OS user can see each other's processes "
+                "and environments, and read each other's directories",
+                "read-only file system: commands may write wherever their OS user may",
+                "private /tmp: TMPDIR is the run's directory, but /tmp is the machine's",
+                "user namespaces off: commands may create them (unshare -r) and be root in them",
+            ]
+        elif self.syscall_filter is None:
+            gaps.append(f"user namespaces off ({self.no_filter}): commands may create them (unshare -r)")
+        if self.cgroup is None:
+            gaps.append(
+                "a cgroup per run: a daemon that leaves its session and clears HYDRA_RUN_ID "
+                "can outlive its run if its pool process dies"
+            )
+        return gaps
 
     def os_user_name(self, hydra_user: str | None) -> str:
         if hydra_user is not None and hydra_user in self.user_map:
@@ -278,6 +283,7 @@ class Confinement:
         self.workdir = policy.work_root / _safe(worker_id) / _safe(run_id)
         self.cwd = cwd or str(self.workdir)
         self.cgroup = policy.cgroup.run(worker_id, run_id) if policy.cgroup else None
+        self._filter_fd: int | None = None
         self._closed = False
 
     def __enter__(self) -> Confinement:
@@ -295,18 +301,27 @@ class Confinement:
             os.chown(self.workdir, self.user.uid, self.user.gid)
         if self.cgroup is not None:
             self.cgroup.create()
+        if self.policy.bwrap and self.policy.syscall_filter is not None:
+            self._filter_fd = sandbox.filter_fd(self.policy.syscall_filter)
+
+    @property
+    def pass_fds(self) -> tuple[int, ...]:
+        """The descriptors the command must inherit (what :meth:`argv` names in it)."""
+        return (self._filter_fd,) if self._filter_fd is not None else ()
 
     def argv(self, argv: list[str]) -> list[str]:
         chain: list[str] = []
         if self.cgroup is not None:
             chain += self.cgroup.join_argv()
         if self.policy.bwrap:
-            chain += [self.policy.bwrap, *_bwrap_base(), "--tmpfs", str(self.policy.work_root)]
-            chain += ["--bind", str(self.workdir), str(self.workdir)]
-            for root in self.policy.cwd_roots:
-                if os.path.isdir(root):
-                    chain += ["--bind", root, root]
-            chain += ["--chdir", self.cwd, "--"]
+            chain += sandbox.bwrap_argv(
+                self.policy.bwrap,
+                work_root=self.policy.work_root,
+                workdir=self.workdir,
+                cwd_roots=self.policy.cwd_roots,
+                cwd=self.cwd,
+                filter_fd=self._filter_fd,
+            )
         if self.user is not None and self.user.uid != os.geteuid() and self.policy.setpriv:
             chain += [
                 self.policy.setpriv,
@@ -352,6 +367,9 @@ class Confinement:
         if self._closed:
             return
         self._closed = True
+        if self._filter_fd is not None:
+            os.close(self._filter_fd)
+            self._filter_fd = None
         if self.cgroup is not None:
             self.cgroup.remove()
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -7,18 +7,18 @@ the :class:`~hydra.model.outcome.Outcome`.
 A job's processes end with its command. On POSIX every command starts a new session (and
 so a new process group) whose id is the command's pid. When the command ends - on its own,
 by timeout or by cancellation - everything still running in that session, every orphan of
-the command this process adopted (see :func:`enable_subreaper`), and every descendant of
+the command this process adopted (see ``hydra.execution.reaper.enable_subreaper``), and every descendant of
 those get SIGTERM, then SIGKILL after ``kill_grace`` seconds. What escapes: a process
 that leaves the session *and* loses its parent while this process is not a subreaper (init
 adopts it), and one this process may not signal (setuid). If such a process holds the
 command's output pipes, :func:`execute` stops reading them 2 s after the command's end
 rather than wait for it. On Windows the command's descendants, found through their parent
-links, are terminated at once (Windows has no SIGTERM).
+links, are terminated at once (Windows has no SIGTERM). Which children of this process are
+its commands, and who collects the orphans it adopts, is ``hydra.execution.reaper``.
 """
 
 from __future__ import annotations
 
-import ctypes
 import io
 import logging
 import os
@@ -35,6 +35,7 @@ from typing import IO, cast
 import psutil
 
 from hydra import clock
+from hydra.execution import reaper
 from hydra.execution.capture import CappedBuffer
 from hydra.execution.command import CMD_PREFIX
 from hydra.execution.isolation import Confinement
@@ -53,45 +54,6 @@ _KILL_ROUNDS = 5
 _KILL_WAIT = 1.0
 #: psutil's create_time and clock.epoch() may disagree by up to a second (boot-time rounding).
 _CLOCK_SLACK = 1.0
-_PR_SET_CHILD_SUBREAPER = 36
-
-# Which commands this process is running, for orphan adoption. A "busy period" is a stretch
-# of time in which at least one execute() runs here; the orphans this process adopts during
-# it came from its commands, and the execute() that ends it kills them.
-_lock = threading.Lock()
-_running: set[subprocess.Popen] = set()
-_busy_since = 0.0  # clock.epoch() at the start of the current busy period
-_subreaper_pid: int | None = None  # the pid that enabled it (the setting is not inherited by fork)
-
-
-def enable_subreaper() -> bool:
-    """Makes this process adopt the orphans of the commands it runs (Linux; elsewhere a
-    no-op). Returns True when enabled.
-
-    A command that double-forks a daemon (``(setsid daemon &)``) leaves it in another
-    session and without a parent; normally init adopts it and it can no longer be traced to
-    the command. With ``PR_SET_CHILD_SUBREAPER`` set, this process adopts it instead, and
-    :func:`execute` kills it with the command's other processes.
-
-    The worker calls this once in every process that runs commands (a forked child does not
-    inherit it). Such a process should have no children other than its commands: when the
-    last :func:`execute` running in it ends, every other child started since the first of
-    those began counts as an orphan. While several commands run at once (a threaded pool),
-    an orphan cannot be told apart, so it lives until the last of them ends - and if it
-    holds its command's output pipes, that command's :func:`execute` waits 2 s for them.
-    """
-    global _subreaper_pid
-    if not sys.platform.startswith("linux"):
-        return False
-    libc = ctypes.CDLL(None, use_errno=True)
-    if (
-        libc.prctl(_PR_SET_CHILD_SUBREAPER, ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
-        != 0
-    ):
-        log.warning("prctl(PR_SET_CHILD_SUBREAPER) failed: %s", os.strerror(ctypes.get_errno()))
-        return False
-    _subreaper_pid = os.getpid()
-    return True
 
 
 def execute(
@@ -133,7 +95,7 @@ def execute(
     if cancel is not None and cancel.is_set():
         return _not_started("cancelled", "cancelled", started_at, start)
     try:
-        proc = _spawn(argv, env, cwd)
+        proc = _spawn(argv, env, cwd, confinement.pass_fds if confinement is not None else ())
     except (OSError, ValueError) as exc:  # ValueError: e.g. a NUL byte in argv or env
         return _not_started("failed", _start_error(exc, argv[0], cwd), started_at, start)
     if on_start is not None:
@@ -151,8 +113,7 @@ def execute(
     finally:  # also when this thread is interrupted (e.g. Celery's soft time limit)
         _end_processes(proc.pid, spawned, kill_grace, confinement)
         returncode = proc.wait()
-        with _lock:
-            _running.discard(proc)
+        reaper.release(proc.pid)
     if status is None:
         status = "succeeded" if returncode == 0 else "failed"
         if returncode < 0:
@@ -225,10 +186,9 @@ def _not_started(status: str, error: str, started_at: datetime, start: float) ->
     )
 
 
-def _spawn(argv: list[str], env: dict[str, str], cwd: str | None) -> subprocess.Popen:
-    """Starts the command in its own session (POSIX) or process group (Windows) and
-    registers it as running."""
-    global _busy_since
+def _spawn(argv: list[str], env: dict[str, str], cwd: str | None, pass_fds=()) -> subprocess.Popen:
+    """Starts the command in its own session (POSIX) or process group (Windows), with the
+    descriptors ``pass_fds`` open in it, as one of this process's commands (``reaper.spawn``)."""
     options: dict = {
         "stdin": subprocess.DEVNULL,
         "stdout": subprocess.PIPE,
@@ -241,13 +201,10 @@ def _spawn(argv: list[str], env: dict[str, str], cwd: str | None) -> subprocess.
         args: list[str] | str = _windows_command_line(argv)
     else:
         options["start_new_session"] = True
+        options["pass_fds"] = tuple(pass_fds)
         args = argv
-    with _lock:  # start and register at once, so no other execute() mistakes it for an orphan
-        if not _running:
-            _busy_since = clock.epoch()
-        proc = subprocess.Popen(args, **options)
-        _running.add(proc)
-    return proc
+    # Started and noted at once, so neither another execute() nor the reaper takes it for an orphan.
+    return reaper.spawn(lambda: subprocess.Popen(args, **options))
 
 
 def _windows_command_line(argv: list[str]) -> str:
@@ -414,9 +371,7 @@ def _nothing_left(root: int) -> bool:
     if not sys.platform.startswith("linux"):
         return False
     me = os.getpid()
-    with _lock:
-        roots = {proc.pid for proc in _running}
-        adopting = _subreaper_pid == me
+    roots, adopting, _ = reaper.adoption()
     try:
         with open(f"/proc/{root}/stat", "rb") as fh:
             stat = fh.read()
@@ -428,10 +383,10 @@ def _nothing_left(root: int) -> bool:
         return False
     if adopting:
         # A subreaper adopts every orphan of its commands, so whatever is left of this one is
-        # (under) a child of this process: nothing is left when its only children are the
-        # commands it runs. Reading its own children files costs O(children), where the scan
-        # below reads the stat of every process on the machine.
-        children = _own_children()
+        # (under) a child of this process: nothing is left when its only live children are
+        # the commands it runs (exited orphans are the reaper's). Reading its own children
+        # costs O(children), where the scan below reads the stat of every process on the machine.
+        children = reaper.live_children()
         if children is not None:
             return children <= roots | {root}
     try:
@@ -454,48 +409,30 @@ def _nothing_left(root: int) -> bool:
             return False
         if session == root or pgrp == root:
             return False
-        if adopting and ppid == me and int(entry) not in roots:
+        if adopting and ppid == me and int(entry) not in roots and fields[0] != b"Z":
             return False
     return True
-
-
-def _own_children() -> set[int] | None:
-    """This process's children, from ``/proc/self/task/*/children`` (None when the kernel
-    does not provide those files)."""
-    try:
-        tasks = os.listdir("/proc/self/task")
-        children: set[int] = set()
-        for task in tasks:
-            with open(f"/proc/self/task/{task}/children", "rb") as fh:
-                children.update(int(pid) for pid in fh.read().split())
-        return children
-    except FileNotFoundError:
-        return None  # a task ended meanwhile, or no CONFIG_PROC_CHILDREN: scan instead
-    except (OSError, ValueError):
-        return None
 
 
 def _job_processes(root: int, spawned: float) -> list[psutil.Process]:
     """The live processes belonging to the command whose pid is ``root``: the command itself,
     (POSIX) the members of its session and the orphans this process adopted from it, and
-    all their descendants. Reaps adopted orphans that are already zombies.
+    all their descendants.
 
     The command comes first and parents before their children, so that signalling them in
     this order does not let a parent see a child die and start more work.
     """
     me = os.getpid()
-    with _lock:
-        roots = {proc.pid for proc in _running}
-        # Orphans are only attributed to a command while it is the only one running here.
-        adopt = _subreaper_pid == me and roots == {root}
-        adopt_since = _busy_since - _CLOCK_SLACK
-    table: dict[int, tuple[psutil.Process, int, bool]] = {}  # pid -> (process, ppid, zombie)
+    roots, adopting, busy_since = reaper.adoption()
+    # Orphans are only attributed to a command while it is the only one running here.
+    adopt, adopt_since = adopting and roots == {root}, busy_since - _CLOCK_SLACK
+    table: dict[int, tuple[psutil.Process, bool]] = {}  # pid -> (process, zombie)
     children: dict[int, list[int]] = {}
     seeds = []
     for proc, ppid, zombie, created in _process_table():
         if _WINDOWS and created < spawned - _CLOCK_SLACK:
             continue  # Windows does not reparent: a ppid may name a dead, reused pid
-        table[proc.pid] = (proc, ppid, zombie)
+        table[proc.pid] = (proc, zombie)
         children.setdefault(ppid, []).append(proc.pid)
         if proc.pid == root or (
             not _WINDOWS
@@ -512,14 +449,8 @@ def _job_processes(root: int, spawned: float) -> list[psutil.Process]:
         if pid not in found:
             found[pid] = None
             queue.extend(children.get(pid, ()))
-    live = []
-    for pid in found:
-        proc, ppid, zombie = table[pid]
-        if not zombie:
-            live.append(proc)
-        elif ppid == me and pid not in roots:
-            _reap(pid)
-    return live
+    # An exited orphan is left to the reaper (hydra.execution.reaper), which collects it.
+    return [table[pid][0] for pid in found if not table[pid][1]]
 
 
 def _process_table() -> Iterator[tuple[psutil.Process, int, bool, float]]:
@@ -543,14 +474,6 @@ def _session(pid: int) -> int | None:
         return os.getsid(pid)
     except OSError:  # gone, or not ours to ask about
         return None
-
-
-def _reap(pid: int) -> None:
-    """Collects the exit status of an adopted orphan, so its zombie goes away."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:  # reaped meanwhile
-        pass
 
 
 def _terminate(procs: list[psutil.Process], confinement: Confinement | None) -> None:

@@ -13,12 +13,11 @@ in a listing; what it may read but not do answers 403.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import IntEnum
 
-from hydra.model.spec import DEFAULT_NAMESPACE
+from hydra.model.namespaces import DEFAULT_NAMESPACE, EVERY_NAMESPACE, problem
 
-#: The namespace a role is given for to hold in all of them.
-EVERY_NAMESPACE = "*"
 #: What ``act_as`` holds to let a caller submit as any user.
 ANY_USER = "*"
 
@@ -66,6 +65,9 @@ class Principal:
     act_as: frozenset[str] = frozenset()
     #: How it authenticated: ``token:<id>``, ``oidc:<issuer>``, ``scrape``.
     via: str = ""
+    #: When the Hydra token it authenticated with stops working (None: it does not expire,
+    #: or it is no Hydra token). A token it makes expires no later (``hydra.control.admin``).
+    expires_at: datetime | None = None
 
     def role_in(self, namespace: str) -> Role | None:
         """Its role in ``namespace`` (the higher of the namespace's own and ``*``'s)."""
@@ -107,11 +109,17 @@ class Principal:
 
 
 def parse_grants(items: dict[str, str] | list[str]) -> dict[str, Role]:
-    """``{"default": "operator"}`` or ``["default=operator", "*=viewer"]`` -> roles by namespace."""
+    """``{"default": "operator"}`` or ``["default=operator", "*=viewer"]`` -> roles by namespace.
+    ValueError for a grant that is not NAMESPACE=ROLE, a role that is none, or a namespace no
+    job can have (``hydra.model.namespaces``)."""
     pairs = items.items() if isinstance(items, dict) else (item.partition("=")[::2] for item in items)
     roles = {}
     for namespace, word in pairs:
         if not namespace or not word:
             raise ValueError("a grant is NAMESPACE=ROLE, e.g. default=operator")
-        roles[namespace.strip()] = Role.parse(word)
+        namespace = namespace.strip()
+        wrong = problem(namespace, every=True)
+        if wrong:
+            raise ValueError(f"{namespace!r}: {wrong}")
+        roles[namespace] = Role.parse(word)
     return roles

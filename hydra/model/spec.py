@@ -28,14 +28,12 @@ from marshmallow import (
 )
 
 from hydra.errors import InvalidJob
+from hydra.model.namespaces import DEFAULT_NAMESPACE, Namespace
 from hydra.model.platform import KNOWN_OS, SHELLS, normalize_os
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9 _.:@/+-]*$"
 USER_RE = r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$"
 TAG_RE = r"^[a-z0-9][a-z0-9_.-]*$"
-#: A namespace is a DNS label, as in Kubernetes and Nomad.
-NAMESPACE_RE = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
-DEFAULT_NAMESPACE = "default"
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 MAX_TIMEOUT = 7 * 24 * 3600.0
@@ -240,7 +238,7 @@ class JobSpecSchema(Schema):
     )
     namespace = fields.String(
         load_default=None,
-        validate=validate.Regexp(NAMESPACE_RE, error="a namespace is lowercase letters, digits and '-' (at most 63)"),
+        validate=Namespace(),
         metadata={
             "description": "The namespace the job, its runs and their output belong to "
             "(default: the caller's only namespace, else default)."
@@ -493,7 +491,7 @@ class TaskMessageSchema(JobSpecSchema):
     name = fields.String(load_default=None, validate=validate.Length(1, 200))
     #: A message always says whose it is (a REST body may leave it to the caller's identity).
     user = fields.String(required=True, validate=[validate.Length(1, 100), validate.Regexp(USER_RE)])
-    namespace = fields.String(load_default=DEFAULT_NAMESPACE, validate=validate.Regexp(NAMESPACE_RE))
+    namespace = fields.String(load_default=DEFAULT_NAMESPACE, validate=Namespace())
     job_id = fields.String(load_default=None, validate=validate.Length(1, 64))
     attempt = fields.Integer(load_default=1, validate=validate.Range(1, 10_000), strict=True)
 

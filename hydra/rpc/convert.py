@@ -6,7 +6,8 @@ schemas (``hydra.model.spec``, ``hydra.model.queries``) then validate them as th
 
 Out: a record becomes a message field by field, by name: the proto says what is shown, and
 ``tests/unit/test_rpc_convert.py`` checks it shows nothing REST does not. A job's
-environment values are redacted (``hydra.model.redaction``).
+write-only values (environment values, a webhook's header values and body) are redacted
+(``hydra.model.redaction``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from google.protobuf.message import Message
 
 from hydra.control.submission import Accepted
 from hydra.model.records import Chunk, Job, Run
-from hydra.model.redaction import redacted
+from hydra.model.redaction import redacted, redacted_http
 from hydra.store.workers import WorkerView
 from hydra.v1 import hydra_pb2
 
@@ -63,6 +64,7 @@ def _fields(record: Any) -> dict:
 def job_message(job: Job) -> hydra_pb2.Job:
     values = _fields(job)
     values["env"] = redacted(job.env)
+    values["http"] = redacted_http(job.http)
     values["next_run_at"] = job.next_run_at()
     return message(hydra_pb2.Job, values)
 

@@ -54,7 +54,7 @@ class Server:
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or get_settings()
-        signing.keys()  # it signs what it submits, as the API does: without a key it must not start
+        signing.require_signing()  # it signs what it submits, as the API does: without a key it must not start
         self.grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=self.settings.grpc_threads, thread_name_prefix="grpc"),
             options=[

@@ -11,7 +11,9 @@
 * ``output``  - ``OutputStore`` (live output chunks, ``run_output``);
 * ``pages``   - keyset pages of a listing from the Redis indexes;
 * ``reindex`` - filing records in the indexes again: the backlog, and a full rebuild;
-* ``retention`` - pruning old history in batches, and exporting it as JSON Lines.
+* ``retention`` - pruning old history in batches, and exporting it as JSON Lines;
+* ``tokens``, ``audit``, ``namespaces``, ``idempotency``, ``sessions`` - API tokens, the audit
+  trail, namespaces' limits, idempotency claims, the console's signed-in sessions.
 
 No module outside this package touches a collection, and records cross its boundary as
 the typed records of ``hydra.model.records``. Listings and sweeps read the Redis indexes

@@ -35,6 +35,10 @@ class NamespaceStore(Store[NamespaceLimits]):
         self._collection.replace_one({"_id": limits.id}, doc, upsert=True)
         return limits
 
+    def delete(self, namespace: str) -> bool:
+        """Forget the namespace's limits (the defaults hold again); whether there were any."""
+        return self._collection.delete_one({"_id": namespace}).deleted_count == 1
+
     def limits(self, namespace: str) -> NamespaceLimits:
         """The namespace's limits (an empty record when none were set)."""
         return self.find(namespace) or NamespaceLimits(id=namespace)

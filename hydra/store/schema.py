@@ -37,6 +37,7 @@ COLLECTIONS = (
     names.AUDIT_EVENTS,
     names.NAMESPACES,
     names.IDEMPOTENCY_KEYS,
+    names.CONSOLE_SESSIONS,
 )
 
 ASC, DESC = pymongo.ASCENDING, pymongo.DESCENDING

@@ -30,6 +30,9 @@ class ApiToken(Record):
     created_by: str | None = None
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
+    #: The token it was made with (None: made by a person signed in through OIDC, or by an
+    #: operator): it works only while that one does (``hydra.auth.tokens.lineage``).
+    parent: str | None = None
 
     @property
     def active(self) -> bool:

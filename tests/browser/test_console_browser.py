@@ -169,6 +169,7 @@ def test_a_viewer_has_no_buttons(browser, base_url, stack, screenshots, api):
     wait_run(run["run_id"])
     sign_in(browser, base_url, viewer)
     pages = {
+        "viewer-home": "/ui/",
         "viewer-jobs": "/ui/jobs",
         "viewer-job": f"/ui/jobs/{job['id']}",
         "viewer-run": f"/ui/runs/{run['run_id']}",

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import uuid
+from pathlib import Path
 
 import pytest
 from celery import Celery
@@ -21,6 +23,7 @@ from celery import Celery
 from hydra import names
 from hydra.broker.redis import get_redis
 from hydra.dispatch import signing
+from hydra.dispatch.envelope import seal
 from hydra.errors import InvalidJob
 from hydra.model.priority import level_keys
 from hydra.model.records import Chain
@@ -185,7 +188,7 @@ def test_a_signed_message_that_disagrees_with_its_run_record_is_refused(api, sta
         kwargs,
         task_id=run_id,
         queue=names.worker_queue(CPU.node),
-        headers={**Chain().headers(), signing.HEADER: signing.sign(run_id, names.TASK_RUN_COMMAND, kwargs, Chain())},
+        headers={**Chain().headers(), signing.HEADER: seal(run_id, kwargs, Chain(), {}).signature},
     )
     run = wait_run(run_id, timeout=30)
     assert run.status == "failed" and "disagrees with its run record" in run.error and run.started_at is None
@@ -255,3 +258,159 @@ def test_a_run_whose_message_vanished_is_published_again(api, stack, worker_fact
     run = wait_run(behind["run_id"], timeout=60)
     assert run.status == "succeeded" and run.stdout == "revived\n" and run.revived == 1
     assert "vanished" in run.refusals[0]["reason"]
+
+
+def _launder(marker, namespace: str) -> dict:
+    """A hydra.run_command signature nobody signed: what a built-in task would apply."""
+    return {
+        "task": names.TASK_RUN_COMMAND,
+        "args": [],
+        "kwargs": {"name": "l", "command": f"touch {marker}", "user": "nobody-authorised", "namespace": namespace},
+        "options": {},
+        "subtask_type": None,
+        "immutable": True,
+    }
+
+
+def test_celery_group_cannot_launder_a_command_through_a_worker(api, stack, shared, outsider):
+    """An unsigned ``celery.group`` pushed to a worker's queue, carrying a hydra.run_command
+    signature, must not make the worker publish (and sign) that command."""
+    marker = shared / "laundered"
+    namespace = unique("laundered").lower()
+    group_id = str(uuid.uuid4())
+    outsider.send_task(
+        "celery.group",
+        kwargs={
+            "tasks": [_launder(marker, namespace)],
+            "result": [[group_id, None], None],
+            "group_id": group_id,
+            "partial_args": [],
+        },
+        queue=names.worker_queue(CPU.node),
+        task_id=group_id,
+    )
+    run = _run_via_api(api, group_id)
+    assert run["status"] in ("dead_letter", "failed") and run["started_at"] is None
+    assert "celery.group" in run["error"], run["error"]
+    assert wait_run(submit(api, "echo after")["run_id"]).status == "succeeded"  # the worker goes on
+    wait_ticks(2)
+    assert not marker.exists()
+    assert api.get("/jobs/", query_string={"namespace": namespace}).json == []
+
+
+def test_every_celery_builtin_and_any_other_task_name_is_refused_and_recorded(api, stack, shared, outsider):
+    marker = shared / "laundered"
+    namespace = unique("laundered").lower()
+    step = _launder(marker, namespace)
+    messages = {
+        "celery.chord": {"kwargs": {"header": [step], "body": step, "partial_args": []}},
+        "celery.chord_unlock": {"kwargs": {"group_id": "g", "callback": step, "result": [["r", None]]}},
+        "celery.map": {"kwargs": {"task": step, "it": [[]]}},
+        "celery.starmap": {"kwargs": {"task": step, "it": [[]]}},
+        "celery.chunks": {"kwargs": {"task": step, "it": [[]], "n": 1}},
+        "celery.accumulate": {"args": [step]},
+        "celery.chain": {"args": [step]},
+        "celery.backend_cleanup": {},
+        "hydra.other": {"kwargs": {"command": f"touch {marker}"}},
+        "os.system": {"args": [f"touch {marker}"]},
+    }
+    sent = {}
+    for name, body in messages.items():
+        sent[name] = str(uuid.uuid4())
+        outsider.send_task(name, queue=names.worker_queue(CPU.node), task_id=sent[name], **body)
+    for name, run_id in sent.items():
+        run = _run_via_api(api, run_id)
+        assert run["status"] == "dead_letter" and run["started_at"] is None, (name, run)
+        assert f"not {name!r}" in run["error"] and run["ended_by"] == CPU.node, (name, run["error"])
+    assert wait_run(submit(api, "echo after")["run_id"]).status == "succeeded"  # the worker goes on
+    wait_ticks(2)
+    assert not marker.exists()
+    assert api.get("/jobs/", query_string={"namespace": namespace}).json == []
+
+
+def _with_embed(raw: str, **embed) -> str:
+    """A kombu message with steps added to its embed (its signature left as it was)."""
+    message = json.loads(raw)
+    args, kwargs, old = json.loads(base64.b64decode(message["body"]))
+    message["body"] = base64.b64encode(json.dumps([args, kwargs, {**old, **embed}]).encode()).decode()
+    return json.dumps(message)
+
+
+def test_steps_added_to_a_signed_message_are_refused_and_its_run_still_runs_once(api, stack, shared, worker_factory):
+    """An unsigned callback, errback, chain entry or chord added to a genuine message that has
+    not started: each copy is refused before anything runs, none ends the genuine run, and the
+    genuine message still runs, once, and starts nothing of what was added."""
+    from hydrastack import WorkerSpec
+
+    marker = shared / "laundered"
+    namespace = unique("laundered").lower()
+    step = _launder(marker, namespace)
+    tag = unique("embed").lower()
+    ledger = shared / "ledger"
+    created = submit(api, f"echo ran >> {ledger}", affinity={"os": ["linux"], "tags": [tag]})
+    _key, original = _raw_message(names.PENDING_QUEUE, created["run_id"])
+    forged = {
+        "callbacks": {"callbacks": [step]},
+        "errbacks": {"errbacks": [step]},
+        "chain": {"chain": [step]},
+        "chord": {"chord": {**step, "options": {"task_id": str(uuid.uuid4())}}},
+    }
+    for embed in forged.values():
+        get_redis().lpush(names.worker_queue(CPU.node), _with_embed(original, **embed))
+    noted = wait_until(
+        lambda: (r := RunStore().get(created["run_id"])) and len(r.refusals) >= len(forged) and r,
+        30,
+        message="every forged copy refused",
+    )
+    assert noted.status == "pending" and all("tampered" in note["reason"] for note in noted.refusals)
+    worker = worker_factory(WorkerSpec(unique("embed"), f"os.linux,tag.{tag}", concurrency=1))
+    run = wait_run(created["run_id"], timeout=40)
+    assert run.status == "succeeded" and run.worker_id == worker.node
+    wait_ticks(2)
+    assert ledger.read_text() == "ran\n" and not marker.exists()
+    assert api.get("/jobs/", query_string={"namespace": namespace}).json == []
+
+
+def test_a_worker_holds_no_private_key_and_cannot_publish(stack):
+    """The worker's process environment has the public key only; Python run with exactly that
+    environment cannot publish a hydra.run_command (nothing is recorded either)."""
+    import subprocess
+
+    pid = stack.pid(CPU.process_name)
+    raw = Path(f"/proc/{pid}/environ").read_bytes().decode()
+    environ = dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+    assert "HYDRA_SIGNING_KEY_FILE" not in environ and "HYDRA_SIGNING_KEY" not in environ
+    assert environ["HYDRA_VERIFY_KEYS"] == stack.verify_keys
+    run_id = "from-a-worker-" + unique()
+    script = (
+        "from hydra import run_command\n"
+        f"run_command.apply_async(kwargs={{'command': 'id', 'user': 'tester'}}, task_id={run_id!r})\n"
+    )
+    done = subprocess.run(
+        [str(stack.bin / "python"), "-c", script],
+        env=environ,
+        cwd=stack.repo,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0 and "SigningKeyMissing: no signing key" in done.stderr, done.stderr[-2000:]
+    assert RunStore().find(run_id) is None
+
+
+def test_a_worker_without_a_verify_key_does_not_start(stack):
+    import subprocess
+
+    environ = {key: value for key, value in stack.process_env(publisher=False).items() if value is not None}
+    environ.pop("HYDRA_VERIFY_KEYS")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HYDRA_")}
+    done = subprocess.run(
+        [str(stack.bin / "celery"), "-A", "hydra", "worker", "-Q", "os.linux", "-n", f"{unique('nokey')}@%h"],
+        env={**env, **environ},
+        cwd=stack.repo,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "hydra: no key to verify task messages with: set HYDRA_VERIFY_KEYS" in done.stdout + done.stderr

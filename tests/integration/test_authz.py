@@ -213,6 +213,12 @@ CASES = [
         on_namespace({"max_queued": 40}),
         {"viewer": 403, "operator": 403, "admin": 200, "other": 404},
     ),
+    Case(
+        "DELETE",
+        "/namespaces/{namespace}",
+        on_namespace(),
+        {"viewer": 403, "operator": 403, "admin": 204, "other": 404},
+    ),
 ]
 PUBLIC = {("GET", "/health/")}
 

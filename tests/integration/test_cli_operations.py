@@ -54,6 +54,12 @@ def test_a_cron_job_is_shown_updated_paused_resumed_triggered_and_deleted(client
 
     changed = answer(hydra(stack, "job", "update", job_id, "--priority", "80", "--set", "retries=2"))
     assert (changed["priority"], changed["retries"]) == (80, 2)
+    shown_text = hydra(stack, "job", "show", job_id, json_out=False).stdout  # its settings in words
+    said = dict(line.split("  ", 1) for line in shown_text.splitlines())
+    said = {key.strip(): value.strip() for key, value in said.items()}
+    assert said["schedule"] == "every day at 03:00 Europe/Paris (cron 0 3 * * *)"
+    assert said["runs on"] == "any worker"
+    assert said["retries"] == "2 retries, exponential backoff from 5 s, at most 5 min"
     assert client.update_job(job_id, timeout=9).timeout == 9
     assert answer(hydra(stack, "job", "pause", job_id))["paused"] is True
     assert answer(hydra(stack, "job", "resume", job_id))["paused"] is False

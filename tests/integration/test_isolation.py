@@ -29,6 +29,25 @@ def test_a_command_runs_unprivileged_in_a_fresh_directory_removed_afterwards(api
     assert not Path(cwd).exists()  # removed with what the command left there
 
 
+def test_a_job_can_work_in_its_sandbox_but_gets_no_user_namespace(api, stack):
+    """What real scripts do: temporary files in /tmp (mktemp, Python's tempfile), cd "$HOME",
+    absolute paths into the work directory. What it may not: a user namespace of its own, in
+    which it would be root (``unshare -r``), also with a network namespace."""
+    script = (
+        'set -e; t=$(mktemp); echo "tmp $t"; '
+        "python3 -c 'import tempfile; print(\"tempfile\", tempfile.mkdtemp())'; "
+        'cd /; cd "$HOME"; echo data > f; cat "$PWD/f"; cat "$HOME/f"; '
+        'unshare -r id && echo "unshare -r: allowed" || echo "unshare -r: refused"; '
+        'unshare -r -n true && echo "unshare -r -n: allowed" || echo "unshare -r -n: refused"'
+    )
+    run = wait_run(submit(api, script)["run_id"])
+    assert run.status == "succeeded", run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("tmp /tmp/tmp.") and lines[1].startswith("tempfile /tmp/")
+    assert lines[2:] == ["data", "data", "unshare -r: refused", "unshare -r -n: refused"]
+    assert run.stderr.count("Operation not permitted") == 2
+
+
 def test_a_job_cannot_read_another_runs_environment_nor_the_workers(api, stack):
     secret = unique("s3cret")
     holder = submit(api, "sleep 8", env={"THE_SECRET": secret})
@@ -41,7 +60,7 @@ def test_a_job_cannot_read_another_runs_environment_nor_the_workers(api, stack):
     assert f"HYDRA_RUN_ID={run.id}" in run.stdout  # it did read environments: its own
     assert secret not in run.stdout and holder["run_id"] not in run.stdout  # but no other run's
     assert stack.broker_url not in run.stdout and stack.mongo_url not in run.stdout  # nor the worker's
-    assert f"cat: {stack.signing_key_path}" in run.stdout  # the stack's key is the worker's alone (0600, hidden)
+    assert f"cat: {stack.signing_key_path}" in run.stdout  # the stack's private key: 0600, hidden from jobs
     assert stack.signing_key_path.read_text().strip() not in run.stdout
     assert int(run.stdout.split()[-1]) < 10  # it sees its own few processes only (own pid namespace)
     assert wait_run(holder["run_id"]).status == "succeeded"

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from hydra.execution.command import BASE_ENV_ALLOWLIST, available_shells, build_argv, default_shell, job_environment
-from hydra.execution.process import _windows_command_line, enable_subreaper, execute
+from hydra.execution.process import _windows_command_line, execute
 from hydra.model.outcome import Outcome
 from hydra.model.platform import SHELLS
 
@@ -263,21 +263,7 @@ def test_failing_on_output_does_not_break_the_run():
     assert outcome.stdout.strip() == "still here"
 
 
-# --- execute: ending the process tree -----------------------------------------------------
-
-
-@linux_only
-def test_timeout_kills_the_whole_tree():
-    assert enable_subreaper() is True  # so the setsid double-fork is adopted, then killed
-    duration = marker()
-    command = f"sleep {duration} & sleep {duration} & (setsid sleep {duration} &) ; sleep {duration}"
-    began = time.monotonic()
-    outcome = run(shell_argv(command), timeout=1)
-    assert outcome.status == "timed_out"
-    assert outcome.error == "timed out after 1s"
-    assert outcome.returncode == -15
-    assert time.monotonic() - began < 5
-    assert sleepers(duration) == []
+# --- execute: ending the process tree (with a subreaper: tests/unit/test_reaper.py) ---------
 
 
 @posix_only
@@ -323,35 +309,6 @@ def test_sigterm_ignored_gets_sigkill_after_grace():
     assert outcome.returncode == -9
     assert time.monotonic() - began < 3
     assert sleepers(duration) == []
-
-
-@linux_only
-def test_orphans_wait_for_concurrent_commands_then_die():
-    """With two commands running in one process an adopted orphan cannot be told apart, so it
-    is killed when the last of them ends - and the other command is left alone."""
-    assert enable_subreaper() is True
-    duration = marker()
-    other: list[Outcome] = []
-    # The other command outlasts this one by seconds, so a loaded machine cannot reverse the order.
-    thread = threading.Thread(target=lambda: other.append(run(shell_argv("sleep 3; echo ok"))))
-    thread.start()
-    time.sleep(0.2)
-    # A proper daemon: its own session, no parent, stdio not on the command's pipes. The
-    # pause lets it leave the session before the command ends (else it is killed at once).
-    outcome = run(shell_argv(f"(setsid sleep {duration} >/dev/null 2>&1 &); sleep 0.3"))
-    assert outcome.status == "succeeded"
-    assert len(sleepers(duration)) == 1  # deferred: the other command still runs
-    thread.join(10)
-    assert other[0].status == "succeeded" and other[0].stdout == "ok\n"
-    assert sleepers(duration) == []
-
-
-def test_enable_subreaper_is_a_no_op_off_linux(monkeypatch):
-    from hydra.execution import process
-
-    monkeypatch.setattr(process, "_subreaper_pid", None)
-    monkeypatch.setattr(sys, "platform", "darwin")
-    assert enable_subreaper() is False and process._subreaper_pid is None
 
 
 def test_cancel_kills_a_command_that_is_a_single_process():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -15,8 +16,10 @@ from dataclasses import replace
 import psutil
 import pytest
 
-from hydra.execution import cgroups, isolation
+from hydra.execution import cgroups, isolation, sandbox
+from hydra.execution.command import build_argv, job_environment
 from hydra.execution.egress import EgressPolicy, parse_allow, why_internal
+from hydra.execution.process import execute
 from hydra.settings import Settings
 
 # -- egress ---------------------------------------------------------------------------------
@@ -113,6 +116,67 @@ def test_a_user_map_needs_entries_of_the_form_user_equals_os_user():
     assert isolation.parse_user_map("alice=alice, *=nobody") == {"alice": "alice", "*": "nobody"}
     with pytest.raises(isolation.IsolationError):
         isolation.parse_user_map("alice")
+
+
+def test_a_worker_says_what_its_machine_does_not_enforce():
+    bare = isolation.Policy()
+    gaps = " | ".join(bare.not_enforced())
+    for gap in ("unprivileged OS user", "sandbox", "private /tmp", "user namespaces", "cgroup"):
+        assert gap in gaps
+    assert bare.describe()["user_namespaces"] == "allowed"
+    unfiltered = isolation.Policy(switch_users=True, bwrap="/usr/bin/bwrap", no_filter="no libseccomp (test)")
+    assert unfiltered.not_enforced()[0].startswith("user namespaces off (no libseccomp (test))")
+
+
+# -- the sandbox -------------------------------------------------------------------------------
+
+root_with_bwrap = pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("bwrap") is None,
+    reason="needs root and bubblewrap",
+)
+
+#: What a job's script may do in its sandbox, and what it may not (the last two must fail).
+WORK = r"""
+set -e
+t=$(mktemp); echo tmp "$t"; stat -c '%a' /tmp
+python3 -c 'import multiprocessing as mp, tempfile, threading; t = threading.Thread(target=print, args=("thread",)); t.start(); t.join(); print("tempfile", tempfile.mkdtemp()); q = mp.Queue(); q.put("shm"); print(q.get())'
+cd /; cd "$HOME"; echo data > f; cat "$PWD/f"
+ls "$(dirname "$(dirname "$HOME")")" 2>/dev/null || echo "work root not listed"
+unshare -r id && echo "unshare -r: allowed" || echo "unshare -r: refused"
+unshare -r -n true && echo "unshare -r -n: allowed" || echo "unshare -r -n: refused"
+"""
+
+
+@root_with_bwrap
+def test_a_sandboxed_job_has_its_tmp_and_home_and_no_user_namespaces(tmp_path):
+    policy = isolation.Policy.from_settings(replace(Settings(), work_root=str(tmp_path), cgroup="none"))
+    assert policy.describe()["user_namespaces"] == "blocked (seccomp)"
+    assert policy.not_enforced() == [gap for gap in policy.not_enforced() if gap.startswith("a cgroup")]
+    with isolation.Confinement(policy, worker_id="unit@host", run_id="r1", hydra_user=None, cwd=None) as run:
+        argv = run.argv(build_argv(command=WORK, args=None, shell="sh", os_name="linux"))
+        outcome = execute(
+            argv,
+            env=run.environment(job_environment(None)),
+            cwd=run.cwd,
+            timeout=30,
+            output_limit=8192,
+            confinement=run,
+        )
+    assert outcome.status == "succeeded", outcome.stderr
+    lines = outcome.stdout.splitlines()
+    assert lines[0].startswith("tmp /tmp/tmp.") and lines[1] == "1777"
+    assert lines[2] == "thread" and lines[3].startswith("tempfile /tmp/") and lines[4] == "shm"
+    assert lines[5:] == ["data", "work root not listed", "unshare -r: refused", "unshare -r -n: refused"]
+    assert "Operation not permitted" in outcome.stderr
+    assert not (tmp_path / "unit@host" / "r1").exists()
+
+
+def test_the_user_namespace_filter_is_a_bpf_program():
+    try:
+        program = sandbox.compile_filter()
+    except sandbox.FilterUnavailable as exc:
+        pytest.skip(str(exc))
+    assert program and len(program) % 8 == 0  # struct sock_filter: 8 bytes per instruction
 
 
 # -- cgroups ----------------------------------------------------------------------------------

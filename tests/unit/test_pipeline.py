@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from kombu.exceptions import DecodeError, OperationalError
 from hydra import clock, names
 from hydra.broker.due import DueIndex
 from hydra.dispatch import signing
+from hydra.dispatch.envelope import Envelope
 from hydra.dispatch.pipeline import Republished, build_message, summary
 from hydra.errors import InvalidJob
 from hydra.model.priority import broker_level
@@ -81,13 +83,15 @@ def test_a_follow_up_attempt_carries_its_chain_in_the_record_and_the_headers(mem
     signature = headers.pop(signing.HEADER)
     assert headers == {"hydra_retry_of": "r1", "hydra_lost": 1, "hydra_failed": 1}
     sent = memory.app.sent[0]
-    chain = Chain.from_headers(headers)
-    assert signing.verify(where.run_id, sent.name, sent.kwargs, chain, signature) is None
-    # the signature covers the chain, the kwargs and the run id
-    assert "tampered" in signing.verify(where.run_id, sent.name, sent.kwargs, Chain("r1", 0, 1), signature)
-    assert "tampered" in signing.verify(where.run_id, sent.name, {**sent.kwargs, "command": "id"}, chain, signature)
-    assert "tampered" in signing.verify("other", sent.name, sent.kwargs, chain, signature)
-    assert "not signed" in signing.verify(where.run_id, sent.name, sent.kwargs, chain, None)
+    envelope = Envelope.for_send(sent.name, where.run_id, (), sent.kwargs, sent.options)
+    assert envelope.verify(signature) is None
+    # the signature covers the chain, the kwargs, the run id, the embed and Celery's timing headers
+    assert "tampered" in replace(envelope, headers={**envelope.headers, "hydra_lost": 0}).verify(signature)
+    assert "tampered" in replace(envelope, kwargs={**sent.kwargs, "command": "id"}).verify(signature)
+    assert "tampered" in replace(envelope, id="other").verify(signature)
+    assert "tampered" in replace(envelope, embed={**envelope.embed, "callbacks": [{"task": "x"}]}).verify(signature)
+    assert "tampered" in replace(envelope, headers={**envelope.headers, "timelimit": [1, None]}).verify(signature)
+    assert "not signed" in envelope.verify(None)
 
 
 def test_apply_async_without_a_job_gets_one_and_goes_through_the_same_steps(memory):
@@ -140,7 +144,7 @@ class Message:
     def __init__(self, run_id, kwargs, priority=3, *, signed=True):
         self.headers = {"id": run_id, "task": names.TASK_RUN_COMMAND, **Chain().headers()}
         if signed:
-            self.headers[signing.HEADER] = signing.sign(run_id, names.TASK_RUN_COMMAND, kwargs, Chain())
+            self.headers[signing.HEADER] = Envelope.of_message(self.headers, [], kwargs, {}).sign()
         self._payload = ((), kwargs, {})
         self.properties = {"priority": priority}
         self.acked = self.requeued = False

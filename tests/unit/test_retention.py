@@ -99,6 +99,7 @@ def test_passes_are_bounded_and_resume_where_the_last_one_stopped(memory, monkey
     assert max(passes) == 3 and sum(passes) == 7 and passes[-1] == 0 and not refused  # <= batch each, by _id
     assert everything(memory) == {names.JOB_DEFINITIONS: 0, names.JOB_RUNS: 0, names.RUN_FENCES: 0, names.RUN_OUTPUT: 0}
     assert memory.redis.keys(names.index_prefix("default") + "runs:*") == []
+    assert memory.redis.keys(names.index_prefix("default") + "ends:*") == []  # the jobs' last runs went too
 
 
 def test_retention_keeps_at_least_a_day_and_zero_keeps_everything(memory):

@@ -117,6 +117,18 @@ def test_a_jobs_environment_values_never_reach_a_message():
     message = convert.job_message(job)
     assert dict(message.env) == {"TOKEN": "<redacted>"} and "s3cret" not in str(message)
     assert message.created_at.ToDatetime(tzinfo=UTC) == now
+    hook = Job.from_doc(
+        {
+            "_id": "j2",
+            "executor": "http",
+            "http": {"url": "https://x.example/", "headers": {"Authorization": "Bearer t0k"}, "body": "pw=s3cret"},
+        }
+    )
+    message = convert.job_message(hook)
+    assert dict(message.http.headers) == {"Authorization": "<redacted>"} and message.http.body.string_value == (
+        "<redacted>"
+    )
+    assert "t0k" not in str(message) and "s3cret" not in str(message) and message.http.url == "https://x.example/"
 
 
 def test_an_answer_converts_with_its_times():

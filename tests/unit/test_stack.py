@@ -100,11 +100,30 @@ def test_env_for_clients(tmp_path):
         "HYDRA_MONGO_DB": "t1",
         "HYDRA_API_URL": "http://127.0.0.1:7003",
         "HYDRA_TOKEN_FILE": str(tmp_path / "admin.token"),
-        "HYDRA_SIGNING_KEY_FILE": str(tmp_path / "signing.key"),
+        "HYDRA_SIGNING_KEY_FILE": str(tmp_path / "signing.pem"),
     }
-    key = tmp_path / "signing.key"
-    assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_text().strip()) == 64
+    key = tmp_path / "signing.pem"
+    assert key.stat().st_mode & 0o777 == 0o600 and "BEGIN PRIVATE KEY" in key.read_text()
     assert tmp_path.stat().st_mode & 0o777 == 0o700
+
+
+def test_workers_and_flower_get_the_public_key_only(tmp_path):
+    from hydra.dispatch import signing
+
+    s = Stack(tmp_path, redis_port=7001, mongo_port=7002, api_port=7003, mongo_db="t1")
+    [private] = signing.parse_private_keys(s.signing_key_path.read_bytes(), "k")
+    for name, publisher in (
+        ("api", True),
+        ("controller", True),
+        ("grpc", True),
+        ("worker-cpu1", False),
+        ("flower", False),
+    ):
+        env = s.process_env(publisher=s.publishes(name))
+        assert (env["HYDRA_SIGNING_KEY_FILE"] is not None) is publisher, name
+        if not publisher:  # removed from what it inherits, and given the public half
+            assert env["HYDRA_SIGNING_KEY"] is None
+            assert env["HYDRA_VERIFY_KEYS"] == signing.public_text(private.public_key())
 
 
 def test_external_mongo(tmp_path, monkeypatch):

@@ -4,7 +4,7 @@
   "use strict";
   var root = document.getElementById("charts");
   if (!root || typeof uPlot === "undefined") return;
-  var palette = { succeeded: "#116329", failed: "#a40e26", timed_out: "#bc4c00", cancelled: "#7d4e00", lost: "#6639ba", retrying: "#0550ae", dead_letter: "#24292f" };
+  var palette = window.hydra.palette, utc = window.hydra.utc;
   var dashes = [[], [6, 3], [2, 2], [8, 3, 2, 3], [1, 4], [10, 5], [4, 1]];
   function width(el) { return Math.max(320, el.clientWidth || 800); }
   function table(id, head, rows) {
@@ -31,16 +31,17 @@
     fetch(root.dataset.runsUrl, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (d) {
       var el = document.getElementById("chart-runs");
       var names = Object.keys(d.by_status);
-      var series = [{}].concat(names.map(function (n, i) {
+      var series = [{ value: utc.legend }].concat(names.map(function (n, i) {
         return { label: n, stroke: palette[n] || "#57606a", width: 2, dash: dashes[i % dashes.length], points: { show: true, size: 4 } };
       }));
       if (!names.length) series.push({ label: "no runs ended", stroke: "#8c959f" });
       var data = [d.starts].concat(names.length ? names.map(function (n) { return d.by_status[n]; }) : [d.starts.map(function () { return 0; })]);
       if (runsPlot) runsPlot.destroy();
-      runsPlot = new uPlot({ width: width(el), height: 260, series: series, scales: { y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.15)]; } } },
-        axes: [{}, { label: "runs per " + (d.step / 60) + " min" }] }, data, el);
+      runsPlot = new uPlot({ width: width(el), height: 260, series: series, tzDate: utc.tzDate,
+        scales: { y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.15)]; } } },
+        axes: [{ values: utc.values, label: "time (UTC)" }, { label: "runs per " + (d.step / 60) + " min" }] }, data, el);
       table("table-runs", ["bucket start (UTC)"].concat(names), d.starts.map(function (s, i) {
-        return [new Date(s * 1000).toISOString().slice(0, 16).replace("T", " ")].concat(names.map(function (n) { return d.by_status[n][i]; }));
+        return [window.hydra.utcText(s)].concat(names.map(function (n) { return d.by_status[n][i]; }));
       }));
       var dl = document.getElementById("chart-durations");
       var labels = d.durations.map(function (b) { return b.upper === null ? "> 4 h" : "≤ " + (b.upper < 60 ? b.upper + " s" : (b.upper / 60) + " min"); });

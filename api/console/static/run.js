@@ -8,7 +8,7 @@
   var after = -1;
   var renderedStatus = box.dataset.status;
   var terminal = ["succeeded", "failed", "timed_out", "cancelled", "lost", "dead_letter"];
-  var symbols = { succeeded: "✓", failed: "✗", timed_out: "⏱", cancelled: "⊘", lost: "?", dead_letter: "☠", running: "▶", queued: "…", pending: "⏸", retrying: "↻" };
+  var symbols = window.hydra.glyphs;
 
   function showStatus(word) {
     if (!word || box.dataset.status === word) return;
@@ -27,7 +27,7 @@
   }
   function seconds(a, b) {
     if (!a || !b) return "—";
-    return ((Date.parse(b) - Date.parse(a)) / 1000).toFixed(2) + " s";
+    return window.hydra.duration((Date.parse(b) - Date.parse(a)) / 1000);
   }
   function refreshState() {
     return fetch(box.dataset.stateUrl, { credentials: "same-origin" })
@@ -38,7 +38,7 @@
         document.getElementById("run-returncode").textContent = s.returncode === null ? "—" : String(s.returncode);
         document.getElementById("run-worker").textContent = s.worker_id || "—";
         document.getElementById("run-waited").textContent = seconds(s.queued_at, s.started_at);
-        document.getElementById("run-duration").textContent = s.duration === null ? "—" : s.duration.toFixed(2) + " s";
+        document.getElementById("run-duration").textContent = window.hydra.duration(s.duration);
         if (terminal.indexOf(s.status) >= 0 && terminal.indexOf(renderedStatus) < 0 && !box.dataset.settled) {
           box.dataset.settled = "1";
           redrawParts(["run-actions", "timeline"]);
@@ -54,7 +54,7 @@
         var fresh = new DOMParser().parseFromString(html, "text/html");
         ids.forEach(function (id) {
           var now = document.getElementById(id), then = fresh.getElementById(id);
-          if (now && then) now.innerHTML = then.innerHTML;
+          if (now && then) { now.innerHTML = then.innerHTML; window.hydra.times(now); }
         });
       })
       .catch(function () {});

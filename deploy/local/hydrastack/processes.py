@@ -108,7 +108,7 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _digest(argv: Sequence[str], env: dict[str, str], cwd: Path) -> str:
+def _digest(argv: Sequence[str], env: dict[str, str | None], cwd: Path) -> str:
     blob = json.dumps({"argv": list(argv), "env": dict(sorted(env.items())), "cwd": str(cwd)})
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -288,14 +288,15 @@ class Supervisor:
         name: str,
         argv: Sequence[str],
         *,
-        env: dict[str, str] | None = None,
+        env: dict[str, str | None] | None = None,
         port: int | None = None,
         cwd: Path | None = None,
         meta: dict | None = None,
     ) -> Proc:
         """Start ``argv`` detached as ``name`` (new session, log appended, pidfile written).
 
-        ``env`` is added to os.environ (and is part of the recorded configuration digest);
+        ``env`` is added to os.environ, a None value removing the variable (and is part of
+        the recorded configuration digest);
         ``cwd`` defaults to the current directory; ``meta`` is added to ``run/<name>.json``.
         No checks: a running ``name`` is not looked at.
         """
@@ -304,7 +305,7 @@ class Supervisor:
         argv = [str(a) for a in argv]
         cwd = Path(cwd) if cwd else Path.cwd()
         extra_env = dict(env or {})
-        full_env = {**os.environ, **extra_env}
+        full_env = {key: value for key, value in {**os.environ, **extra_env}.items() if value is not None}
         log = self.log_path(name)
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         with open(log, "ab") as fh:

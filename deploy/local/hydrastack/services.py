@@ -304,11 +304,23 @@ class Stack(Supervisor):
 
     @property
     def signing_key_path(self) -> Path:
-        """The key every process of the stack signs and verifies task messages with
-        (``hydra.dispatch.signing``): ``<root>/signing.key``, made once, mode 0600; the root
-        itself is made private (0700), so no job's OS user can read what the stack keeps."""
-        self._secret("signing.key", lambda: secrets.token_hex(32))
-        return self.root / "signing.key"
+        """The Ed25519 private key the stack's publishers (API, gRPC, controller, and the
+        clients it hands ``env_for_clients`` to) sign task messages with
+        (``hydra.dispatch.signing``): ``<root>/signing.pem``, made once, mode 0600; the root
+        itself is made private (0700), so no job's OS user can read what the stack keeps.
+        Workers and Flower are given its public half only (:meth:`env_for_verifiers`)."""
+        from hydra.dispatch import signing
+
+        self._secret("signing.pem", lambda: signing.private_pem(signing.generate()).strip())
+        return self.root / "signing.pem"
+
+    @property
+    def verify_keys(self) -> str:
+        """The public half of the signing key, as a worker's ``HYDRA_VERIFY_KEYS``."""
+        from hydra.dispatch import signing
+
+        keys = signing.parse_private_keys(self.signing_key_path.read_bytes(), str(self.signing_key_path))
+        return ",".join(signing.public_text(key.public_key()) for key in keys)
 
     @property
     def mongo_backend(self) -> str:
@@ -328,6 +340,18 @@ class Stack(Supervisor):
             "HYDRA_TOKEN_FILE": str(self.admin_token_path),
             "HYDRA_SIGNING_KEY_FILE": str(self.signing_key_path),
         }
+
+    def env_for_verifiers(self) -> dict[str, str | None]:
+        """What workers and Flower get: the clients' settings with the public keys instead of
+        the private one (None: removed from the environment they would inherit)."""
+        env: dict[str, str | None] = {**self.env_for_clients(), "HYDRA_VERIFY_KEYS": self.verify_keys}
+        env.update(HYDRA_SIGNING_KEY_FILE=None, HYDRA_SIGNING_KEY=None)
+        return env
+
+    @staticmethod
+    def publishes(name: str) -> bool:
+        """Whether the process ``name`` is given the private key (workers and Flower are not)."""
+        return not (name.startswith(WORKER_PREFIX) or name == "flower")
 
     # --- paths ---------------------------------------------------------------------------
 
@@ -406,9 +430,10 @@ class Stack(Supervisor):
     def grpc_command(self) -> list[str]:
         return [str(self.bin / "python"), "-m", "hydra.rpc"]
 
-    def process_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        """What the stack adds to os.environ for its processes (clients' URLs, then env, then extra)."""
-        env = self.env_for_clients()
+    def process_env(self, extra: dict[str, str] | None = None, *, publisher: bool = True) -> dict[str, str | None]:
+        """What the stack adds to os.environ for its processes (clients' URLs - with the public
+        keys only unless ``publisher`` -, then env, then extra; None removes a variable)."""
+        env: dict[str, str | None] = {**(self.env_for_clients() if publisher else self.env_for_verifiers())}
         env["PYTHONUNBUFFERED"] = "1"
         pythonpath = os.environ.get("PYTHONPATH")
         env["PYTHONPATH"] = str(self.repo) + (os.pathsep + pythonpath if pythonpath else "")
@@ -447,7 +472,8 @@ class Stack(Supervisor):
         the environment. No checks: see ``_ensure`` for "leave a running one alone"."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._save_config()
-        return super().spawn(name, argv, env=self.process_env(env), cwd=cwd or self.repo, **kw)
+        full = self.process_env(env, publisher=self.publishes(name))
+        return super().spawn(name, argv, env=full, cwd=cwd or self.repo, **kw)
 
     def _check_port(self, name: str, port: int) -> None:
         if port_is_free(port):
@@ -474,7 +500,9 @@ class Stack(Supervisor):
     ) -> Proc:
         """Start ``name`` unless this root's ``name`` already runs with the same configuration
         (command line, cwd and, for Hydra's own processes, the environment the stack sets)."""
-        config = _digest(argv, self.process_env(env) if hydra_process else {}, self.repo)
+        config = _digest(
+            argv, self.process_env(env, publisher=self.publishes(name)) if hydra_process else {}, self.repo
+        )
         live = self._live(name)
         if live is not None:
             old = self._meta(name) or {}

@@ -1,0 +1,203 @@
+"""The Lua scripts of the stores' secondary indexes (``hydra.broker.index``): every change of
+one record is one script, so its entries change together, in one round trip.
+
+The keys are made from ``ARGV[1]``, the namespace's prefix ``hydra:ix:<namespace>:`` (Redis
+runs standalone, not clustered); ``KEYS[1]`` is the set of namespaces. The layout they keep
+is described in ``hydra.broker.index``.
+"""
+
+from __future__ import annotations
+
+from hydra.model.status import RunStatus
+
+#: Ended attempts kept per job in ``ends:job:<job id>`` (its last runs at a glance).
+RECENT_ENDS = 20
+#: Every status a job can be filed under (a job's status is its latest run's).
+_STATUSES = "{" + ", ".join(f"'{s.value}'" for s in RunStatus) + "}"
+
+# KEYS: none (the keys are made from ARGV[1], the namespace's prefix; Redis runs standalone).
+# A job's status move: ZREM from every status set but the new one, ZADD to the new one.
+MOVE = f"""
+local function move(p, id, user, status, score)
+  for _, s in ipairs({_STATUSES}) do
+    if s ~= status then
+      redis.call('ZREM', p..'jobs:status:'..s, id)
+      redis.call('ZREM', p..'jobs:user:'..user..':status:'..s, id)
+    end
+  end
+  if status ~= '' then
+    redis.call('ZADD', p..'jobs:status:'..status, score, id)
+    redis.call('ZADD', p..'jobs:user:'..user..':status:'..status, score, id)
+  end
+end
+"""
+
+# An attempt ended: its entry "<run id>|<status>|<seconds it ran>" among its job's latest ends
+# (scored by when it ended), of which the newest RECENT_ENDS are kept. Filing it again (a
+# re-applied end, a rebuild) changes nothing.
+ENDED = f"""
+local function ended(p, job, entry, at)
+  if entry == '' or job == '' then return end
+  redis.call('ZADD', p..'ends:job:'..job, at, entry)
+  redis.call('ZREMRANGEBYRANK', p..'ends:job:'..job, 0, -{RECENT_ENDS + 1})
+end
+"""
+
+# ARGV: prefix, job id, created ms, user, status ('' none), live '1'/'0', scheduled '1'/'0',
+#       undispatched '1'/'0'/'' (leave), latest run id ('' leave), previous user ('' none), namespace
+PUT_JOB = (
+    MOVE
+    + """
+local p, id, score, user, status = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local live, sched, undisp, latest, before = ARGV[6] == '1', ARGV[7] == '1', ARGV[8], ARGV[9], ARGV[10]
+redis.call('SADD', KEYS[1], ARGV[11])
+if before ~= '' and before ~= user then
+  redis.call('ZREM', p..'jobs:user:'..before, id)
+  move(p, id, before, '', score)
+end
+if live then
+  redis.call('ZADD', p..'jobs', score, id)
+  redis.call('ZADD', p..'jobs:user:'..user, score, id)
+  redis.call('ZREM', p..'jobs:deleted', id)
+  move(p, id, user, status, score)
+else
+  redis.call('ZREM', p..'jobs', id)
+  redis.call('ZREM', p..'jobs:user:'..user, id)
+  redis.call('ZADD', p..'jobs:deleted', score, id)
+  move(p, id, user, '', score)
+end
+if sched and live then redis.call('ZADD', p..'jobs:scheduled', score, id)
+else redis.call('ZREM', p..'jobs:scheduled', id) end
+if undisp == '1' then redis.call('ZADD', p..'jobs:undispatched', score, id)
+elseif undisp == '0' then redis.call('ZREM', p..'jobs:undispatched', id) end
+if latest ~= '' then redis.call('HSET', p..'latest', id, latest) end
+return 1
+"""
+)
+
+# A run's status changed; its job shows it when the run is the job's latest.
+# ARGV: prefix, job id, user, status, run id, how ('record' | 'claim' | 'end')
+JOB_RUN = (
+    MOVE
+    + """
+local p, id, user, status, run, how = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+if how == 'claim' then
+  if redis.call('HGET', p..'latest', id) ~= run then return 0 end
+elseif how == 'end' then
+  redis.call('HDEL', p..'latest', id)
+else
+  redis.call('HSET', p..'latest', id, run)
+end
+local score = redis.call('ZSCORE', p..'jobs', id)
+if not score then return 0 end  -- deleted (not listed), or not indexed yet (the backlog will)
+move(p, id, user, status, score)
+return 1
+"""
+)
+
+# ARGV: prefix, run id, job id, queued ms, active value ('' when it ended), dead ('' | 'dead' |
+#       'retried'), namespace, mode ('set', or 'new': only add what is missing - the intent
+#       filed before a run record is inserted, which may turn out to exist already),
+#       its end's entry ('' while it has not ended), when it ended (ms)
+PUT_RUN = (
+    ENDED
+    + """
+local p, run, job, score, active, dead = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+redis.call('SADD', KEYS[1], ARGV[7])
+if ARGV[8] == 'new' then
+  redis.call('ZADD', p..'runs:job:'..job, 'NX', score, run)
+  if active ~= '' then redis.call('HSETNX', p..'active', run, active) end
+  return 1
+end
+redis.call('ZADD', p..'runs:job:'..job, score, run)
+if active ~= '' then redis.call('HSET', p..'active', run, active) else redis.call('HDEL', p..'active', run) end
+if dead == 'dead' then
+  redis.call('ZADD', p..'dead', score, run); redis.call('ZREM', p..'dead:retried', run)
+  redis.call('ZADD', p..'dead:job:'..job, score, run)
+elseif dead == 'retried' then
+  redis.call('ZREM', p..'dead', run); redis.call('ZADD', p..'dead:retried', score, run)
+  redis.call('ZADD', p..'dead:job:'..job, score, run)
+else
+  redis.call('ZREM', p..'dead', run); redis.call('ZREM', p..'dead:retried', run)
+  redis.call('ZREM', p..'dead:job:'..job, run)
+end
+ended(p, job, ARGV[9], ARGV[10])
+return 1
+"""
+)
+
+# A worker claimed a run: its active entry says running on that worker (unless it ended
+# meanwhile: then there is no entry, and none is made); its job shows it if it is the latest.
+# ARGV: prefix, run id, worker, job id, user
+CLAIM = (
+    MOVE
+    + """
+local p, run, worker, id, user = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local cur = redis.call('HGET', p..'active', run)
+if cur then
+  local f = {}
+  for v in string.gmatch(cur..'|', '([^|]*)|') do f[#f + 1] = v end
+  f[1] = 'running'; f[2] = worker
+  redis.call('HSET', p..'active', run, table.concat(f, '|'))
+end
+redis.call('ZREM', p..'jobs:undispatched', id)
+if redis.call('HGET', p..'latest', id) == run then
+  local score = redis.call('ZSCORE', p..'jobs', id)
+  if score then move(p, id, user, 'running', score) end
+end
+return 1
+"""
+)
+
+# ARGV: prefix, run id, job id, user, status, queued ms, dead ('' | 'dead' | 'retried'), ns,
+#       its end's entry, when it ended (ms)
+END = (
+    MOVE
+    + ENDED
+    + """
+local p, run, id, user, status, score, dead = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+redis.call('SADD', KEYS[1], ARGV[8])
+redis.call('HDEL', p..'active', run)
+redis.call('ZADD', p..'runs:job:'..id, score, run)
+if dead == 'dead' then
+  redis.call('ZADD', p..'dead', score, run); redis.call('ZADD', p..'dead:job:'..id, score, run)
+elseif dead == 'retried' then
+  redis.call('ZREM', p..'dead', run); redis.call('ZADD', p..'dead:retried', score, run)
+  redis.call('ZADD', p..'dead:job:'..id, score, run)
+end
+redis.call('ZREM', p..'jobs:undispatched', id)
+redis.call('HDEL', p..'latest', id)
+local created = redis.call('ZSCORE', p..'jobs', id)
+if created then move(p, id, user, status, created) end
+ended(p, id, ARGV[9], ARGV[10])
+return 1
+"""
+)
+
+# Retention: a run and every entry naming it. ARGV: prefix, run id, job id
+DROP_RUN = """
+local p, run, job = ARGV[1], ARGV[2], ARGV[3]
+redis.call('ZREM', p..'runs:job:'..job, run)
+redis.call('HDEL', p..'active', run)
+redis.call('ZREM', p..'dead', run); redis.call('ZREM', p..'dead:retried', run)
+redis.call('ZREM', p..'dead:job:'..job, run)
+for _, entry in ipairs(redis.call('ZRANGE', p..'ends:job:'..job, 0, -1)) do
+  if string.sub(entry, 1, #run + 1) == run..'|' then redis.call('ZREM', p..'ends:job:'..job, entry) end
+end
+return 1
+"""
+
+# Retention: a job and every entry naming it. ARGV: prefix, job id, user
+DROP_JOB = (
+    MOVE
+    + """
+local p, id, user = ARGV[1], ARGV[2], ARGV[3]
+move(p, id, user, '', 0)
+for _, k in ipairs({'jobs', 'jobs:deleted', 'jobs:user:'..user, 'jobs:scheduled', 'jobs:undispatched'}) do
+  redis.call('ZREM', p..k, id)
+end
+redis.call('HDEL', p..'latest', id)
+redis.call('DEL', p..'runs:job:'..id, p..'dead:job:'..id, p..'ends:job:'..id)
+return 1
+"""
+)
