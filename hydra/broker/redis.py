@@ -40,6 +40,9 @@ _clients: dict[tuple[int, str, float | None], redis.Redis] = {}
 #: How Hydra's own connections behave (the same for one server and for Sentinel's master).
 CLIENT_OPTIONS = {
     "decode_responses": True,
+    # What is not UTF-8 reads as U+FFFD instead of raising: queues hold what anyone with the
+    # broker password pushed, and reading one (SentIndex.holds) must not stop the controller.
+    "encoding_errors": "replace",
     "socket_timeout": 5,
     "socket_connect_timeout": 3,
     "health_check_interval": 15,
