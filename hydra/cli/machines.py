@@ -6,8 +6,9 @@ written on the control machine, and starting a worker from such a file::
     hydra client-config --host 10.0.0.5 --out client.env      # for apply_async elsewhere
 
 A settings file is ``HYDRA_<NAME>=value`` lines (``hydra.settings``: ``HYDRA_CONFIG`` names it,
-the environment wins over it). It holds passwords and the signing key, so it is written with
-mode 0600; copy it the same way (``scp -p``) and keep it readable by the worker's user only.
+the environment wins over it). It holds passwords (a client's also the private signing key; a
+worker's only public keys), so it is written with mode 0600; copy it the same way (``scp -p``)
+and keep it readable by the worker's user only.
 """
 
 from __future__ import annotations
@@ -34,12 +35,12 @@ def reachable_from(url: str, host: str | None) -> str:
     return _LOOPBACK.sub(host, url) if host else url
 
 
-def render(values: dict[str, str], *, what: str, command: str, use: list[str]) -> str:
+def render(values: dict[str, str], *, what: str, command: str, use: list[str], holds: str = "passwords") -> str:
     """A settings file: a header saying what it is and how to use it, then one line per value."""
     lines = [
         f"# Hydra settings for {what}, written by `hydra {command}` on "
         f"{socket.gethostname()} at {clock.utcnow().isoformat(timespec='seconds')}.",
-        "# It holds passwords and the signing key: keep it readable by its user only (chmod 600).",
+        f"# It holds {holds}: keep it readable by its user only (chmod 600).",
         *(f"# {line}" for line in use),
     ]
     for name, value in values.items():
@@ -111,7 +112,8 @@ check_option = click.option(
 @check_option
 def worker_config(host: str | None, namespaces: str | None, allowed_users: str | None, out: str, check: bool) -> None:
     """Write the settings file of a worker on another machine: the broker's and the
-    database's URLs with their credentials, the signing key, and what it serves. Run it
+    database's URLs with their credentials, the publishers' public keys (HYDRA_VERIFY_KEYS,
+    never a private key), and what it serves. Run it
     where this installation's settings are (the control machine); on the worker machine
     `hydra worker --config FILE -Q os.linux` is then the whole start."""
     from hydra.dispatch import signing
@@ -143,7 +145,8 @@ def worker_config(host: str | None, namespaces: str | None, allowed_users: str |
 @check_option
 def client_config(host: str | None, token: str | None, out: str, check: bool) -> None:
     """Write the settings file of a Python program on another machine that publishes jobs
-    with Celery's apply_async (the broker, the database, the signing key) and, with --token,
+    with Celery's apply_async (the broker, the database, the private signing key: give it only
+    to a program trusted to publish) and, with --token,
     talks to the API (hydra.client, the CLI)."""
     from hydra.dispatch import signing
 
@@ -154,7 +157,8 @@ def client_config(host: str | None, token: str | None, out: str, check: bool) ->
         values["HYDRA_TOKEN"] = token
     target = "client.env" if out == "-" else out
     use = [f"Use it: HYDRA_CONFIG={target} python my_program.py   (run_command.apply_async, hydra.client)"]
-    write_private(render(values, what="a client program", command="client-config", use=use), out)
+    holds = "passwords and the private signing key"
+    write_private(render(values, what="a client program", command="client-config", use=use, holds=holds), out)
 
 
 @click.command(

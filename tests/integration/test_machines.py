@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from hydra.dispatch import signing
 from hydra.settings import read_file
 from hydrastack import venv_bin
 from tests.helpers import submit, unique, wait_run
@@ -78,9 +79,14 @@ def test_worker_config_holds_what_a_worker_needs(control_file, workdir, stack):
     values = read_file(make_config(control_file, workdir, "worker-config", "--namespaces", "team-a"))
     assert values["HYDRA_BROKER_URL"] == stack.broker_url and values["HYDRA_MONGO_URL"] == stack.mongo_url
     assert values["HYDRA_MONGO_DB"] == stack.mongo_db and values["HYDRA_NAMESPACES"] == "team-a"
-    assert values["HYDRA_SIGNING_KEY"] == stack.signing_key_path.read_text().splitlines()[0].strip()
+    # A worker verifies and cannot sign: the public keys only, never a private one.
+    assert values["HYDRA_VERIFY_KEYS"] == stack.verify_keys
+    assert "HYDRA_SIGNING_KEY" not in values and "HYDRA_SIGNING_KEY_FILE" not in values
     client = read_file(make_config(control_file, workdir, "client-config", "--token", "hydra_x_y"))
     assert client["HYDRA_API_URL"] == stack.api_url and client["HYDRA_TOKEN"] == "hydra_x_y"
+    # A trusted publisher signs with the stack's own private key.
+    (key,) = signing.parse_private_keys(client["HYDRA_SIGNING_KEY"].encode(), "client-config")
+    assert signing.public_text(key.public_key()) == stack.verify_keys == client["HYDRA_VERIFY_KEYS"]
 
 
 def wrong_password(url: str) -> str:
