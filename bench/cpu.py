@@ -24,9 +24,12 @@ burst, and ``cpuacct.usage`` (nanoseconds, every task that was in it, exited one
 reported beside the /proc sum as a check of the method (``check``).
 
 Idle rates: every process also spends CPU with nothing to do (heartbeats, the controller's
-ticks, Redis's cron, the peers' idle workers polling the same Redis). :meth:`Meter.idle` reads
-each process over a quiet window before the bursts; each burst's delta is reduced by that
-rate times the burst's window. The window has 10 ms resolution per process (``CLK_TCK``).
+ticks, Redis's cron, the peers' idle workers polling the same Redis). :meth:`Meter.start`
+reads each process over a quiet window just before each burst; the burst's delta is reduced
+by that rate times the burst's window. Redis and the MongoDB server are shared: what the
+other systems' processes spent above their idle rate during a burst (work still going on
+after their own burst) is reported beside it (``others_ms``), since part of it lands on the
+shared servers. The window has 10 ms resolution per process (``CLK_TCK``).
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ CPUACCT = Path("/sys/fs/cgroup/cpuacct")
 
 #: The order the table lists processes in.
 ORDER = ("api", "controller", "worker main", "pool", "jobs", "mongo", "redis")
+#: Servers the systems share: counted in the figures of the system whose burst it is.
+SHARED = ("mongo", "redis")
 
 
 def read_stat(pid: int) -> tuple[float, float] | None:
@@ -93,10 +98,10 @@ def children_of(pid: int | None) -> list[int]:
 class Meter:
     """Samples the systems' processes; turns two samples into CPU per job by role."""
 
-    def __init__(self, systems: list[System]):
+    def __init__(self, systems: list[System], idle_seconds: float):
         self.systems = {system.name: system for system in systems}
+        self.idle_seconds = idle_seconds
         self.idle_rates: dict[str, dict[tuple[str, int], float]] = {}
-        self.idle_seconds = 0.0
 
     def sample(self, name: str) -> Sample:
         system = self.systems[name]
@@ -108,26 +113,57 @@ class Meter:
                     own[role, pid], children[role, pid] = stat
         return Sample(time.monotonic(), own, children, _cgroup_ns(system.cgroups))
 
-    def idle(self, seconds: float) -> None:
-        """Read every system's idle rate (CPU s per s, by process) over ``seconds`` of quiet."""
+    def start(self) -> dict[str, Sample]:
+        """Before a burst: every process's idle rate (CPU s per s) over ``idle_seconds`` of
+        quiet just before it, then a sample of every system."""
         before = {name: self.sample(name) for name in self.systems}
-        time.sleep(seconds)
-        for name in self.systems:
-            after = self.sample(name)
+        time.sleep(self.idle_seconds)
+        now = {name: self.sample(name) for name in self.systems}
+        for name, after in now.items():
             dt = after.at - before[name].at
             self.idle_rates[name] = {
                 key: (after.own[key] - before[name].own[key]) / dt for key in after.own if key in before[name].own
             }
-        self.idle_seconds = seconds
+        return now
 
-    def per_job(self, name: str, before: Sample, after: Sample, jobs: int) -> dict:
-        """ms of CPU per job by role (and ``total``), less each process's idle rate; with the
-        window, what the idle rates took off, processes that came or went, and the check."""
+    def finish(self, name: str, before: dict[str, Sample], jobs: int) -> dict:
+        """After the burst of system ``name`` (``jobs`` of them) that began at ``before``:
+        ms of CPU per job by role (and ``total``), less each process's idle rate; with the
+        window, what the idle rates took off, processes that came or went, the check, and
+        what the other systems' own processes spent meanwhile above their idle rate
+        (``others_ms``: work of theirs that was still going on, e.g. a controller's sweeps,
+        lands on the shared servers and so in this burst's figures)."""
+        after = {system: self.sample(system) for system in self.systems}
+        roles, idle_ms = self._roles(name, before[name], after[name])
+        result = {role: roles[role] * 1000 / jobs for role in ORDER if role in roles}
+        result["total"] = sum(result.values())
+        window = after[name].at - before[name].at
+        changed = sorted({f"{role}:{pid}" for role, pid in set(before[name].own) ^ set(after[name].own)})
+        detail: dict = {"window_s": window, "idle_ms_taken_off": idle_ms, "processes_changed": changed}
+        detail["others_ms"] = {
+            other: sum(
+                v for role, v in self._roles(other, before[other], after[other])[0].items() if role not in SHARED
+            )
+            * 1000
+            for other in self.systems
+            if other != name
+        }
+        first, last = before[name].cgroup_ns, after[name].cgroup_ns
+        if first is not None and last is not None:
+            rates = self.idle_rates.get(name, {})
+            idle_workers = sum(rates.get(k, 0.0) * window for k in after[name].own if k[0] in ("worker main", "pool"))
+            detail["check"] = {
+                "workers_proc_ms_per_job": sum(result.get(r, 0.0) for r in ("worker main", "pool", "jobs")),
+                "workers_cpuacct_ms_per_job": ((last - first) / 1e9 - idle_workers) * 1000 / jobs,
+            }
+        return {"ms_per_job": result, "detail": detail}
+
+    def _roles(self, name: str, before: Sample, after: Sample) -> tuple[dict[str, float], float]:
+        """CPU s by role between two samples less the idle rates, and the idle ms taken off."""
         window = after.at - before.at
         rates = self.idle_rates.get(name, {})
         roles: dict[str, float] = {}
         idle_ms = 0.0
-        changed = sorted({f"{role}:{pid}" for role, pid in set(before.own) ^ set(after.own)})
         for key, cpu in after.own.items():
             if key not in before.own:
                 continue
@@ -137,19 +173,7 @@ class Meter:
             roles[role] = roles.get(role, 0.0) + (cpu - before.own[key] - idle)
             if role == "pool":
                 roles["jobs"] = roles.get("jobs", 0.0) + after.children[key] - before.children[key]
-        result = {role: roles[role] * 1000 / jobs for role in ORDER if role in roles}
-        result["total"] = sum(result.values())
-        detail: dict = {"window_s": window, "idle_ms_taken_off": idle_ms, "processes_changed": changed}
-        if before.cgroup_ns is not None and after.cgroup_ns is not None:
-            workers = sum(roles.get(r, 0.0) for r in ("worker main", "pool", "jobs"))
-            idle_workers = sum(
-                rates.get(k, 0.0) * window for k in after.own if k[0] in ("worker main", "pool") and k in before.own
-            )
-            detail["check"] = {
-                "workers_proc_ms_per_job": workers * 1000 / jobs,
-                "workers_cpuacct_ms_per_job": ((after.cgroup_ns - before.cgroup_ns) / 1e9 - idle_workers) * 1000 / jobs,
-            }
-        return {"ms_per_job": result, "detail": detail}
+        return roles, idle_ms
 
 
 def stack_systems(stack, hydra_workers: list[str], peers: dict[str, list[str]]) -> list[System]:

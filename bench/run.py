@@ -215,7 +215,7 @@ class Bench:
     def hydra_throughput(self, n: int, meter: cpu.Meter | None = None) -> dict:
         user = f"bench-tp-{int(time.time())}"
         ended = self.ended()
-        before = meter.sample("hydra") if meter else None
+        before = meter.start() if meter else None
         if meter:
             self.profile("hydra")
         first = time.time()
@@ -224,7 +224,7 @@ class Bench:
         wait_for(lambda: self.ended() >= ended + n, max(300, n), interval=0.1, what=f"{n} jobs to end")
         if meter and before:
             time.sleep(SETTLE)
-            self.cpu_detail["hydra"] = meter.per_job("hydra", before, meter.sample("hydra"), n)
+            self.cpu_detail["hydra"] = meter.finish("hydra", before, n)
             self.profile(None)
         runs = self.hydra_runs([answer["run_id"] for _, answer in sent], timeout=max(300, n))
         last = max(r.finished_at for r in runs).timestamp()
@@ -247,18 +247,24 @@ class Bench:
             ((float(run.stdout) if command else run.started_at.timestamp()) - at) * 1000
             for (at, _), run in zip(sent, runs, strict=True)
         ]
-        return {
+        result = {
             "jobs": n,
             "rate": rate,
             "p50_ms": percentile(delays, 50),
             "p99_ms": percentile(delays, 99),
             "max_ms": max(delays),
         }
+        if command:  # where it goes: up to the claim (started_at), then to the command running
+            started = [(run.started_at.timestamp() - at) * 1000 for (at, _), run in zip(sent, runs, strict=True)]
+            isolation = [(float(run.stdout) - run.started_at.timestamp()) * 1000 for run in runs]
+            result["to_started_p50_p99_ms"] = [percentile(started, 50), percentile(started, 99)]
+            result["started_to_running_p50_p99_ms"] = [percentile(isolation, 50), percentile(isolation, 99)]
+        return result
 
     # -- the peers (bench/bare.py) -----------------------------------------------------------
     def peer_throughput(self, peer: str, n: int, meter: cpu.Meter | None = None) -> dict:
         run = self.peer_apps[peer].tasks["bare.run"]
-        before = meter.sample(peer) if meter else None
+        before = meter.start() if meter else None
         if meter:
             self.profile(peer)
         first = time.time()
@@ -266,7 +272,7 @@ class Bench:
         outcomes = [r.get(timeout=max(300, n)) for r in results]
         if meter and before:
             time.sleep(SETTLE)
-            self.cpu_detail[peer] = meter.per_job(peer, before, meter.sample(peer), n)
+            self.cpu_detail[peer] = meter.finish(peer, before, n)
             self.profile(None)
         last = max(o["finished"] for o in outcomes)
         return {
@@ -351,16 +357,14 @@ class Bench:
             self.peer_throughput(peer, 50)
         if "mongo" in self.peers:
             self.index_mongo_peer()
-        self.meter = meter = cpu.Meter(self.systems())
-        say(f"idle window: every process's CPU over {args.idle_seconds:g} s with nothing to do ...")
-        loads["idle"] = load()
-        meter.idle(args.idle_seconds)
-        say(f"throughput: {args.jobs} echo jobs through Hydra ...")
+        # Each burst starts with an idle window: every process's CPU over --idle-seconds of quiet.
+        self.meter = meter = cpu.Meter(self.systems(), args.idle_seconds)
+        say(f"throughput: {args.jobs} echo jobs through Hydra (after {args.idle_seconds:g} s idle) ...")
         loads["hydra_throughput"] = load()
         hydra_tp = self.hydra_throughput(args.jobs, meter)
         peers_tp = {}
         for peer in self.peers:
-            say(f"throughput: {args.jobs} echo tasks through the {peer} peer ...")
+            say(f"throughput: {args.jobs} echo tasks through the {peer} peer (after {args.idle_seconds:g} s idle) ...")
             loads[f"{peer}_throughput"] = load()
             peers_tp[peer] = self.peer_throughput(peer, args.jobs, meter)
         rounds = []

@@ -89,6 +89,13 @@ def table(results: dict) -> str:
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)) + " |" for row in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    hydra_running = (results.get("command_latency") or {}).get("hydra") or {}
+    if "to_started_p50_p99_ms" in hydra_running:
+        a, b = hydra_running["to_started_p50_p99_ms"], hydra_running["started_to_running_p50_p99_ms"]
+        lines.append(
+            f"submit->command running, Hydra, p50 / p99: POST -> started_at {a[0]:.1f} / {a[1]:.1f} ms, "
+            f"started_at -> the command running {b[0]:.1f} / {b[1]:.1f} ms"
+        )
     if results.get("cpu_ms_per_job"):
         lines += ["", cpu.table(results["cpu_ms_per_job"])]
         checks = {s: d["check"] for s, d in results.get("cpu_detail", {}).items() if "check" in d}
@@ -98,6 +105,14 @@ def table(results: dict) -> str:
                 + "; ".join(
                     f"{s} {c['workers_proc_ms_per_job']:.2f} vs {c['workers_cpuacct_ms_per_job']:.2f}"
                     for s, c in checks.items()
+                )
+            )
+        others = {s: d.get("others_ms", {}) for s, d in results.get("cpu_detail", {}).items()}
+        if any(others.values()):
+            lines.append(
+                "meanwhile, the other systems' own processes above their idle rate (ms, in all): "
+                + "; ".join(
+                    f"during {s}: " + ", ".join(f"{o} {v:.0f}" for o, v in spent.items()) for s, spent in others.items()
                 )
             )
     m = results["machine"]
