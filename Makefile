@@ -6,7 +6,7 @@ STACK := PYTHONPATH=deploy/local $(PY) -m hydrastack
 ROOT  := .hydra
 LINES ?= 50
 
-.PHONY: install up down status logs lint docs docs-serve wheel test bench bench-history bench-fleet bench-soak chaos load proto clean
+.PHONY: install up down status logs lint docs docs-serve wheel test bench bench-ops bench-history bench-fleet bench-soak chaos load proto clean
 
 install:
 	@bash deploy/local/install.sh
@@ -54,7 +54,8 @@ wheel: install
 test: lint
 	$(PY) -m pytest -q
 
-# bench/run.py: throughput, latency, failover; bench/follow.py: /health with 64 output followers;
+# bench/run.py: throughput and CPU per job by process (beside bare Celery's), latency, failover;
+# bench/follow.py: /health with 64 output followers;
 # bench/console.py: how soon the web console shows a new line of output (headless Chromium);
 # bench/signing.py: what signing and checking a message costs (HMAC-SHA256 beside Ed25519).
 bench: install
@@ -62,6 +63,11 @@ bench: install
 	$(PY) bench/follow.py
 	$(PY) bench/console.py
 	$(PY) bench/signing.py
+
+# bench/ops.py: every MongoDB command and Redis round trip of an echo job, by process and by the
+# code that makes it (a probe loaded into the stack's processes), and Redis's own count per job.
+bench-ops: install
+	$(PY) bench/ops.py $(BENCH_ARGS)
 
 # Locust, headless, against the live API (HYDRA_API_URL, make up's by default; PRIVATE=1: a
 # private stack on free ports) with LOAD_USERS users for LOAD_TIME; prints Locust's table.
