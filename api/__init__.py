@@ -14,6 +14,7 @@ from api import (
     console,
     docs,
     errors,
+    export,
     health,
     jobs,
     metrics,
@@ -60,6 +61,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         tokens.blp,
         audit.blp,
         namespaces.blp,
+        export.blp,
     ):
         api.register_blueprint(blueprint)
     docs.describe_fields(api)

@@ -27,8 +27,8 @@ from hydra.execution.live import ChunkWriter, tee
 from hydra.model.outcome import Outcome
 from hydra.model.spec import load_message
 from hydra.settings import get_settings
-from hydra.store.archive import OutputArchive
 from hydra.store.output import OutputStore
+from hydra.store.output_dir import OutputDir
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +81,12 @@ def run_command(self, **kwargs):
     # before the result backend records the run's end. The watchdog stops the command when its
     # attempt is ended elsewhere or a cancel is asked.
     shell = (kwargs.get("executor") or "shell") == "shell"
-    archive = OutputArchive.configured(settings)  # HYDRA_OUTPUT_DIR: the full output too
+    files = OutputDir.configured(settings)  # HYDRA_OUTPUT_DIR: the full output too
     with (
         AttemptWatch(run_id) as watch,
         orphans.command_pidfile(run_id, slot) as note_pid,
         ChunkWriter(run_id, limit=settings.output_limit, insert=OutputStore().insert, skip_if_unflushed=True) as live,
-        archive.writer(run_id) if archive else contextlib.nullcontext() as full,
+        files.writer(run_id) if files else contextlib.nullcontext() as full,
         isolation.Confinement(
             worker.get_policy(),
             worker_id=slot,

@@ -14,7 +14,7 @@ it directly, since each stream holds one of the gRPC server's own threads
 (``HYDRA_GRPC_THREADS``) for as long as it lasts anyway.
 
 :func:`download` is the run's output as one text (``GET /runs/<id>/output.txt``): the full
-output when ``HYDRA_OUTPUT_DIR`` keeps it (``hydra.store.archive``), else every stored chunk in
+output when ``HYDRA_OUTPUT_DIR`` keeps it (``hydra.store.output_dir``), else every stored chunk in
 order (head, notices, tail).
 """
 
@@ -33,8 +33,8 @@ from hydra.execution.live import STREAMS
 from hydra.model.queries import MAX_WAIT
 from hydra.model.records import Chunk, OutputEnd, Run
 from hydra.settings import get_settings
-from hydra.store.archive import OutputArchive
 from hydra.store.output import OutputStore
+from hydra.store.output_dir import OutputDir
 
 #: How often a waiting read looks for new output (a chunk is stored <= 0.4 s after it is written).
 POLL_INTERVAL = 0.2
@@ -178,8 +178,8 @@ def download(reader: Reader, run_id: str) -> tuple[Run, IO[bytes] | Iterator[byt
     the omission marker and its tail - or, for a short run, its record's output. The first page
     is read before this returns, so a store that is down is an error, not a cut download."""
     run = reader.run(run_id)
-    archive = OutputArchive.configured()
-    handle = archive.open(run.id) if archive is not None else None
+    files = OutputDir.configured()
+    handle = files.open(run.id) if files is not None else None
     if handle is not None:
         return run, handle, True
     output = OutputStore()

@@ -42,7 +42,7 @@ from hydra.dispatch.envelope import HYDRA_HEADERS, RESERVED_HEADERS, Envelope, S
 from hydra.dispatch.router import AffinityRouter, placement_of, queue_placement
 from hydra.errors import BrokerUnavailable, InvalidJob
 from hydra.model.params import Values
-from hydra.model.priority import broker_level
+from hydra.model.priority import LEVELS, broker_level
 from hydra.model.records import Chain, Dispatched, Job
 from hydra.model.spec import MESSAGE_BODY_FIELDS, MESSAGE_FIELDS, execution_digest, load_message, message_kwargs
 from hydra.model.status import RunStatus
@@ -275,13 +275,14 @@ class Pipeline:
         run_id = headers.get("id")
         if not isinstance(run_id, str) or not run_id:
             run_id = None
-        if run_id is not None and (self.runs.end_of(run_id) is not None or self.runs.start_of(run_id) is not None):
-            message.ack()  # ended (cancelled while it waited), or a copy of an attempt someone claimed
-            return Republished.DROPPED
         try:
             args, kwargs, embed = message.payload
         except Exception as exc:  # noqa: BLE001 - kombu's decoders raise anything (pickle, zlib, json)
+            # (hydra.broker.envelope's stand-ins for envelopes kombu cannot read land here too)
             self._refuse_message(message, run_id, f"undecodable message ({message.content_type}): {exc}")
+            return Republished.DROPPED
+        if run_id is not None and (self.runs.end_of(run_id) is not None or self.runs.start_of(run_id) is not None):
+            message.ack()  # ended (cancelled while it waited), or a copy of an attempt someone claimed
             return Republished.DROPPED
         envelope = Envelope.of_message(headers, args, kwargs, embed)
         signature = headers.get(signing.HEADER)
@@ -304,7 +305,9 @@ class Pipeline:
         where = placement_of(run_id, placement)
         job = (self.jobs.find(kwargs["job_id"]) if kwargs.get("job_id") else None) or Job.from_message(kwargs)
         self._record(run_id, job, kwargs, where, envelope.chain)
-        self.send(Sealed(envelope, str(signature)), where, priority=message.properties.get("priority"))
+        self.send(
+            Sealed(envelope, str(signature)), where, priority=_broker_priority(message.properties.get("priority"))
+        )
         message.ack()
         return Republished.SENT
 
@@ -454,6 +457,12 @@ class Pipeline:
 
     def _result(self, run_id: str) -> Any:
         return self.app.AsyncResult(run_id)
+
+
+def _broker_priority(value: Any) -> int | None:
+    """The broker priority a message carried (not signed: one that is no level reads as
+    none, and the message's own priority decides)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value in LEVELS else None
 
 
 def _queue_of(message: Any) -> str | None:

@@ -8,7 +8,7 @@ a run's fences outlive every copy of its message). Older than that:
 
 * a **run** that ended is deleted with its fences (``<run_id>/start``, ``/end``, ``/retry``),
   its live output (``<run_id>/<seq>``, ``/eof``) and its full output file when
-  ``HYDRA_OUTPUT_DIR`` keeps one (``hydra.store.archive``), then its index entries; a run still
+  ``HYDRA_OUTPUT_DIR`` keeps one (``hydra.store.output_dir``), then its index entries; a run still
   in progress is kept, however old;
 * a **job** created before the cutoff goes with its last run - unless it has a cron schedule
   and is not deleted (its definition is still in use); one with recent runs stays until they
@@ -40,8 +40,8 @@ from hydra import clock, names
 from hydra.model.records import Job, Run
 from hydra.model.status import TERMINAL
 from hydra.settings import Settings, get_settings
-from hydra.store.archive import OutputArchive
 from hydra.store.base import Store
+from hydra.store.output_dir import OutputDir
 from hydra.store.runs import RunStore
 
 log = logging.getLogger(__name__)
@@ -198,10 +198,10 @@ class Retention(Store[Run]):
         # Output and fences first, the record last: a pass cut short is finished by the next.
         self.db[names.RUN_OUTPUT].bulk_write(output, ordered=False)
         self.db[names.RUN_FENCES].bulk_write(fences, ordered=False)
-        archive = OutputArchive.configured(self.settings)
-        if archive is not None:
+        files = OutputDir.configured(self.settings)
+        if files is not None:
             for run in runs:
-                archive.delete(run.id)
+                files.delete(run.id)
         self._collection.bulk_write([DeleteOne({"_id": run.id}) for run in runs], ordered=False)
         pipe = self.index.batch()
         for run in runs:

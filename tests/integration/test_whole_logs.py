@@ -15,7 +15,7 @@ from hydra.cli import main
 from hydra.client import Client
 from hydra.model.access import Role
 from hydra.settings import get_settings
-from hydra.store.archive import OutputArchive
+from hydra.store.output_dir import OutputDir
 from hydra.store.retention import Retention
 from hydra.store.tokens import TokenStore
 from tests.helpers import job_body, submit, unique, wait_run
@@ -100,7 +100,7 @@ def test_the_download_is_the_full_output_as_an_attachment(api, stack, long_run, 
 
 
 def test_without_the_full_output_the_download_is_what_is_stored(api, stack, long_run):
-    kept = OutputArchive.configured().path_of(long_run)
+    kept = OutputDir.configured().path_of(long_run)
     aside = kept.with_name("aside")
     kept.rename(aside)
     try:
@@ -144,7 +144,7 @@ def test_stdout_and_stderr_read_back_in_the_order_they_were_written(api, stack):
 
 def test_retention_deletes_the_full_output_with_its_run(api, stack):
     run = wait_run(submit(api, "echo bye", name=unique("old"))["run_id"])
-    kept = OutputArchive.configured().path_of(run.id)
+    kept = OutputDir.configured().path_of(run.id)
     assert kept.read_bytes() == b"bye\n"
     Retention(settings=get_settings())._delete_runs([run])
     assert not kept.exists() and api.get(f"/runs/{run.id}").status_code == 404

@@ -15,7 +15,7 @@ from hydra.model.access import Principal, Role
 from hydra.model.records import Dispatched, Job
 from hydra.model.status import RunStatus
 from hydra.settings import Settings
-from hydra.store.archive import OutputArchive, file_stem
+from hydra.store.output_dir import OutputDir, file_stem
 from tests.unit.test_livelog import Sink
 
 ADMIN = Principal(user="rich", roles={"*": Role.ADMIN}, via="token:test")
@@ -71,41 +71,41 @@ def test_tee_hands_every_write_to_each_sink_in_order():
     assert seen == [("a", "stdout", b"1"), ("b", "stdout", b"1"), ("a", "stderr", b"2"), ("b", "stderr", b"2")]
 
 
-def test_the_archive_completes_a_file_only_when_closed_and_caps_it(tmp_path: Path):
-    archive = OutputArchive(tmp_path, limit=10)
-    writer = archive.writer("run-1")
+def test_the_output_dir_completes_a_file_only_when_closed_and_caps_it(tmp_path: Path):
+    files = OutputDir(tmp_path, limit=10)
+    writer = files.writer("run-1")
     writer.write("stdout", b"01234")
     writer.write("stderr", b"56789abc")
-    assert archive.open("run-1") is None  # still being written: not served
+    assert files.open("run-1") is None  # still being written: not served
     writer.close()
-    with archive.open("run-1") as handle:
+    with files.open("run-1") as handle:
         assert handle.read() == b"0123456789\n[... hydra: 3 more bytes not kept (HYDRA_OUTPUT_DIR_LIMIT) ...]\n"
     assert (tmp_path / "run-1.log").stat().st_mode & 0o777 == 0o640
-    archive.delete("run-1")
-    assert archive.open("run-1") is None and not list(tmp_path.iterdir())
+    files.delete("run-1")
+    assert files.open("run-1") is None and not list(tmp_path.iterdir())
 
 
-def test_a_run_id_never_names_a_path_outside_the_archive(tmp_path: Path):
-    archive = OutputArchive(tmp_path / "out")
+def test_a_run_id_never_names_a_path_outside_the_output_dir(tmp_path: Path):
+    files = OutputDir(tmp_path / "out")
     for hostile in ("../../etc/passwd", "a/b", ".", "x" * 300, "\u2603"):
-        assert archive.path_of(hostile).parent == tmp_path / "out"
+        assert files.path_of(hostile).parent == tmp_path / "out"
         assert file_stem(hostile).startswith("x-")
     assert file_stem("6f1c2a3e-uuid_like-1") == "6f1c2a3e-uuid_like-1"
 
 
-def test_an_archive_that_cannot_be_written_never_disturbs_the_command(tmp_path: Path):
+def test_an_output_file_that_cannot_be_written_never_disturbs_the_command(tmp_path: Path):
     blocked = tmp_path / "file"
     blocked.write_text("not a directory")
-    writer = OutputArchive(blocked).writer("r1")
+    writer = OutputDir(blocked).writer("r1")
     writer.write("stdout", b"data")
     writer.close()
     assert writer.failed
 
 
-def test_the_archive_is_configured_by_its_setting(tmp_path: Path):
-    assert OutputArchive.configured(Settings()) is None
-    archive = OutputArchive.configured(Settings(output_dir=str(tmp_path), output_dir_limit=5))
-    assert archive is not None and (archive.root, archive.limit) == (tmp_path, 5)
+def test_the_output_dir_is_configured_by_its_setting(tmp_path: Path):
+    assert OutputDir.configured(Settings()) is None
+    files = OutputDir.configured(Settings(output_dir=str(tmp_path), output_dir_limit=5))
+    assert files is not None and (files.root, files.limit) == (tmp_path, 5)
 
 
 def _ended_run(memory, run_id: str, outcome: dict) -> None:
@@ -116,7 +116,7 @@ def _ended_run(memory, run_id: str, outcome: dict) -> None:
 
 
 def test_the_download_serves_the_stored_chunks_in_order(memory, monkeypatch):
-    monkeypatch.setattr("hydra.control.output.OutputArchive.configured", lambda: None)
+    monkeypatch.setattr("hydra.control.output.OutputDir.configured", lambda: None)
     _ended_run(memory, "r1", {"live_chunks": 3})
     sink = Sink()
     with ChunkWriter("r1", limit=100, interval=5, insert=sink) as writer:
@@ -128,17 +128,17 @@ def test_the_download_serves_the_stored_chunks_in_order(memory, monkeypatch):
 
 
 def test_the_download_of_a_short_run_is_its_record(memory, monkeypatch):
-    monkeypatch.setattr("hydra.control.output.OutputArchive.configured", lambda: None)
+    monkeypatch.setattr("hydra.control.output.OutputDir.configured", lambda: None)
     _ended_run(memory, "r2", {"live_chunks": 0, "stdout": "hello\n"})
     _run, body, full = download(Reader(ADMIN, runs=memory.pipeline.runs), "r2")
     assert not full and b"".join(body) == b"hello\n"
 
 
 def test_the_download_serves_the_full_output_when_it_is_kept(memory, monkeypatch, tmp_path):
-    archive = OutputArchive(tmp_path)
-    monkeypatch.setattr("hydra.control.output.OutputArchive.configured", lambda: archive)
+    files = OutputDir(tmp_path)
+    monkeypatch.setattr("hydra.control.output.OutputDir.configured", lambda: files)
     _ended_run(memory, "r3", {"live_chunks": 0, "stdout": "head [... omitted ...] tail"})
-    with archive.writer("r3") as writer:
+    with files.writer("r3") as writer:
         writer.write("stdout", b"every byte\n")
     _run, body, full = download(Reader(ADMIN, runs=memory.pipeline.runs), "r3")
     with body:

@@ -1,7 +1,7 @@
-"""``OutputArchive``: the full output of every run, as a file per run in a directory beside
+"""``OutputDir``: the full output of every run, as a file per run in a directory beside
 MongoDB (``HYDRA_OUTPUT_DIR``; off when unset).
 
-MongoDB keeps the head and the tail of each stream (``HYDRA_OUTPUT_LIMIT``); with the archive
+MongoDB keeps the head and the tail of each stream (``HYDRA_OUTPUT_LIMIT``); with the directory
 set, the worker also appends everything the command writes - stdout and stderr in the order it
 reads them - to ``<dir>/<run_id>.log.part`` and renames it ``<run_id>.log`` once the command
 has ended (so a ``.log`` file is complete), up to ``HYDRA_OUTPUT_DIR_LIMIT`` bytes, after which
@@ -10,13 +10,12 @@ retention (``hydra.store.retention``) deletes it with its run.
 
 Why a directory and not GridFS: FerretDB 1.24 accepts GridFS's collections and every call
 pymongo's ``gridfs`` makes, but reads a file's chunks with a filter on ``files_id``, which it
-does not push down to SQLite: each download decodes every chunk of every archived run
+does not push down to SQLite: each download decodes every chunk of every stored file
 (measured: 48 ms for one 1 MiB file alone, 17 s once 200 such files were stored). The
 directory must be one the workers, the API and the controller all reach (a shared volume)
 for downloads and retention to see what the workers wrote.
 
-Writing never disturbs the command: a write that fails (disk full) stops the archive of that
-run, which stays ``.part`` and is not served.
+Writing never disturbs the command: a write that fails (disk full) stops that run's file, which stays ``.part`` and is not served.
 """
 
 from __future__ import annotations
@@ -46,7 +45,7 @@ def file_stem(run_id: str) -> str:
     return "x-" + hashlib.sha256(run_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-class ArchiveWriter:
+class OutputFile:
     """Appends one run's output to its ``.part`` file; :meth:`close` completes it. Thread-safe
     (the command's stdout and stderr readers both write); never raises."""
 
@@ -105,24 +104,24 @@ class ArchiveWriter:
             except OSError:
                 pass
             self._file = None
-        log.warning("full output not kept: %s", exc, extra={"event": "output.archive_failed", "path": str(self.path)})
+        log.warning("full output not kept: %s", exc, extra={"event": "output.file_failed", "path": str(self.path)})
 
-    def __enter__(self) -> ArchiveWriter:
+    def __enter__(self) -> OutputFile:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-class OutputArchive:
+class OutputDir:
     """The directory of full outputs (see the module docstring)."""
 
     def __init__(self, root: str | Path, limit: int = 1024**3):
         self.root, self.limit = Path(root), limit
 
     @classmethod
-    def configured(cls, settings: Settings | None = None) -> OutputArchive | None:
-        """The archive ``HYDRA_OUTPUT_DIR`` names, or None when it is not set."""
+    def configured(cls, settings: Settings | None = None) -> OutputDir | None:
+        """The directory ``HYDRA_OUTPUT_DIR`` names, or None when it is not set."""
         settings = settings or get_settings()
         return cls(settings.output_dir, settings.output_dir_limit) if settings.output_dir else None
 
@@ -130,8 +129,8 @@ class OutputArchive:
         """Where the complete output of ``run_id`` is (whether or not it exists)."""
         return self.root / (file_stem(run_id) + FINAL)
 
-    def writer(self, run_id: str) -> ArchiveWriter:
-        return ArchiveWriter(self.path_of(run_id), self.limit)
+    def writer(self, run_id: str) -> OutputFile:
+        return OutputFile(self.path_of(run_id), self.limit)
 
     def open(self, run_id: str) -> IO[bytes] | None:
         """The run's complete output for reading, or None (not kept, not complete, unreadable)."""
@@ -140,7 +139,7 @@ class OutputArchive:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            log.warning("full output unreadable: %s", exc, extra={"event": "output.archive_unreadable"})
+            log.warning("full output unreadable: %s", exc, extra={"event": "output.file_unreadable"})
             return None
 
     def delete(self, run_id: str) -> None:
@@ -152,4 +151,4 @@ class OutputArchive:
             except FileNotFoundError:
                 pass
             except OSError as exc:
-                log.warning("full output not deleted: %s", exc, extra={"event": "output.archive_kept"})
+                log.warning("full output not deleted: %s", exc, extra={"event": "output.file_kept"})
