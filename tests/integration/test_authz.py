@@ -197,6 +197,7 @@ CASES = [
         "POST", "/runs/{run_id}/retry", on_run("failed"), {"viewer": 403, "operator": 201, "admin": 201, "other": 404}
     ),
     Case("GET", "/runs/{run_id}/output", on_run("pending"), read_only(other=404)),
+    Case("GET", "/runs/{run_id}/output.txt", on_run("pending"), read_only(other=404)),
     Case("GET", "/dead-letter/", nothing, read_only(other=200)),
     Case("POST", "/schedule/", new_task, {"viewer": 403, "operator": 201, "admin": 201, "other": 403}),
     Case("GET", "/schedule/{task_id}", lambda w: ({"task_id": w.job()["job_id"]}, None, None), read_only(other=404)),
