@@ -15,7 +15,9 @@ from celery import Celery
 
 from hydra import logs, names
 from hydra.celery import task, worker
+from hydra.dispatch import continuation
 from hydra.dispatch.pipeline import Pipeline
+from hydra.errors import HydraError
 
 
 class Hydra(Celery):
@@ -25,7 +27,11 @@ class Hydra(Celery):
 
     def send_task(self, name, args=None, kwargs=None, **options):
         if name == names.TASK_RUN_COMMAND:
-            return self.pipeline.accept(args, kwargs, options)
+            try:
+                return self.pipeline.accept(args, kwargs, options)
+            except HydraError:
+                continuation.refused_part(options, self.pipeline)  # a chord's header task: its part ends refused
+                raise
         return super().send_task(name, args, kwargs, **options)
 
     def publish(self, name: str, kwargs: dict, **options):

@@ -14,10 +14,13 @@ Only a message Hydra signed can end a run: one this worker admitted
 (``hydra.celery.worker.admit``), or - in the worker's main process, reporting a pool process
 that died, a time limit, an expiry - one whose signature verifies here. Anything else (a
 forged message naming a real run, Celery's report of an unknown task, a remote-control revoke)
-is logged and changes nothing. Celery's own follow-ups are narrowed the same way: a failure
-starts the message's errbacks (pre-signed steps, ``hydra.dispatch.steps``) only when this
-worker admitted it, it was not cancelled and no retry or failover follows; a chain's later
-steps are not marked failed on its behalf; chords are refused.
+is logged and changes nothing. Celery's own follow-ups are not used: Hydra's messages carry
+no canvas, and what follows a run - its ``link`` and ``link_error`` steps, its chain, its
+chord - is started from its record by whoever records its final end
+(``hydra.dispatch.continuation``). A chord is published through :meth:`HydraBackend.apply_chord`
+(its body pre-signed and stored with its header's run ids), and the last header part to end
+decides its body. ``AsyncResult(id)`` follows a run's retries and failovers: a run that is
+retried reads as not ready until its last attempt ended, and then as that attempt's outcome.
 """
 
 from __future__ import annotations
@@ -33,10 +36,10 @@ from hydra.celery import worker
 from hydra.celery.orphans import end_orphaned_command
 from hydra.dispatch import signing
 from hydra.dispatch.attempts import end_attempt
+from hydra.dispatch.canvas import Canvas, register_chord
 from hydra.dispatch.envelope import Envelope
-from hydra.dispatch.steps import CHORD_REFUSED
+from hydra.dispatch.submissions import KEY_HOLDER, audit_submission
 from hydra.errors import (
-    InvalidJob,
     Refused,
     StoreUnavailable,
     Unavailable,
@@ -46,7 +49,9 @@ from hydra.errors import (
 from hydra.execution.isolation import end_run
 from hydra.model.outcome import Outcome
 from hydra.model.records import Chain, Job
-from hydra.model.status import RunStatus
+from hydra.model.status import FOLLOWED, RunStatus
+from hydra.store.flows import FlowStore
+from hydra.store.jobs import new_id
 from hydra.store.runs import RunStore
 
 log = logging.getLogger(__name__)
@@ -107,6 +112,7 @@ class HydraBackend(BaseBackend):
     def __init__(self, app, url=None, **kwargs):
         super().__init__(app, url=url or "hydra://", **kwargs)
         self.runs = RunStore()
+        self.flows = FlowStore(index=self.runs.index)
         self.registry = Registry()
 
     def exception_safe_to_retry(self, exc) -> bool:
@@ -137,14 +143,6 @@ class HydraBackend(BaseBackend):
         recorded = end_attempt(
             task_id, outcome, by=by or "worker", job=job, attempt=attempt, chain=chain, pipeline=self.app.pipeline
         )
-        if (
-            state == states.FAILURE
-            and recorded is not None
-            and recorded.next_in is None
-            and recorded.status != RunStatus.CANCELLED
-            and worker.admitted(task_id, request)
-        ):
-            request.hydra_final = True  # this worker ran it, it failed, and nothing follows: its errbacks may start
         if recorded is None:
             log.warning(
                 "late result discarded",
@@ -156,23 +154,28 @@ class HydraBackend(BaseBackend):
     def mark_as_failure(
         self, task_id, exc, traceback=None, request=None, store_result=True, call_errbacks=True, state=states.FAILURE
     ):
-        """Record the failure. Celery would then mark the later steps of the request's chain
-        failed and start its errbacks, whatever request it was handed; here the errbacks start
-        only when :meth:`_store_result` found the failure final for a message this worker
-        admitted, and a failing errback never changes the run."""
+        """Record the failure, and nothing else: Celery would then mark the later steps of the
+        request's chain failed and start its errbacks, whatever request it was handed; Hydra's
+        messages carry none, and what follows a run starts from its record."""
         if store_result:
             self.store_result(task_id, exc, state, traceback=traceback, request=request)
-        if call_errbacks and request is not None and getattr(request, "hydra_final", False) and request.errbacks:
-            try:
-                self._call_task_errbacks(request, exc, traceback)
-            except Exception:
-                log.exception("the errbacks of run %s could not be started", task_id)
 
     def on_chord_part_return(self, request, state, result, **kwargs):
-        """No chords in Hydra (:meth:`ensure_chords_allowed`)."""
+        """Nothing here: a header part's final end is recorded by ``hydra.dispatch.continuation``."""
 
     def ensure_chords_allowed(self):
-        raise InvalidJob({"chord": [CHORD_REFUSED]})
+        """Chords are taken in by :meth:`apply_chord`."""
+
+    def apply_chord(self, header_result_args, body, **kwargs):
+        """A chord published from Python, before its header's tasks are sent: its body is
+        validated, pre-signed and stored with the run ids of the header parts (Celery's frozen
+        results: a chained part's is its last step's), and audited. Each header task joins it
+        when it is sent; the last part to end decides the body."""
+        group_id, results = header_result_args
+        pipeline = self.app.pipeline
+        canvas = Canvas(lambda given: pipeline.step_message(given, KEY_HOLDER), new_id, self.app)
+        step = register_chord(pipeline.flows, group_id, [result.id for result in results], body, canvas)
+        audit_submission(KEY_HOLDER, step.run_id, step.kwargs, canvas.steps, parent=group_id)
 
     def _release(self, by: str | None) -> None:
         """The attempt no longer counts against the worker's load."""
@@ -203,6 +206,12 @@ class HydraBackend(BaseBackend):
 
     def _get_task_meta_for(self, task_id):
         run = self.runs.find(task_id)
+        if run is not None and run.run_status in FOLLOWED:  # a retry or failover follows it: read the last attempt
+            latest_id = self.flows.latest(task_id)
+            latest = self.runs.find(latest_id) if latest_id != task_id else run
+            if latest is None or (latest.run_status in FOLLOWED and self.flows.next_of(latest.id) != ""):
+                return {"status": states.RETRY, "result": None, "task_id": task_id}  # the next one is not recorded yet
+            run = latest
         if run is None:
             return {"status": states.PENDING, "result": None, "task_id": task_id}
         status = run.run_status

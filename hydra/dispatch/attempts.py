@@ -5,7 +5,9 @@ worker's outcome), the controller (``lost``) or a user (``cancelled``): it appli
 lifecycle decision (``hydra.model.lifecycle``; an attempt whose cancel was requested ends
 ``cancelled`` whatever else stopped it, see ``hydra.control.cancel``), records the end
 through the run's end fence, and - only if this call won the fence - starts what follows:
-the failover attempt at once, or a retry after its backoff. Because only the fence winner
+the failover attempt at once, or a retry after its backoff - and, once an attempt's end is
+final, what follows it: its canvas steps and the jobs that depend on its job
+(``hydra.dispatch.continuation``). Because only the fence winner
 follows up, no attempt is ever retried or failed over twice, even with two controllers or
 a late worker result.
 
@@ -26,7 +28,7 @@ from hydra import clock
 from hydra.broker import metrics
 from hydra.broker.due import DueIndex
 from hydra.broker.stops import StopFlags
-from hydra.dispatch import signing
+from hydra.dispatch import continuation, signing
 from hydra.dispatch.pipeline import Pipeline
 from hydra.errors import InvalidJob, Unavailable
 from hydra.model.lifecycle import Decision, decide
@@ -80,15 +82,18 @@ def end_attempt(
     metrics.run_finished(
         decision.status.value, outcome.duration, namespace=job.namespace
     )  # once: only the end-fence winner gets here
-    if decision.next_in is not None:
-        follow_up(
+    next_id = ""
+    if decision.next_in is not None:  # the attempt that follows carries what follows this run
+        next_id = follow_up(
             job.id,
             attempt=attempt + 1,
             delay=decision.next_in,
             reason=decision.reason,
             chain=Chain(run_id, decision.lost, decision.failed),
             pipeline=pipeline,
+            run_id=continuation.hand_over(run_id, pipeline),
         )
+    continuation.after(run_id, job, decision.status, next_id=next_id, pipeline=pipeline, start_job=follow_up)
     return decision
 
 
@@ -110,15 +115,25 @@ def request_stop(run_id: str, reason: str) -> None:
         log.warning("stop flag for run %s not set: %s", run_id, exc)
 
 
-def follow_up(job_id: str, *, attempt: int, delay: float, reason: str | None, chain: Chain, pipeline: Pipeline) -> str:
+def follow_up(
+    job_id: str,
+    *,
+    attempt: int,
+    delay: float,
+    reason: str | None,
+    chain: Chain,
+    pipeline: Pipeline,
+    run_id: str | None = None,
+) -> str:
     """Start attempt ``attempt`` (the one after ``chain.retry_of``) now, or record it to start in
-    ``delay`` seconds; returns its run id ("" when the job was deleted meanwhile). A process
-    that cannot sign (a worker) records it due now instead: the controller publishes it."""
+    ``delay`` seconds; returns its run id (``run_id`` when given; "" when the job was deleted
+    meanwhile). A process that cannot sign (a worker) records it due now instead: the
+    controller publishes it. (A job's dependants start this way too, as attempt 1.)"""
     stored = pipeline.jobs.find(job_id)
     if stored is None or stored.deleted_at:  # nothing more to run
         return ""
     if delay <= 0 and signing.can_sign():
-        return pipeline.dispatch(stored, attempt=attempt, chain=chain).run_id
+        return pipeline.dispatch(stored, attempt=attempt, chain=chain, run_id=run_id).run_id
     return schedule(
         stored,
         at=clock.utcnow() + timedelta(seconds=max(delay, 0.0)),
@@ -126,6 +141,7 @@ def follow_up(job_id: str, *, attempt: int, delay: float, reason: str | None, ch
         chain=chain,
         reason=reason,
         runs=pipeline.runs,
+        run_id=run_id,
     )
 
 

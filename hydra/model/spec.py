@@ -28,6 +28,7 @@ from marshmallow import (
 )
 
 from hydra.errors import InvalidJob
+from hydra.model.dependencies import dependants_field
 from hydra.model.namespaces import DEFAULT_NAMESPACE, Namespace
 from hydra.model.platform import KNOWN_OS, SHELLS, normalize_os
 
@@ -329,6 +330,9 @@ class JobSpecSchema(Schema):
         HttpSchema,
         load_default=None,
         metadata={"description": "The request of an http job (a webhook call); required with executor http."},
+    )
+    on_success, on_failure, on_completion = (
+        dependants_field(name) for name in ("on_success", "on_failure", "on_completion")
     )
 
     @pre_load

@@ -38,6 +38,8 @@ COLLECTIONS = (
     names.NAMESPACES,
     names.IDEMPOTENCY_KEYS,
     names.CONSOLE_SESSIONS,
+    names.RUN_FLOWS,
+    names.CHORDS,
 )
 
 ASC, DESC = pymongo.ASCENDING, pymongo.DESCENDING
