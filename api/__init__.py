@@ -19,6 +19,7 @@ from api import (
     metrics,
     namespaces,
     output,
+    related,  # noqa: F401 - its routes, on the jobs' and runs' blueprints
     runs,
     schedule,
     schemas,

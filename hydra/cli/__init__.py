@@ -9,7 +9,14 @@ from __future__ import annotations
 import click
 
 from hydra import logs
-from hydra.cli import access, admin, console, keys, manage
+from hydra.cli import (
+    access,
+    admin,
+    console,
+    keys,
+    manage,
+    related,  # noqa: F401 - its commands join `hydra job` and `hydra run`
+)
 
 
 @click.group()

@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -53,6 +53,8 @@ from hydra.client.errors import (
     Unavailable,
     WaitTimeout,
 )
+from hydra.client.operations import OPERATIONS, operation
+from hydra.client.operations import segment as _segment
 from hydra.client.records import (
     AuditEvent,
     Chunk,
@@ -65,6 +67,7 @@ from hydra.client.records import (
     Token,
     Worker,
 )
+from hydra.client.related import Relations
 from hydra.settings import get_settings
 
 __all__ = [
@@ -90,22 +93,6 @@ __all__ = [
     "WaitTimeout",
     "Worker",
 ]
-
-F = TypeVar("F", bound=Callable[..., Any])
-#: ``"GET /jobs/{job_id}"`` -> the name of the Client method that calls it.
-OPERATIONS: dict[str, str] = {}
-
-
-def operation(*names: str) -> Callable[[F], F]:
-    """Mark a Client method as the one that calls these operations (``"POST /jobs/"``)."""
-
-    def mark(method: F) -> F:
-        for name in names:
-            OPERATIONS[name] = method.__name__
-        return method
-
-    return mark
-
 
 # --- the client ---------------------------------------------------------------------------------------
 
@@ -145,7 +132,7 @@ def http_session() -> requests.Session:
     return session
 
 
-class Client:
+class Client(Relations):
     """Talks to one Hydra API (``url``, default ``HYDRA_API_URL``) with an API token (``token``,
     default :func:`find_token`)."""
 
@@ -525,8 +512,3 @@ class Client:
     def metrics(self) -> str:
         """Prometheus's text exposition of ``/metrics`` (needs a role in '*' or the scrape token)."""
         return self._exchange("GET", "/metrics", ok=(200,), text=True)[0]
-
-
-def _segment(ident: str) -> str:
-    """An id as one URL path segment."""
-    return requests.utils.quote(str(ident), safe="")

@@ -181,7 +181,7 @@ class Pipeline:
         if reserved:
             raise InvalidJob({"headers": [f"{', '.join(reserved)}: set by Hydra and Celery, not by a caller"]})
         message = self._message_of(args, submitter.settle(kwargs))
-        submitter.check(message)
+        submitter.check(message, self.jobs)
         new_job = message.get("job_id") is None
         if new_job:  # its id decided now: the signature covers it
             message["job_id"] = new_id()
@@ -369,7 +369,7 @@ class Pipeline:
         """A canvas step's message, validated and checked like the task's; a step without a
         job gets a job id now (its job is stored when it starts: ``hydra.dispatch.continuation``)."""
         message = self._message_of((), submitter.settle(kwargs))
-        submitter.check(message)
+        submitter.check(message, self.jobs)
         if message.get("job_id") is None:
             message["job_id"] = new_id()
         return message

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hydra.dispatch import signing
+from hydra.dispatch import dependants, signing
 from hydra.errors import Forbidden
 from hydra.model.access import Principal
+from hydra.model.dependencies import FIELDS
 from hydra.model.flow import Step
 from hydra.model.spec import DEFAULT_NAMESPACE
 from hydra.store.audit import AuditStore
+from hydra.store.jobs import JobStore
 
 #: ``via`` of the audit events of submissions made with the signing key.
 VIA_KEY = "apply_async"
@@ -60,8 +62,10 @@ class Submitter:
             settled.setdefault("namespace", self.principal.home)
         return settled
 
-    def check(self, message: dict, option: str | None = None) -> None:
-        """Raise Forbidden when the principal may not submit ``message`` (a validated one)."""
+    def check(self, message: dict, jobs: JobStore, option: str | None = None) -> None:
+        """Raise Forbidden when the principal may not submit ``message`` (a validated one), and
+        InvalidJob for dependants it may not name (``hydra.dispatch.dependants``)."""
+        dependants.check(message, job_id=message.get("job_id"), jobs=jobs, principal=self.principal)
         if self.principal is None:
             return
         where = f" ({option})" if option else ""
@@ -81,7 +85,11 @@ KEY_HOLDER = Submitter()
 def audit_submission(
     submitter: Submitter, run_id: str, message: dict, steps: dict[str, Step], *, parent: str | None = None
 ) -> None:
-    """One ``job.submit`` event for the submitted run and one for each step it carries."""
+    """One ``job.submit`` event for the submitted run and one for each step it carries; and
+    the reverse view of the dependants any of them names (``hydra.store.edges``)."""
+    for body in [message, *(s.kwargs for s in steps.values())]:
+        if any(body.get(name) for name in FIELDS):
+            dependants.keep(str(body.get("job_id")), body)
     store = AuditStore()
     for ident, body, extra in [
         (run_id, message, {}),
