@@ -23,6 +23,7 @@ from api import (
     runs,
     schedule,
     schemas,
+    tasks,
     tokens,
     workers,
 )
@@ -61,6 +62,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         tokens.blp,
         audit.blp,
         namespaces.blp,
+        tasks.blp,
     ):
         api.register_blueprint(blueprint)
     docs.describe_fields(api)

@@ -32,7 +32,7 @@ from celery.backends.base import BaseBackend
 
 from hydra import names
 from hydra.broker.registry import Registry
-from hydra.celery import worker
+from hydra.celery import remote, worker
 from hydra.celery.orphans import end_orphaned_command
 from hydra.dispatch import signing
 from hydra.dispatch.attempts import end_attempt
@@ -56,6 +56,10 @@ from hydra.store.runs import RunStore
 
 log = logging.getLogger(__name__)
 
+#: What AsyncResult.get() answers of a run (its outcome).
+OUTCOME_FIELDS = ("status", "returncode", "stdout", "stderr", "error", "worker_id", "attempt", "duration")
+#: Attempts followed from one task id at most (retries and failovers).
+MAX_FOLLOWED = 200
 #: How a run status reads as a Celery state.
 CELERY_STATE = {
     RunStatus.PENDING: states.PENDING,
@@ -172,6 +176,9 @@ class HydraBackend(BaseBackend):
         results: a chained part's is its last step's), and audited. Each header task joins it
         when it is sent; the last part to end decides the body."""
         group_id, results = header_result_args
+        if remote.enabled():  # the API takes it in, as this process's token
+            remote.Api().chord(group_id, [result.id for result in results], body)
+            return
         pipeline = self.app.pipeline
         canvas = Canvas(lambda given: pipeline.step_message(given, KEY_HOLDER), new_id, self.app)
         step = register_chord(pipeline.flows, group_id, [result.id for result in results], body, canvas)
@@ -205,31 +212,54 @@ class HydraBackend(BaseBackend):
         return self.runs.jobs.find(run.job_id) or Job(id=run.job_id), run.attempt
 
     def _get_task_meta_for(self, task_id):
-        run = self.runs.find(task_id)
-        if run is not None and run.run_status in FOLLOWED:  # a retry or failover follows it: read the last attempt
-            latest_id = self.flows.latest(task_id)
-            latest = self.runs.find(latest_id) if latest_id != task_id else run
-            if latest is None or (latest.run_status in FOLLOWED and self.flows.next_of(latest.id) != ""):
-                return {"status": states.RETRY, "result": None, "task_id": task_id}  # the next one is not recorded yet
-            run = latest
-        if run is None:
+        found = self._remote_outcome(task_id) if remote.enabled() else self._stored_outcome(task_id)
+        if found is None:
             return {"status": states.PENDING, "result": None, "task_id": task_id}
-        status = run.run_status
+        if found == states.RETRY:  # a retry or failover follows it, not recorded yet
+            return {"status": states.RETRY, "result": None, "task_id": task_id}
+        status = RunStatus(found["status"])
         state = CELERY_STATE.get(status, states.FAILURE)
-        meta = {"task_id": task_id, "status": state, "date_done": run.finished_at, "traceback": None, "children": []}
-        outcome = {
-            key: getattr(run, key)
-            for key in ("status", "returncode", "stdout", "stderr", "error", "worker_id", "attempt", "duration")
-        }
+        meta = {"task_id": task_id, "status": state, "date_done": found.get("finished_at"), "traceback": None}
+        meta["children"] = []
+        outcome = {key: found.get(key) for key in OUTCOME_FIELDS}
         if state == states.SUCCESS:
             meta["result"] = outcome
         elif state in (states.FAILURE, states.REVOKED):
             cls = command_error_for(status.value)
-            message = run.error or f"{status.value} (exit status {run.returncode})"
+            message = found.get("error") or f"{status.value} (exit status {found.get('returncode')})"
             meta["result"] = {"exc_type": cls.__name__, "exc_module": cls.__module__, "exc_message": [message, outcome]}
         else:
             meta["result"] = None
         return meta
+
+    def _stored_outcome(self, task_id: str) -> dict | str | None:
+        """The run's last attempt as stored (a run followed by a retry or failover reads as
+        its last attempt): its fields, RETRY while the next attempt is not recorded, None."""
+        run = self.runs.find(task_id)
+        if run is not None and run.run_status in FOLLOWED:
+            latest_id = self.flows.latest(task_id)
+            latest = self.runs.find(latest_id) if latest_id != task_id else run
+            if latest is None or (latest.run_status in FOLLOWED and self.flows.next_of(latest.id) != ""):
+                return states.RETRY
+            run = latest
+        if run is None:
+            return None
+        return {key: getattr(run, key) for key in (*OUTCOME_FIELDS, "finished_at")}
+
+    def _remote_outcome(self, task_id: str) -> dict | str | None:
+        """The same, read through the API (``hydra.celery.remote``)."""
+        api = remote.Api()
+        run = api.run(task_id)
+        for _ in range(MAX_FOLLOWED):
+            if run is None or RunStatus(run["status"]) not in FOLLOWED:
+                return run
+            following = api.next_of(run["id"])
+            if following == "":  # nothing follows after all: its own end is the outcome
+                return run
+            run = api.run(following) if following else None
+            if run is None:
+                return states.RETRY
+        return states.RETRY
 
     def _forget(self, task_id):
         """Runs are history: forgetting a result keeps the record."""

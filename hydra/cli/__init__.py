@@ -15,7 +15,7 @@ from hydra.cli import (
     console,
     keys,
     manage,
-    related,  # noqa: F401 - its commands join `hydra job` and `hydra run`
+    related,
 )
 
 
@@ -30,7 +30,14 @@ def main(ctx: click.Context, log_level: str) -> None:
     logs.configure(ctx.invoked_subcommand or "hydra", level=log_level)
 
 
-for _command in (*admin.COMMANDS, *keys.COMMANDS, *console.COMMANDS, *access.COMMANDS, *manage.COMMANDS):
+for _command in (
+    *admin.COMMANDS,
+    *keys.COMMANDS,
+    *console.COMMANDS,
+    *access.COMMANDS,
+    *manage.COMMANDS,
+    *related.COMMANDS,
+):
     main.add_command(_command)
 
 __all__ = ["main"]

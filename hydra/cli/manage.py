@@ -69,6 +69,8 @@ OPERATIONS = {
     "DELETE /namespaces/{namespace}": "namespace delete",
     "GET /jobs/{job_id}/dependencies": "job deps",
     "GET /runs/{run_id}/flow": "run flow",
+    "POST /tasks/": "task submit",
+    "POST /tasks/chords": "task chord",
 }
 
 

@@ -3,11 +3,15 @@
     hydra submit --on-success JOB --on-failure JOB --on-completion JOB -- CMD   (the options)
     hydra job deps JOB      the jobs that start JOB, and those JOB starts
     hydra run flow RUN      what started RUN, and what its end started or left not run
+    hydra task submit FILE  a Celery-style task: {"kwargs": {...}, "options": {"link": ..., "chain": [...]}}
+    hydra task chord FILE   a chord before its header tasks: {"group_id", "parts": [...], "body": {...}}
 
 (``hydra job update JOB --set 'on_success=["JOB"]'`` changes a stored job's.)
 """
 
 from __future__ import annotations
+
+import json
 
 import click
 
@@ -61,3 +65,46 @@ def run_flow(client: Client, as_json: bool, run_id):
             for e in started
         ]
         click.echo(table(["RUN", "JOB", "VIA", "WHAT"], rows))
+
+
+@click.group()
+def task() -> None:
+    """Celery-style task submissions, as run_command.apply_async sends them through the API."""
+
+
+def _read(path: str) -> dict:
+    with click.open_file(path) as handle:
+        try:
+            found = json.load(handle)
+        except ValueError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="FILE") from None
+    if not isinstance(found, dict):
+        raise click.BadParameter("the file holds one JSON object", param_hint="FILE")
+    return found
+
+
+@task.command("submit")
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True))
+@api_command
+def task_submit(client: Client, as_json: bool, path):
+    """Submit the task FILE describes (- for stdin): {"kwargs": {...}, "options": {...}}."""
+    found = _read(path)
+    answer = client.submit_task(found.get("kwargs") or {}, **(found.get("options") or {}))
+    emit_json(answer) if as_json else click.echo(
+        pairs([("run", answer["run_id"]), ("job", answer["job_id"]), ("status", answer["status"])])
+    )
+
+
+@task.command("chord")
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True))
+@api_command
+def task_chord(client: Client, as_json: bool, path):
+    """Publish the chord FILE describes: {"group_id", "parts": [...], "body": {...}}."""
+    found = _read(path)
+    answer = client.publish_chord(found.get("group_id", ""), found.get("parts") or [], found.get("body") or {})
+    emit_json(answer) if as_json else click.echo(
+        pairs([("chord", answer["group_id"]), ("body run", answer["body_run_id"])])
+    )
+
+
+COMMANDS = (task,)

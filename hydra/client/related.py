@@ -26,3 +26,18 @@ class Relations:
         """``{"run_id", "started_by", "started", "next", "first"}``: what started the run, and
         what its end started or left not run."""
         return self.request("GET", f"/runs/{segment(run_id)}/flow")
+
+    @operation("POST /tasks/")
+    def submit_task(self, kwargs: dict, **options: Any) -> dict:
+        """Submit a ``hydra.run_command`` task as Celery's ``apply_async`` would, with its
+        canvas in ``options`` (``link``, ``link_error``, ``chain``, ...: signatures in their
+        dict form); ``{"run_id", "job_id", "status", ...}``. (``run_command.apply_async`` in a
+        process with ``HYDRA_TOKEN`` and no signing key calls this for you.)"""
+        return self.request("POST", "/tasks/", json={"kwargs": kwargs, "options": options}, ok=(201,))
+
+    @operation("POST /tasks/chords")
+    def publish_chord(self, group_id: str, parts: list[str], body: dict) -> dict:
+        """Publish a chord before its header tasks are submitted: ``{"group_id", "body_run_id"}``."""
+        return self.request(
+            "POST", "/tasks/chords", json={"group_id": group_id, "parts": parts, "body": body}, ok=(201,)
+        )

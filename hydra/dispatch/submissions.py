@@ -31,6 +31,14 @@ from hydra.store.jobs import JobStore
 
 #: ``via`` of the audit events of submissions made with the signing key.
 VIA_KEY = "apply_async"
+#: The ``apply_async`` options a submission through the API may carry (``POST /tasks/``):
+#: what describes the task and its canvas; where it goes is the router's.
+API_OPTIONS = frozenset(
+    {"task_id", "link", "link_error", "chain", "chord", "group_id", "group_index", "root_id", "parent_id"}
+    | {"countdown", "eta", "expires", "time_limit", "soft_time_limit", "priority", "headers", "shadow"}
+)
+#: Options that choose a queue: refused through the API.
+PLACING_OPTIONS = frozenset({"queue", "routing_key", "exchange"})
 
 
 @dataclass(frozen=True)

@@ -236,3 +236,62 @@ def test_a_failover_a_worker_decides_is_published_by_the_controller(api, stack, 
     second = wait_run(second.id, timeout=40)
     assert second.status == "succeeded" and second.stdout == "second\n"
     wait_ticks(1)
+
+
+REMOTE_PROGRAM = """
+import json, sys
+from celery import chain
+from hydra import run_command
+from hydra.errors import Forbidden, InvalidJob
+
+out = {}
+result = chain(run_command.si(command="echo one", name="remote-1"), run_command.si(command="echo two")).apply_async()
+out["outcome"] = result.get(timeout=60)
+out["ids"] = [result.parent.id, result.id]
+try:
+    run_command.apply_async(kwargs={"command": "id", "namespace": "default"})
+except Forbidden as exc:
+    out["forbidden"] = str(exc)
+try:
+    run_command.apply_async(kwargs={"command": "x"}, link=run_command.app.signature("celery.accumulate", args=(1,)))
+except InvalidJob as exc:
+    out["invalid"] = exc.errors
+print(json.dumps(out))
+"""
+
+
+def test_a_process_with_an_api_token_only_submits_its_canvas_through_the_api(api, stack):
+    """No signing key, no broker or store credentials: apply_async and AsyncResult.get() go
+    through the API, as the token's principal - its namespaces and roles - and are audited so."""
+    import json
+    import subprocess
+
+    stack.start_api()
+    user, namespace = unique("remy"), unique("remote").lower()
+    token = api.post("/tokens/", json={"name": unique("r"), "user": user, "roles": {namespace: "operator"}}).json
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/root"),
+        "HYDRA_API_URL": stack.api_url,
+        "HYDRA_TOKEN": token["token"],
+        "HYDRA_BROKER_URL": "redis://127.0.0.1:1/0",  # nothing there: the program never needs the broker
+        "HYDRA_MONGO_URL": "mongodb://127.0.0.1:1/",  # nor the store
+    }
+    done = subprocess.run(
+        [str(stack.bin / "python"), "-c", REMOTE_PROGRAM],
+        env=env,
+        cwd=stack.repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["outcome"]["status"] == "succeeded" and out["outcome"]["stdout"] == "two\n"
+    assert "may not submit in namespace 'default'" in out["forbidden"]
+    assert "link" in out["invalid"]
+    first = RunStore().get(out["ids"][0])
+    assert (first.user, first.namespace) == (user, namespace)  # the token's user and only namespace
+    events = api.get("/audit/", query_string={"actor": user, "limit": 50}).json
+    audited = {e["details"]["run"]: e for e in events if e["action"] == "job.submit"}
+    assert set(out["ids"]) <= set(audited) and audited[out["ids"][0]]["via"].endswith("apply_async")
