@@ -35,7 +35,7 @@ COPY requirements.txt ./
 RUN pip install -r requirements.txt
 
 # gunicorn reads gunicorn.conf.py from its working directory (/app): keep it there.
-COPY pyproject.toml celeryconfig.py gunicorn.conf.py ./
+COPY pyproject.toml README.md gunicorn.conf.py ./
 COPY hydra ./hydra
 COPY api ./api
 RUN pip install --no-deps . \

@@ -6,7 +6,7 @@ STACK := PYTHONPATH=deploy/local $(PY) -m hydrastack
 ROOT  := .hydra
 LINES ?= 50
 
-.PHONY: install up down status logs lint test bench bench-history bench-fleet bench-soak chaos load proto clean
+.PHONY: install up down status logs lint docs docs-serve wheel test bench bench-ops bench-history bench-fleet bench-soak chaos load proto clean
 
 install:
 	@bash deploy/local/install.sh
@@ -28,17 +28,34 @@ logs:
 	elif [ -n "$(FOLLOW)" ]; then tail -n $(LINES) -F $(ROOT)/logs/*.log; \
 	else tail -n $(LINES) $(ROOT)/logs/*.log; fi
 
-# ruff (lint and format), mypy (model, stores, dispatch, broker), import-linter (the layers).
+# ruff (lint and format), mypy (model, stores, dispatch, broker), import-linter (the layers),
+# and the documentation site built strictly (a broken link, anchor or page fails).
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 	.venv/bin/lint-imports
+	$(MKDOCS) build --strict --quiet
+
+# The documentation site (MkDocs, Material for MkDocs) from docs/ into site/; the REST, CLI and
+# settings references are generated from the code as it builds. docs-serve: on 127.0.0.1:8001.
+MKDOCS := NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs
+docs: install
+	$(MKDOCS) build --strict
+	@echo "open site/index.html"
+
+docs-serve: install
+	$(MKDOCS) serve --strict --dev-addr 127.0.0.1:8001
+
+# The hydra-jobs wheel into dist/ (pip install it on a worker machine; [server] for the API).
+wheel: install
+	$(PY) -m build --wheel --no-isolation --outdir dist .
 
 test: lint
 	$(PY) -m pytest -q
 
-# bench/run.py: throughput, latency, failover; bench/follow.py: /health with 64 output followers;
+# bench/run.py: throughput and CPU per job by process (beside bare Celery's), latency, failover;
+# bench/follow.py: /health with 64 output followers;
 # bench/console.py: how soon the web console shows a new line of output (headless Chromium);
 # bench/signing.py: what signing and checking a message costs (HMAC-SHA256 beside Ed25519).
 bench: install
@@ -46,6 +63,11 @@ bench: install
 	$(PY) bench/follow.py
 	$(PY) bench/console.py
 	$(PY) bench/signing.py
+
+# bench/ops.py: every MongoDB command and Redis round trip of an echo job, by process and by the
+# code that makes it (a probe loaded into the stack's processes), and Redis's own count per job.
+bench-ops: install
+	$(PY) bench/ops.py $(BENCH_ARGS)
 
 # Locust, headless, against the live API (HYDRA_API_URL, make up's by default; PRIVATE=1: a
 # private stack on free ports) with LOAD_USERS users for LOAD_TIME; prints Locust's table.
@@ -78,4 +100,4 @@ chaos: install
 	HYDRA_CHAOS=1 $(PY) -m pytest -q -s tests/chaos
 
 clean: down
-	rm -rf $(ROOT)
+	rm -rf $(ROOT) site dist

@@ -1,4 +1,8 @@
-"""Celery configuration: Hydra's settings (``hydra.settings``) mapped onto Celery's names."""
+"""Celery configuration: Hydra's settings (``hydra.settings``) mapped onto Celery's names.
+
+``hydra.celery.app`` loads it by name (``config_from_object("celeryconfig")``); it reads every
+value from the one settings object, so nothing here is configured twice.
+"""
 
 from hydra.broker import transport as hydra_transport
 from hydra.model import priority as hydra_priority

@@ -14,6 +14,7 @@ from api import (
     console,
     docs,
     errors,
+    export,
     health,
     jobs,
     metrics,
@@ -63,6 +64,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         audit.blp,
         namespaces.blp,
         tasks.blp,
+        export.blp,
     ):
         api.register_blueprint(blueprint)
     docs.describe_fields(api)

@@ -167,8 +167,7 @@ def submit(rate: float, threads: int, stop, results) -> None:
 
 def sweep(admin_url: str, runs=((10, 0.0), (100, 0.0), (1000, 0.0), (1000, 0.02)), decisions: int = 300) -> list[dict]:
     """``AffinityRouter.place`` alone against registries of 10, 100 and 1,000 simulated
-    workers (linux, 2 tags each, concurrency 4), ``decisions`` each, back to back as the issue
-    measured, and then one every 20 ms as the probe of the full simulation calls it (a process
+    workers (linux, 2 tags each, concurrency 4), ``decisions`` each, back to back, and then one every 20 ms as the probe of the full simulation calls it (a process
     idle between decisions wakes up to each: colder caches, the VM's wake-up): wall clock and
     this thread's CPU time per decision. Uses Redis database 1 (the fleet's registry is in
     database 0), as the operator (it empties it between runs)."""
@@ -220,7 +219,7 @@ class FleetBench:
         return times.user + times.system
 
     def probe(self, registry, seconds: float, every: float = 0.02) -> tuple[list[float], list[float]]:
-        """``AffinityRouter.place`` called alone in this process (as the issue measured it),
+        """``AffinityRouter.place`` called alone in this process,
         at ``1/every`` decisions a second, with the fleet and the submissions going on: wall
         clock and this thread's CPU time per decision (ms)."""
         from hydra.dispatch.router import AffinityRouter

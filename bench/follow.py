@@ -8,7 +8,7 @@ then measures ``GET /health`` (sequential requests at a steady rate) twice in on
 2. with ``--followers`` (default 64) clients following it the way ``hydra logs -f`` does
    (``GET /runs/<id>/output?after=<next>&wait=10``, honouring ``retry_after``).
 
-The goal (issue 12): the p99 with followers within 2x the p99 without. Prints a table and
+The goal: the p99 with followers within 2x the p99 without. Prints a table and
 writes it as JSON next to the stack's data. Options: --followers, --probes, --rate.
 """
 

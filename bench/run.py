@@ -10,15 +10,22 @@ way Hydra adds it). Then it measures:
 1. throughput: N ``echo`` jobs submitted through Hydra's REST API (8 client threads), and the
    same command as N tasks of each peer (``apply_async``, then each result awaited); jobs
    per second from the first submission to the last finish, and the ratios;
-2. submit -> start latency at a steady 50 jobs/s, three rounds in a row (the time from the
+2. CPU per job in each of those bursts, by process (``bench/cpu.py``: /proc, less each
+   process's idle rate read over a quiet window first): the headline figure, because it
+   holds on a shared machine where wall-clock throughput does not;
+3. submit -> start latency at a steady 50 jobs/s, three rounds in a row (the time from the
    client's POST to the worker starting the attempt; for bare Celery, from apply_async to
    the task starting);
-3. failover: a worker running a job is killed (SIGKILL of its whole process tree) K times;
+4. submit -> command running at a steady 5 jobs/s: the command (``date +%s.%N``) prints the
+   time it runs, compared with the client's time just before its POST (one host clock);
+5. failover: a worker running a job is killed (SIGKILL of its whole process tree) K times;
    the time from the kill to the next attempt starting on the other worker.
 
 The machine's load average is noted before each phase (other processes share the cores).
-Prints a table (and writes it as JSON under .hydra/). Options: --jobs, --rate,
---latency-jobs, --latency-rounds, --kills, --skip-failover, --skip-mongo-peer.
+Prints a table (and writes it as JSON under .hydra/, CPU per job under ``cpu_ms_per_job``).
+Options: --jobs, --rate, --latency-jobs, --latency-rounds, --command-jobs, --command-rate,
+--idle-seconds, --kills, --skip-failover, --skip-mongo-peer, --py-spy (profiles of the
+throughput bursts, ``bench/profile.py``).
 """
 
 from __future__ import annotations
@@ -40,14 +47,22 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "deploy" / "local")]
 
+from bench import cpu  # noqa: E402
 from bench.failover import failover_workers, time_failovers  # noqa: E402
 from bench.measure import load, percentile, wait_for  # noqa: E402
+from bench.profile import Profiler  # noqa: E402
+from bench.table import table  # noqa: E402
 from hydrastack import Stack, WorkerSpec, ferretdb, venv_bin  # noqa: E402  (light: reads no settings)
 
 WORKERS = 2
 CONCURRENCY = 2
 CLIENT_THREADS = 8
 TERMINAL = ["succeeded", "failed", "timed_out", "cancelled", "lost", "retrying", "dead_letter"]
+#: A burst's CPU window closes this long after its last end, so that the tail of that end
+#: (the ack, the task events) falls inside it; the idle rate takes this second's idle CPU off.
+SETTLE = 1.0
+#: The command of the submit -> command running phase: it prints the time it runs.
+CLOCK_COMMAND = "date +%s.%N"
 
 
 class Bench:
@@ -59,6 +74,8 @@ class Bench:
         self.redis_db = self.stack.broker_url.rsplit("/", 1)[0]
         self.http = requests.Session()
         self.results: dict = {}
+        self.cpu_detail: dict = {}
+        self.profiler = Profiler(args.py_spy, REPO / ".hydra" / "profiles") if args.py_spy else None
 
     # -- set-up --------------------------------------------------------------------------
     def start(self) -> None:
@@ -114,10 +131,18 @@ class Bench:
             what="Hydra workers online",
         )
 
+    def systems(self) -> list[cpu.System]:
+        """The processes of Hydra and of each peer, by role (bench/cpu.py)."""
+        peers = {peer: [n for n in self.bare_names if n.startswith(peer)] for peer in self.peers}
+        return cpu.stack_systems(self.stack, [spec.process_name for spec in self.hydra_workers], peers)
+
     def stop(self) -> None:
+        if self.profiler:
+            self.profiler.stop()
         self.stack.down()
         for name in getattr(self, "bare_names", []):
             self.stack.stop(name)
+        cpu.remove_cpuacct_groups()
         if not os.environ.get("HYDRA_KEEP_BENCH_DATA"):
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -179,11 +204,28 @@ class Bench:
             done.append(run)
         return done
 
-    def hydra_throughput(self, n: int) -> dict:
+    def ended(self) -> int:
+        """Attempts ended so far (the metric the end-fence winner counts, one Redis read):
+        the burst waits on it rather than reading every run while the window is open."""
+        from hydra import names
+        from hydra.broker.redis import get_redis
+
+        return sum(int(v) for v in get_redis().hvals(names.METRIC_RUNS_FINISHED))
+
+    def hydra_throughput(self, n: int, meter: cpu.Meter | None = None) -> dict:
         user = f"bench-tp-{int(time.time())}"
+        ended = self.ended()
+        before = meter.start() if meter else None
+        if meter:
+            self.profile("hydra")
         first = time.time()
         sent = self.submit_all([self.body(user) for _ in range(n)])
         submitted = time.time()
+        wait_for(lambda: self.ended() >= ended + n, max(300, n), interval=0.1, what=f"{n} jobs to end")
+        if meter and before:
+            time.sleep(SETTLE)
+            self.cpu_detail["hydra"] = meter.finish("hydra", before, n)
+            self.profile(None)
         runs = self.hydra_runs([answer["run_id"] for _, answer in sent], timeout=max(300, n))
         last = max(r.finished_at for r in runs).timestamp()
         ok = sum(r.status == "succeeded" for r in runs)
@@ -195,25 +237,43 @@ class Bench:
             "submit_per_second": len(sent) / (submitted - first),
         }
 
-    def hydra_latency(self, n: int, rate: float) -> dict:
+    def hydra_latency(self, n: int, rate: float, command: str | None = None) -> dict:
+        """submit -> start (the attempt's ``started_at``); with ``command`` (CLOCK_COMMAND),
+        submit -> the time the command printed."""
         user = f"bench-lat-{int(time.time())}"
-        sent = self.submit_all([self.body(user) for _ in range(n)], pace=rate)
+        sent = self.submit_all([self.body(user, command or "echo hello") for _ in range(n)], pace=rate)
         runs = self.hydra_runs([answer["run_id"] for _, answer in sent], timeout=max(300, n))
-        delays = [(run.started_at.timestamp() - at) * 1000 for (at, _), run in zip(sent, runs, strict=True)]
-        return {
+        delays = [
+            ((float(run.stdout) if command else run.started_at.timestamp()) - at) * 1000
+            for (at, _), run in zip(sent, runs, strict=True)
+        ]
+        result = {
             "jobs": n,
             "rate": rate,
             "p50_ms": percentile(delays, 50),
             "p99_ms": percentile(delays, 99),
             "max_ms": max(delays),
         }
+        if command:  # where it goes: up to the claim (started_at), then to the command running
+            started = [(run.started_at.timestamp() - at) * 1000 for (at, _), run in zip(sent, runs, strict=True)]
+            isolation = [(float(run.stdout) - run.started_at.timestamp()) * 1000 for run in runs]
+            result["to_started_p50_p99_ms"] = [percentile(started, 50), percentile(started, 99)]
+            result["started_to_running_p50_p99_ms"] = [percentile(isolation, 50), percentile(isolation, 99)]
+        return result
 
     # -- the peers (bench/bare.py) -----------------------------------------------------------
-    def peer_throughput(self, peer: str, n: int) -> dict:
+    def peer_throughput(self, peer: str, n: int, meter: cpu.Meter | None = None) -> dict:
         run = self.peer_apps[peer].tasks["bare.run"]
+        before = meter.start() if meter else None
+        if meter:
+            self.profile(peer)
         first = time.time()
         results = [run.apply_async(args=["echo hello"]) for _ in range(n)]
         outcomes = [r.get(timeout=max(300, n)) for r in results]
+        if meter and before:
+            time.sleep(SETTLE)
+            self.cpu_detail[peer] = meter.finish(peer, before, n)
+            self.profile(None)
         last = max(o["finished"] for o in outcomes)
         return {
             "jobs": n,
@@ -222,7 +282,8 @@ class Bench:
             "per_second": n / (last - first),
         }
 
-    def peer_latency(self, peer: str, n: int, rate: float) -> dict:
+    def peer_latency(self, peer: str, n: int, rate: float, command: str | None = None) -> dict:
+        """As hydra_latency: from apply_async to the task starting, or to the command's time."""
         run = self.peer_apps[peer].tasks["bare.run"]
         sent, results = [], []
         start = time.monotonic()
@@ -231,8 +292,12 @@ class Bench:
             if delay > 0:
                 time.sleep(delay)
             sent.append(time.time())
-            results.append(run.apply_async(args=["echo hello"]))
-        delays = [(r.get(timeout=300)["started"] - at) * 1000 for at, r in zip(sent, results, strict=True)]
+            results.append(run.apply_async(args=[command or "echo hello"]))
+        outcomes = [r.get(timeout=300) for r in results]
+        delays = [
+            ((float(o["stdout"]) if command else o["started"]) - at) * 1000
+            for at, o in zip(sent, outcomes, strict=True)
+        ]
         return {
             "jobs": n,
             "rate": rate,
@@ -246,6 +311,19 @@ class Bench:
         (hydrastack.ferretdb.add_id_indexes), as a user following Hydra's notes would."""
         if self.stack.mongo_backend == "ferretdb":
             ferretdb.add_id_indexes(self.stack.ferretdb_sqlite_dir)
+
+    def profile(self, system: str | None) -> None:
+        """With --py-spy: profile ``system``'s processes until the next call (None: stop)."""
+        if self.profiler is None:
+            return
+        self.profiler.stop()
+        if system is None:
+            return
+        targets = {}
+        for role, pids in self.meter.systems[system].pids().items():
+            if role not in ("mongo", "redis"):
+                targets.update({f"{system}-{role.replace(' ', '-')}-{pid}": pid for pid in pids})
+        self.profiler.start(targets)
 
     # -- failover ------------------------------------------------------------------------------
     def failover(self, kills: int) -> dict:
@@ -279,14 +357,16 @@ class Bench:
             self.peer_throughput(peer, 50)
         if "mongo" in self.peers:
             self.index_mongo_peer()
-        say(f"throughput: {args.jobs} echo jobs through Hydra ...")
+        # Each burst starts with an idle window: every process's CPU over --idle-seconds of quiet.
+        self.meter = meter = cpu.Meter(self.systems(), args.idle_seconds)
+        say(f"throughput: {args.jobs} echo jobs through Hydra (after {args.idle_seconds:g} s idle) ...")
         loads["hydra_throughput"] = load()
-        hydra_tp = self.hydra_throughput(args.jobs)
+        hydra_tp = self.hydra_throughput(args.jobs, meter)
         peers_tp = {}
         for peer in self.peers:
-            say(f"throughput: {args.jobs} echo tasks through the {peer} peer ...")
+            say(f"throughput: {args.jobs} echo tasks through the {peer} peer (after {args.idle_seconds:g} s idle) ...")
             loads[f"{peer}_throughput"] = load()
-            peers_tp[peer] = self.peer_throughput(peer, args.jobs)
+            peers_tp[peer] = self.peer_throughput(peer, args.jobs, meter)
         rounds = []
         for k in range(args.latency_rounds):
             say(f"latency round {k + 1}: {args.latency_jobs} jobs at {args.rate}/s through Hydra, then bare Celery ...")
@@ -297,6 +377,12 @@ class Bench:
                     "bare": self.peer_latency("bare", args.latency_jobs, args.rate),
                 }
             )
+        say(f"submit->command running: {args.command_jobs} jobs at {args.command_rate:g}/s, Hydra then bare Celery ...")
+        loads["command_latency"] = load()
+        running = {
+            "hydra": self.hydra_latency(args.command_jobs, args.command_rate, CLOCK_COMMAND),
+            "bare": self.peer_latency("bare", args.command_jobs, args.command_rate, CLOCK_COMMAND),
+        }
         failover = None
         if not args.skip_failover:
             say(f"failover: {args.kills} kills ...")
@@ -314,76 +400,16 @@ class Bench:
             "load": loads,
             "hydra_throughput": hydra_tp,
             "peer_throughput": peers_tp,
+            "cpu_ms_per_job": {system: detail["ms_per_job"] for system, detail in self.cpu_detail.items()},
+            "cpu_detail": {
+                system: {**detail["detail"], "idle_window_s": meter.idle_seconds}
+                for system, detail in self.cpu_detail.items()
+            },
             "latency": rounds,
+            "command_latency": running,
             "failover": failover,
         }
         return self.results
-
-
-def table(results: dict) -> str:
-    h = results["hydra_throughput"]
-    bare = results["peer_throughput"]["bare"]
-    mongo = results["peer_throughput"].get("mongo")
-    na = "n/a"
-    rows = [
-        ("metric", "Hydra", "bare Celery", "Celery + MongoDB backend", "goal"),
-        (
-            f"throughput, {h['jobs']} echo jobs (jobs/s)",
-            f"{h['per_second']:.1f}",
-            f"{bare['per_second']:.1f}",
-            f"{mongo['per_second']:.1f}" if mongo else na,
-            "",
-        ),
-        (
-            "  Hydra / peer",
-            "",
-            f"{h['per_second'] / bare['per_second']:.2f}",
-            f"{h['per_second'] / mongo['per_second']:.2f}" if mongo else na,
-            ">= 0.5 x bare, >= 3 x MongoDB backend",
-        ),
-        (
-            "  jobs succeeded",
-            f"{h['succeeded']}/{h['jobs']}",
-            f"{bare['succeeded']}/{bare['jobs']}",
-            f"{mongo['succeeded']}/{mongo['jobs']}" if mongo else na,
-            "",
-        ),
-        ("  REST submissions/s (8 clients)", f"{h['submit_per_second']:.1f}", "", "", ">= 300"),
-    ]
-    for k, rnd in enumerate(results["latency"], 1):
-        hl, bl = rnd["hydra"], rnd["bare"]
-        rows.append(
-            (
-                f"submit->start p50 / p99 at {hl['rate']:g} jobs/s, round {k} (ms)",
-                f"{hl['p50_ms']:.1f} / {hl['p99_ms']:.1f}",
-                f"{bl['p50_ms']:.1f} / {bl['p99_ms']:.1f}",
-                "",
-                "p99 <= 50 in each round",
-            )
-        )
-    failover = results.get("failover")
-    if failover:
-        rows.append(
-            (
-                f"failover kill->next attempt p50 / p99 ({failover['kills']} kills, s)",
-                f"{failover['p50_s']:.2f} / {failover['p99_s']:.2f}",
-                na,
-                na,
-                "p99 <= 8",
-            )
-        )
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)) + " |" for row in rows]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    m = results["machine"]
-    lines.append(
-        f"\n{results['when']}; {m['cpus']} CPUs; store: {m['store']}; workers: {m['workers']} "
-        f"(Hydra and each peer alike); Python {m['python']}"
-    )
-    lines.append(
-        "load average (1, 5, 15 min) before each phase: " + "; ".join(f"{k} {v}" for k, v in results["load"].items())
-    )
-    return "\n".join(lines)
 
 
 def say(text: str) -> None:
@@ -396,6 +422,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--latency-jobs", type=int, default=500)
     parser.add_argument("--latency-rounds", type=int, default=3)
+    parser.add_argument("--command-jobs", type=int, default=100)
+    parser.add_argument("--command-rate", type=float, default=5.0)
+    parser.add_argument("--idle-seconds", type=float, default=10.0)
+    parser.add_argument("--py-spy", metavar="PATH", help="py-spy binary: profile the throughput bursts")
     parser.add_argument("--skip-mongo-peer", action="store_true")
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--skip-failover", action="store_true")

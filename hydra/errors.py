@@ -15,6 +15,7 @@
      +-- Unavailable           a server Hydra needs is down (-> 503)
      |    +-- StoreUnavailable     MongoDB
      |    +-- BrokerUnavailable    Redis
+     |    +-- CredentialsRefused   a server refused our credentials (Store..., Broker... for each)
      +-- RunEnded              the attempt already has a recorded end (fencing)
      +-- CommandError          raised by the task so Celery and Flower see the outcome
           +-- CommandFailed        non-zero exit, or the command could not start
@@ -98,6 +99,33 @@ class StoreUnavailable(Unavailable):
 
 class BrokerUnavailable(Unavailable):
     service = "redis"
+
+
+class CredentialsRefused(Unavailable):
+    """A server refused this process's credentials (none given, or wrong ones). Its message
+    is one line naming the setting and what to do; ``setting`` is that variable."""
+
+    setting = ""
+    #: What to do, said after what was refused.
+    ADVICE = (
+        "put the right user and password in it, or point HYDRA_CONFIG at the settings file "
+        "`hydra worker-config` or `hydra client-config` wrote on the control machine"
+    )
+
+    @classmethod
+    def because(cls, server: str, detail: str, *, anonymous: bool) -> CredentialsRefused:
+        """The error for ``server``'s refusal (``detail``: its words); ``anonymous``: the URL
+        carries no user name."""
+        what = "requires credentials and the URL has none" if anonymous else f"refused the credentials ({detail})"
+        return cls(f"{cls.setting}: {server} {what}: {cls.ADVICE}")
+
+
+class StoreCredentialsRefused(StoreUnavailable, CredentialsRefused):
+    setting = "HYDRA_MONGO_URL"
+
+
+class BrokerCredentialsRefused(BrokerUnavailable, CredentialsRefused):
+    setting = "HYDRA_BROKER_URL"
 
 
 class RunEnded(HydraError):

@@ -91,6 +91,9 @@ DUE_KEY = REDIS_PREFIX + "due"
 SENT_KEY = REDIS_PREFIX + "sent"
 #: kombu's Redis transport: the hash of messages delivered to a consumer and not acknowledged.
 KOMBU_UNACKED_KEY = "unacked"
+#: ... and the sorted set of their delivery tags by when they were delivered (due for restore
+#: once older than the visibility timeout).
+KOMBU_UNACKED_INDEX_KEY = "unacked_index"
 #: string with TTL: the token of the scheduler that holds the leader lock.
 SCHEDULER_LEADER_KEY = REDIS_PREFIX + "scheduler:leader"
 #: counter, and sorted set job id -> counter value: which jobs' schedules changed, in order.

@@ -1,9 +1,16 @@
-"""Hydra's settings, read from the environment once per process.
+"""Hydra's settings, read from the environment (and a settings file) once per process.
 
 Every component (API, controller, workers, CLI) reads its configuration through
 :func:`get_settings`; ``celeryconfig.py`` only maps these values onto Celery's names.
 Each field is read from the variable ``HYDRA_<FIELD NAME>`` (``broker_url`` from
 ``HYDRA_BROKER_URL``) and parsed as the field's type; unset or empty means the default.
+
+``HYDRA_CONFIG`` may name a settings file of ``HYDRA_<NAME>=value`` lines (what ``hydra
+worker-config`` and ``hydra client-config`` write; the same syntax as a systemd
+``EnvironmentFile``): its values count as if they were in the environment, and a variable
+that is in the environment wins over the file. The file holds passwords, so others (neither its owner
+nor its group: the OS user jobs run as) may not read it, and it may name only known settings (a misspelt name would
+otherwise be silently ignored).
 """
 
 from __future__ import annotations
@@ -15,6 +22,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 PREFIX = "HYDRA_"
+#: The variable naming a settings file (see the module docstring).
+CONFIG_VARIABLE = "HYDRA_CONFIG"
+
+
+class SettingsError(ValueError):
+    """A setting (a variable, or a line of the settings file) that cannot be used; the
+    message is one line naming it."""
 
 
 def setting(default, doc: str):
@@ -116,8 +130,12 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read every field from its ``HYDRA_*`` variable; raises ValueError naming a bad one."""
+        """Read every field from its ``HYDRA_*`` variable, or else from the settings file
+        ``HYDRA_CONFIG`` names; raises SettingsError naming a bad variable or file line."""
         environ = os.environ if environ is None else environ
+        path = environ.get(CONFIG_VARIABLE)
+        if path:
+            environ = {**read_file(path), **{k: v for k, v in environ.items() if v != ""}}
         types = typing.get_type_hints(cls)
         values = {}
         for item in fields(cls):
@@ -130,6 +148,41 @@ class Settings:
 
     def as_dict(self) -> dict:
         return {item.name: getattr(self, item.name) for item in fields(self)}
+
+
+def known_names() -> frozenset[str]:
+    """Every variable a settings file may set (``HYDRA_BROKER_URL``, ...)."""
+    return frozenset(env_name(item.name) for item in fields(Settings))
+
+
+def read_file(path: str | os.PathLike) -> dict[str, str]:
+    """The ``NAME=value`` lines of a settings file (``#`` comments, blank lines and an
+    ``export`` prefix allowed; a value may be quoted). Raises SettingsError naming the file and
+    what is wrong: unreadable, readable by others, a line that is no setting."""
+    where = f"{CONFIG_VARIABLE}={os.fspath(path)}"
+    try:
+        info = os.stat(path)
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except OSError as exc:
+        raise SettingsError(f"{where}: cannot read the settings file ({exc.strerror or exc})") from None
+    if os.name == "posix" and info.st_mode & 0o007:
+        raise SettingsError(f"{where}: a settings file holds passwords: make it unreadable to others (chmod 600)")
+    known = known_names()
+    values: dict[str, str] = {}
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        name, equals, value = text.removeprefix("export ").partition("=")
+        name, value = name.strip(), value.strip()
+        if not equals or name not in known:
+            what = f"unknown setting {name!r}" if equals else "not a NAME=value line"
+            raise SettingsError(f"{where}, line {number}: {what}")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name] = value
+    return values
 
 
 def env_name(field_name: str) -> str:
@@ -147,15 +200,16 @@ def _parse(kind, raw: str, name: str):
             return True
         if word in ("0", "false", "no", "off"):
             return False
-        raise ValueError(f"{name} must be true or false, got {raw!r}")
+        raise SettingsError(f"{name} must be true or false, got {raw!r}")
     try:
         return base(raw)
     except ValueError:
         article = "an integer" if base is int else "a number"
-        raise ValueError(f"{name} must be {article}, got {raw!r}") from None
+        raise SettingsError(f"{name} must be {article}, got {raw!r}") from None
 
 
 @functools.lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings (read once; tests call ``get_settings.cache_clear()``)."""
+    """The process-wide settings (read once; tests call ``get_settings.cache_clear()``).
+    Raises SettingsError naming a bad variable or settings file line."""
     return Settings.from_env()

@@ -201,6 +201,8 @@ if [ "$need_pip" -eq 1 ]; then
     PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
     "${PIP[@]}" install -r requirements-dev.txt
     if [ -f pyproject.toml ]; then
+        # The distribution was called "hydra" before it became hydra-jobs: one install of the code.
+        if "$VENV/bin/python" -m pip show hydra >/dev/null 2>&1; then "${PIP[@]}" uninstall -y hydra; fi
         "${PIP[@]}" install -e . --no-deps
     fi
     inputs_digest > "$STAMP"

@@ -26,11 +26,11 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, RedisError
 from redis.sentinel import Sentinel
 
 from hydra import names
-from hydra.errors import BrokerUnavailable
+from hydra.errors import BrokerCredentialsRefused, BrokerUnavailable
 from hydra.settings import get_settings
 
 _lock = threading.Lock()
@@ -40,6 +40,9 @@ _clients: dict[tuple[int, str, float | None], redis.Redis] = {}
 #: How Hydra's own connections behave (the same for one server and for Sentinel's master).
 CLIENT_OPTIONS = {
     "decode_responses": True,
+    # What is not UTF-8 reads as U+FFFD instead of raising: queues hold what anyone with the
+    # broker password pushed, and reading one (SentIndex.holds) must not stop the controller.
+    "encoding_errors": "replace",
     "socket_timeout": 5,
     "socket_connect_timeout": 3,
     "health_check_interval": 15,
@@ -105,9 +108,14 @@ def client_for(url: str, timeout: float | None = None) -> redis.Redis:
 
 @contextlib.contextmanager
 def translated() -> Iterator[None]:
-    """Raise BrokerUnavailable for a Redis error."""
+    """Raise BrokerUnavailable for a Redis error, and BrokerCredentialsRefused (one line
+    naming HYDRA_BROKER_URL, without the driver's traceback) when Redis refused this
+    process's credentials."""
     try:
         yield
+    except AuthenticationError as exc:
+        anonymous = not (urlsplit(get_settings().broker_url).password or "")
+        raise BrokerCredentialsRefused.because("Redis", str(exc).rstrip("."), anonymous=anonymous) from None
     except RedisError as exc:
         raise BrokerUnavailable(f"Redis unreachable: {exc.__class__.__name__}: {exc}") from exc
 

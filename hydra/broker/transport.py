@@ -13,14 +13,25 @@ ignores while closing, and the worker reconnects as it should.
 
 :func:`register` makes ``redis://``, ``rediss://`` and ``sentinel://`` URLs use these
 classes; ``celeryconfig`` calls it, so every Celery process of Hydra does.
+
+The same channels read every popped item through ``hydra.broker.envelope``: an item kombu
+could not turn into a Message used to raise out of the consumer's loop (the worker stopped
+as "unrecoverable", the item was lost); it is now delivered as a stand-in that its consumer
+refuses and records.
 """
 
 from __future__ import annotations
 
+import logging
 from types import SimpleNamespace
 
 from kombu import transport as kombu_transport
 from kombu.transport import redis as kombu_redis
+from kombu.utils.encoding import bytes_to_str
+
+from hydra.broker import envelope
+
+log = logging.getLogger(__name__)
 
 
 class _Detached(SimpleNamespace):
@@ -47,11 +58,105 @@ class _RemembersParams:
         return params
 
 
-class Channel(_RemembersParams, kombu_redis.Channel):
+class QoS(kombu_redis.QoS):
+    """kombu's acknowledgement emulation, except that an entry of its ``unacked`` hash that is
+    no ``[message, exchange, routing key]`` is dropped with a log line when it is due to be
+    restored: kombu raised, and a worker restores due entries as it starts consuming, so one
+    such entry (anyone with the broker password can write it) stopped every worker that
+    started. An entry that reads correctly is restored by kombu as before."""
+
+    def restore_by_tag(self, tag, client=None, leftmost=False):
+        with self.channel.conn_or_acquire(client) as conn:
+            reason = envelope.unrestorable(conn.hget(self.unacked_key, tag))
+            if reason is None:
+                return super().restore_by_tag(tag, client=conn, leftmost=leftmost)
+            log.warning(
+                "malformed unacknowledged entry dropped: %s",
+                reason,
+                extra={"event": "broker.malformed_dropped", "reason": reason, "tag": bytes_to_str(tag)},
+            )
+            self._remove_from_indices(tag, conn.pipeline()).execute()
+            return None
+
+
+class _ReadsEnvelopes(kombu_redis.Channel):
+    """Where kombu 5.7's Redis channel parses a popped item or a published message
+    (``loads(bytes_to_str(item))`` in ``_brpop_read``, ``_get`` and ``_receive_one``), the
+    envelope is read by :func:`envelope.read` instead; the rest of each method is kombu's
+    own (tests/unit/test_envelope.py notices when kombu's change). Fan-out messages (events,
+    broadcast commands) that kombu cannot read are dropped with a log line, as kombu itself
+    drops those that are not JSON: they are no run's message."""
+
+    Message = envelope.Message
+    QoS = QoS
+
+    def _brpop_read(self, **options):
+        try:
+            try:
+                dest__item = self.client.parse_response(self.client.connection, "BRPOP", **options)
+            except self.connection_errors:
+                # if there's a ConnectionError, disconnect so the next
+                # iteration will reconnect automatically.
+                self.client.connection.disconnect()
+                raise
+            if dest__item:
+                dest, item = dest__item
+                dest = bytes_to_str(dest).rsplit(self.sep, 1)[0]
+                self._queue_cycle.rotate(dest)
+                self.connection._deliver(envelope.read(self, item, dest), dest)
+                return True
+            else:
+                raise kombu_redis.Empty()
+        finally:
+            self._in_poll = None  # type: ignore[assignment]  # kombu's own
+            self._flush_brpop_reauth()
+
+    def _get(self, queue, timeout=None):  # timeout: the virtual channel's signature; Redis ignores it
+        with self.conn_or_acquire() as client:
+            for pri in self.priority_steps:
+                item = client.rpop(self._q_for_pri(queue, pri))
+                if item:
+                    self._maybe_update_queues_expire(client, queue)
+                    return envelope.read(self, item, queue)
+            self._maybe_update_queues_expire(client, queue)
+            raise kombu_redis.Empty()
+
+    def _receive_one(self, c):
+        response = None
+        try:
+            response = c.parse_response()
+        except self.connection_errors:
+            self._in_listen = None  # type: ignore[assignment]  # kombu's own
+            raise
+        if isinstance(response, (list, tuple)):
+            payload = self._handle_message(c, response)
+            if bytes_to_str(payload["type"]).endswith("message"):
+                channel = bytes_to_str(payload["channel"])
+                if payload["data"]:
+                    if channel[0] == "/":
+                        _, _, channel = channel.partition(".")
+                    message = envelope.read(self, payload["data"], channel)
+                    exchange = channel.split("/", 1)[0]
+                    return self._deliver_fanout_message(message, exchange)
+        return None
+
+    def _deliver_fanout_message(self, message, exchange):
+        reason = envelope.reason_of(message)
+        if reason is not None:
+            log.warning(
+                "malformed broadcast dropped: %s",
+                reason,
+                extra={"event": "broker.malformed_dropped", "exchange": exchange, "reason": reason},
+            )
+            return False
+        return super()._deliver_fanout_message(message, exchange)
+
+
+class Channel(_RemembersParams, _ReadsEnvelopes):
     pass
 
 
-class SentinelChannel(_RemembersParams, kombu_redis.SentinelChannel):
+class SentinelChannel(_RemembersParams, _ReadsEnvelopes, kombu_redis.SentinelChannel):
     _alt: list[str] | None = None
 
     def _sentinel_managed_pool(self, asynchronous=False):

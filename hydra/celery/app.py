@@ -1,6 +1,6 @@
 """The Celery application (``celery -A hydra ...`` finds it as ``hydra.app``).
 
-Configuration comes from the top-level ``celeryconfig`` module, which maps Hydra's settings
+Configuration comes from ``celeryconfig``, which maps Hydra's settings
 onto Celery's names. ``Hydra.send_task`` sends every ``hydra.run_command`` - a Python user's
 ``apply_async`` or ``send_task`` included - through the dispatch pipeline
 (``hydra.dispatch.pipeline``), which validates, places, records and then sends it with

@@ -7,6 +7,14 @@ sweep then publishes again or ends, see ``Controller.revive_vanished``); any oth
 a ``dead_letter`` run with the reason - visible at ``GET /runs/<id>`` under the message's id -
 and a log line (``run.undecodable``).
 
+Before Celery's own handler of task messages runs, :meth:`HydraConsumer.create_task_handler`
+checks what that handler reads without guarding it (``hydra.celery.protocol``) and hands a
+message that fails to the matching hook of Celery's: a body that cannot be decoded (among
+them the stand-ins ``hydra.broker.envelope`` makes of envelopes kombu cannot read) to
+``on_decode_error``, a message without a task name to ``on_unknown_message``, malformed
+headers or body to ``on_invalid_task``. Each records and acknowledges or rejects it, and
+the worker goes on consuming.
+
 Only ``hydra.run_command`` is known here: Celery registers its built-in tasks on every app
 (``celery.group``, ``celery.chord``, ``celery.chord_unlock``, ``celery.chain``, ``celery.map``,
 ``celery.starmap``, ``celery.chunks``, ``celery.accumulate``, ``celery.backend_cleanup``),
@@ -19,9 +27,12 @@ from __future__ import annotations
 
 import logging
 
+from celery.exceptions import InvalidTaskError
 from celery.worker.consumer import Consumer
+from kombu.exceptions import ContentDisallowed
 
 from hydra import names
+from hydra.celery import protocol
 from hydra.errors import Unavailable
 from hydra.store.runs import RunStore
 
@@ -57,6 +68,27 @@ def record_bad_message(message, reason: str, by: str) -> str | None:
 
 
 class HydraConsumer(Consumer):
+    def create_task_handler(self, *args, **kwargs):
+        """Celery's handler of task messages, behind the checks of ``hydra.celery.protocol``."""
+        handle = super().create_task_handler(*args, **kwargs)
+
+        def on_task_received(message):
+            try:
+                body = message.decode()
+            except ContentDisallowed as exc:
+                return self.on_invalid_task(None, message, exc)
+            except Exception as exc:  # noqa: BLE001 - kombu's decoders raise anything (zlib, json, ...)
+                return self.on_decode_error(message, exc)
+            headers = message.headers
+            if "task" not in headers:  # protocol 1, or no task at all: Hydra sends protocol 2 only
+                return self.on_unknown_message(body, message)
+            reason = protocol.header_problem(headers) or protocol.body_problem(body)
+            if reason is not None:
+                return self.on_invalid_task(body, message, InvalidTaskError(reason))
+            return handle(message)
+
+        return on_task_received
+
     def update_strategies(self):
         super().update_strategies()
         for name in [name for name in self.strategies if name != names.TASK_RUN_COMMAND]:

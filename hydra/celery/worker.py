@@ -44,7 +44,7 @@ from hydra.broker.sent import SentIndex
 from hydra.celery import orphans
 from hydra.dispatch import canvas, signing
 from hydra.dispatch.envelope import Envelope
-from hydra.errors import InvalidJob, Refused, RunEnded, StoreUnavailable, Unavailable
+from hydra.errors import CredentialsRefused, InvalidJob, Refused, RunEnded, StoreUnavailable, Unavailable
 from hydra.execution import isolation
 from hydra.execution.command import available_shells
 from hydra.execution.egress import EgressPolicy
@@ -52,6 +52,7 @@ from hydra.execution.reaper import enable_subreaper
 from hydra.model.affinity import Requirements, WorkerProfile, mismatch, profile_from_queues
 from hydra.model.spec import DEFAULT_NAMESPACE, execution_digest, load_message
 from hydra.settings import get_settings
+from hydra.store import credentials
 from hydra.store.runs import RunStore
 
 log = logging.getLogger(__name__)
@@ -129,9 +130,10 @@ class HydraProfile(bootsteps.Step):
         super().__init__(worker, **options)
         try:
             keys = signing.require_verifying()
+            credentials.check()  # a wrong password stops the worker now, in one line
             POLICY = isolation.Policy.from_settings(get_settings())
             EGRESS = EgressPolicy.from_text(get_settings().webhook_allow)
-        except (signing.KeyMissing, isolation.IsolationError, ValueError, OSError) as exc:
+        except (signing.KeyMissing, CredentialsRefused, isolation.IsolationError, ValueError, OSError) as exc:
             raise SystemExit(f"hydra: {exc}") from None
         if keys.signing:
             log.warning(

@@ -1,4 +1,6 @@
-"""The operators' commands: ``hydra controller``, ``hydra init-db``, ``hydra export``.
+"""The operators' commands: ``hydra controller``, ``hydra init-db``, ``hydra bootstrap-token``
+(on the control machine, with the stores' credentials) and ``hydra export`` (through the
+API, with an admin's token).
 
 They import the runtime when they run, not when the CLI loads: the users' commands
 (``hydra submit``, ...) only talk HTTP and should not pay for loading Celery and the stores.
@@ -8,14 +10,18 @@ from __future__ import annotations
 
 import click
 
+from hydra.cli.console import api_command
+
 
 @click.command()
 def controller() -> None:
     """Run the controller (worker registry from Celery events, failover, pending placement)."""
     from hydra.celery.app import app
     from hydra.control.controller import Controller
+    from hydra.store import credentials
     from hydra.store.schema import ensure_schema
 
+    credentials.check()  # a wrong password stops it now, in one line
     ensure_schema()
     Controller(app).run()
 
@@ -33,7 +39,7 @@ def init_db() -> None:
 @click.option(
     "--older-than",
     "days",
-    type=float,
+    type=click.FloatRange(0, 36500),
     default=None,
     help="Days: runs that ended longer ago (default: HYDRA_RETENTION_DAYS, what retention prunes next; 0: every run).",
 )
@@ -44,29 +50,18 @@ def init_db() -> None:
     default="-",
     help="The file to write (default: stdout).",
 )
-def export(days: float | None, namespaces: tuple[str, ...], out) -> None:
+@api_command
+def export(client, as_json: bool, days: float | None, namespaces: tuple[str, ...], out) -> None:
     """Write runs as JSON Lines (one run record per line, times in ISO 8601), job by job,
-    oldest jobs first - before retention prunes them, or to keep an archive."""
-    from datetime import timedelta
-
-    from hydra import clock
-    from hydra.settings import get_settings
-    from hydra.store.retention import Retention
-
-    retention = Retention()
-    if not retention.index.built():
-        raise click.ClickException(
-            "the Redis indexes are being rebuilt (is a controller running?); try again when it is done"
-        )
-    if days is None:
-        days = get_settings().retention_days
-        if days <= 0:
-            raise click.ClickException("HYDRA_RETENTION_DAYS is 0 (keep everything): give --older-than DAYS")
-        days = max(days, 1.0)
-    now = clock.utcnow()
-    cutoff = now - timedelta(days=days) if days > 0 else now + timedelta(days=1)
-    count = retention.export(out, cutoff, namespaces=list(namespaces) or None)
-    click.echo(f"exported {count} runs that ended before {cutoff.isoformat(timespec='seconds')}", err=True)
+    oldest jobs first - before retention prunes them, or to keep an archive. Through the API
+    (GET /export/runs), with an admin's token: no store credentials needed."""
+    count = 0
+    for namespace in namespaces or (None,):
+        for line in client.export_runs(older_than=days, namespace=namespace):
+            out.write(line)
+            count += 1
+    out.flush()
+    click.echo(f"exported {count} runs", err=True)
 
 
 @click.command("bootstrap-token")

@@ -38,7 +38,7 @@ def generate(path: str | None, as_env: bool) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise click.ClickException(
-            f"{path} exists: a key file is never overwritten (rotation: deploy/README.md)"
+            f"{path} exists: a key file is never overwritten (rotation: docs/operating/security.md)"
         ) from None
     with os.fdopen(fd, "w") as fh:
         fh.write(signing.private_pem(key))

@@ -4,7 +4,7 @@
     hydra job update JOB [--priority 80 --cron '0 4 * * *' --set timeout=60 ...]   (PATCH)
     hydra job update JOB --replace body.json                                        (PUT)
     hydra run show|retry|cancel RUN          hydra dead-letters [--job JOB] [--all]
-    hydra schedule add [--at TIME] -- CMD    hydra schedule show TASK    (seed 001's /schedule)
+    hydra schedule add [--at TIME] -- CMD    hydra schedule show TASK    (one-off tasks)
     hydra health      hydra metrics          hydra completion bash|zsh|fish
 
 ``OPERATIONS`` maps every operation of the REST API to the command that calls it (a test
@@ -60,6 +60,7 @@ OPERATIONS = {
     "GET /workers/": "workers",
     "GET /health/": "health",
     "GET /metrics": "metrics",
+    "GET /export/runs": "export",
     "POST /tokens/": "token create",
     "GET /tokens/": "token list",
     "DELETE /tokens/{token_id}": "token revoke",
@@ -296,12 +297,12 @@ def dead_letters(client: Client, as_json: bool, job_id, include_retried, limit, 
     )
 
 
-# --- hydra schedule ... (seed 001) ---------------------------------------------------------------
+# --- hydra schedule ... (one-off tasks) ---------------------------------------------------------------
 
 
 @click.group()
 def schedule() -> None:
-    """One-off tasks of /schedule (seed 001): add, show."""
+    """One-off tasks of /schedule: add, show."""
 
 
 @schedule.command("add")

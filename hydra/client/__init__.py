@@ -42,7 +42,6 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from hydra.client.errors import (
-    _ERRORS,
     ClientError,
     Conflict,
     Forbidden,
@@ -52,7 +51,9 @@ from hydra.client.errors import (
     ServerError,
     Unavailable,
     WaitTimeout,
+    error_of,
 )
+from hydra.client.export import Exports
 from hydra.client.operations import OPERATIONS, operation
 from hydra.client.operations import segment as _segment
 from hydra.client.records import (
@@ -132,7 +133,7 @@ def http_session() -> requests.Session:
     return session
 
 
-class Client(Relations):
+class Client(Relations, Exports):
     """Talks to one Hydra API (``url``, default ``HYDRA_API_URL``) with an API token (``token``,
     default :func:`find_token`)."""
 
@@ -189,11 +190,14 @@ class Client(Relations):
         timeout: float | None = None,
         ok: tuple[int, ...] = (200,),
         text: bool = False,
+        stream: bool = False,
     ) -> tuple[Any, requests.structures.CaseInsensitiveDict]:
+        """The answer (decoded JSON; its text with ``text``; the response itself, its body
+        still to be read, with ``stream``) and its headers, or a ClientError."""
         url = self.url + path
         try:
             response = self.session.request(
-                method, url, params=params, json=json, headers=headers, timeout=timeout or self.timeout
+                method, url, params=params, json=json, headers=headers, timeout=timeout or self.timeout, stream=stream
             )
         except requests.Timeout as exc:
             raise Unavailable(f"the Hydra API at {self.url} did not answer {method} {path} in time") from exc
@@ -202,6 +206,8 @@ class Client(Relations):
                 f"cannot reach the Hydra API at {self.url} ({type(exc).__name__}; is it "
                 "running? HYDRA_API_URL says where it is)"
             ) from exc
+        if response.status_code in ok and stream:
+            return response, response.headers
         if response.status_code in ok and (text or response.status_code == 204):
             return (response.text if text else None), response.headers
         try:
@@ -212,12 +218,7 @@ class Client(Relations):
             if body is None:
                 raise ServerError(f"{method} {path}: answer is not JSON", status_code=response.status_code)
             return body, response.headers
-        message = body.get("message") if isinstance(body, dict) else None
-        if not message:
-            name = body.get("status") if isinstance(body, dict) else None
-            message = f"{method} {path}: HTTP {response.status_code}" + (f" {name}" if name else "")
-        cls = _ERRORS.get(response.status_code, ServerError)
-        raise cls(message, status_code=response.status_code, body=body)
+        raise error_of(f"{method} {path}", response.status_code, body)
 
     def _page(self, path: str, params: dict, record) -> Page:
         answer, headers = self._exchange("GET", path, params={k: v for k, v in params.items() if v is not None})
@@ -343,7 +344,7 @@ class Client(Relations):
         """A job's runs (attempts), newest first."""
         return self._page(f"/jobs/{_segment(job_id)}/runs", {"limit": limit, "cursor": cursor}, Run)
 
-    # -- one-off tasks (seed 001) ------------------------------------------------------------
+    # -- one-off tasks (/schedule) ------------------------------------------------------------
     @operation("POST /schedule/")
     def schedule_task(self, command: str, *, scheduled_at: datetime | str | None = None, **fields_: Any) -> Task:
         """Run ``command`` once at ``scheduled_at`` (None: now), as ``POST /schedule``."""
@@ -512,3 +513,6 @@ class Client(Relations):
     def metrics(self) -> str:
         """Prometheus's text exposition of ``/metrics`` (needs a role in '*' or the scrape token)."""
         return self._exchange("GET", "/metrics", ok=(200,), text=True)[0]
+
+
+OPERATIONS["GET /export/runs"] = Exports.export_runs.__name__

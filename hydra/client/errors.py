@@ -61,3 +61,13 @@ _ERRORS = {
     422: InvalidRequest,
     503: Unavailable,
 }
+
+
+def error_of(request: str, status_code: int, body: Any) -> ClientError:
+    """The error for an error answer (``body``: its decoded JSON, or None) to ``request``
+    (``"GET /jobs/"``): its class by status, its message from the one error shape."""
+    message = body.get("message") if isinstance(body, dict) else None
+    if not message:
+        name = body.get("status") if isinstance(body, dict) else None
+        message = f"{request}: HTTP {status_code}" + (f" {name}" if name else "")
+    return _ERRORS.get(status_code, ServerError)(message, status_code=status_code, body=body)

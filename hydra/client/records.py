@@ -62,7 +62,7 @@ class Page(list):
 
 @dataclass
 class Task(_Record):
-    """A one-off task of ``/schedule`` (seed 001): its id is its job's."""
+    """A one-off task of ``/schedule``: its id is its job's."""
 
     _TIMES = ("scheduled_at", "created_at", "picked_at", "started_at", "completed_at", "failed_at")
     id: str

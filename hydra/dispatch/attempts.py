@@ -194,14 +194,26 @@ def publish_delayed(run_id: str, pipeline: Pipeline) -> bool:
         return False
     job = pipeline.jobs.find(run.job_id)
     if job is None or job.deleted_at:  # nothing will run it: say so rather than wait forever
-        runs.finish(
-            run_id,
-            Outcome(status=RunStatus.CANCELLED.value, error="the job was deleted"),
-            status=RunStatus.CANCELLED,
-            by="hydra",
+        why = "the job was deleted"
+        end_unrunnable(
+            run_id, why, job=job or Job(id=run.job_id), by="hydra", pipeline=pipeline, status=RunStatus.CANCELLED
         )
         return False
     return dispatch_stored(pipeline, job, run_id, attempt=run.attempt, chain=run.chain)
+
+
+def end_unrunnable(
+    run_id: str, why: str, *, job: Job, by: str, pipeline: Pipeline, status: RunStatus = RunStatus.DEAD_LETTER
+) -> bool:
+    """End a run that will never run - its message vanished too often, its job was deleted - as
+    ``status`` with the reason, and go on with what follows it (its canvas, its job's
+    dependants: ``hydra.dispatch.continuation``). False when it had ended already."""
+    ended = pipeline.runs.finish(
+        run_id, Outcome(status=status.value, error=why, finished_at=clock.utcnow()), status=status, decision=why, by=by
+    )
+    if ended:
+        continuation.after(run_id, job, status, next_id="", pipeline=pipeline, start_job=follow_up)
+    return ended
 
 
 def dispatch_stored(pipeline: Pipeline, job: Job, run_id: str, **how) -> bool:

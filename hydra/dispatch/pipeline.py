@@ -47,7 +47,7 @@ from hydra.dispatch.router import AffinityRouter, placement_of, queue_placement
 from hydra.dispatch.submissions import KEY_HOLDER, Submitter, audit_submission
 from hydra.errors import BrokerUnavailable, InvalidJob
 from hydra.model.outcome import Outcome
-from hydra.model.priority import broker_level
+from hydra.model.priority import LEVELS, broker_level
 from hydra.model.records import Chain, Dispatched, Job
 from hydra.model.spec import MESSAGE_BODY_FIELDS, MESSAGE_FIELDS, execution_digest, load_message, message_kwargs
 from hydra.model.status import RunStatus
@@ -230,13 +230,14 @@ class Pipeline:
         run_id = headers.get("id")
         if not isinstance(run_id, str) or not run_id:
             run_id = None
-        if run_id is not None and (self.runs.end_of(run_id) is not None or self.runs.start_of(run_id) is not None):
-            message.ack()  # ended (cancelled while it waited), or a copy of an attempt someone claimed
-            return Republished.DROPPED
         try:
             args, kwargs, embed = message.payload
         except Exception as exc:  # noqa: BLE001 - kombu's decoders raise anything (pickle, zlib, json)
+            # (hydra.broker.envelope's stand-ins for envelopes kombu cannot read land here too)
             self._refuse_message(message, run_id, f"undecodable message ({message.content_type}): {exc}")
+            return Republished.DROPPED
+        if run_id is not None and (self.runs.end_of(run_id) is not None or self.runs.start_of(run_id) is not None):
+            message.ack()  # ended (cancelled while it waited), or a copy of an attempt someone claimed
             return Republished.DROPPED
         envelope = Envelope.of_message(headers, args, kwargs, embed)
         signature = headers.get(signing.HEADER)
@@ -267,7 +268,9 @@ class Pipeline:
             chain=envelope.chain,
             digest=execution_digest(kwargs),
         )
-        self.send(Sealed(envelope, str(signature)), where, priority=message.properties.get("priority"))
+        self.send(
+            Sealed(envelope, str(signature)), where, priority=_broker_priority(message.properties.get("priority"))
+        )
         message.ack()
         return Republished.SENT
 
@@ -422,6 +425,12 @@ class Pipeline:
 
     def _result(self, run_id: str) -> Any:
         return self.app.AsyncResult(run_id)
+
+
+def _broker_priority(value: Any) -> int | None:
+    """The broker priority a message carried (not signed: one that is no level reads as
+    none, and the message's own priority decides)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value in LEVELS else None
 
 
 def _queue_of(message: Any) -> str | None:

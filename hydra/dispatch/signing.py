@@ -71,6 +71,10 @@ class VerifyKeyMissing(KeyMissing):
     """No public key: this process cannot tell a genuine message (HYDRA_VERIFY_KEYS, ...)."""
 
 
+class KeyInvalid(KeyMissing, ValueError):
+    """A key setting holds something that is not an Ed25519 key (the message names the setting)."""
+
+
 @dataclass(frozen=True)
 class KeyRing:
     """This process's keys: the private ones (the first signs) and every public key that verifies."""
@@ -134,7 +138,7 @@ def _raw32(text: str, what: str) -> bytes:
     except (binascii.Error, ValueError):
         raw = b""
     if len(raw) != 32:
-        raise ValueError(f"{what}: not an Ed25519 key (base64 of 32 bytes expected)")
+        raise KeyInvalid(f"{what}: not an Ed25519 key (base64 of 32 bytes expected)")
     return raw
 
 
@@ -147,7 +151,7 @@ def parse_public_keys(text: str, what: str) -> list[Ed25519PublicKey]:
         for block in _PEM_BLOCK.finditer(data):
             loaded = serialization.load_pem_public_key(block.group(0))
             if not isinstance(loaded, Ed25519PublicKey):
-                raise ValueError(f"{what}: a PEM public key that is not Ed25519")
+                raise KeyInvalid(f"{what}: a PEM public key that is not Ed25519")
             keys.append(loaded)
         return keys
     words = [w for line in text.splitlines() if not line.lstrip().startswith("#") for w in re.split(r"[,\s]+", line)]
@@ -162,9 +166,9 @@ def parse_private_keys(data: bytes, what: str) -> list[Ed25519PrivateKey]:
             try:
                 loaded = serialization.load_pem_private_key(block.group(0), password=None)
             except (ValueError, TypeError) as exc:
-                raise ValueError(f"{what}: unreadable PEM private key ({exc})") from None
+                raise KeyInvalid(f"{what}: unreadable PEM private key ({exc})") from None
             if not isinstance(loaded, Ed25519PrivateKey):
-                raise ValueError(f"{what}: a private key that is not Ed25519 (openssl genpkey -algorithm ed25519)")
+                raise KeyInvalid(f"{what}: a private key that is not Ed25519 (openssl genpkey -algorithm ed25519)")
             keys.append(loaded)
         return keys
     text = data.decode("ascii", "replace")
@@ -320,3 +324,12 @@ def verify(payload: Any, signature: Any) -> str | None:
         except InvalidSignature:
             continue
     return "the message's signature does not match its content (tampered)"
+
+
+def publisher_settings() -> dict[str, str]:
+    """The settings a process on another machine needs to publish messages itself
+    (``apply_async`` in a trusted process): the private key it signs with, and the public keys.
+    ``hydra client-config`` writes them into a client's settings file. Raises
+    SigningKeyMissing in a process that cannot sign."""
+    ring = require_signing()
+    return {env_name("signing_key"): private_text(ring.signing[0]), **worker_settings()}

@@ -28,7 +28,7 @@ from __future__ import annotations
 #: kombu's Redis levels, in the order a worker serves them.
 LEVELS = list(range(10))
 HIGHEST, LOWEST = 100, 0
-#: Separator between a queue name and its level in the Redis key (celeryconfig's ``sep``).
+#: Separator between a queue name and its level in the Redis key (``celeryconfig``'s ``sep``).
 SEP = ":"
 
 

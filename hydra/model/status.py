@@ -1,14 +1,7 @@
 """The one run-status vocabulary, and the groups of statuses the rest of Hydra asks about.
 
-A run is one attempt at executing a job. Its life::
-
-    pending --(an eligible worker appears)--> queued --(worker claims it)--> running
-    queued/running --> succeeded | failed | timed_out | cancelled | lost
-    failed/timed_out/lost --(attempts left)--> retrying (a new attempt is created)
-    failed/timed_out/lost --(no attempts left)--> dead_letter
-
-A job's ``status`` mirrors the status of its most recently changed run. ``completed`` is
-accepted as a filter word for ``succeeded``.
+What each status means, and how a run moves between them, is described once, for users, in
+docs/concepts/statuses.md; here are the words and the groups the code decides by.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ from typing import Any, ParamSpec, TypeVar
 
 import pymongo
 from pymongo.database import Database
-from pymongo.errors import ConnectionFailure, ExecutionTimeout
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, OperationFailure
 
-from hydra.errors import StoreUnavailable
+from hydra.errors import StoreCredentialsRefused, StoreUnavailable
 from hydra.settings import get_settings
 
 P = ParamSpec("P")
@@ -79,16 +79,27 @@ def get_database(timeout: float | None = None) -> Database:
 #: no server selectable are all ConnectionFailure), or cannot answer in time (a query past
 #: its maxTimeMS: FerretDB filtering a large collection while the Redis indexes are rebuilt).
 UNAVAILABLE_ERRORS = (ConnectionFailure, ExecutionTimeout)
+#: MongoDB's codes for "who are you?" (Unauthorized: no credentials, or too few rights) and
+#: "wrong user or password" (AuthenticationFailed).
+CREDENTIAL_CODES = frozenset({13, 18})
 
 
 @contextlib.contextmanager
 def translated() -> Iterator[None]:
-    """Raise StoreUnavailable for a driver error that means MongoDB cannot be reached."""
+    """Raise StoreUnavailable for a driver error that means MongoDB cannot be reached, and
+    StoreCredentialsRefused (one line naming HYDRA_MONGO_URL, without the driver's
+    traceback) when it refused this process's credentials."""
     try:
         yield
     except UNAVAILABLE_ERRORS as exc:
         what = "did not answer in time" if isinstance(exc, ExecutionTimeout) else "unreachable"
         raise StoreUnavailable(f"MongoDB {what}: {exc}") from exc
+    except OperationFailure as exc:
+        if exc.code not in CREDENTIAL_CODES:
+            raise
+        detail = str((exc.details or {}).get("errmsg") or exc).rstrip(".")
+        anonymous = exc.code == 13 and not pymongo.uri_parser.parse_uri(get_settings().mongo_url).get("username")
+        raise StoreCredentialsRefused.because("MongoDB", detail, anonymous=anonymous) from None
 
 
 def guarded(fn: Callable[P, T]) -> Callable[P, T]:

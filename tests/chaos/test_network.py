@@ -47,7 +47,7 @@ pytestmark = pytest.mark.skipif(
     reason="needs root, iproute2 and iptables",
 )
 
-#: The documented bound (README, "Fencing and the overlap bound"): an old attempt stops at
+#: The documented bound (docs/concepts/fencing.md, "Fencing and the overlap bound"): an old attempt stops at
 #: most 2 s after its worker can reach MongoDB again (0.25 s when it reaches Redis).
 OVERLAP_BOUND = 2.0
 SLACK = 1.5

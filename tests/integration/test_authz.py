@@ -233,6 +233,8 @@ CASES = [
         on_namespace(),
         {"viewer": 403, "operator": 403, "admin": 204, "other": 404},
     ),
+    # An admin exports the namespaces it administers (the other admin: its own, team-b).
+    Case("GET", "/export/runs", nothing, {"viewer": 403, "operator": 403, "admin": 200, "other": 200}),
 ]
 PUBLIC = {("GET", "/health/")}
 

@@ -1,4 +1,4 @@
-"""hydra.client, the hydra CLI and the seed-000 examples against the API under gunicorn."""
+"""hydra.client, the hydra CLI and the examples/ scripts against the API under gunicorn."""
 
 from __future__ import annotations
 
@@ -217,13 +217,13 @@ def test_cli_process_streams_output_while_the_command_runs(client, stack):
                 proc.kill()
 
 
-# --- seed 000's examples ---------------------------------------------------------------------------
+# --- the examples/ scripts ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "argv", [[sys.executable, "examples/submit_job.py"], ["bash", "examples/submit_job.sh"]], ids=["python", "curl"]
 )
-def test_seed_000_examples_work_as_written(client, stack, argv):
+def test_the_examples_work_as_written(client, stack, argv):
     env = {**os.environ, "HYDRA_API_URL": stack.api_url}
     done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr

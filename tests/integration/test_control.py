@@ -100,7 +100,7 @@ def test_jobs_list_pages_with_a_cursor_and_filters(api, stack):
 
     for run_id in [r["id"] for job_id in ids for r in api.get(f"/jobs/{job_id}/runs").json]:
         wait_run(run_id)
-    done = api.get("/jobs", query_string={"user": user, "status": "completed"}).json  # seed 003's word
+    done = api.get("/jobs", query_string={"user": user, "status": "completed"}).json  # the usual word for succeeded
     assert sorted(j["id"] for j in done) == sorted(ids)
     assert api.get("/jobs", query_string={"user": user, "status_filter": "failed"}).json == []
     bad = api.get("/jobs", query_string={"cursor": "not-a-cursor"})

@@ -38,7 +38,7 @@ def wait_idle(*worker_ids: str) -> None:
     wait_until(lambda: all(v == 0 for v in registry.inflight(list(worker_ids)).values()), 30, message="workers idle")
 
 
-def test_seed_000_body_round_trip(api, stack):
+def test_the_example_body_round_trip(api, stack):
     created = api.post("/jobs/", json=SEED_BODY)
     assert created.status_code == 201
     job_id = created.json["job_id"]
@@ -67,8 +67,8 @@ def test_trailing_slash_is_optional(api, stack):
     assert api.get("/workers").status_code == 200 and api.get("/health/").status_code == 200
 
 
-def test_seed_000_curl_example_verbatim(stack):
-    """Seed 000's curl lines against the API under gunicorn (the port is the test stack's),
+def test_the_curl_example_verbatim(stack):
+    """The documented curl lines against the API under gunicorn (the port is the test stack's),
     with nothing added but the Authorization header."""
     stack.start_api()
     body = json.dumps(SEED_BODY)

@@ -1,4 +1,4 @@
-"""One-off runs at a time (scheduled_at, seed 001's /schedule): on time, exactly once, never
+"""One-off runs at a time (scheduled_at, /schedule): on time, exactly once, never
 a broker ETA."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def test_a_run_hours_away_waits_in_mongodb_not_in_the_broker(api, stack):
     api.delete(f"/jobs/{created['job_id']}")
 
 
-def test_seed_001_schedule_example(api, stack):
+def test_the_schedule_example(api, stack):
     response = api.post("/schedule", json={"command": "echo cleanup", "scheduled_at": ""})
     assert response.status_code == 201, response.json
     task = response.json

@@ -1,7 +1,7 @@
-"""The store operations of one successful job, as README's "The job path" table lists them:
-the API's (job, audit event, run) and the worker's (the recorded digest, the start fence,
-the end fence read, the end fence, the run's end, the job's end). A change that adds one
-must show up here and in the table, with its reason."""
+"""The store operations of one successful job, as the table of docs/performance.md ("The job
+path") lists them: the API's (job, audit event, run) and the worker's (the recorded digest,
+the start fence, the end fence read, the end fence, the run's end, the job's end). A change
+that adds one must show up here and in the table, with its reason."""
 
 from __future__ import annotations
 

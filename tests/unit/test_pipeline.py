@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from kombu.exceptions import OperationalError
+from kombu.exceptions import DecodeError, OperationalError
 
 from hydra import clock, names
 from hydra.broker.due import DueIndex
@@ -260,3 +260,27 @@ def _tampered(message):
 def _undecodable(message):
     message._payload = ValueError("unpickling is not allowed")
     return message
+
+
+def test_a_malformed_copy_of_an_ended_run_is_noted_on_it_not_dropped_unseen(memory):
+    """A stand-in for an envelope kombu could not read (hydra.broker.envelope) naming a run
+    that has ended: refused and noted on that run, the run itself unchanged."""
+    memory.worker("gpu1", tags={"gpu"})
+    where = memory.pipeline.dispatch(stored(memory))
+    memory.pipeline.runs.claim(where.run_id, message=memory.app.sent[0].kwargs, worker_id="gpu1@host")
+    message = Message(where.run_id, memory.app.sent[0].kwargs)
+    message._payload = DecodeError("malformed envelope: its properties are a JSON string, not an object")
+    assert memory.pipeline.republish(message, only_if_placeable=True) == Republished.DROPPED
+    run = memory.pipeline.runs.get(where.run_id)
+    assert message.acked and run.status == "running" and "malformed envelope" in run.refusals[-1]["reason"]
+    assert len(memory.app.sent) == 1
+
+
+@pytest.mark.parametrize("priority", ["high", {"level": 1}, -1, 10, True, None])
+def test_a_broker_priority_that_is_no_level_is_not_passed_on(memory, priority):
+    job = stored(memory)
+    where = memory.pipeline.dispatch(job)
+    memory.worker("gpu1", tags={"gpu"})
+    message = Message(where.run_id, memory.app.sent[0].kwargs, priority=priority)
+    assert memory.pipeline.republish(message, only_if_placeable=True) == Republished.SENT
+    assert memory.app.sent[-1].options["priority"] == broker_level(job.priority)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from click.testing import CliRunner
+import pytest
 
 from hydra import clock, names
-from hydra.cli import main
-from hydra.control import verbs
+from hydra.control import archive, verbs
 from hydra.dispatch.attempts import end_attempt
+from hydra.errors import Forbidden
 from hydra.model.access import Principal, Role
 from hydra.model.outcome import Outcome
 from hydra.model.records import Chunk, OutputEnd
@@ -110,13 +110,17 @@ def test_retention_keeps_at_least_a_day_and_zero_keeps_everything(memory):
     assert retention(memory, retention_days=0).prune(now + LATER) == {"runs": 0, "jobs": 0}
 
 
-def test_hydra_export_writes_what_retention_would_prune(memory, tmp_path):
+def test_the_export_is_what_retention_would_prune_and_only_for_admins(memory):
     memory.worker("cpu1")
     _, run_id = finished_job(memory)
-    out = tmp_path / "runs.jsonl"
-    result = CliRunner().invoke(main, ["export", "--older-than", "0", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [run_id]
-    result = CliRunner().invoke(main, ["export", "--out", str(out)])  # 30 days: nothing that old
-    assert result.exit_code == 0 and out.read_text() == ""
+    lines = list(archive.export_runs(ADMIN, older_than=0, namespaces=[]))
+    assert [json.loads(line)["id"] for line in lines] == [run_id] and lines[0].endswith("\n")
+    assert list(archive.export_runs(ADMIN, older_than=None, namespaces=[])) == []  # 30 days: nothing that old
     assert memory.pipeline.runs.find(run_id) is not None  # exporting deletes nothing
+    operator = Principal(user="ana", roles={"default": Role.OPERATOR}, act_as=frozenset(), via="token:ana")
+    with pytest.raises(Forbidden, match="may not export any namespace"):
+        archive.export_runs(operator, older_than=0, namespaces=[])
+    team_admin = Principal(user="bo", roles={"default": Role.ADMIN}, act_as=frozenset(), via="token:bo")
+    assert len(list(archive.export_runs(team_admin, older_than=0, namespaces=[]))) == 1
+    with pytest.raises(Forbidden, match="may not export namespace 'other'"):
+        archive.export_runs(team_admin, older_than=0, namespaces=["other"])

@@ -22,7 +22,7 @@ def errors_of(body, loader=load_job):
     return info.value.errors
 
 
-def test_seed_000_body_is_valid_and_gets_defaults():
+def test_the_example_body_is_valid_and_gets_defaults():
     job = load_job(SEED)
     assert job["priority"] == 50 and job["env"] == {} and job["schedule"] is None
     assert job["affinity"] == {"os": ["linux"], "tags": [], "allowed_users": ["rich"]}
@@ -136,7 +136,7 @@ def test_cron_policies_are_validated_and_stay_off_the_message():
     assert "overlap" in errors_of(dict(SEED, overlap="replace"))
 
 
-# -- what no job body may hold (issue 12): each of these was a 500, or broke reads later ------------
+# -- what no job body may hold: each of these was a 500, or broke reads later ------------
 
 
 def _errors(body) -> dict:
@@ -202,7 +202,7 @@ def test_out_of_range_datetimes_are_refused(value):
 
 
 def test_the_same_rules_hold_for_task_messages():
-    """What the worker re-validates a message with: the forged message of the issue fails it."""
+    """What the worker re-validates a message with: a forged message with a lone surrogate fails it."""
     with pytest.raises(InvalidJob) as info:
         load_message({"user": "u", "command": "echo \ud800"})
     assert "command" in info.value.errors

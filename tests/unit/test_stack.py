@@ -424,3 +424,17 @@ def test_make_up_prints_store_urls_without_their_passwords():
     assert _masked("redis://hydra:s3cret@127.0.0.1:6379/0") == "redis://hydra:***@127.0.0.1:6379/0"
     assert _masked("mongodb://hydra:a%40b@h:1/?authSource=hydra") == "mongodb://hydra:***@h:1/?authSource=hydra"
     assert _masked("mongodb://127.0.0.1:27017/") == "mongodb://127.0.0.1:27017/"
+
+
+def test_make_up_writes_the_stacks_settings_file_and_prints_how_to_join_a_worker(tmp_path, capsys):
+    from hydra.settings import read_file
+    from hydrastack.__main__ import _print_up, write_settings
+
+    stack = Stack(tmp_path / "root", redis_port=1, mongo_port=2, api_port=3, grpc_port=4, flower_port=5)
+    path = write_settings(stack)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert read_file(path) == stack.env_for_clients()
+    _print_up(stack, [], flower=False)
+    printed = capsys.readouterr().out
+    assert f"--config {path} worker-config --out worker.env" in printed
+    assert "hydra worker --config worker.env -Q os.linux" in printed

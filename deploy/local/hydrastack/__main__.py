@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,25 @@ def _masked(url: str) -> str:
         return url
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+#: Where Redis and the MongoDB server also listen, besides loopback, so that workers on other
+#: machines reach them (``HYDRA_STACK_HOST=10.0.0.5 make up``); unset: loopback only.
+HOST_VARIABLE = "HYDRA_STACK_HOST"
+
+
+def write_settings(stack: Stack) -> Path:
+    """``<root>/hydra.env``: this stack's settings for Hydra's commands on this machine
+    (``hydra --config .hydra/hydra.env ...``, ``HYDRA_CONFIG``), mode 0600 (it holds the
+    passwords): what ``hydra worker-config`` and ``hydra client-config`` read."""
+    path = stack.root / "hydra.env"
+    lines = ["# This stack's settings (written by `make up`): hydra --config .hydra/hydra.env COMMAND"]
+    lines += [f"{name}={value}" for name, value in stack.env_for_clients().items()]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        os.fchmod(fh.fileno(), 0o600)
+        fh.write("\n".join(lines) + "\n")
+    return path
 
 
 def _print_up(stack: Stack, workers: Sequence[WorkerSpec], flower: bool) -> None:
@@ -43,6 +63,7 @@ def _print_up(stack: Stack, workers: Sequence[WorkerSpec], flower: bool) -> None
         label = "  Workers   " if i == 0 else "            "
         lines.append(f"{label}{spec.node:<28} queues {spec.queues}  (concurrency {spec.concurrency})")
     token = stack.admin_token_path
+    settings = _shown(write_settings(stack))
     lines += [
         f"  Logs      {stack.log_dir}/",
         "",
@@ -52,9 +73,26 @@ def _print_up(stack: Stack, workers: Sequence[WorkerSpec], flower: bool) -> None
         f"  export HYDRA_TOKEN=$(cat {token}); .venv/bin/hydra token create --name me --role default=operator",
         f"Prometheus scrapes /metrics with the token in {stack.root / 'metrics.token'}.",
         "",
+        f"This stack's settings are in {settings} (mode 0600). Another machine joins as a worker with",
+        "a settings file made from them (copy it there with scp -p, and the wheel from `make wheel`):",
+        f"  .venv/bin/hydra --config {settings} worker-config --out worker.env",
+        "  there: pip install hydra_jobs-*.whl && hydra worker --config worker.env -Q os.linux",
+    ]
+    if stack.host == "127.0.0.1":
+        lines.append(f"  (Redis and MongoDB listen on loopback only: start with {HOST_VARIABLE}=<address> make up.)")
+    lines += [
+        "",
         "Run `make status` to check on it, `make logs` to read the logs, `make down` to stop.",
     ]
     print("\n".join(lines))
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it (``.hydra/hydra.env``)."""
+    try:
+        return str(path.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _print_status(status: dict[str, dict]) -> None:
@@ -94,7 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         # `up` follows the environment (ports, HYDRA_MONGO_URL); the others look at what runs.
-        stack = Stack(args.root) if args.command == "up" else Stack.from_root(args.root)
+        if args.command == "up":
+            stack = Stack(args.root, host=os.environ.get(HOST_VARIABLE) or "127.0.0.1")
+        else:
+            stack = Stack.from_root(args.root)
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

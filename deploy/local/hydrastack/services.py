@@ -395,7 +395,7 @@ class Stack(Supervisor):
                 binary, self.ferretdb_sqlite_dir, self.data_dir / "ferretdb-state", self.mongo_port, self.host
             ),
             # FerretDB's own authentication (SCRAM): measured to hold - unauthenticated and
-            # wrong-password clients are refused; see deploy/README.md. The password comes
+            # wrong-password clients are refused; see docs/operating/identity.md. The password comes
             # in FERRETDB_SETUP_PASSWORD (start_mongo), not on the command line.
             f"--setup-username={MONGO_USER}",
             f"--setup-database={self.mongo_db}",
