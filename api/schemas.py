@@ -136,6 +136,15 @@ class JobSchema(Tolerant, Schema):
             f"(shown as `{REDACTED}`); a PATCH that leaves them out keeps them."
         },
     )
+    on_success = fields.List(
+        fields.String(), allow_none=True, metadata={"description": "Jobs it starts after a success."}
+    )
+    on_failure = fields.List(
+        fields.String(), allow_none=True, metadata={"description": "Jobs it starts after a failure for good."}
+    )
+    on_completion = fields.List(
+        fields.String(), allow_none=True, metadata={"description": "Jobs it starts after either."}
+    )
     status = fields.String(allow_none=True, metadata={"description": "Status of the job's latest run."})
     last_run_id = fields.String(allow_none=True)
     source = fields.String(metadata={"description": "api or python (apply_async)."})

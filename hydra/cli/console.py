@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
+from hydra.cli.dependants import dependency_options
 from hydra.client import Client, ClientError, Conflict, InvalidRequest, Run
 from hydra.model.status import FOLLOWED, RunStatus
 
@@ -263,12 +264,14 @@ def parse_headers(values: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option("--wait", is_flag=True, help="Wait for the run: show progress and output, exit with its exit code.")
 @click.option("--cancel-on-interrupt", is_flag=True, help="With --wait: Ctrl-C cancels the run (else it goes on).")
+@dependency_options
 @click.argument("command", nargs=-1)
 @api_command
 def submit(
     client: Client,
     as_json: bool,
     command,
+    dependants,
     name,
     user,
     namespace,
@@ -329,6 +332,7 @@ def submit(
         schedule=cron,
         timezone=timezone,
         idempotency_key=idempotency_key,
+        **dependants,
     )
     if not wait:
         if as_json:

@@ -36,6 +36,7 @@ from hydra.cli.console import (
 )
 from hydra.client import Client, Job, Run, Submitted
 from hydra.model import wording
+from hydra.model.dependencies import FIELDS
 
 #: ``"METHOD /path"`` of the OpenAPI description -> the ``hydra`` command that calls it.
 OPERATIONS = {
@@ -67,6 +68,10 @@ OPERATIONS = {
     "GET /namespaces/{namespace}": "namespace show",
     "PUT /namespaces/{namespace}": "namespace set",
     "DELETE /namespaces/{namespace}": "namespace delete",
+    "GET /jobs/{job_id}/dependencies": "job deps",
+    "GET /runs/{run_id}/flow": "run flow",
+    "POST /tasks/": "task submit",
+    "POST /tasks/chords": "task chord",
 }
 
 
@@ -92,6 +97,7 @@ def show_job(job: Job) -> None:
         items.append(("scheduled at", when(job.scheduled_at)))
     if job.env:
         items.append(("env", ", ".join(sorted(job.env))))  # names only: values never come back
+    items += [(name.replace("_", " "), ", ".join(job.raw[name])) for name in FIELDS if job.raw.get(name)]
     items += [("created", when(job.created_at)), ("updated", when(job.updated_at))]
     if job.deleted_at:
         items.append(("deleted", when(job.deleted_at)))
@@ -224,7 +230,7 @@ def job_delete(client: Client, as_json: bool, job_id):
 @click.argument("job_id", metavar="JOB")
 @api_command
 def job_pause(client: Client, as_json: bool, job_id):
-    """Pause JOB's cron schedule (no ticks until resumed)."""
+    """Pause JOB: no cron ticks, and no runs started by the jobs that name it, until resumed."""
     job_out(as_json, client.pause_job(job_id))
 
 
@@ -232,7 +238,7 @@ def job_pause(client: Client, as_json: bool, job_id):
 @click.argument("job_id", metavar="JOB")
 @api_command
 def job_resume(client: Client, as_json: bool, job_id):
-    """Resume JOB's paused schedule from now."""
+    """Resume JOB from now (ticks and starts during the pause are not run later)."""
     job_out(as_json, client.resume_job(job_id))
 
 

@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -54,6 +54,8 @@ from hydra.client.errors import (
     error_of,
 )
 from hydra.client.export import Exports
+from hydra.client.operations import OPERATIONS, operation
+from hydra.client.operations import segment as _segment
 from hydra.client.records import (
     AuditEvent,
     Chunk,
@@ -66,6 +68,7 @@ from hydra.client.records import (
     Token,
     Worker,
 )
+from hydra.client.related import Relations
 from hydra.settings import get_settings
 
 __all__ = [
@@ -91,22 +94,6 @@ __all__ = [
     "WaitTimeout",
     "Worker",
 ]
-
-F = TypeVar("F", bound=Callable[..., Any])
-#: ``"GET /jobs/{job_id}"`` -> the name of the Client method that calls it.
-OPERATIONS: dict[str, str] = {}
-
-
-def operation(*names: str) -> Callable[[F], F]:
-    """Mark a Client method as the one that calls these operations (``"POST /jobs/"``)."""
-
-    def mark(method: F) -> F:
-        for name in names:
-            OPERATIONS[name] = method.__name__
-        return method
-
-    return mark
-
 
 # --- the client ---------------------------------------------------------------------------------------
 
@@ -146,7 +133,7 @@ def http_session() -> requests.Session:
     return session
 
 
-class Client(Exports):
+class Client(Relations, Exports):
     """Talks to one Hydra API (``url``, default ``HYDRA_API_URL``) with an API token (``token``,
     default :func:`find_token`)."""
 
@@ -529,8 +516,3 @@ class Client(Exports):
 
 
 OPERATIONS["GET /export/runs"] = Exports.export_runs.__name__
-
-
-def _segment(ident: str) -> str:
-    """An id as one URL path segment."""
-    return requests.utils.quote(str(ident), safe="")

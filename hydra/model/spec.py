@@ -28,6 +28,7 @@ from marshmallow import (
 )
 
 from hydra.errors import InvalidJob
+from hydra.model import dependencies
 from hydra.model.namespaces import DEFAULT_NAMESPACE, Namespace
 from hydra.model.platform import KNOWN_OS, SHELLS, normalize_os
 
@@ -330,6 +331,7 @@ class JobSpecSchema(Schema):
         load_default=None,
         metadata={"description": "The request of an http job (a webhook call); required with executor http."},
     )
+    on_success, on_failure, on_completion = map(dependencies.dependants_field, dependencies.FIELDS)
 
     @pre_load
     def reject_non_object(self, data: Any, **kwargs: Any) -> Any:

@@ -6,7 +6,8 @@ The policy (``hydra.settings``): keep ``HYDRA_RETENTION_DAYS`` days (default 30;
 everything; anything else is at least one day, far longer than Redis's visibility timeout, so
 a run's fences outlive every copy of its message). Older than that:
 
-* a **run** that ended is deleted with its fences (``<run_id>/start``, ``/end``, ``/retry``)
+* a **run** that ended is deleted with its fences (``<run_id>/start``, ``/end``, ``/retry``),
+  its flow record (``hydra.store.flows``, and the chord records it closes)
   and its live output (``<run_id>/<seq>``, ``/eof``), then its index entries; a run still in
   progress is kept, however old;
 * a **job** created before the cutoff goes with its last run - unless it has a cron schedule
@@ -40,6 +41,7 @@ from hydra.model.records import Job, Run
 from hydra.model.status import TERMINAL
 from hydra.settings import Settings, get_settings
 from hydra.store.base import Store
+from hydra.store.flows import FlowStore
 from hydra.store.runs import RunStore
 
 log = logging.getLogger(__name__)
@@ -195,6 +197,7 @@ class Retention(Store[Run]):
         # Output and fences first, the record last: a pass cut short is finished by the next.
         self.db[names.RUN_OUTPUT].bulk_write(output, ordered=False)
         self.db[names.RUN_FENCES].bulk_write(fences, ordered=False)
+        FlowStore(self.db, self.index).forget([run.id for run in runs])
         self._collection.bulk_write([DeleteOne({"_id": run.id}) for run in runs], ordered=False)
         pipe = self.index.batch()
         for run in runs:
