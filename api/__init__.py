@@ -20,9 +20,11 @@ from api import (
     metrics,
     namespaces,
     output,
+    related,  # noqa: F401 - its routes, on the jobs' and runs' blueprints
     runs,
     schedule,
     schemas,
+    tasks,
     tokens,
     workers,
 )
@@ -61,6 +63,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         tokens.blp,
         audit.blp,
         namespaces.blp,
+        tasks.blp,
         export.blp,
     ):
         api.register_blueprint(blueprint)

@@ -40,6 +40,12 @@ with `GET /runs/{run_id}/output?after=<next>&wait=10`, or download it with
 `{code, status, message, errors}`; `errors.json` names each invalid field of a body,
 `errors.query` each invalid query parameter and `errors.path` an invalid path parameter.
 
+A job can start other jobs when its runs end: its `on_success`, `on_failure` and
+`on_completion` name them by id (`GET /jobs/{job_id}/dependencies` shows both ends, and
+`GET /runs/{run_id}/flow` what started a run and what its end started). Python programs
+holding an API token publish Celery tasks and canvases (`chain`, `group`, `chord`, `link`,
+`link_error`) with `POST /tasks/`, as the token's user.
+
 Request limits: a request line (method, path, query and version) of at most 4094 bytes (414
 beyond), at most 100 header fields of at most 8190 bytes each, name and value (431 beyond), and
 a body of at most 2 MiB (413 beyond); each answered in the same error shape.

@@ -140,9 +140,11 @@ class JobRuns(MethodView):
 class PauseJob(MethodView):
     @blp.response(200, JobSchema)
     @blp.alt_response(404, description="No job with that id.")
-    @blp.alt_response(409, description="The job has no schedule, or was deleted.")
+    @blp.alt_response(409, description="The job has no schedule and no job starts it, or was deleted.")
     def post(self, job_id):
-        """Pause a job's cron schedule (no ticks until resumed)."""
+        """Pause a job: its cron schedule does not fire, and the jobs that name it in their
+        `on_success`, `on_failure` or `on_completion` do not start it (their runs note why),
+        until it is resumed. Manual triggers still work."""
         return verbs.pause(job_id, actor=caller())
 
 
@@ -152,7 +154,7 @@ class ResumeJob(MethodView):
     @blp.alt_response(404, description="No job with that id.")
     @blp.alt_response(409, description="The job has no schedule, or was deleted.")
     def post(self, job_id):
-        """Resume a paused schedule from now (ticks during the pause do not run)."""
+        """Resume a paused job from now (ticks and starts during the pause do not run later)."""
         return verbs.resume(job_id, actor=caller())
 
 

@@ -138,6 +138,15 @@ class JobSchema(Tolerant, Schema):
             f"(shown as `{REDACTED}`); a PATCH that leaves them out keeps them."
         },
     )
+    on_success = fields.List(
+        fields.String(), allow_none=True, metadata={"description": "Jobs it starts after a success."}
+    )
+    on_failure = fields.List(
+        fields.String(), allow_none=True, metadata={"description": "Jobs it starts after a failure for good."}
+    )
+    on_completion = fields.List(
+        fields.String(), allow_none=True, metadata={"description": "Jobs it starts after either."}
+    )
     params = fields.List(
         fields.Nested(ParamSchema),
         allow_none=True,

@@ -38,6 +38,14 @@ CONSOLE_SESSIONS = "console_sessions"
 IDEMPOTENCY_KEYS = "idempotency_keys"
 #: Live output: insert-only chunks ``<run_id>/<seq:08d>`` and ``<run_id>/eof`` (hydra.execution.live).
 RUN_OUTPUT = "run_output"
+#: What follows a run (hydra.store.flows): per run id, the steps a canvas or a job's dependencies
+#: start after it, what started it, the attempt that followed it and what its end started.
+RUN_FLOWS = "run_flows"
+#: Chords of a canvas: ``<group id>`` (its header and body) and ``<group id>/<part>`` (a
+#: header part's end, write-once: the last one decides the body).
+CHORDS = "chords"
+#: Which jobs name a job in their on_success / on_failure / on_completion: ``<upstream>><downstream>``.
+JOB_EDGES = "job_edges"
 #: Records whose Redis index entries could not be written (Redis unreachable); the leading
 #: controller re-indexes them from their records (hydra.store.reindex).
 INDEX_BACKLOG = "index_backlog"

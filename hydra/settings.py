@@ -106,6 +106,11 @@ class Settings:
         "Public keys that verify task messages (base64 of the 32 raw bytes, comma separated): what a worker holds.",
     )
     verify_key_file: str | None = setting(None, "A file of such public keys, one per line, or PEM PUBLIC KEY blocks.")
+    submit_via: str = setting(
+        "auto",
+        "How run_command.apply_async submits: broker (with this process's signing key), api (through the REST API "
+        "as HYDRA_TOKEN's principal), or auto: the API when this process has HYDRA_TOKEN and no signing key.",
+    )
     # -- isolation of commands (hydra.execution.isolation) --------------------------------------
     run_as: str = setting("hydra-job", "The OS user commands run as when the worker runs as root.")
     user_map: str | None = setting(None, "Hydra user -> OS user, e.g. 'alice=alice,bob=svc-bob' (others: run_as).")

@@ -3,8 +3,9 @@ to the form fields they belong to.
 
 The body is validated by the API's own schema (``JobSpecSchema``), so the form accepts exactly
 what ``POST /jobs/`` accepts and shows the same messages; only the spelling differs (lists one
-per line or comma-separated, ``KEY=VALUE`` lines for ``env``, a parameter per line in
-``params``: ``NAME``, ``NAME=DEFAULT``, ``NAME!`` or JSON, as ``hydra submit --param``). A value that is not a number is
+per line or comma-separated - affinity lists and the job ids of ``on_success``, ``on_failure``,
+``on_completion`` - ``KEY=VALUE`` lines for ``env``, a parameter per line in ``params``: ``NAME``,
+``NAME=DEFAULT``, ``NAME!`` or JSON, as ``hydra submit --param``). A value that is not a number is
 passed on as it was typed, so the schema names it (``timeout: Not a valid number.``).
 """
 
@@ -33,6 +34,9 @@ FIELDS = (
     "scheduled_at",
     "env",
     "cwd",
+    "on_success",
+    "on_failure",
+    "on_completion",
     "params",
 )
 #: Where an error on a body field is shown on the form.
@@ -65,6 +69,7 @@ def body_of(form: Mapping[str, str]) -> tuple[dict, dict[str, list[str]]]:
         body["scheduled_at"] = value["scheduled_at"]
     if value["args"]:
         body["args"] = [line for line in (form.get("args") or "").splitlines() if line.strip()]
+    body.update({key: _items(value[key]) for key in ("on_success", "on_failure", "on_completion") if value[key]})
     affinity = {key: _items(value[key]) for key in ("os", "tags", "allowed_users") if value[key]}
     if affinity:
         body["affinity"] = affinity

@@ -16,7 +16,7 @@ from api.schemas import JobSchema, RunSchema, WorkerSchema
 from hydra import clock
 from hydra.broker.index import RECENT_ENDS
 from hydra.broker.registry import Registry
-from hydra.control import charts, overview
+from hydra.control import charts, overview, related
 from hydra.control.access import Reader
 from hydra.errors import NotFound, Unavailable
 from hydra.model import cursor as cursors
@@ -152,6 +152,7 @@ def job(job_id: str):
         fires=fire_times(record),
         runs=RunSchema(many=True).dump(runs),
         next_cursor=next_cursor,
+        deps=related.as_dict(related.dependencies(rd.actor, job_id, runs=rd.runs)),
     )
 
 
@@ -202,6 +203,7 @@ def run(run_id: str):
         run=RunSchema().dump(record),
         chain=RunSchema(many=True).dump(chain),
         job_deleted=_job_deleted(rd, record),
+        flow=related.as_dict(related.flow(rd.actor, run_id, runs=rd.runs)),
     )
 
 

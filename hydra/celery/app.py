@@ -4,7 +4,8 @@ Configuration comes from ``celeryconfig``, which maps Hydra's settings
 onto Celery's names. ``Hydra.send_task`` sends every ``hydra.run_command`` - a Python user's
 ``apply_async`` or ``send_task`` included - through the dispatch pipeline
 (``hydra.dispatch.pipeline``), which validates, places, records and then sends it with
-:meth:`Hydra.publish` (Celery's own ``send_task``).
+:meth:`Hydra.publish` (Celery's own ``send_task``); in a process configured as an API client
+(a token, no signing key), through the API instead (``hydra.celery.remote``).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from functools import cached_property
 from celery import Celery
 
 from hydra import logs, names
-from hydra.celery import task, worker
+from hydra.celery import remote, task, worker
+from hydra.dispatch import continuation
 from hydra.dispatch.pipeline import Pipeline
+from hydra.errors import HydraError, InvalidJob
 
 
 class Hydra(Celery):
@@ -25,7 +28,15 @@ class Hydra(Celery):
 
     def send_task(self, name, args=None, kwargs=None, **options):
         if name == names.TASK_RUN_COMMAND:
-            return self.pipeline.accept(args, kwargs, options)
+            if remote.enabled():  # a process configured as an API client: the API publishes it
+                if args:
+                    raise InvalidJob({"args": ["hydra.run_command takes keyword arguments only"]})
+                return self.AsyncResult(remote.Api().submit(kwargs, options))
+            try:
+                return self.pipeline.accept(args, kwargs, options)
+            except HydraError:
+                continuation.refused_part(options, self.pipeline)  # a chord's header task: its part ends refused
+                raise
         return super().send_task(name, args, kwargs, **options)
 
     def publish(self, name: str, kwargs: dict, **options):

@@ -14,10 +14,13 @@ Only a message Hydra signed can end a run: one this worker admitted
 (``hydra.celery.worker.admit``), or - in the worker's main process, reporting a pool process
 that died, a time limit, an expiry - one whose signature verifies here. Anything else (a
 forged message naming a real run, Celery's report of an unknown task, a remote-control revoke)
-is logged and changes nothing. Celery's own follow-ups are narrowed the same way: a failure
-starts the message's errbacks (pre-signed steps, ``hydra.dispatch.steps``) only when this
-worker admitted it, it was not cancelled and no retry or failover follows; a chain's later
-steps are not marked failed on its behalf; chords are refused.
+is logged and changes nothing. Celery's own follow-ups are not used: Hydra's messages carry
+no canvas, and what follows a run - its ``link`` and ``link_error`` steps, its chain, its
+chord - is started from its record by whoever records its final end
+(``hydra.dispatch.continuation``). A chord is published through :meth:`HydraBackend.apply_chord`
+(its body pre-signed and stored with its header's run ids), and the last header part to end
+decides its body. ``AsyncResult(id)`` follows a run's retries and failovers: a run that is
+retried reads as not ready until its last attempt ended, and then as that attempt's outcome.
 """
 
 from __future__ import annotations
@@ -29,14 +32,14 @@ from celery.backends.base import BaseBackend
 
 from hydra import names
 from hydra.broker.registry import Registry
-from hydra.celery import worker
+from hydra.celery import remote, worker
 from hydra.celery.orphans import end_orphaned_command
 from hydra.dispatch import signing
 from hydra.dispatch.attempts import end_attempt
+from hydra.dispatch.canvas import Canvas, register_chord
 from hydra.dispatch.envelope import Envelope
-from hydra.dispatch.steps import CHORD_REFUSED
+from hydra.dispatch.submissions import KEY_HOLDER, audit_submission
 from hydra.errors import (
-    InvalidJob,
     Refused,
     StoreUnavailable,
     Unavailable,
@@ -46,11 +49,17 @@ from hydra.errors import (
 from hydra.execution.isolation import end_run
 from hydra.model.outcome import Outcome
 from hydra.model.records import Chain, Job
-from hydra.model.status import RunStatus
+from hydra.model.status import FOLLOWED, RunStatus
+from hydra.store.flows import FlowStore
+from hydra.store.jobs import new_id
 from hydra.store.runs import RunStore
 
 log = logging.getLogger(__name__)
 
+#: What AsyncResult.get() answers of a run (its outcome).
+OUTCOME_FIELDS = ("status", "returncode", "stdout", "stderr", "error", "worker_id", "attempt", "duration")
+#: Attempts followed from one task id at most (retries and failovers).
+MAX_FOLLOWED = 200
 #: How a run status reads as a Celery state.
 CELERY_STATE = {
     RunStatus.PENDING: states.PENDING,
@@ -107,6 +116,7 @@ class HydraBackend(BaseBackend):
     def __init__(self, app, url=None, **kwargs):
         super().__init__(app, url=url or "hydra://", **kwargs)
         self.runs = RunStore()
+        self.flows = FlowStore(index=self.runs.index)
         self.registry = Registry()
 
     def exception_safe_to_retry(self, exc) -> bool:
@@ -137,14 +147,6 @@ class HydraBackend(BaseBackend):
         recorded = end_attempt(
             task_id, outcome, by=by or "worker", job=job, attempt=attempt, chain=chain, pipeline=self.app.pipeline
         )
-        if (
-            state == states.FAILURE
-            and recorded is not None
-            and recorded.next_in is None
-            and recorded.status != RunStatus.CANCELLED
-            and worker.admitted(task_id, request)
-        ):
-            request.hydra_final = True  # this worker ran it, it failed, and nothing follows: its errbacks may start
         if recorded is None:
             log.warning(
                 "late result discarded",
@@ -156,23 +158,31 @@ class HydraBackend(BaseBackend):
     def mark_as_failure(
         self, task_id, exc, traceback=None, request=None, store_result=True, call_errbacks=True, state=states.FAILURE
     ):
-        """Record the failure. Celery would then mark the later steps of the request's chain
-        failed and start its errbacks, whatever request it was handed; here the errbacks start
-        only when :meth:`_store_result` found the failure final for a message this worker
-        admitted, and a failing errback never changes the run."""
+        """Record the failure, and nothing else: Celery would then mark the later steps of the
+        request's chain failed and start its errbacks, whatever request it was handed; Hydra's
+        messages carry none, and what follows a run starts from its record."""
         if store_result:
             self.store_result(task_id, exc, state, traceback=traceback, request=request)
-        if call_errbacks and request is not None and getattr(request, "hydra_final", False) and request.errbacks:
-            try:
-                self._call_task_errbacks(request, exc, traceback)
-            except Exception:
-                log.exception("the errbacks of run %s could not be started", task_id)
 
     def on_chord_part_return(self, request, state, result, **kwargs):
-        """No chords in Hydra (:meth:`ensure_chords_allowed`)."""
+        """Nothing here: a header part's final end is recorded by ``hydra.dispatch.continuation``."""
 
     def ensure_chords_allowed(self):
-        raise InvalidJob({"chord": [CHORD_REFUSED]})
+        """Chords are taken in by :meth:`apply_chord`."""
+
+    def apply_chord(self, header_result_args, body, **kwargs):
+        """A chord published from Python, before its header's tasks are sent: its body is
+        validated, pre-signed and stored with the run ids of the header parts (Celery's frozen
+        results: a chained part's is its last step's), and audited. Each header task joins it
+        when it is sent; the last part to end decides the body."""
+        group_id, results = header_result_args
+        if remote.enabled():  # the API takes it in, as this process's token
+            remote.Api().chord(group_id, [result.id for result in results], body)
+            return
+        pipeline = self.app.pipeline
+        canvas = Canvas(lambda given: pipeline.step_message(given, KEY_HOLDER), new_id, self.app)
+        step = register_chord(pipeline.flows, group_id, [result.id for result in results], body, canvas)
+        audit_submission(KEY_HOLDER, step.run_id, step.kwargs, canvas.steps, parent=group_id)
 
     def _release(self, by: str | None) -> None:
         """The attempt no longer counts against the worker's load."""
@@ -202,25 +212,54 @@ class HydraBackend(BaseBackend):
         return self.runs.jobs.find(run.job_id) or Job(id=run.job_id), run.attempt
 
     def _get_task_meta_for(self, task_id):
-        run = self.runs.find(task_id)
-        if run is None:
+        found = self._remote_outcome(task_id) if remote.enabled() else self._stored_outcome(task_id)
+        if found is None:
             return {"status": states.PENDING, "result": None, "task_id": task_id}
-        status = run.run_status
+        if found == states.RETRY:  # a retry or failover follows it, not recorded yet
+            return {"status": states.RETRY, "result": None, "task_id": task_id}
+        status = RunStatus(found["status"])
         state = CELERY_STATE.get(status, states.FAILURE)
-        meta = {"task_id": task_id, "status": state, "date_done": run.finished_at, "traceback": None, "children": []}
-        outcome = {
-            key: getattr(run, key)
-            for key in ("status", "returncode", "stdout", "stderr", "error", "worker_id", "attempt", "duration")
-        }
+        meta = {"task_id": task_id, "status": state, "date_done": found.get("finished_at"), "traceback": None}
+        meta["children"] = []
+        outcome = {key: found.get(key) for key in OUTCOME_FIELDS}
         if state == states.SUCCESS:
             meta["result"] = outcome
         elif state in (states.FAILURE, states.REVOKED):
             cls = command_error_for(status.value)
-            message = run.error or f"{status.value} (exit status {run.returncode})"
+            message = found.get("error") or f"{status.value} (exit status {found.get('returncode')})"
             meta["result"] = {"exc_type": cls.__name__, "exc_module": cls.__module__, "exc_message": [message, outcome]}
         else:
             meta["result"] = None
         return meta
+
+    def _stored_outcome(self, task_id: str) -> dict | str | None:
+        """The run's last attempt as stored (a run followed by a retry or failover reads as
+        its last attempt): its fields, RETRY while the next attempt is not recorded, None."""
+        run = self.runs.find(task_id)
+        if run is not None and run.run_status in FOLLOWED:
+            latest_id = self.flows.latest(task_id)
+            latest = self.runs.find(latest_id) if latest_id != task_id else run
+            if latest is None or (latest.run_status in FOLLOWED and self.flows.next_of(latest.id) != ""):
+                return states.RETRY
+            run = latest
+        if run is None:
+            return None
+        return {key: getattr(run, key) for key in (*OUTCOME_FIELDS, "finished_at")}
+
+    def _remote_outcome(self, task_id: str) -> dict | str | None:
+        """The same, read through the API (``hydra.celery.remote``)."""
+        api = remote.Api()
+        run = api.run(task_id)
+        for _ in range(MAX_FOLLOWED):
+            if run is None or RunStatus(run["status"]) not in FOLLOWED:
+                return run
+            following = api.next_of(run["id"])
+            if following == "":  # nothing follows after all: its own end is the outcome
+                return run
+            run = api.run(following) if following else None
+            if run is None:
+                return states.RETRY
+        return states.RETRY
 
     def _forget(self, task_id):
         """Runs are history: forgetting a result keeps the record."""

@@ -27,6 +27,7 @@ from hydra.execution.live import ChunkWriter, tee
 from hydra.model.outcome import Outcome
 from hydra.model.spec import load_message
 from hydra.settings import get_settings
+from hydra.store.flows import FlowStore
 from hydra.store.output import OutputStore
 from hydra.store.output_dir import OutputDir
 
@@ -59,6 +60,15 @@ def run_environment(run_id: str, kwargs: dict, worker_id: str, slot: str) -> dic
         "HYDRA_WORKER": worker_id,
         "HYDRA_WORKER_SLOT": slot,
     }
+
+
+def upstream_environment(run_id: str) -> dict[str, str]:
+    """``HYDRA_UPSTREAM_*``: the run(s) that started this one (a canvas step, a chord body, a
+    job's dependant) and how they ended; nothing for a run nothing started
+    (``hydra.model.flow.Upstream.environment``)."""
+    flow = worker.wait_for_store(lambda: FlowStore().read_at_start(run_id))
+    started_by = flow.started_by if flow is not None else None
+    return started_by.environment() if started_by is not None else {}
 
 
 def describe(outcome: Outcome) -> str:
@@ -104,7 +114,7 @@ def run_command(self, **kwargs):
                 output_limit=settings.output_limit,
                 default_timeout=settings.default_timeout,
                 cancel=watch.cancel,
-                env=run_environment(run_id, kwargs, profile.id, slot),
+                env={**upstream_environment(run_id), **run_environment(run_id, kwargs, profile.id, slot)},
                 on_start=note_pid,
                 on_output=live.write if full is None else tee(live.write, full.write),
                 confinement=confinement,

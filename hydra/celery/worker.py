@@ -14,8 +14,8 @@ command (``celery -A hydra inspect hydra_profile`` shows it too).
 
 Only ``hydra.run_command`` runs here (the consumer refuses Celery's built-in tasks and any
 other name, ``hydra.celery.consumer``). Before it runs, :func:`admit` checks the message: its
-signature over the whole message - embed and headers included - and every canvas step it
-carries, its schema, this profile (a message published straight to a worker's queue, or
+signature over the whole message - embed and headers included - that it carries no canvas
+(what follows a run is started from its record, ``hydra.dispatch.continuation``), its schema, this profile (a message published straight to a worker's queue, or
 routed on a stale registry), the isolation policy, and its run record - a message that fails
 any is refused and recorded, never executed - and then claims the attempt
 (``hydra.store.runs``). A worker holds only public keys (``HYDRA_VERIFY_KEYS``): it can tell a
@@ -42,7 +42,7 @@ from hydra.broker.quotas import NamespaceSlots
 from hydra.broker.registry import Registry
 from hydra.broker.sent import SentIndex
 from hydra.celery import orphans
-from hydra.dispatch import signing, steps
+from hydra.dispatch import canvas, signing
 from hydra.dispatch.envelope import Envelope
 from hydra.errors import CredentialsRefused, InvalidJob, Refused, RunEnded, StoreUnavailable, Unavailable
 from hydra.execution import isolation
@@ -217,8 +217,8 @@ def admit(run_id: str, kwargs: dict, request=None, *, runs: RunStore | None = No
 
     In order, before anything runs: the signature over the whole message
     (``hydra.dispatch.envelope``: only what Hydra's publish path produced, for this run id,
-    with this embed and these headers), the steps it carries (pre-signed ones only,
-    ``hydra.dispatch.steps``), the schema (the same as a REST body), this worker's profile
+    with this embed and these headers), that it carries no canvas (``hydra.dispatch.canvas``),
+    the schema (the same as a REST body), this worker's profile
     (affinity, users, shells), the isolation policy (the job's OS user and ``cwd``,
     ``hydra.execution.isolation``), and its run record (there is one, and its execution
     digest is this message's). The request is then marked admitted: the result backend
@@ -240,7 +240,7 @@ def admit(run_id: str, kwargs: dict, request=None, *, runs: RunStore | None = No
     claimed = kwargs.get("job_id") if isinstance(kwargs, dict) and isinstance(kwargs.get("job_id"), str) else None
     if reason is not None:
         _refuse(runs, run_id, profile.id, reason, end_it=False, claimed_job=claimed)
-    reason = steps.refusal(envelope)  # what it would start after it: pre-signed steps only
+    reason = canvas.refusal(envelope)  # Hydra's messages carry no canvas: what follows a run is in its record
     if reason is not None:
         _refuse(runs, run_id, profile.id, reason, end_it=True, claimed_job=claimed)
     try:

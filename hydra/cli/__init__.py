@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from hydra import logs, names
-from hydra.cli import access, admin, console, keys, machines, manage, output
+from hydra.cli import access, admin, console, keys, machines, manage, output, related
 from hydra.errors import CredentialsRefused
 from hydra.settings import CONFIG_VARIABLE, SettingsError, get_settings
 
@@ -81,6 +81,7 @@ for _command in (
     *output.COMMANDS,
     *access.COMMANDS,
     *manage.COMMANDS,
+    *related.COMMANDS,
 ):
     main.add_command(_command)
 

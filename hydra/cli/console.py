@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
+from hydra.cli.dependants import dependency_options
 from hydra.cli.params import declare_option
 from hydra.client import Client, ClientError, Conflict, InvalidRequest, Run
 from hydra.model.params import needs_values
@@ -266,12 +267,14 @@ def parse_headers(values: tuple[str, ...]) -> dict[str, str]:
 @declare_option
 @click.option("--wait", is_flag=True, help="Wait for the run: show progress and output, exit with its exit code.")
 @click.option("--cancel-on-interrupt", is_flag=True, help="With --wait: Ctrl-C cancels the run (else it goes on).")
+@dependency_options
 @click.argument("command", nargs=-1)
 @api_command
 def submit(
     client: Client,
     as_json: bool,
     command,
+    dependants,
     name,
     user,
     namespace,
@@ -336,6 +339,7 @@ def submit(
         timezone=timezone,
         idempotency_key=idempotency_key,
         params=params,
+        **dependants,
     )
     if not wait:
         if as_json:

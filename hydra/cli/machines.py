@@ -4,6 +4,7 @@ written on the control machine, and starting a worker from such a file::
     hydra worker-config --host 10.0.0.5 --out worker.env      # on the control machine
     hydra worker --config /etc/hydra/worker.env -Q os.linux,tag.gpu   # on the worker machine
     hydra client-config --host 10.0.0.5 --out client.env      # for apply_async elsewhere
+    hydra client-config --api-only --token T --out client.env # apply_async through the API
 
 A settings file is ``HYDRA_<NAME>=value`` lines (``hydra.settings``: ``HYDRA_CONFIG`` names it,
 the environment wins over it). It holds passwords (a client's also the private signing key; a
@@ -141,23 +142,34 @@ def worker_config(host: str | None, namespaces: str | None, allowed_users: str |
     metavar="TOKEN",
     help="An API token to include, for the CLI and hydra.client (default: none; make one with `hydra token create`).",
 )
+@click.option(
+    "--api-only",
+    is_flag=True,
+    help="Only the API's URL and --token: apply_async goes through the API as the token's user "
+    "(no broker, database or signing key in the file).",
+)
 @out_option
 @check_option
-def client_config(host: str | None, token: str | None, out: str, check: bool) -> None:
+def client_config(host: str | None, token: str | None, api_only: bool, out: str, check: bool) -> None:
     """Write the settings file of a Python program on another machine that publishes jobs
     with Celery's apply_async (the broker, the database, the private signing key: give it only
     to a program trusted to publish) and, with --token,
-    talks to the API (hydra.client, the CLI)."""
+    talks to the API (hydra.client, the CLI). With --api-only, the file holds the API's URL and
+    the token only: the program's apply_async goes through the API, with the token's rights."""
     from hydra.dispatch import signing
 
     _checked(check)
-    values = {**_store_settings(host), **signing.publisher_settings()}
+    if api_only and not token:
+        raise click.UsageError("--api-only needs --token: the program acts as that token's user")
+    values = {} if api_only else {**_store_settings(host), **signing.publisher_settings()}
     values["HYDRA_API_URL"] = reachable_from(get_settings().api_url, host)
     if token:
         values["HYDRA_TOKEN"] = token
+    if api_only:
+        values["HYDRA_SUBMIT_VIA"] = "api"
     target = "client.env" if out == "-" else out
     use = [f"Use it: HYDRA_CONFIG={target} python my_program.py   (run_command.apply_async, hydra.client)"]
-    holds = "passwords and the private signing key"
+    holds = "an API token" if api_only else "passwords and the private signing key"
     write_private(render(values, what="a client program", command="client-config", use=use, holds=holds), out)
 
 

@@ -37,6 +37,7 @@ from hydra.cli.console import (
 from hydra.cli.params import described, given, trigger_options, values_of
 from hydra.client import Client, Job, Run, Submitted
 from hydra.model import wording
+from hydra.model.dependencies import FIELDS
 
 #: ``"METHOD /path"`` of the OpenAPI description -> the ``hydra`` command that calls it.
 OPERATIONS = {
@@ -69,6 +70,10 @@ OPERATIONS = {
     "GET /namespaces/{namespace}": "namespace show",
     "PUT /namespaces/{namespace}": "namespace set",
     "DELETE /namespaces/{namespace}": "namespace delete",
+    "GET /jobs/{job_id}/dependencies": "job deps",
+    "GET /runs/{run_id}/flow": "run flow",
+    "POST /tasks/": "task submit",
+    "POST /tasks/chords": "task chord",
 }
 
 
@@ -94,6 +99,7 @@ def show_job(job: Job) -> None:
         items.append(("scheduled at", when(job.scheduled_at)))
     if job.env:
         items.append(("env", ", ".join(sorted(job.env))))  # names only: values never come back
+    items += [(name.replace("_", " "), ", ".join(job.raw[name])) for name in FIELDS if job.raw.get(name)]
     if job.params:
         items.append(("params", described(job.params)))
     items += [("created", when(job.created_at)), ("updated", when(job.updated_at))]
@@ -229,7 +235,7 @@ def job_delete(client: Client, as_json: bool, job_id):
 @click.argument("job_id", metavar="JOB")
 @api_command
 def job_pause(client: Client, as_json: bool, job_id):
-    """Pause JOB's cron schedule (no ticks until resumed)."""
+    """Pause JOB: no cron ticks, and no runs started by the jobs that name it, until resumed."""
     job_out(as_json, client.pause_job(job_id))
 
 
@@ -237,7 +243,7 @@ def job_pause(client: Client, as_json: bool, job_id):
 @click.argument("job_id", metavar="JOB")
 @api_command
 def job_resume(client: Client, as_json: bool, job_id):
-    """Resume JOB's paused schedule from now."""
+    """Resume JOB from now (ticks and starts during the pause are not run later)."""
     job_out(as_json, client.resume_job(job_id))
 
 

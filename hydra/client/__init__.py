@@ -68,6 +68,7 @@ from hydra.client.records import (
     Token,
     Worker,
 )
+from hydra.client.related import Relations
 from hydra.settings import get_settings
 
 __all__ = [
@@ -134,7 +135,7 @@ def http_session() -> requests.Session:
     return session
 
 
-class Client(OutputReading, Exports):
+class Client(OutputReading, Relations, Exports):
     """Talks to one Hydra API (``url``, default ``HYDRA_API_URL``) with an API token (``token``,
     default :func:`find_token`). The methods that read output are ``hydra.client.output``'s."""
 

@@ -112,6 +112,10 @@ class Job(_Record):
     paused: bool | None = None
     paused_at: datetime | None = None
     next_run_at: datetime | None = None
+    #: Ids of the jobs it starts after a success, a failure for good, or either.
+    on_success: list[str] | None = None
+    on_failure: list[str] | None = None
+    on_completion: list[str] | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
     deleted_at: datetime | None = None

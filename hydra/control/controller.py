@@ -49,11 +49,11 @@ from hydra.broker.sent import SentIndex
 from hydra.control.failover import Failover
 from hydra.control.scheduler import Scheduler
 from hydra.dispatch import signing
-from hydra.dispatch.attempts import dispatch_stored, publish_delayed, publish_due
+from hydra.dispatch.attempts import dispatch_stored, end_unrunnable, publish_delayed, publish_due
 from hydra.dispatch.pipeline import Pipeline, Republished
 from hydra.errors import StoreUnavailable, Unavailable
 from hydra.model.affinity import WorkerProfile
-from hydra.model.outcome import Outcome
+from hydra.model.records import Job
 from hydra.model.status import RunStatus
 from hydra.settings import Settings, get_settings
 from hydra.store.reindex import Reindexer
@@ -612,13 +612,7 @@ class Controller:
             reason = f"its message vanished from {run.queue or 'the broker'} (not in the queue, not delivered)"
             if job is None or job.deleted_at or run.revived >= MAX_REVIVALS:
                 why = "the job was deleted" if job is None or job.deleted_at else f"{reason}, {run.revived + 1} times"
-                self.runs.finish(
-                    run_id,
-                    Outcome(status=RunStatus.DEAD_LETTER.value, error=why, finished_at=clock.utcnow()),
-                    status=RunStatus.DEAD_LETTER,
-                    decision=why,
-                    by=self.name,
-                )
+                end_unrunnable(run_id, why, job=job or Job(id=run.job_id), by=self.name, pipeline=self.pipeline)
                 log.warning("run ended: %s", why, extra={"event": "run.vanished", "run_id": run_id, "reason": why})
                 continue
             self.runs.note_revived(run_id, f"{reason}; published again")

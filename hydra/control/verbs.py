@@ -21,8 +21,10 @@ namespace (``hydra.control.access``) and records what it did in the audit trail.
 * **delete** - soft: the job gets ``deleted_at``, its schedule stops, its runs that have not
   started are cancelled, and its history stays readable (``GET /runs/{id}``,
   ``GET /jobs/{id}`` and ``/runs``). A deleted job is left out of listings and refuses verbs.
-* **pause / resume** - stop and restart a cron job's ticks; ticks during the pause are not
-  run later. Manual triggers still work while paused.
+* **pause / resume** - stop and restart a job's automatic runs: a cron job's ticks (ticks
+  during the pause are not run later), and the runs the jobs that name it in their
+  ``on_success`` / ``on_failure`` / ``on_completion`` would start (the ending run notes that
+  it was paused). Manual triggers still work while paused. A job with neither has nothing to pause.
 * **trigger** - one run now, whatever the schedule (overlap policies concern ticks only), with
   the values the trigger gives for the job's parameters (checked against its declaration:
   InvalidJob naming the parameter under ``params``); the audit trail records them, secret
@@ -46,6 +48,7 @@ from hydra.broker.schedules import ScheduleFeed
 from hydra.celery.app import app
 from hydra.control.access import Reader, require_submit
 from hydra.control.cancel import cancel_run
+from hydra.dispatch import dependants
 from hydra.dispatch.attempts import schedule
 from hydra.dispatch.pipeline import Pipeline
 from hydra.errors import Conflict, Forbidden, InvalidJob
@@ -56,6 +59,7 @@ from hydra.model.redaction import patched
 from hydra.model.spec import load_job
 from hydra.model.status import RETRYABLE, RunStatus
 from hydra.store.audit import AuditStore
+from hydra.store.edges import EdgeStore
 from hydra.store.jobs import new_id
 
 
@@ -105,8 +109,10 @@ def submit(
     spec = own(spec, actor)
     require_submit(actor, spec["namespace"])
     jobs = pipeline.jobs
+    dependants.check(spec, job_id=job_id, jobs=jobs, principal=actor)
     run_id = None if starts_later(spec) else run_id or new_id()
     job = jobs.create(spec, source=source, first_run_id=run_id, job_id=job_id)
+    dependants.keep(job.id, spec)
     metrics.job_submitted(source)
     audit(
         actor, "job.submit", namespace=job.namespace, target=job.id, user=job.user, name=job.name, env=env_names(spec)
@@ -150,8 +156,10 @@ def update(
         spec = load_job(as_body(patched(job.spec(), patch)))
     assert spec is not None
     spec = own(spec, actor, before=job)
+    dependants.check(spec, job_id=job_id, jobs=pipeline.jobs, principal=actor)
     changed = (spec.get("schedule"), spec.get("timezone")) != (job.schedule, job.timezone)
     updated = pipeline.jobs.replace(job_id, spec, schedule_changed=changed)
+    dependants.keep(job_id, spec, job.spec())
     if not _same_instant(spec.get("scheduled_at"), job.scheduled_at):
         _reschedule_once(updated, job.scheduled_run_id, pipeline)
     ScheduleFeed().notify(job_id)
@@ -199,6 +207,7 @@ def delete(job_id: str, *, actor: Principal, pipeline: Pipeline | None = None) -
     if job.deleted_at:
         return
     pipeline.jobs.mark_deleted(job_id)
+    dependants.keep(job_id, {}, job.spec())  # it starts nothing any more; jobs naming it note it as deleted
     ScheduleFeed().notify(job_id)
     for run in pipeline.runs.not_started(job_id):
         try:
@@ -211,8 +220,8 @@ def delete(job_id: str, *, actor: Principal, pipeline: Pipeline | None = None) -
 def pause(job_id: str, *, actor: Principal, pipeline: Pipeline | None = None) -> Job:
     pipeline = pipeline or app.pipeline
     job = _live(actor, "pause", job_id, pipeline)
-    if not job.schedule:
-        raise Conflict(f"job {job_id!r} has no schedule to pause")
+    if not job.schedule and not EdgeStore().upstream_of(job_id):
+        raise Conflict(f"job {job_id!r} has no schedule, and no job starts it: nothing to pause")
     if job.paused:
         return job
     paused = pipeline.jobs.pause(job_id)
@@ -224,7 +233,7 @@ def pause(job_id: str, *, actor: Principal, pipeline: Pipeline | None = None) ->
 def resume(job_id: str, *, actor: Principal, pipeline: Pipeline | None = None) -> Job:
     pipeline = pipeline or app.pipeline
     job = _live(actor, "resume", job_id, pipeline)
-    if not job.schedule:
+    if not job.schedule and not job.paused:
         raise Conflict(f"job {job_id!r} has no schedule to resume")
     if not job.paused:
         return job

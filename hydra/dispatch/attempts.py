@@ -5,7 +5,9 @@ worker's outcome), the controller (``lost``) or a user (``cancelled``): it appli
 lifecycle decision (``hydra.model.lifecycle``; an attempt whose cancel was requested ends
 ``cancelled`` whatever else stopped it, see ``hydra.control.cancel``), records the end
 through the run's end fence, and - only if this call won the fence - starts what follows:
-the failover attempt at once, or a retry after its backoff. Because only the fence winner
+the failover attempt at once, or a retry after its backoff - and, once an attempt's end is
+final, what follows it: its canvas steps and the jobs that depend on its job
+(``hydra.dispatch.continuation``). Because only the fence winner
 follows up, no attempt is ever retried or failed over twice, even with two controllers or
 a late worker result.
 
@@ -26,7 +28,7 @@ from hydra import clock
 from hydra.broker import metrics
 from hydra.broker.due import DueIndex
 from hydra.broker.stops import StopFlags
-from hydra.dispatch import signing
+from hydra.dispatch import continuation, signing
 from hydra.dispatch.pipeline import Pipeline
 from hydra.errors import InvalidJob, Unavailable
 from hydra.model.lifecycle import Decision, decide
@@ -81,15 +83,18 @@ def end_attempt(
     metrics.run_finished(
         decision.status.value, outcome.duration, namespace=job.namespace
     )  # once: only the end-fence winner gets here
-    if decision.next_in is not None:
-        follow_up(
+    next_id = ""
+    if decision.next_in is not None:  # the attempt that follows carries what follows this run
+        next_id = follow_up(
             job.id,
             attempt=attempt + 1,
             delay=decision.next_in,
             reason=decision.reason,
             chain=Chain(run_id, decision.lost, decision.failed),
             pipeline=pipeline,
+            run_id=continuation.hand_over(run_id, pipeline),
         )
+    continuation.after(run_id, job, decision.status, next_id=next_id, pipeline=pipeline, start_job=follow_up)
     return decision
 
 
@@ -111,18 +116,29 @@ def request_stop(run_id: str, reason: str) -> None:
         log.warning("stop flag for run %s not set: %s", run_id, exc)
 
 
-def follow_up(job_id: str, *, attempt: int, delay: float, reason: str | None, chain: Chain, pipeline: Pipeline) -> str:
+def follow_up(
+    job_id: str,
+    *,
+    attempt: int,
+    delay: float,
+    reason: str | None,
+    chain: Chain,
+    pipeline: Pipeline,
+    run_id: str | None = None,
+) -> str:
     """Start attempt ``attempt`` (the one after ``chain.retry_of``) now, or record it to start in
     ``delay`` seconds, with the parameter values of the attempt it follows; returns its run id
-    ("" when the job was deleted meanwhile). A process that cannot sign (a worker) records it
-    due now instead: the controller publishes it."""
+    (``run_id`` when given; "" when the job was deleted meanwhile). A process that cannot sign
+    (a worker) records it due now instead: the controller publishes it. (A job's dependants
+    start this way too, as attempt 1, with their parameters' defaults.)"""
     stored = pipeline.jobs.find(job_id)
     if stored is None or stored.deleted_at:  # nothing more to run
         return ""
     before = pipeline.runs.find(chain.retry_of) if chain.retry_of and stored.params else None
     given = before.given if before is not None else None
     if delay <= 0 and signing.can_sign():
-        return pipeline.dispatch(stored, attempt=attempt, chain=chain, params=given.values if given else None).run_id
+        values = given.values if given else None
+        return pipeline.dispatch(stored, attempt=attempt, chain=chain, run_id=run_id, params=values).run_id
     return schedule(
         stored,
         at=clock.utcnow() + timedelta(seconds=max(delay, 0.0)),
@@ -130,6 +146,7 @@ def follow_up(job_id: str, *, attempt: int, delay: float, reason: str | None, ch
         chain=chain,
         reason=reason,
         runs=pipeline.runs,
+        run_id=run_id,
         params=given,
     )
 
@@ -186,14 +203,26 @@ def publish_delayed(run_id: str, pipeline: Pipeline) -> bool:
         return False
     job = pipeline.jobs.find(run.job_id)
     if job is None or job.deleted_at:  # nothing will run it: say so rather than wait forever
-        runs.finish(
-            run_id,
-            Outcome(status=RunStatus.CANCELLED.value, error="the job was deleted"),
-            status=RunStatus.CANCELLED,
-            by="hydra",
+        why = "the job was deleted"
+        end_unrunnable(
+            run_id, why, job=job or Job(id=run.job_id), by="hydra", pipeline=pipeline, status=RunStatus.CANCELLED
         )
         return False
     return dispatch_stored(pipeline, job, run_id, attempt=run.attempt, chain=run.chain, params=run.params)
+
+
+def end_unrunnable(
+    run_id: str, why: str, *, job: Job, by: str, pipeline: Pipeline, status: RunStatus = RunStatus.DEAD_LETTER
+) -> bool:
+    """End a run that will never run - its message vanished too often, its job was deleted - as
+    ``status`` with the reason, and go on with what follows it (its canvas, its job's
+    dependants: ``hydra.dispatch.continuation``). False when it had ended already."""
+    ended = pipeline.runs.finish(
+        run_id, Outcome(status=status.value, error=why, finished_at=clock.utcnow()), status=status, decision=why, by=by
+    )
+    if ended:
+        continuation.after(run_id, job, status, next_id="", pipeline=pipeline, start_job=follow_up)
+    return ended
 
 
 def dispatch_stored(pipeline: Pipeline, job: Job, run_id: str, **how) -> bool:

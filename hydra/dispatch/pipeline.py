@@ -14,11 +14,15 @@ placing, recording and sending (:meth:`Pipeline.republish`).
 
 Every message is signed (``hydra.dispatch.envelope``) before its run is recorded - a process
 without a private key fails before it leaves a record behind - and a message that is signed
-already is only ever sent as it is: a pre-signed canvas step a worker starts
-(:meth:`Pipeline.forward`, ``hydra.dispatch.steps``) and a message taken back from a queue.
+already is only ever sent as it is: a pre-signed canvas step (``hydra.dispatch.canvas``,
+started by ``hydra.dispatch.continuation``) and a message taken back from a queue. Messages
+carry no canvas: what follows a run is kept with its record (``hydra.store.flows``).
 
 The record is written before the message is sent, so a worker never meets an attempt
-nobody recorded. When the broker cannot be reached, the attempt is recorded pending with
+nobody recorded, and the run is noted as sent (``hydra.broker.sent``) before its record is
+written: a publisher that dies in between leaves a run the controller publishes again after
+``HYDRA_QUEUED_BOUND`` seconds, and a send that fails for any reason but the broker ends the
+run with that reason. When the broker cannot be reached, the attempt is recorded pending with
 the reason and no queue, and the controller publishes it once the broker is back
 (``hydra.dispatch.attempts.publish_delayed``): an accepted job is never lost to a broker
 outage.
@@ -37,15 +41,19 @@ from redis.exceptions import RedisError
 from hydra import clock, names
 from hydra.broker import metrics
 from hydra.broker.sent import SentIndex
-from hydra.dispatch import signing, steps
-from hydra.dispatch.envelope import HYDRA_HEADERS, RESERVED_HEADERS, Envelope, Sealed, passed_on, seal, settle_times
+from hydra.dispatch import signing
+from hydra.dispatch.canvas import Canvas
+from hydra.dispatch.envelope import HYDRA_HEADERS, RESERVED_HEADERS, Envelope, Sealed, passed_on, seal
 from hydra.dispatch.router import AffinityRouter, placement_of, queue_placement
+from hydra.dispatch.submissions import KEY_HOLDER, Submitter, audit_submission
 from hydra.errors import BrokerUnavailable, InvalidJob
-from hydra.model.params import Values
+from hydra.model.outcome import Outcome
+from hydra.model.params import Values, still_declared
 from hydra.model.priority import LEVELS, broker_level
 from hydra.model.records import Chain, Dispatched, Job
 from hydra.model.spec import MESSAGE_BODY_FIELDS, MESSAGE_FIELDS, execution_digest, load_message, message_kwargs
 from hydra.model.status import RunStatus
+from hydra.store.flows import FlowStore
 from hydra.store.jobs import JobStore, new_id
 from hydra.store.runs import RunStore
 
@@ -80,12 +88,8 @@ class Republished(StrEnum):
 
 
 def build_message(job: Job, attempt: int, values: Mapping[str, Any] | None = None) -> dict:
-    """The kwargs of the message that runs attempt ``attempt`` of ``job`` with the values
-    ``values`` of its trigger parameters (values of parameters it no longer declares - a
-    retry after the job changed - are left out; the defaults fill in at validation)."""
-    declared = {item.get("name") for item in job.params or ()}
-    kept = {name: value for name, value in (values or {}).items() if name in declared}
-    return message_kwargs(job.spec(), job_id=job.id, attempt=attempt, values=kept)
+    """The kwargs of the message that runs attempt ``attempt`` of ``job`` (``values``: of its parameters)."""
+    return message_kwargs(job.spec(), job_id=job.id, attempt=attempt, values=still_declared(job.params, values))
 
 
 def validate(kwargs: Any, args: Any = ()) -> dict:
@@ -139,6 +143,7 @@ class Pipeline:
         self.router = router or AffinityRouter()
         self.runs = runs or RunStore()
         self.jobs: JobStore = self.runs.jobs
+        self.flows = FlowStore(index=self.runs.index)
 
     def dispatch(
         self,
@@ -149,34 +154,35 @@ class Pipeline:
         run_id: str | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> Dispatched:
-        """Publish attempt ``attempt`` of the stored ``job`` with the values ``params`` of its
-        trigger parameters (the defaults for those not given); returns where it went."""
+        """Publish attempt ``attempt`` of the stored ``job`` (``params``: its parameters' values); returns where it went."""
         run_id = run_id or new_id()
         message = validate(build_message(job, attempt, params))
+        given = Values.of_message(message)
         sealed = seal(run_id, message, chain, {})  # before anything is recorded: SigningKeyMissing leaves nothing
         try:
             where = placement_of(run_id, self.router.choose(message, run_id))
         except BrokerUnavailable as exc:
-            return self._left_unsent(run_id, job, message, chain, exc)
+            return self.left_unsent(run_id, job, attempt, exc, chain, params=given)
+        self.watch(run_id)
         self._record(run_id, job, message, where, chain)
         try:
             self.send(sealed, where, retry=True, retry_policy=SEND_RETRY)
         except BrokerUnavailable as exc:
-            return self._left_unsent(run_id, job, message, chain, exc)
+            return self.left_unsent(run_id, job, attempt, exc, chain, params=given)
         return where
 
-    def accept(self, args: Any, kwargs: Any, options: dict) -> Any:
-        """A ``hydra.run_command`` published from outside (``apply_async``, ``send_task``):
-        validate, give it a job when it has none, pre-sign the steps it carries
-        (``hydra.dispatch.steps``), place it (unless the caller named a queue), sign, record,
-        send. Returns Celery's AsyncResult. A pre-signed step goes to :meth:`forward`.
+    def accept(self, args: Any, kwargs: Any, options: dict, *, submitter: Submitter = KEY_HOLDER) -> Any:
+        """A ``hydra.run_command`` published from outside (``apply_async``, ``send_task``, the
+        API's ``POST /tasks/``): validate it (and check it against ``submitter``'s rights,
+        ``hydra.dispatch.submissions``), give it a job when it has none, take in its canvas
+        (``hydra.dispatch.canvas``: every step validated, checked and pre-signed), sign it,
+        store what follows it (``hydra.store.flows``), audit, place it (unless the caller
+        named a queue), record, send. Returns Celery's AsyncResult.
 
         A message naming a stored job (``job_id``) runs that job as stored: any body field
         it gives that differs from the job's is refused (InvalidJob), never sent. Messages
         are JSON: another ``serializer`` is refused, as is ``compression``, and headers that
         are Hydra's or Celery's own."""
-        if steps.is_presigned(options):
-            return self.forward(args, kwargs, options)
         serializer = options.get("serializer")
         if serializer not in (None, "json"):
             raise InvalidJob({"serializer": [f"hydra.run_command messages are JSON only, not {serializer!r}"]})
@@ -185,19 +191,23 @@ class Pipeline:
         reserved = sorted(set(options.get("headers") or {}) & RESERVED_HEADERS)
         if reserved:
             raise InvalidJob({"headers": [f"{', '.join(reserved)}: set by Hydra and Celery, not by a caller"]})
-        message = self._message_of(args, kwargs)
+        message = self._message_of(args, submitter.settle(kwargs))
+        submitter.check(message, self.jobs)
         new_job = message.get("job_id") is None
         if new_job:  # its id decided now: the signature covers it
             message["job_id"] = new_id()
         options = {key: value for key, value in options.items() if key not in ("serializer", "compression")}
         run_id = options.pop("task_id", None) or new_id()
-        new_jobs: list[dict] = []
-        options = steps.presign(options, lambda body: self._step_message(body, new_jobs), new_id)
-        sealed = seal(run_id, message, Chain(), options)
-        for step in new_jobs:  # the steps' own jobs, once everything validated and was signed
-            self._store_job(step)
+        canvas = Canvas(lambda body: self.step_message(body, submitter), new_id, self.app)
+        then = canvas.then_of(options, run_id)
+        options = canvas.without(options)
+        sealed = seal(run_id, message, Chain(), options)  # before anything is stored
+        canvas.check_joined(self.flows)
+        for made in canvas.chords:
+            self.flows.register_chord(made)
+        self.flows.begin(run_id, then=then)
         job = self._store_job(message, first_run_id=run_id) if new_job else self.jobs.get(message["job_id"])
-        chain = sealed.envelope.chain
+        audit_submission(submitter, run_id, message, canvas.steps)
         named = options.get("queue") or options.get("routing_key")
         try:
             if named:
@@ -207,58 +217,14 @@ class Pipeline:
             else:
                 where = placement_of(run_id, self.router.choose(message, run_id))
         except BrokerUnavailable as exc:
-            self._left_unsent(run_id, job, message, chain, exc)
+            self.left_unsent(run_id, job, message["attempt"], exc, params=Values.of_message(message))
             return self._result(run_id)
-        self._record(run_id, job, message, where, chain)
+        self.watch(run_id)
+        self._record(run_id, job, message, where, Chain())
         try:
             return self.send(sealed, where, **passed_on(options))
         except BrokerUnavailable as exc:
-            self._left_unsent(run_id, job, message, chain, exc)
-            return self._result(run_id)
-
-    def forward(self, args: Any, kwargs: Any, options: dict) -> Any:
-        """Start a pre-signed step (a worker applying a message's ``link`` or next chain step,
-        ``hydra.dispatch.steps``): verify its signature over the message it is sent as, record
-        its run, and send it exactly as signed - nothing is signed here. A step that was
-        started already (a second delivery of the message carrying it) is not sent again.
-        A step that cannot start (its signature does not match, its job was deleted) is
-        recorded as refused under its run id and logged, never raised: on a worker that
-        would undo the end of the run before it."""
-        options = settle_times(options)
-        run_id = options.get("task_id")
-        envelope = Envelope.for_send(names.TASK_RUN_COMMAND, run_id, args, kwargs, options)
-        signature = options["headers"].get(signing.HEADER)
-        reason = envelope.verify(signature) or steps.refusal(envelope)
-        message: dict = {}
-        try:
-            message = validate(kwargs, args) if reason is None else {}
-        except InvalidJob as exc:
-            reason = f"invalid step: {exc.errors}"
-        job = self.jobs.find(message["job_id"]) if message.get("job_id") else None
-        if reason is None and (job is None or job.deleted_at):
-            reason = f"the step's job {message.get('job_id')!r} is not stored (deleted?)"
-        if reason is not None:
-            recorded = self.runs.refuse(
-                run_id if isinstance(run_id, str) else None, reason, by="hydra", dead_letter=True
-            )
-            log.warning(
-                "step refused: %s", reason, extra={"event": "run.refused", "run_id": recorded, "reason": reason}
-            )
-            return self._result(recorded)
-        assert job is not None and isinstance(run_id, str)
-        try:
-            where = placement_of(run_id, self.router.choose(message, run_id))
-        except BrokerUnavailable as exc:
-            where = unsent(run_id, exc)
-        if not self._record(run_id, job, message, where, Chain(), only_new=True):
-            log.info("step already started", extra={"event": "run.step_again", "run_id": run_id})
-            return self._result(run_id)
-        if where.status == RunStatus.PENDING and where.queue is None:
-            return self._result(run_id)  # recorded unsent: the controller publishes it
-        try:
-            return self.send(Sealed(envelope, signature), where, **passed_on(options))
-        except BrokerUnavailable as exc:
-            self._left_unsent(run_id, job, message, Chain(), exc)
+            self.left_unsent(run_id, job, message["attempt"], exc, params=Values.of_message(message))
             return self._result(run_id)
 
     def republish(self, message: Any, *, only_if_placeable: bool) -> Republished:
@@ -304,6 +270,7 @@ class Pipeline:
             self.router.slots.released(kwargs["namespace"], run_id)
         where = placement_of(run_id, placement)
         job = (self.jobs.find(kwargs["job_id"]) if kwargs.get("job_id") else None) or Job.from_message(kwargs)
+        self.watch(run_id)
         self._record(run_id, job, kwargs, where, envelope.chain)
         self.send(
             Sealed(envelope, str(signature)), where, priority=_broker_priority(message.properties.get("priority"))
@@ -358,10 +325,9 @@ class Pipeline:
             )
         except SEND_ERRORS as exc:
             raise BrokerUnavailable(f"cannot publish run {run_id}: {exc.__class__.__name__}: {exc}") from exc
-        try:
-            SentIndex().add(run_id, clock.epoch())  # until a worker claims it (Controller.revive_vanished)
-        except BrokerUnavailable:
-            pass
+        except Exception as exc:
+            self._not_published(run_id, exc)
+            raise
         log.info(
             "run published",
             extra={
@@ -409,13 +375,13 @@ class Pipeline:
             return self._message_of_stored_job(kwargs)
         return validate(kwargs, args)
 
-    def _step_message(self, kwargs: Any, new_jobs: list[dict]) -> dict:
-        """A canvas step's message (``hydra.dispatch.steps.presign``); a step without a job
-        gets a job id now, and its job is stored (``new_jobs``) once the whole submission is."""
-        message = self._message_of((), kwargs)
+    def step_message(self, kwargs: Any, submitter: Submitter) -> dict:
+        """A canvas step's message, validated and checked like the task's; a step without a
+        job gets a job id now (its job is stored when it starts: ``hydra.dispatch.continuation``)."""
+        message = self._message_of((), submitter.settle(kwargs))
+        submitter.check(message, self.jobs)
         if message.get("job_id") is None:
             message["job_id"] = new_id()
-            new_jobs.append(message)
         return message
 
     def _store_job(self, message: dict, *, first_run_id: str | None = None) -> Job:
@@ -427,21 +393,42 @@ class Pipeline:
         metrics.job_submitted("python")
         return job
 
-    def _record(self, run_id: str, job: Job, message: dict, where: Dispatched, chain: Chain, **how: Any) -> bool:
-        """Record the attempt a (validated) message runs, with its execution digest (what the
-        worker compares) and its parameters' values."""
-        return self.runs.record(
+    def watch(self, run_id: str) -> None:
+        """Note the run as sent before its record says so (``hydra.broker.sent``): should this
+        process die before the message leaves, the controller publishes it again."""
+        try:
+            SentIndex().add(run_id, clock.epoch())  # until a worker claims it (Controller.revive_vanished)
+        except BrokerUnavailable:  # the send will not get through either: recorded unsent then
+            pass
+
+    def _not_published(self, run_id: str, exc: Exception) -> None:
+        """A send failed for a reason that is not the broker's (a bug): the run ends with it."""
+        log.exception("run %s could not be published", run_id, extra={"event": "run.publish_crashed", "run_id": run_id})
+        error = f"could not be published: {exc.__class__.__name__}: {exc}"
+        self.runs.finish(
             run_id,
-            job,
-            attempt=message["attempt"],
-            placement=where,
-            chain=chain,
-            digest=execution_digest(message),
-            params=Values.of_message(message),
-            **how,
+            Outcome(status=RunStatus.FAILED.value, error=error),
+            status=RunStatus.FAILED,
+            decision="not published",
+            by="hydra",
+        )
+        try:
+            SentIndex().remove(run_id)
+        except BrokerUnavailable:
+            pass
+
+    def _record(self, run_id: str, job: Job, message: dict, where: Dispatched, chain: Chain) -> bool:
+        """Record the attempt a (validated) message runs, with its execution digest and its parameters' values."""
+        digest, given = execution_digest(message), Values.of_message(message)
+        return self.runs.record(
+            run_id, job, attempt=message["attempt"], placement=where, chain=chain, digest=digest, params=given
         )
 
-    def _left_unsent(self, run_id: str, job: Job, message: dict, chain: Chain, exc: Exception) -> Dispatched:
+    def left_unsent(
+        self, run_id: str, job: Job, attempt: int, exc: Exception, chain: Chain = Chain(), params: Values | None = None
+    ) -> Dispatched:
+        """Record an attempt whose message could not be sent: pending, for the controller (with
+        its parameters' values, which it is published with)."""
         where = unsent(run_id, exc)
         log.warning(
             "publish failed for run %s of job %s: %s",
@@ -450,9 +437,7 @@ class Pipeline:
             exc,
             extra={"event": "run.publish_failed", "run_id": run_id, "job_id": job.id},
         )
-        self.runs.record(
-            run_id, job, attempt=message["attempt"], placement=where, chain=chain, params=Values.of_message(message)
-        )
+        self.runs.record(run_id, job, attempt=attempt, placement=where, chain=chain, params=params)
         return where
 
     def _result(self, run_id: str) -> Any:

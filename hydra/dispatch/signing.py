@@ -254,6 +254,11 @@ def require_signing() -> KeyRing:
     return ring
 
 
+def keyring_id() -> str:
+    """The key id of the private key this process signs with (raises SigningKeyMissing)."""
+    return key_id(require_signing().signing[0].public_key())
+
+
 def require_verifying() -> KeyRing:
     """The keys of a process that checks messages (a worker); raises VerifyKeyMissing."""
     ring = keyring()

@@ -286,6 +286,13 @@ def resolve(declared: list[dict] | None, given: Mapping[str, Any] | None) -> tup
     return values, errors
 
 
+def still_declared(declared: list[dict] | None, values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The values of parameters ``declared`` still names (a retry of a run after its job
+    changed leaves out values of parameters it no longer declares)."""
+    names = {item.get("name") for item in declared or ()}
+    return {name: value for name, value in (values or {}).items() if name in names}
+
+
 def message_values(data: dict) -> None:
     """Settle a task message's ``param_values`` (post-load): the resolved values when its job
     declares parameters, else none; raises ValidationError naming the parameter."""

@@ -79,6 +79,10 @@ class Job(Record):
     max_lost: int | None = None
     executor: str | None = None
     http: dict | None = None
+    #: Jobs it starts when a run ends for good (hydra.model.dependencies).
+    on_success: list[str] | None = None
+    on_failure: list[str] | None = None
+    on_completion: list[str] | None = None
     params: list[dict] | None = None
     # -- its state -----------------------------------------------------------------------------
     source: str = "api"

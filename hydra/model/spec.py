@@ -27,6 +27,7 @@ from marshmallow import (
 )
 
 from hydra.errors import InvalidJob
+from hydra.model import dependencies
 from hydra.model.bodies import body_problems
 from hydra.model.namespaces import DEFAULT_NAMESPACE, Namespace
 from hydra.model.params import combination_problems, message_values, params_field, values_field
@@ -326,6 +327,7 @@ class JobSpecSchema(Schema):
         load_default=None,
         metadata={"description": "The request of an http job (a webhook call); required with executor http."},
     )
+    on_success, on_failure, on_completion = map(dependencies.dependants_field, dependencies.FIELDS)
     params = params_field()
 
     @pre_load

@@ -18,7 +18,7 @@ import grpc
 from marshmallow import Schema, ValidationError
 
 from hydra.auth import bearer
-from hydra.control import submission, verbs
+from hydra.control import related, submission, verbs
 from hydra.control.access import Reader
 from hydra.control.output import read_page
 from hydra.control.rendering import render_each, render_one
@@ -171,3 +171,13 @@ class HydraService(hydra_pb2_grpc.HydraServicer):
     def ListWorkers(self, request: hydra_pb2.ListWorkersRequest, actor: Principal) -> hydra_pb2.ListWorkersResponse:
         workers = Reader(actor).workers_with_load()
         return hydra_pb2.ListWorkersResponse(workers=[convert.worker_message(w) for w in workers])
+
+    @unary
+    def GetJobDependencies(self, request: hydra_pb2.GetJobRequest, actor: Principal) -> hydra_pb2.JobDependencies:
+        found = related.dependencies(actor, required(request.job_id, "job_id"))
+        return convert.message(hydra_pb2.JobDependencies, related.as_dict(found))
+
+    @unary
+    def GetRunFlow(self, request: hydra_pb2.GetRunRequest, actor: Principal) -> hydra_pb2.RunFlow:
+        found = related.flow(actor, required(request.run_id, "run_id"))
+        return convert.message(hydra_pb2.RunFlow, related.as_dict(found))

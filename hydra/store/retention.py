@@ -7,9 +7,10 @@ everything; anything else is at least one day, far longer than Redis's visibilit
 a run's fences outlive every copy of its message). Older than that:
 
 * a **run** that ended is deleted with its fences (``<run_id>/start``, ``/end``, ``/retry``),
-  its live output (``<run_id>/<seq>``, ``/eof``) and its full output file when
-  ``HYDRA_OUTPUT_DIR`` keeps one (``hydra.store.output_dir``), then its index entries; a run still
-  in progress is kept, however old;
+  its flow record (``hydra.store.flows``, and the chord records it closes), its live output
+  (``<run_id>/<seq>``, ``/eof``) and its full output file when ``HYDRA_OUTPUT_DIR`` keeps one
+  (``hydra.store.output_dir``), then its index entries; a run still in progress is kept,
+  however old;
 * a **job** created before the cutoff goes with its last run - unless it has a cron schedule
   and is not deleted (its definition is still in use); one with recent runs stays until they
   are old too.
@@ -41,6 +42,7 @@ from hydra.model.records import Job, Run
 from hydra.model.status import TERMINAL
 from hydra.settings import Settings, get_settings
 from hydra.store.base import Store
+from hydra.store.flows import FlowStore
 from hydra.store.output_dir import OutputDir
 from hydra.store.runs import RunStore
 
@@ -198,6 +200,7 @@ class Retention(Store[Run]):
         # Output and fences first, the record last: a pass cut short is finished by the next.
         self.db[names.RUN_OUTPUT].bulk_write(output, ordered=False)
         self.db[names.RUN_FENCES].bulk_write(fences, ordered=False)
+        FlowStore(self.db, self.index).forget([run.id for run in runs])
         files = OutputDir.configured(self.settings)
         if files is not None:
             for run in runs:

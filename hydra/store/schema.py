@@ -38,6 +38,9 @@ COLLECTIONS = (
     names.NAMESPACES,
     names.IDEMPOTENCY_KEYS,
     names.CONSOLE_SESSIONS,
+    names.RUN_FLOWS,
+    names.CHORDS,
+    names.JOB_EDGES,
 )
 
 ASC, DESC = pymongo.ASCENDING, pymongo.DESCENDING
@@ -84,6 +87,7 @@ INDEXES: dict[str, tuple[IndexSpec, ...]] = {
         IndexSpec("runs_worker", (("worker_id", ASC), ("status", ASC))),
     ),
     names.WORKERS: (),
+    names.JOB_EDGES: (IndexSpec("edges_to", (("downstream", ASC),)),),
     names.API_TOKENS: (IndexSpec("tokens_newest", (("created_at", DESC),)),),
     names.AUDIT_EVENTS: (
         IndexSpec("audit_newest", (("at", DESC), ("_id", DESC))),
@@ -170,6 +174,9 @@ QUERIES: dict[str, Query] = {
         Query("all_runs", names.JOB_RUNS, ID_INDEX),
         Query("all_audit", names.AUDIT_EVENTS, ID_INDEX),
         Query("backlog", names.INDEX_BACKLOG, ID_INDEX),
+        # -- the jobs that name a job in their dependencies (its page; configuration, not
+        #    history: one document per dependency)
+        Query("edges_to", names.JOB_EDGES, "edges_to", ("downstream",)),
         # -- GET /workers/: the fleet, by id (offline workers are forgotten after a day)
         Query("workers", names.WORKERS, ID_INDEX, sort=(("_id", ASC),)),
         # -- runs in progress (sweeps, failover, reconciliation)

@@ -73,7 +73,7 @@ class Param(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., required: _Optional[bool] = ..., default: _Optional[str] = ..., allowed: _Optional[_Iterable[str]] = ..., pattern: _Optional[str] = ..., secret: _Optional[bool] = ..., **kwargs) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "user", "namespace", "affinity", "command", "args", "shell", "env", "cwd", "retries", "timeout", "priority", "schedule", "timezone", "scheduled_at", "misfire", "overlap", "backoff", "max_lost", "executor", "http", "params")
+    __slots__ = ("name", "user", "namespace", "affinity", "command", "args", "shell", "env", "cwd", "retries", "timeout", "priority", "schedule", "timezone", "scheduled_at", "misfire", "overlap", "backoff", "max_lost", "executor", "http", "on_success", "on_failure", "on_completion", "params")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +102,9 @@ class JobSpec(_message.Message):
     MAX_LOST_FIELD_NUMBER: _ClassVar[int]
     EXECUTOR_FIELD_NUMBER: _ClassVar[int]
     HTTP_FIELD_NUMBER: _ClassVar[int]
+    ON_SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    ON_FAILURE_FIELD_NUMBER: _ClassVar[int]
+    ON_COMPLETION_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     name: str
     user: str
@@ -124,8 +127,11 @@ class JobSpec(_message.Message):
     max_lost: int
     executor: str
     http: HttpRequest
+    on_success: _containers.RepeatedScalarFieldContainer[str]
+    on_failure: _containers.RepeatedScalarFieldContainer[str]
+    on_completion: _containers.RepeatedScalarFieldContainer[str]
     params: _containers.RepeatedCompositeFieldContainer[Param]
-    def __init__(self, name: _Optional[str] = ..., user: _Optional[str] = ..., namespace: _Optional[str] = ..., affinity: _Optional[_Union[Affinity, _Mapping]] = ..., command: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., shell: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., cwd: _Optional[str] = ..., retries: _Optional[int] = ..., timeout: _Optional[float] = ..., priority: _Optional[int] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., misfire: _Optional[str] = ..., overlap: _Optional[str] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., max_lost: _Optional[int] = ..., executor: _Optional[str] = ..., http: _Optional[_Union[HttpRequest, _Mapping]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., user: _Optional[str] = ..., namespace: _Optional[str] = ..., affinity: _Optional[_Union[Affinity, _Mapping]] = ..., command: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., shell: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., cwd: _Optional[str] = ..., retries: _Optional[int] = ..., timeout: _Optional[float] = ..., priority: _Optional[int] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., misfire: _Optional[str] = ..., overlap: _Optional[str] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., max_lost: _Optional[int] = ..., executor: _Optional[str] = ..., http: _Optional[_Union[HttpRequest, _Mapping]] = ..., on_success: _Optional[_Iterable[str]] = ..., on_failure: _Optional[_Iterable[str]] = ..., on_completion: _Optional[_Iterable[str]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
     __slots__ = ("job", "idempotency_key")
@@ -154,7 +160,7 @@ class SubmitJobResponse(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., run_id: _Optional[str] = ..., status: _Optional[str] = ..., worker_id: _Optional[str] = ..., pending_reason: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "name", "user", "namespace", "affinity", "command", "args", "shell", "env", "cwd", "retries", "timeout", "priority", "schedule", "timezone", "scheduled_at", "misfire", "overlap", "backoff", "max_lost", "executor", "http", "status", "last_run_id", "source", "paused", "paused_at", "next_run_at", "last_fire_at", "last_skipped_at", "created_at", "updated_at", "deleted_at", "params")
+    __slots__ = ("id", "name", "user", "namespace", "affinity", "command", "args", "shell", "env", "cwd", "retries", "timeout", "priority", "schedule", "timezone", "scheduled_at", "misfire", "overlap", "backoff", "max_lost", "executor", "http", "status", "last_run_id", "source", "paused", "paused_at", "next_run_at", "last_fire_at", "last_skipped_at", "created_at", "updated_at", "deleted_at", "on_success", "on_failure", "on_completion", "params")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -195,6 +201,9 @@ class Job(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     DELETED_AT_FIELD_NUMBER: _ClassVar[int]
+    ON_SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    ON_FAILURE_FIELD_NUMBER: _ClassVar[int]
+    ON_COMPLETION_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
@@ -229,8 +238,11 @@ class Job(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     deleted_at: _timestamp_pb2.Timestamp
+    on_success: _containers.RepeatedScalarFieldContainer[str]
+    on_failure: _containers.RepeatedScalarFieldContainer[str]
+    on_completion: _containers.RepeatedScalarFieldContainer[str]
     params: _containers.RepeatedCompositeFieldContainer[Param]
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., user: _Optional[str] = ..., namespace: _Optional[str] = ..., affinity: _Optional[_Union[Affinity, _Mapping]] = ..., command: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., shell: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., cwd: _Optional[str] = ..., retries: _Optional[int] = ..., timeout: _Optional[float] = ..., priority: _Optional[int] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., misfire: _Optional[str] = ..., overlap: _Optional[str] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., max_lost: _Optional[int] = ..., executor: _Optional[str] = ..., http: _Optional[_Union[HttpRequest, _Mapping]] = ..., status: _Optional[str] = ..., last_run_id: _Optional[str] = ..., source: _Optional[str] = ..., paused: _Optional[bool] = ..., paused_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_fire_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_skipped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deleted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., user: _Optional[str] = ..., namespace: _Optional[str] = ..., affinity: _Optional[_Union[Affinity, _Mapping]] = ..., command: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., shell: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., cwd: _Optional[str] = ..., retries: _Optional[int] = ..., timeout: _Optional[float] = ..., priority: _Optional[int] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., misfire: _Optional[str] = ..., overlap: _Optional[str] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., max_lost: _Optional[int] = ..., executor: _Optional[str] = ..., http: _Optional[_Union[HttpRequest, _Mapping]] = ..., status: _Optional[str] = ..., last_run_id: _Optional[str] = ..., source: _Optional[str] = ..., paused: _Optional[bool] = ..., paused_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_fire_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_skipped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deleted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., on_success: _Optional[_Iterable[str]] = ..., on_failure: _Optional[_Iterable[str]] = ..., on_completion: _Optional[_Iterable[str]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ...) -> None: ...
 
 class Run(_message.Message):
     __slots__ = ("id", "job_id", "job_name", "user", "namespace", "attempt", "retry_of", "lost", "status", "outcome", "decision", "not_before", "worker_id", "queue", "pending_reason", "priority", "command", "args", "shell", "returncode", "stdout", "stderr", "stdout_bytes", "stderr_bytes", "stdout_truncated", "stderr_truncated", "error", "executor", "url", "cancel_requested_at", "retried_by", "queued_at", "placed_at", "started_at", "finished_at", "duration", "ended_by", "params")
@@ -485,3 +497,73 @@ class ListWorkersResponse(_message.Message):
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     workers: _containers.RepeatedCompositeFieldContainer[Worker]
     def __init__(self, workers: _Optional[_Iterable[_Union[Worker, _Mapping]]] = ...) -> None: ...
+
+class RelatedJob(_message.Message):
+    __slots__ = ("id", "via", "state", "name", "namespace", "status")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VIA_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    via: _containers.RepeatedScalarFieldContainer[str]
+    state: str
+    name: str
+    namespace: str
+    status: str
+    def __init__(self, id: _Optional[str] = ..., via: _Optional[_Iterable[str]] = ..., state: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., status: _Optional[str] = ...) -> None: ...
+
+class JobDependencies(_message.Message):
+    __slots__ = ("job_id", "upstream", "downstream")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    UPSTREAM_FIELD_NUMBER: _ClassVar[int]
+    DOWNSTREAM_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    upstream: _containers.RepeatedCompositeFieldContainer[RelatedJob]
+    downstream: _containers.RepeatedCompositeFieldContainer[RelatedJob]
+    def __init__(self, job_id: _Optional[str] = ..., upstream: _Optional[_Iterable[_Union[RelatedJob, _Mapping]]] = ..., downstream: _Optional[_Iterable[_Union[RelatedJob, _Mapping]]] = ...) -> None: ...
+
+class Upstream(_message.Message):
+    __slots__ = ("runs", "statuses", "via", "job_id", "job_name", "group")
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    VIA_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_NAME_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedScalarFieldContainer[str]
+    statuses: _containers.RepeatedScalarFieldContainer[str]
+    via: str
+    job_id: str
+    job_name: str
+    group: str
+    def __init__(self, runs: _Optional[_Iterable[str]] = ..., statuses: _Optional[_Iterable[str]] = ..., via: _Optional[str] = ..., job_id: _Optional[str] = ..., job_name: _Optional[str] = ..., group: _Optional[str] = ...) -> None: ...
+
+class Started(_message.Message):
+    __slots__ = ("run_id", "job_id", "job_name", "via", "note")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_NAME_FIELD_NUMBER: _ClassVar[int]
+    VIA_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    job_id: str
+    job_name: str
+    via: str
+    note: str
+    def __init__(self, run_id: _Optional[str] = ..., job_id: _Optional[str] = ..., job_name: _Optional[str] = ..., via: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class RunFlow(_message.Message):
+    __slots__ = ("run_id", "started_by", "started", "next", "first")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STARTED_BY_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    NEXT_FIELD_NUMBER: _ClassVar[int]
+    FIRST_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    started_by: Upstream
+    started: _containers.RepeatedCompositeFieldContainer[Started]
+    next: str
+    first: str
+    def __init__(self, run_id: _Optional[str] = ..., started_by: _Optional[_Union[Upstream, _Mapping]] = ..., started: _Optional[_Iterable[_Union[Started, _Mapping]]] = ..., next: _Optional[str] = ..., first: _Optional[str] = ...) -> None: ...

@@ -84,6 +84,16 @@ class HydraStub:
                 request_serializer=hydra_dot_v1_dot_hydra__pb2.ListWorkersRequest.SerializeToString,
                 response_deserializer=hydra_dot_v1_dot_hydra__pb2.ListWorkersResponse.FromString,
                 _registered_method=True)
+        self.GetJobDependencies = channel.unary_unary(
+                '/hydra.v1.Hydra/GetJobDependencies',
+                request_serializer=hydra_dot_v1_dot_hydra__pb2.GetJobRequest.SerializeToString,
+                response_deserializer=hydra_dot_v1_dot_hydra__pb2.JobDependencies.FromString,
+                _registered_method=True)
+        self.GetRunFlow = channel.unary_unary(
+                '/hydra.v1.Hydra/GetRunFlow',
+                request_serializer=hydra_dot_v1_dot_hydra__pb2.GetRunRequest.SerializeToString,
+                response_deserializer=hydra_dot_v1_dot_hydra__pb2.RunFlow.FromString,
+                _registered_method=True)
 
 
 class HydraServicer:
@@ -165,6 +175,20 @@ class HydraServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetJobDependencies(self, request, context):
+        """The jobs that start a job, and those it starts (GET /jobs/{id}/dependencies).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRunFlow(self, request, context):
+        """What started a run, and what its end started or left not run (GET /runs/{id}/flow).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HydraServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -217,6 +241,16 @@ def add_HydraServicer_to_server(servicer, server):
                     servicer.ListWorkers,
                     request_deserializer=hydra_dot_v1_dot_hydra__pb2.ListWorkersRequest.FromString,
                     response_serializer=hydra_dot_v1_dot_hydra__pb2.ListWorkersResponse.SerializeToString,
+            ),
+            'GetJobDependencies': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJobDependencies,
+                    request_deserializer=hydra_dot_v1_dot_hydra__pb2.GetJobRequest.FromString,
+                    response_serializer=hydra_dot_v1_dot_hydra__pb2.JobDependencies.SerializeToString,
+            ),
+            'GetRunFlow': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRunFlow,
+                    request_deserializer=hydra_dot_v1_dot_hydra__pb2.GetRunRequest.FromString,
+                    response_serializer=hydra_dot_v1_dot_hydra__pb2.RunFlow.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -489,6 +523,60 @@ class Hydra:
             '/hydra.v1.Hydra/ListWorkers',
             hydra_dot_v1_dot_hydra__pb2.ListWorkersRequest.SerializeToString,
             hydra_dot_v1_dot_hydra__pb2.ListWorkersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJobDependencies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hydra.v1.Hydra/GetJobDependencies',
+            hydra_dot_v1_dot_hydra__pb2.GetJobRequest.SerializeToString,
+            hydra_dot_v1_dot_hydra__pb2.JobDependencies.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRunFlow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hydra.v1.Hydra/GetRunFlow',
+            hydra_dot_v1_dot_hydra__pb2.GetRunRequest.SerializeToString,
+            hydra_dot_v1_dot_hydra__pb2.RunFlow.FromString,
             options,
             channel_credentials,
             insecure,

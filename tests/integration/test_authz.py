@@ -144,6 +144,16 @@ def new_job(world):
     return {}, body, namespace_jobs
 
 
+def new_python_task(world):
+    body = {"kwargs": {"command": "true", "namespace": NS, "affinity": {"tags": [NOBODY_TAG]}}}
+    return {}, body, namespace_jobs
+
+
+def new_chord(world):
+    step = {"task": "hydra.run_command", "args": [], "kwargs": {"command": "true", "namespace": NS}, "options": {}}
+    return {}, {"group_id": unique("chord"), "parts": ["part-1"], "body": step}, namespace_jobs
+
+
 def new_task(world):
     body = {"command": "true", "namespace": NS, "scheduled_at": "2099-01-01T00:00:00Z"}
     return {}, body, namespace_jobs
@@ -198,6 +208,10 @@ CASES = [
     ),
     Case("GET", "/runs/{run_id}/output", on_run("pending"), read_only(other=404)),
     Case("GET", "/runs/{run_id}/output.txt", on_run("pending"), read_only(other=404)),
+    Case("GET", "/runs/{run_id}/flow", on_run("pending"), read_only(other=404)),
+    Case("GET", "/jobs/{job_id}/dependencies", on_job(), read_only(other=404)),
+    Case("POST", "/tasks/", new_python_task, {"viewer": 403, "operator": 201, "admin": 201, "other": 403}),
+    Case("POST", "/tasks/chords", new_chord, {"viewer": 403, "operator": 201, "admin": 201, "other": 403}),
     Case("GET", "/dead-letter/", nothing, read_only(other=200)),
     Case("POST", "/schedule/", new_task, {"viewer": 403, "operator": 201, "admin": 201, "other": 403}),
     Case("GET", "/schedule/{task_id}", lambda w: ({"task_id": w.job()["job_id"]}, None, None), read_only(other=404)),

@@ -87,6 +87,9 @@ def test_worker_config_holds_what_a_worker_needs(control_file, workdir, stack):
     # A trusted publisher signs with the stack's own private key.
     (key,) = signing.parse_private_keys(client["HYDRA_SIGNING_KEY"].encode(), "client-config")
     assert signing.public_text(key.public_key()) == stack.verify_keys == client["HYDRA_VERIFY_KEYS"]
+    # Through the API only: the URL and the token, nothing a publisher or a worker holds.
+    api_only = read_file(make_config(control_file, workdir, "client-config", "--api-only", "--token", "hydra_x_y"))
+    assert api_only == {"HYDRA_API_URL": stack.api_url, "HYDRA_TOKEN": "hydra_x_y", "HYDRA_SUBMIT_VIA": "api"}
 
 
 def wrong_password(url: str) -> str:

@@ -91,3 +91,14 @@ def test_a_long_window_is_summed_into_at_most_max_points_buckets():
     day = series.read(None, minutes=10**6, now=now, redis=redis)  # asked for more than a day: a day
     assert len(day.starts) <= series.MAX_POINTS and day.step == 12 * 60
     assert sum(day.by_status["succeeded"]) == len(range(0, 1440, 7))
+
+
+def test_the_form_names_the_jobs_a_job_starts_and_their_errors_land_on_their_fields():
+    body, problems = body_of({"name": "build", "command": "make", "on_success": "a1, b2\nc3", "on_failure": ""})
+    assert problems == {} and body["on_success"] == ["a1", "b2", "c3"] and "on_failure" not in body
+    assert JobSpecSchema().load(body)["on_success"] == ["a1", "b2", "c3"]
+    with pytest.raises(ValidationError) as info:
+        JobSpecSchema().load({**body, "on_completion": ["not an id!"]})
+    assert field_errors(info.value.normalized_messages()) == {
+        "on_completion": ["0: a job id: letters, digits and . _ : - (at most 64)"]
+    }

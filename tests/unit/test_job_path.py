@@ -14,6 +14,7 @@ from hydra.model.access import Principal, Role
 from hydra.model.outcome import Outcome
 from hydra.model.records import Job
 from hydra.model.spec import load_job
+from hydra.store.flows import FlowStore
 
 ALICE = Principal(user="alice", roles={"default": Role.OPERATOR}, via="token:alice")
 #: The pymongo methods a store calls (reads and writes).
@@ -51,7 +52,7 @@ def operations(monkeypatch):
     return record
 
 
-def test_a_job_costs_three_operations_in_the_api_and_six_in_the_worker(memory, operations):
+def test_a_job_costs_three_operations_in_the_api_and_seven_in_the_worker(memory, operations):
     memory.worker("cpu1")
     memory.pipeline.router.limits("default")  # the namespace's quota limits: read once per 5 s, not per job
     body = load_job({"name": "echo", "command": "echo hi", "affinity": {"os": ["linux"]}})
@@ -67,6 +68,7 @@ def test_a_job_costs_three_operations_in_the_api_and_six_in_the_worker(memory, o
     def worker():
         runs.recorded_digest(run.run_id)  # admit: the message agrees with the record
         runs.claim(run.run_id, message=message, worker_id="cpu1@host")
+        FlowStore().read_at_start(run.run_id)  # what started it (HYDRA_UPSTREAM_*), kept for its end
         outcome = Outcome(status="succeeded", returncode=0, worker_id="cpu1@host")
         return end_attempt(
             run.run_id, outcome, by="cpu1@host", job=Job.from_message(message), attempt=1, pipeline=memory.pipeline
@@ -78,6 +80,7 @@ def test_a_job_costs_three_operations_in_the_api_and_six_in_the_worker(memory, o
         ("job_runs", "find_one"),  # the recorded digest
         ("run_fences", "insert_one"),  # the start fence: the decision, and "running"
         ("run_fences", "find_one"),  # the end fence: ended before any worker took it?
+        ("run_flows", "find_one"),  # what started it, and what follows it (read once, at its start)
         ("run_fences", "insert_one"),  # the end fence: whose end counts
         ("job_runs", "find_one_and_update"),  # the run's end
         ("job_definitions", "update_one"),  # the job shows its latest run's status

@@ -17,6 +17,7 @@ from hydra.model.status import RunStatus
 from hydra.store import schema
 from hydra.store.audit import AuditStore
 from hydra.store.base import Store
+from hydra.store.edges import EdgeStore
 from hydra.store.namespaces import NamespaceStore
 from hydra.store.reindex import Reindexer
 from hydra.store.tokens import TokenStore
@@ -143,6 +144,7 @@ def test_the_stores_run_every_declared_query_and_no_other(memory, monkeypatch):
     WorkerStore().all()
     TokenStore().all()
     NamespaceStore().all()
+    EdgeStore().upstream_of(job.id)
     audit = AuditStore()
     audit.list()
     audit.list(namespaces=["default"])
