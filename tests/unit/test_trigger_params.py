@@ -123,3 +123,24 @@ def test_a_python_message_for_a_stored_job_gives_values_checked_against_its_decl
     with pytest.raises(InvalidJob) as info:
         memory.pipeline.accept((), {"job_id": job.id, "param_values": {"TARGET": "dev"}}, {})
     assert "TARGET" in info.value.errors["param_values"]
+
+
+def test_a_job_another_starts_runs_with_its_defaults_so_it_may_not_need_a_value(memory):
+    memory.worker("cpu1")
+    waiting, _run, _ = stored_job(memory)  # TARGET: required, no default
+    with pytest.raises(InvalidJob) as info:
+        stored_job(memory, params=None, on_success=[waiting.id])
+    assert "TARGET required without a default" in info.value.errors["on_success"][0]
+    defaults = [{**DECLARED[0], "default": "staging"}, *DECLARED[1:]]
+    downstream, first, _ = stored_job(memory, params=defaults)
+    upstream, run, _ = stored_job(memory, params=None, on_success=[downstream.id])
+    end_attempt(
+        run.run_id,
+        Outcome(status="succeeded", returncode=0),
+        by="cpu1@host",
+        job=memory.pipeline.jobs.get(upstream.id),
+        attempt=1,
+        pipeline=memory.pipeline,
+    )
+    started = [r for r in memory.pipeline.runs.for_job(downstream.id) if r.id != first.run_id]
+    assert [r.params for r in started] == [{"TARGET": "staging", "LEVEL": "info"}]
