@@ -34,7 +34,9 @@ Hydra runs shell commands on a fleet of Celery workers chosen by affinity (OS, t
 users, load) and records every run in MongoDB.
 
 Submit a job with `POST /jobs/`; follow its run with `GET /runs/{run_id}` and its live output
-with `GET /runs/{run_id}/output?after=<next>&wait=10`. Errors always have the body
+with `GET /runs/{run_id}/output?after=<next>&wait=10`, or download it with
+`GET /runs/{run_id}/output.txt`. A job that declares `params` is triggered with values:
+`POST /jobs/{job_id}/trigger {"params": {"TARGET": "prod"}}`. Errors always have the body
 `{code, status, message, errors}`; `errors.json` names each invalid field of a body,
 `errors.query` each invalid query parameter and `errors.path` an invalid path parameter.
 

@@ -20,6 +20,7 @@ from api.schemas import (
     JobSchema,
     RunListArgs,
     RunSchema,
+    TriggerSchema,
 )
 from hydra.control import submission, verbs
 from hydra.control.access import Reader
@@ -159,9 +160,22 @@ class ResumeJob(MethodView):
 
 @blp.route("/<job_id>/trigger")
 class TriggerJob(MethodView):
+    @blp.arguments(TriggerSchema(), required=False)
     @blp.response(201, JobCreatedSchema)
     @blp.alt_response(404, description="No job with that id.")
     @blp.alt_response(409, description="The job was deleted.")
-    def post(self, job_id):
-        """Run the job once now, whatever its schedule."""
-        return created(job_id, verbs.trigger(job_id, actor=caller()))
+    @blp.alt_response(
+        422,
+        description="The body is invalid, or a parameter's value: `errors.json.params.<NAME>` names each bad one.",
+    )
+    def post(self, body, job_id):
+        """Run the job once now, whatever its schedule.
+
+        The body is optional: `{"params": {"TARGET": "prod"}}` gives values for the job's
+        parameters (`params` of the job); the others take their defaults. Each value is checked
+        against the declaration (required, allowed values or pattern). A parameter reaches the
+        command as the environment variable `HYDRA_PARAM_<NAME>`, or as an argument when it is
+        declared with `"as": "arg"`. The run records the values (secret ones write-only), and so
+        does the audit trail.
+        """
+        return created(job_id, verbs.trigger(job_id, actor=caller(), params=(body or {}).get("params")))

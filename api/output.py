@@ -5,6 +5,7 @@ and asks again with ``after=<next>``; with ``wait=<seconds>`` the request is hel
 output arrives or the run ends (at most ``hydra.model.queries.MAX_WAIT`` seconds, so one follower never
 holds one of the API's threads for long). ``ended: true`` means no more output will come.
 The reading itself is ``hydra.control.output`` (gRPC's WatchRun streams the same pages).
+``GET /runs/<id>/output.txt`` downloads the output as one text file.
 
 Followers cannot starve the API: one API process serves at most ``HYDRA_MAX_FOLLOWERS``
 output requests at once (default 2; gunicorn runs 2 processes of 4 threads). A request
@@ -16,13 +17,14 @@ followers take turns and the other threads stay free for every other request
 
 from __future__ import annotations
 
+from flask import Response, send_file, stream_with_context
 from flask.views import MethodView
 from marshmallow import Schema, fields
 
 from api.auth import caller
 from api.parsing import Blueprint
 from hydra.control.access import Reader
-from hydra.control.output import read_output
+from hydra.control.output import download, read_output
 from hydra.model.queries import OutputArgs
 
 blp = Blueprint("output", __name__, url_prefix="/runs", description="Live output of runs.")
@@ -34,8 +36,9 @@ class ChunkSchema(Schema):
     text = fields.String(metadata={"description": "The output, decoded as UTF-8 (invalid bytes become U+FFFD)."})
     cut = fields.Boolean(
         metadata={
-            "description": "True for the notice that the stream passed the output limit; what followed "
-            "is counted (`stdout_bytes`, `stderr_bytes`) but not stored."
+            "description": "True for Hydra's notices in a stream longer than the output limit: that it "
+            "passed the limit (while the command runs), then, once it ended, how many bytes were left "
+            "out before the stream's tail, which follows. Everything is counted (`stdout_bytes`, `stderr_bytes`)."
         }
     )
     at = fields.DateTime(metadata={"description": "When the worker stored the chunk."})
@@ -75,3 +78,51 @@ class RunOutput(MethodView):
         `wait=10` until `ended` is true (that is what `hydra logs -f` does).
         """
         return read_output(Reader(caller()), run_id, args["after"], args["wait"], args["limit"])
+
+
+def attachment(run_id: str, body, *, full: bool) -> Response:
+    """A run's output as a text/plain download named after the run: a file (its full output)
+    or the stored chunks, streamed."""
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in run_id)[:100] or "run"
+    if hasattr(body, "read"):
+        response = send_file(body, mimetype="text/plain")
+    else:
+        response = Response(stream_with_context(body), mimetype="text/plain")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}.txt"'
+    response.headers["X-Hydra-Output"] = "full" if full else "stored"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@blp.route("/<run_id>/output.txt")
+class RunOutputText(MethodView):
+    @blp.doc(
+        responses={
+            "200": {
+                "description": "The run's output as text (UTF-8), stdout and stderr in the order they were "
+                "written, as an attachment. `X-Hydra-Output` says `full` (every byte, kept in the "
+                "installation's HYDRA_OUTPUT_DIR) or `stored` (what MongoDB keeps: each stream's head, "
+                "then the number of bytes omitted, then its tail).",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+                "headers": {
+                    "Content-Disposition": {
+                        "description": '`attachment; filename="<run id>.txt"`.',
+                        "schema": {"type": "string"},
+                    },
+                    "X-Hydra-Output": {
+                        "description": "`full` or `stored` (see above).",
+                        "schema": {"type": "string", "enum": ["full", "stored"]},
+                    },
+                },
+            }
+        }
+    )
+    @blp.alt_response(404, description="No run with that id.")
+    def get(self, run_id):
+        """Download a run's output as a text file.
+
+        Whoever may read the run may download it. While the run is going on, the answer holds
+        what was stored so far.
+        """
+        _run, body, full = download(Reader(caller()), run_id)
+        return attachment(run_id, body, full=full)

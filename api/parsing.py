@@ -2,7 +2,7 @@
 
 Python's JSON parser recurses, so a body nested thousands of levels deep would exhaust the
 stack (a 500). :class:`HydraParser` measures the nesting of the raw body first, without
-recursion, and refuses one deeper than ``hydra.model.spec.MAX_DEPTH`` with a 422 naming the
+recursion, and refuses one deeper than ``hydra.model.bodies.MAX_DEPTH`` with a 422 naming the
 top-level field; every blueprint of the API uses it (:class:`Blueprint`).
 """
 
@@ -12,7 +12,7 @@ import flask_smorest
 from marshmallow import ValidationError
 from webargs.flaskparser import FlaskParser, is_json_request
 
-from hydra.model.spec import MAX_DEPTH
+from hydra.model.bodies import MAX_DEPTH
 
 
 def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> str | None:

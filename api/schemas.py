@@ -8,6 +8,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_loa
 from hydra.control import rendering
 from hydra.control.rendering import Unrenderable  # noqa: F401 - its 409
 from hydra.model.idempotency import IdempotencyKey
+from hydra.model.params import ParamSchema
 from hydra.model.queries import (  # noqa: F401 - the query arguments, shared with gRPC
     STATUS_WORDS,
     CursorField,
@@ -89,7 +90,8 @@ class JobCreatedSchema(Schema):
     )
     status = fields.String(
         metadata={
-            "description": "queued (on a worker), pending (waiting for one) or scheduled (starts at `scheduled_at`)."
+            "description": "queued (on a worker), pending (waiting for one), scheduled (starts at `scheduled_at`) "
+            "or stored (no run yet: a parameter it declares has no default, so it runs when triggered with a value)."
         }
     )
     worker_id = fields.String(allow_none=True)
@@ -144,6 +146,11 @@ class JobSchema(Tolerant, Schema):
     )
     on_completion = fields.List(
         fields.String(), allow_none=True, metadata={"description": "Jobs it starts after either."}
+    )
+    params = fields.List(
+        fields.Nested(ParamSchema),
+        allow_none=True,
+        metadata={"description": "The parameters a trigger may give values for (`POST /jobs/{job_id}/trigger`)."},
     )
     status = fields.String(allow_none=True, metadata={"description": "Status of the job's latest run."})
     last_run_id = fields.String(allow_none=True)
@@ -203,6 +210,16 @@ class RunSchema(Tolerant, Schema):
     command = fields.String(allow_none=True)
     args = fields.List(fields.String(), allow_none=True)
     shell = fields.String(allow_none=True)
+    params = fields.Function(
+        lambda run: run.shown_params,
+        allow_none=True,
+        metadata={
+            "description": "The values of the job's parameters this run got (given by its trigger, else the "
+            f"defaults); secret ones are write-only (shown as `{REDACTED}`).",
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+        },
+    )
     returncode = fields.Integer(allow_none=True)
     stdout = fields.String()
     stderr = fields.String()
@@ -253,6 +270,24 @@ class WorkerSchema(Schema):
     pid = fields.Integer(allow_none=True)
     processed = fields.Integer(allow_none=True)
     first_seen = fields.DateTime(allow_none=True)
+
+
+class TriggerSchema(Schema):
+    """The body of a trigger (optional): the values of the job's parameters."""
+
+    class Meta:
+        unknown = RAISE
+
+    params = fields.Dict(
+        keys=fields.String(),
+        values=fields.Raw(metadata={"type": "string"}),
+        load_default=dict,
+        metadata={
+            "description": 'A value for each parameter to set, by name (`{"TARGET": "prod"}`); the others '
+            "take their defaults. Checked against the job's declaration: a 422 names each bad one under "
+            "`errors.json.params`."
+        },
+    )
 
 
 class JobPatchSchema(JobSpecSchema):

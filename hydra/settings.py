@@ -51,6 +51,12 @@ class Settings:
     mongo_db: str = setting("hydra", "Database name.")
     mongo_timeout: float = setting(5.0, "Seconds before a MongoDB call gives up (server selection).")
     output_limit: int = setting(256 * 1024, "Bytes of stdout and of stderr kept per run.")
+    output_dir: str | None = setting(
+        None,
+        "A directory (shared by the workers, the API and the controller) where each run's full output "
+        "is kept as <run_id>.log; unset: only the head and tail are kept, in MongoDB.",
+    )
+    output_dir_limit: int = setting(1024**3, "Bytes of one run's output kept in HYDRA_OUTPUT_DIR at most.")
     offline_after: float = setting(2.5, "Heartbeat intervals without a heartbeat before a worker is offline.")
     controller_tick: float = setting(0.5, "Seconds between the controller's housekeeping passes.")
     leader_ttl: float = setting(5.0, "Seconds a controller's leader lease lasts without renewal.")

@@ -33,6 +33,8 @@ ENV = {
     "HYDRA_CWD_ROOTS": str(SHARED),
     "HYDRA_WEBHOOK_ALLOW": f"127.0.0.1:{WEBHOOK_PORT}",
     "HYDRA_QUEUED_BOUND": "3",
+    # Every run's full output is kept as a file too (the workers, the API and the controller share ROOT).
+    "HYDRA_OUTPUT_DIR": str(ROOT / "output"),
 }
 STACK = Stack.ephemeral(ROOT / "stack", mongo_db="hydra_test", env=ENV)
 os.environ.update(STACK.env_for_clients())

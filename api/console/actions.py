@@ -118,13 +118,6 @@ def edit_post(job_id: str):
     return render_template("console/edit.html", job=JobSchema().dump(record), body=text, errors=errors), 422
 
 
-@bp.post("/jobs/<job_id>/trigger")
-def trigger(job_id: str):
-    placed = verbs.trigger(job_id, actor=actor())
-    flash("Triggered: a run starts now.", "info")
-    return redirect(url_for("console.run", run_id=placed.run_id))
-
-
 @bp.post("/jobs/<job_id>/pause")
 def pause(job_id: str):
     verbs.pause(job_id, actor=actor())

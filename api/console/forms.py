@@ -4,13 +4,16 @@ to the form fields they belong to.
 The body is validated by the API's own schema (``JobSpecSchema``), so the form accepts exactly
 what ``POST /jobs/`` accepts and shows the same messages; only the spelling differs (lists one
 per line or comma-separated - affinity lists and the job ids of ``on_success``, ``on_failure``,
-``on_completion`` - ``KEY=VALUE`` lines for ``env``). A value that is not a number is
+``on_completion`` - ``KEY=VALUE`` lines for ``env``, a parameter per line in ``params``: ``NAME``,
+``NAME=DEFAULT``, ``NAME!`` or JSON, as ``hydra submit --param``). A value that is not a number is
 passed on as it was typed, so the schema names it (``timeout: Not a valid number.``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+from hydra.model.params import declaration
 
 #: The form's fields, in the order the page shows them.
 FIELDS = (
@@ -34,6 +37,7 @@ FIELDS = (
     "on_success",
     "on_failure",
     "on_completion",
+    "params",
 )
 #: Where an error on a body field is shown on the form.
 _FIELD_OF = {"affinity.os": "os", "affinity.tags": "tags", "affinity.allowed_users": "allowed_users"}
@@ -83,6 +87,15 @@ def body_of(form: Mapping[str, str]) -> tuple[dict, dict[str, list[str]]]:
         env[key.strip()] = val
     if env:
         body["env"] = env
+    declared: list[dict] = []
+    for number, line in enumerate((form.get("params") or "").splitlines(), start=1):
+        if line.strip():
+            try:
+                declared.append(declaration(line))
+            except ValueError as exc:
+                problems.setdefault("params", []).append(f"line {number}: {exc}")
+    if declared:
+        body["params"] = declared
     return body, problems
 
 

@@ -23,12 +23,13 @@ from hydra.celery import orphans, worker
 from hydra.celery.watchdog import AttemptWatch
 from hydra.errors import CommandError, command_error_for
 from hydra.execution import executors, isolation
-from hydra.execution.live import ChunkWriter
+from hydra.execution.live import ChunkWriter, tee
 from hydra.model.outcome import Outcome
 from hydra.model.spec import load_message
 from hydra.settings import get_settings
 from hydra.store.flows import FlowStore
 from hydra.store.output import OutputStore
+from hydra.store.output_dir import OutputDir
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +91,12 @@ def run_command(self, **kwargs):
     # before the result backend records the run's end. The watchdog stops the command when its
     # attempt is ended elsewhere or a cancel is asked.
     shell = (kwargs.get("executor") or "shell") == "shell"
+    files = OutputDir.configured(settings)  # HYDRA_OUTPUT_DIR: the full output too
     with (
         AttemptWatch(run_id) as watch,
         orphans.command_pidfile(run_id, slot) as note_pid,
         ChunkWriter(run_id, limit=settings.output_limit, insert=OutputStore().insert, skip_if_unflushed=True) as live,
+        files.writer(run_id) if files else contextlib.nullcontext() as full,
         isolation.Confinement(
             worker.get_policy(),
             worker_id=slot,
@@ -113,7 +116,7 @@ def run_command(self, **kwargs):
                 cancel=watch.cancel,
                 env={**upstream_environment(run_id), **run_environment(run_id, kwargs, profile.id, slot)},
                 on_start=note_pid,
-                on_output=live.write,
+                on_output=live.write if full is None else tee(live.write, full.write),
                 confinement=confinement,
                 egress=worker.get_egress(),
             ),

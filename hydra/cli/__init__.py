@@ -1,7 +1,7 @@
 """The ``hydra`` command line (click): the operators' commands (``admin``; ``keys``: the signing
 keys), settings files for
 other machines and starting a worker (``machines``), and the users' commands that talk to the
-API (``console``: submit and follow; ``manage``: jobs and runs afterwards, and the rest of the
+API (``console``: submit and follow; ``output``: logs; ``manage``: jobs and runs afterwards, and the rest of the
 API; ``access``: tokens, audit, namespaces).
 
 ``hydra --config FILE ...`` reads the settings from FILE (as ``HYDRA_CONFIG=FILE`` does). A
@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from hydra import logs, names
-from hydra.cli import access, admin, console, keys, machines, manage, related
+from hydra.cli import access, admin, console, keys, machines, manage, output, related
 from hydra.errors import CredentialsRefused
 from hydra.settings import CONFIG_VARIABLE, SettingsError, get_settings
 
@@ -78,6 +78,7 @@ for _command in (
     *keys.COMMANDS,
     *machines.COMMANDS,
     *console.COMMANDS,
+    *output.COMMANDS,
     *access.COMMANDS,
     *manage.COMMANDS,
     *related.COMMANDS,

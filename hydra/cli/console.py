@@ -4,7 +4,7 @@
     hydra submit --at +10m | --cron '0 3 * * *' --tz Europe/Paris  [--args] -- ./nightly.sh
     hydra submit --http https://hooks.example.com/build --header 'X-Token: t' --body '{"a": 1}'
     hydra jobs [--status failed] [--user rich]        hydra runs JOB
-    hydra logs [-f] RUN                                hydra cancel RUN
+    hydra logs [-f] [--head N | --tail N] RUN          hydra cancel RUN   (hydra.cli.output)
     hydra workers
 
 Each prints an aligned table (or a few ``key  value`` lines), or JSON with ``--json``. They
@@ -30,7 +30,9 @@ from datetime import UTC, datetime, timedelta
 import click
 
 from hydra.cli.dependants import dependency_options
+from hydra.cli.params import declare_option
 from hydra.client import Client, ClientError, Conflict, InvalidRequest, Run
+from hydra.model.params import needs_values
 from hydra.model.status import FOLLOWED, RunStatus
 
 #: Exit status when Hydra itself fails (not the command).
@@ -262,6 +264,7 @@ def parse_headers(values: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--idempotency-key", metavar="KEY", help="Send again with the same KEY to get the same job, not a new one."
 )
+@declare_option
 @click.option("--wait", is_flag=True, help="Wait for the run: show progress and output, exit with its exit code.")
 @click.option("--cancel-on-interrupt", is_flag=True, help="With --wait: Ctrl-C cancels the run (else it goes on).")
 @dependency_options
@@ -293,6 +296,7 @@ def submit(
     http_headers,
     http_body,
     idempotency_key,
+    params,
     wait,
     cancel_on_interrupt,
 ):
@@ -305,6 +309,8 @@ def submit(
         raise click.UsageError("--tz is the time zone of --cron")
     if wait and cron:
         raise click.UsageError("a --cron job has no single run to --wait for (see `hydra runs JOB`)")
+    if wait and needs_values({"params": params}):
+        raise click.UsageError("a job with a required --param (NAME!) runs when triggered: submit it, then trigger it")
     http = None
     if http_url:
         http = {"url": http_url, "method": (method or "POST").upper()}
@@ -332,6 +338,7 @@ def submit(
         schedule=cron,
         timezone=timezone,
         idempotency_key=idempotency_key,
+        params=params,
         **dependants,
     )
     if not wait:
@@ -345,6 +352,8 @@ def submit(
             ]
             if submitted.scheduled_at:
                 shown.append(("starts", when(submitted.scheduled_at)))
+            if submitted.run_id is None and not submitted.scheduled_at:
+                shown.append(("starts", f"when triggered: hydra job trigger {submitted.job_id} -p NAME=VALUE"))
             if submitted.replayed:
                 shown.append(("replayed", "yes: the job this key made before"))
             click.echo(pairs(shown))
@@ -486,48 +495,6 @@ def runs(client: Client, as_json: bool, job_id, limit):
 
 @click.command()
 @click.argument("run_id", metavar="RUN")
-@click.option("-f", "--follow", is_flag=True, help="Keep streaming until the run ends.")
-@api_command
-def logs(client: Client, as_json: bool, run_id, follow):
-    """Print the output of RUN (stdout to stdout, stderr to stderr)."""
-    printed = False
-
-    def show(chunk) -> None:
-        nonlocal printed
-        printed = True
-        if as_json:
-            click.echo(json.dumps({"seq": chunk.seq, "stream": chunk.stream, "text": chunk.text, "cut": chunk.cut}))
-            return
-        out = sys.stdout if chunk.stream == "stdout" else sys.stderr
-        out.write(chunk.text)
-        out.flush()
-
-    if follow:
-        for chunk in client.follow(run_id):
-            show(chunk)
-    else:
-        after = -1
-        while True:
-            page = client.output(run_id, after=after)
-            for chunk in page.chunks:
-                show(chunk)
-            if not page.chunks:
-                break
-            after = page.next
-    if not printed:
-        # No live output recorded (e.g. a run from before live output): the run's record.
-        run = client.run(run_id)
-        if as_json:
-            for stream in ("stdout", "stderr"):
-                if getattr(run, stream):
-                    click.echo(json.dumps({"seq": None, "stream": stream, "text": getattr(run, stream)}))
-        else:
-            sys.stdout.write(run.stdout or "")
-            sys.stderr.write(run.stderr or "")
-
-
-@click.command()
-@click.argument("run_id", metavar="RUN")
 @api_command
 def cancel(client: Client, as_json: bool, run_id):
     """Cancel RUN: at once when it has not started, else its command is killed."""
@@ -561,4 +528,4 @@ def workers(client: Client, as_json: bool):
     )
 
 
-COMMANDS = (submit, jobs, runs, logs, cancel, workers)
+COMMANDS = (submit, jobs, runs, cancel, workers)

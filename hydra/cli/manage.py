@@ -1,6 +1,6 @@
 """The ``hydra`` commands that manage jobs and runs once submitted, and the rest of the API::
 
-    hydra job show|delete|pause|resume|trigger JOB
+    hydra job show|delete|pause|resume JOB     hydra job trigger JOB [-p TARGET=prod] [--ask TOKEN]
     hydra job update JOB [--priority 80 --cron '0 4 * * *' --set timeout=60 ...]   (PATCH)
     hydra job update JOB --replace body.json                                        (PUT)
     hydra run show|retry|cancel RUN          hydra dead-letters [--job JOB] [--all]
@@ -34,6 +34,7 @@ from hydra.cli.console import (
     when,
     when_option,
 )
+from hydra.cli.params import described, given, trigger_options, values_of
 from hydra.client import Client, Job, Run, Submitted
 from hydra.model import wording
 from hydra.model.dependencies import FIELDS
@@ -54,6 +55,7 @@ OPERATIONS = {
     "POST /runs/{run_id}/cancel": "run cancel",
     "POST /runs/{run_id}/retry": "run retry",
     "GET /runs/{run_id}/output": "logs",
+    "GET /runs/{run_id}/output.txt": "logs",
     "GET /dead-letter/": "dead-letters",
     "POST /schedule/": "schedule add",
     "GET /schedule/{task_id}": "schedule show",
@@ -98,6 +100,8 @@ def show_job(job: Job) -> None:
     if job.env:
         items.append(("env", ", ".join(sorted(job.env))))  # names only: values never come back
     items += [(name.replace("_", " "), ", ".join(job.raw[name])) for name in FIELDS if job.raw.get(name)]
+    if job.params:
+        items.append(("params", described(job.params)))
     items += [("created", when(job.created_at)), ("updated", when(job.updated_at))]
     if job.deleted_at:
         items.append(("deleted", when(job.deleted_at)))
@@ -114,6 +118,7 @@ def show_run(run: Run) -> None:
                 ("status", ending(run) if run.ended else placement(run.status, run.worker_id, run.pending_reason)),
                 ("exit", run.returncode),
                 ("error", run.error),
+                ("params", given(run.params)),
                 ("retry of", run.retry_of),
                 ("queued", when(run.queued_at)),
                 ("started", when(run.started_at)),
@@ -244,10 +249,11 @@ def job_resume(client: Client, as_json: bool, job_id):
 
 @job.command("trigger")
 @click.argument("job_id", metavar="JOB")
+@trigger_options
 @api_command
-def job_trigger(client: Client, as_json: bool, job_id):
-    """Run JOB once now, whatever its schedule."""
-    submitted = client.trigger_job(job_id)
+def job_trigger(client: Client, as_json: bool, job_id, pairs, asked):
+    """Run JOB once now, whatever its schedule, with values for its parameters (-p NAME=VALUE)."""
+    submitted = client.trigger_job(job_id, params=values_of(pairs, asked) or None)
     emit_json(submitted.raw) if as_json else show_submitted(submitted)
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -56,6 +55,7 @@ from hydra.client.errors import (
 from hydra.client.export import Exports
 from hydra.client.operations import OPERATIONS, operation
 from hydra.client.operations import segment as _segment
+from hydra.client.output import OutputReading, first_lines, last_lines
 from hydra.client.records import (
     AuditEvent,
     Chunk,
@@ -93,6 +93,8 @@ __all__ = [
     "Unavailable",
     "WaitTimeout",
     "Worker",
+    "first_lines",
+    "last_lines",
 ]
 
 # --- the client ---------------------------------------------------------------------------------------
@@ -133,9 +135,9 @@ def http_session() -> requests.Session:
     return session
 
 
-class Client(Relations, Exports):
+class Client(OutputReading, Relations, Exports):
     """Talks to one Hydra API (``url``, default ``HYDRA_API_URL``) with an API token (``token``,
-    default :func:`find_token`)."""
+    default :func:`find_token`). The methods that read output are ``hydra.client.output``'s."""
 
     def __init__(
         self,
@@ -335,9 +337,12 @@ class Client(Relations, Exports):
         return Job.from_json(self.request("POST", f"/jobs/{_segment(job_id)}/resume"))
 
     @operation("POST /jobs/{job_id}/trigger")
-    def trigger_job(self, job_id: str) -> Submitted:
-        """Run the job once now, whatever its schedule."""
-        return Submitted.from_json(self.request("POST", f"/jobs/{_segment(job_id)}/trigger", ok=(201,)))
+    def trigger_job(self, job_id: str, params: dict[str, str] | None = None) -> Submitted:
+        """Run the job once now, whatever its schedule, with values for its parameters (by
+        name; the others take their defaults). InvalidRequest names a bad one
+        (``errors["json"]["params"]["TARGET"]``)."""
+        body = {"params": params} if params else None
+        return Submitted.from_json(self.request("POST", f"/jobs/{_segment(job_id)}/trigger", json=body, ok=(201,)))
 
     @operation("GET /jobs/{job_id}/runs")
     def runs(self, job_id: str, *, limit: int = 100, cursor: str | None = None) -> Page:
@@ -390,45 +395,6 @@ class Client(Relations, Exports):
             "cursor": cursor,
         }
         return self._page("/dead-letter/", params, Run)
-
-    @operation("GET /runs/{run_id}/output")
-    def output(self, run_id: str, *, after: int = -1, wait: float = 0.0, limit: int | None = None) -> OutputPage:
-        """One page of a run's output after chunk ``after``; ``wait`` > 0 holds the request
-        (at most 10 s) until there is something new or the run ends."""
-        params: dict = {"after": after, "wait": wait}
-        if limit is not None:
-            params["limit"] = limit
-        answer = self.request("GET", f"/runs/{_segment(run_id)}/output", params=params, timeout=self.timeout + wait)
-        return OutputPage.from_json(answer)
-
-    def follow(
-        self,
-        run_id: str,
-        *,
-        after: int = -1,
-        timeout: float | None = None,
-        on_status: Callable[[str], None] | None = None,
-    ) -> Iterator[Chunk]:
-        """Yield the run's output chunks as they come, until the run has ended and all of its
-        output was read. ``on_status(status)`` is called whenever the status changes.
-        Raises WaitTimeout after ``timeout`` seconds (None: no limit)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        status = None
-        while True:
-            left = 10.0 if deadline is None else max(0.0, min(10.0, deadline - time.monotonic()))
-            page = self.output(run_id, after=after, wait=left)
-            if page.status != status:
-                status = page.status
-                if on_status is not None:
-                    on_status(status)
-            yield from page.chunks
-            after = page.next
-            if page.ended:
-                return
-            if deadline is not None and time.monotonic() >= deadline and not page.chunks:
-                raise WaitTimeout(f"run {run_id} still {status} after {timeout:g}s")
-            if page.retry_after and not page.chunks:  # the server holds enough followers already
-                time.sleep(page.retry_after if deadline is None else min(page.retry_after, left))
 
     def wait(self, run_id: str, timeout: float | None = None, *, poll: float = 0.5) -> Run:
         """The run once it has ended. Raises WaitTimeout after ``timeout`` seconds."""

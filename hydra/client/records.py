@@ -107,6 +107,8 @@ class Job(_Record):
     executor: str | None = None
     http: dict | None = None
     env: dict | None = None
+    #: The parameters a trigger may give values for (``trigger_job(id, params={...})``).
+    params: list[dict] | None = None
     paused: bool | None = None
     paused_at: datetime | None = None
     next_run_at: datetime | None = None
@@ -133,6 +135,8 @@ class Run(_Record):
     retry_of: str | None = None
     worker_id: str | None = None
     command: str | None = None
+    #: The values of its job's parameters it got (secret ones read "<redacted>").
+    params: dict | None = None
     returncode: int | None = None
     stdout: str | None = None
     stderr: str | None = None

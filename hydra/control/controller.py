@@ -616,7 +616,7 @@ class Controller:
                 log.warning("run ended: %s", why, extra={"event": "run.vanished", "run_id": run_id, "reason": why})
                 continue
             self.runs.note_revived(run_id, f"{reason}; published again")
-            self.pipeline.dispatch(job, attempt=run.attempt, chain=run.chain, run_id=run_id)
+            self.pipeline.dispatch(job, attempt=run.attempt, chain=run.chain, run_id=run_id, params=run.params)
             log.warning(
                 "run published again: %s", reason, extra={"event": "run.revived", "run_id": run_id, "reason": reason}
             )

@@ -210,7 +210,7 @@ class Failover:
             job = self.jobs.find(run.job_id)
             if job is None:
                 continue
-            self.pipeline.dispatch(job, attempt=run.attempt, chain=run.chain, run_id=run.id)
+            self.pipeline.dispatch(job, attempt=run.attempt, chain=run.chain, run_id=run.id, params=run.params)
             published += 1
         log.warning(
             "reconciled with MongoDB after a Redis reset", extra={"event": "broker.reconciled", "published": published}

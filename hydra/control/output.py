@@ -12,6 +12,10 @@ reads at once, and a read beyond that is answered at once - the run's status, no
 requests keep their threads. :func:`read_page` is the read itself; gRPC's WatchRun calls
 it directly, since each stream holds one of the gRPC server's own threads
 (``HYDRA_GRPC_THREADS``) for as long as it lasts anyway.
+
+:func:`download` is the run's output as one text (``GET /runs/<id>/output.txt``): the full
+output when ``HYDRA_OUTPUT_DIR`` keeps it (``hydra.store.output_dir``), else every stored chunk in
+order (head, notices, tail).
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import IO
 
 from hydra import clock
 from hydra.control.access import Reader, require
@@ -28,6 +34,7 @@ from hydra.model.queries import MAX_WAIT
 from hydra.model.records import Chunk, OutputEnd, Run
 from hydra.settings import get_settings
 from hydra.store.output import OutputStore
+from hydra.store.output_dir import OutputDir
 
 #: How often a waiting read looks for new output (a chunk is stored <= 0.4 s after it is written).
 POLL_INTERVAL = 0.2
@@ -157,3 +164,34 @@ def read_page(reader: Reader, run_id: str, after: int, wait: float, limit: int) 
         "stdout_bytes": eof.stdout_bytes if eof else run.stdout_bytes if ended else None,
         "stderr_bytes": eof.stderr_bytes if eof else run.stderr_bytes if ended else None,
     }
+
+
+#: Chunks read per store round trip while a download is served.
+DOWNLOAD_PAGE = 256
+
+
+def download(reader: Reader, run_id: str) -> tuple[Run, IO[bytes] | Iterator[bytes], bool]:
+    """The output of a run ``reader``'s caller may read (NotFound otherwise), for a download:
+    (the run, its bytes, whether that is the full output). The full output is the file
+    ``HYDRA_OUTPUT_DIR`` keeps (complete once the command ended); else it is what is stored:
+    every live chunk in order - stdout and stderr interleaved as written, a cut stream's head,
+    the omission marker and its tail - or, for a short run, its record's output. The first page
+    is read before this returns, so a store that is down is an error, not a cut download."""
+    run = reader.run(run_id)
+    files = OutputDir.configured()
+    handle = files.open(run.id) if files is not None else None
+    if handle is not None:
+        return run, handle, True
+    output = OutputStore()
+    first = output.chunks(run.id, -1, max_chunks=DOWNLOAD_PAGE)
+    if not first and run.run_status.is_terminal and not run.live_chunks:
+        first = record_chunks(run, -1)
+        return run, iter([chunk.text.encode() for chunk in first]), False
+
+    def rest() -> Iterator[bytes]:
+        page = first
+        while page:
+            yield "".join(chunk.text for chunk in page).encode()
+            page = output.chunks(run.id, page[-1].seq, max_chunks=DOWNLOAD_PAGE)
+
+    return run, rest(), False

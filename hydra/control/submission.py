@@ -25,7 +25,7 @@ from hydra.errors import Duplicate, HydraError, KeyInFlight, KeyReused, Unavaila
 from hydra.model.access import Principal
 from hydra.model.idempotency import KEEP, body_digest, scope_of
 from hydra.model.records import Dispatched, Job
-from hydra.model.status import SCHEDULED, RunStatus
+from hydra.model.status import SCHEDULED, STORED, RunStatus
 from hydra.store.idempotency import IdempotencyStore, KeyClaim
 from hydra.store.jobs import JobStore, new_id
 from hydra.store.runs import RunStore
@@ -43,7 +43,8 @@ class Accepted:
 
     job_id: str
     run_id: str | None
-    #: queued, pending, or scheduled (it starts at ``scheduled_at``).
+    #: queued, pending, scheduled (it starts at ``scheduled_at``), or stored (it runs when
+    #: triggered: a parameter it declares has no default).
     status: str
     worker_id: str | None = None
     pending_reason: str | None = None
@@ -59,9 +60,16 @@ class Accepted:
         return {key: value for key, value in asdict(self).items() if key != "replayed"}
 
 
+def _stored(job_id: str, *, replayed: bool = False) -> Accepted:
+    """The answer for a job stored without a run: it waits for a trigger with its parameters."""
+    return Accepted(job_id, None, STORED, replayed=replayed)
+
+
 def accepted(job_id: str, run: Dispatched | None, starts_at: datetime | None = None) -> Accepted:
-    """The answer for a job whose first run is ``run`` (None for a cron job), starting at
-    ``starts_at`` when it does not start now."""
+    """The answer for a job whose first run is ``run`` (None for a cron job, or one that waits
+    for a trigger), starting at ``starts_at`` when it does not start now."""
+    if run is None and starts_at is None:
+        return _stored(job_id)
     return Accepted(
         job_id=job_id,
         run_id=run.run_id if run else None,
@@ -112,7 +120,7 @@ class _Once:
             key=self.key,
             digest=self.digest,
             job_id=new_id(),
-            run_id=None if self.spec.get("schedule") else new_id(),
+            run_id=None if verbs.starts_later(self.spec) else new_id(),
             created_at=now,
             expires_at=now + KEEP,
         )
@@ -177,6 +185,8 @@ class _Once:
         raise KeyInFlight(f"a request with Idempotency-Key {self.key!r} is still being served; send it again")
 
     def _from_records(self, claim: KeyClaim, job: Job) -> Accepted:
+        if claim.run_id is None and not job.schedule:
+            return _stored(job.id, replayed=True)
         if claim.run_id is None:
             return Accepted(job.id, None, SCHEDULED, scheduled_at=job.next_run_at(), replayed=True)
         run = self.runs.find(claim.run_id)

@@ -9,7 +9,9 @@ namespace (``hydra.control.access``) and records what it did in the audit trail.
   A plain job runs now; a job with ``scheduled_at`` in the future gets its run recorded at
   once as pending with ``not_before`` (``hydra.dispatch.attempts.schedule``: MongoDB plus the
   due index, published by the controller when due - never a broker ETA); a job with a cron
-  ``schedule`` runs on its ticks (``hydra.control.scheduler``).
+  ``schedule`` runs on its ticks (``hydra.control.scheduler``). A job that declares a
+  required parameter without a default (``hydra.model.params``) is stored without a run: it
+  runs when a trigger gives the value.
 * **update** (PUT: a whole body; PATCH: top-level fields merged into the stored body, and an
   ``http`` into the stored request field by field, so write-only values left out are kept:
   ``hydra.model.redaction.patched``; then validated as a whole) - affects future runs only: every attempt's message is built from
@@ -23,9 +25,12 @@ namespace (``hydra.control.access``) and records what it did in the audit trail.
   during the pause are not run later), and the runs the jobs that name it in their
   ``on_success`` / ``on_failure`` / ``on_completion`` would start (the ending run notes that
   it was paused). Manual triggers still work while paused. A job with neither has nothing to pause.
-* **trigger** - one run now, whatever the schedule (overlap policies concern ticks only).
+* **trigger** - one run now, whatever the schedule (overlap policies concern ticks only), with
+  the values the trigger gives for the job's parameters (checked against its declaration:
+  InvalidJob naming the parameter under ``params``); the audit trail records them, secret
+  ones redacted.
 * **retry** (of a run that failed, timed out, was cancelled or dead-lettered) - one more
-  attempt of the same chain (``attempt + 1``, ``retry_of``); if it fails too the job's retry
+  attempt of the same chain (``attempt + 1``, ``retry_of``, the same parameter values); if it fails too the job's retry
   policy applies as for any attempt. A run is retried at most once (a ``<run_id>/retry``
   fence decides concurrent requests); its ``retried_by`` names the new run.
 * **cancel** - see ``hydra.control.cancel``.
@@ -48,6 +53,7 @@ from hydra.dispatch.attempts import schedule
 from hydra.dispatch.pipeline import Pipeline
 from hydra.errors import Conflict, Forbidden, InvalidJob
 from hydra.model.access import Principal
+from hydra.model.params import needs_values, resolve, shown
 from hydra.model.records import Chain, Dispatched, Job, Run
 from hydra.model.redaction import patched
 from hydra.model.spec import load_job
@@ -104,7 +110,7 @@ def submit(
     require_submit(actor, spec["namespace"])
     jobs = pipeline.jobs
     dependants.check(spec, job_id=job_id, jobs=jobs, principal=actor)
-    run_id = None if spec.get("schedule") else run_id or new_id()
+    run_id = None if starts_later(spec) else run_id or new_id()
     job = jobs.create(spec, source=source, first_run_id=run_id, job_id=job_id)
     dependants.keep(job.id, spec)
     metrics.job_submitted(source)
@@ -112,6 +118,8 @@ def submit(
         actor, "job.submit", namespace=job.namespace, target=job.id, user=job.user, name=job.name, env=env_names(spec)
     )
     if run_id is None:
+        if not spec.get("schedule"):  # waits for a trigger with its parameters' values
+            return job, None, None
         ScheduleFeed().notify(job.id)
         return job, None, job.next_run_at()
     at = spec.get("scheduled_at")
@@ -235,11 +243,32 @@ def resume(job_id: str, *, actor: Principal, pipeline: Pipeline | None = None) -
     return resumed
 
 
-def trigger(job_id: str, *, actor: Principal, pipeline: Pipeline | None = None) -> Dispatched:
+def starts_later(spec: dict) -> bool:
+    """A job body whose first run is not recorded at submit: a cron job's (its ticks start it),
+    and one with a required parameter without a default (a trigger starts it)."""
+    return bool(spec.get("schedule") or needs_values(spec))
+
+
+def trigger(
+    job_id: str, *, actor: Principal, params: dict | None = None, pipeline: Pipeline | None = None
+) -> Dispatched:
+    """One run of the job now, with ``params`` (the values of its parameters: the defaults
+    for the others). Raises InvalidJob naming each bad parameter under ``params``."""
     pipeline = pipeline or app.pipeline
     job = _live(actor, "trigger", job_id, pipeline)
-    dispatched = pipeline.dispatch(job)
-    audit(actor, "job.trigger", namespace=job.namespace, target=job_id, run=dispatched.run_id)
+    values, errors = resolve(job.params, params)
+    if errors:
+        raise InvalidJob({"params": errors})
+    dispatched = pipeline.dispatch(job, params=values)
+    secret = [item["name"] for item in job.params or () if item.get("secret")]
+    audit(
+        actor,
+        "job.trigger",
+        namespace=job.namespace,
+        target=job_id,
+        run=dispatched.run_id,
+        **({"params": shown(values, secret)} if job.params else {}),
+    )
     return dispatched
 
 
@@ -256,7 +285,7 @@ def retry(run_id: str, *, actor: Principal, pipeline: Pipeline | None = None) ->
     new_run = new_id()
     pipeline.runs.take_retry(run_id, new_run)
     dispatched = pipeline.dispatch(
-        job, attempt=run.attempt + 1, chain=Chain(run_id, run.lost, run.failed), run_id=new_run
+        job, attempt=run.attempt + 1, chain=Chain(run_id, run.lost, run.failed), run_id=new_run, params=run.params
     )
     audit(actor, "run.retry", namespace=run.namespace, target=run_id, run=new_run)
     return job.id, dispatched

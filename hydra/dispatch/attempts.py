@@ -33,6 +33,7 @@ from hydra.dispatch.pipeline import Pipeline
 from hydra.errors import InvalidJob, Unavailable
 from hydra.model.lifecycle import Decision, decide
 from hydra.model.outcome import Outcome
+from hydra.model.params import Values
 from hydra.model.records import Chain, Dispatched, Job
 from hydra.model.status import RunStatus
 from hydra.store.jobs import new_id
@@ -126,14 +127,18 @@ def follow_up(
     run_id: str | None = None,
 ) -> str:
     """Start attempt ``attempt`` (the one after ``chain.retry_of``) now, or record it to start in
-    ``delay`` seconds; returns its run id (``run_id`` when given; "" when the job was deleted
-    meanwhile). A process that cannot sign (a worker) records it due now instead: the
-    controller publishes it. (A job's dependants start this way too, as attempt 1.)"""
+    ``delay`` seconds, with the parameter values of the attempt it follows; returns its run id
+    (``run_id`` when given; "" when the job was deleted meanwhile). A process that cannot sign
+    (a worker) records it due now instead: the controller publishes it. (A job's dependants
+    start this way too, as attempt 1, with their parameters' defaults.)"""
     stored = pipeline.jobs.find(job_id)
     if stored is None or stored.deleted_at:  # nothing more to run
         return ""
+    before = pipeline.runs.find(chain.retry_of) if chain.retry_of and stored.params else None
+    given = before.given if before is not None else None
     if delay <= 0 and signing.can_sign():
-        return pipeline.dispatch(stored, attempt=attempt, chain=chain, run_id=run_id).run_id
+        values = given.values if given else None
+        return pipeline.dispatch(stored, attempt=attempt, chain=chain, run_id=run_id, params=values).run_id
     return schedule(
         stored,
         at=clock.utcnow() + timedelta(seconds=max(delay, 0.0)),
@@ -142,6 +147,7 @@ def follow_up(
         reason=reason,
         runs=pipeline.runs,
         run_id=run_id,
+        params=given,
     )
 
 
@@ -154,8 +160,10 @@ def schedule(
     chain: Chain = Chain(),
     reason: str | None = None,
     run_id: str | None = None,
+    params: Values | None = None,
 ) -> str:
-    """Record an attempt that must not start before ``at``; return its run id."""
+    """Record an attempt that must not start before ``at`` (with the values ``params`` of its
+    trigger parameters, which it is published with); return its run id."""
     run_id = run_id or new_id()
     why = f"{reason + '; ' if reason else ''}starts at {at.isoformat(timespec='seconds')}"
     runs.record(
@@ -165,6 +173,7 @@ def schedule(
         chain=chain,
         not_before=at,
         placement=Dispatched(run_id, RunStatus.PENDING, reason=why),
+        params=params,
     )
     try:
         DueIndex().add(run_id, at)
@@ -199,7 +208,7 @@ def publish_delayed(run_id: str, pipeline: Pipeline) -> bool:
             run_id, why, job=job or Job(id=run.job_id), by="hydra", pipeline=pipeline, status=RunStatus.CANCELLED
         )
         return False
-    return dispatch_stored(pipeline, job, run_id, attempt=run.attempt, chain=run.chain)
+    return dispatch_stored(pipeline, job, run_id, attempt=run.attempt, chain=run.chain, params=run.params)
 
 
 def end_unrunnable(

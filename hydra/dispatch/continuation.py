@@ -46,6 +46,7 @@ from hydra.model.flow import (
     outcome_plan,
 )
 from hydra.model.outcome import Outcome
+from hydra.model.params import Values
 from hydra.model.records import Chain, Dispatched, Job
 from hydra.model.spec import MESSAGE_FIELDS, execution_digest
 from hydra.model.status import FOLLOWED, RunStatus
@@ -156,15 +157,17 @@ def start_step(step: Step, upstream: Upstream, pipeline: Pipeline) -> dict:
         where = unsent(step.run_id, exc)
     if where.queue:
         pipeline.watch(step.run_id)
-    digest = execution_digest(message)
-    if not pipeline.runs.record(step.run_id, job, attempt=1, placement=where, digest=digest, only_new=True):
+    digest, given = execution_digest(message), Values.of_message(message)
+    if not pipeline.runs.record(
+        step.run_id, job, attempt=1, placement=where, digest=digest, only_new=True, params=given
+    ):
         log.info("step already started", extra={"event": "run.step_again", "run_id": step.run_id})
         return _entry(step, upstream.via)
     if where.queue is not None:
         try:
             pipeline.send(Sealed(envelope, step.signature), where)
         except BrokerUnavailable as exc:
-            pipeline.left_unsent(step.run_id, job, 1, exc)
+            pipeline.left_unsent(step.run_id, job, 1, exc, params=given)
     return _entry(step, upstream.via)
 
 

@@ -4,7 +4,8 @@ and Python submissions alike - and the reverse view they keep (``hydra.store.edg
 
 Refused with InvalidJob naming the field (a 422): a named job that does not exist, was
 deleted, or is in a namespace the caller may not submit to (the same answer for each: a
-caller learns nothing of namespaces it cannot see); the job itself; a job whose own
+caller learns nothing of namespaces it cannot see); a job with a required parameter without
+a default (a job another starts runs with the defaults); the job itself; a job whose own
 dependants lead back to this one (a cycle). The walk for cycles reads jobs by ``_id`` only,
 at most :data:`MAX_WALK` of them.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 from hydra.errors import InvalidJob
 from hydra.model.access import Principal
 from hydra.model.dependencies import FIELDS
+from hydra.model.params import needs_values
 from hydra.store.edges import EdgeStore
 from hydra.store.jobs import JobStore
 
@@ -41,6 +43,9 @@ def _refusal(target: str, job_id: str | None, jobs: JobStore, principal: Princip
     job = jobs.find(target)
     if job is None or job.deleted_at or (principal is not None and not principal.can("submit", job.namespace)):
         return "no such job that you may start"
+    lacking = needs_values(job.spec())
+    if lacking:  # a job another starts runs with its parameters' defaults
+        return f"it runs only when triggered: {', '.join(lacking)} required without a default"
     if job_id is None:
         return None
     try:

@@ -2,7 +2,7 @@
 
 ::
 
-    build_message(job, attempt) -> validate(message) -> place (the affinity router)
+    build_message(job, attempt, values) -> validate(message) -> place (the affinity router)
         -> record (job_runs: queued on a worker, or pending with the reason) -> send
 
 :meth:`Pipeline.dispatch` runs it for an attempt of a stored job (the API, the controller,
@@ -31,6 +31,7 @@ outage.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -47,6 +48,7 @@ from hydra.dispatch.router import AffinityRouter, placement_of, queue_placement
 from hydra.dispatch.submissions import KEY_HOLDER, Submitter, audit_submission
 from hydra.errors import BrokerUnavailable, InvalidJob
 from hydra.model.outcome import Outcome
+from hydra.model.params import Values, still_declared
 from hydra.model.priority import LEVELS, broker_level
 from hydra.model.records import Chain, Dispatched, Job
 from hydra.model.spec import MESSAGE_BODY_FIELDS, MESSAGE_FIELDS, execution_digest, load_message, message_kwargs
@@ -85,9 +87,9 @@ class Republished(StrEnum):
 # --- the steps ------------------------------------------------------------------------------
 
 
-def build_message(job: Job, attempt: int) -> dict:
-    """The kwargs of the message that runs attempt ``attempt`` of ``job``."""
-    return message_kwargs(job.spec(), job_id=job.id, attempt=attempt)
+def build_message(job: Job, attempt: int, values: Mapping[str, Any] | None = None) -> dict:
+    """The kwargs of the message that runs attempt ``attempt`` of ``job`` (``values``: of its parameters)."""
+    return message_kwargs(job.spec(), job_id=job.id, attempt=attempt, values=still_declared(job.params, values))
 
 
 def validate(kwargs: Any, args: Any = ()) -> dict:
@@ -143,21 +145,30 @@ class Pipeline:
         self.jobs: JobStore = self.runs.jobs
         self.flows = FlowStore(index=self.runs.index)
 
-    def dispatch(self, job: Job, *, attempt: int = 1, chain: Chain = Chain(), run_id: str | None = None) -> Dispatched:
-        """Publish attempt ``attempt`` of the stored ``job``; returns where it went."""
+    def dispatch(
+        self,
+        job: Job,
+        *,
+        attempt: int = 1,
+        chain: Chain = Chain(),
+        run_id: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Dispatched:
+        """Publish attempt ``attempt`` of the stored ``job`` (``params``: its parameters' values); returns where it went."""
         run_id = run_id or new_id()
-        message = validate(build_message(job, attempt))
+        message = validate(build_message(job, attempt, params))
+        given = Values.of_message(message)
         sealed = seal(run_id, message, chain, {})  # before anything is recorded: SigningKeyMissing leaves nothing
         try:
             where = placement_of(run_id, self.router.choose(message, run_id))
         except BrokerUnavailable as exc:
-            return self.left_unsent(run_id, job, attempt, exc, chain)
+            return self.left_unsent(run_id, job, attempt, exc, chain, params=given)
         self.watch(run_id)
-        self.runs.record(run_id, job, attempt=attempt, placement=where, chain=chain, digest=execution_digest(message))
+        self._record(run_id, job, message, where, chain)
         try:
             self.send(sealed, where, retry=True, retry_policy=SEND_RETRY)
         except BrokerUnavailable as exc:
-            return self.left_unsent(run_id, job, attempt, exc, chain)
+            return self.left_unsent(run_id, job, attempt, exc, chain, params=given)
         return where
 
     def accept(self, args: Any, kwargs: Any, options: dict, *, submitter: Submitter = KEY_HOLDER) -> Any:
@@ -206,14 +217,14 @@ class Pipeline:
             else:
                 where = placement_of(run_id, self.router.choose(message, run_id))
         except BrokerUnavailable as exc:
-            self.left_unsent(run_id, job, message["attempt"], exc)
+            self.left_unsent(run_id, job, message["attempt"], exc, params=Values.of_message(message))
             return self._result(run_id)
         self.watch(run_id)
-        self.runs.record(run_id, job, attempt=message["attempt"], placement=where, digest=execution_digest(message))
+        self._record(run_id, job, message, where, Chain())
         try:
             return self.send(sealed, where, **passed_on(options))
         except BrokerUnavailable as exc:
-            self.left_unsent(run_id, job, message["attempt"], exc)
+            self.left_unsent(run_id, job, message["attempt"], exc, params=Values.of_message(message))
             return self._result(run_id)
 
     def republish(self, message: Any, *, only_if_placeable: bool) -> Republished:
@@ -260,14 +271,7 @@ class Pipeline:
         where = placement_of(run_id, placement)
         job = (self.jobs.find(kwargs["job_id"]) if kwargs.get("job_id") else None) or Job.from_message(kwargs)
         self.watch(run_id)
-        self.runs.record(
-            run_id,
-            job,
-            attempt=kwargs["attempt"],
-            placement=where,
-            chain=envelope.chain,
-            digest=execution_digest(kwargs),
-        )
+        self._record(run_id, job, kwargs, where, envelope.chain)
         self.send(
             Sealed(envelope, str(signature)), where, priority=_broker_priority(message.properties.get("priority"))
         )
@@ -346,7 +350,10 @@ class Pipeline:
         if job is None or job.deleted_at:
             raise InvalidJob({"job_id": [f"no job {job_id!r}"]})
         attempt = kwargs.get("attempt", 1)
-        built = validate(build_message(job, attempt if isinstance(attempt, int) else 1))
+        raw = build_message(job, attempt if isinstance(attempt, int) else 1)
+        if kwargs.get("param_values") is not None:  # checked against the stored declaration as given
+            raw["param_values"] = kwargs["param_values"]
+        built = validate(raw)
         given = {key: value for key, value in kwargs.items() if key in MESSAGE_BODY_FIELDS}
         unknown = sorted(set(kwargs) - set(MESSAGE_BODY_FIELDS) - set(MESSAGE_FIELDS))
         if unknown:
@@ -410,8 +417,18 @@ class Pipeline:
         except BrokerUnavailable:
             pass
 
-    def left_unsent(self, run_id: str, job: Job, attempt: int, exc: Exception, chain: Chain = Chain()) -> Dispatched:
-        """Record an attempt whose message could not be sent: pending, for the controller."""
+    def _record(self, run_id: str, job: Job, message: dict, where: Dispatched, chain: Chain) -> bool:
+        """Record the attempt a (validated) message runs, with its execution digest and its parameters' values."""
+        digest, given = execution_digest(message), Values.of_message(message)
+        return self.runs.record(
+            run_id, job, attempt=message["attempt"], placement=where, chain=chain, digest=digest, params=given
+        )
+
+    def left_unsent(
+        self, run_id: str, job: Job, attempt: int, exc: Exception, chain: Chain = Chain(), params: Values | None = None
+    ) -> Dispatched:
+        """Record an attempt whose message could not be sent: pending, for the controller (with
+        its parameters' values, which it is published with)."""
         where = unsent(run_id, exc)
         log.warning(
             "publish failed for run %s of job %s: %s",
@@ -420,7 +437,7 @@ class Pipeline:
             exc,
             extra={"event": "run.publish_failed", "run_id": run_id, "job_id": job.id},
         )
-        self.runs.record(run_id, job, attempt=attempt, placement=where, chain=chain)
+        self.runs.record(run_id, job, attempt=attempt, placement=where, chain=chain, params=params)
         return where
 
     def _result(self, run_id: str) -> Any:

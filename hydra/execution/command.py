@@ -7,6 +7,7 @@ import os
 import shutil
 from collections.abc import Mapping
 
+from hydra.model.params import ARG_ZERO, POSITIONAL_SHELLS
 from hydra.model.platform import SHELLS, normalize_os
 
 #: How a command line runs under cmd.exe.
@@ -77,26 +78,36 @@ def available_shells(os_name: str) -> list[str]:
     return found
 
 
-def build_argv(*, command: str | None, args: list[str] | None, shell: str | None, os_name: str) -> list[str]:
+def build_argv(
+    *, command: str | None, args: list[str] | None, shell: str | None, os_name: str, extra: list[str] | None = None
+) -> list[str]:
     """The argv that runs a job.
 
     ``args`` given (even empty) -> no shell at all: ``[command, *args]`` if ``command`` else
     ``args`` (``args[0]`` is the program). Otherwise ``command`` runs under ``shell``
     (``None`` -> :func:`default_shell`): ``bash -c``, ``sh -c``,
     ``cmd.exe /d /s /c``, or ``pwsh``/``powershell -NoProfile -NonInteractive -Command``.
-    Raises ValueError for a shell not in :data:`SHELLS` (checked even when unused) or when
-    there is nothing to run.
+    ``extra`` (a run's parameters passed as arguments) follows ``args``, or becomes the
+    positional parameters ``$1``, ``$2``, ... of a bash or sh command (``$0`` is "hydra"):
+    never part of a command line. Raises ValueError for a shell not in :data:`SHELLS`
+    (checked even when unused), for ``extra`` under cmd or powershell (they would read it as
+    part of the command), or when there is nothing to run.
     """
     if shell is not None and shell not in SHELLS:
         raise ValueError(f"unknown shell {shell!r}; expected one of: {', '.join(SHELLS)}")
+    extra = list(extra or ())
     if args is not None:
         argv = [command, *args] if command else list(args)
         if not argv:
             raise ValueError("nothing to run: no command and no args")
-        return argv
+        return argv + extra
     if not command or not command.strip():
         raise ValueError("nothing to run: no command")
     shell = shell or default_shell(os_name)
+    if extra and shell not in POSITIONAL_SHELLS:
+        raise ValueError(f"parameters passed as arguments need bash or sh (or an args list), not {shell}")
+    if extra:
+        return [shell, "-c", command, ARG_ZERO, *extra]
     if shell == "cmd":
         return [*CMD_PREFIX, command]
     if shell == "powershell":

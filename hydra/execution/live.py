@@ -7,10 +7,17 @@ every ``interval`` seconds (sooner once ``flush_bytes`` are waiting) as numbered
 saying the output is complete, through the ``insert`` it was given (the worker gives
 ``OutputStore.insert``; readers use ``OutputStore.chunks``).
 
-Each stream stores at most ``limit`` bytes (``HYDRA_OUTPUT_LIMIT``, as for the run record):
-the first ``limit`` bytes, then one chunk with ``cut: true`` saying the rest is not stored;
-bytes are still counted (``eof.stdout_bytes``). The run record keeps the head *and* tail of
-each stream (``hydra.output.CappedBuffer``); live output keeps the head, in order.
+Each stream stores at most ``limit`` bytes (``HYDRA_OUTPUT_LIMIT``, as for the run record)
+while the command runs: the first ``limit`` bytes, then a chunk with ``cut: true`` saying the
+rest is counted and its end kept. The writer keeps the last ``limit // 2`` bytes of a cut
+stream in memory, and when the command ends stores a notice (``cut: true``, "[... hydra: N
+bytes omitted ...]", when bytes fell between the head and the tail) and that tail: so every
+reader of live output - ``hydra logs``, the console, gRPC's WatchRun - shows how a long output
+ended, where the errors usually are. All bytes are counted (``eof.stdout_bytes``).
+
+Chunks are numbered across both streams in the order the writer receives the command's
+writes (each stream is read by its own thread, so two writes closer together than the reader
+threads wake may come in either order): readers show stdout and stderr interleaved as written.
 
 A MongoDB outage never disturbs the command: failed inserts are kept (bounded by the cap)
 and retried at the next flush.
@@ -36,7 +43,25 @@ MAX_CHUNK_TEXT = 1024 * 1024
 
 
 def cut_notice(stream: str, limit: int) -> str:
-    return f"\n[... hydra: {stream} passed {limit} bytes; the rest is counted, not stored ...]\n"
+    """The notice stored when ``stream`` passes ``limit`` bytes."""
+    return f"\n[... hydra: {stream} passed {limit} bytes; the rest is counted, its end is kept ...]\n"
+
+
+def omitted_notice(stream: str, omitted: int) -> str:
+    """The marker between the head and the tail of a cut stream (as in the run record)."""
+    return f"[... hydra: {omitted} bytes of {stream} omitted ...]\n"
+
+
+def tee(*sinks: Callable[[str, bytes], None]) -> Callable[[str, bytes], None]:
+    """One ``on_output`` that hands each write to every sink, in the same order for all."""
+    lock = threading.Lock()
+
+    def write(stream: str, data: bytes) -> None:
+        with lock:
+            for sink in sinks:
+                sink(stream, data)
+
+    return write
 
 
 @dataclass
@@ -47,6 +72,7 @@ class _Stream:
     total: int = 0  # bytes written by the command
     stored: int = 0  # bytes kept
     cut: bool = False
+    tail: bytearray = field(default_factory=bytearray)  # the last bytes after the cut
 
 
 class ChunkWriter:
@@ -68,12 +94,15 @@ class ChunkWriter:
     ):
         self.run_id = run_id
         #: With ``skip_if_unflushed``, a command that ended before anything was stored (a short
-        #: run: under ``interval`` seconds and ``flush_bytes``) stores nothing at all - its
-        #: whole output is in the run record, which readers then use (api/output.py).
+        #: run: under ``interval`` seconds and ``flush_bytes``) and wrote to one stream only
+        #: stores nothing at all - its whole output is in the run record, which readers then use
+        #: (api/output.py). Output on both streams is stored, for the order they were written in.
         self.skip_if_unflushed = skip_if_unflushed
         #: Chunks stored, in order from 0, once closed (what the run record's ``live_chunks`` says).
         self.stored = 0
         self.limit = limit
+        #: Bytes of a cut stream's end stored when the command ends (as the run record keeps).
+        self.tail_limit = limit - limit // 2
         self.interval = interval
         self.flush_bytes = flush_bytes
         self._insert = insert
@@ -97,6 +126,7 @@ class ChunkWriter:
             state = self._streams[stream]
             state.total += len(data)
             if state.cut:
+                self._keep_tail(state, data)
                 return
             room = self.limit - state.stored
             part = data if len(data) <= room else data[:room]
@@ -107,11 +137,17 @@ class ChunkWriter:
             if len(part) < len(data):
                 state.cut = True
                 self._add(stream, cut_notice(stream, self.limit), True)
+                self._keep_tail(state, data[len(part) :])
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=f"hydra-livelog-{self.run_id[:8]}", daemon=True)
                 self._thread.start()
             if self._pending_bytes >= self.flush_bytes:
                 self._wake.set()
+
+    def _keep_tail(self, state: _Stream, data: bytes) -> None:
+        if self.tail_limit:
+            state.tail += data[-self.tail_limit :]
+            del state.tail[: -self.tail_limit]
 
     def _add(self, stream: str, text: str, cut: bool) -> None:
         last = self._pieces[-1] if self._pieces else None
@@ -181,13 +217,16 @@ class ChunkWriter:
             if self._closed:
                 return
             self._closed = True
-            if self.skip_if_unflushed and self._seq == 0:
+            one_stream = len({piece[0] for piece in self._pieces}) <= 1
+            if self.skip_if_unflushed and self._seq == 0 and one_stream:
                 self._pieces, self._pending_bytes = [], 0
                 return
             for name, state in self._streams.items():
                 tail = state.decoder.decode(b"", final=True)
                 if tail and not state.cut:
                     self._add(name, tail, False)
+                if state.cut:
+                    self._add_tail(name, state)
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -221,6 +260,15 @@ class ChunkWriter:
             log.warning(
                 "live output eof not stored: %s", exc, extra={"event": "output.store_failed", "run_id": self.run_id}
             )
+
+    def _add_tail(self, stream: str, state: _Stream) -> None:
+        """A cut stream's end: the omission marker (when bytes fell between head and tail),
+        then the tail (decoded alone: a character cut at its start becomes U+FFFD)."""
+        omitted = state.total - state.stored - len(state.tail)
+        if omitted > 0:
+            self._add(stream, omitted_notice(stream, omitted), True)
+        if state.tail:
+            self._add(stream, bytes(state.tail).decode("utf-8", errors="replace"), False)
 
     def __enter__(self) -> ChunkWriter:
         return self

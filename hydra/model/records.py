@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from hydra import clock
 from hydra.model.cron import next_fire
 from hydra.model.lifecycle import RetryPolicy
+from hydra.model.params import Values, shown
 from hydra.model.spec import DEFAULT_NAMESPACE, JOB_FIELDS
 from hydra.model.status import RunStatus
 
@@ -82,6 +83,7 @@ class Job(Record):
     on_success: list[str] | None = None
     on_failure: list[str] | None = None
     on_completion: list[str] | None = None
+    params: list[dict] | None = None
     # -- its state -----------------------------------------------------------------------------
     source: str = "api"
     #: The status of its most recently changed run (see RunStore: the job mirrors it).
@@ -185,6 +187,10 @@ class Run(Record):
     args: list[str] | None = None
     shell: str | None = None
     timeout: float | None = None
+    #: Its trigger parameters' values (hydra.model.params), and which of them are secret
+    #: (write-only: answers show them redacted, :attr:`shown_params`).
+    params: dict[str, str] | None = None
+    secret_params: list[str] | None = None
     # -- where it went -------------------------------------------------------------------------
     queue: str | None = None
     worker_id: str | None = None
@@ -229,6 +235,16 @@ class Run(Record):
     @property
     def chain(self) -> Chain:
         return Chain(self.retry_of, self.lost, self.failed)
+
+    @property
+    def given(self) -> Values | None:
+        """Its parameters' values (None: its job declares none)."""
+        return Values(self.params, tuple(self.secret_params or ())) if self.params is not None else None
+
+    @property
+    def shown_params(self) -> dict[str, str] | None:
+        """Its parameters' values as answers show them (secret ones redacted)."""
+        return shown(self.params, self.secret_params)
 
 
 @dataclass

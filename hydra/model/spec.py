@@ -2,14 +2,13 @@
 
 The job body (name, user, affinity, command, shell, retries, timeout, schedule) plus
 priority, scheduled_at, env, cwd and args; the retry policy (backoff, max_lost); the executor
-(shell, or an HTTP webhook with its ``http`` request); and for cron jobs the misfire and
-overlap policies. The same schema validates a Python user's ``apply_async(kwargs=...)`` in the
+(shell, or an HTTP webhook with its ``http`` request); for cron jobs the misfire and
+overlap policies; and the trigger parameters it declares (``hydra.model.params``). The same schema validates a Python user's ``apply_async(kwargs=...)`` in the
 dispatch pipeline, so both ways in accept exactly the same jobs.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +28,9 @@ from marshmallow import (
 
 from hydra.errors import InvalidJob
 from hydra.model import dependencies
+from hydra.model.bodies import body_problems
 from hydra.model.namespaces import DEFAULT_NAMESPACE, Namespace
+from hydra.model.params import combination_problems, message_values, params_field, values_field
 from hydra.model.platform import KNOWN_OS, SHELLS, normalize_os
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9 _.:@/+-]*$"
@@ -38,11 +39,6 @@ TAG_RE = r"^[a-z0-9][a-z0-9_.-]*$"
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 MAX_TIMEOUT = 7 * 24 * 3600.0
-#: How deep a job body may nest (objects and arrays, the body itself counting as 1); deeper
-#: bodies are refused (422) before they are parsed any further.
-MAX_DEPTH = 32
-#: The range of integers a job body may hold (what MongoDB stores: 64-bit).
-_INT64 = 2**63
 #: Earliest and latest instants ``scheduled_at`` may name.
 EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 12, 30, tzinfo=UTC)
 #: An HTTP header name: RFC 9110 token characters, less '$' and '.' (which MongoDB keys cannot hold).
@@ -332,6 +328,7 @@ class JobSpecSchema(Schema):
         metadata={"description": "The request of an http job (a webhook call); required with executor http."},
     )
     on_success, on_failure, on_completion = map(dependencies.dependants_field, dependencies.FIELDS)
+    params = params_field()
 
     @pre_load
     def reject_non_object(self, data: Any, **kwargs: Any) -> Any:
@@ -392,6 +389,7 @@ class JobSpecSchema(Schema):
             reason = never_fires(data["schedule"], data.get("timezone") or "UTC")
             if reason:
                 errors["schedule"] = [reason]
+        errors.update(combination_problems(data))
         if errors:
             raise ValidationError(errors)
 
@@ -413,71 +411,8 @@ def never_fires(expr: str, tz: str) -> str | None:
     return None
 
 
-def body_problems(body: dict) -> dict[str, list[str]]:
-    """What no field of a job body may hold, by top-level field: nesting deeper than
-    :data:`MAX_DEPTH`, strings (values or keys) with a lone surrogate or a NUL, keys with
-    '$' or '.' (``http.body`` is stored as JSON text, so its keys are free), numbers that are
-    not finite or do not fit 64 bits. Iterative: no input can exhaust the stack."""
-    errors: dict[str, list[str]] = {}
-    stack: list[tuple[Any, str, str, int, bool]] = [(v, str(k), str(k), 2, True) for k, v in body.items()]
-    for key in body:
-        bad_name = _text_problem(key) if isinstance(key, str) else None
-        if bad_name:
-            errors.setdefault(_printable(str(key)), []).append(f"the field name {bad_name}")
-    while stack:
-        value, field_name, path, depth, keys_checked = stack.pop()
-        if field_name in errors:
-            continue
-        reason: str | None = None
-        if isinstance(value, str):
-            reason = _text_problem(value)
-        elif isinstance(value, bool) or value is None:
-            pass
-        elif isinstance(value, int):
-            reason = None if -_INT64 <= value < _INT64 else "an integer out of range (64 bits)"
-        elif isinstance(value, float):
-            reason = None if math.isfinite(value) else "a number that is not finite"
-        elif isinstance(value, (dict, list)):
-            if depth > MAX_DEPTH:
-                reason = f"nested deeper than {MAX_DEPTH} levels"
-            elif isinstance(value, dict):
-                free = path == "http.body" or path.startswith("http.body.") or not keys_checked
-                for key, item in value.items():
-                    if not isinstance(key, str):
-                        continue
-                    key_reason = _text_problem(key) or (
-                        None if free or not (key.startswith("$") or "." in key) else "holds '$' or '.'"
-                    )
-                    if key_reason:
-                        reason = f"a key ({_printable(key)}) {key_reason}"
-                        break
-                    stack.append((item, field_name, f"{path}.{key}", depth + 1, not free))
-            else:
-                stack.extend(
-                    (item, field_name, f"{path}[{i}]", depth + 1, keys_checked) for i, item in enumerate(value)
-                )
-        if reason:
-            where = "" if path == field_name else f" (at {_printable(path)})"
-            errors[field_name] = [f"{reason}{where}"]
-    return errors
-
-
-def _text_problem(text: str) -> str | None:
-    if "\x00" in text:
-        return "holds a NUL character"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "holds a lone surrogate (not valid Unicode text)"
-    return None
-
-
-def _printable(text: str) -> str:
-    return text.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace").replace("\x00", "\\0")[:80]
-
-
-#: Fields a task message carries besides the job body.
-MESSAGE_FIELDS = ("job_id", "attempt")
+#: Fields a task message carries besides the job body (``param_values``: hydra.model.params).
+MESSAGE_FIELDS = ("job_id", "attempt", "param_values")
 
 
 class TaskMessageSchema(JobSpecSchema):
@@ -496,11 +431,13 @@ class TaskMessageSchema(JobSpecSchema):
     namespace = fields.String(load_default=DEFAULT_NAMESPACE, validate=Namespace())
     job_id = fields.String(load_default=None, validate=validate.Length(1, 64))
     attempt = fields.Integer(load_default=1, validate=validate.Range(1, 10_000), strict=True)
+    param_values = values_field()
 
     @post_load
     def default_name(self, data: Any, **kwargs: Any) -> Any:
         if not data.get("name"):
             data["name"] = (data.get("command") or " ".join(data.get("args") or []))[:200] or "command"
+        message_values(data)
         return data
 
 
@@ -531,11 +468,14 @@ JOB_FIELDS = tuple(_job_schema.fields)
 MESSAGE_BODY_FIELDS = tuple(name for name in _message_schema.fields if name not in MESSAGE_FIELDS)
 
 
-def message_kwargs(body: dict, *, job_id: str, attempt: int) -> dict:
-    """The kwargs of the task message that runs attempt ``attempt`` of a stored job's ``body``."""
+def message_kwargs(body: dict, *, job_id: str, attempt: int, values: dict | None = None) -> dict:
+    """The kwargs of the task message that runs attempt ``attempt`` of a stored job's ``body``
+    (with its parameters' ``values``; the defaults fill in when it is validated)."""
     kwargs = {key: body[key] for key in MESSAGE_BODY_FIELDS if body.get(key) is not None}
     kwargs["job_id"] = job_id
     kwargs["attempt"] = attempt
+    if values:
+        kwargs["param_values"] = dict(values)
     return kwargs
 
 
@@ -553,6 +493,8 @@ EXECUTION_FIELDS = (
     "cwd",
     "http",
     "timeout",
+    "params",
+    "param_values",
 )
 
 

@@ -50,6 +50,9 @@ RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELLE
 #: What the API reports for a job (or one-off task) whose first run waits for its start time.
 #: It is not a run status: that run is stored ``pending`` with ``not_before`` in the future.
 SCHEDULED = "scheduled"
+#: What the API reports for a job stored without a run: it declares a required parameter
+#: without a default (``hydra.model.params``), so it runs when a trigger gives the value.
+STORED = "stored"
 
 #: Words accepted as filters besides the statuses themselves.
 ALIASES = {"completed": RunStatus.SUCCEEDED}

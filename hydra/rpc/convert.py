@@ -6,8 +6,8 @@ schemas (``hydra.model.spec``, ``hydra.model.queries``) then validate them as th
 
 Out: a record becomes a message field by field, by name: the proto says what is shown, and
 ``tests/unit/test_rpc_convert.py`` checks it shows nothing REST does not. A job's
-write-only values (environment values, a webhook's header values and body) are redacted
-(``hydra.model.redaction``).
+write-only values (environment values, a webhook's header values and body, a run's secret
+parameter values) are redacted (``hydra.model.redaction``, ``hydra.model.params``).
 """
 
 from __future__ import annotations
@@ -70,7 +70,9 @@ def job_message(job: Job) -> hydra_pb2.Job:
 
 
 def run_message(run: Run) -> hydra_pb2.Run:
-    return message(hydra_pb2.Run, _fields(run))
+    values = _fields(run)
+    values["params"] = run.shown_params  # secret values are write-only
+    return message(hydra_pb2.Run, values)
 
 
 def worker_message(worker: WorkerView) -> hydra_pb2.Worker:

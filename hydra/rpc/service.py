@@ -162,6 +162,12 @@ class HydraService(hydra_pb2_grpc.HydraServicer):
         return convert.accepted_message(submission.accepted(job_id, placed))
 
     @unary
+    def TriggerJob(self, request: hydra_pb2.TriggerJobRequest, actor: Principal) -> hydra_pb2.SubmitJobResponse:
+        job_id = required(request.job_id, "job_id")
+        placed = verbs.trigger(job_id, actor=actor, params=dict(request.params))  # bad values: params.<NAME>
+        return convert.accepted_message(submission.accepted(job_id, placed))
+
+    @unary
     def ListWorkers(self, request: hydra_pb2.ListWorkersRequest, actor: Principal) -> hydra_pb2.ListWorkersResponse:
         workers = Reader(actor).workers_with_load()
         return hydra_pb2.ListWorkersResponse(workers=[convert.worker_message(w) for w in workers])

@@ -7,16 +7,17 @@ everything; anything else is at least one day, far longer than Redis's visibilit
 a run's fences outlive every copy of its message). Older than that:
 
 * a **run** that ended is deleted with its fences (``<run_id>/start``, ``/end``, ``/retry``),
-  its flow record (``hydra.store.flows``, and the chord records it closes)
-  and its live output (``<run_id>/<seq>``, ``/eof``), then its index entries; a run still in
-  progress is kept, however old;
+  its flow record (``hydra.store.flows``, and the chord records it closes), its live output
+  (``<run_id>/<seq>``, ``/eof``) and its full output file when ``HYDRA_OUTPUT_DIR`` keeps one
+  (``hydra.store.output_dir``), then its index entries; a run still in progress is kept,
+  however old;
 * a **job** created before the cutoff goes with its last run - unless it has a cron schedule
   and is not deleted (its definition is still in use); one with recent runs stays until they
   are old too.
 
 When ``HYDRA_RETENTION_EXPORT`` names a directory, each batch is appended there as JSON Lines
-(``hydra-runs-<date>.jsonl``, one run record per line, as ``GET /runs/{id}`` shows it) before it
-is deleted; ``hydra export`` writes the same lines on demand.
+(``hydra-runs-<date>.jsonl``, one run record per line, as ``GET /runs/{id}`` shows it: secret
+parameter values redacted) before it is deleted; ``hydra export`` writes the same lines on demand.
 
 Each pass walks each namespace's jobs oldest first from where the last pass stopped (a
 cursor in Redis), their runs older than the cutoff oldest first, and stops after
@@ -42,6 +43,7 @@ from hydra.model.status import TERMINAL
 from hydra.settings import Settings, get_settings
 from hydra.store.base import Store
 from hydra.store.flows import FlowStore
+from hydra.store.output_dir import OutputDir
 from hydra.store.runs import RunStore
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,7 @@ def run_line(run: Run) -> str:
 
     doc = run.to_doc()
     doc["id"] = doc.pop("_id")
+    doc["params"] = run.shown_params  # secret values are write-only, in an export too
     return json.dumps(doc, default=encode, sort_keys=True)
 
 
@@ -198,6 +201,10 @@ class Retention(Store[Run]):
         self.db[names.RUN_OUTPUT].bulk_write(output, ordered=False)
         self.db[names.RUN_FENCES].bulk_write(fences, ordered=False)
         FlowStore(self.db, self.index).forget([run.id for run in runs])
+        files = OutputDir.configured(self.settings)
+        if files is not None:
+            for run in runs:
+                files.delete(run.id)
         self._collection.bulk_write([DeleteOne({"_id": run.id}) for run in runs], ordered=False)
         pipe = self.index.batch()
         for run in runs:

@@ -40,6 +40,7 @@ from hydra import clock, names
 from hydra.broker.index import ACTIVE_VALUES, Active, Index
 from hydra.errors import Conflict, RunEnded
 from hydra.model.outcome import Outcome
+from hydra.model.params import Values
 from hydra.model.records import RUN_END_FIELDS, Chain, Dispatched, Fence, Job, Run
 from hydra.model.spec import DEFAULT_NAMESPACE
 from hydra.model.status import RunStatus
@@ -88,6 +89,7 @@ class RunStore(Store[Run]):
         not_before: datetime | None = None,
         only_new: bool = False,
         digest: str | None = None,
+        params: Values | None = None,
     ) -> bool:
         """Record an attempt as queued on a worker's queue or pending (with the reason).
 
@@ -124,6 +126,7 @@ class RunStore(Store[Run]):
             worker_id=placement.worker_id,
             pending_reason=placement.reason,
             spec_digest=digest,
+            **(params.fields() if params else {}),
         )
         # Filed first (only what is missing: the run may exist), so that the sweeps of runs
         # in progress find it even if this process dies right after the insert.
@@ -136,7 +139,7 @@ class RunStore(Store[Run]):
                 return False
             if self.end_of(run_id) is not None:
                 return True  # ended (e.g. cancelled while pending): keep the recorded end
-            where = {
+            where: dict[str, object] = {
                 "status": status.value,
                 "queue": placement.queue,
                 "worker_id": placement.worker_id,
@@ -145,6 +148,7 @@ class RunStore(Store[Run]):
             }
             if digest is not None:
                 where["spec_digest"] = digest
+            where.update(params.fields() if params else {})
             doc = self._collection.find_one_and_update(
                 {"_id": run_id}, {"$set": where}, return_document=ReturnDocument.AFTER
             )

@@ -53,8 +53,27 @@ class HttpRequest(_message.Message):
     timeout: float
     def __init__(self, url: _Optional[str] = ..., method: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., body: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., timeout: _Optional[float] = ...) -> None: ...
 
+class Param(_message.Message):
+    __slots__ = ("name", "description", "required", "default", "allowed", "pattern", "secret")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    AS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    required: bool
+    default: str
+    allowed: _containers.RepeatedScalarFieldContainer[str]
+    pattern: str
+    secret: bool
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., required: _Optional[bool] = ..., default: _Optional[str] = ..., allowed: _Optional[_Iterable[str]] = ..., pattern: _Optional[str] = ..., secret: _Optional[bool] = ..., **kwargs) -> None: ...
+
 class JobSpec(_message.Message):
-    __slots__ = ("name", "user", "namespace", "affinity", "command", "args", "shell", "env", "cwd", "retries", "timeout", "priority", "schedule", "timezone", "scheduled_at", "misfire", "overlap", "backoff", "max_lost", "executor", "http", "on_success", "on_failure", "on_completion")
+    __slots__ = ("name", "user", "namespace", "affinity", "command", "args", "shell", "env", "cwd", "retries", "timeout", "priority", "schedule", "timezone", "scheduled_at", "misfire", "overlap", "backoff", "max_lost", "executor", "http", "on_success", "on_failure", "on_completion", "params")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +105,7 @@ class JobSpec(_message.Message):
     ON_SUCCESS_FIELD_NUMBER: _ClassVar[int]
     ON_FAILURE_FIELD_NUMBER: _ClassVar[int]
     ON_COMPLETION_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
     name: str
     user: str
     namespace: str
@@ -110,7 +130,8 @@ class JobSpec(_message.Message):
     on_success: _containers.RepeatedScalarFieldContainer[str]
     on_failure: _containers.RepeatedScalarFieldContainer[str]
     on_completion: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., user: _Optional[str] = ..., namespace: _Optional[str] = ..., affinity: _Optional[_Union[Affinity, _Mapping]] = ..., command: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., shell: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., cwd: _Optional[str] = ..., retries: _Optional[int] = ..., timeout: _Optional[float] = ..., priority: _Optional[int] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., misfire: _Optional[str] = ..., overlap: _Optional[str] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., max_lost: _Optional[int] = ..., executor: _Optional[str] = ..., http: _Optional[_Union[HttpRequest, _Mapping]] = ..., on_success: _Optional[_Iterable[str]] = ..., on_failure: _Optional[_Iterable[str]] = ..., on_completion: _Optional[_Iterable[str]] = ...) -> None: ...
+    params: _containers.RepeatedCompositeFieldContainer[Param]
+    def __init__(self, name: _Optional[str] = ..., user: _Optional[str] = ..., namespace: _Optional[str] = ..., affinity: _Optional[_Union[Affinity, _Mapping]] = ..., command: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., shell: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., cwd: _Optional[str] = ..., retries: _Optional[int] = ..., timeout: _Optional[float] = ..., priority: _Optional[int] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., misfire: _Optional[str] = ..., overlap: _Optional[str] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., max_lost: _Optional[int] = ..., executor: _Optional[str] = ..., http: _Optional[_Union[HttpRequest, _Mapping]] = ..., on_success: _Optional[_Iterable[str]] = ..., on_failure: _Optional[_Iterable[str]] = ..., on_completion: _Optional[_Iterable[str]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
     __slots__ = ("job", "idempotency_key")
@@ -139,7 +160,7 @@ class SubmitJobResponse(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., run_id: _Optional[str] = ..., status: _Optional[str] = ..., worker_id: _Optional[str] = ..., pending_reason: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "name", "user", "namespace", "affinity", "command", "args", "shell", "env", "cwd", "retries", "timeout", "priority", "schedule", "timezone", "scheduled_at", "misfire", "overlap", "backoff", "max_lost", "executor", "http", "status", "last_run_id", "source", "paused", "paused_at", "next_run_at", "last_fire_at", "last_skipped_at", "created_at", "updated_at", "deleted_at", "on_success", "on_failure", "on_completion")
+    __slots__ = ("id", "name", "user", "namespace", "affinity", "command", "args", "shell", "env", "cwd", "retries", "timeout", "priority", "schedule", "timezone", "scheduled_at", "misfire", "overlap", "backoff", "max_lost", "executor", "http", "status", "last_run_id", "source", "paused", "paused_at", "next_run_at", "last_fire_at", "last_skipped_at", "created_at", "updated_at", "deleted_at", "on_success", "on_failure", "on_completion", "params")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -183,6 +204,7 @@ class Job(_message.Message):
     ON_SUCCESS_FIELD_NUMBER: _ClassVar[int]
     ON_FAILURE_FIELD_NUMBER: _ClassVar[int]
     ON_COMPLETION_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     user: str
@@ -219,10 +241,18 @@ class Job(_message.Message):
     on_success: _containers.RepeatedScalarFieldContainer[str]
     on_failure: _containers.RepeatedScalarFieldContainer[str]
     on_completion: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., user: _Optional[str] = ..., namespace: _Optional[str] = ..., affinity: _Optional[_Union[Affinity, _Mapping]] = ..., command: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., shell: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., cwd: _Optional[str] = ..., retries: _Optional[int] = ..., timeout: _Optional[float] = ..., priority: _Optional[int] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., misfire: _Optional[str] = ..., overlap: _Optional[str] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., max_lost: _Optional[int] = ..., executor: _Optional[str] = ..., http: _Optional[_Union[HttpRequest, _Mapping]] = ..., status: _Optional[str] = ..., last_run_id: _Optional[str] = ..., source: _Optional[str] = ..., paused: _Optional[bool] = ..., paused_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_fire_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_skipped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deleted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., on_success: _Optional[_Iterable[str]] = ..., on_failure: _Optional[_Iterable[str]] = ..., on_completion: _Optional[_Iterable[str]] = ...) -> None: ...
+    params: _containers.RepeatedCompositeFieldContainer[Param]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., user: _Optional[str] = ..., namespace: _Optional[str] = ..., affinity: _Optional[_Union[Affinity, _Mapping]] = ..., command: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., shell: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., cwd: _Optional[str] = ..., retries: _Optional[int] = ..., timeout: _Optional[float] = ..., priority: _Optional[int] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., misfire: _Optional[str] = ..., overlap: _Optional[str] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., max_lost: _Optional[int] = ..., executor: _Optional[str] = ..., http: _Optional[_Union[HttpRequest, _Mapping]] = ..., status: _Optional[str] = ..., last_run_id: _Optional[str] = ..., source: _Optional[str] = ..., paused: _Optional[bool] = ..., paused_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_fire_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_skipped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deleted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., on_success: _Optional[_Iterable[str]] = ..., on_failure: _Optional[_Iterable[str]] = ..., on_completion: _Optional[_Iterable[str]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "job_id", "job_name", "user", "namespace", "attempt", "retry_of", "lost", "status", "outcome", "decision", "not_before", "worker_id", "queue", "pending_reason", "priority", "command", "args", "shell", "returncode", "stdout", "stderr", "stdout_bytes", "stderr_bytes", "stdout_truncated", "stderr_truncated", "error", "executor", "url", "cancel_requested_at", "retried_by", "queued_at", "placed_at", "started_at", "finished_at", "duration", "ended_by")
+    __slots__ = ("id", "job_id", "job_name", "user", "namespace", "attempt", "retry_of", "lost", "status", "outcome", "decision", "not_before", "worker_id", "queue", "pending_reason", "priority", "command", "args", "shell", "returncode", "stdout", "stderr", "stdout_bytes", "stderr_bytes", "stdout_truncated", "stderr_truncated", "error", "executor", "url", "cancel_requested_at", "retried_by", "queued_at", "placed_at", "started_at", "finished_at", "duration", "ended_by", "params")
+    class ParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -260,6 +290,7 @@ class Run(_message.Message):
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     DURATION_FIELD_NUMBER: _ClassVar[int]
     ENDED_BY_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
     id: str
     job_id: str
     job_name: str
@@ -297,7 +328,8 @@ class Run(_message.Message):
     finished_at: _timestamp_pb2.Timestamp
     duration: float
     ended_by: str
-    def __init__(self, id: _Optional[str] = ..., job_id: _Optional[str] = ..., job_name: _Optional[str] = ..., user: _Optional[str] = ..., namespace: _Optional[str] = ..., attempt: _Optional[int] = ..., retry_of: _Optional[str] = ..., lost: _Optional[int] = ..., status: _Optional[str] = ..., outcome: _Optional[str] = ..., decision: _Optional[str] = ..., not_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., worker_id: _Optional[str] = ..., queue: _Optional[str] = ..., pending_reason: _Optional[str] = ..., priority: _Optional[int] = ..., command: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., shell: _Optional[str] = ..., returncode: _Optional[int] = ..., stdout: _Optional[str] = ..., stderr: _Optional[str] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ..., stdout_truncated: _Optional[bool] = ..., stderr_truncated: _Optional[bool] = ..., error: _Optional[str] = ..., executor: _Optional[str] = ..., url: _Optional[str] = ..., cancel_requested_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retried_by: _Optional[str] = ..., queued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., placed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[float] = ..., ended_by: _Optional[str] = ...) -> None: ...
+    params: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., job_id: _Optional[str] = ..., job_name: _Optional[str] = ..., user: _Optional[str] = ..., namespace: _Optional[str] = ..., attempt: _Optional[int] = ..., retry_of: _Optional[str] = ..., lost: _Optional[int] = ..., status: _Optional[str] = ..., outcome: _Optional[str] = ..., decision: _Optional[str] = ..., not_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., worker_id: _Optional[str] = ..., queue: _Optional[str] = ..., pending_reason: _Optional[str] = ..., priority: _Optional[int] = ..., command: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., shell: _Optional[str] = ..., returncode: _Optional[int] = ..., stdout: _Optional[str] = ..., stderr: _Optional[str] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ..., stdout_truncated: _Optional[bool] = ..., stderr_truncated: _Optional[bool] = ..., error: _Optional[str] = ..., executor: _Optional[str] = ..., url: _Optional[str] = ..., cancel_requested_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retried_by: _Optional[str] = ..., queued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., placed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[float] = ..., ended_by: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Worker(_message.Message):
     __slots__ = ("id", "os", "tags", "allowed_users", "namespaces", "max_concurrency", "current_running", "load", "status", "last_heartbeat", "heartbeat_interval", "queue", "shells", "hostname", "pid", "processed", "first_seen")
@@ -440,6 +472,21 @@ class RetryRunRequest(_message.Message):
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class TriggerJobRequest(_message.Message):
+    __slots__ = ("job_id", "params")
+    class ParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    params: _containers.ScalarMap[str, str]
+    def __init__(self, job_id: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ListWorkersRequest(_message.Message):
     __slots__ = ()

@@ -74,6 +74,11 @@ class HydraStub:
                 request_serializer=hydra_dot_v1_dot_hydra__pb2.RetryRunRequest.SerializeToString,
                 response_deserializer=hydra_dot_v1_dot_hydra__pb2.SubmitJobResponse.FromString,
                 _registered_method=True)
+        self.TriggerJob = channel.unary_unary(
+                '/hydra.v1.Hydra/TriggerJob',
+                request_serializer=hydra_dot_v1_dot_hydra__pb2.TriggerJobRequest.SerializeToString,
+                response_deserializer=hydra_dot_v1_dot_hydra__pb2.SubmitJobResponse.FromString,
+                _registered_method=True)
         self.ListWorkers = channel.unary_unary(
                 '/hydra.v1.Hydra/ListWorkers',
                 request_serializer=hydra_dot_v1_dot_hydra__pb2.ListWorkersRequest.SerializeToString,
@@ -155,6 +160,14 @@ class HydraServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TriggerJob(self, request, context):
+        """Run a job once now, whatever its schedule, with values for its parameters
+        (POST /jobs/{id}/trigger). A bad value is INVALID_ARGUMENT naming `params.<NAME>`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListWorkers(self, request, context):
         """The workers serving namespaces the caller may read (GET /workers/).
         """
@@ -217,6 +230,11 @@ def add_HydraServicer_to_server(servicer, server):
             'RetryRun': grpc.unary_unary_rpc_method_handler(
                     servicer.RetryRun,
                     request_deserializer=hydra_dot_v1_dot_hydra__pb2.RetryRunRequest.FromString,
+                    response_serializer=hydra_dot_v1_dot_hydra__pb2.SubmitJobResponse.SerializeToString,
+            ),
+            'TriggerJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.TriggerJob,
+                    request_deserializer=hydra_dot_v1_dot_hydra__pb2.TriggerJobRequest.FromString,
                     response_serializer=hydra_dot_v1_dot_hydra__pb2.SubmitJobResponse.SerializeToString,
             ),
             'ListWorkers': grpc.unary_unary_rpc_method_handler(
@@ -450,6 +468,33 @@ class Hydra:
             target,
             '/hydra.v1.Hydra/RetryRun',
             hydra_dot_v1_dot_hydra__pb2.RetryRunRequest.SerializeToString,
+            hydra_dot_v1_dot_hydra__pb2.SubmitJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TriggerJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hydra.v1.Hydra/TriggerJob',
+            hydra_dot_v1_dot_hydra__pb2.TriggerJobRequest.SerializeToString,
             hydra_dot_v1_dot_hydra__pb2.SubmitJobResponse.FromString,
             options,
             channel_credentials,

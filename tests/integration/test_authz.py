@@ -207,6 +207,7 @@ CASES = [
         "POST", "/runs/{run_id}/retry", on_run("failed"), {"viewer": 403, "operator": 201, "admin": 201, "other": 404}
     ),
     Case("GET", "/runs/{run_id}/output", on_run("pending"), read_only(other=404)),
+    Case("GET", "/runs/{run_id}/output.txt", on_run("pending"), read_only(other=404)),
     Case("GET", "/runs/{run_id}/flow", on_run("pending"), read_only(other=404)),
     Case("GET", "/jobs/{job_id}/dependencies", on_job(), read_only(other=404)),
     Case("POST", "/tasks/", new_python_task, {"viewer": 403, "operator": 201, "admin": 201, "other": 403}),

@@ -83,7 +83,10 @@ def test_the_cap_keeps_the_head_marks_the_cut_and_keeps_counting():
     stdout = [c for c in sink.chunks() if c["stream"] == "stdout"]
     assert stdout[0]["text"] == "0123456789" and not stdout[0]["cut"]
     assert stdout[1]["cut"] and "passed 10 bytes" in stdout[1]["text"]
-    assert len(stdout) == 2
+    # At the end: how much fell between head and tail, then the tail (the last limit // 2 bytes).
+    assert stdout[2]["cut"] and stdout[2]["text"] == "[... hydra: 5 bytes of stdout omitted ...]\n"
+    assert stdout[3] == {**stdout[3], "text": "fmore", "cut": False}
+    assert len(stdout) == 4
     eof = sink.docs["r4/eof"]
     assert eof["stdout_bytes"] == 20 and eof["stdout_cut"] is True and eof["stderr_cut"] is False
     assert sink.text("stderr") == "ok"
@@ -122,7 +125,8 @@ def test_tiny_limits(limit):
     sink = Sink()
     with ChunkWriter("r8", limit=limit, interval=5, insert=sink) as writer:
         writer.write("stdout", b"abc")
-    assert sink.text().startswith("abc"[:limit]) and sink.chunks()[-1]["cut"]
+    assert sink.text().startswith("abc"[:limit]) and sink.chunks()[1]["cut"]
+    assert sink.text().endswith("abc"[len("abc") - (limit - limit // 2) :])  # the tail: nothing, or "c"
     assert sink.docs["r8/eof"]["stdout_bytes"] == 3
 
 

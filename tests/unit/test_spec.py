@@ -3,7 +3,8 @@
 import pytest
 
 from hydra.errors import InvalidJob
-from hydra.model.spec import body_problems, load_job, load_message, message_kwargs
+from hydra.model.bodies import body_problems
+from hydra.model.spec import load_job, load_message, message_kwargs
 
 SEED = {
     "name": "test-echo",

@@ -63,6 +63,7 @@
     chunks.forEach(function (c) {
       var span = document.createElement("span");
       if (c.stream === "stderr") span.className = "stderr";
+      if (c.cut) span.className += " notice";
       span.textContent = c.text;
       out.appendChild(span);
     });

@@ -3,7 +3,8 @@
 A thin adapter over :func:`hydra.execution.process.execute`, which kills the whole process
 tree on timeout or cancel and caps the output; the environment is
 :func:`hydra.execution.command.job_environment` (the job's ``env`` on a scrubbed base: the
-worker's broker and database URLs never reach it), and with the worker's ``ctx.confinement``
+worker's broker and database URLs never reach it) with the run's parameters
+(``HYDRA_PARAM_<NAME>``, or arguments: ``hydra.model.params``), and with the worker's ``ctx.confinement``
 the command runs as the job's OS user in its own directory, cgroup and sandbox
 (``hydra.execution.isolation``).
 """
@@ -16,16 +17,24 @@ import shutil
 from hydra.execution.command import build_argv, job_environment
 from hydra.execution.executors.base import Context, register
 from hydra.execution.process import execute
+from hydra.model import params
 from hydra.model.outcome import Outcome
 
 
 @register("shell")
 def run_shell(job: dict, ctx: Context) -> Outcome:
     try:
-        argv = build_argv(command=job.get("command"), args=job.get("args"), shell=job.get("shell"), os_name=ctx.os_name)
+        argv = build_argv(
+            command=job.get("command"),
+            args=job.get("args"),
+            shell=job.get("shell"),
+            os_name=ctx.os_name,
+            extra=params.arguments(job),
+        )
     except ValueError as exc:
         return Outcome(status="failed", error=str(exc))
     env = job_environment(job.get("env"))
+    env.update(params.environment(job))  # after the job's env: a trigger's value wins
     cwd = job.get("cwd")
     confinement = ctx.confinement
     if confinement is not None:
