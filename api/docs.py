@@ -52,15 +52,14 @@ a body of at most 2 MiB (413 beyond); each answered in the same error shape.
 """
 
 _ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-#: What gunicorn answers itself, before the app sees the request (a request line too long).
-_HTML_CONTENT = {"text/html": {"schema": {"type": "string"}}}
 _STANDARD = {
     "400": "The body is not valid JSON.",
     "401": "No credentials, or credentials that prove nothing (`WWW-Authenticate` says how to send them).",
     "403": "The caller's roles do not allow this in the namespace concerned.",
     "404": "Nothing with that id.",
     "413": "The body is larger than the API accepts (2 MiB).",
-    "414": "The URL with its query is longer than the server accepts (gunicorn's request line, 4 KiB): its own HTML page.",
+    "414": "The request line (method, path, query and version) is longer than 4094 bytes.",
+    "431": "More than 100 header fields, or one (name and value) longer than 8190 bytes.",
     "500": "Unexpected server error (logged with its traceback).",
     "503": "A service Hydra needs (MongoDB or Redis) is unavailable; try again after `Retry-After` seconds.",
 }
@@ -224,8 +223,13 @@ class ErrorResponses(BasePlugin):
                 wanted += ["401", "403"]
             if "requestBody" in operation:
                 wanted += ["400", "413"]
-            if any(p.get("in") == "query" for p in operation.get("parameters", []) if isinstance(p, dict)):
-                responses.setdefault("414", {"description": _STANDARD["414"], "content": _HTML_CONTENT})
+            # gunicorn's limits, answered in the error shape by gunicorn.conf.py: a long query
+            # or path parameter makes the request line too long; any request can carry too
+            # many or too large header fields.
+            wanted.append("431")
+            params = [p for p in operation.get("parameters", []) if isinstance(p, dict)]
+            if any(p.get("in") == "query" for p in params) or re.search(r"{[^}]+}", path or ""):
+                wanted.append("414")
             if re.search(r"{[^}]+}", path or ""):
                 wanted.append("404")
             for code in wanted:
