@@ -17,7 +17,7 @@ as well (``hydra.broker.lease``), so even a leader that acts a little late canno
 twice.
 
 A tick that is stuck, not busy: the tick reports progress (:meth:`ControllerLease.progress`)
-at every step and every few items of a long sweep; with no progress for :data:`STALL_AFTER`
+at every step and every item of a long sweep; with no progress for :data:`STALL_AFTER`
 seconds the lease is given up and not taken again until the ticks move, so that a standby
 controller - the production shape is two controllers - takes over, and with a single
 controller ``/health`` names it down.
