@@ -216,6 +216,10 @@ class ErrorResponses(BasePlugin):
             _describe(operation.get("parameters", []))
             responses = operation.setdefault("responses", {})
             responses.pop("default", None)
+            for code in [c for c in responses if not isinstance(c, str)]:
+                # a view's own answer (alt_response(503, ...) on /health) keyed by an int: the
+                # standard one added below under "503" would otherwise replace it in the JSON
+                responses[str(code)] = responses.pop(code)
             wanted = ["500", "503"]
             if auth.is_public((path or "/").rstrip("/") or "/"):
                 operation["security"] = []
