@@ -20,6 +20,7 @@ import click
 
 from hydra import logs, names
 from hydra.cli import access, admin, console, keys, machines, manage, output, related
+from hydra.cli import jobfiles  # noqa: F401 - job export and job apply, on the job group
 from hydra.errors import CredentialsRefused
 from hydra.settings import CONFIG_VARIABLE, SettingsError, get_settings
 

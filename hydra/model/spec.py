@@ -32,6 +32,7 @@ from hydra.model.bodies import body_problems
 from hydra.model.namespaces import DEFAULT_NAMESPACE, Namespace
 from hydra.model.params import combination_problems, message_values, params_field, values_field
 from hydra.model.platform import KNOWN_OS, SHELLS, normalize_os
+from hydra.model.redaction import REDACTED
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9 _.:@/+-]*$"
 USER_RE = r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$"
@@ -54,6 +55,29 @@ MISFIRE_POLICIES = ("skip", "run_once")
 OVERLAP_POLICIES = ("allow", "forbid", "queue")
 #: Job fields that only concern when the stored job starts, never one attempt's message.
 SCHEDULING_FIELDS = ("schedule", "scheduled_at", "timezone", "misfire", "overlap")
+#: The fields an answer about a job shows that no body sets (``GET /jobs/{job_id}``: the job's
+#: state). A job body that holds them - a job fetched and sent back - has exactly these ignored
+#: (``JobSpecSchema``); any other unknown field is refused. ``tests/unit/test_jobfile.py``
+#: checks that they are the response schema's fields beyond the body's.
+READ_ONLY_FIELDS = (
+    "id",
+    "status",
+    "last_run_id",
+    "source",
+    "paused",
+    "paused_at",
+    "next_run_at",
+    "last_fire_at",
+    "last_skipped_at",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+)
+#: Why a body may not hold the placeholder answers show for a write-only value.
+REDACTED_REFUSAL = (
+    f"{REDACTED!r} is how answers show a write-only value: give the value itself "
+    "(a job file applied with `hydra job apply` may reference the stored one)"
+)
 
 
 def _os_name(value: str) -> str:
@@ -330,10 +354,15 @@ class JobSpecSchema(Schema):
     on_success, on_failure, on_completion = map(dependencies.dependants_field, dependencies.FIELDS)
     params = params_field()
 
+    #: Fields a body may hold and that are ignored (what an answer shows of a job's state).
+    ignored_fields: tuple[str, ...] = READ_ONLY_FIELDS
+
     @pre_load
     def reject_non_object(self, data: Any, **kwargs: Any) -> Any:
         if not isinstance(data, dict):
             raise ValidationError("the job body must be a JSON object", "_schema")
+        if any(name in data for name in self.ignored_fields):
+            data = {key: value for key, value in data.items() if key not in self.ignored_fields}
         errors = body_problems(data)
         if errors:
             raise ValidationError(errors)
@@ -348,6 +377,25 @@ class JobSpecSchema(Schema):
         bad = [key for key in value if not ENV_KEY_RE.match(key)]
         if bad:
             raise ValidationError(f"invalid variable names: {', '.join(map(repr, bad[:5]))}")
+
+    @validates("env")
+    def check_env_values(self, value: Any, **kwargs: Any) -> None:
+        placeholders = sorted(key for key, item in value.items() if item == REDACTED)
+        if placeholders:
+            raise ValidationError(f"{', '.join(placeholders[:5])}: {REDACTED_REFUSAL}")
+
+    @validates("http")
+    def check_http_secrets(self, value: Any, **kwargs: Any) -> None:
+        if not value:
+            return
+        errors: dict[str, list[str]] = {}
+        placeholders = sorted(key for key, item in (value.get("headers") or {}).items() if item == REDACTED)
+        if placeholders:
+            errors["headers"] = [f"{', '.join(placeholders[:5])}: {REDACTED_REFUSAL}"]
+        if value.get("body") == REDACTED:
+            errors["body"] = [REDACTED_REFUSAL]
+        if errors:
+            raise ValidationError(errors)
 
     @validates("schedule")
     def check_schedule(self, value: Any, **kwargs: Any) -> None:
@@ -426,6 +474,8 @@ class TaskMessageSchema(JobSpecSchema):
         ordered = True
 
     name = fields.String(load_default=None, validate=validate.Length(1, 200))
+    #: A message holds no answer's fields: each unknown one is refused.
+    ignored_fields = ()
     #: A message always says whose it is (a REST body may leave it to the caller's identity).
     user = fields.String(required=True, validate=[validate.Length(1, 100), validate.Regexp(USER_RE)])
     namespace = fields.String(load_default=DEFAULT_NAMESPACE, validate=Namespace())
