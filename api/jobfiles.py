@@ -25,9 +25,7 @@ class ApplySchema(Schema):
             "(or `<redacted>`): the value the job stored is kept."
         },
     )
-    dry_run = fields.Boolean(
-        load_default=False, metadata={"description": "Say what would change, and change nothing."}
-    )
+    dry_run = fields.Boolean(load_default=False, metadata={"description": "Say what would change, and change nothing."})
 
 
 class AppliedSchema(Schema):

@@ -85,6 +85,7 @@ class _Plan:
     generation: int
     claim: NameClaim | None  # a claim left by an apply that died (its job id is to be used)
     changes: list[str]
+    claimed: bool = True  # the existing job's name is claimed already
 
 
 def apply(
@@ -140,7 +141,7 @@ def _plan(index: int, body: Any, actor: Principal, pipeline: Pipeline, names: Jo
     namespace = body.get("namespace") or actor.home
     if not isinstance(namespace, str):
         raise InvalidJob({"namespace": ["Not a valid string."]})
-    generation, job, claim = target(namespace, name, actor, pipeline, names)
+    generation, job, claim, claimed = target(namespace, name, pipeline, names)
     if job is not None:
         job = Reader(actor, runs=pipeline.runs).job(job.id, "update")
     else:
@@ -151,24 +152,25 @@ def _plan(index: int, body: Any, actor: Principal, pipeline: Pipeline, names: Jo
     spec = verbs.own(load_job({**filled, "namespace": namespace}), actor, before=job)
     dependants.check(spec, job_id=job.id if job else None, jobs=pipeline.jobs, principal=actor)
     changes = changed_fields(spec, load_job(verbs.as_body(job.spec()))) if job else []
-    return _Plan(index, spec, job, generation, claim, changes)
+    return _Plan(index, spec, job, generation, claim, changes, claimed)
 
 
 def target(
-    namespace: str, name: str, actor: Principal, pipeline: Pipeline, names: JobNameStore
-) -> tuple[int, Job | None, NameClaim | None]:
+    namespace: str, name: str, pipeline: Pipeline, names: JobNameStore
+) -> tuple[int, Job | None, NameClaim | None, bool]:
     """The job ``namespace``/``name`` stands for, if any: (the generation of its claim, or of
-    the first free one; the job, or None; an abandoned claim whose job id to use, or None)."""
+    the first free one; the job, or None; an abandoned claim whose job id to use, or None;
+    whether the job's name is claimed)."""
     jobs = pipeline.jobs
     for generation in range(MAX_GENERATIONS):
         claim = names.find(claim_id(namespace, name, generation))
         if claim is None:
-            return generation, _unclaimed(namespace, name, pipeline), None
+            return generation, _unclaimed(namespace, name, pipeline), None, False
         job = _wait_for(claim, jobs)
         if job is None:
-            return generation, None, claim  # abandoned: its job is made under the claimed id
+            return generation, None, claim, True  # abandoned: its job is made under the claimed id
         if job.deleted_at is None and job.namespace == namespace and job.name == name:
-            return generation, job, None
+            return generation, job, None, True
     raise Conflict(f"the name {name!r} went through {MAX_GENERATIONS} jobs in namespace {namespace!r}")
 
 
@@ -211,6 +213,10 @@ def _unclaimed(namespace: str, name: str, pipeline: Pipeline) -> Job | None:
 
 
 def _carry_out(plan: _Plan, body: Any, actor: Principal, pipeline: Pipeline, names: JobNameStore) -> Applied:
+    if plan.job is not None and not plan.claimed:  # made by POST /jobs/: its name is claimed for it
+        claim, won = names.claim(plan.spec["namespace"], plan.spec["name"], plan.generation, plan.job.id)
+        if not won and claim.job_id != plan.job.id:
+            return _carry_out(_plan(plan.index, body, actor, pipeline, names), body, actor, pipeline, names)
     if plan.job is not None:
         if not plan.changes:
             return _result(plan)

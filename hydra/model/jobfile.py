@@ -45,7 +45,7 @@ SETTABLE = settable_fields()
 
 def is_reference(value: Any) -> bool:
     """A reference to a write-only value (:data:`SECRET`, or what answers show: ``<redacted>``)."""
-    return value == SECRET or value == REDACTED
+    return value in (SECRET, REDACTED)
 
 
 def _plain(value: Any) -> Any:
@@ -117,7 +117,7 @@ def supply(body: Mapping[str, Any], secrets: Mapping[str, Any], shell: Mapping[s
                 values[(kind, key)] = given
         elif isinstance(given, Mapping) and key in given:
             values[(kind, key)] = given[key]
-        elif kind == "env" and shell is not None and key in shell:
+        elif kind == "env" and shell is not None and key is not None and key in shell:
             values[(kind, key)] = shell[key]
     return _filled(body, values)
 
