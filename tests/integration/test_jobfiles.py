@@ -202,3 +202,49 @@ def test_a_name_claim_is_won_by_one_of_many_on_ferretdb(stack):
         claims = list(pool.map(claim, range(8)))
     assert sum(won for _, won in claims) == 1
     assert len({found.job_id for found, _ in claims}) == 1
+
+
+def test_the_console_exports_a_job_file_and_clones_a_job(stack, api):
+    from hydra.auth import tokens
+    from hydra.model.access import Role
+    from hydra.store.tokens import TokenStore
+    from tests.integration.test_console import browser, csrf
+
+    namespace = space()
+    job_id = api.post("/jobs/", json=cron_body(namespace, env={"TOKEN": "s3cr3t"})).json["job_id"]
+    admin = browser(stack.admin_token)
+    page = admin.get(f"/ui/jobs/{job_id}")
+    assert f"/ui/jobs/{job_id}/export".encode() in page.data and f"/ui/jobs/{job_id}/clone".encode() in page.data
+    download = admin.get(f"/ui/jobs/{job_id}/export")
+    assert download.status_code == 200 and download.headers["Content-Disposition"].startswith("attachment;")
+    file = json.loads(download.data)
+    assert file["env"] == {"TOKEN": SECRET} and b"s3cr3t" not in download.data
+    as_yaml = admin.get(f"/ui/jobs/{job_id}/export?format=yaml")
+    assert yaml.safe_load(as_yaml.data) == file and as_yaml.headers["Content-Disposition"].endswith('.yaml"')
+
+    form = admin.get(f"/ui/jobs/{job_id}/clone")
+    assert form.status_code == 200 and b"copy" in form.data and b"s3cr3t" not in form.data
+    copy = {**file, "name": unique("clone")}
+    made = admin.post(f"/ui/jobs/{job_id}/clone", data={"csrf_token": csrf(form), "body": json.dumps(copy)})
+    assert made.status_code == 302, made.data
+    (clone,) = jobs_named(namespace, copy["name"])
+    assert clone.env == {"TOKEN": "s3cr3t"}  # copied for one who may change the source
+    source = JobStore().get(job_id).spec()
+    assert {k: v for k, v in clone.spec().items() if k != "name"} == {k: v for k, v in source.items() if k != "name"}
+
+    # One who may submit but not change the source gives the values itself.
+    secret = tokens.issue(TokenStore(), name=unique("op"), user="tester", roles={namespace: Role.OPERATOR}).secret
+    operator = browser(secret)
+    form = operator.get(f"/ui/jobs/{job_id}/clone")
+    refused = operator.post(
+        f"/ui/jobs/{job_id}/clone", data={"csrf_token": csrf(form), "body": json.dumps({**copy, "name": "op-copy"})}
+    )
+    assert refused.status_code == 422 and b"supply it" in refused.data and jobs_named(namespace, "op-copy") == []
+    given = {**copy, "name": "op-copy", "env": {"TOKEN": "mine"}}
+    assert (
+        operator.post(
+            f"/ui/jobs/{job_id}/clone", data={"csrf_token": csrf(form), "body": json.dumps(given)}
+        ).status_code
+        == 302
+    )
+    assert [job.env for job in jobs_named(namespace, "op-copy")] == [{"TOKEN": "mine"}]
