@@ -32,7 +32,7 @@ def _file_name(name: str) -> str:
 @bp.get("/jobs/<job_id>/export")
 def export_job(job_id: str):
     record = Reader(actor()).job(job_id)
-    file = exported(record.spec())
+    file = exported(JobSchema().dump(record))  # from the answer: every write-only value redacted
     if request.args.get("format") == "yaml":
         text = yaml.safe_dump(file, sort_keys=False, allow_unicode=True)
         mimetype, suffix = "application/yaml", "yaml"
@@ -54,7 +54,7 @@ def _clone_page(record, body: str, errors: dict, code: int = 200):
 def clone(job_id: str):
     require_submitter(actor())
     record = Reader(actor()).job(job_id)
-    file = exported(record.spec())
+    file = exported(JobSchema().dump(record))
     file["name"] = f"{record.name} copy"[:200]
     return _clone_page(record, json.dumps(file, indent=2, ensure_ascii=False), {})
 

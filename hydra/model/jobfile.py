@@ -22,6 +22,7 @@ Write-only values (``hydra.model.redaction``: the values of ``env``, of a webhoo
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -53,8 +54,10 @@ def _plain(value: Any) -> Any:
 
 
 def exported(job: Mapping[str, Any]) -> dict[str, Any]:
-    """The job file of a job (a stored job's body, or an answer about it): its settable fields
-    that are set, each write-only value as :data:`SECRET`."""
+    """The job file of a job (an answer about it, ``GET /jobs/{job_id}``): its settable fields
+    that are set, each write-only value as :data:`SECRET` - those of ``env`` and ``http``, and
+    any value the answer shows as ``<redacted>`` (so a write-only field added to jobs, redacted
+    in answers as every one is, is referenced too)."""
     shown: dict[str, Any] = {}
     for name in SETTABLE:
         value = job.get(name)
@@ -68,8 +71,19 @@ def exported(job: Mapping[str, Any]) -> dict[str, Any]:
                 value["headers"] = {key: dict(SECRET) for key in value["headers"]}
             if value.get("body") is not None:
                 value["body"] = dict(SECRET)
-        shown[name] = _plain(value)
+        shown[name] = _referenced(_plain(value))
     return shown
+
+
+def _referenced(value: Any) -> Any:
+    """``value`` with every ``<redacted>`` in it as :data:`SECRET`."""
+    if value == REDACTED:
+        return dict(SECRET)
+    if isinstance(value, Mapping):
+        return {key: _referenced(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_referenced(item) for item in value]
+    return value
 
 
 def secret_slots(body: Mapping[str, Any]) -> list[tuple[str, str | None]]:
@@ -122,29 +136,57 @@ def supply(body: Mapping[str, Any], secrets: Mapping[str, Any], shell: Mapping[s
     return _filled(body, values)
 
 
+def references(value: Any, path: tuple = ()) -> list[tuple]:
+    """The paths (keys and list indices) of the references in a job body; a webhook's body is
+    a reference as a whole or not at all (its JSON is the user's own)."""
+    if is_reference(value):
+        return [path]
+    if path == ("http", "body"):
+        return []
+    if isinstance(value, Mapping):
+        return [found for key, item in value.items() for found in references(item, (*path, key))]
+    if isinstance(value, list):
+        return [found for index, item in enumerate(value) for found in references(item, (*path, index))]
+    return []
+
+
+def _at(doc: Any, path: tuple) -> Any:
+    """The value at ``path`` in ``doc`` (None when there is none)."""
+    for step in path:
+        if isinstance(doc, Mapping):
+            present = step in doc
+        else:
+            present = isinstance(doc, list) and isinstance(step, int) and 0 <= step < len(doc)
+        if not present:
+            return None
+        doc = doc[step]
+    return doc
+
+
+def _put(doc: Any, path: tuple, value: Any) -> None:
+    for step in path[:-1]:
+        doc = doc[step]
+    doc[path[-1]] = value
+
+
 def resolve(body: Mapping[str, Any], stored: Mapping[str, Any] | None) -> tuple[dict, dict[str, Any]]:
     """``body`` with each reference replaced by the value ``stored`` (the job's stored body)
-    holds, and the errors of those it has none for (by field, as a 422 names them)."""
-    values: dict[tuple[str, str | None], Any] = {}
+    holds at the same place, and the errors of those it has none for (nested by field, as a
+    422 names them)."""
+    filled = copy.deepcopy(dict(body))
     errors: dict[str, Any] = {}
-    stored_env = (stored or {}).get("env") or {}
-    stored_http = (stored or {}).get("http") or {}
-    for kind, key in secret_slots(body):
-        if kind == "env" and key in stored_env:
-            values[(kind, key)] = stored_env[key]
-        elif kind == "headers" and key in (stored_http.get("headers") or {}):
-            values[(kind, key)] = stored_http["headers"][key]
-        elif kind == "body" and stored_http.get("body") is not None:
-            values[(kind, key)] = stored_http["body"]
-        else:
-            why = "references a write-only value the job does not have: supply it (--secrets, --env-from-shell)"
-            if kind == "env":
-                errors.setdefault("env", {})[key] = [why]
-            elif kind == "headers":
-                errors.setdefault("http", {}).setdefault("headers", {})[key] = [why]
-            else:
-                errors.setdefault("http", {})["body"] = [why]
-    return _filled(body, values), errors
+    for path in references(body):
+        value = _at(stored, path)
+        if value is not None and not is_reference(value):
+            _put(filled, path, copy.deepcopy(value))
+            continue
+        where = errors
+        for step in path[:-1]:
+            where = where.setdefault(str(step), {})
+        where[str(path[-1])] = [
+            "references a write-only value the job does not have: supply it (--secrets, --env-from-shell)"
+        ]
+    return filled, errors
 
 
 def _canonical(value: Any) -> str:

@@ -10,6 +10,7 @@ dispatch pipeline, so both ways in accept exactly the same jobs.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,24 +56,21 @@ MISFIRE_POLICIES = ("skip", "run_once")
 OVERLAP_POLICIES = ("allow", "forbid", "queue")
 #: Job fields that only concern when the stored job starts, never one attempt's message.
 SCHEDULING_FIELDS = ("schedule", "scheduled_at", "timezone", "misfire", "overlap")
-#: The fields an answer about a job shows that no body sets (``GET /jobs/{job_id}``: the job's
-#: state). A job body that holds them - a job fetched and sent back - has exactly these ignored
-#: (``JobSpecSchema``); any other unknown field is refused. ``tests/unit/test_jobfile.py``
-#: checks that they are the response schema's fields beyond the body's.
-READ_ONLY_FIELDS = (
-    "id",
-    "status",
-    "last_run_id",
-    "source",
-    "paused",
-    "paused_at",
-    "next_run_at",
-    "last_fire_at",
-    "last_skipped_at",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-)
+#: The fields an answer about a job shows beyond its body (its state: ``id``, ``status``, times).
+#: A job body that holds them - a job fetched with ``GET /jobs/{job_id}`` and sent back - has
+#: exactly these ignored (``JobSpecSchema``); any other unknown field is refused. The schema
+#: of the answer says which they are (``api.schemas`` calls :func:`shown_in_answers` with its
+#: fields), so a field added to answers is ignored in bodies with no list to keep here.
+READ_ONLY_FIELDS: frozenset[str] = frozenset()
+
+
+def shown_in_answers(names: Iterable[str]) -> None:
+    """Declare the fields an answer about a job shows: those that are not body fields are the
+    read-only ones (:data:`READ_ONLY_FIELDS`)."""
+    global READ_ONLY_FIELDS
+    READ_ONLY_FIELDS = frozenset(names) - set(JobSpecSchema().fields)
+
+
 #: Why a body may not hold the placeholder answers show for a write-only value.
 REDACTED_REFUSAL = (
     f"{REDACTED!r} is how answers show a write-only value: give the value itself "
@@ -354,15 +352,15 @@ class JobSpecSchema(Schema):
     on_success, on_failure, on_completion = map(dependencies.dependants_field, dependencies.FIELDS)
     params = params_field()
 
-    #: Fields a body may hold and that are ignored (what an answer shows of a job's state).
-    ignored_fields: tuple[str, ...] = READ_ONLY_FIELDS
+    #: A body may hold the read-only fields an answer shows, and they are ignored.
+    ignores_read_only = True
 
     @pre_load
     def reject_non_object(self, data: Any, **kwargs: Any) -> Any:
         if not isinstance(data, dict):
             raise ValidationError("the job body must be a JSON object", "_schema")
-        if any(name in data for name in self.ignored_fields):
-            data = {key: value for key, value in data.items() if key not in self.ignored_fields}
+        if self.ignores_read_only and any(name in READ_ONLY_FIELDS for name in data):
+            data = {key: value for key, value in data.items() if key not in READ_ONLY_FIELDS}
         errors = body_problems(data)
         if errors:
             raise ValidationError(errors)
@@ -475,7 +473,7 @@ class TaskMessageSchema(JobSpecSchema):
 
     name = fields.String(load_default=None, validate=validate.Length(1, 200))
     #: A message holds no answer's fields: each unknown one is refused.
-    ignored_fields = ()
+    ignores_read_only = False
     #: A message always says whose it is (a REST body may leave it to the caller's identity).
     user = fields.String(required=True, validate=[validate.Length(1, 100), validate.Regexp(USER_RE)])
     namespace = fields.String(load_default=DEFAULT_NAMESPACE, validate=Namespace())

@@ -12,10 +12,11 @@ import pytest
 from api.schemas import JobSchema
 from hydra.control import apply, verbs
 from hydra.errors import Conflict, InvalidJob
+from hydra.model import spec
 from hydra.model.access import Principal, Role
 from hydra.model.jobfile import SECRET, SETTABLE, changed_fields, exported, resolve, settable_fields, supply
 from hydra.model.redaction import REDACTED
-from hydra.model.spec import JOB_FIELDS, READ_ONLY_FIELDS, JobSpecSchema, TaskMessageSchema, load_job
+from hydra.model.spec import JOB_FIELDS, JobSpecSchema, load_job, load_message
 from hydra.store.job_names import JobNameStore
 
 ADMIN = Principal(user="alice", roles={"default": Role.ADMIN, "team-a": Role.ADMIN}, via="token:alice")
@@ -63,7 +64,7 @@ DEPENDANT_FIELDS = ("on_success", "on_failure", "on_completion")
 
 def test_settable_fields_are_the_schemas_loadable_fields():
     assert SETTABLE == JOB_FIELDS == tuple(JobSpecSchema().fields)
-    assert not set(SETTABLE) & set(READ_ONLY_FIELDS)
+    assert not set(SETTABLE) & set(spec.READ_ONLY_FIELDS)
 
     class WithState(JobSpecSchema):
         from marshmallow import fields
@@ -74,7 +75,8 @@ def test_settable_fields_are_the_schemas_loadable_fields():
 
 
 def test_the_read_only_fields_are_what_an_answer_shows_beyond_the_body():
-    assert set(JobSchema().fields) - set(JOB_FIELDS) == set(READ_ONLY_FIELDS)
+    assert set(spec.READ_ONLY_FIELDS) == set(JobSchema().fields) - set(JOB_FIELDS)
+    assert {"id", "status", "last_run_id", "source", "paused", "created_at", "deleted_at"} <= spec.READ_ONLY_FIELDS
 
 
 def test_every_settable_field_has_a_sample():
@@ -104,13 +106,14 @@ def test_every_settable_field_round_trips_through_an_answer_and_a_file(memory):
 
 
 def test_a_body_fetched_and_sent_back_has_exactly_the_read_only_fields_ignored():
-    state = dict.fromkeys(READ_ONLY_FIELDS, "x")
+    state = dict.fromkeys(spec.READ_ONLY_FIELDS, "x")
     assert load_job({"name": "a", "command": "true", **state})["command"] == "true"
     with pytest.raises(InvalidJob) as refused:
-        load_job({"name": "a", "command": "true", "last_success_at": "x"})
-    assert "last_success_at" in refused.value.errors
-    message = TaskMessageSchema()
-    assert message.ignored_fields == ()
+        load_job({"name": "a", "command": "true", "colour": "red"})
+    assert "colour" in refused.value.errors
+    with pytest.raises(InvalidJob) as refused:  # a message holds no answer's fields
+        load_message({"command": "true", "user": "u", "status": "queued"})
+    assert "status" in refused.value.errors
 
 
 def test_the_redacted_placeholder_is_never_taken_as_a_value():
@@ -137,6 +140,18 @@ def test_references_take_supplied_values_then_stored_ones_else_are_refused():
     assert filled["env"]["OTHER"] == "kept" and filled["http"]["body"] == {"b": 1}
     _, missing = resolve(file, None)
     assert set(missing["env"]) == {"TOKEN", "OTHER"} and set(missing["http"]) == {"headers", "body"}
+
+
+def test_a_redacted_value_anywhere_is_exported_as_a_reference_and_resolved_in_place():
+    answer = {"name": "a", "command": "true", "params": [{"name": "P", "description": REDACTED}]}
+    file = exported(answer)
+    assert file["params"] == [{"name": "P", "description": SECRET}]
+    filled, missing = resolve(file, {"params": [{"name": "P", "description": "kept"}]})
+    assert (filled["params"], missing) == ([{"name": "P", "description": "kept"}], {})
+    _, missing = resolve(file, {"params": []})
+    assert missing == {"params": {"0": {"description": [missing["params"]["0"]["description"][0]]}}}
+    webhook = {"http": {"url": "u", "body": {"nested": dict(SECRET)}}}  # a webhook's own JSON
+    assert resolve(webhook, None) == (webhook, {})
 
 
 def plain(name="job-a", **body):
