@@ -67,9 +67,9 @@ class Jobs(MethodView):
         `Idempotent-Replayed: true`. Keys are the caller's own, per namespace.
 
         The answer of `GET /jobs/{job_id}` is a body this takes back: the read-only fields it
-        shows (`id`, `status`, `last_run_id`, `source`, `paused`, `paused_at`, `next_run_at`,
-        `last_fire_at`, `last_skipped_at`, `created_at`, `updated_at`, `deleted_at`) are
-        ignored; any other unknown field is refused. A write-only value shown as `<redacted>`
+        shows - every field of the answer that is not a field of the body: the job's state,
+        such as `id`, `status`, `last_run_id`, `source`, `paused`, `created_at` - are ignored;
+        any other unknown field is refused. A write-only value shown as `<redacted>`
         is refused (give the value; `POST /jobs/apply` keeps a stored one).
         """
         answer = submission.submit(spec, actor=caller(), idempotency_key=headers["key"])

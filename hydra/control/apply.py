@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from marshmallow import ValidationError
+
 from hydra import clock
 from hydra.celery.app import app
 from hydra.control import verbs
@@ -45,6 +47,7 @@ from hydra.dispatch.pipeline import Pipeline
 from hydra.errors import Conflict, Duplicate, HydraError, InvalidJob
 from hydra.model.access import Principal
 from hydra.model.jobfile import changed_fields, resolve
+from hydra.model.namespaces import Namespace
 from hydra.model.records import Job
 from hydra.model.spec import load_job
 from hydra.store.job_names import JobNameStore, NameClaim, claim_id
@@ -139,8 +142,10 @@ def _plan(index: int, body: Any, actor: Principal, pipeline: Pipeline, names: Jo
     if not isinstance(name, str) or not name:
         raise InvalidJob({"name": ["a job file names its jobs: applying finds a job by namespace and name"]})
     namespace = body.get("namespace") or actor.home
-    if not isinstance(namespace, str):
-        raise InvalidJob({"namespace": ["Not a valid string."]})
+    try:
+        Namespace()(namespace)  # before it names a claim
+    except ValidationError as exc:
+        raise InvalidJob({"namespace": exc.messages}) from None
     generation, job, claim, claimed = target(namespace, name, pipeline, names)
     if job is not None:
         job = Reader(actor, runs=pipeline.runs).job(job.id, "update")

@@ -216,11 +216,11 @@ def test_a_deleted_job_s_name_makes_a_new_job(memory):
 
 
 def test_one_bad_job_refuses_the_whole_file_naming_it(memory):
-    bodies = [plain("good"), {"command": "no name"}, plain("bad", priority=500), plain("good")]
+    bodies = [plain("good"), {"command": "no name"}, plain("bad", priority=500), plain("good"), plain(namespace="A/B")]
     with pytest.raises(InvalidJob) as refused:
         apply.apply(bodies, actor=ADMIN, pipeline=memory.pipeline)
     errors = refused.value.errors["jobs"]
-    assert set(errors) == {"1", "2", "3"}
+    assert set(errors) == {"1", "2", "3", "4"} and "namespace" in errors["4"]
     assert "names its jobs" in errors["1"]["name"][0]
     assert "priority" in errors["2"] and "namespace and name too" in errors["3"]["name"][0]
     assert memory.pipeline.jobs.list(namespaces=["default"])[0] == []  # nothing was made
