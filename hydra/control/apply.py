@@ -99,13 +99,13 @@ def apply(
     pipeline = pipeline or app.pipeline
     if len(bodies) > MAX_JOBS:
         raise InvalidJob({"jobs": [f"at most {MAX_JOBS} jobs in one file"]})
-    names = JobNameStore()
+    names, walks = JobNameStore(), _Walks(pipeline)
     plans: list[_Plan] = []
     errors: dict[str, Any] = {}
     seen: dict[tuple[str, str], int] = {}
     for index, body in enumerate(bodies):
         try:
-            plan = _plan(index, body, actor, pipeline, names)
+            plan = _plan(index, body, actor, pipeline, names, walks)
         except InvalidJob as exc:
             errors[str(index)] = exc.errors
             continue
@@ -134,7 +134,9 @@ def _result(plan: _Plan, action: str | None = None, run_id: str | None = None) -
     )
 
 
-def _plan(index: int, body: Any, actor: Principal, pipeline: Pipeline, names: JobNameStore) -> _Plan:
+def _plan(
+    index: int, body: Any, actor: Principal, pipeline: Pipeline, names: JobNameStore, walks: _Walks | None = None
+) -> _Plan:
     """What applying ``body`` does; raises InvalidJob, Forbidden, NotFound or Conflict."""
     if not isinstance(body, dict):
         raise InvalidJob({"_schema": ["a job in a file is a JSON object"]})
@@ -146,11 +148,10 @@ def _plan(index: int, body: Any, actor: Principal, pipeline: Pipeline, names: Jo
         Namespace()(namespace)  # before it names a claim
     except ValidationError as exc:
         raise InvalidJob({"namespace": exc.messages}) from None
-    generation, job, claim, claimed = target(namespace, name, pipeline, names)
+    require_submit(actor, namespace)  # creating needs it, and so does updating (admin): before any lookup
+    generation, job, claim, claimed = target(namespace, name, pipeline, names, walks)
     if job is not None:
         job = Reader(actor, runs=pipeline.runs).job(job.id, "update")
-    else:
-        require_submit(actor, namespace)
     filled, missing = resolve(body, job.spec() if job else None)
     if missing:
         raise InvalidJob(missing)
@@ -161,7 +162,7 @@ def _plan(index: int, body: Any, actor: Principal, pipeline: Pipeline, names: Jo
 
 
 def target(
-    namespace: str, name: str, pipeline: Pipeline, names: JobNameStore
+    namespace: str, name: str, pipeline: Pipeline, names: JobNameStore, walks: _Walks | None = None
 ) -> tuple[int, Job | None, NameClaim | None, bool]:
     """The job ``namespace``/``name`` stands for, if any: (the generation of its claim, or of
     the first free one; the job, or None; an abandoned claim whose job id to use, or None;
@@ -170,7 +171,7 @@ def target(
     for generation in range(MAX_GENERATIONS):
         claim = names.find(claim_id(namespace, name, generation))
         if claim is None:
-            return generation, _unclaimed(namespace, name, pipeline), None, False
+            return generation, (walks or _Walks(pipeline)).unclaimed(namespace, name), None, False
         job = _wait_for(claim, jobs)
         if job is None:
             return generation, None, claim, True  # abandoned: its job is made under the claimed id
@@ -198,23 +199,34 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _unclaimed(namespace: str, name: str, pipeline: Pipeline) -> Job | None:
-    """The live job named ``name`` in ``namespace`` that no apply claimed (made by ``POST
-    /jobs/``): the namespace's jobs are walked once, O(jobs in it). Two or more: Conflict."""
-    found: list[Job] = []
-    cursor = None
-    while True:
-        page, cursor = pipeline.jobs.list(namespaces=[namespace], limit=500, cursor=cursor)
-        found += [job for job in page if job.name == name]
-        if not cursor:
-            break
-    if len(found) > 1:
-        ids = ", ".join(job.id for job in found[:5])
-        raise Conflict(
-            f"{len(found)} jobs are named {name!r} in namespace {namespace!r} ({ids}): "
-            "apply needs one - rename or delete the others"
-        )
-    return found[0] if found else None
+class _Walks:
+    """The live jobs of each namespace by name, for the names no apply claimed yet (made by
+    ``POST /jobs/``): a namespace's jobs are walked once per request, O(jobs in it)."""
+
+    def __init__(self, pipeline: Pipeline):
+        self.pipeline = pipeline
+        self.by_namespace: dict[str, dict[str, list[Job]]] = {}
+
+    def unclaimed(self, namespace: str, name: str) -> Job | None:
+        """The one live job named ``name`` in ``namespace`` (None: none). Two or more: Conflict."""
+        if namespace not in self.by_namespace:
+            named: dict[str, list[Job]] = {}
+            cursor = None
+            while True:
+                page, cursor = self.pipeline.jobs.list(namespaces=[namespace], limit=500, cursor=cursor)
+                for job in page:
+                    named.setdefault(job.name, []).append(job)
+                if not cursor:
+                    break
+            self.by_namespace[namespace] = named
+        found = self.by_namespace[namespace].get(name, [])
+        if len(found) > 1:
+            ids = ", ".join(job.id for job in found[:5])
+            raise Conflict(
+                f"{len(found)} jobs are named {name!r} in namespace {namespace!r} ({ids}): "
+                "apply needs one - rename or delete the others"
+            )
+        return found[0] if found else None
 
 
 def _carry_out(plan: _Plan, body: Any, actor: Principal, pipeline: Pipeline, names: JobNameStore) -> Applied:
