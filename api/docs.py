@@ -25,6 +25,7 @@ from flask_smorest import Api
 from flask_smorest.error_handler import ErrorSchema
 
 from api import auth
+from hydra.model import spec as spec_fields
 
 #: Where flask-swagger-ui keeps Swagger UI's distribution files.
 SWAGGER_UI_ASSETS = Path(__import__("flask_swagger_ui").__file__).resolve().parent / "dist"
@@ -287,6 +288,13 @@ JOB_RULES = (
 )
 
 
+#: What the job bodies' OpenAPI description says of the read-only fields they accept.
+READ_ONLY_DOC = (
+    "Read-only: part of an answer about a job (its state). A body may hold it - a job fetched with "
+    "GET and sent back - and it is ignored."
+)
+
+
 def describe_fields(api: Api) -> None:
     """Fill in :data:`FIELD_DOCS` for schema properties that have no description, and
     document the job body's cross-field rules."""
@@ -295,6 +303,10 @@ def describe_fields(api: Api) -> None:
         spec = schemas["JobSpec"]
         spec.setdefault("description", JOB_RULES)
         spec.setdefault("anyOf", [{"required": ["command"]}, {"required": ["args"]}])
+    for name in ("JobSpec", "JobPatch", "Schedule"):  # bodies that take an answer back (hydra.model.spec)
+        properties = schemas.get(name, {}).get("properties")
+        for field_name in sorted(spec_fields.READ_ONLY_FIELDS) if properties is not None else ():
+            properties.setdefault(field_name, {"readOnly": True, "description": READ_ONLY_DOC})
     for name, schema in schemas.items():
         for field_name, prop in (schema.get("properties") or {}).items():
             if "description" in prop:
