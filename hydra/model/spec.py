@@ -29,6 +29,7 @@ from marshmallow import (
 from hydra.errors import InvalidJob
 from hydra.model import dependencies
 from hydra.model.bodies import body_problems
+from hydra.model.monitoring import monitor_field
 from hydra.model.namespaces import DEFAULT_NAMESPACE, Namespace
 from hydra.model.params import combination_problems, message_values, params_field, values_field
 from hydra.model.platform import KNOWN_OS, SHELLS, normalize_os
@@ -54,6 +55,8 @@ MISFIRE_POLICIES = ("skip", "run_once")
 OVERLAP_POLICIES = ("allow", "forbid", "queue")
 #: Job fields that only concern when the stored job starts, never one attempt's message.
 SCHEDULING_FIELDS = ("schedule", "scheduled_at", "timezone", "misfire", "overlap")
+#: Job fields no attempt's message carries: its scheduling, and what /metrics says of it.
+JOB_ONLY_FIELDS = (*SCHEDULING_FIELDS, "monitor")
 
 
 def _os_name(value: str) -> str:
@@ -329,6 +332,7 @@ class JobSpecSchema(Schema):
     )
     on_success, on_failure, on_completion = map(dependencies.dependants_field, dependencies.FIELDS)
     params = params_field()
+    monitor = monitor_field()  # metrics per job (hydra.model.monitoring)
 
     @pre_load
     def reject_non_object(self, data: Any, **kwargs: Any) -> Any:
@@ -442,8 +446,8 @@ class TaskMessageSchema(JobSpecSchema):
 
 
 _job_schema = JobSpecSchema()
-#: A message runs now: scheduling belongs to the stored job, not to one attempt.
-_message_schema = TaskMessageSchema(exclude=SCHEDULING_FIELDS)
+#: A message runs now: scheduling (and monitoring) belong to the stored job, not to one attempt.
+_message_schema = TaskMessageSchema(exclude=JOB_ONLY_FIELDS)
 
 
 def load_job(body: Any) -> dict:
