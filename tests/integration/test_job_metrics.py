@@ -8,12 +8,17 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+import grpc
 import yaml
+from google.protobuf import json_format
 from prometheus_client.parser import text_string_to_metric_families
 
 from hydra.store.jobs import JobStore
+from hydra.v1 import hydra_pb2, hydra_pb2_grpc
 from hydrastack import REPO
-from tests.helpers import submit, unique, wait_run, wait_until
+from tests.helpers import job_body, submit, unique, wait_run, wait_until
+from tests.integration.test_cli_operations import answer, hydra
+from tests.integration.test_console import browser, csrf
 from tests.integration.test_metrics import scrape, value
 
 #: 1 January at midnight: the controller's scheduler does not fire it during a test run.
@@ -143,3 +148,42 @@ def test_every_metric_the_alert_rules_name_is_served(api, stack):
     assert used and used <= served, used - served
     assert api.post(f"/runs/{waiting['run_id']}/cancel").status_code == 200
     assert api.delete(f"/jobs/{job}").status_code in (200, 204)
+
+
+def test_monitor_goes_through_grpc_the_cli_and_the_console_and_a_bad_value_is_a_422(api, stack):
+    bad = api.post("/jobs/", json=job_body("true", monitor="yes"))
+    assert bad.status_code == 422 and "monitor" in bad.json["errors"]["json"]
+
+    stack.start_grpc()
+    with grpc.insecure_channel(stack.grpc_address) as channel:
+        stub = hydra_pb2_grpc.HydraStub(channel)
+        admin = (("authorization", f"Bearer {stack.admin_token}"),)
+        body = {"name": unique("grpc-monitor"), "command": "true", "schedule": YEARLY, "monitor": True}
+        made = stub.SubmitJob(
+            hydra_pb2.SubmitJobRequest(job=json_format.ParseDict(body, hydra_pb2.JobSpec())), metadata=admin
+        )
+        assert stub.GetJob(hydra_pb2.GetJobRequest(job_id=made.job_id), metadata=admin).monitor is True
+        plain = stub.SubmitJob(
+            hydra_pb2.SubmitJobRequest(job=json_format.ParseDict({**body, "monitor": False}, hydra_pb2.JobSpec())),
+            metadata=admin,
+        )
+        assert stub.GetJob(hydra_pb2.GetJobRequest(job_id=plain.job_id), metadata=admin).monitor is False
+
+    stack.start_api()
+    made_cli = answer(hydra(stack, "submit", "--monitor", "--cron", YEARLY, "--", "true"))
+    assert answer(hydra(stack, "job", "show", made_cli["job_id"]))["monitor"] is True
+
+    console = browser(stack.admin_token)
+    token = csrf(console.get("/ui/submit"))
+    name = unique("form-monitor")
+    posted = console.post(
+        "/ui/submit",
+        data={"csrf_token": token, "name": name, "command": "true", "schedule": YEARLY, "monitor": "true"},
+    )
+    assert posted.status_code == 302, posted.data
+    job_id = posted.headers["Location"].rstrip("/").rsplit("/", 1)[1]
+    assert api.get(f"/jobs/{job_id}").json["monitor"] is True
+    page = console.get(f"/ui/jobs/{job_id}").data.decode()
+    assert "counted per job on /metrics (monitor)" in page
+    for job in (made.job_id, plain.job_id, made_cli["job_id"], job_id):
+        assert api.delete(f"/jobs/{job}").status_code in (200, 204)
