@@ -28,3 +28,15 @@ def test_a_stored_schedule_that_never_fires_does_not_break_the_console_or_the_ap
     shown = api.get(f"/jobs/{job_id}")
     assert shown.status_code == 200 and shown.json["schedule"] == NEVER and shown.json["next_run_at"] is None
     assert api.delete(f"/jobs/{job_id}").status_code in (200, 204)
+
+
+def test_put_namespace_limits_without_a_body_is_a_422_naming_the_body(api, stack):
+    """Not a 500, and not a 200 that silently set both limits back to the defaults."""
+    before = api.get("/namespaces/default").json
+    for kwargs in ({}, {"data": "", "content_type": "application/json"}, {"json": {}}, {"json": None}):
+        answer = api.put("/namespaces/default", **kwargs)
+        assert answer.status_code == 422, (kwargs, answer.status_code, answer.json)
+        problems = answer.json["errors"]["json"]["_schema"]
+        assert problems and any("body" in p or "Invalid input type" in p for p in problems), answer.json
+    assert api.get("/namespaces/default").json["updated_at"] == before["updated_at"]  # nothing was written
+    assert "body is required" in api.put("/namespaces/default").json["errors"]["json"]["_schema"][0]
