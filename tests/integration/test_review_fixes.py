@@ -40,3 +40,14 @@ def test_put_namespace_limits_without_a_body_is_a_422_naming_the_body(api, stack
         assert problems and any("body" in p or "Invalid input type" in p for p in problems), answer.json
     assert api.get("/namespaces/default").json["updated_at"] == before["updated_at"]  # nothing was written
     assert "body is required" in api.put("/namespaces/default").json["errors"]["json"]["_schema"][0]
+
+
+def test_export_runs_checks_its_namespace_and_refuses_unknown_arguments(api, stack):
+    for bad in ("Not_A_Namespace", "a" * 64, "-lead"):
+        answer = api.get("/export/runs", query_string={"namespace": bad, "older_than": 0})
+        assert answer.status_code == 422, (bad, answer.status_code)
+        assert "namespace" in answer.json["errors"]["query"], answer.json
+    typo = api.get("/export/runs", query_string={"older": 0})  # meant older_than
+    assert typo.status_code == 422 and "older" in typo.json["errors"]["query"], typo.json
+    good = api.get("/export/runs", query_string={"namespace": "default", "older_than": 0})
+    assert good.status_code == 200 and good.mimetype == "application/x-ndjson"
