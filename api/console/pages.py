@@ -108,7 +108,9 @@ def jobs():
     else:
         items, next_cursor = rd.jobs_page(limit=PAGE, **filters)
     known = overview.summaries(rd, items)
-    rows = [{"job": JobSchema().dump(job), "summary": known[job.id]} for job in items]
+    # Each row rendered as the REST listing renders it: a stored job this version cannot render
+    # is skipped (and flagged), never a 409 for the whole page.
+    rows = [{"job": job, "summary": known[job["id"]]} for job in JobSchema(many=True).dump(items)]
     rows, sort, order = sort_rows(rows, args.get("sort"), args.get("order"))
     return render_template(
         "console/jobs.html",

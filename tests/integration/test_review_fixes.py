@@ -51,3 +51,25 @@ def test_export_runs_checks_its_namespace_and_refuses_unknown_arguments(api, sta
     assert typo.status_code == 422 and "older" in typo.json["errors"]["query"], typo.json
     good = api.get("/export/runs", query_string={"namespace": "default", "older_than": 0})
     assert good.status_code == 200 and good.mimetype == "application/x-ndjson"
+
+
+def test_a_stored_job_that_cannot_be_rendered_is_skipped_by_the_console_lists_not_a_409(api, stack):
+    """As the REST listing skips (and flags) it: the console's job list and home page still answer."""
+    from hydra.model.records import Job
+    from hydra.store.reindex import Reindexer
+    from hydra.store.runs import RunStore
+
+    name = unique("render")
+    good = submit(api, "true", name=name, schedule="*/5 * * * *")["job_id"]
+    collection = get_database()[names.JOB_DEFINITIONS]
+    broken = dict(collection.find_one({"_id": good}), _id=unique("broken"), timeout="soon")  # as stored long ago
+    collection.insert_one(broken)
+    Reindexer(RunStore()).file_jobs([Job.from_doc(broken)])
+    console = browser(stack.admin_token)
+    listing = console.get(f"/ui/jobs?q={name}")
+    assert listing.status_code == 200 and good in listing.data.decode()
+    assert broken["_id"] not in listing.data.decode()
+    assert console.get("/ui/jobs").status_code == 200 and console.get("/ui/").status_code == 200
+    assert collection.find_one({"_id": broken["_id"]})["unrenderable"]
+    collection.delete_one({"_id": broken["_id"]})
+    assert api.delete(f"/jobs/{good}").status_code in (200, 204)
