@@ -27,6 +27,7 @@ rebuilt these families are left out rather than scan every job.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from datetime import datetime
 
@@ -37,9 +38,12 @@ from hydra.broker.index import Index
 from hydra.broker.metrics import job_run_counts
 from hydra.broker.redis import translated
 from hydra.broker.registry import Registry
+from hydra.errors import StoreUnavailable
 from hydra.model.records import Job
 from hydra.model.status import RunStatus
 from hydra.store.jobs import JobStore
+
+log = logging.getLogger(__name__)
 
 JOB_LABELS = ["job_id", "job_name", "namespace"]
 
@@ -66,8 +70,16 @@ class JobCollector:
         return self._jobs
 
     def collect(self) -> list:
+        """Every family, read now. MongoDB unreachable leaves the per-job families out (and the
+        tags pending runs need), so /metrics still serves what Redis holds; Redis unreachable
+        raises BrokerUnavailable like the other collector."""
         with translated():
-            return [*self._job_families(), *self._tag_families()]
+            try:
+                families = list(self._job_families())
+            except StoreUnavailable as exc:
+                log.warning("metrics per job left out: %s", exc, extra={"event": "metrics.jobs_unavailable"})
+                families = []
+            return [*families, *self._tag_families()]
 
     def _job_families(self):
         watched = self.jobs.watched()
@@ -119,7 +131,10 @@ class JobCollector:
                 for a in index.active()
                 if a.status == RunStatus.PENDING.value and not (a.not_before and a.not_before > now)
             ]
-            jobs = self.jobs.find_many(sorted({a.job_id for a in waiting if a.job_id})) if waiting else {}
+            try:
+                jobs = self.jobs.find_many(sorted({a.job_id for a in waiting if a.job_id})) if waiting else {}
+            except StoreUnavailable:  # which tags they need is in MongoDB: none counted meanwhile
+                jobs = {}
             for run in waiting:
                 job = jobs.get(run.job_id)
                 if job is not None:
@@ -130,7 +145,7 @@ class JobCollector:
                 online.update(record.profile.tags)
         pending = GaugeMetricFamily(
             "hydra_pending_runs_by_tag",
-            "Runs waiting for an eligible worker (not for their start time), by each tag they need.",
+            "Runs waiting for an eligible worker or a quota place (not for their start time), by each tag they need.",
             labels=["tag"],
         )
         for tag, count in sorted(needed.items()):

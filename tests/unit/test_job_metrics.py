@@ -180,3 +180,19 @@ def test_dead_letters_by_namespace(memory):
     assert end(memory, job, run_id, "lost", by="controller")
     assert memory.pipeline.runs.get(run_id).status == "dead_letter"
     assert scrape(memory)[("hydra_dead_letters", (("namespace", "default"),))] == 1
+
+
+def test_mongodb_unreachable_leaves_the_job_families_out_and_the_rest_is_served(memory, monkeypatch):
+    from hydra.errors import StoreUnavailable
+
+    started(memory, monitor=True, **CRON)
+
+    def down(*args, **kwargs):
+        raise StoreUnavailable("mongodb is down")
+
+    monkeypatch.setattr(memory.pipeline.jobs, "watched", down)
+    monkeypatch.setattr(memory.pipeline.jobs, "find_many", down)
+    memory.worker("gpu1", tags=("gpu",))
+    served = {name for name, _labels in scrape(memory)}  # no exception: a 200, not a 503
+    assert {"hydra_controller_up", "hydra_workers_online", "hydra_workers_online_by_tag"} <= served
+    assert not any(name.startswith("hydra_job_") for name in served)
