@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
 from api.auth import caller
 from hydra.control import admin
@@ -18,6 +18,18 @@ blp = Blueprint("namespaces", __name__, url_prefix="/namespaces", description="N
 class LimitsBodySchema(Schema):
     class Meta:
         unknown = RAISE
+
+    @pre_load
+    def needs_a_limit(self, data, **kwargs):
+        """No body (or ``{}``) sets nothing: a 422 naming the body, never a silent reset of both
+        limits (DELETE is how they go back to the defaults)."""
+        if isinstance(data, dict) and not data:
+            raise ValidationError(
+                "the body is required: a JSON object with max_running and/or max_queued "
+                "(null: the default; DELETE resets both)",
+                "_schema",
+            )
+        return data
 
     max_running = fields.Integer(
         load_default=None,

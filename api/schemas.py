@@ -152,8 +152,21 @@ class JobSchema(Tolerant, Schema):
         allow_none=True,
         metadata={"description": "The parameters a trigger may give values for (`POST /jobs/{job_id}/trigger`)."},
     )
+    monitor = fields.Boolean(
+        metadata={"description": "Its ended runs are counted per job on /metrics (hydra_job_runs_finished_total)."}
+    )
     status = fields.String(allow_none=True, metadata={"description": "Status of the job's latest run."})
     last_run_id = fields.String(allow_none=True)
+    last_success_at = fields.DateTime(
+        allow_none=True, metadata={"description": "When a run of it last succeeded (null: never)."}
+    )
+    last_failure_at = fields.DateTime(
+        allow_none=True,
+        metadata={
+            "description": "When a run of it last failed for good: failed or timed out with no retry "
+            "left, or dead-lettered (null: never)."
+        },
+    )
     source = fields.String(metadata={"description": "api or python (apply_async)."})
     paused = fields.Boolean(allow_none=True, metadata={"description": "A paused job's schedule does not fire."})
     paused_at = fields.DateTime(allow_none=True)

@@ -123,6 +123,8 @@ RETENTION_CURSOR_KEY = INDEX_PREFIX + "retention"
 METRIC_JOBS_SUBMITTED = REDIS_PREFIX + "metrics:jobs_submitted"
 METRIC_RUNS_FINISHED = REDIS_PREFIX + "metrics:runs_finished"
 METRIC_RUN_DURATION = REDIS_PREFIX + "metrics:run_duration"
+#: hash status -> n per job marked ``monitor`` (hydra.model.monitoring): "<prefix><job id>".
+METRIC_JOB_RUNS_PREFIX = REDIS_PREFIX + "metrics:job_runs:"
 
 
 def index_prefix(namespace: str) -> str:

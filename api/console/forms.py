@@ -5,7 +5,7 @@ The body is validated by the API's own schema (``JobSpecSchema``), so the form a
 what ``POST /jobs/`` accepts and shows the same messages; only the spelling differs (lists one
 per line or comma-separated - affinity lists and the job ids of ``on_success``, ``on_failure``,
 ``on_completion`` - ``KEY=VALUE`` lines for ``env``, a parameter per line in ``params``: ``NAME``,
-``NAME=DEFAULT``, ``NAME!`` or JSON, as ``hydra submit --param``). A value that is not a number is
+``NAME=DEFAULT``, ``NAME!`` or JSON, as ``hydra submit --param``; ``monitor`` a checkbox). A value that is not a number is
 passed on as it was typed, so the schema names it (``timeout: Not a valid number.``).
 """
 
@@ -38,6 +38,7 @@ FIELDS = (
     "on_failure",
     "on_completion",
     "params",
+    "monitor",
 )
 #: Where an error on a body field is shown on the form.
 _FIELD_OF = {"affinity.os": "os", "affinity.tags": "tags", "affinity.allowed_users": "allowed_users"}
@@ -65,6 +66,8 @@ def body_of(form: Mapping[str, str]) -> tuple[dict, dict[str, list[str]]]:
     for name in ("name", "namespace", "user", "command", "shell", "schedule", "timezone", "cwd"):
         if value[name]:
             body[name] = value[name]
+    if value["monitor"]:  # a checkbox: sent ("true") only when ticked
+        body["monitor"] = True
     if value["scheduled_at"]:
         body["scheduled_at"] = value["scheduled_at"]
     if value["args"]:

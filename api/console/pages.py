@@ -108,7 +108,9 @@ def jobs():
     else:
         items, next_cursor = rd.jobs_page(limit=PAGE, **filters)
     known = overview.summaries(rd, items)
-    rows = [{"job": JobSchema().dump(job), "summary": known[job.id]} for job in items]
+    # Each row rendered as the REST listing renders it: a stored job this version cannot render
+    # is skipped (and flagged), never a 409 for the whole page.
+    rows = [{"job": job, "summary": known[job["id"]]} for job in JobSchema(many=True).dump(items)]
     rows, sort, order = sort_rows(rows, args.get("sort"), args.get("order"))
     return render_template(
         "console/jobs.html",
@@ -126,13 +128,15 @@ def jobs():
 
 def fire_times(job: Job, count: int = FIRE_TIMES) -> list[dict]:
     """The next ``count`` ticks of a cron job, in its time zone (``2026-12-08 03:00:00 +01:00``)
-    and in UTC."""
-    if not job.schedule or job.paused or job.deleted_at:
+    and in UTC (none for a stored schedule that never fires: :meth:`Job.next_run_at`)."""
+    moment = job.next_run_at()
+    if moment is None:
         return []
     zone = job.timezone or "UTC"
-    moment, found = clock.utcnow(), []
-    for _ in range(count):
-        moment = next_fire(job.schedule, zone, moment)
+    found: list[dict] = []
+    for number in range(count):
+        if number:
+            moment = next_fire(job.schedule, zone, moment)
         local = moment.astimezone(ZoneInfo(zone))
         found.append({"local": f"{local:%Y-%m-%d %H:%M:%S} {local.isoformat()[-6:]}", "utc": moment.isoformat()})
     return found

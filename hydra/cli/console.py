@@ -261,6 +261,7 @@ def parse_headers(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--method", default=None, help="HTTP method of --http (default POST).")
 @click.option("--header", "http_headers", multiple=True, metavar="NAME:VALUE", help="Header of --http (repeatable).")
 @click.option("--body", "http_body", metavar="TEXT", help="Body of --http (sent as is).")
+@click.option("--monitor", is_flag=True, help="Count its ended runs per job on /metrics (`monitor: true`).")
 @click.option(
     "--idempotency-key", metavar="KEY", help="Send again with the same KEY to get the same job, not a new one."
 )
@@ -295,6 +296,7 @@ def submit(
     method,
     http_headers,
     http_body,
+    monitor,
     idempotency_key,
     params,
     wait,
@@ -337,6 +339,7 @@ def submit(
         scheduled_at=when_option(at),
         schedule=cron,
         timezone=timezone,
+        monitor=monitor or None,
         idempotency_key=idempotency_key,
         params=params,
         **dependants,

@@ -250,14 +250,16 @@ class Client(OutputReading, Relations, Exports, JobFiles):
         timezone: str | None = None,
         scheduled_at: datetime | str | None = None,
         http: dict | None = None,
+        monitor: bool | None = None,
         idempotency_key: str | None = None,
         **fields_: Any,
     ) -> Submitted:
         """Submit a job (``POST /jobs/``): a shell ``command``, an argument list ``args`` (run
         without a shell), or an ``http`` request ({"url", "method", "headers", "body"}: a
         webhook). ``schedule`` is a cron expression (in ``timezone``), ``scheduled_at`` a
-        one-off time. ``name`` defaults to one made from the command, ``user`` to the
-        token's; any further job-body field can be passed by keyword.
+        one-off time. ``monitor=True`` counts its ended runs per job on ``/metrics``.
+        ``name`` defaults to one made from the command, ``user`` to the token's; any further
+        job-body field can be passed by keyword.
 
         With ``idempotency_key``, sending the same submission again (within 24 h) answers
         with the first one's job (``replayed`` set) instead of making another: safe to retry."""
@@ -289,6 +291,7 @@ class Client(OutputReading, Relations, Exports, JobFiles):
             "timezone": timezone,
             "scheduled_at": scheduled_at,
             "http": http,
+            "monitor": monitor,
             **fields_,
         }
         body = {key: value for key, value in body.items() if value is not None}

@@ -86,7 +86,16 @@ class Task(_Record):
 
 @dataclass
 class Job(_Record):
-    _TIMES = ("created_at", "updated_at", "scheduled_at", "paused_at", "next_run_at", "deleted_at")
+    _TIMES = (
+        "created_at",
+        "updated_at",
+        "scheduled_at",
+        "paused_at",
+        "next_run_at",
+        "deleted_at",
+        "last_success_at",
+        "last_failure_at",
+    )
     id: str
     name: str
     user: str
@@ -116,6 +125,10 @@ class Job(_Record):
     on_success: list[str] | None = None
     on_failure: list[str] | None = None
     on_completion: list[str] | None = None
+    #: Its ended runs are counted per job on /metrics; when one last succeeded, last failed for good.
+    monitor: bool | None = None
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
     deleted_at: datetime | None = None

@@ -80,9 +80,8 @@ def end_attempt(
             "worker": by,
         },
     )
-    metrics.run_finished(
-        decision.status.value, outcome.duration, namespace=job.namespace
-    )  # once: only the end-fence winner gets here
+    # once: only the end-fence winner gets here
+    metrics.run_finished(decision.status.value, outcome.duration, namespace=job.namespace, job_id=job.id)
     next_id = ""
     if decision.next_in is not None:  # the attempt that follows carries what follows this run
         next_id = follow_up(

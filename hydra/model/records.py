@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from hydra import clock
 from hydra.model.cron import next_fire
 from hydra.model.lifecycle import RetryPolicy
+from hydra.model.monitoring import due_tick
 from hydra.model.params import Values, shown
 from hydra.model.spec import DEFAULT_NAMESPACE, JOB_FIELDS
 from hydra.model.status import RunStatus
@@ -84,6 +85,8 @@ class Job(Record):
     on_failure: list[str] | None = None
     on_completion: list[str] | None = None
     params: list[dict] | None = None
+    #: Its ended runs are counted per job on /metrics (hydra.model.monitoring).
+    monitor: bool = False
     # -- its state -----------------------------------------------------------------------------
     source: str = "api"
     #: The status of its most recently changed run (see RunStore: the job mirrors it).
@@ -101,6 +104,9 @@ class Job(Record):
     scheduled_run_id: str | None = None
     last_fire_at: datetime | None = None
     last_skipped_at: datetime | None = None
+    #: When a run of it last succeeded, and last failed for good (hydra.model.monitoring).
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
     #: overlap=queue: a cron tick waiting for the previous run to end.
     queued_tick: datetime | None = None
     #: Why the API could not render it (set when a listing skipped it).
@@ -119,10 +125,23 @@ class Job(Record):
         return {name: getattr(self, name) for name in JOB_FIELDS if getattr(self, name) is not None}
 
     def next_run_at(self, now: datetime | None = None) -> datetime | None:
-        """When its cron schedule fires next (None: no schedule, paused or deleted)."""
+        """When its cron schedule fires next (None: no schedule, paused or deleted, or a stored
+        schedule that never fires, such as ``0 0 31 2 *`` stored before the API refused it)."""
         if not self.schedule or self.paused or self.deleted_at:
             return None
-        return next_fire(self.schedule, self.timezone or "UTC", now or clock.utcnow())
+        try:
+            return next_fire(self.schedule, self.timezone or "UTC", now or clock.utcnow())
+        except (ValueError, KeyError):  # no such date (croniter), or a time zone this machine lacks
+            return None
+
+    def due_tick(self) -> datetime | None:
+        """The next tick its scheduler has to handle (None: no schedule, paused or deleted);
+        in the past while the scheduler misses it (``hydra.model.monitoring.due_tick``)."""
+        if not self.schedule or self.paused or self.deleted_at:
+            return None
+        return due_tick(
+            self.schedule, self.timezone, last_fire_at=self.last_fire_at, since=self.schedule_since or self.created_at
+        )
 
     @property
     def retry_policy(self) -> RetryPolicy:

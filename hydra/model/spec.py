@@ -30,6 +30,7 @@ from marshmallow import (
 from hydra.errors import InvalidJob
 from hydra.model import dependencies
 from hydra.model.bodies import body_problems
+from hydra.model.monitoring import monitor_field
 from hydra.model.namespaces import DEFAULT_NAMESPACE, Namespace
 from hydra.model.params import combination_problems, message_values, params_field, values_field
 from hydra.model.platform import KNOWN_OS, SHELLS, normalize_os
@@ -76,6 +77,8 @@ REDACTED_REFUSAL = (
     f"{REDACTED!r} is how answers show a write-only value: give the value itself "
     "(a job file applied with `hydra job apply` may reference the stored one)"
 )
+#: Job fields no attempt's message carries: its scheduling, and what /metrics says of it.
+JOB_ONLY_FIELDS = (*SCHEDULING_FIELDS, "monitor")
 
 
 def _os_name(value: str) -> str:
@@ -351,6 +354,7 @@ class JobSpecSchema(Schema):
     )
     on_success, on_failure, on_completion = map(dependencies.dependants_field, dependencies.FIELDS)
     params = params_field()
+    monitor = monitor_field()  # metrics per job (hydra.model.monitoring)
 
     #: A body may hold the read-only fields an answer shows, and they are ignored.
     ignores_read_only = True
@@ -490,8 +494,8 @@ class TaskMessageSchema(JobSpecSchema):
 
 
 _job_schema = JobSpecSchema()
-#: A message runs now: scheduling belongs to the stored job, not to one attempt.
-_message_schema = TaskMessageSchema(exclude=SCHEDULING_FIELDS)
+#: A message runs now: scheduling (and monitoring) belong to the stored job, not to one attempt.
+_message_schema = TaskMessageSchema(exclude=JOB_ONLY_FIELDS)
 
 
 def load_job(body: Any) -> dict:

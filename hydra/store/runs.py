@@ -383,7 +383,7 @@ class RunStore(Store[Run]):
             doc = self._record_missing(end, fields, job, attempt or 1, worker_id)
         run = Run.from_doc({**doc, **fields})
         if run.job_id:
-            self.jobs.mirror(run.job_id, end.run_id, RunStatus(fields["status"]))
+            self.jobs.mirror(run.job_id, end.run_id, RunStatus(fields["status"]), ended_at=run.finished_at or end.at)
         self._keep(lambda: self.index.run_ended(run), "run", end.run_id)
 
     def _record_missing(self, end: Fence, fields: dict, job: Job | None, attempt: int, worker_id: str | None) -> dict:

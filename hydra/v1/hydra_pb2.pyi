@@ -73,7 +73,7 @@ class Param(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., required: _Optional[bool] = ..., default: _Optional[str] = ..., allowed: _Optional[_Iterable[str]] = ..., pattern: _Optional[str] = ..., secret: _Optional[bool] = ..., **kwargs) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "user", "namespace", "affinity", "command", "args", "shell", "env", "cwd", "retries", "timeout", "priority", "schedule", "timezone", "scheduled_at", "misfire", "overlap", "backoff", "max_lost", "executor", "http", "on_success", "on_failure", "on_completion", "params")
+    __slots__ = ("name", "user", "namespace", "affinity", "command", "args", "shell", "env", "cwd", "retries", "timeout", "priority", "schedule", "timezone", "scheduled_at", "misfire", "overlap", "backoff", "max_lost", "executor", "http", "on_success", "on_failure", "on_completion", "params", "monitor")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +106,7 @@ class JobSpec(_message.Message):
     ON_FAILURE_FIELD_NUMBER: _ClassVar[int]
     ON_COMPLETION_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
+    MONITOR_FIELD_NUMBER: _ClassVar[int]
     name: str
     user: str
     namespace: str
@@ -131,7 +132,8 @@ class JobSpec(_message.Message):
     on_failure: _containers.RepeatedScalarFieldContainer[str]
     on_completion: _containers.RepeatedScalarFieldContainer[str]
     params: _containers.RepeatedCompositeFieldContainer[Param]
-    def __init__(self, name: _Optional[str] = ..., user: _Optional[str] = ..., namespace: _Optional[str] = ..., affinity: _Optional[_Union[Affinity, _Mapping]] = ..., command: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., shell: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., cwd: _Optional[str] = ..., retries: _Optional[int] = ..., timeout: _Optional[float] = ..., priority: _Optional[int] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., misfire: _Optional[str] = ..., overlap: _Optional[str] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., max_lost: _Optional[int] = ..., executor: _Optional[str] = ..., http: _Optional[_Union[HttpRequest, _Mapping]] = ..., on_success: _Optional[_Iterable[str]] = ..., on_failure: _Optional[_Iterable[str]] = ..., on_completion: _Optional[_Iterable[str]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ...) -> None: ...
+    monitor: bool
+    def __init__(self, name: _Optional[str] = ..., user: _Optional[str] = ..., namespace: _Optional[str] = ..., affinity: _Optional[_Union[Affinity, _Mapping]] = ..., command: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., shell: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., cwd: _Optional[str] = ..., retries: _Optional[int] = ..., timeout: _Optional[float] = ..., priority: _Optional[int] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., misfire: _Optional[str] = ..., overlap: _Optional[str] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., max_lost: _Optional[int] = ..., executor: _Optional[str] = ..., http: _Optional[_Union[HttpRequest, _Mapping]] = ..., on_success: _Optional[_Iterable[str]] = ..., on_failure: _Optional[_Iterable[str]] = ..., on_completion: _Optional[_Iterable[str]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ..., monitor: _Optional[bool] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
     __slots__ = ("job", "idempotency_key")
@@ -160,7 +162,7 @@ class SubmitJobResponse(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., run_id: _Optional[str] = ..., status: _Optional[str] = ..., worker_id: _Optional[str] = ..., pending_reason: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "name", "user", "namespace", "affinity", "command", "args", "shell", "env", "cwd", "retries", "timeout", "priority", "schedule", "timezone", "scheduled_at", "misfire", "overlap", "backoff", "max_lost", "executor", "http", "status", "last_run_id", "source", "paused", "paused_at", "next_run_at", "last_fire_at", "last_skipped_at", "created_at", "updated_at", "deleted_at", "on_success", "on_failure", "on_completion", "params")
+    __slots__ = ("id", "name", "user", "namespace", "affinity", "command", "args", "shell", "env", "cwd", "retries", "timeout", "priority", "schedule", "timezone", "scheduled_at", "misfire", "overlap", "backoff", "max_lost", "executor", "http", "status", "last_run_id", "source", "paused", "paused_at", "next_run_at", "last_fire_at", "last_skipped_at", "created_at", "updated_at", "deleted_at", "on_success", "on_failure", "on_completion", "params", "monitor", "last_success_at", "last_failure_at")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -205,6 +207,9 @@ class Job(_message.Message):
     ON_FAILURE_FIELD_NUMBER: _ClassVar[int]
     ON_COMPLETION_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
+    MONITOR_FIELD_NUMBER: _ClassVar[int]
+    LAST_SUCCESS_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_FAILURE_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     user: str
@@ -242,7 +247,10 @@ class Job(_message.Message):
     on_failure: _containers.RepeatedScalarFieldContainer[str]
     on_completion: _containers.RepeatedScalarFieldContainer[str]
     params: _containers.RepeatedCompositeFieldContainer[Param]
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., user: _Optional[str] = ..., namespace: _Optional[str] = ..., affinity: _Optional[_Union[Affinity, _Mapping]] = ..., command: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., shell: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., cwd: _Optional[str] = ..., retries: _Optional[int] = ..., timeout: _Optional[float] = ..., priority: _Optional[int] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., misfire: _Optional[str] = ..., overlap: _Optional[str] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., max_lost: _Optional[int] = ..., executor: _Optional[str] = ..., http: _Optional[_Union[HttpRequest, _Mapping]] = ..., status: _Optional[str] = ..., last_run_id: _Optional[str] = ..., source: _Optional[str] = ..., paused: _Optional[bool] = ..., paused_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_fire_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_skipped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deleted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., on_success: _Optional[_Iterable[str]] = ..., on_failure: _Optional[_Iterable[str]] = ..., on_completion: _Optional[_Iterable[str]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ...) -> None: ...
+    monitor: bool
+    last_success_at: _timestamp_pb2.Timestamp
+    last_failure_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., user: _Optional[str] = ..., namespace: _Optional[str] = ..., affinity: _Optional[_Union[Affinity, _Mapping]] = ..., command: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., shell: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., cwd: _Optional[str] = ..., retries: _Optional[int] = ..., timeout: _Optional[float] = ..., priority: _Optional[int] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., misfire: _Optional[str] = ..., overlap: _Optional[str] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., max_lost: _Optional[int] = ..., executor: _Optional[str] = ..., http: _Optional[_Union[HttpRequest, _Mapping]] = ..., status: _Optional[str] = ..., last_run_id: _Optional[str] = ..., source: _Optional[str] = ..., paused: _Optional[bool] = ..., paused_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_fire_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_skipped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deleted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., on_success: _Optional[_Iterable[str]] = ..., on_failure: _Optional[_Iterable[str]] = ..., on_completion: _Optional[_Iterable[str]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ..., monitor: _Optional[bool] = ..., last_success_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_failure_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Run(_message.Message):
     __slots__ = ("id", "job_id", "job_name", "user", "namespace", "attempt", "retry_of", "lost", "status", "outcome", "decision", "not_before", "worker_id", "queue", "pending_reason", "priority", "command", "args", "shell", "returncode", "stdout", "stderr", "stdout_bytes", "stderr_bytes", "stdout_truncated", "stderr_truncated", "error", "executor", "url", "cancel_requested_at", "retried_by", "queued_at", "placed_at", "started_at", "finished_at", "duration", "ended_by", "params")
