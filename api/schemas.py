@@ -270,6 +270,36 @@ class WorkerSchema(Schema):
     pid = fields.Integer(allow_none=True)
     processed = fields.Integer(allow_none=True)
     first_seen = fields.DateTime(allow_none=True)
+    # -- drain (hydra worker drain)
+    drained = fields.Boolean(
+        metadata={"description": "Drained by an operator: no new run is placed on it; what runs there finishes."}
+    )
+    drained_by = fields.String(allow_none=True, metadata={"description": "Who drained it (null: not drained)."})
+    drained_at = fields.DateTime(allow_none=True, metadata={"description": "When it was drained."})
+    drain_reason = fields.String(allow_none=True, metadata={"description": "Why, as the operator said."})
+
+
+class DrainBodySchema(Schema):
+    """The body of a drain (optional)."""
+
+    class Meta:
+        unknown = RAISE
+
+    reason = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=500),
+        metadata={"description": "Why the worker is drained (shown with it); at most 500 characters."},
+    )
+
+
+class DrainSchema(Schema):
+    """A drained worker."""
+
+    id = fields.String(metadata={"description": "The worker."})
+    by = fields.String(metadata={"description": "Who drained it."})
+    at = fields.DateTime(metadata={"description": "When."})
+    reason = fields.String(allow_none=True, metadata={"description": "Why (null: no reason given)."})
 
 
 class TriggerSchema(Schema):

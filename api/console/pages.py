@@ -15,7 +15,6 @@ from api.console.present import sort_rows
 from api.schemas import JobSchema, RunSchema, WorkerSchema
 from hydra import clock
 from hydra.broker.index import RECENT_ENDS
-from hydra.broker.registry import Registry
 from hydra.control import charts, overview, related
 from hydra.control.access import Reader
 from hydra.errors import NotFound, Unavailable
@@ -225,14 +224,11 @@ def placement(run_id: str):
 @bp.get("/workers")
 def workers():
     rd = reader()
-    items = rd.all_workers()
+    items = rd.workers_with_load()  # with their drains
     try:
-        loads = Registry().loads()
         depth = {d["worker"]: d["depth"] for d in charts.depths(rd)}
     except Unavailable:
-        loads, depth = {}, {}
-    for worker in items:
-        worker.load = loads.get(worker.id, 0)
+        depth = {}
     return render_template(
         "console/workers.html", workers=WorkerSchema(many=True).dump(items), depth=depth, now=clock.utcnow()
     )

@@ -510,14 +510,14 @@ def cancel(client: Client, as_json: bool, run_id):
 @click.command()
 @api_command
 def workers(client: Client, as_json: bool):
-    """List workers: status, profile, load."""
+    """List workers: status (and whether drained), profile, load."""
     show_listing(
         client.workers(),
         as_json,
         ["WORKER", "STATUS", "OS", "TAGS", "USERS", "RUNNING", "LOAD", "LAST HEARTBEAT"],
         lambda w: [
             w.id,
-            w.status,
+            f"{w.status}, draining" if w.drained else w.status,
             w.os,
             ",".join(w.tags or []) or "-",
             ",".join(w.allowed_users) if w.allowed_users else "any",

@@ -60,6 +60,8 @@ OPERATIONS = {
     "POST /schedule/": "schedule add",
     "GET /schedule/{task_id}": "schedule show",
     "GET /workers/": "workers",
+    "POST /workers/{worker_id}/drain": "worker drain",
+    "DELETE /workers/{worker_id}/drain": "worker undrain",
     "GET /health/": "health",
     "GET /metrics": "metrics",
     "GET /export/runs": "export",

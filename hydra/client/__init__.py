@@ -423,6 +423,18 @@ class Client(OutputReading, Relations, Exports):
     def workers(self) -> list[Worker]:
         return [Worker.from_json(item) for item in self.request("GET", "/workers/")]
 
+    @operation("POST /workers/{worker_id}/drain")
+    def drain_worker(self, worker_id: str, *, reason: str | None = None) -> dict:
+        """Take a worker out of placement (its running work finishes, its queued runs go
+        elsewhere or wait); returns the drain: ``id``, ``by``, ``at``, ``reason``."""
+        body = {"reason": reason} if reason is not None else {}
+        return self.request("POST", f"/workers/{_segment(worker_id)}/drain", json=body)
+
+    @operation("DELETE /workers/{worker_id}/drain")
+    def undrain_worker(self, worker_id: str) -> None:
+        """Put a drained worker back into placement."""
+        self.request("DELETE", f"/workers/{_segment(worker_id)}/drain", ok=(204,))
+
     @operation("GET /health/")
     def health(self) -> dict:
         """``GET /health`` (answered with 200 or 503; both are returned, not raised)."""

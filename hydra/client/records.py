@@ -179,7 +179,7 @@ class Run(_Record):
 
 @dataclass
 class Worker(_Record):
-    _TIMES = ("last_heartbeat", "first_seen")
+    _TIMES = ("last_heartbeat", "first_seen", "drained_at")
     id: str
     status: str
     os: str | None = None
@@ -192,6 +192,11 @@ class Worker(_Record):
     hostname: str | None = None
     last_heartbeat: datetime | None = None
     first_seen: datetime | None = None
+    #: Taken out of placement by an operator (``hydra worker drain``): by whom, when, why.
+    drained: bool = False
+    drained_by: str | None = None
+    drained_at: datetime | None = None
+    drain_reason: str | None = None
     raw: dict = field(default_factory=dict, repr=False)
 
 

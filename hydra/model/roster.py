@@ -59,10 +59,13 @@ class Eligible:
 
 
 class Roster:
-    """The online workers of one registry version, grouped; eligibility remembered."""
+    """The online workers of one registry version, grouped; eligibility remembered. Drained
+    workers (``drained``) are in no group: the router places nothing on them, and says so
+    when nothing else fits."""
 
-    def __init__(self, workers: list[WorkerProfile]):
+    def __init__(self, workers: list[WorkerProfile], *, drained: list[WorkerProfile] | None = None):
         self.workers = workers
+        self.drained = list(drained or ())
         grouped: dict[str, list[WorkerProfile]] = {}
         for worker in workers:
             grouped.setdefault(group_key(worker), []).append(worker)

@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 from hydra.control.submission import Accepted
 from hydra.model.records import Chunk, Job, Run
 from hydra.model.redaction import redacted, redacted_http
+from hydra.store.drains import Drain
 from hydra.store.workers import WorkerView
 from hydra.v1 import hydra_pb2
 
@@ -77,6 +78,10 @@ def run_message(run: Run) -> hydra_pb2.Run:
 
 def worker_message(worker: WorkerView) -> hydra_pb2.Worker:
     return message(hydra_pb2.Worker, _fields(worker))
+
+
+def drain_message(drain: Drain) -> hydra_pb2.WorkerDrain:
+    return message(hydra_pb2.WorkerDrain, _fields(drain))
 
 
 def chunk_message(chunk: Chunk) -> hydra_pb2.OutputChunk:
