@@ -76,7 +76,7 @@ def test_a_job_only_drained_workers_fit_waits_for_an_undrain(api, stack, worker_
     assert api.post(f"/workers/{only.node}/drain").status_code == 200  # no body: no reason
     created = submit(api, "echo after-undrain", affinity={"os": ["linux"], "tags": [tag]})
     run = RunStore().get(created["run_id"])
-    assert run.status == "pending" and run.reason.startswith("draining: ") and only.node in run.reason
+    assert run.status == "pending" and run.pending_reason.startswith("draining: ") and only.node in run.pending_reason
     assert api.delete(f"/workers/{only.node}/drain").status_code == 204
     ended = wait_run(created["run_id"], timeout=60)
     assert (ended.status, ended.worker_id, ended.stdout) == ("succeeded", only.node, "after-undrain\n")
