@@ -31,6 +31,10 @@ WORKERS = "workers"
 #: Drained workers (hydra.store.drains): worker id -> who drained it, when and why. The record
 #: of truth of a drain; the router reads its Redis copy (DRAINED_KEY).
 WORKER_DRAINS = "worker_drains"
+#: Fan-outs (hydra.store.fanouts): one plan per start of a job with placement mode all (its
+#: workers and a run id each), and write-once slots ``<fan-out>/<worker>/start|end``.
+FANOUTS = "fanouts"
+FANOUT_SLOTS = "fanout_slots"
 #: API tokens (hashes of their secrets), the audit trail, namespaces' limits.
 API_TOKENS = "api_tokens"
 AUDIT_EVENTS = "audit_events"

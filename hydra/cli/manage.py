@@ -73,6 +73,7 @@ OPERATIONS = {
     "PUT /namespaces/{namespace}": "namespace set",
     "DELETE /namespaces/{namespace}": "namespace delete",
     "GET /jobs/{job_id}/dependencies": "job deps",
+    "GET /jobs/{job_id}/fanout": "job fanout",
     "GET /runs/{run_id}/flow": "run flow",
     "POST /tasks/": "task submit",
     "POST /tasks/chords": "task chord",

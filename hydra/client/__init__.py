@@ -53,12 +53,14 @@ from hydra.client.errors import (
     error_of,
 )
 from hydra.client.export import Exports
+from hydra.client.fanout import Fanouts
 from hydra.client.operations import OPERATIONS, operation
 from hydra.client.operations import segment as _segment
 from hydra.client.output import OutputReading, first_lines, last_lines
 from hydra.client.records import (
     AuditEvent,
     Chunk,
+    Fanout,
     Job,
     OutputPage,
     Page,
@@ -78,6 +80,7 @@ __all__ = [
     "Client",
     "ClientError",
     "Conflict",
+    "Fanout",
     "Forbidden",
     "InvalidRequest",
     "Job",
@@ -135,7 +138,7 @@ def http_session() -> requests.Session:
     return session
 
 
-class Client(OutputReading, Relations, Exports):
+class Client(OutputReading, Relations, Fanouts, Exports):
     """Talks to one Hydra API (``url``, default ``HYDRA_API_URL``) with an API token (``token``,
     default :func:`find_token`). The methods that read output are ``hydra.client.output``'s."""
 

@@ -125,6 +125,8 @@ class Requirements:
     tags: frozenset[str] = frozenset()
     shell: str | None = None
     namespace: str = DEFAULT_NAMESPACE
+    #: A fan-out's run runs on this worker only (hydra.model.fanout).
+    worker: str | None = None
 
     @classmethod
     def from_message(cls, kwargs: dict) -> Requirements:
@@ -141,6 +143,7 @@ class Requirements:
             tags=frozenset(_strings(affinity.get("tags"))),
             shell=shell if isinstance(shell, str) else None,
             namespace=str(kwargs.get("namespace") or DEFAULT_NAMESPACE),
+            worker=str(kwargs["bound_worker"]) if kwargs.get("bound_worker") else None,
         )
 
 
@@ -152,6 +155,8 @@ def _strings(value: object) -> list[str]:
 
 def mismatch(req: Requirements, worker: WorkerProfile) -> str | None:
     """Why ``worker`` may not run a job with ``req``, or None when it may."""
+    if req.worker and worker.id != req.worker:
+        return f"is not {req.worker}, the worker this fan-out run is bound to"
     if req.os and worker.os not in req.os:
         return f"runs {worker.os}, job needs {'/'.join(sorted(req.os))}"
     missing = req.tags - worker.tags
@@ -182,6 +187,8 @@ def explain(
         more = f" and {len(fits) - limit} more" if len(fits) > limit else ""
         return f"draining: {', '.join(fits[:limit])}{more} {verb} draining, and no other online worker is eligible"
     workers = [*workers, *drained]
+    if req.worker and req.worker not in {w.id for w in workers}:
+        return f"{req.worker} is offline: this fan-out run waits for the worker it is bound to"
     if not workers:
         return "no worker is online"
     reasons = [f"{w.id} {mismatch(req, w)}" for w in sorted(workers, key=lambda w: w.id) if mismatch(req, w)]

@@ -84,6 +84,8 @@ class Job(Record):
     on_failure: list[str] | None = None
     on_completion: list[str] | None = None
     params: list[dict] | None = None
+    #: Placement: on one worker, or fanned out to every eligible one (hydra.model.fanout).
+    placement: dict | None = None
     # -- its state -----------------------------------------------------------------------------
     source: str = "api"
     #: The status of its most recently changed run (see RunStore: the job mirrors it).
@@ -191,6 +193,9 @@ class Run(Record):
     #: (write-only: answers show them redacted, :attr:`shown_params`).
     params: dict[str, str] | None = None
     secret_params: list[str] | None = None
+    #: A fan-out's run (hydra.model.fanout): which fan-out, and the worker it is bound to.
+    fanout_id: str | None = None
+    bound_worker: str | None = None
     # -- where it went -------------------------------------------------------------------------
     queue: str | None = None
     worker_id: str | None = None

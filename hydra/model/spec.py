@@ -29,6 +29,7 @@ from marshmallow import (
 from hydra.errors import InvalidJob
 from hydra.model import dependencies
 from hydra.model.bodies import body_problems
+from hydra.model.fanout import PlacementSchema, placement_problem
 from hydra.model.namespaces import DEFAULT_NAMESPACE, Namespace
 from hydra.model.params import combination_problems, message_values, params_field, values_field
 from hydra.model.platform import KNOWN_OS, SHELLS, normalize_os
@@ -329,6 +330,11 @@ class JobSpecSchema(Schema):
     )
     on_success, on_failure, on_completion = map(dependencies.dependants_field, dependencies.FIELDS)
     params = params_field()
+    placement = fields.Nested(
+        PlacementSchema,
+        load_default=None,
+        metadata={"description": "Run on one worker (default) or on every eligible online worker (mode all)."},
+    )
 
     @pre_load
     def reject_non_object(self, data: Any, **kwargs: Any) -> Any:
@@ -390,6 +396,8 @@ class JobSpecSchema(Schema):
             if reason:
                 errors["schedule"] = [reason]
         errors.update(combination_problems(data))
+        if placement_problem(data.get("placement")):
+            errors["placement"] = placement_problem(data.get("placement"))  # type: ignore[assignment]
         if errors:
             raise ValidationError(errors)
 
@@ -412,7 +420,7 @@ def never_fires(expr: str, tz: str) -> str | None:
 
 
 #: Fields a task message carries besides the job body (``param_values``: hydra.model.params).
-MESSAGE_FIELDS = ("job_id", "attempt", "param_values")
+MESSAGE_FIELDS = ("job_id", "attempt", "param_values", "fanout_id", "bound_worker")
 
 
 class TaskMessageSchema(JobSpecSchema):
@@ -432,6 +440,9 @@ class TaskMessageSchema(JobSpecSchema):
     job_id = fields.String(load_default=None, validate=validate.Length(1, 64))
     attempt = fields.Integer(load_default=1, validate=validate.Range(1, 10_000), strict=True)
     param_values = values_field()
+    # -- a fan-out's run (hydra.model.fanout): set by Hydra's pipeline only
+    fanout_id = fields.String(load_default=None, validate=validate.Length(1, 64))
+    bound_worker = fields.String(load_default=None, validate=validate.Length(1, 255))
 
     @post_load
     def default_name(self, data: Any, **kwargs: Any) -> Any:
@@ -443,7 +454,7 @@ class TaskMessageSchema(JobSpecSchema):
 
 _job_schema = JobSpecSchema()
 #: A message runs now: scheduling belongs to the stored job, not to one attempt.
-_message_schema = TaskMessageSchema(exclude=SCHEDULING_FIELDS)
+_message_schema = TaskMessageSchema(exclude=(*SCHEDULING_FIELDS, "placement"))
 
 
 def load_job(body: Any) -> dict:

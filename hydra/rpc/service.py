@@ -18,7 +18,7 @@ import grpc
 from marshmallow import Schema, ValidationError
 
 from hydra.auth import bearer
-from hydra.control import drain, related, submission, verbs
+from hydra.control import drain, fanout, related, submission, verbs
 from hydra.control.access import Reader
 from hydra.control.output import read_page
 from hydra.control.rendering import render_each, render_one
@@ -184,6 +184,12 @@ class HydraService(hydra_pb2_grpc.HydraServicer):
     ) -> hydra_pb2.UndrainWorkerResponse:
         drain.undrain(actor, required(request.worker_id, "worker_id"))
         return hydra_pb2.UndrainWorkerResponse()
+
+    @unary
+    def GetJobFanout(self, request: hydra_pb2.GetJobFanoutRequest, actor: Principal) -> hydra_pb2.Fanout:
+        wanted = request.fanout_id if request.HasField("fanout_id") else None
+        found = fanout.summary(actor, required(request.job_id, "job_id"), wanted)
+        return convert.fanout_message(found)
 
     @unary
     def GetJobDependencies(self, request: hydra_pb2.GetJobRequest, actor: Principal) -> hydra_pb2.JobDependencies:

@@ -42,6 +42,8 @@ COLLECTIONS = (
     names.CHORDS,
     names.JOB_EDGES,
     names.WORKER_DRAINS,
+    names.FANOUTS,
+    names.FANOUT_SLOTS,
 )
 
 ASC, DESC = pymongo.ASCENDING, pymongo.DESCENDING
@@ -89,6 +91,8 @@ INDEXES: dict[str, tuple[IndexSpec, ...]] = {
     ),
     names.WORKERS: (),
     names.WORKER_DRAINS: (),
+    names.FANOUTS: (),
+    names.FANOUT_SLOTS: (),
     names.JOB_EDGES: (IndexSpec("edges_to", (("downstream", ASC),)),),
     names.API_TOKENS: (IndexSpec("tokens_newest", (("created_at", DESC),)),),
     names.AUDIT_EVENTS: (

@@ -104,6 +104,11 @@ class HydraStub:
                 request_serializer=hydra_dot_v1_dot_hydra__pb2.UndrainWorkerRequest.SerializeToString,
                 response_deserializer=hydra_dot_v1_dot_hydra__pb2.UndrainWorkerResponse.FromString,
                 _registered_method=True)
+        self.GetJobFanout = channel.unary_unary(
+                '/hydra.v1.Hydra/GetJobFanout',
+                request_serializer=hydra_dot_v1_dot_hydra__pb2.GetJobFanoutRequest.SerializeToString,
+                response_deserializer=hydra_dot_v1_dot_hydra__pb2.Fanout.FromString,
+                _registered_method=True)
 
 
 class HydraServicer:
@@ -215,6 +220,13 @@ class HydraServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetJobFanout(self, request, context):
+        """-- fan-out: how a fan-out of a job went, worker by worker (GET /jobs/{id}/fanout).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HydraServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -287,6 +299,11 @@ def add_HydraServicer_to_server(servicer, server):
                     servicer.UndrainWorker,
                     request_deserializer=hydra_dot_v1_dot_hydra__pb2.UndrainWorkerRequest.FromString,
                     response_serializer=hydra_dot_v1_dot_hydra__pb2.UndrainWorkerResponse.SerializeToString,
+            ),
+            'GetJobFanout': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJobFanout,
+                    request_deserializer=hydra_dot_v1_dot_hydra__pb2.GetJobFanoutRequest.FromString,
+                    response_serializer=hydra_dot_v1_dot_hydra__pb2.Fanout.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -667,6 +684,33 @@ class Hydra:
             '/hydra.v1.Hydra/UndrainWorker',
             hydra_dot_v1_dot_hydra__pb2.UndrainWorkerRequest.SerializeToString,
             hydra_dot_v1_dot_hydra__pb2.UndrainWorkerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJobFanout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hydra.v1.Hydra/GetJobFanout',
+            hydra_dot_v1_dot_hydra__pb2.GetJobFanoutRequest.SerializeToString,
+            hydra_dot_v1_dot_hydra__pb2.Fanout.FromString,
             options,
             channel_credentials,
             insecure,

@@ -17,8 +17,8 @@ from hydra.model.status import RunStatus
 from hydra.store import schema
 from hydra.store.audit import AuditStore
 from hydra.store.base import Store
-from hydra.store.edges import EdgeStore
 from hydra.store.drains import DrainStore
+from hydra.store.edges import EdgeStore
 from hydra.store.namespaces import NamespaceStore
 from hydra.store.reindex import Reindexer
 from hydra.store.tokens import TokenStore
