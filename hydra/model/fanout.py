@@ -88,11 +88,11 @@ class Binding:
     message and recorded on the run)."""
 
     fanout_id: str
-    worker: str
+    worker: str  # "": the run of a start that found no worker (it ends at once)
 
     def fields(self) -> dict[str, Any]:
         """As a run records it."""
-        return {"fanout_id": self.fanout_id, "bound_worker": self.worker}
+        return {"fanout_id": self.fanout_id, "bound_worker": self.worker or None}
 
 
 @dataclass
