@@ -5,14 +5,17 @@ runs it on the real stack with workers killed mid-run)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
+from hydra import clock
 from hydra.control import verbs
 from hydra.dispatch import fanout
-from hydra.dispatch.attempts import end_attempt
+from hydra.dispatch.attempts import end_attempt, publish_due
 from hydra.errors import InvalidJob
 from hydra.model.access import Principal, Role
-from hydra.model.affinity import Requirements, mismatch
+from hydra.model.affinity import Requirements, WorkerProfile, mismatch
 from hydra.model.fanout import Plan, WorkerState, summarize
 from hydra.model.outcome import Outcome
 from hydra.model.spec import load_job
@@ -73,8 +76,6 @@ def test_a_bad_placement_is_refused_naming_the_field(placement, field, message):
 
 def test_a_bound_run_fits_its_worker_only():
     req = Requirements.from_message({"user": "u", "bound_worker": "b@h"})
-    from hydra.model.affinity import WorkerProfile
-
     assert mismatch(req, WorkerProfile(id="b@h", os="linux")) is None
     assert "bound to" in mismatch(req, WorkerProfile(id="a@h", os="linux"))
 
@@ -143,7 +144,7 @@ def test_stop_on_failure_skips_the_workers_not_started(memory):
 
 
 def test_a_run_whose_worker_is_lost_ends_lost_and_is_not_moved(memory):
-    a, b = fleet(memory, "a", "b")
+    _a, b = fleet(memory, "a", "b")
     job, first, _ = verbs.submit(load_job(body(max_parallel=1)), actor=ROOT, pipeline=memory.pipeline)
     end(memory, first.run_id, "lost")
     run = memory.pipeline.runs.get(first.run_id)
@@ -154,15 +155,11 @@ def test_a_run_whose_worker_is_lost_ends_lost_and_is_not_moved(memory):
 
 
 def test_a_retry_stays_on_its_worker(memory):
-    a, b = fleet(memory, "a", "b")
+    _a, b = fleet(memory, "a", "b")
     job, first, _ = verbs.submit(load_job({**body(), "retries": 1}), actor=ROOT, pipeline=memory.pipeline)
     plan = FanoutStore().plan(first.run_id)
     memory.worker("a", tags=("linux-box",), concurrency=50)  # b now looks far less loaded
     end(memory, plan.runs[b.id], "failed")
-    from datetime import timedelta
-
-    from hydra import clock
-    from hydra.dispatch.attempts import publish_due
 
     publish_due(memory.pipeline, clock.utcnow() + timedelta(hours=1))
     retry = next(r for r in memory.pipeline.runs.for_job(job.id) if r.retry_of == plan.runs[b.id])
