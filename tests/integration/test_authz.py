@@ -82,6 +82,10 @@ class World:
     def cron(self) -> dict:
         return self.job(schedule="0 3 * * *")
 
+    def fanned_out(self) -> dict:
+        """A job that fans out (no worker has its tag: its fan-out reached nobody, and says so)."""
+        return self.job(placement={"mode": "all"})
+
     def failed_run(self) -> str:
         created = self.job(affinity={"os": ["linux"]}, command="exit 3")
         return wait_run(created["run_id"]).id
@@ -247,6 +251,7 @@ CASES = [
     Case("GET", "/runs/{run_id}/output.txt", on_run("pending"), read_only(other=404)),
     Case("GET", "/runs/{run_id}/flow", on_run("pending"), read_only(other=404)),
     Case("GET", "/jobs/{job_id}/dependencies", on_job(), read_only(other=404)),
+    Case("GET", "/jobs/{job_id}/fanout", on_job("fanned_out"), read_only(other=404)),
     Case("POST", "/tasks/", new_python_task, {"viewer": 403, "operator": 201, "admin": 201, "other": 403}),
     Case("POST", "/tasks/chords", new_chord, {"viewer": 403, "operator": 201, "admin": 201, "other": 403}),
     Case("GET", "/dead-letter/", nothing, read_only(other=200)),

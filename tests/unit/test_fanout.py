@@ -11,6 +11,7 @@ import pytest
 
 from hydra import clock
 from hydra.control import verbs
+from hydra.control.scheduler import Scheduler
 from hydra.dispatch import fanout
 from hydra.dispatch.attempts import end_attempt, publish_due
 from hydra.errors import InvalidJob
@@ -179,3 +180,17 @@ def test_a_python_caller_cannot_bind_a_message(memory):
     with pytest.raises(InvalidJob) as caught:
         memory.pipeline.accept((), {"command": "true", "user": "rich", "bound_worker": "a@host"}, {})
     assert "bound_worker" in caught.value.errors
+
+
+def test_every_cron_tick_fans_out_to_the_workers_online_then(memory):
+    a, b = fleet(memory, "a", "b")
+    job, _, _ = verbs.submit(load_job({**body(), "schedule": "*/5 * * * *"}), actor=ROOT, pipeline=memory.pipeline)
+    scheduler = Scheduler(memory.pipeline)
+    tick = clock.utcnow().replace(second=0, microsecond=0)
+    first = scheduler.fire(memory.pipeline.jobs.get(job.id), tick)
+    assert scheduler.fire(memory.pipeline.jobs.get(job.id), tick) is None  # a tick fires once
+    assert FanoutStore().plan(first).workers == [a.id, b.id]
+    c = memory.worker("c", tags=("linux-box",))
+    second = scheduler.fire(memory.pipeline.jobs.get(job.id), tick + timedelta(minutes=5))
+    assert FanoutStore().plan(second).workers == [a.id, b.id, c.id]  # chosen at each tick
+    assert len(memory.app.sent) == 5
