@@ -132,8 +132,12 @@ class Job(Record):
 
     @classmethod
     def from_message(cls, message: dict) -> Job:
-        """The job as a task message carries it (a worker has the message, not the document)."""
+        """The job as a task message carries it (a worker has the message, not the document).
+        Messages carry no placement: one bound to a worker is a fan-out's run (its job's mode
+        is all; its other options are in the fan-out's plan)."""
         values = {key: value for key, value in message.items() if key in JOB_FIELDS}
+        if message.get("bound_worker"):
+            values["placement"] = {"mode": "all"}
         return cls(id=message.get("job_id") or "", **values)
 
 

@@ -19,6 +19,7 @@ from hydra.model.access import Principal, Role
 from hydra.model.affinity import Requirements, WorkerProfile, mismatch
 from hydra.model.fanout import Plan, WorkerState, summarize
 from hydra.model.outcome import Outcome
+from hydra.model.records import Job
 from hydra.model.spec import load_job
 from hydra.model.status import RunStatus
 from hydra.store.fanouts import FanoutStore
@@ -194,3 +195,16 @@ def test_every_cron_tick_fans_out_to_the_workers_online_then(memory):
     second = scheduler.fire(memory.pipeline.jobs.get(job.id), tick + timedelta(minutes=5))
     assert FanoutStore().plan(second).workers == [a.id, b.id, c.id]  # chosen at each tick
     assert len(memory.app.sent) == 5
+
+
+def test_a_worker_ending_a_run_from_its_message_carries_the_fanout_on(memory):
+    """A worker has the message, not the stored job: a bound message is a fan-out's run."""
+    a, b = fleet(memory, "a", "b")
+    job, first, _ = verbs.submit(load_job(body(max_parallel=1)), actor=ROOT, pipeline=memory.pipeline)
+    message = memory.app.sent[0].kwargs
+    as_carried = Job.from_message(message)
+    assert as_carried.placement == {"mode": "all"}
+    end_attempt(first.run_id, Outcome(status="lost"), by="a@host", job=as_carried, attempt=1, pipeline=memory.pipeline)
+    assert memory.pipeline.runs.get(first.run_id).status == RunStatus.LOST
+    found = latest(memory, job.id)
+    assert found.lost == [a.id] and found.in_progress == [b.id]
