@@ -160,3 +160,21 @@ def test_the_controller_takes_back_the_queue_of_a_drained_online_worker(memory, 
     assert moved == [cpu1.id]  # the drained one only
     keeper.keep({}, moved.append)
     assert moved == [cpu1.id]  # an offline worker's queue is failover's (Controller.fail_over_gone)
+
+
+def test_hydra_worker_still_starts_a_worker_and_drain_is_its_subcommand(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from hydra.cli import main
+
+    started: list[list[str]] = []
+    monkeypatch.setattr("os.execve", lambda exe, argv, env: started.append(list(argv)))
+    settings = tmp_path / "worker.env"
+    settings.write_text("\n")
+    settings.chmod(0o600)
+    result = CliRunner().invoke(main, ["worker", "--config", str(settings), "-Q", "os.linux", "-c", "2"])
+    assert result.exit_code == 0, result.output
+    assert started[-1][-6:] == ["hydra", "worker", "-Q", "os.linux", "-c", "2"]
+    assert CliRunner().invoke(main, ["worker", "--help"]).exit_code == 0 and started[-1][-1] == "--help"  # Celery's
+    shown = CliRunner().invoke(main, ["worker", "drain", "--help"])
+    assert shown.exit_code == 0 and "--reason" in shown.output and len(started) == 2
