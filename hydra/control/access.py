@@ -103,6 +103,7 @@ class Reader:
         run = self.run(run_id)
         job = self.jobs.get(run.job_id)
         needs = {"affinity": job.affinity, "user": job.user, "shell": job.shell, "args": job.args}
+        needs["bound_worker"] = run.bound_worker  # a fan-out's run: its worker only
         visible = {w.id for w in self.all_workers()}
         found = (router or AffinityRouter()).explain({**needs, "namespace": job.namespace})
         return run, job, [v for v in found if v.worker_id in visible]
