@@ -134,3 +134,29 @@ def test_a_bad_drain_body_is_a_422_naming_the_field(api, stack, worker_factory):
     assert answer.status_code == 422
     assert set(answer.json["errors"]["json"]) == {"reason", "color"}
     assert worker.node not in drained(api)
+
+
+def test_the_console_shows_a_drain_and_its_buttons_drain_and_undrain(api, stack, worker_factory, undrain_after):
+    from hydra.auth import tokens
+    from hydra.model.access import Role
+    from hydra.store.tokens import TokenStore
+    from tests.integration.test_console import browser, csrf
+
+    worker = tagged(worker_factory, unique("drain").lower())
+    admin = browser(stack.admin_token)
+    page = admin.get("/ui/workers")
+    assert page.status_code == 200 and f"/ui/workers/{worker.node}/drain".encode() in page.data
+    answer = admin.post(f"/ui/workers/{worker.node}/drain", data={"csrf_token": csrf(page)})
+    assert answer.status_code == 302 and worker.node in drained(api)
+    page = admin.get("/ui/workers")
+    assert b"draining</strong>" in page.data and f"/ui/workers/{worker.node}/undrain".encode() in page.data
+    assert admin.post(f"/ui/workers/{worker.node}/undrain", data={"csrf_token": csrf(page)}).status_code == 302
+    assert worker.node not in drained(api)
+
+    # An operator of one namespace sees no button for a worker serving all, and is refused as by REST.
+    secret = tokens.issue(TokenStore(), name="drain-op", user="dora", roles={"team-x": Role.OPERATOR}).secret
+    operator = browser(secret)
+    page = operator.get("/ui/workers")
+    assert f"/ui/workers/{worker.node}/drain".encode() not in page.data
+    assert operator.post(f"/ui/workers/{worker.node}/drain", data={"csrf_token": csrf(page)}).status_code == 403
+    assert worker.node not in drained(api)

@@ -113,3 +113,24 @@ def test_max_parallel_and_stop_on_failure_leave_the_rest_not_reached(api, stack,
 
     bad = api.post("/jobs/", json={"name": "x", "command": "true", "placement": {"mode": "one", "max_parallel": 2}})
     assert bad.status_code == 422 and "max_parallel" in bad.json["errors"]["json"]["placement"]
+
+
+def test_the_console_submits_a_fanout_and_shows_it_worker_by_worker(api, stack, worker_factory):
+    from tests.integration.test_console import browser, csrf
+
+    tag = unique("fan").lower()
+    workers = sorted((tagged(worker_factory, tag) for _ in range(2)), key=lambda w: w.node)
+    client = browser(stack.admin_token)
+    token = csrf(client.get("/ui/submit"))
+    form = {"csrf_token": token, "name": unique("fan"), "command": "echo hi", "os": "linux", "tags": tag}
+    bad = client.post("/ui/submit", data={**form, "max_parallel": "2"})  # mode one: refused, naming the field
+    assert bad.status_code == 422 and b"only with mode all" in bad.data
+    answer = client.post("/ui/submit", data={**form, "placement_mode": "all", "max_parallel": "1"})
+    assert answer.status_code == 302, answer.data[:500]
+    job_id = RunStore().get(answer.headers["Location"].rstrip("/").split("/")[-1]).job_id  # the first worker's run
+    assert api.get(f"/jobs/{job_id}").json["placement"]["max_parallel"] == 1
+    wait_until(lambda: api.get(f"/jobs/{job_id}/fanout").json["done"], 60, message="the fan-out ended")
+    page = client.get(f"/ui/jobs/{job_id}")
+    assert b"Latest fan-out" in page.data and b"2 succeeded" in page.data
+    for worker in workers:
+        assert f'data-worker="{worker.node}"'.encode() in page.data
