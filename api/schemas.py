@@ -7,6 +7,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_loa
 
 from hydra.control import rendering
 from hydra.control.rendering import Unrenderable  # noqa: F401 - its 409
+from hydra.model.fanout import PlacementSchema
 from hydra.model.idempotency import IdempotencyKey
 from hydra.model.params import ParamSchema
 from hydra.model.queries import (  # noqa: F401 - the query arguments, shared with gRPC
@@ -155,6 +156,13 @@ class JobSchema(Tolerant, Schema):
     monitor = fields.Boolean(
         metadata={"description": "Its ended runs are counted per job on /metrics (hydra_job_runs_finished_total)."}
     )
+    placement = fields.Nested(
+        PlacementSchema,
+        allow_none=True,
+        metadata={
+            "description": "One worker per start, or every eligible one (mode all: `GET /jobs/{job_id}/fanout`)."
+        },
+    )
     status = fields.String(allow_none=True, metadata={"description": "Status of the job's latest run."})
     last_run_id = fields.String(allow_none=True)
     last_success_at = fields.DateTime(
@@ -265,6 +273,13 @@ class RunSchema(Tolerant, Schema):
     revived = fields.Integer(
         allow_none=True, metadata={"description": "Times it was published again because its message had vanished."}
     )
+    # -- fan-out (placement mode all)
+    fanout_id = fields.String(
+        allow_none=True, metadata={"description": "The fan-out it belongs to (`GET /jobs/{job_id}/fanout`)."}
+    )
+    bound_worker = fields.String(
+        allow_none=True, metadata={"description": "A fan-out's run runs on this worker only, and is never moved."}
+    )
 
 
 class WorkerSchema(Schema):
@@ -287,6 +302,73 @@ class WorkerSchema(Schema):
     pid = fields.Integer(allow_none=True)
     processed = fields.Integer(allow_none=True)
     first_seen = fields.DateTime(allow_none=True)
+    # -- drain (hydra worker drain)
+    drained = fields.Boolean(
+        metadata={"description": "Drained by an operator: no new run is placed on it; what runs there finishes."}
+    )
+    drained_by = fields.String(allow_none=True, metadata={"description": "Who drained it (null: not drained)."})
+    drained_at = fields.DateTime(allow_none=True, metadata={"description": "When it was drained."})
+    drain_reason = fields.String(allow_none=True, metadata={"description": "Why, as the operator said."})
+
+
+class FanoutWorkerSchema(Schema):
+    worker = fields.String(metadata={"description": "The worker."})
+    run_id = fields.String(metadata={"description": "Its run (planned until it starts)."})
+    state = fields.String(
+        metadata={"description": "waiting, running, succeeded, failed, lost or skipped (not reached)."}
+    )
+    status = fields.String(allow_none=True, metadata={"description": "Its run's final status."})
+    reason = fields.String(allow_none=True, metadata={"description": "Why it was skipped."})
+
+
+class FanoutSchema(Schema):
+    """One fan-out of a job: its workers, chosen when it started, and how each one's run went."""
+
+    id = fields.String(metadata={"description": "The fan-out (the run id it started with)."})
+    job_id = fields.String()
+    created_at = fields.DateTime(allow_none=True, metadata={"description": "When its workers were chosen."})
+    max_parallel = fields.Integer(allow_none=True, metadata={"description": "Its workers' runs in flight at most."})
+    stop_on_failure = fields.Boolean(metadata={"description": "Whether a failure skips the workers not started."})
+    done = fields.Boolean(metadata={"description": "Every worker's run ended, or was skipped."})
+    ok = fields.Boolean(metadata={"description": "Every worker's run succeeded."})
+    workers = fields.List(fields.Nested(FanoutWorkerSchema), metadata={"description": "Worker by worker, by name."})
+    succeeded = fields.List(fields.String(), metadata={"description": "Workers whose run succeeded."})
+    failed = fields.List(fields.String(), metadata={"description": "Workers whose run failed (or timed out, ...)."})
+    lost = fields.List(fields.String(), metadata={"description": "Workers lost with their run."})
+    not_reached = fields.List(fields.String(), metadata={"description": "Workers skipped (stop_on_failure, offline)."})
+    in_progress = fields.List(fields.String(), metadata={"description": "Workers waiting or running."})
+
+
+class FanoutArgs(Schema):
+    class Meta:
+        unknown = RAISE
+
+    fanout_id = fields.String(
+        load_default=None, metadata={"description": "Which fan-out of the job (default: its latest)."}
+    )
+
+
+class DrainBodySchema(Schema):
+    """The body of a drain (optional)."""
+
+    class Meta:
+        unknown = RAISE
+
+    reason = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=500),
+        metadata={"description": "Why the worker is drained (shown with it); at most 500 characters."},
+    )
+
+
+class DrainSchema(Schema):
+    """A drained worker."""
+
+    id = fields.String(metadata={"description": "The worker."})
+    by = fields.String(metadata={"description": "Who drained it."})
+    at = fields.DateTime(metadata={"description": "When."})
+    reason = fields.String(allow_none=True, metadata={"description": "Why (null: no reason given)."})
 
 
 class TriggerSchema(Schema):

@@ -28,6 +28,13 @@ JOB_RUNS = "job_runs"
 RUN_FENCES = "run_fences"
 #: The workers view served by GET /workers/ (written by the controller).
 WORKERS = "workers"
+#: Drained workers (hydra.store.drains): worker id -> who drained it, when and why. The record
+#: of truth of a drain; the router reads its Redis copy (DRAINED_KEY).
+WORKER_DRAINS = "worker_drains"
+#: Fan-outs (hydra.store.fanouts): one plan per start of a job with placement mode all (its
+#: workers and a run id each), and write-once slots ``<fan-out>/<worker>/start|end``.
+FANOUTS = "fanouts"
+FANOUT_SLOTS = "fanout_slots"
 #: API tokens (hashes of their secrets), the audit trail, namespaces' limits.
 API_TOKENS = "api_tokens"
 AUDIT_EVENTS = "audit_events"
@@ -74,6 +81,9 @@ LOAD_GROUPS_KEY = REDIS_PREFIX + "loadgroups"
 #: sorted sets, one per load group (online workers alike in profile and concurrency): worker
 #: id -> its load, so the least-loaded of a group is its first member (hydra.broker.registry).
 LOAD_GROUP_PREFIX = REDIS_PREFIX + "loadz:"
+#: set: the drained workers' ids, copied from MongoDB (WORKER_DRAINS) by the drain verbs and
+#: the leading controller; the router places nothing on them (hydra.broker.registry).
+DRAINED_KEY = REDIS_PREFIX + "workers:drained"
 #: string with TTL: set by the leading controller on every tick (health check).
 CONTROLLER_ALIVE_KEY = REDIS_PREFIX + "controller:alive"
 #: counter: ticks the leading controller has completed (health, and tests waiting for "a pass happened").

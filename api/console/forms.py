@@ -39,9 +39,19 @@ FIELDS = (
     "on_completion",
     "params",
     "monitor",
+    "placement_mode",
+    "max_parallel",
+    "stop_on_failure",
 )
 #: Where an error on a body field is shown on the form.
-_FIELD_OF = {"affinity.os": "os", "affinity.tags": "tags", "affinity.allowed_users": "allowed_users"}
+_FIELD_OF = {
+    "affinity.os": "os",
+    "affinity.tags": "tags",
+    "affinity.allowed_users": "allowed_users",
+    "placement.mode": "placement_mode",
+    "placement.max_parallel": "max_parallel",
+    "placement.stop_on_failure": "stop_on_failure",
+}
 #: Errors of the body as a whole (and of fields the form does not have).
 FORM = "_form"
 
@@ -99,6 +109,15 @@ def body_of(form: Mapping[str, str]) -> tuple[dict, dict[str, list[str]]]:
                 problems.setdefault("params", []).append(f"line {number}: {exc}")
     if declared:
         body["params"] = declared
+    placement: dict = {}
+    if value["placement_mode"]:
+        placement["mode"] = value["placement_mode"]
+    if value["max_parallel"]:
+        placement["max_parallel"] = _number(value["max_parallel"], int)
+    if value["stop_on_failure"]:
+        placement["stop_on_failure"] = True
+    if placement:
+        body["placement"] = placement
     return body, problems
 
 
@@ -122,10 +141,10 @@ def field_errors(errors: Mapping) -> dict[str, list[str]]:
     :data:`FORM`."""
     found: dict[str, list[str]] = {}
     for key, value in errors.items():
-        if key == "affinity" and isinstance(value, Mapping):
+        if key in ("affinity", "placement") and isinstance(value, Mapping):
             for sub, messages in value.items():
-                target = _FIELD_OF.get(f"affinity.{sub}", FORM)
-                prefix = "" if target != FORM else f"affinity.{sub}: "
+                target = _FIELD_OF.get(f"{key}.{sub}", FORM)
+                prefix = "" if target != FORM else f"{key}.{sub}: "
                 found.setdefault(target, []).extend(prefix + m for m in _messages(messages))
             continue
         target = key if key in FIELDS else FORM

@@ -12,15 +12,15 @@ from api.console import session as sessions
 from api.console.blueprint import bp, require_submitter
 from api.console.forms import FIELDS
 from api.console.present import sort_rows
-from api.schemas import JobSchema, RunSchema, WorkerSchema
+from api.schemas import FanoutSchema, JobSchema, RunSchema, WorkerSchema
 from hydra import clock
 from hydra.broker.index import RECENT_ENDS
-from hydra.broker.registry import Registry
-from hydra.control import charts, overview, related
+from hydra.control import charts, fanout, overview, related
 from hydra.control.access import Reader
 from hydra.errors import NotFound, Unavailable
 from hydra.model import cursor as cursors
 from hydra.model.cron import next_fire
+from hydra.model.fanout import fans_out
 from hydra.model.records import Job, Run
 from hydra.model.redaction import without_secrets
 from hydra.model.status import FILTER_WORDS, parse_status
@@ -157,7 +157,18 @@ def job(job_id: str):
         runs=RunSchema(many=True).dump(runs),
         next_cursor=next_cursor,
         deps=related.as_dict(related.dependencies(rd.actor, job_id, runs=rd.runs)),
+        fanout=_latest_fanout(rd, record),
     )
+
+
+def _latest_fanout(rd: Reader, record: Job) -> dict | None:
+    """The job's latest fan-out as the page shows it (None: it does not fan out, or never did)."""
+    if not fans_out(record.placement):
+        return None
+    try:
+        return FanoutSchema().dump(fanout.summary(rd.actor, record.id))
+    except NotFound:
+        return None
 
 
 @bp.get("/jobs/<job_id>/edit")
@@ -229,14 +240,11 @@ def placement(run_id: str):
 @bp.get("/workers")
 def workers():
     rd = reader()
-    items = rd.all_workers()
+    items = rd.workers_with_load()  # with their drains
     try:
-        loads = Registry().loads()
         depth = {d["worker"]: d["depth"] for d in charts.depths(rd)}
     except Unavailable:
-        loads, depth = {}, {}
-    for worker in items:
-        worker.load = loads.get(worker.id, 0)
+        depth = {}
     return render_template(
         "console/workers.html", workers=WorkerSchema(many=True).dump(items), depth=depth, now=clock.utcnow()
     )

@@ -22,6 +22,8 @@ metric                              type      meaning
 ``hydra_workers_online``            gauge     workers the controller sees online
 ``hydra_workers_offline``           gauge     workers it knows that are offline
 ``hydra_worker_load``               gauge     runs routed to a worker and not finished
+``hydra_worker_drained``            gauge     1 for a drained worker, else 0 (label ``worker``)
+``hydra_workers_drained``           gauge     workers drained by an operator
 ``hydra_controller_up``             gauge     1 while a controller is alive
 ``hydra_dead_letters``              gauge     dead letters not retried, by ``namespace``
                                               (from the indexes; absent while they rebuild)
@@ -184,6 +186,14 @@ class HydraCollector:
         for wid in sorted(records):
             load.add_metric([wid], loads.get(wid, 0))
         yield load
+        drained = self.registry.drained()
+        draining = GaugeMetricFamily(
+            "hydra_worker_drained", "1 for a worker drained by an operator (no new placements).", labels=["worker"]
+        )
+        for wid in sorted(set(records) | drained):
+            draining.add_metric([wid], 1 if wid in drained else 0)
+        yield draining
+        yield GaugeMetricFamily("hydra_workers_drained", "Workers drained by an operator.", value=len(drained))
         yield GaugeMetricFamily(
             "hydra_controller_up",
             "1 while a controller is alive.",

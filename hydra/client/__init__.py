@@ -53,6 +53,7 @@ from hydra.client.errors import (
     error_of,
 )
 from hydra.client.export import Exports
+from hydra.client.fanout import Fanouts
 from hydra.client.jobfiles import JobFiles
 from hydra.client.operations import OPERATIONS, operation
 from hydra.client.operations import segment as _segment
@@ -60,6 +61,7 @@ from hydra.client.output import OutputReading, first_lines, last_lines
 from hydra.client.records import (
     AuditEvent,
     Chunk,
+    Fanout,
     Job,
     OutputPage,
     Page,
@@ -79,6 +81,7 @@ __all__ = [
     "Client",
     "ClientError",
     "Conflict",
+    "Fanout",
     "Forbidden",
     "InvalidRequest",
     "Job",
@@ -136,7 +139,7 @@ def http_session() -> requests.Session:
     return session
 
 
-class Client(OutputReading, Relations, Exports, JobFiles):
+class Client(OutputReading, Relations, Fanouts, Exports, JobFiles):
     """Talks to one Hydra API (``url``, default ``HYDRA_API_URL``) with an API token (``token``,
     default :func:`find_token`). The methods that read output are ``hydra.client.output``'s."""
 
@@ -426,6 +429,18 @@ class Client(OutputReading, Relations, Exports, JobFiles):
     @operation("GET /workers/")
     def workers(self) -> list[Worker]:
         return [Worker.from_json(item) for item in self.request("GET", "/workers/")]
+
+    @operation("POST /workers/{worker_id}/drain")
+    def drain_worker(self, worker_id: str, *, reason: str | None = None) -> dict:
+        """Take a worker out of placement (its running work finishes, its queued runs go
+        elsewhere or wait); returns the drain: ``id``, ``by``, ``at``, ``reason``."""
+        body = {"reason": reason} if reason is not None else {}
+        return self.request("POST", f"/workers/{_segment(worker_id)}/drain", json=body)
+
+    @operation("DELETE /workers/{worker_id}/drain")
+    def undrain_worker(self, worker_id: str) -> None:
+        """Put a drained worker back into placement."""
+        self.request("DELETE", f"/workers/{_segment(worker_id)}/drain", ok=(204,))
 
     @operation("GET /health/")
     def health(self) -> dict:

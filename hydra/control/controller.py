@@ -14,7 +14,8 @@ The leader, on every tick (``HYDRA_CONTROLLER_TICK``):
   ``GET /workers/``) from those events, and marks a worker silent for
   ``HYDRA_OFFLINE_AFTER`` heartbeat intervals (by its own clock) offline;
 * fails over the attempts of workers that went offline and drains their queues
-  (``hydra.control.failover``);
+  (``hydra.control.failover``), and takes back what waits in the queues of workers an
+  operator drained (``hydra.control.drain``);
 * re-publishes what Redis may have lost after a restart or flush (``Failover.reconcile``),
   once the stores' Redis indexes are rebuilt from MongoDB (the indexer thread, below);
 * places waiting jobs: ``hydra.pending`` messages as soon as an eligible worker is online,
@@ -46,6 +47,7 @@ from kombu.simple import SimpleQueue
 from hydra import clock, names
 from hydra.broker.registry import Registry, WorkerRecord
 from hydra.broker.sent import SentIndex
+from hydra.control.drain import DrainKeeper
 from hydra.control.failover import Failover
 from hydra.control.lease import ControllerLease
 from hydra.control.scheduler import Scheduler
@@ -132,6 +134,7 @@ class Controller:
         self._last_vanished_sweep = 0.0
         self.sent = SentIndex()
         self._receiver = None
+        self.drains = DrainKeeper(self.registry)
         self.scheduler = Scheduler(self.pipeline, stop=self._stop)  # cron; leads when it holds its lease
 
     @property
@@ -344,6 +347,7 @@ class Controller:
                 log.warning("failover postponed: %s", exc)
         if not self._acting():
             return
+        force_pending |= self.keep_drains()
         publish_due(self.pipeline)
         if not self._acting():
             return
@@ -500,6 +504,17 @@ class Controller:
             if worker_id not in gone and self.registry.queued(names.worker_queue(worker_id)):
                 self.failover.drain(worker_id)
         self.forget_long_gone()
+
+    def keep_drains(self) -> bool:
+        """Drained workers (``hydra.control.drain``): the router's copy equal to MongoDB, and
+        their queues taken back through the router; whether the drained set changed."""
+        with self._lock:
+            online = {wid: r.profile.queue for wid, r in self._workers.items() if r.status == "online"}
+        try:
+            return self.drains.keep(online, self.failover.drain)
+        except Unavailable as exc:
+            log.warning("drains not kept this tick: %s", exc)
+            return False
 
     def forget_long_gone(self) -> None:
         """Drop workers offline for HYDRA_FORGET_AFTER seconds from the registry, the workers

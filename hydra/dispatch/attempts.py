@@ -28,9 +28,10 @@ from hydra import clock
 from hydra.broker import metrics
 from hydra.broker.due import DueIndex
 from hydra.broker.stops import StopFlags
-from hydra.dispatch import continuation, signing
+from hydra.dispatch import continuation, fanout, signing
 from hydra.dispatch.pipeline import Pipeline
 from hydra.errors import InvalidJob, Unavailable
+from hydra.model.fanout import fans_out
 from hydra.model.lifecycle import Decision, decide
 from hydra.model.outcome import Outcome
 from hydra.model.params import Values
@@ -63,6 +64,8 @@ def end_attempt(
     if raw in (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.LOST) and runs.cancel_requested(run_id):
         effective = RunStatus.CANCELLED  # a cancel was under way: no retry, no failover (hydra.control.cancel)
     decision = decide(job.retry_policy, effective, lost_before=chain.lost, failed_before=chain.failed, started=started)
+    if effective == RunStatus.LOST and fans_out(job.placement):  # bound to its worker: never moved
+        decision = Decision(RunStatus.LOST, reason=fanout.LOST_REASON, lost=decision.lost, failed=decision.failed)
     why = "cancel requested" if effective != raw else decision.reason
     if not runs.finish(run_id, outcome, status=decision.status, raw=raw, decision=why, by=by, job=job, attempt=attempt):
         return None
@@ -94,6 +97,11 @@ def end_attempt(
             run_id=continuation.hand_over(run_id, pipeline),
         )
     continuation.after(run_id, job, decision.status, next_id=next_id, pipeline=pipeline, start_job=follow_up)
+    if decision.next_in is None and fans_out(job.placement):
+        try:
+            fanout.ended(pipeline, job, run_id, decision.status)
+        except Exception as exc:  # the end is recorded: the fan-out's next worker is logged, not raised
+            log.error("fan-out of run %s not carried on: %s", run_id, exc, exc_info=not isinstance(exc, Unavailable))
     return decision
 
 

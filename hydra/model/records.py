@@ -87,6 +87,8 @@ class Job(Record):
     params: list[dict] | None = None
     #: Its ended runs are counted per job on /metrics (hydra.model.monitoring).
     monitor: bool = False
+    #: Placement: on one worker, or fanned out to every eligible one (hydra.model.fanout).
+    placement: dict | None = None
     # -- its state -----------------------------------------------------------------------------
     source: str = "api"
     #: The status of its most recently changed run (see RunStore: the job mirrors it).
@@ -149,8 +151,12 @@ class Job(Record):
 
     @classmethod
     def from_message(cls, message: dict) -> Job:
-        """The job as a task message carries it (a worker has the message, not the document)."""
+        """The job as a task message carries it (a worker has the message, not the document).
+        Messages carry no placement: one bound to a worker is a fan-out's run (its job's mode
+        is all; its other options are in the fan-out's plan)."""
         values = {key: value for key, value in message.items() if key in JOB_FIELDS}
+        if message.get("bound_worker"):
+            values["placement"] = {"mode": "all"}
         return cls(id=message.get("job_id") or "", **values)
 
 
@@ -210,6 +216,9 @@ class Run(Record):
     #: (write-only: answers show them redacted, :attr:`shown_params`).
     params: dict[str, str] | None = None
     secret_params: list[str] | None = None
+    #: A fan-out's run (hydra.model.fanout): which fan-out, and the worker it is bound to.
+    fanout_id: str | None = None
+    bound_worker: str | None = None
     # -- where it went -------------------------------------------------------------------------
     queue: str | None = None
     worker_id: str | None = None

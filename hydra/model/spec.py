@@ -31,6 +31,7 @@ from hydra.errors import InvalidJob
 from hydra.model import dependencies
 from hydra.model.bodies import body_problems
 from hydra.model.monitoring import monitor_field
+from hydra.model.fanout import PlacementSchema, placement_problem
 from hydra.model.namespaces import DEFAULT_NAMESPACE, Namespace
 from hydra.model.params import combination_problems, message_values, params_field, values_field
 from hydra.model.platform import KNOWN_OS, SHELLS, normalize_os
@@ -358,6 +359,11 @@ class JobSpecSchema(Schema):
 
     #: A body may hold the read-only fields an answer shows, and they are ignored.
     ignores_read_only = True
+    placement = fields.Nested(
+        PlacementSchema,
+        load_default=None,
+        metadata={"description": "Run on one worker (default) or on every eligible online worker (mode all)."},
+    )
 
     @pre_load
     def reject_non_object(self, data: Any, **kwargs: Any) -> Any:
@@ -440,6 +446,8 @@ class JobSpecSchema(Schema):
             if reason:
                 errors["schedule"] = [reason]
         errors.update(combination_problems(data))
+        if placement_problem(data.get("placement")):
+            errors["placement"] = placement_problem(data.get("placement"))  # type: ignore[assignment]
         if errors:
             raise ValidationError(errors)
 
@@ -462,7 +470,7 @@ def never_fires(expr: str, tz: str) -> str | None:
 
 
 #: Fields a task message carries besides the job body (``param_values``: hydra.model.params).
-MESSAGE_FIELDS = ("job_id", "attempt", "param_values")
+MESSAGE_FIELDS = ("job_id", "attempt", "param_values", "fanout_id", "bound_worker")
 
 
 class TaskMessageSchema(JobSpecSchema):
@@ -484,6 +492,9 @@ class TaskMessageSchema(JobSpecSchema):
     job_id = fields.String(load_default=None, validate=validate.Length(1, 64))
     attempt = fields.Integer(load_default=1, validate=validate.Range(1, 10_000), strict=True)
     param_values = values_field()
+    # -- a fan-out's run (hydra.model.fanout): set by Hydra's pipeline only
+    fanout_id = fields.String(load_default=None, validate=validate.Length(1, 64))
+    bound_worker = fields.String(load_default=None, validate=validate.Length(1, 255))
 
     @post_load
     def default_name(self, data: Any, **kwargs: Any) -> Any:
@@ -494,8 +505,9 @@ class TaskMessageSchema(JobSpecSchema):
 
 
 _job_schema = JobSpecSchema()
-#: A message runs now: scheduling (and monitoring) belong to the stored job, not to one attempt.
-_message_schema = TaskMessageSchema(exclude=JOB_ONLY_FIELDS)
+#: A message runs now: scheduling (and monitoring) belong to the stored job, not to one attempt,
+#: and so does its placement (a fan-out's runs each carry their binding instead).
+_message_schema = TaskMessageSchema(exclude=(*JOB_ONLY_FIELDS, "placement"))
 
 
 def load_job(body: Any) -> dict:

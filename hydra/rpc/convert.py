@@ -20,8 +20,10 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from hydra.control.submission import Accepted
+from hydra.model.fanout import Summary
 from hydra.model.records import Chunk, Job, Run
 from hydra.model.redaction import redacted, redacted_http
+from hydra.store.drains import Drain
 from hydra.store.workers import WorkerView
 from hydra.v1 import hydra_pb2
 
@@ -77,6 +79,16 @@ def run_message(run: Run) -> hydra_pb2.Run:
 
 def worker_message(worker: WorkerView) -> hydra_pb2.Worker:
     return message(hydra_pb2.Worker, _fields(worker))
+
+
+def drain_message(drain: Drain) -> hydra_pb2.WorkerDrain:
+    return message(hydra_pb2.WorkerDrain, _fields(drain))
+
+
+def fanout_message(summary: Summary) -> hydra_pb2.Fanout:
+    values = dataclasses.asdict(summary)
+    values.update(done=summary.done, ok=summary.ok)
+    return message(hydra_pb2.Fanout, values)
 
 
 def chunk_message(chunk: Chunk) -> hydra_pb2.OutputChunk:

@@ -17,6 +17,7 @@ from hydra.model.status import RunStatus
 from hydra.store import schema
 from hydra.store.audit import AuditStore
 from hydra.store.base import Store
+from hydra.store.drains import DrainStore
 from hydra.store.edges import EdgeStore
 from hydra.store.namespaces import NamespaceStore
 from hydra.store.reindex import Reindexer
@@ -144,6 +145,7 @@ def test_the_stores_run_every_declared_query_and_no_other(memory, monkeypatch):
     WorkerStore().all()
     TokenStore().all()
     NamespaceStore().all()
+    DrainStore().all()
     EdgeStore().upstream_of(job.id)
     audit = AuditStore()
     audit.list()
