@@ -30,8 +30,8 @@ from marshmallow import (
 from hydra.errors import InvalidJob
 from hydra.model import dependencies
 from hydra.model.bodies import body_problems
-from hydra.model.monitoring import monitor_field
 from hydra.model.fanout import PlacementSchema, placement_problem
+from hydra.model.monitoring import monitor_field
 from hydra.model.namespaces import DEFAULT_NAMESPACE, Namespace
 from hydra.model.params import combination_problems, message_values, params_field, values_field
 from hydra.model.platform import KNOWN_OS, SHELLS, normalize_os
