@@ -22,10 +22,11 @@ The leader, on every tick (``HYDRA_CONTROLLER_TICK``):
   (``revive_vanished``).
 
 Every sweep reads the stores' Redis indexes (``hydra.broker.index``): O(work in progress),
-never O(history). Beside the ticks the leader runs two more threads: the **indexer** files
+never O(history). Beside the ticks the leader runs three more threads: the **indexer** files
 the records its writers could not file while Redis was unreachable (the backlog) and, when
 Redis lost the indexes, rebuilds them from MongoDB (``hydra.store.reindex``); **retention**
-prunes old history in small batches (``hydra.store.retention``).
+prunes old history in small batches (``hydra.store.retention``); the **notifier** delivers
+the notifications of ended runs (``hydra.control.notifier``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from hydra.broker.lease import LeaderLease
 from hydra.broker.registry import Registry, WorkerRecord
 from hydra.broker.sent import SentIndex
 from hydra.control.failover import Failover
+from hydra.control.notifier import Notifier
 from hydra.control.scheduler import Scheduler
 from hydra.dispatch import signing
 from hydra.dispatch.attempts import dispatch_stored, end_unrunnable, publish_delayed, publish_due
@@ -126,6 +128,7 @@ class Controller:
         self.sent = SentIndex()
         self._receiver = None
         self.scheduler = Scheduler(self.pipeline, stop=self._stop)  # cron; leads when it holds its lease
+        self.notifier = Notifier(self.pipeline, self.settings)
 
     @property
     def leading(self) -> bool:
@@ -150,6 +153,7 @@ class Controller:
                 ("retention", self.prune_forever),
                 ("beats", self.beats_forever),
                 ("scheduler", self.scheduler.run),
+                ("notifier", self.notify_forever),
             )
         ]
         for thread in threads:
@@ -378,6 +382,13 @@ class Controller:
         if self._reconcile_due and self.leading:
             self.failover.reconcile()
             self._reconcile_due = False
+
+    def notify_forever(self) -> None:
+        """The notifier thread: while this controller leads, deliver the notifications due."""
+        while not self._stop.is_set():
+            if self.leading:
+                self.notifier.deliver_due()
+            self._stop.wait(self.settings.controller_tick)
 
     def prune_forever(self) -> None:
         """The retention thread: while this controller leads, prune old history in batches."""

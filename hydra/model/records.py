@@ -84,6 +84,8 @@ class Job(Record):
     on_failure: list[str] | None = None
     on_completion: list[str] | None = None
     params: list[dict] | None = None
+    #: Who hears about its runs (hydra.model.notify); secrets included: answers redact them.
+    notify: list[dict] | None = None
     # -- its state -----------------------------------------------------------------------------
     source: str = "api"
     #: The status of its most recently changed run (see RunStore: the job mirrors it).
@@ -132,6 +134,8 @@ class Job(Record):
     def from_message(cls, message: dict) -> Job:
         """The job as a task message carries it (a worker has the message, not the document)."""
         values = {key: value for key, value in message.items() if key in JOB_FIELDS}
+        if message.get("notify_on"):  # the events its targets hear; where they go stays in MongoDB
+            values["notify"] = [{"on": list(message["notify_on"])}]
         return cls(id=message.get("job_id") or "", **values)
 
 

@@ -30,6 +30,7 @@ from hydra.errors import InvalidJob
 from hydra.model import dependencies
 from hydra.model.bodies import body_problems
 from hydra.model.namespaces import DEFAULT_NAMESPACE, Namespace
+from hydra.model.notify import EVENTS, listened, notify_field
 from hydra.model.params import combination_problems, message_values, params_field, values_field
 from hydra.model.platform import KNOWN_OS, SHELLS, normalize_os
 
@@ -329,6 +330,10 @@ class JobSpecSchema(Schema):
     )
     on_success, on_failure, on_completion = map(dependencies.dependants_field, dependencies.FIELDS)
     params = params_field()
+    notify = notify_field(
+        "Who hears about its runs: targets, each {on: [events], webhook: {url, secret}} or {on, slack: {url}}; "
+        "events: failed, dead_letter, lost, succeeded, recovered. Default: its namespace's. Secrets are write-only."
+    )
 
     @pre_load
     def reject_non_object(self, data: Any, **kwargs: Any) -> Any:
@@ -411,8 +416,12 @@ def never_fires(expr: str, tz: str) -> str | None:
     return None
 
 
-#: Fields a task message carries besides the job body (``param_values``: hydra.model.params).
-MESSAGE_FIELDS = ("job_id", "attempt", "param_values")
+#: Fields a task message carries besides the job body (``param_values``: hydra.model.params;
+#: ``notify_on``: the events its job's notification targets hear, hydra.model.notify).
+MESSAGE_FIELDS = ("job_id", "attempt", "param_values", "notify_on")
+#: Job fields a message never carries: scheduling belongs to the stored job, and so do its
+#: notification targets (their secrets stay in MongoDB; the message names their events only).
+STORED_ONLY_FIELDS = SCHEDULING_FIELDS + ("notify",)
 
 
 class TaskMessageSchema(JobSpecSchema):
@@ -432,6 +441,12 @@ class TaskMessageSchema(JobSpecSchema):
     job_id = fields.String(load_default=None, validate=validate.Length(1, 64))
     attempt = fields.Integer(load_default=1, validate=validate.Range(1, 10_000), strict=True)
     param_values = values_field()
+    notify_on = fields.List(
+        fields.String(validate=validate.OneOf(EVENTS)),
+        load_default=None,
+        validate=validate.Length(max=len(EVENTS)),
+        metadata={"description": "The events its job's notification targets hear (set by Hydra)."},
+    )
 
     @post_load
     def default_name(self, data: Any, **kwargs: Any) -> Any:
@@ -443,7 +458,7 @@ class TaskMessageSchema(JobSpecSchema):
 
 _job_schema = JobSpecSchema()
 #: A message runs now: scheduling belongs to the stored job, not to one attempt.
-_message_schema = TaskMessageSchema(exclude=SCHEDULING_FIELDS)
+_message_schema = TaskMessageSchema(exclude=STORED_ONLY_FIELDS)
 
 
 def load_job(body: Any) -> dict:
@@ -476,6 +491,8 @@ def message_kwargs(body: dict, *, job_id: str, attempt: int, values: dict | None
     kwargs["attempt"] = attempt
     if values:
         kwargs["param_values"] = dict(values)
+    if body.get("notify"):
+        kwargs["notify_on"] = listened(body["notify"])
     return kwargs
 
 

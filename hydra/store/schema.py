@@ -41,6 +41,8 @@ COLLECTIONS = (
     names.RUN_FLOWS,
     names.CHORDS,
     names.JOB_EDGES,
+    names.NOTIFICATIONS,
+    names.NOTIFY_STATE,
 )
 
 ASC, DESC = pymongo.ASCENDING, pymongo.DESCENDING
