@@ -8,6 +8,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_loa
 from hydra.control import rendering
 from hydra.control.rendering import Unrenderable  # noqa: F401 - its 409
 from hydra.model.idempotency import IdempotencyKey
+from hydra.model.notify import EVENTS, TargetSchema, redacted_targets
 from hydra.model.params import ParamSchema
 from hydra.model.queries import (  # noqa: F401 - the query arguments, shared with gRPC
     STATUS_WORDS,
@@ -82,6 +83,51 @@ class RedactedRequest(fields.Nested):
         return super()._serialize(redacted_http(nested_obj), attr, obj, **kwargs)
 
 
+class RedactedTargets(fields.List):
+    """Notification targets: a webhook's secret and a Slack URL shown as :data:`REDACTED`."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return super()._serialize(redacted_targets(value), attr, obj, **kwargs)
+
+
+def notify_answer(description: str) -> RedactedTargets:
+    return RedactedTargets(
+        fields.Nested(TargetSchema),
+        allow_none=True,
+        metadata={
+            "description": f"{description} A webhook's `secret` and a Slack `url` are write-only (shown as "
+            f"`{REDACTED}`); a PATCH that leaves `notify` out keeps them."
+        },
+    )
+
+
+class AttemptSchema(Schema):
+    at = fields.DateTime(metadata={"description": "When the attempt was made."})
+    status_code = fields.Integer(
+        allow_none=True, metadata={"description": "The target's HTTP status (none: no answer)."}
+    )
+    error = fields.String(allow_none=True, metadata={"description": "Why it was not delivered (none: delivered)."})
+
+
+class DeliverySchema(Schema):
+    kind = fields.String(metadata={"description": "webhook or slack."})
+    event = fields.String(metadata={"description": f"The event it was sent for: one of {', '.join(EVENTS)}."})
+    url = fields.String(metadata={"description": f"The webhook's URL (a Slack URL is a secret: `{REDACTED}`)."})
+    state = fields.String(
+        metadata={
+            "description": "pending (an attempt is due), delivered (a 2xx answer), failed (every attempt failed) or "
+            "refused (the webhook egress guard refused the address)."
+        }
+    )
+    attempts = fields.List(fields.Nested(AttemptSchema), metadata={"description": "Each attempt, oldest first."})
+
+
+class NotificationsSchema(Schema):
+    events = fields.List(fields.String(), metadata={"description": "The run's events, most specific first."})
+    done = fields.Boolean(metadata={"description": "Every delivery is delivered, failed or refused."})
+    deliveries = fields.List(fields.Nested(DeliverySchema), metadata={"description": "One per target that heard it."})
+
+
 class JobCreatedSchema(Schema):
     id = fields.String(metadata={"description": "The job id (same as job_id)."})
     job_id = fields.String()
@@ -152,6 +198,7 @@ class JobSchema(Tolerant, Schema):
         allow_none=True,
         metadata={"description": "The parameters a trigger may give values for (`POST /jobs/{job_id}/trigger`)."},
     )
+    notify = notify_answer("Who hears about its runs (none: its namespace's default targets).")
     status = fields.String(allow_none=True, metadata={"description": "Status of the job's latest run."})
     last_run_id = fields.String(allow_none=True)
     source = fields.String(metadata={"description": "api or python (apply_async)."})
@@ -247,6 +294,14 @@ class RunSchema(Tolerant, Schema):
     )
     revived = fields.Integer(
         allow_none=True, metadata={"description": "Times it was published again because its message had vanished."}
+    )
+    notifications = fields.Nested(
+        NotificationsSchema,
+        allow_none=True,
+        metadata={
+            "description": "What its job's notification targets were told of this run's end, with each attempt "
+            "(in GET /runs/{run_id} only; null when nobody was notified)."
+        },
     )
 
 

@@ -128,7 +128,9 @@ class Settings:
     )
     # -- notifications (hydra.control.notifier) --------------------------------------------------
     notify_attempts: int = setting(8, "Attempts at delivering one notification before it is recorded failed.")
-    notify_backoff: float = setting(5.0, "Seconds before a notification's second attempt; doubling each time (max 1 h).")
+    notify_backoff: float = setting(
+        5.0, "Seconds before a notification's second attempt; doubling each time (max 1 h)."
+    )
     notify_timeout: float = setting(10.0, "Seconds one notification attempt may take (connect and answer).")
     # -- sweeps and serving ---------------------------------------------------------------------
     queued_bound: float = setting(300.0, "Seconds a queued run may wait before the controller looks for its message.")

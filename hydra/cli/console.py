@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 import click
 
 from hydra.cli.dependants import dependency_options
+from hydra.cli.notify import notify_option
 from hydra.cli.params import declare_option
 from hydra.client import Client, ClientError, Conflict, InvalidRequest, Run
 from hydra.model.params import needs_values
@@ -268,6 +269,7 @@ def parse_headers(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--wait", is_flag=True, help="Wait for the run: show progress and output, exit with its exit code.")
 @click.option("--cancel-on-interrupt", is_flag=True, help="With --wait: Ctrl-C cancels the run (else it goes on).")
 @dependency_options
+@notify_option
 @click.argument("command", nargs=-1)
 @api_command
 def submit(
@@ -275,6 +277,7 @@ def submit(
     as_json: bool,
     command,
     dependants,
+    notify,
     name,
     user,
     namespace,
@@ -339,6 +342,7 @@ def submit(
         timezone=timezone,
         idempotency_key=idempotency_key,
         params=params,
+        notify=notify,
         **dependants,
     )
     if not wait:

@@ -116,6 +116,9 @@ class Job(_Record):
     on_success: list[str] | None = None
     on_failure: list[str] | None = None
     on_completion: list[str] | None = None
+    #: Who hears about its runs: [{"on": [...], "webhook": {"url", "secret"}} | {"on", "slack": {"url"}}]
+    #: (secrets read "<redacted>"; None: its namespace's default targets).
+    notify: list[dict] | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
     deleted_at: datetime | None = None
@@ -150,6 +153,9 @@ class Run(_Record):
     finished_at: datetime | None = None
     not_before: datetime | None = None
     duration: float | None = None
+    #: What its job's notification targets were told: {"events", "done", "deliveries": [{"kind",
+    #: "event", "url", "state", "attempts": [{"at", "status_code", "error"}]}]} (``run(id)`` only).
+    notifications: dict | None = None
     raw: dict = field(default_factory=dict, repr=False)
 
     @property

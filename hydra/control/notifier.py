@@ -107,7 +107,9 @@ class Notifier:
         shown_job = {"id": job.id, "name": job.name, "namespace": job.namespace or notice.namespace, "user": job.user}
         shown_run = run_facts(run)
         if delivery["kind"] == "webhook":
-            body = notify.encoded(notify.webhook_body(delivery["event"], notice.events, shown_job, shown_run, console_url))
+            body = notify.encoded(
+                notify.webhook_body(delivery["event"], notice.events, shown_job, shown_run, console_url)
+            )
             stamp = int(time.time())
             headers = {
                 notify.EVENT_HEADER: delivery["event"],

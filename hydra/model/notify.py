@@ -90,8 +90,7 @@ class SlackTargetSchema(Schema):
         unknown = RAISE
 
     url = _url(
-        "A Slack-compatible incoming webhook URL; it is the credential, so write-only: answers show "
-        f"`{REDACTED}`."
+        f"A Slack-compatible incoming webhook URL; it is the credential, so write-only: answers show `{REDACTED}`."
     )
 
 
@@ -194,7 +193,9 @@ def event_for(target: Mapping[str, Any], events: Iterable[str]) -> str | None:
     return next((event for event in events if event in wanted), None)
 
 
-def webhook_body(event: str, events: list[str], job: Mapping[str, Any], run: Mapping[str, Any], console_url: str) -> dict:
+def webhook_body(
+    event: str, events: list[str], job: Mapping[str, Any], run: Mapping[str, Any], console_url: str
+) -> dict:
     """The JSON body a webhook target gets."""
     return {
         "event": event,
@@ -271,3 +272,46 @@ def verify(secret: str, timestamp: str, body: bytes, given: str, *, now: float, 
 def retry_delay(attempts: int, base: float) -> float:
     """Seconds before delivery attempt ``attempts + 1`` (``attempts`` made): base, 2x, 4x ... capped at 1 h."""
     return min(3600.0, base * 2 ** max(0, attempts - 1))
+
+
+def shown_deliveries(deliveries: Iterable[Mapping[str, Any]]) -> list[dict]:
+    """A notice's deliveries as answers show them: no secret, a Slack URL redacted."""
+    shown = []
+    for delivery in deliveries:
+        kind = delivery.get("kind")
+        shown.append(
+            {
+                "kind": kind,
+                "event": delivery.get("event"),
+                "url": delivery.get("url") if kind == "webhook" else REDACTED,
+                "state": delivery.get("state"),
+                "attempts": [
+                    {"at": item.get("at"), "status_code": item.get("status_code"), "error": item.get("error")}
+                    for item in delivery.get("attempts") or ()
+                ],
+            }
+        )
+    return shown
+
+
+LINE_SYNTAX = "EVENTS webhook URL SECRET, EVENTS slack URL (EVENTS comma separated), or a JSON object"
+
+
+def target_line(text: str) -> dict:
+    """One target as ``hydra submit --notify`` and the console's form take it: ``failed,recovered
+    webhook https://ops.example/hook SECRET``, ``dead_letter slack https://hooks.slack.com/...``,
+    or a JSON object; raises ValueError. (Its values are checked by :class:`TargetSchema`.)"""
+    text = text.strip()
+    if text.startswith("{"):
+        target = json.loads(text)
+        if not isinstance(target, dict):
+            raise ValueError(f"write {LINE_SYNTAX}")
+        return target
+    parts = text.split()
+    shapes = {"webhook": 4, "slack": 3}
+    if len(parts) < 2 or parts[1] not in shapes or len(parts) != shapes[parts[1]]:
+        raise ValueError(f"write {LINE_SYNTAX}")
+    events = [event for event in parts[0].split(",") if event]
+    if parts[1] == "webhook":
+        return {"on": events, "webhook": {"url": parts[2], "secret": parts[3]}}
+    return {"on": events, "slack": {"url": parts[2]}}

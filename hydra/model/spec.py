@@ -421,7 +421,7 @@ def never_fires(expr: str, tz: str) -> str | None:
 MESSAGE_FIELDS = ("job_id", "attempt", "param_values", "notify_on")
 #: Job fields a message never carries: scheduling belongs to the stored job, and so do its
 #: notification targets (their secrets stay in MongoDB; the message names their events only).
-STORED_ONLY_FIELDS = SCHEDULING_FIELDS + ("notify",)
+STORED_ONLY_FIELDS = (*SCHEDULING_FIELDS, "notify")
 
 
 class TaskMessageSchema(JobSpecSchema):
