@@ -70,12 +70,12 @@ class Notifier:
                 self.due.remove(run_id)
             return
         if not notice.resolved:
-            self.resolve(notice)
+            self.resolve(notice, now)
         run = self.pipeline.runs.find(run_id) or Run(id=run_id, job_id=notice.job_id, namespace=notice.namespace)
         job = self.pipeline.jobs.find(notice.job_id) or Job(id=notice.job_id, namespace=notice.namespace)
         for index, delivery in enumerate(notice.deliveries):
             if delivery["state"] == PENDING and delivery.get("next_at", 0) <= now:
-                self.attempt(notice, index, delivery, job, run)
+                self.attempt(notice, index, delivery, job, run, now)
         waiting = [d["next_at"] for d in notice.deliveries if d["state"] == PENDING]
         notice.done = not waiting
         self.store.save(notice)
@@ -84,11 +84,10 @@ class Notifier:
         else:
             self.due.remove(run_id)
 
-    def resolve(self, notice: Notice) -> None:
+    def resolve(self, notice: Notice, now: float) -> None:
         """Its deliveries: one per target (the job's, else its namespace's) that hears one of its events."""
         job = self.pipeline.jobs.find(notice.job_id)
         targets = (job.notify if job is not None else None) or self.namespaces.limits(notice.namespace).notify or []
-        now = clock.epoch()
         for target in targets:
             event = notify.event_for(target, notice.events)
             if event is None:
@@ -101,8 +100,8 @@ class Notifier:
             notice.deliveries.append(delivery)
         notice.resolved = True
 
-    def attempt(self, notice: Notice, index: int, delivery: dict, job: Job, run: Run) -> None:
-        """One attempt at one delivery, recorded in it."""
+    def attempt(self, notice: Notice, index: int, delivery: dict, job: Job, run: Run, now: float) -> None:
+        """One attempt at one delivery (due at ``now``), recorded in it."""
         console_url = f"{self.settings.api_url.rstrip('/')}/ui/runs/{run.id}"
         shown_job = {"id": job.id, "name": job.name, "namespace": job.namespace or notice.namespace, "user": job.user}
         shown_run = run_facts(run)
@@ -130,7 +129,7 @@ class Notifier:
         elif len(delivery["attempts"]) >= self.settings.notify_attempts:
             delivery["state"] = FAILED
         else:
-            delivery["next_at"] = clock.epoch() + notify.retry_delay(
+            delivery["next_at"] = max(now, clock.epoch()) + notify.retry_delay(
                 len(delivery["attempts"]), self.settings.notify_backoff
             )
         log.info(

@@ -34,7 +34,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates, validates_schema
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from hydra.model.redaction import REDACTED
 from hydra.model.status import RunStatus
@@ -72,17 +72,15 @@ class WebhookTargetSchema(Schema):
     url = _url("Where the signed JSON body is POSTed (http or https).")
     secret = fields.String(
         required=True,
-        validate=validate.Length(MIN_SECRET, 512),
+        validate=[
+            validate.NoneOf([REDACTED], error=f"give the secret itself: answers show it as {REDACTED!r}"),
+            validate.Length(MIN_SECRET, 512),
+        ],
         metadata={
             "description": "The HMAC-SHA256 key the body is signed with (X-Hydra-Signature). Write-only: "
             f"answers show `{REDACTED}`."
         },
     )
-
-    @validates("secret")
-    def not_redacted(self, value: str, **kwargs: Any) -> None:
-        if value == REDACTED:
-            raise ValidationError(f"give the secret itself: answers show it as {REDACTED!r}")
 
 
 class SlackTargetSchema(Schema):
