@@ -20,8 +20,8 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from hydra.control.submission import Accepted
-from hydra.model.records import Chunk, Job, Run
 from hydra.model.notify import redacted_targets
+from hydra.model.records import Chunk, Job, Run
 from hydra.model.redaction import redacted, redacted_http
 from hydra.store.workers import WorkerView
 from hydra.v1 import hydra_pb2

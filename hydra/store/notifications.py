@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import redis
 from pymongo.errors import DuplicateKeyError
 
 from hydra import clock, names
@@ -77,7 +78,7 @@ class NotificationStore(Store[Notice]):
         self._named(names.NOTIFY_STATE).replace_one({"_id": job_id}, doc, upsert=True)
 
 
-def file_due(run_ids: list[str], client) -> None:
+def file_due(run_ids: list[str], client: redis.Redis) -> None:
     """File notices in the due index (the backlog's, once Redis answers)."""
     due = NoticeDue(client)
     for run_id in run_ids:
