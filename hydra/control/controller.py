@@ -381,6 +381,7 @@ class Controller:
         self.reindexer.drain_backlog()
         if self._reconcile_due and self.leading:
             self.failover.reconcile()
+            self.notifier.refile()
             self._reconcile_due = False
 
     def notify_forever(self) -> None:

@@ -62,6 +62,14 @@ class Notifier:
             handled += 1
         return handled
 
+    def refile(self) -> int:
+        """File every notice not done in the due index again (Redis was reset and lost it)."""
+        open_ids = self.store.open_ids()
+        now = clock.epoch()
+        for run_id in open_ids:
+            self.due.add(run_id, now)
+        return len(open_ids)
+
     def handle(self, run_id: str, now: float) -> None:
         notice = self.store.find(run_id)
         if notice is None:

@@ -68,6 +68,11 @@ class NotificationStore(Store[Notice]):
         """The leading controller's write of its deliveries (the only writer after the first)."""
         self._collection.replace_one({"_id": notice.id}, notice.to_doc())
 
+    def open_ids(self, limit: int = 10_000) -> list[str]:
+        """The notices not done yet (for the controller to file again after Redis lost its
+        due index: the one sweep of this collection, once per Redis reset)."""
+        return [doc["_id"] for doc in self._native("notices_open", {"done": False}, limit=limit)]
+
     # -- the job's last end for good (recovered) -----------------------------------------------
     def previous(self, job_id: str) -> str | None:
         doc = self._named(names.NOTIFY_STATE).find_one({"_id": job_id})

@@ -90,6 +90,7 @@ INDEXES: dict[str, tuple[IndexSpec, ...]] = {
     ),
     names.WORKERS: (),
     names.JOB_EDGES: (IndexSpec("edges_to", (("downstream", ASC),)),),
+    names.NOTIFICATIONS: (IndexSpec("notices_open", (("done", ASC),)),),
     names.API_TOKENS: (IndexSpec("tokens_newest", (("created_at", DESC),)),),
     names.AUDIT_EVENTS: (
         IndexSpec("audit_newest", (("at", DESC), ("_id", DESC))),
@@ -179,6 +180,8 @@ QUERIES: dict[str, Query] = {
         # -- the jobs that name a job in their dependencies (its page; configuration, not
         #    history: one document per dependency)
         Query("edges_to", names.JOB_EDGES, "edges_to", ("downstream",)),
+        # -- notifications not done: filed again in the due index after Redis lost it
+        Query("notices_open", names.NOTIFICATIONS, "notices_open", ("done",)),
         # -- GET /workers/: the fleet, by id (offline workers are forgotten after a day)
         Query("workers", names.WORKERS, ID_INDEX, sort=(("_id", ASC),)),
         # -- runs in progress (sweeps, failover, reconciliation)

@@ -319,3 +319,13 @@ def test_a_due_entry_without_its_notice_is_kept_a_while_then_dropped(memory, mon
     assert made.due.score("r-unwritten") == 1000.0  # its writer may be between the two writes
     made.deliver_due(now=1000.0 + 61)
     assert made.due.score("r-unwritten") is None
+
+
+def test_after_redis_lost_the_due_index_the_notices_not_done_are_filed_again(memory, monkeypatch):
+    memory.worker("w")
+    job, _, _ = verbs.submit(load_job(body(notify=[WEBHOOK])), actor=ALICE, pipeline=memory.pipeline)
+    waiting, delivered = end(memory, job.id, "failed"), end(memory, job.id, "failed")
+    made = notifier(memory, monkeypatch, Recorder(200))
+    made.handle(delivered, now=1e12)
+    memory.redis.delete("hydra:notify:due")
+    assert made.refile() == 1 and made.due.due(1e12) == [waiting]
