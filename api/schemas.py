@@ -8,7 +8,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_loa
 from hydra.control import rendering
 from hydra.control.rendering import Unrenderable  # noqa: F401 - its 409
 from hydra.model.idempotency import IdempotencyKey
-from hydra.model.notify import EVENTS, TargetSchema, redacted_targets
+from hydra.model.notify import EVENTS, redacted_targets
 from hydra.model.params import ParamSchema
 from hydra.model.queries import (  # noqa: F401 - the query arguments, shared with gRPC
     STATUS_WORDS,
@@ -83,6 +83,23 @@ class RedactedRequest(fields.Nested):
         return super()._serialize(redacted_http(nested_obj), attr, obj, **kwargs)
 
 
+class ShownWebhookSchema(Schema):
+    url = fields.String(metadata={"description": "Where the signed JSON body is POSTed."})
+    secret = fields.String(metadata={"description": f"Write-only: always `{REDACTED}`."})
+
+
+class ShownSlackSchema(Schema):
+    url = fields.String(metadata={"description": f"Write-only (the URL is the credential): always `{REDACTED}`."})
+
+
+class ShownTargetSchema(Schema):
+    """A notification target as answers show it (``hydra.model.notify.TargetSchema`` is what a body gives)."""
+
+    on = fields.List(fields.String(), metadata={"description": f"Events it hears: {', '.join(EVENTS)}."})
+    webhook = fields.Nested(ShownWebhookSchema)
+    slack = fields.Nested(ShownSlackSchema)
+
+
 class RedactedTargets(fields.List):
     """Notification targets: a webhook's secret and a Slack URL shown as :data:`REDACTED`."""
 
@@ -92,7 +109,7 @@ class RedactedTargets(fields.List):
 
 def notify_answer(description: str) -> RedactedTargets:
     return RedactedTargets(
-        fields.Nested(TargetSchema),
+        fields.Nested(ShownTargetSchema),
         allow_none=True,
         metadata={
             "description": f"{description} A webhook's `secret` and a Slack `url` are write-only (shown as "
