@@ -26,6 +26,7 @@ import requests
 
 from hydra import clock, names
 from hydra.broker.due import NoticeDue
+from hydra.errors import Unavailable
 from hydra.execution.egress import EgressPolicy
 from hydra.execution.executors.http import guarded_session, precheck
 from hydra.model import notify
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 UNWRITTEN_GRACE = 60.0
 #: Notices handled per pass at most.
 BATCH = 50
+#: Seconds before a notice that could not be handled (a bug, a stored value it cannot read) is tried again.
+STUCK_RETRY = 300.0
 
 
 class Notifier:
@@ -58,7 +61,13 @@ class Notifier:
         now = clock.epoch() if now is None else now
         handled = 0
         for run_id in self.due.due(now, BATCH):
-            self.handle(run_id, now)
+            try:
+                self.handle(run_id, now)
+            except Unavailable:
+                raise  # MongoDB or Redis down: the controller's loop tries again
+            except Exception:  # noqa: BLE001 - one notice that cannot be handled must not hold up the others
+                log.exception("notification of run %s not handled", run_id, extra={"event": "notify.error"})
+                self.due.add(run_id, now + STUCK_RETRY)
             handled += 1
         return handled
 

@@ -4,8 +4,10 @@ Called by ``hydra.dispatch.attempts`` right after the end is recorded, so only b
 of the run's end fence, once, wherever that is (the worker that ran it, the controller that
 found it lost, a user's cancel). It sends nothing itself: it writes the run's notice
 (``hydra.store.notifications``) and the leading controller delivers it
-(``hydra.control.notifier``), so a slow or failing target never delays or changes the run,
-and a crash after the end is recorded loses no notification.
+(``hydra.control.notifier``), so a slow or failing target never delays or changes the run.
+Once the notice is written (right after the end, by the same process) no crash loses it; a
+process that dies between its two writes (the end, then the notice) leaves the run ended
+without a notice, as it would leave it without its dependants (``hydra.dispatch.continuation``).
 
 It costs nothing for a job nobody listens to: the events its targets hear come with the job
 (a worker has them from the signed message's ``notify_on``; the targets themselves, and

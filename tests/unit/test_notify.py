@@ -329,3 +329,17 @@ def test_after_redis_lost_the_due_index_the_notices_not_done_are_filed_again(mem
     made.handle(delivered, now=1e12)
     memory.redis.delete("hydra:notify:due")
     assert made.refile() == 1 and made.due.due(1e12) == [waiting]
+
+
+def test_a_notice_that_cannot_be_handled_does_not_hold_up_the_others(memory, monkeypatch):
+    memory.worker("w")
+    job, _, _ = verbs.submit(load_job(body(notify=[WEBHOOK])), actor=ALICE, pipeline=memory.pipeline)
+    stuck, fine = end(memory, job.id, "failed"), end(memory, job.id, "failed")
+    store = NotificationStore()
+    broken = store.get(stuck)
+    broken.deliveries = [{"kind": "webhook", "state": PENDING}]  # no URL: written by no version of Hydra
+    broken.resolved = True
+    store.save(broken)
+    made = notifier(memory, monkeypatch, Recorder(200))
+    assert made.deliver_due(now=2e9) == 2
+    assert store.get(fine).done and made.due.score(stuck) == 2e9 + 300
