@@ -343,3 +343,27 @@ def test_a_notice_that_cannot_be_handled_does_not_hold_up_the_others(memory, mon
     made = notifier(memory, monkeypatch, Recorder(200))
     assert made.deliver_due(now=2e9) == 2
     assert store.get(fine).done and made.due.score(stuck) == 2e9 + 300
+
+
+def test_a_grpc_job_spec_carries_targets_to_the_same_rules():
+    from hydra.rpc.convert import job_body
+    from hydra.v1 import hydra_pb2
+
+    spec = hydra_pb2.JobSpec(
+        name="nightly",
+        command="false",
+        notify=[
+            hydra_pb2.NotifyTarget(
+                on=["failed"], webhook=hydra_pb2.NotifyWebhook(url="https://ops.example/h", secret=SECRET)
+            ),
+            hydra_pb2.NotifyTarget(on=["lost"], slack=hydra_pb2.NotifySlack(url=SLACK)),
+        ],
+    )
+    assert load_job(job_body(spec))["notify"] == [
+        {"on": ["failed"], "webhook": {"url": "https://ops.example/h", "secret": SECRET}},
+        {"on": ["lost"], "slack": {"url": SLACK}},
+    ]
+    bad = hydra_pb2.JobSpec(name="n", command="false", notify=[hydra_pb2.NotifyTarget(on=["exploded"])])
+    with pytest.raises(InvalidJob) as caught:
+        load_job(job_body(bad))
+    assert caught.value.errors["notify"][0]["on"] == {0: ["unknown event 'exploded'; use one of recovered, succeeded, dead_letter, lost, failed"]}
