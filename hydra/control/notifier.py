@@ -65,7 +65,7 @@ class Notifier:
                 self.handle(run_id, now)
             except Unavailable:
                 raise  # MongoDB or Redis down: the controller's loop tries again
-            except Exception:  # noqa: BLE001 - one notice that cannot be handled must not hold up the others
+            except Exception:  # one notice that cannot be handled must not hold up the others
                 log.exception("notification of run %s not handled", run_id, extra={"event": "notify.error"})
                 self.due.add(run_id, now + STUCK_RETRY)
             handled += 1

@@ -73,3 +73,6 @@ def after_end(run_id: str, job: Job, status: RunStatus, raw: RunStatus | None, *
             extra={"event": "notify.failed", "run_id": run_id, "job_id": job.id},
         )
         return False
+    except Exception:  # what follows the end (retries, dependants) must still happen
+        log.exception("notification of run %s not noted", run_id, extra={"event": "notify.failed", "run_id": run_id})
+        return False

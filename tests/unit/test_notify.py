@@ -366,4 +366,6 @@ def test_a_grpc_job_spec_carries_targets_to_the_same_rules():
     bad = hydra_pb2.JobSpec(name="n", command="false", notify=[hydra_pb2.NotifyTarget(on=["exploded"])])
     with pytest.raises(InvalidJob) as caught:
         load_job(job_body(bad))
-    assert caught.value.errors["notify"][0]["on"] == {0: ["unknown event 'exploded'; use one of recovered, succeeded, dead_letter, lost, failed"]}
+    assert caught.value.errors["notify"][0]["on"] == {
+        0: ["unknown event 'exploded'; use one of recovered, succeeded, dead_letter, lost, failed"]
+    }
