@@ -96,8 +96,8 @@ class ShownTargetSchema(Schema):
     """A notification target as answers show it (``hydra.model.notify.TargetSchema`` is what a body gives)."""
 
     on = fields.List(fields.String(), metadata={"description": f"Events it hears: {', '.join(EVENTS)}."})
-    webhook = fields.Nested(ShownWebhookSchema)
-    slack = fields.Nested(ShownSlackSchema)
+    webhook = fields.Nested(ShownWebhookSchema, metadata={"description": "A generic webhook (its secret redacted)."})
+    slack = fields.Nested(ShownSlackSchema, metadata={"description": "A Slack-compatible incoming webhook."})
 
 
 class RedactedTargets(fields.List):
