@@ -1,5 +1,5 @@
 """``/namespaces/<namespace>``: a namespace's limits - how many of its runs may be in flight, and
-wait; set, read, and deleted (back to the installation's defaults). The path's namespace is
+wait - and the default notification targets of its jobs; set, read, and deleted (back to the installation's defaults). The path's namespace is
 checked like a job's: 422 naming it otherwise."""
 
 from __future__ import annotations
@@ -9,8 +9,10 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
 from api.auth import caller
+from api.schemas import notify_answer
 from hydra.control import admin
 from hydra.model.namespaces import MESSAGE, NAMESPACE_RE
+from hydra.model.notify import notify_field
 
 blp = Blueprint("namespaces", __name__, url_prefix="/namespaces", description="Namespaces and their quotas.")
 
@@ -47,10 +49,15 @@ class LimitsBodySchema(Schema):
         strict=True,
         metadata={"description": "Runs waiting in workers' queues at most; null: the default."},
     )
+    notify = notify_field(
+        "Notification targets of its jobs that name none of their own (the shape of a job's `notify`); "
+        "null or left out: none. Secrets are write-only: set them again with every PUT that keeps them."
+    )
 
 
 class LimitsSchema(LimitsBodySchema):
     id = fields.String(metadata={"description": "The namespace."})
+    notify = notify_answer("Notification targets of its jobs that name none of their own.")
     updated_at = fields.DateTime(allow_none=True)
     updated_by = fields.String(allow_none=True)
 
@@ -80,8 +87,14 @@ class Namespace(MethodView):
         422, description="The body is invalid (`errors.json` names each field), or the namespace (`errors.path`)."
     )
     def put(self, body, namespace):
-        """Set a namespace's quotas (its admins)."""
-        return admin.set_limits(caller(), namespace, max_running=body["max_running"], max_queued=body["max_queued"])
+        """Set a namespace's quotas and its jobs' default notification targets (its admins)."""
+        return admin.set_limits(
+            caller(),
+            namespace,
+            max_running=body["max_running"],
+            max_queued=body["max_queued"],
+            notify=body["notify"],
+        )
 
     @blp.response(204)
     @blp.alt_response(422, description=BAD_NAMESPACE)

@@ -9,6 +9,7 @@ from hydra.control import rendering
 from hydra.control.rendering import Unrenderable  # noqa: F401 - its 409
 from hydra.model.fanout import PlacementSchema
 from hydra.model.idempotency import IdempotencyKey
+from hydra.model.notify import EVENTS, redacted_targets
 from hydra.model.params import ParamSchema
 from hydra.model.queries import (  # noqa: F401 - the query arguments, shared with gRPC
     STATUS_WORDS,
@@ -81,6 +82,68 @@ class RedactedRequest(fields.Nested):
 
     def _serialize(self, nested_obj, attr, obj, **kwargs):
         return super()._serialize(redacted_http(nested_obj), attr, obj, **kwargs)
+
+
+class ShownWebhookSchema(Schema):
+    url = fields.String(metadata={"description": "Where the signed JSON body is POSTed."})
+    secret = fields.String(metadata={"description": f"Write-only: always `{REDACTED}`."})
+
+
+class ShownSlackSchema(Schema):
+    url = fields.String(metadata={"description": f"Write-only (the URL is the credential): always `{REDACTED}`."})
+
+
+class ShownTargetSchema(Schema):
+    """A notification target as answers show it (``hydra.model.notify.TargetSchema`` is what a body gives)."""
+
+    on = fields.List(fields.String(), metadata={"description": f"Events it hears: {', '.join(EVENTS)}."})
+    webhook = fields.Nested(ShownWebhookSchema, metadata={"description": "A generic webhook (its secret redacted)."})
+    slack = fields.Nested(ShownSlackSchema, metadata={"description": "A Slack-compatible incoming webhook."})
+
+
+class RedactedTargets(fields.List):
+    """Notification targets: a webhook's secret and a Slack URL shown as :data:`REDACTED`."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return super()._serialize(redacted_targets(value), attr, obj, **kwargs)
+
+
+def notify_answer(description: str) -> RedactedTargets:
+    return RedactedTargets(
+        fields.Nested(ShownTargetSchema),
+        allow_none=True,
+        metadata={
+            "description": f"{description} A webhook's `secret` and a Slack `url` are write-only (shown as "
+            f"`{REDACTED}`); a PATCH that leaves `notify` out keeps them."
+        },
+    )
+
+
+class AttemptSchema(Schema):
+    at = fields.DateTime(metadata={"description": "When the attempt was made."})
+    status_code = fields.Integer(
+        allow_none=True, metadata={"description": "The target's HTTP status (none: no answer)."}
+    )
+    error = fields.String(allow_none=True, metadata={"description": "Why it was not delivered (none: delivered)."})
+
+
+class DeliverySchema(Schema):
+    kind = fields.String(metadata={"description": "webhook or slack."})
+    event = fields.String(metadata={"description": f"The event it was sent for: one of {', '.join(EVENTS)}."})
+    url = fields.String(metadata={"description": f"The webhook's URL (a Slack URL is a secret: `{REDACTED}`)."})
+    state = fields.String(
+        metadata={
+            "description": "pending (an attempt is due), delivered (a 2xx answer), failed (every attempt failed) or "
+            "refused (the webhook egress guard refused the address)."
+        }
+    )
+    attempts = fields.List(fields.Nested(AttemptSchema), metadata={"description": "Each attempt, oldest first."})
+
+
+class NotificationsSchema(Schema):
+    events = fields.List(fields.String(), metadata={"description": "The run's events, most specific first."})
+    done = fields.Boolean(metadata={"description": "Every delivery is delivered, failed or refused."})
+    deliveries = fields.List(fields.Nested(DeliverySchema), metadata={"description": "One per target that heard it."})
 
 
 class JobCreatedSchema(Schema):
@@ -163,6 +226,7 @@ class JobSchema(Tolerant, Schema):
             "description": "One worker per start, or every eligible one (mode all: `GET /jobs/{job_id}/fanout`)."
         },
     )
+    notify = notify_answer("Who hears about its runs (none: its namespace's default targets).")
     status = fields.String(allow_none=True, metadata={"description": "Status of the job's latest run."})
     last_run_id = fields.String(allow_none=True)
     last_success_at = fields.DateTime(
@@ -279,6 +343,14 @@ class RunSchema(Tolerant, Schema):
     )
     bound_worker = fields.String(
         allow_none=True, metadata={"description": "A fan-out's run runs on this worker only, and is never moved."}
+    )
+    notifications = fields.Nested(
+        NotificationsSchema,
+        allow_none=True,
+        metadata={
+            "description": "What its job's notification targets were told of this run's end, with each attempt "
+            "(in GET /runs/{run_id} only; null when nobody was notified)."
+        },
     )
 
 

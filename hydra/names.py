@@ -56,6 +56,10 @@ CHORDS = "chords"
 JOB_NAMES = "job_names"
 #: Which jobs name a job in their on_success / on_failure / on_completion: ``<upstream>><downstream>``.
 JOB_EDGES = "job_edges"
+#: Notifications of ended runs (hydra.store.notifications): ``<run_id>``, its deliveries and
+#: their attempts; and ``notify_state/<job_id>``: the job's last final end, for ``recovered``.
+NOTIFICATIONS = "notifications"
+NOTIFY_STATE = "notify_state"
 #: Records whose Redis index entries could not be written (Redis unreachable); the leading
 #: controller re-indexes them from their records (hydra.store.reindex).
 INDEX_BACKLOG = "index_backlog"
@@ -99,6 +103,8 @@ BROKER_EPOCH_KEY = REDIS_PREFIX + "broker:epoch"
 QUOTA_NAMESPACES_KEY = REDIS_PREFIX + "ns:placed"
 #: sorted set: run id -> epoch seconds before which the (delayed) run must not start.
 DUE_KEY = REDIS_PREFIX + "due"
+#: sorted set: run id -> epoch seconds its notification's next delivery attempt is due (hydra.store.notifications).
+NOTIFY_DUE_KEY = REDIS_PREFIX + "notify:due"
 #: sorted set: run id -> epoch seconds its message was sent; removed when a worker claims it
 #: (what the controller checks for messages that vanished, see hydra.broker.sent).
 SENT_KEY = REDIS_PREFIX + "sent"

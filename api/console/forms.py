@@ -5,7 +5,10 @@ The body is validated by the API's own schema (``JobSpecSchema``), so the form a
 what ``POST /jobs/`` accepts and shows the same messages; only the spelling differs (lists one
 per line or comma-separated - affinity lists and the job ids of ``on_success``, ``on_failure``,
 ``on_completion`` - ``KEY=VALUE`` lines for ``env``, a parameter per line in ``params``: ``NAME``,
-``NAME=DEFAULT``, ``NAME!`` or JSON, as ``hydra submit --param``; ``monitor`` a checkbox). A value that is not a number is
+``NAME=DEFAULT``, ``NAME!`` or JSON, as ``hydra submit --param``; ``monitor`` a checkbox; the
+placement's mode, ``max_parallel`` and ``stop_on_failure`` as fields of their own; a
+notification target per line in ``notify``, as ``hydra submit --notify``: ``EVENTS webhook URL
+SECRET``, ``EVENTS slack URL`` or JSON). A value that is not a number is
 passed on as it was typed, so the schema names it (``timeout: Not a valid number.``).
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from hydra.model.notify import target_line
 from hydra.model.params import declaration
 
 #: The form's fields, in the order the page shows them.
@@ -42,6 +46,7 @@ FIELDS = (
     "placement_mode",
     "max_parallel",
     "stop_on_failure",
+    "notify",
 )
 #: Where an error on a body field is shown on the form.
 _FIELD_OF = {
@@ -118,6 +123,15 @@ def body_of(form: Mapping[str, str]) -> tuple[dict, dict[str, list[str]]]:
         placement["stop_on_failure"] = True
     if placement:
         body["placement"] = placement
+    targets: list[dict] = []
+    for number, line in enumerate((form.get("notify") or "").splitlines(), start=1):
+        if line.strip():
+            try:
+                targets.append(target_line(line))
+            except ValueError as exc:
+                problems.setdefault("notify", []).append(f"line {number}: {exc}")
+    if targets:
+        body["notify"] = targets
     return body, problems
 
 

@@ -211,7 +211,7 @@ def chain_of(rd: Reader, run: Run) -> list[Run]:
 @bp.get("/runs/<run_id>")
 def run(run_id: str):
     rd = reader()
-    record = rd.run(run_id)
+    record = rd.run_shown(run_id)
     chain = chain_of(rd, record)
     return render_template(
         "console/run.html",

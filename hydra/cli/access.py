@@ -7,6 +7,7 @@ from __future__ import annotations
 import click
 
 from hydra.cli.console import api_command, emit_json, limit_option, pairs, show_listing, when
+from hydra.cli.notify import described_targets, notify_option
 from hydra.client import Client
 
 
@@ -117,7 +118,7 @@ def audit(client: Client, as_json: bool, namespace, actor, target, limit):
 
 @click.group()
 def namespace() -> None:
-    """A namespace's quotas."""
+    """A namespace's quotas and default notification targets."""
 
 
 @namespace.command("show")
@@ -135,6 +136,7 @@ def show_namespace(client: Client, as_json: bool, name):
                     ("namespace", name),
                     ("max running", limits.get("max_running")),
                     ("max queued", limits.get("max_queued")),
+                    ("notify", described_targets(limits.get("notify"))),
                 ]
             )
         )
@@ -144,10 +146,12 @@ def show_namespace(client: Client, as_json: bool, name):
 @click.argument("name")
 @click.option("--max-running", type=click.IntRange(0), help="In-flight runs (queued or running) at most.")
 @click.option("--max-queued", type=click.IntRange(0), help="Runs waiting in workers' queues at most.")
+@notify_option
 @api_command
-def set_namespace(client: Client, as_json: bool, name, max_running, max_queued):
-    """Set a namespace's quotas (left out: the default)."""
-    limits = client.set_namespace_limits(name, max_running=max_running, max_queued=max_queued)
+def set_namespace(client: Client, as_json: bool, name, max_running, max_queued, notify):
+    """Set a namespace's quotas and its jobs' default notification targets (left out: the
+    default quotas, no targets)."""
+    limits = client.set_namespace_limits(name, max_running=max_running, max_queued=max_queued, notify=notify)
     if as_json:
         emit_json(limits)
     else:

@@ -32,6 +32,7 @@ import click
 from hydra.cli import fanout
 from hydra.cli.dependants import dependency_options
 from hydra.cli.fanout import fanout_options
+from hydra.cli.notify import notify_option
 from hydra.cli.params import declare_option
 from hydra.client import Client, ClientError, Conflict, InvalidRequest, Run
 from hydra.model.params import needs_values
@@ -272,6 +273,7 @@ def parse_headers(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--cancel-on-interrupt", is_flag=True, help="With --wait: Ctrl-C cancels the run (else it goes on).")
 @dependency_options
 @fanout_options
+@notify_option
 @click.argument("command", nargs=-1)
 @api_command
 def submit(
@@ -280,6 +282,7 @@ def submit(
     command,
     dependants,
     placement,
+    notify,
     name,
     user,
     namespace,
@@ -346,6 +349,7 @@ def submit(
         monitor=monitor or None,
         idempotency_key=idempotency_key,
         params=params,
+        notify=notify,
         **dependants,
         **({"placement": placement} if placement else {}),
     )

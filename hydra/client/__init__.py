@@ -484,8 +484,12 @@ class Client(OutputReading, Relations, Fanouts, Exports, JobFiles):
         return self.request("GET", f"/namespaces/{_segment(namespace)}")
 
     @operation("PUT /namespaces/{namespace}")
-    def set_namespace_limits(self, namespace: str, *, max_running: int | None, max_queued: int | None) -> dict:
-        body = {"max_running": max_running, "max_queued": max_queued}
+    def set_namespace_limits(
+        self, namespace: str, *, max_running: int | None, max_queued: int | None, notify: list[dict] | None = None
+    ) -> dict:
+        """Set a namespace's quotas, and the notification targets of its jobs that name none
+        (secrets included: every PUT replaces the whole setting)."""
+        body = {"max_running": max_running, "max_queued": max_queued, "notify": notify}
         return self.request("PUT", f"/namespaces/{_segment(namespace)}", json=body)
 
     @operation("DELETE /namespaces/{namespace}")

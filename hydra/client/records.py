@@ -131,6 +131,9 @@ class Job(_Record):
     monitor: bool | None = None
     last_success_at: datetime | None = None
     last_failure_at: datetime | None = None
+    #: Who hears about its runs: [{"on": [...], "webhook": {"url", "secret"}} | {"on", "slack": {"url"}}]
+    #: (secrets read "<redacted>"; None: its namespace's default targets).
+    notify: list[dict] | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
     deleted_at: datetime | None = None
@@ -168,6 +171,9 @@ class Run(_Record):
     #: A fan-out's run: which fan-out, and the worker it is bound to.
     fanout_id: str | None = None
     bound_worker: str | None = None
+    #: What its job's notification targets were told: {"events", "done", "deliveries": [{"kind",
+    #: "event", "url", "state", "attempts": [{"at", "status_code", "error"}]}]} (``run(id)`` only).
+    notifications: dict | None = None
     raw: dict = field(default_factory=dict, repr=False)
 
     @property

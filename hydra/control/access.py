@@ -13,10 +13,12 @@ from hydra.dispatch.router import AffinityRouter
 from hydra.errors import Forbidden, NotFound, Unavailable
 from hydra.model.access import NEEDS, Principal
 from hydra.model.affinity import Verdict
+from hydra.model.notify import shown_deliveries
 from hydra.model.records import Job, Run
 from hydra.model.status import RunStatus
 from hydra.store.drains import DrainStore
 from hydra.store.jobs import JobStore
+from hydra.store.notifications import NotificationStore
 from hydra.store.runs import RunStore
 from hydra.store.workers import WorkerStore, WorkerView
 
@@ -52,6 +54,19 @@ class Reader:
     def run(self, run_id: str, action: str = "read") -> Run:
         run = self.runs.get(run_id)
         require(self.actor, action, run.namespace, kind="run", ident=run_id)
+        return run
+
+    def run_shown(self, run_id: str) -> Run:
+        """A run as one run's answer shows it: with what its notification targets were told
+        (``notifications``: its events, whether every delivery is done, each delivery's
+        attempts; None when it notified nobody)."""
+        run = self.run(run_id)
+        notice = NotificationStore(index=self.runs.index).find(run_id)
+        run.notifications = (  # type: ignore[attr-defined]  # an answer's extra, never stored
+            None
+            if notice is None
+            else {"events": notice.events, "done": notice.done, "deliveries": shown_deliveries(notice.deliveries)}
+        )
         return run
 
     def jobs_page(

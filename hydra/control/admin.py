@@ -27,6 +27,7 @@ from hydra.control.verbs import audit
 from hydra.errors import Forbidden, InvalidRequest
 from hydra.model.access import EVERY_NAMESPACE, Principal, Role, parse_grants
 from hydra.model.namespaces import problem
+from hydra.model.notify import redacted_targets
 from hydra.store.audit import AuditEvent, AuditStore
 from hydra.store.namespaces import NamespaceLimits, NamespaceStore
 from hydra.store.tokens import ApiToken, TokenStore
@@ -128,13 +129,29 @@ def limits(actor: Principal, namespace: str) -> NamespaceLimits:
     return NamespaceStore().limits(namespace)
 
 
-def set_limits(actor: Principal, namespace: str, *, max_running: int | None, max_queued: int | None) -> NamespaceLimits:
+def set_limits(
+    actor: Principal,
+    namespace: str,
+    *,
+    max_running: int | None,
+    max_queued: int | None,
+    notify: list[dict] | None = None,
+) -> NamespaceLimits:
+    """Set what the namespace's operators decide: its quotas, and the notification targets of
+    its jobs that name none (``hydra.model.notify``; audited with their secrets redacted)."""
     require(actor, "manage", checked(namespace), kind="namespace", ident=namespace)
     stored = NamespaceStore().put(
-        NamespaceLimits(id=namespace, max_running=max_running, max_queued=max_queued), by=actor.user
+        NamespaceLimits(id=namespace, max_running=max_running, max_queued=max_queued, notify=notify or None),
+        by=actor.user,
     )
     audit(
-        actor, "namespace.limits", namespace=namespace, target=namespace, max_running=max_running, max_queued=max_queued
+        actor,
+        "namespace.limits",
+        namespace=namespace,
+        target=namespace,
+        max_running=max_running,
+        max_queued=max_queued,
+        notify=redacted_targets(notify),
     )
     return stored
 

@@ -24,10 +24,11 @@ The leader, on every tick (``HYDRA_CONTROLLER_TICK``):
   (``revive_vanished``).
 
 Every sweep reads the stores' Redis indexes (``hydra.broker.index``): O(work in progress),
-never O(history). Beside the ticks the leader runs two more threads: the **indexer** files
+never O(history). Beside the ticks the leader runs three more threads: the **indexer** files
 the records its writers could not file while Redis was unreachable (the backlog) and, when
 Redis lost the indexes, rebuilds them from MongoDB (``hydra.store.reindex``); **retention**
-prunes old history in small batches (``hydra.store.retention``).
+prunes old history in small batches (``hydra.store.retention``); the **notifier** delivers
+the notifications of ended runs (``hydra.control.notifier``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from hydra.broker.sent import SentIndex
 from hydra.control.drain import DrainKeeper
 from hydra.control.failover import Failover
 from hydra.control.lease import ControllerLease
+from hydra.control.notifier import Notifier
 from hydra.control.scheduler import Scheduler
 from hydra.dispatch import signing
 from hydra.dispatch.attempts import dispatch_stored, end_unrunnable, publish_delayed, publish_due
@@ -136,6 +138,7 @@ class Controller:
         self._receiver = None
         self.drains = DrainKeeper(self.registry)
         self.scheduler = Scheduler(self.pipeline, stop=self._stop)  # cron; leads when it holds its lease
+        self.notifier = Notifier(self.pipeline, self.settings)
 
     @property
     def leading(self) -> bool:
@@ -161,6 +164,7 @@ class Controller:
                 ("retention", self.prune_forever),
                 ("beats", self.beats_forever),
                 ("scheduler", self.scheduler.run),
+                ("notifier", self.notify_forever),
             )
         ]
         for thread in threads:
@@ -406,7 +410,15 @@ class Controller:
         self.reindexer.drain_backlog()
         if self._reconcile_due and self.leading:
             self.failover.reconcile()
+            self.notifier.refile()
             self._reconcile_due = False
+
+    def notify_forever(self) -> None:
+        """The notifier thread: while this controller leads, deliver the notifications due."""
+        while not self._stop.is_set():
+            if self.leading:
+                self.notifier.deliver_due()
+            self._stop.wait(self.settings.controller_tick)
 
     def prune_forever(self) -> None:
         """The retention thread: while this controller leads, prune old history in batches."""

@@ -7,7 +7,8 @@ lifecycle decision (``hydra.model.lifecycle``; an attempt whose cancel was reque
 through the run's end fence, and - only if this call won the fence - starts what follows:
 the failover attempt at once, or a retry after its backoff - and, once an attempt's end is
 final, what follows it: its canvas steps and the jobs that depend on its job
-(``hydra.dispatch.continuation``). Because only the fence winner
+(``hydra.dispatch.continuation``); and it notes what its job's notification targets are told
+(``hydra.dispatch.notices``). Because only the fence winner
 follows up, no attempt is ever retried or failed over twice, even with two controllers or
 a late worker result.
 
@@ -28,7 +29,7 @@ from hydra import clock
 from hydra.broker import metrics
 from hydra.broker.due import DueIndex
 from hydra.broker.stops import StopFlags
-from hydra.dispatch import continuation, fanout, signing
+from hydra.dispatch import continuation, fanout, notices, signing
 from hydra.dispatch.pipeline import Pipeline
 from hydra.errors import InvalidJob, Unavailable
 from hydra.model.fanout import fans_out
@@ -85,6 +86,7 @@ def end_attempt(
     )
     # once: only the end-fence winner gets here
     metrics.run_finished(decision.status.value, outcome.duration, namespace=job.namespace, job_id=job.id)
+    notices.after_end(run_id, job, decision.status, raw, pipeline=pipeline)
     next_id = ""
     if decision.next_in is not None:  # the attempt that follows carries what follows this run
         next_id = follow_up(
@@ -228,6 +230,7 @@ def end_unrunnable(
         run_id, Outcome(status=status.value, error=why, finished_at=clock.utcnow()), status=status, decision=why, by=by
     )
     if ended:
+        notices.after_end(run_id, job, status, None, pipeline=pipeline)
         continuation.after(run_id, job, status, next_id="", pipeline=pipeline, start_job=follow_up)
     return ended
 

@@ -89,6 +89,8 @@ class Job(Record):
     monitor: bool = False
     #: Placement: on one worker, or fanned out to every eligible one (hydra.model.fanout).
     placement: dict | None = None
+    #: Who hears about its runs (hydra.model.notify); secrets included: answers redact them.
+    notify: list[dict] | None = None
     # -- its state -----------------------------------------------------------------------------
     source: str = "api"
     #: The status of its most recently changed run (see RunStore: the job mirrors it).
@@ -157,6 +159,8 @@ class Job(Record):
         values = {key: value for key, value in message.items() if key in JOB_FIELDS}
         if message.get("bound_worker"):
             values["placement"] = {"mode": "all"}
+        if message.get("notify_on"):  # the events its targets hear; where they go stays in MongoDB
+            values["notify"] = [{"on": list(message["notify_on"])}]
         return cls(id=message.get("job_id") or "", **values)
 
 

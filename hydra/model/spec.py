@@ -33,6 +33,7 @@ from hydra.model.bodies import body_problems
 from hydra.model.fanout import PlacementSchema, placement_problem
 from hydra.model.monitoring import monitor_field
 from hydra.model.namespaces import DEFAULT_NAMESPACE, Namespace
+from hydra.model.notify import EVENTS, listened, notify_field
 from hydra.model.params import combination_problems, message_values, params_field, values_field
 from hydra.model.platform import KNOWN_OS, SHELLS, normalize_os
 from hydra.model.redaction import REDACTED
@@ -364,6 +365,10 @@ class JobSpecSchema(Schema):
         load_default=None,
         metadata={"description": "Run on one worker (default) or on every eligible online worker (mode all)."},
     )
+    notify = notify_field(
+        "Who hears about its runs: targets, each {on: [events], webhook: {url, secret}} or {on, slack: {url}}; "
+        "events: failed, dead_letter, lost, succeeded, recovered. Default: its namespace's. Secrets are write-only."
+    )
 
     @pre_load
     def reject_non_object(self, data: Any, **kwargs: Any) -> Any:
@@ -469,8 +474,14 @@ def never_fires(expr: str, tz: str) -> str | None:
     return None
 
 
-#: Fields a task message carries besides the job body (``param_values``: hydra.model.params).
-MESSAGE_FIELDS = ("job_id", "attempt", "param_values", "fanout_id", "bound_worker")
+#: Fields a task message carries besides the job body (``param_values``: hydra.model.params;
+#: ``fanout_id``, ``bound_worker``: hydra.model.fanout; ``notify_on``: the events its job's
+#: notification targets hear, hydra.model.notify).
+MESSAGE_FIELDS = ("job_id", "attempt", "param_values", "fanout_id", "bound_worker", "notify_on")
+#: Job fields a message never carries: scheduling and monitoring belong to the stored job, and so
+#: do its placement (a fan-out's runs each carry their binding instead) and its notification
+#: targets (their secrets stay in MongoDB; the message names their events only).
+STORED_ONLY_FIELDS = (*JOB_ONLY_FIELDS, "placement", "notify")
 
 
 class TaskMessageSchema(JobSpecSchema):
@@ -495,6 +506,12 @@ class TaskMessageSchema(JobSpecSchema):
     # -- a fan-out's run (hydra.model.fanout): set by Hydra's pipeline only
     fanout_id = fields.String(load_default=None, validate=validate.Length(1, 64))
     bound_worker = fields.String(load_default=None, validate=validate.Length(1, 255))
+    notify_on = fields.List(
+        fields.String(validate=validate.OneOf(EVENTS)),
+        load_default=None,
+        validate=validate.Length(max=len(EVENTS)),
+        metadata={"description": "The events its job's notification targets hear (set by Hydra)."},
+    )
 
     @post_load
     def default_name(self, data: Any, **kwargs: Any) -> Any:
@@ -505,9 +522,8 @@ class TaskMessageSchema(JobSpecSchema):
 
 
 _job_schema = JobSpecSchema()
-#: A message runs now: scheduling (and monitoring) belong to the stored job, not to one attempt,
-#: and so does its placement (a fan-out's runs each carry their binding instead).
-_message_schema = TaskMessageSchema(exclude=(*JOB_ONLY_FIELDS, "placement"))
+#: A message runs now: what belongs to the stored job is left out (STORED_ONLY_FIELDS).
+_message_schema = TaskMessageSchema(exclude=STORED_ONLY_FIELDS)
 
 
 def load_job(body: Any) -> dict:
@@ -540,6 +556,8 @@ def message_kwargs(body: dict, *, job_id: str, attempt: int, values: dict | None
     kwargs["attempt"] = attempt
     if values:
         kwargs["param_values"] = dict(values)
+    if body.get("notify"):
+        kwargs["notify_on"] = listened(body["notify"])
     return kwargs
 
 

@@ -6,8 +6,8 @@ schemas (``hydra.model.spec``, ``hydra.model.queries``) then validate them as th
 
 Out: a record becomes a message field by field, by name: the proto says what is shown, and
 ``tests/unit/test_rpc_convert.py`` checks it shows nothing REST does not. A job's
-write-only values (environment values, a webhook's header values and body, a run's secret
-parameter values) are redacted (``hydra.model.redaction``, ``hydra.model.params``).
+write-only values (environment values, a webhook's header values and body, notification
+targets' secrets, a run's secret parameter values) are redacted (``hydra.model.redaction``, ``hydra.model.params``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 
 from hydra.control.submission import Accepted
 from hydra.model.fanout import Summary
+from hydra.model.notify import redacted_targets
 from hydra.model.records import Chunk, Job, Run
 from hydra.model.redaction import redacted, redacted_http
 from hydra.store.drains import Drain
@@ -67,6 +68,7 @@ def job_message(job: Job) -> hydra_pb2.Job:
     values = _fields(job)
     values["env"] = redacted(job.env)
     values["http"] = redacted_http(job.http)
+    values["notify"] = redacted_targets(job.notify)
     values["next_run_at"] = job.next_run_at()
     return message(hydra_pb2.Job, values)
 
@@ -74,6 +76,7 @@ def job_message(job: Job) -> hydra_pb2.Job:
 def run_message(run: Run) -> hydra_pb2.Run:
     values = _fields(run)
     values["params"] = run.shown_params  # secret values are write-only
+    values["notifications"] = getattr(run, "notifications", None)  # shown redacted (Reader.run_shown)
     return message(hydra_pb2.Run, values)
 
 

@@ -119,7 +119,7 @@ class HydraService(hydra_pb2_grpc.HydraServicer):
 
     @unary
     def GetRun(self, request: hydra_pb2.GetRunRequest, actor: Principal) -> hydra_pb2.Run:
-        return render_one(Reader(actor).run(required(request.run_id, "run_id")), convert.run_message)
+        return render_one(Reader(actor).run_shown(required(request.run_id, "run_id")), convert.run_message)
 
     @unary
     def ListRuns(self, request: hydra_pb2.ListRunsRequest, actor: Principal) -> hydra_pb2.ListRunsResponse:

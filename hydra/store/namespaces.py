@@ -1,4 +1,5 @@
-"""``NamespaceStore``: what an operator set for a namespace - its quotas (``namespaces``).
+"""``NamespaceStore``: what an operator set for a namespace - its quotas and its jobs' default
+notification targets (``namespaces``).
 
 A namespace exists as soon as a job names it; a document here only records limits. No
 document, or a limit left unset, means the defaults (``HYDRA_DEFAULT_MAX_RUNNING``,
@@ -22,6 +23,8 @@ class NamespaceLimits(Record):
     max_running: int | None = None
     #: Runs of the namespace waiting in workers' queues at most.
     max_queued: int | None = None
+    #: Notification targets of its jobs that name none (hydra.model.notify); secrets included.
+    notify: list[dict] | None = None
     updated_at: datetime | None = None
     updated_by: str | None = None
 

@@ -20,6 +20,7 @@ from hydra.store.base import Store
 from hydra.store.drains import DrainStore
 from hydra.store.edges import EdgeStore
 from hydra.store.namespaces import NamespaceStore
+from hydra.store.notifications import NotificationStore
 from hydra.store.reindex import Reindexer
 from hydra.store.tokens import TokenStore
 from hydra.store.workers import WorkerStore
@@ -147,6 +148,7 @@ def test_the_stores_run_every_declared_query_and_no_other(memory, monkeypatch):
     NamespaceStore().all()
     DrainStore().all()
     EdgeStore().upstream_of(job.id)
+    NotificationStore().open_ids()
     audit = AuditStore()
     audit.list()
     audit.list(namespaces=["default"])
