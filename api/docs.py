@@ -25,6 +25,7 @@ from flask_smorest import Api
 from flask_smorest.error_handler import ErrorSchema
 
 from api import auth
+from hydra.errors import Conflict, Forbidden, HydraError, InvalidRequest, NotAuthenticated, NotFound, Unavailable
 
 #: Where flask-swagger-ui keeps Swagger UI's distribution files.
 SWAGGER_UI_ASSETS = Path(__import__("flask_swagger_ui").__file__).resolve().parent / "dist"
@@ -54,15 +55,16 @@ a body of at most 2 MiB (413 beyond); each answered in the same error shape.
 _ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 #: What gunicorn answers itself, before the app sees the request (a request line too long).
 _HTML_CONTENT = {"text/html": {"schema": {"type": "string"}}}
+#: The error answers' descriptions: Hydra's errors say their own (hydra/errors.py), the rest
+#: are answers of the HTTP stack.
 _STANDARD = {
     "400": "The body is not valid JSON.",
-    "401": "No credentials, or credentials that prove nothing (`WWW-Authenticate` says how to send them).",
-    "403": "The caller's roles do not allow this in the namespace concerned.",
-    "404": "Nothing with that id.",
     "413": "The body is larger than the API accepts (2 MiB).",
     "414": "The URL with its query is longer than the server accepts (gunicorn's request line, 4 KiB): its own HTML page.",
-    "500": "Unexpected server error (logged with its traceback).",
-    "503": "A service Hydra needs (MongoDB or Redis) is unavailable; try again after `Retry-After` seconds.",
+    **{
+        str(cls.http_status): cls.answer_doc
+        for cls in (HydraError, NotAuthenticated, Forbidden, NotFound, Conflict, InvalidRequest, Unavailable)
+    },
 }
 
 #: Descriptions of fields whose schema gives none: schema name -> field -> text ("*": any schema).
