@@ -329,5 +329,10 @@ def _refuse(runs: RunStore, run_id: str, worker_id: str, reason: str, *, end_it:
     )
     raise Refused(
         error,
-        {"status": RunStatus.FAILED.value, "error": error, "finished_at": clock.utcnow().isoformat(), "worker_id": worker_id},
+        {
+            "status": RunStatus.FAILED.value,
+            "error": error,
+            "finished_at": clock.utcnow().isoformat(),
+            "worker_id": worker_id,
+        },
     )

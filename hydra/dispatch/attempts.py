@@ -218,7 +218,7 @@ def end_unrunnable(
     ``status`` with the reason, and go on with what follows it (its canvas, its job's
     dependants: ``hydra.dispatch.continuation``). False when it had ended already."""
     ended = pipeline.runs.finish(
-        run_id, Outcome(status=status.value, error=why, finished_at=clock.utcnow()), status=status, decision=why, by=by
+        run_id, Outcome(status=status, error=why, finished_at=clock.utcnow()), status=status, decision=why, by=by
     )
     if ended:
         continuation.after(run_id, job, status, next_id="", pipeline=pipeline, start_job=follow_up)
@@ -238,7 +238,7 @@ def dispatch_stored(pipeline: Pipeline, job: Job, run_id: str, **how) -> bool:
         )
         pipeline.runs.finish(
             run_id,
-            Outcome(status=RunStatus.FAILED.value, error=f"the stored job cannot run: {exc}"),
+            Outcome(status=RunStatus.FAILED, error=f"the stored job cannot run: {exc}"),
             status=RunStatus.FAILED,
             by="hydra",
             job=job,
