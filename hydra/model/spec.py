@@ -29,6 +29,7 @@ from marshmallow import (
 from hydra.errors import InvalidJob
 from hydra.model import dependencies
 from hydra.model.bodies import body_problems
+from hydra.model.lifecycle import DEFAULT_MAX_LOST, Backoff
 from hydra.model.namespaces import DEFAULT_NAMESPACE, Namespace
 from hydra.model.params import combination_problems, message_values, params_field, values_field
 from hydra.model.platform import KNOWN_OS, SHELLS, normalize_os
@@ -128,6 +129,10 @@ class AffinitySchema(Schema):
         return {key: sorted(set(values)) for key, values in data.items()}
 
 
+#: The delays a job that gives no ``backoff`` retries with (defined once, in hydra.model.lifecycle).
+DEFAULT_BACKOFF = Backoff()
+
+
 class BackoffSchema(Schema):
     """Delay before retry n: min(cap, base * factor ** (n - 1)) seconds, +/- jitter (a fraction)."""
 
@@ -137,22 +142,26 @@ class BackoffSchema(Schema):
     base = fields.Float(
         validate=validate.Range(min=0, max=86_400, min_inclusive=False),
         allow_nan=False,
-        metadata={"description": "Seconds before the first retry (default 5)."},
+        metadata={"description": f"Seconds before the first retry (default {DEFAULT_BACKOFF.base:g})."},
     )
     factor = fields.Float(
         validate=validate.Range(1, 100),
         allow_nan=False,
-        metadata={"description": "Each further retry waits this many times longer (default 2)."},
+        metadata={
+            "description": f"Each further retry waits this many times longer (default {DEFAULT_BACKOFF.factor:g})."
+        },
     )
     cap = fields.Float(
         validate=validate.Range(min=0, max=MAX_TIMEOUT, min_inclusive=False),
         allow_nan=False,
-        metadata={"description": "Longest wait in seconds (default 300)."},
+        metadata={"description": f"Longest wait in seconds (default {DEFAULT_BACKOFF.cap:g})."},
     )
     jitter = fields.Float(
         validate=validate.Range(0, 1),
         allow_nan=False,
-        metadata={"description": "Random spread, as a fraction of the wait, both ways (default 0.1)."},
+        metadata={
+            "description": f"Random spread, as a fraction of the wait, both ways (default {DEFAULT_BACKOFF.jitter:g})."
+        },
     )
 
 
@@ -309,13 +318,18 @@ class JobSpecSchema(Schema):
     backoff = fields.Nested(
         BackoffSchema,
         load_default=None,
-        metadata={"description": "Retry delays; defaults base 5 s, factor 2, cap 300 s, jitter 0.1."},
+        metadata={
+            "description": f"Retry delays; defaults base {DEFAULT_BACKOFF.base:g} s, factor {DEFAULT_BACKOFF.factor:g}, "
+            f"cap {DEFAULT_BACKOFF.cap:g} s, jitter {DEFAULT_BACKOFF.jitter:g}."
+        },
     )
     max_lost = fields.Integer(
         load_default=None,
         validate=validate.Range(1, 100),
         strict=True,
-        metadata={"description": "Lost attempts (worker died) before the run is dead-lettered; default 3."},
+        metadata={
+            "description": f"Lost attempts (worker died) before the run is dead-lettered; default {DEFAULT_MAX_LOST}."
+        },
     )
     executor = fields.String(
         load_default="shell",
