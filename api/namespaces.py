@@ -39,8 +39,8 @@ class LimitsBodySchema(Schema):
 
 class LimitsSchema(LimitsBodySchema):
     id = fields.String(metadata={"description": "The namespace."})
-    updated_at = fields.DateTime(allow_none=True)
-    updated_by = fields.String(allow_none=True)
+    updated_at = fields.DateTime(allow_none=True, metadata={"description": "When it last changed."})
+    updated_by = fields.String(allow_none=True, metadata={"description": "Who changed it last."})
 
 
 #: The path's namespace, as the OpenAPI description shows it.

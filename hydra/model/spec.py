@@ -233,6 +233,7 @@ class JobSpecSchema(Schema):
                 NAME_RE, error="must start with a letter or digit and use letters, digits, space and _ . : @ / + -"
             ),
         ],
+        metadata={"description": "Name of the job, for people."},
     )
     user = fields.String(
         load_default=None,
@@ -250,7 +251,11 @@ class JobSpecSchema(Schema):
             "(default: the caller's only namespace, else default)."
         },
     )
-    affinity = fields.Nested(AffinitySchema, load_default=lambda: AffinitySchema().load({}))
+    affinity = fields.Nested(
+        AffinitySchema,
+        load_default=lambda: AffinitySchema().load({}),
+        metadata={"description": "Where the job may run: OS, tags, allowed users."},
+    )
     command = fields.String(
         validate=validate.Length(1, 100_000),
         load_default=None,
@@ -275,8 +280,17 @@ class JobSpecSchema(Schema):
         load_default=dict,
         metadata={"description": "Added to a scrubbed base environment (the worker's own secrets never reach a job)."},
     )
-    cwd = fields.String(validate=validate.Length(1, 4096), load_default=None)
-    retries = fields.Integer(validate=validate.Range(0, MAX_RETRIES), load_default=0, strict=True)
+    cwd = fields.String(
+        validate=validate.Length(1, 4096),
+        load_default=None,
+        metadata={"description": "Working directory of the command (null: the worker's)."},
+    )
+    retries = fields.Integer(
+        validate=validate.Range(0, MAX_RETRIES),
+        load_default=0,
+        strict=True,
+        metadata={"description": "Further attempts after a failed or timed-out one."},
+    )
     timeout = fields.Float(
         validate=validate.Range(min=0, max=MAX_TIMEOUT, min_inclusive=False),
         load_default=None,
