@@ -3,7 +3,8 @@
 Every component (API, controller, workers, CLI) reads its configuration through
 :func:`get_settings`; ``celeryconfig.py`` only maps these values onto Celery's names.
 Each field is read from the variable ``HYDRA_<FIELD NAME>`` (``broker_url`` from
-``HYDRA_BROKER_URL``; the log settings from ``LOG_LEVEL`` and ``LOG_FORMAT``) and parsed as the field's type; unset or empty means the default.
+``HYDRA_BROKER_URL``; the log settings from ``LOG_LEVEL`` and ``LOG_FORMAT``) and parsed as
+the field's type; unset or empty means the default.
 
 ``HYDRA_CONFIG`` may name a settings file of ``HYDRA_<NAME>=value`` lines (what ``hydra
 worker-config`` and ``hydra client-config`` write; the same syntax as a systemd
