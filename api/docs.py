@@ -53,14 +53,13 @@ a body of at most 2 MiB (413 beyond); each answered in the same error shape.
 """
 
 _ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-#: What gunicorn answers itself, before the app sees the request (a request line too long).
-_HTML_CONTENT = {"text/html": {"schema": {"type": "string"}}}
 #: The error answers' descriptions: Hydra's errors say their own (hydra/errors.py), the rest
 #: are answers of the HTTP stack.
 _STANDARD = {
     "400": "The body is not valid JSON.",
     "413": "The body is larger than the API accepts (2 MiB).",
-    "414": "The URL with its query is longer than the server accepts (gunicorn's request line, 4 KiB): its own HTML page.",
+    "414": "The URL with its query is longer than the server accepts (gunicorn's request line, 4 KiB), answered "
+    "by gunicorn itself in the same error shape.",
     **{
         str(cls.http_status): cls.answer_doc
         for cls in (HydraError, NotAuthenticated, Forbidden, NotFound, Conflict, InvalidRequest, Unavailable)
@@ -108,7 +107,7 @@ class ErrorResponses(BasePlugin):
             if "requestBody" in operation:
                 wanted += ["400", "413"]
             if any(p.get("in") == "query" for p in operation.get("parameters", []) if isinstance(p, dict)):
-                responses.setdefault("414", {"description": _STANDARD["414"], "content": _HTML_CONTENT})
+                responses.setdefault("414", {"description": _STANDARD["414"], "content": _ERROR_CONTENT})
             if re.search(r"{[^}]+}", path or ""):
                 wanted.append("404")
             for code in wanted:
