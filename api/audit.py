@@ -18,15 +18,19 @@ class AuditArgs(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    namespace = fields.String(load_default=None)
+    namespace = fields.String(load_default=None, metadata={"description": "The namespace."})
     actor = fields.String(load_default=None, metadata={"description": "Only what this user did."})
     target = fields.String(load_default=None, metadata={"description": "Only what was done to this job, run or token."})
-    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
-    cursor = CursorField(load_default=None)
+    limit = fields.Integer(
+        load_default=100, validate=validate.Range(1, 1000), metadata={"description": "At most this many items."}
+    )
+    cursor = CursorField(
+        load_default=None, metadata={"description": "Where the previous page ended: its X-Next-Cursor header (opaque)."}
+    )
 
 
 class AuditEventSchema(Schema):
-    id = fields.String()
+    id = fields.String(metadata={"description": "Unique id (a UUID)."})
     at = fields.DateTime(metadata={"description": "When it was done."})
     actor = fields.String(metadata={"description": "The user who did it."})
     via = fields.String(metadata={"description": "How that user authenticated (token:<id>, oidc:<issuer>)."})
@@ -37,7 +41,7 @@ class AuditEventSchema(Schema):
             "token.revoke, namespace.limits."
         }
     )
-    namespace = fields.String(allow_none=True)
+    namespace = fields.String(allow_none=True, metadata={"description": "The namespace it belongs to."})
     target = fields.String(allow_none=True, metadata={"description": "The job, run, token or namespace."})
     details = fields.Dict(metadata={"description": "What changed (environment variables by name only)."})
 

@@ -9,9 +9,9 @@
   where there is a JSON body, 404 where a path names a resource; described error answers that
   a view declared without a schema get it. There is no catch-all ``default`` response,
   so a status an operation does not list is a bug the schemathesis run finds.
-* **Every field described.** Schema fields and query parameters without a ``description``
-  get one from :data:`FIELD_DOCS` / :data:`PARAM_DOCS` (tests/unit/test_openapi_doc.py
-  checks that none is left without).
+* **Every field described.** Schema fields and query parameters describe themselves where
+  they are defined (``metadata={"description": ...}``); path parameters get theirs from
+  :data:`PARAM_DOCS` (tests/unit/test_openapi_doc.py checks that none is left without).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from flask_smorest import Api
 from flask_smorest.error_handler import ErrorSchema
 
 from api import auth
+from hydra.errors import Conflict, Forbidden, HydraError, InvalidRequest, NotAuthenticated, NotFound, Unavailable
 from hydra.model import spec as spec_fields
 
 #: Where flask-swagger-ui keeps Swagger UI's distribution files.
@@ -59,144 +60,26 @@ a body of at most 2 MiB (413 beyond); each answered in the same error shape.
 """
 
 _ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+#: The error answers' descriptions: Hydra's errors say their own (hydra/errors.py), the rest
+#: are answers of the HTTP stack.
 _STANDARD = {
     "400": "The body is not valid JSON.",
-    "401": "No credentials, or credentials that prove nothing (`WWW-Authenticate` says how to send them).",
-    "403": "The caller's roles do not allow this in the namespace concerned.",
-    "404": "Nothing with that id.",
     "413": "The body is larger than the API accepts (2 MiB).",
     "414": "The request line (method, path, query and version) is longer than 4094 bytes.",
     "431": "More than 100 header fields, or one (name and value) longer than 8190 bytes.",
-    "500": "Unexpected server error (logged with its traceback).",
-    "503": "A service Hydra needs (MongoDB or Redis) is unavailable; try again after `Retry-After` seconds.",
-}
-
-#: Descriptions of fields whose schema gives none: schema name -> field -> text ("*": any schema).
-FIELD_DOCS: dict[str, dict[str, str]] = {
-    "*": {
-        "run_id": "The run (attempt) id, also the Celery task id.",
-        "worker_id": "The worker (Celery node name) it was placed on or ran on.",
-        "started_at": "When a worker started it.",
-        "returncode": "Exit status (an http run: the response status); null when it never ran.",
-        "stdout": "Captured standard output (capped; the cut is marked).",
-        "stderr": "Captured standard error (capped; the cut is marked).",
-        "error": "Why it failed, besides its exit status.",
-        "executor": "shell or http.",
-        "http": "The request of an http job.",
-        "backoff": "Retry delays (base, factor, cap, jitter).",
-        "max_lost": "Lost attempts before the run is dead-lettered.",
-        "misfire": "Missed cron ticks: skip or run_once.",
-        "overlap": "A cron tick while a run is active: allow, forbid or queue.",
-        "paused_at": "When its schedule was paused (null: not paused).",
-        "cancel_requested_at": "When a cancel was asked for (the worker is stopping it).",
-        "id": "Unique id (a UUID).",
-        "job_id": "The job this belongs to.",
-        "name": "Name of the job, for people.",
-        "user": "User the job runs for (checked against workers' allowed users).",
-        "namespace": "The namespace it belongs to.",
-        "command": "The command line (run under `shell`), or the program when `args` is given.",
-        "args": "Argument list run without a shell.",
-        "shell": "bash, sh, cmd or powershell (null: the worker's default).",
-        "env": "Extra environment variables of the command.",
-        "cwd": "Working directory of the command (null: the worker's).",
-        "retries": "Further attempts after a failed or timed-out one.",
-        "timeout": "Seconds before the command's whole process tree is killed.",
-        "priority": "0 (lowest) to 100 (highest).",
-        "schedule": "5-field cron expression of a recurring job.",
-        "timezone": "IANA time zone of `schedule`.",
-        "scheduled_at": "When a one-off job runs (ISO 8601, UTC).",
-        "affinity": "Where the job may run: OS, tags, allowed users.",
-        "created_at": "When it was created.",
-        "updated_at": "When it last changed.",
-        "updated_by": "Who changed it last.",
-        "user_filter": "Only jobs of this user.",
-    },
-    "Job": {
-        "last_run_id": "The job's most recently changed run.",
-    },
-    "JobCreated": {
-        "job_id": "The new job's id.",
-        "worker_id": "The worker the run was routed to (null while pending).",
-        "pending_reason": "Why no worker could take the run yet (null when queued).",
-    },
-    "Run": {
-        "id": "The run id (also the Celery task id).",
-        "job_name": "Name of the job.",
-        "user": "User the run is for.",
-        "attempt": "1 for the first attempt of the job, 2 for its first retry, ...",
-        "retry_of": "The attempt this one follows (a retry or failover), or null.",
-        "status": "pending, queued, running, succeeded, failed, timed_out, cancelled, lost, retrying or dead_letter.",
-        "decision": "Why the attempt's end led to its status (retry n of m, failover, dead letter).",
-        "worker_id": "The worker it was routed to or ran on.",
-        "queue": "The Celery queue its message was published to.",
-        "pending_reason": "Why it waits (no eligible worker, start time not reached).",
-        "priority": "Priority of the job.",
-        "returncode": "Exit code (negative: killed by that signal; null: never ran).",
-        "stdout": "Standard output (head and tail when longer than the output limit).",
-        "stderr": "Standard error (head and tail when longer than the output limit).",
-        "stdout_bytes": "Bytes written to stdout in all.",
-        "stderr_bytes": "Bytes written to stderr in all.",
-        "stdout_truncated": "stdout was longer than the output limit (the middle was left out).",
-        "stderr_truncated": "stderr was longer than the output limit (the middle was left out).",
-        "error": "Why it did not succeed when the exit code does not say.",
-        "queued_at": "When the attempt was recorded.",
-        "placed_at": "When it was routed to a worker's queue.",
-        "started_at": "When the worker started the command.",
-        "finished_at": "When the attempt ended.",
-        "duration": "Seconds the command ran.",
-        "ended_by": "Who recorded the end: the worker's name, the controller, or a user.",
-    },
-    "Worker": {
-        "id": "The worker's Celery node name (name@host).",
-        "os": "linux, macos or windows.",
-        "tags": "Capability tags (from its tag.* queues).",
-        "max_concurrency": "Commands it runs at once (its pool size).",
-        "current_running": "Commands running at its last heartbeat.",
-        "last_heartbeat": "Time of its last heartbeat.",
-        "heartbeat_interval": "Seconds between its heartbeats.",
-        "queue": "Its own queue (hydra.worker.<id>).",
-        "shells": "Shells found on the machine.",
-        "hostname": "Its machine.",
-        "pid": "Its main process id.",
-        "processed": "Tasks it has processed since it started.",
-        "first_seen": "When the controller first saw it.",
-    },
-    "Health": {
-        "redis": "`ok`, and `error` when Redis does not answer.",
-        "mongodb": "`ok`, and `error` when MongoDB does not answer.",
-        "controller": "`ok` while a controller is alive, and its `name`.",
-        "workers": "Number of workers by status (online, offline).",
-        "message": "Which services are down (only when some are).",
-    },
-    "Error": {
-        "code": "HTTP status code.",
-        "status": "HTTP status name.",
-        "message": "What went wrong.",
-        "errors": "Invalid fields by location (`json`, `query`, `path`) and name, each with its messages.",
-    },
-    "PaginationMetadata": {
-        "total": "Number of items.",
-        "total_pages": "Number of pages.",
-        "first_page": "First page.",
-        "last_page": "Last page.",
-        "page": "This page.",
-        "previous_page": "Previous page.",
-        "next_page": "Next page.",
+    **{
+        str(cls.http_status): cls.answer_doc
+        for cls in (HydraError, NotAuthenticated, Forbidden, NotFound, Conflict, InvalidRequest, Unavailable)
     },
 }
 
-
-#: Descriptions of query parameters whose schema gives none.
+#: Descriptions of path parameters (parts of a URL rule, not schema fields: every schema field
+#: and query parameter says what it is in its own ``metadata``).
 PARAM_DOCS = {
-    "cursor": "Where the previous page ended: its X-Next-Cursor header (opaque).",
     "task_id": "The task's id (the id POST /schedule returned).",
-    "status": "Only those whose (latest) run has this status; `completed` means succeeded.",
-    "user": "Only those of this user.",
-    "limit": "At most this many items.",
     "job_id": "The job's id.",
     "run_id": "The run's id (the Celery task id).",
     "token_id": "The token's id (`hydra_<id>_...`).",
-    "namespace": "The namespace.",
 }
 
 
@@ -302,8 +185,8 @@ READ_ONLY_DOC = (
 
 
 def describe_fields(api: Api) -> None:
-    """Fill in :data:`FIELD_DOCS` for schema properties that have no description, and
-    document the job body's cross-field rules."""
+    """Document the job body's cross-field rules (each field describes itself, in its
+    ``metadata``)."""
     schemas = api.spec.components.schemas
     if "JobSpec" in schemas:
         spec = schemas["JobSpec"]
@@ -313,15 +196,3 @@ def describe_fields(api: Api) -> None:
         properties = schemas.get(name, {}).get("properties")
         for field_name in sorted(spec_fields.READ_ONLY_FIELDS) if properties is not None else ():
             properties.setdefault(field_name, {"readOnly": True, "description": READ_ONLY_DOC})
-    for name, schema in schemas.items():
-        for field_name, prop in (schema.get("properties") or {}).items():
-            if "description" in prop:
-                continue
-            text = FIELD_DOCS.get(name, {}).get(field_name) or FIELD_DOCS["*"].get(field_name)
-            if not text:
-                continue
-            if "$ref" in prop:  # OpenAPI 3.0 ignores a $ref's siblings
-                properties = schema["properties"]
-                properties[field_name] = {"allOf": [{"$ref": prop["$ref"]}], "description": text}
-            else:
-                prop["description"] = text

@@ -1,9 +1,10 @@
 """One error format for every failure: ``{"code", "status", "message", "errors"}``.
 
 flask-smorest already renders HTTP errors (and webargs validation errors, with the field
-names under ``errors.json``) this way; this module maps Hydra's errors onto the same shape
-(the stores and the broker raise ``Unavailable`` for a server that does not answer), so no
-request ends in a bare 500.
+names under ``errors.json``) this way; this module answers Hydra's errors in the same shape,
+with the status and retry hint each error class carries (``hydra/errors.py``; the stores and
+the broker raise ``Unavailable`` for a server that does not answer), so no request ends in a
+bare 500.
 
 gunicorn answers some requests itself, before Flask sees them: a request line longer than
 ``limit_request_line`` (414), a header field longer than ``limit_request_field_size`` or more
@@ -23,7 +24,7 @@ from typing import Any
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from hydra.errors import Conflict, Forbidden, InvalidJob, InvalidRequest, NotAuthenticated, NotFound, Unavailable
+from hydra.errors import HydraError, InvalidJob, InvalidRequest, NotAuthenticated, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -53,35 +54,26 @@ def error_response(code: int, message: str, errors: dict | None = None, headers:
     return response
 
 
-def init_app(app: Flask) -> None:
-    @app.errorhandler(InvalidJob)
-    def invalid_job(exc: InvalidJob):
-        return error_response(422, "the job is invalid", {"json": exc.errors})
-
-    @app.errorhandler(InvalidRequest)
-    def invalid_request(exc: InvalidRequest):
-        return error_response(422, "the request is invalid", {exc.location: exc.errors})
-
-    @app.errorhandler(NotAuthenticated)
-    def not_authenticated(exc: NotAuthenticated):
-        return error_response(401, str(exc), headers={"WWW-Authenticate": 'Bearer realm="hydra"'})
-
-    @app.errorhandler(Forbidden)
-    def forbidden(exc: Forbidden):
-        return error_response(403, str(exc))
-
-    @app.errorhandler(NotFound)
-    def not_found(exc: NotFound):
-        return error_response(404, str(exc))
-
-    @app.errorhandler(Conflict)
-    def conflict(exc: Conflict):
-        return error_response(409, str(exc))
-
-    @app.errorhandler(Unavailable)
-    def unavailable(exc: Unavailable):
+def answer(exc: HydraError):
+    """The HTTP answer to a Hydra error: its status, retry hint and OpenAPI text are the
+    class's own (``hydra/errors.py``); a body that failed validation names its fields."""
+    if exc.http_status >= 500 and exc.retry_after is None:  # no class of its own: a bug
+        log.error("unhandled error", exc_info=exc)
+        return error_response(500, "internal error (logged)")
+    headers = {} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+    if isinstance(exc, NotAuthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="hydra"'
+    if isinstance(exc, (InvalidJob, InvalidRequest)):
+        what = "job" if isinstance(exc, InvalidJob) else "request"
+        return error_response(exc.http_status, f"the {what} is invalid", {exc.location: exc.errors}, headers)
+    if isinstance(exc, Unavailable):
         log.warning("%s unavailable: %s", exc.service, exc)
-        return error_response(503, f"{exc.service} is unavailable", headers={"Retry-After": "5"})
+        return error_response(exc.http_status, f"{exc.service} is unavailable", headers=headers)
+    return error_response(exc.http_status, str(exc), headers=headers)
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(HydraError, answer)
 
     @app.errorhandler(MethodNotAllowed)
     def method_not_allowed(exc: MethodNotAllowed):

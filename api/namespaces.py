@@ -58,8 +58,8 @@ class LimitsBodySchema(Schema):
 class LimitsSchema(LimitsBodySchema):
     id = fields.String(metadata={"description": "The namespace."})
     notify = notify_answer("Notification targets of its jobs that name none of their own.")
-    updated_at = fields.DateTime(allow_none=True)
-    updated_by = fields.String(allow_none=True)
+    updated_at = fields.DateTime(allow_none=True, metadata={"description": "When it last changed."})
+    updated_by = fields.String(allow_none=True, metadata={"description": "Who changed it last."})
 
 
 #: The path's namespace, as the OpenAPI description shows it.

@@ -148,7 +148,7 @@ class NotificationsSchema(Schema):
 
 class JobCreatedSchema(Schema):
     id = fields.String(metadata={"description": "The job id (same as job_id)."})
-    job_id = fields.String()
+    job_id = fields.String(metadata={"description": "The new job's id."})
     run_id = fields.String(
         allow_none=True, metadata={"description": "The first run (for a cron job: none until its first tick)."}
     )
@@ -158,8 +158,12 @@ class JobCreatedSchema(Schema):
             "or stored (no run yet: a parameter it declares has no default, so it runs when triggered with a value)."
         }
     )
-    worker_id = fields.String(allow_none=True)
-    pending_reason = fields.String(allow_none=True)
+    worker_id = fields.String(
+        allow_none=True, metadata={"description": "The worker the run was routed to (null while pending)."}
+    )
+    pending_reason = fields.String(
+        allow_none=True, metadata={"description": "Why no worker could take the run yet (null when queued)."}
+    )
     scheduled_at = fields.DateTime(
         allow_none=True,
         metadata={"description": "When a scheduled job's first run starts (one-off time, or the next cron tick)."},
@@ -167,14 +171,21 @@ class JobCreatedSchema(Schema):
 
 
 class JobSchema(Tolerant, Schema):
-    id = fields.String()
-    name = fields.String()
-    user = fields.String()
-    namespace = fields.String()
-    affinity = fields.Nested(AffinitySchema)
-    command = fields.String(allow_none=True)
-    args = fields.List(fields.String(), allow_none=True)
-    shell = fields.String(allow_none=True)
+    id = fields.String(metadata={"description": "Unique id (a UUID)."})
+    name = fields.String(metadata={"description": "Name of the job, for people."})
+    user = fields.String(metadata={"description": "User the job runs for (checked against workers' allowed users)."})
+    namespace = fields.String(metadata={"description": "The namespace it belongs to."})
+    affinity = fields.Nested(
+        AffinitySchema, metadata={"description": "Where the job may run: OS, tags, allowed users."}
+    )
+    command = fields.String(
+        allow_none=True,
+        metadata={"description": "The command line (run under `shell`), or the program when `args` is given."},
+    )
+    args = fields.List(fields.String(), allow_none=True, metadata={"description": "Argument list run without a shell."})
+    shell = fields.String(
+        allow_none=True, metadata={"description": "bash, sh, cmd or powershell (null: the worker's default)."}
+    )
     env = RedactedValues(
         keys=fields.String(),
         values=fields.String(),
@@ -182,18 +193,30 @@ class JobSchema(Tolerant, Schema):
             "description": f"The names of its environment variables; values are write-only (shown as `{REDACTED}`)."
         },
     )
-    cwd = fields.String(allow_none=True)
-    retries = fields.Integer()
-    timeout = fields.Float(allow_none=True)
-    priority = fields.Integer()
-    schedule = fields.String(allow_none=True)
-    timezone = fields.String(allow_none=True)
-    scheduled_at = fields.DateTime(allow_none=True)
-    misfire = fields.String(allow_none=True)
-    overlap = fields.String(allow_none=True)
-    backoff = fields.Nested(BackoffSchema, allow_none=True)
-    max_lost = fields.Integer(allow_none=True)
-    executor = fields.String(allow_none=True)
+    cwd = fields.String(
+        allow_none=True, metadata={"description": "Working directory of the command (null: the worker's)."}
+    )
+    retries = fields.Integer(metadata={"description": "Further attempts after a failed or timed-out one."})
+    timeout = fields.Float(
+        allow_none=True, metadata={"description": "Seconds before the command's whole process tree is killed."}
+    )
+    priority = fields.Integer(metadata={"description": "0 (lowest) to 100 (highest)."})
+    schedule = fields.String(allow_none=True, metadata={"description": "5-field cron expression of a recurring job."})
+    timezone = fields.String(allow_none=True, metadata={"description": "IANA time zone of `schedule`."})
+    scheduled_at = fields.DateTime(
+        allow_none=True, metadata={"description": "When a one-off job runs (ISO 8601, UTC)."}
+    )
+    misfire = fields.String(allow_none=True, metadata={"description": "Missed cron ticks: skip or run_once."})
+    overlap = fields.String(
+        allow_none=True, metadata={"description": "A cron tick while a run is active: allow, forbid or queue."}
+    )
+    backoff = fields.Nested(
+        BackoffSchema, allow_none=True, metadata={"description": "Retry delays (base, factor, cap, jitter)."}
+    )
+    max_lost = fields.Integer(
+        allow_none=True, metadata={"description": "Lost attempts before the run is dead-lettered."}
+    )
+    executor = fields.String(allow_none=True, metadata={"description": "shell or http."})
     http = RedactedRequest(
         HttpSchema,
         allow_none=True,
@@ -228,7 +251,7 @@ class JobSchema(Tolerant, Schema):
     )
     notify = notify_answer("Who hears about its runs (none: its namespace's default targets).")
     status = fields.String(allow_none=True, metadata={"description": "Status of the job's latest run."})
-    last_run_id = fields.String(allow_none=True)
+    last_run_id = fields.String(allow_none=True, metadata={"description": "The job's most recently changed run."})
     last_success_at = fields.DateTime(
         allow_none=True, metadata={"description": "When a run of it last succeeded (null: never)."}
     )
@@ -241,7 +264,9 @@ class JobSchema(Tolerant, Schema):
     )
     source = fields.String(metadata={"description": "api or python (apply_async)."})
     paused = fields.Boolean(allow_none=True, metadata={"description": "A paused job's schedule does not fire."})
-    paused_at = fields.DateTime(allow_none=True)
+    paused_at = fields.DateTime(
+        allow_none=True, metadata={"description": "When its schedule was paused (null: not paused)."}
+    )
     next_run_at = fields.Method(
         "_next_run_at",
         allow_none=True,
@@ -252,8 +277,8 @@ class JobSchema(Tolerant, Schema):
         allow_none=True,
         metadata={"description": "The last tick skipped (overlap forbid, or a missed tick with misfire skip)."},
     )
-    created_at = fields.DateTime()
-    updated_at = fields.DateTime()
+    created_at = fields.DateTime(metadata={"description": "When it was created."})
+    updated_at = fields.DateTime(metadata={"description": "When it last changed."})
     deleted_at = fields.DateTime(
         allow_none=True, metadata={"description": "Set once the job was deleted; its runs stay readable."}
     )
@@ -274,15 +299,21 @@ class RefusalSchema(Schema):
 
 
 class RunSchema(Tolerant, Schema):
-    id = fields.String()
-    job_id = fields.String()
-    job_name = fields.String(allow_none=True)
-    user = fields.String(allow_none=True)
-    namespace = fields.String()
-    attempt = fields.Integer()
-    retry_of = fields.String(allow_none=True)
+    id = fields.String(metadata={"description": "The run id (also the Celery task id)."})
+    job_id = fields.String(metadata={"description": "The job this belongs to."})
+    job_name = fields.String(allow_none=True, metadata={"description": "Name of the job."})
+    user = fields.String(allow_none=True, metadata={"description": "User the run is for."})
+    namespace = fields.String(metadata={"description": "The namespace it belongs to."})
+    attempt = fields.Integer(metadata={"description": "1 for the first attempt of the job, 2 for its first retry, ..."})
+    retry_of = fields.String(
+        allow_none=True, metadata={"description": "The attempt this one follows (a retry or failover), or null."}
+    )
     lost = fields.Integer(allow_none=True, metadata={"description": "Earlier attempts of this chain that were lost."})
-    status = fields.String()
+    status = fields.String(
+        metadata={
+            "description": "pending, queued, running, succeeded, failed, timed_out, cancelled, lost, retrying or dead_letter."
+        }
+    )
     outcome = fields.String(
         allow_none=True,
         metadata={
@@ -290,15 +321,25 @@ class RunSchema(Tolerant, Schema):
             "`status` says what followed (retrying, dead_letter)."
         },
     )
-    decision = fields.String(allow_none=True)
+    decision = fields.String(
+        allow_none=True,
+        metadata={"description": "Why the attempt's end led to its status (retry n of m, failover, dead letter)."},
+    )
     not_before = fields.DateTime(allow_none=True, metadata={"description": "A delayed run starts at this time."})
-    worker_id = fields.String(allow_none=True)
-    queue = fields.String(allow_none=True)
-    pending_reason = fields.String(allow_none=True)
-    priority = fields.Integer(allow_none=True)
-    command = fields.String(allow_none=True)
-    args = fields.List(fields.String(), allow_none=True)
-    shell = fields.String(allow_none=True)
+    worker_id = fields.String(allow_none=True, metadata={"description": "The worker it was routed to or ran on."})
+    queue = fields.String(allow_none=True, metadata={"description": "The Celery queue its message was published to."})
+    pending_reason = fields.String(
+        allow_none=True, metadata={"description": "Why it waits (no eligible worker, start time not reached)."}
+    )
+    priority = fields.Integer(allow_none=True, metadata={"description": "Priority of the job."})
+    command = fields.String(
+        allow_none=True,
+        metadata={"description": "The command line (run under `shell`), or the program when `args` is given."},
+    )
+    args = fields.List(fields.String(), allow_none=True, metadata={"description": "Argument list run without a shell."})
+    shell = fields.String(
+        allow_none=True, metadata={"description": "bash, sh, cmd or powershell (null: the worker's default)."}
+    )
     params = fields.Function(
         lambda run: run.shown_params,
         allow_none=True,
@@ -309,24 +350,40 @@ class RunSchema(Tolerant, Schema):
             "additionalProperties": {"type": "string"},
         },
     )
-    returncode = fields.Integer(allow_none=True)
-    stdout = fields.String()
-    stderr = fields.String()
-    stdout_bytes = fields.Integer(allow_none=True)
-    stderr_bytes = fields.Integer(allow_none=True)
-    stdout_truncated = fields.Boolean(allow_none=True)
-    stderr_truncated = fields.Boolean(allow_none=True)
-    error = fields.String(allow_none=True)
-    executor = fields.String(allow_none=True)
+    returncode = fields.Integer(
+        allow_none=True, metadata={"description": "Exit code (negative: killed by that signal; null: never ran)."}
+    )
+    stdout = fields.String(
+        metadata={"description": "Standard output (head and tail when longer than the output limit)."}
+    )
+    stderr = fields.String(
+        metadata={"description": "Standard error (head and tail when longer than the output limit)."}
+    )
+    stdout_bytes = fields.Integer(allow_none=True, metadata={"description": "Bytes written to stdout in all."})
+    stderr_bytes = fields.Integer(allow_none=True, metadata={"description": "Bytes written to stderr in all."})
+    stdout_truncated = fields.Boolean(
+        allow_none=True, metadata={"description": "stdout was longer than the output limit (the middle was left out)."}
+    )
+    stderr_truncated = fields.Boolean(
+        allow_none=True, metadata={"description": "stderr was longer than the output limit (the middle was left out)."}
+    )
+    error = fields.String(
+        allow_none=True, metadata={"description": "Why it did not succeed when the exit code does not say."}
+    )
+    executor = fields.String(allow_none=True, metadata={"description": "shell or http."})
     url = fields.String(allow_none=True, metadata={"description": "An http run's URL."})
-    cancel_requested_at = fields.DateTime(allow_none=True)
+    cancel_requested_at = fields.DateTime(
+        allow_none=True, metadata={"description": "When a cancel was asked for (the worker is stopping it)."}
+    )
     retried_by = fields.String(allow_none=True, metadata={"description": "The run a manual retry started."})
-    queued_at = fields.DateTime(allow_none=True)
-    placed_at = fields.DateTime(allow_none=True)
-    started_at = fields.DateTime(allow_none=True)
-    finished_at = fields.DateTime(allow_none=True)
-    duration = fields.Float(allow_none=True)
-    ended_by = fields.String(allow_none=True)
+    queued_at = fields.DateTime(allow_none=True, metadata={"description": "When the attempt was recorded."})
+    placed_at = fields.DateTime(allow_none=True, metadata={"description": "When it was routed to a worker's queue."})
+    started_at = fields.DateTime(allow_none=True, metadata={"description": "When the worker started the command."})
+    finished_at = fields.DateTime(allow_none=True, metadata={"description": "When the attempt ended."})
+    duration = fields.Float(allow_none=True, metadata={"description": "Seconds the command ran."})
+    ended_by = fields.String(
+        allow_none=True, metadata={"description": "Who recorded the end: the worker's name, the controller, or a user."}
+    )
     refusals = fields.List(
         fields.Nested(RefusalSchema),
         metadata={
@@ -355,25 +412,25 @@ class RunSchema(Tolerant, Schema):
 
 
 class WorkerSchema(Schema):
-    id = fields.String()
-    os = fields.String()
-    tags = fields.List(fields.String())
+    id = fields.String(metadata={"description": "The worker's Celery node name (name@host)."})
+    os = fields.String(metadata={"description": "linux, macos or windows."})
+    tags = fields.List(fields.String(), metadata={"description": "Capability tags (from its tag.* queues)."})
     allowed_users = fields.List(fields.String(), allow_none=True, metadata={"description": "null means any user."})
     namespaces = fields.List(
         fields.String(), allow_none=True, metadata={"description": "The namespaces it runs jobs of; null means all."}
     )
-    max_concurrency = fields.Integer()
-    current_running = fields.Integer()
+    max_concurrency = fields.Integer(metadata={"description": "Commands it runs at once (its pool size)."})
+    current_running = fields.Integer(metadata={"description": "Commands running at its last heartbeat."})
     load = fields.Integer(metadata={"description": "Runs routed to the worker and not finished."})
     status = fields.String(metadata={"description": "online or offline."})
-    last_heartbeat = fields.DateTime(allow_none=True)
-    heartbeat_interval = fields.Float(allow_none=True)
-    queue = fields.String()
-    shells = fields.List(fields.String())
-    hostname = fields.String(allow_none=True)
-    pid = fields.Integer(allow_none=True)
-    processed = fields.Integer(allow_none=True)
-    first_seen = fields.DateTime(allow_none=True)
+    last_heartbeat = fields.DateTime(allow_none=True, metadata={"description": "Time of its last heartbeat."})
+    heartbeat_interval = fields.Float(allow_none=True, metadata={"description": "Seconds between its heartbeats."})
+    queue = fields.String(metadata={"description": "Its own queue (hydra.worker.<id>)."})
+    shells = fields.List(fields.String(), metadata={"description": "Shells found on the machine."})
+    hostname = fields.String(allow_none=True, metadata={"description": "Its machine."})
+    pid = fields.Integer(allow_none=True, metadata={"description": "Its main process id."})
+    processed = fields.Integer(allow_none=True, metadata={"description": "Tasks it has processed since it started."})
+    first_seen = fields.DateTime(allow_none=True, metadata={"description": "When the controller first saw it."})
     # -- drain (hydra worker drain)
     drained = fields.Boolean(
         metadata={"description": "Drained by an operator: no new run is placed on it; what runs there finishes."}
@@ -486,40 +543,58 @@ class ScheduleSchema(JobSpecSchema):
     class Meta:
         unknown = RAISE
 
-    name = fields.String(load_default=None, validate=[validate.Length(1, 200), validate.Regexp(NAME_RE)])
+    name = fields.String(
+        load_default=None,
+        validate=[validate.Length(1, 200), validate.Regexp(NAME_RE)],
+        metadata={"description": "Name of the job, for people."},
+    )
 
 
 class TaskSchema(Schema):
     """A one-off task's status view of a job: its latest run's state and times."""
 
     id = fields.String(metadata={"description": "The task (job) id."})
-    job_id = fields.String()
-    run_id = fields.String(allow_none=True)
-    command = fields.String(allow_none=True)
-    scheduled_at = fields.DateTime(allow_none=True)
+    job_id = fields.String(metadata={"description": "The job this belongs to."})
+    run_id = fields.String(allow_none=True, metadata={"description": "The run (attempt) id, also the Celery task id."})
+    command = fields.String(
+        allow_none=True,
+        metadata={"description": "The command line (run under `shell`), or the program when `args` is given."},
+    )
+    scheduled_at = fields.DateTime(
+        allow_none=True, metadata={"description": "When a one-off job runs (ISO 8601, UTC)."}
+    )
     status = fields.String(
         metadata={
             "description": "scheduled (its time has not come), then the run's status: pending, queued, "
             "running, succeeded, failed, timed_out, cancelled, lost, retrying, dead_letter."
         }
     )
-    worker_id = fields.String(allow_none=True)
-    created_at = fields.DateTime(allow_none=True)
+    worker_id = fields.String(
+        allow_none=True, metadata={"description": "The worker (Celery node name) it was placed on or ran on."}
+    )
+    created_at = fields.DateTime(allow_none=True, metadata={"description": "When it was created."})
     picked_at = fields.DateTime(allow_none=True, metadata={"description": "When a worker was chosen."})
-    started_at = fields.DateTime(allow_none=True)
+    started_at = fields.DateTime(allow_none=True, metadata={"description": "When a worker started it."})
     completed_at = fields.DateTime(allow_none=True, metadata={"description": "When it succeeded."})
     failed_at = fields.DateTime(allow_none=True, metadata={"description": "When it ended without success."})
-    returncode = fields.Integer(allow_none=True)
-    stdout = fields.String(allow_none=True)
-    stderr = fields.String(allow_none=True)
-    error = fields.String(allow_none=True)
+    returncode = fields.Integer(
+        allow_none=True,
+        metadata={"description": "Exit status (an http run: the response status); null when it never ran."},
+    )
+    stdout = fields.String(
+        allow_none=True, metadata={"description": "Captured standard output (capped; the cut is marked)."}
+    )
+    stderr = fields.String(
+        allow_none=True, metadata={"description": "Captured standard error (capped; the cut is marked)."}
+    )
+    error = fields.String(allow_none=True, metadata={"description": "Why it failed, besides its exit status."})
 
 
 class HealthSchema(Schema):
     status = fields.String(metadata={"description": "ok, or down when a required service is down."})
     down = fields.List(fields.String(), metadata={"description": "Services that are down."})
-    message = fields.String()
-    redis = fields.Dict()
-    mongodb = fields.Dict()
-    controller = fields.Dict()
-    workers = fields.Dict()
+    message = fields.String(metadata={"description": "Which services are down (only when some are)."})
+    redis = fields.Dict(metadata={"description": "`ok`, and `error` when Redis does not answer."})
+    mongodb = fields.Dict(metadata={"description": "`ok`, and `error` when MongoDB does not answer."})
+    controller = fields.Dict(metadata={"description": "`ok` while a controller is alive, and its `name`."})
+    workers = fields.Dict(metadata={"description": "Number of workers by status (online, offline)."})

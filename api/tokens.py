@@ -56,11 +56,11 @@ class TokenBodySchema(Schema):
 
 class TokenSchema(Schema):
     id = fields.String(metadata={"description": "The token's id (the part after `hydra_`)."})
-    name = fields.String()
+    name = fields.String(metadata={"description": "Name of the job, for people."})
     user = fields.String(metadata={"description": "The user it authenticates as."})
     roles = fields.Dict(keys=fields.String(), values=fields.String(), metadata={"description": "Role by namespace."})
     act_as = fields.List(fields.String(), metadata={"description": "Users it may submit jobs as."})
-    created_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime(allow_none=True, metadata={"description": "When it was created."})
     created_by = fields.String(allow_none=True, metadata={"description": "Who made it."})
     expires_at = fields.DateTime(allow_none=True, metadata={"description": "When it stops working (null: never)."})
     revoked_at = fields.DateTime(

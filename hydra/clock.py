@@ -47,11 +47,17 @@ def aware(value: datetime | None) -> datetime | None:
     return value
 
 
+def parse_iso(text: str) -> datetime:
+    """The one ISO 8601 parser (``Z`` for UTC too): raises ValueError for anything else. The
+    client and the CLI use it too (this module needs nothing but the standard library)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def parse(value: datetime | str | None) -> datetime | str | None:
-    """An ISO 8601 string (how a JSON outcome carries times) as a datetime; anything else as is."""
+    """An ISO 8601 string (how JSON carries times) as a datetime; anything else as is."""
     if isinstance(value, str):
         try:
-            return datetime.fromisoformat(value)
+            return parse_iso(value)
         except ValueError:
             return value
     return value

@@ -1,4 +1,10 @@
-"""Hydra's errors: one root, a branch per subsystem.
+"""Hydra's errors: one root, a branch per subsystem, each mapped once to the protocols.
+
+Each class says how it is answered: ``http_status`` (REST), ``grpc_code`` (the name of a
+``google.rpc.Code``), ``retry_after`` (seconds a caller should wait before trying again, or
+None) and ``answer_doc`` (the OpenAPI description of its HTTP answer). ``api/errors.py``,
+``hydra/rpc/errors.py``, ``api/docs.py`` and the client (``hydra/client/errors.py``, whose
+errors are subclasses of these) read them from here; a subclass inherits its parent's.
 
 ::
 
@@ -11,12 +17,12 @@
      +-- Conflict              the thing exists but its state forbids the verb (-> 409)
      |    +-- Duplicate            a record with that id exists already (a unique insert lost its race)
      |    +-- KeyReused            an idempotency key sent again with another job body
-     |    +-- KeyInFlight          the first request with that idempotency key is still being served
-     +-- Unavailable           a server Hydra needs is down (-> 503)
+     |    +-- KeyInFlight          the first request with that key is still being served (gRPC: ABORTED)
+     +-- Unavailable           a server Hydra needs is down (-> 503, Retry-After)
      |    +-- StoreUnavailable     MongoDB
      |    +-- BrokerUnavailable    Redis
      |    +-- CredentialsRefused   a server refused our credentials (Store..., Broker... for each)
-     +-- RunEnded              the attempt already has a recorded end (fencing)
+     +-- RunEnded              the attempt already has a recorded end (fencing; internal: -> 500)
      +-- CommandError          raised by the task so Celery and Flower see the outcome
           +-- CommandFailed        non-zero exit, or the command could not start
           +-- CommandTimedOut      killed after its timeout
@@ -31,9 +37,23 @@ it, the backend decodes it by name (:func:`command_error_named`).
 
 from __future__ import annotations
 
+#: Seconds a caller should wait before trying again when a server Hydra needs is down (REST:
+#: the Retry-After header; gRPC: RetryInfo).
+RETRY_AFTER_SECONDS = 5
+
 
 class HydraError(Exception):
-    """Root of every error Hydra raises on purpose."""
+    """Root of every error Hydra raises on purpose. One that reaches a caller without a
+    class of its own below is a bug: HTTP 500, gRPC INTERNAL (logged)."""
+
+    #: The HTTP status that answers it.
+    http_status: int = 500
+    #: The gRPC status code that answers it (a ``google.rpc.Code`` name).
+    grpc_code: str = "INTERNAL"
+    #: Seconds the caller should wait before trying again (None: trying again will not help).
+    retry_after: int | None = None
+    #: What its HTTP answer means, for the OpenAPI text.
+    answer_doc: str = "Unexpected server error (logged with its traceback)."
 
 
 class InvalidJob(HydraError):
@@ -41,6 +61,10 @@ class InvalidJob(HydraError):
 
     ``errors`` maps a field name (dotted for nested fields) to a list of messages.
     """
+
+    http_status, grpc_code = 422, "INVALID_ARGUMENT"
+    answer_doc = "A field is invalid: `errors` names each, by location (`json`, `query`, `path`)."
+    location = "json"
 
     def __init__(self, errors: dict):
         self.errors = errors
@@ -52,6 +76,9 @@ class InvalidRequest(HydraError):
     in a path). ``errors`` maps each field to its messages; ``location`` says where the fields
     are: ``json`` (the body) or ``path``."""
 
+    http_status, grpc_code = 422, "INVALID_ARGUMENT"
+    answer_doc = InvalidJob.answer_doc
+
     def __init__(self, errors: dict, *, location: str = "json"):
         self.errors, self.location = errors, location
         super().__init__(f"invalid request: {errors}")
@@ -60,19 +87,33 @@ class InvalidRequest(HydraError):
 class NotAuthenticated(HydraError):
     """The request carries no credentials, or ones that do not authenticate anybody."""
 
+    http_status, grpc_code = 401, "UNAUTHENTICATED"
+    answer_doc = "No credentials, or credentials that prove nothing (`WWW-Authenticate` says how to send them)."
+
 
 class Forbidden(HydraError):
     """The caller is known but lacks the right for this action."""
 
+    http_status, grpc_code = 403, "PERMISSION_DENIED"
+    answer_doc = "The caller's roles do not allow this in the namespace concerned."
+
 
 class NotFound(HydraError):
+    """No such job, run, ... or none the caller may see."""
+
+    http_status, grpc_code = 404, "NOT_FOUND"
+    answer_doc = "Nothing with that id."
+
     def __init__(self, kind: str, ident: str):
         self.kind, self.ident = kind, ident
         super().__init__(f"{kind} {ident!r} not found")
 
 
 class Conflict(HydraError):
-    pass
+    """The thing exists but its state forbids the verb."""
+
+    http_status, grpc_code = 409, "FAILED_PRECONDITION"
+    answer_doc = "The state of what the request names forbids it."
 
 
 class Duplicate(Conflict):
@@ -86,10 +127,14 @@ class KeyReused(Conflict):
 class KeyInFlight(Conflict):
     """The first request with this ``Idempotency-Key`` is still being served: send it again."""
 
+    grpc_code = "ABORTED"
+
 
 class Unavailable(HydraError):
     """A server Hydra depends on did not answer; ``service`` names it."""
 
+    http_status, grpc_code, retry_after = 503, "UNAVAILABLE", RETRY_AFTER_SECONDS
+    answer_doc = "A service Hydra needs (MongoDB or Redis) is unavailable; try again after `Retry-After` seconds."
     service = "dependency"
 
 

@@ -10,7 +10,8 @@
 and ``worker`` are on every line (null when a line is about no job, run or worker); any
 other ``extra={...}`` field of the call is added as is, and a traceback as ``exc``.
 ``LOG_FORMAT=text`` (the default) keeps the usual one-line text, with the same fields
-appended as ``key=value``. ``LOG_LEVEL`` (DEBUG, INFO, WARNING, ERROR) sets the level.
+appended as ``key=value``. ``LOG_LEVEL`` (DEBUG, INFO, WARNING, ERROR) sets the level. Both are
+settings (``hydra.settings``): read from the environment or from the settings file.
 
 Who calls what:
 
@@ -36,6 +37,7 @@ from datetime import UTC, datetime
 from celery.signals import after_setup_logger, after_setup_task_logger, celeryd_init
 
 from hydra import names
+from hydra.settings import Settings, SettingsError, get_settings
 
 #: The keys every JSON line has, in this order.
 CORE_KEYS = ("ts", "level", "logger", "message", "component", "event", "job_id", "run_id", "worker")
@@ -56,15 +58,24 @@ _TEXT_FORMAT = "%(asctime)s %(levelname)s [%(component)s] %(name)s: %(message)s"
 _context = {"component": os.path.basename(sys.argv[0] or "python") or "python", "worker": None}
 
 
+def _settings() -> Settings:
+    """The settings (LOG_LEVEL, LOG_FORMAT: from the environment or the settings file); the
+    defaults when they cannot be read - the error is reported where they are used, in words."""
+    try:
+        return get_settings()
+    except SettingsError:
+        return Settings()
+
+
 def log_format() -> str:
     """``LOG_FORMAT`` (json or text; anything else is text)."""
-    value = (os.environ.get("LOG_FORMAT") or "text").strip().lower()
+    value = (_settings().log_format or "text").strip().lower()
     return value if value in FORMATS else "text"
 
 
 def log_level(default: str = "INFO") -> int:
     """``LOG_LEVEL`` as a logging level (an unknown name means ``default``)."""
-    value = (os.environ.get("LOG_LEVEL") or default).strip().upper()
+    value = (_settings().log_level or default).strip().upper()
     level = logging.getLevelName(value)
     return level if isinstance(level, int) else logging.getLevelName(default.upper())
 
@@ -199,7 +210,7 @@ def _restyle(logger: logging.Logger) -> None:
         return
     for handler in logger.handlers:
         handler.setFormatter(JsonFormatter())
-    if os.environ.get("LOG_LEVEL"):
+    if _settings().log_level:
         logger.setLevel(log_level())
 
 

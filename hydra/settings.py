@@ -3,7 +3,8 @@
 Every component (API, controller, workers, CLI) reads its configuration through
 :func:`get_settings`; ``celeryconfig.py`` only maps these values onto Celery's names.
 Each field is read from the variable ``HYDRA_<FIELD NAME>`` (``broker_url`` from
-``HYDRA_BROKER_URL``) and parsed as the field's type; unset or empty means the default.
+``HYDRA_BROKER_URL``; the log settings from ``LOG_LEVEL`` and ``LOG_FORMAT``) and parsed as
+the field's type; unset or empty means the default.
 
 ``HYDRA_CONFIG`` may name a settings file of ``HYDRA_<NAME>=value`` lines (what ``hydra
 worker-config`` and ``hydra client-config`` write; the same syntax as a systemd
@@ -139,6 +140,11 @@ class Settings:
     grpc_threads: int = setting(16, "Calls the gRPC server serves at once (a WatchRun holds one while it streams).")
     grpc_tls_cert: str | None = setting(None, "PEM certificate chain: the gRPC server then speaks TLS only.")
     grpc_tls_key: str | None = setting(None, "PEM private key of that certificate.")
+    # -- logs (hydra.logs; read from the variables without the prefix: LOG_LEVEL, LOG_FORMAT) -------
+    log_level: str | None = setting(
+        None, "DEBUG, INFO, WARNING or ERROR (unset: INFO, or the level `hydra --log-level` gives)."
+    )
+    log_format: str = setting("text", "text (one line per record, fields as key=value) or json (one object per line).")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -197,9 +203,14 @@ def read_file(path: str | os.PathLike) -> dict[str, str]:
     return values
 
 
+#: Settings read from the usual variable, without the prefix.
+UNPREFIXED = {"log_level": "LOG_LEVEL", "log_format": "LOG_FORMAT"}
+
+
 def env_name(field_name: str) -> str:
-    """The environment variable of a settings field: ``broker_url`` -> ``HYDRA_BROKER_URL``."""
-    return PREFIX + field_name.upper()
+    """The environment variable of a settings field: ``broker_url`` -> ``HYDRA_BROKER_URL``
+    (``log_level`` -> ``LOG_LEVEL``: :data:`UNPREFIXED`)."""
+    return UNPREFIXED.get(field_name) or PREFIX + field_name.upper()
 
 
 def _parse(kind, raw: str, name: str):

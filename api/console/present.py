@@ -45,7 +45,7 @@ def moment(value: datetime | str | None) -> datetime | None:
         return None
     if isinstance(value, datetime):
         return value
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return clock.parse_iso(str(value))
 
 
 @bp.app_template_filter("utc")

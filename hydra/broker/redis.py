@@ -121,7 +121,16 @@ def translated() -> Iterator[None]:
 
 
 def guarded(fn):
-    """Decorator: ``fn`` talks to Redis; its errors become BrokerUnavailable."""
+    """Decorator: ``fn`` talks to Redis; its errors become BrokerUnavailable (a generator's
+    too, raised while it is read)."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def walk(*args, **kwargs):
+            with translated():
+                yield from fn(*args, **kwargs)
+
+        return walk
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
@@ -138,8 +147,12 @@ class RedisBacked:
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         for name, value in list(vars(cls).items()):
-            if not name.startswith("_") and inspect.isfunction(value):
+            if name.startswith("_"):
+                continue
+            if inspect.isfunction(value):
                 setattr(cls, name, guarded(value))
+            elif isinstance(value, (staticmethod, classmethod)):
+                setattr(cls, name, type(value)(guarded(value.__func__)))
 
     def __init__(self, client: redis.Redis | None = None):
         self._client = client

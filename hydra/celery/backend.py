@@ -76,9 +76,9 @@ def outcome_from(result, state: str) -> Outcome | None:
     if state == states.SUCCESS:
         if isinstance(result, dict) and result.get("status"):
             return Outcome.from_dict(result)
-        return Outcome(status=RunStatus.SUCCEEDED.value)
+        return Outcome(status=RunStatus.SUCCEEDED)
     if state == states.REVOKED:
-        return Outcome(status=RunStatus.CANCELLED.value, error="cancelled (task revoked)")
+        return Outcome(status=RunStatus.CANCELLED, error="cancelled (task revoked)")
     if state != states.FAILURE:
         return None
     exc_type = (result or {}).get("exc_type", "Exception") if isinstance(result, dict) else "Exception"
@@ -93,10 +93,10 @@ def outcome_from(result, state: str) -> Outcome | None:
         return Outcome.from_dict(message[1])
     text = message[0] if isinstance(message, (list, tuple)) and len(message) == 1 else message
     if exc_type == "WorkerLostError":
-        return Outcome(status=RunStatus.LOST.value, error=f"the process running the command died: {text}")
+        return Outcome(status=RunStatus.LOST, error=f"the process running the command died: {text}")
     if exc_type in ("TimeLimitExceeded", "SoftTimeLimitExceeded"):
-        return Outcome(status=RunStatus.TIMED_OUT.value, error=f"Celery time limit exceeded: {text}")
-    return Outcome(status=RunStatus.FAILED.value, error=f"{exc_type}: {text}")
+        return Outcome(status=RunStatus.TIMED_OUT, error=f"Celery time limit exceeded: {text}")
+    return Outcome(status=RunStatus.FAILED, error=f"{exc_type}: {text}")
 
 
 def authentic(task_id: str, request) -> bool:
@@ -136,7 +136,7 @@ class HydraBackend(BaseBackend):
                 extra={"event": "run.unsigned_end", "run_id": task_id, "worker": by, "status": outcome.status},
             )
             return result
-        if outcome.status == RunStatus.LOST.value and by:  # its pool process died: no orphan may live on
+        if outcome.status == RunStatus.LOST and by:  # its pool process died: no orphan may live on
             end_orphaned_command(task_id, worker.slot(by))
             try:
                 end_run(worker.get_policy(), worker.slot(by), task_id)  # its cgroup: every process, wherever it went

@@ -26,6 +26,7 @@ from hydra.execution import executors, isolation
 from hydra.execution.live import ChunkWriter, tee
 from hydra.model.outcome import Outcome
 from hydra.model.spec import load_message
+from hydra.model.status import RunStatus
 from hydra.settings import get_settings
 from hydra.store.flows import FlowStore
 from hydra.store.output import OutputStore
@@ -125,6 +126,6 @@ def run_command(self, **kwargs):
     outcome.live_chunks = live.stored  # 0: a short run; readers use the record's output
     if watch.reason:
         outcome.error = watch.reason
-    if outcome.status == "succeeded":
+    if outcome.status == RunStatus.SUCCEEDED:
         return outcome.as_dict()
     raise command_error_for(outcome.status)(describe(outcome), outcome.as_dict())

@@ -51,6 +51,7 @@ from hydra.execution.egress import EgressPolicy
 from hydra.execution.reaper import enable_subreaper
 from hydra.model.affinity import Requirements, WorkerProfile, mismatch, profile_from_queues
 from hydra.model.spec import DEFAULT_NAMESPACE, execution_digest, load_message
+from hydra.model.status import RunStatus
 from hydra.settings import get_settings
 from hydra.store import credentials
 from hydra.store.runs import RunStore
@@ -231,7 +232,7 @@ def admit(run_id: str, kwargs: dict, request=None, *, runs: RunStore | None = No
     if profile is None:
         raise Refused(
             "refused: this worker has no Hydra profile (is hydra.worker loaded?)",
-            {"status": "failed", "error": "worker has no Hydra profile"},
+            {"status": RunStatus.FAILED.value, "error": "worker has no Hydra profile"},
         )
     runs = runs or RunStore()
     envelope = Envelope.of_request(names.TASK_RUN_COMMAND, run_id, request)
@@ -328,5 +329,10 @@ def _refuse(runs: RunStore, run_id: str, worker_id: str, reason: str, *, end_it:
     )
     raise Refused(
         error,
-        {"status": "failed", "error": error, "finished_at": clock.utcnow().isoformat(), "worker_id": worker_id},
+        {
+            "status": RunStatus.FAILED.value,
+            "error": error,
+            "finished_at": clock.utcnow().isoformat(),
+            "worker_id": worker_id,
+        },
     )

@@ -73,11 +73,9 @@ def _use_config(ctx: click.Context, _param: click.Parameter, value: str | None) 
     callback=_use_config,
     help="A settings file (HYDRA_NAME=value lines, e.g. from `hydra worker-config`); default: $HYDRA_CONFIG.",
 )
-@click.option(
-    "--log-level", envvar="LOG_LEVEL", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR."
-)
+@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR (default: LOG_LEVEL, else INFO).")
 @click.pass_context
-def main(ctx: click.Context, log_level: str) -> None:
+def main(ctx: click.Context, log_level: str | None) -> None:
     """Hydra: distributed command jobs on Celery."""
     # Logs go to stderr as text or JSON (LOG_FORMAT); the component is the command's name.
     logs.configure(ctx.invoked_subcommand or "hydra", level=log_level)

@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
+from hydra import clock
 from hydra.cli import fanout
 from hydra.cli.dependants import dependency_options
 from hydra.cli.fanout import fanout_options
@@ -227,7 +228,7 @@ def when_option(value: str | None) -> str | None:
         amount = float(relative.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[relative.group(2)]
         return (datetime.now(UTC) + timedelta(seconds=amount)).isoformat()
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = clock.parse_iso(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not an ISO 8601 time nor +N[smhd]", param_hint="--at") from None
     return (moment if moment.tzinfo else moment.astimezone()).isoformat()

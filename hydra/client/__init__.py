@@ -17,11 +17,14 @@ Results are dataclasses (``hydra.client.records``: :class:`Submitted`, :class:`J
 :class:`Run`, :class:`Worker`, :class:`Task`, :class:`Chunk`, :class:`OutputPage`); each
 keeps the whole JSON answer in ``raw``. Listings return a :class:`Page` (a list with
 ``next_cursor``).
-Every failure raises a :class:`ClientError` (itself a ``hydra.errors.HydraError``)::
+Every failure raises a :class:`ClientError` that is also the ``hydra.errors`` class of the
+answer (``except hydra.errors.NotFound`` works here as on the server; ``hydra.client.errors``)::
 
-    ClientError
+    ClientError                (each also the hydra.errors class of the same name)
      +-- Unavailable      the API cannot be reached, or answered 503 (MongoDB/Redis down)
      +-- InvalidRequest   400/422; ``errors`` names each bad field, e.g. {"json": {"user": [...]}}
+     +-- NotAuthenticated 401
+     +-- Forbidden        403
      +-- NotFound         404
      +-- Conflict         409 (e.g. cancelling a run that already ended)
      +-- ServerError      any other error answer

@@ -6,16 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 
+from hydra.clock import parse as _time
 from hydra.model.status import TERMINAL, RunStatus
-
-
-def _time(value):
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return value
-    return value
 
 
 class _Record:

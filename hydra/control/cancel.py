@@ -50,7 +50,7 @@ def cancel_run(run_id: str, *, by: str = "api", pipeline: Pipeline | None = None
     job = pipeline.jobs.find(run.job_id) or Job(id=run.job_id)
     end_attempt(
         run_id,
-        Outcome(status=RunStatus.CANCELLED.value, error=f"cancelled before it started (by {by})"),
+        Outcome(status=RunStatus.CANCELLED, error=f"cancelled before it started (by {by})"),
         by=by,
         job=job,
         attempt=run.attempt,

@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 
 from hydra import clock
 from hydra.control import verbs
-from hydra.control.access import require_submit
 from hydra.dispatch.pipeline import Pipeline
 from hydra.errors import Duplicate, HydraError, KeyInFlight, KeyReused, Unavailable
 from hydra.model.access import Principal
@@ -101,14 +100,13 @@ class _Once:
     """One idempotent submission (see the module docstring)."""
 
     def __init__(self, spec: dict, actor: Principal, key: str, source: str, pipeline: Pipeline | None):
-        self.spec, self.actor, self.source, self.pipeline = spec, actor, source, pipeline
+        self.actor, self.source, self.pipeline = actor, source, pipeline
         self.jobs: JobStore = pipeline.jobs if pipeline else JobStore()
         self.runs: RunStore = pipeline.runs if pipeline else RunStore()
         self.store = IdempotencyStore()
-        # The checks of a plain submission first: a refused request claims no key.
-        namespace = verbs.own(spec, actor)["namespace"]
-        require_submit(actor, namespace)
-        self.key, self.namespace = key, namespace
+        # The checks of a plain submission, once, first: a refused request claims no key.
+        self.spec = verbs.admit(spec, actor)
+        self.key, self.namespace = key, self.spec["namespace"]
         self.digest = body_digest(spec)
 
     def submit(self) -> Accepted:
@@ -135,7 +133,7 @@ class _Once:
     def _first(self, claim: KeyClaim) -> Accepted:
         """Submit under the claimed ids, and keep the answer on the claim."""
         try:
-            job, run, starts_at = verbs.submit(
+            job, run, starts_at = verbs.start(
                 self.spec,
                 actor=self.actor,
                 source=self.source,

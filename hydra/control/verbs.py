@@ -91,7 +91,28 @@ def env_names(spec: dict) -> list[str]:
     return sorted(spec.get("env") or {})
 
 
+def admit(spec: dict, actor: Principal) -> dict:
+    """The validated job body as ``actor`` submits it (user and namespace settled by
+    :func:`own`), once ``actor`` may submit there; raises Forbidden or InvalidJob. Checked
+    once per submission: an idempotent one (``hydra.control.submission``) admits the body
+    before it claims its key, then :func:`start` s it."""
+    spec = own(spec, actor)
+    require_submit(actor, spec["namespace"])
+    return spec
+
+
 def submit(
+    spec: dict,
+    *,
+    actor: Principal,
+    source: str = "api",
+    pipeline: Pipeline | None = None,
+) -> tuple[Job, Dispatched | None, datetime | None]:
+    """Store a validated job body and start it as it asks: (job, first run or None, when it starts)."""
+    return start(admit(spec, actor), actor=actor, source=source, pipeline=pipeline)
+
+
+def start(
     spec: dict,
     *,
     actor: Principal,
@@ -100,14 +121,13 @@ def submit(
     job_id: str | None = None,
     run_id: str | None = None,
 ) -> tuple[Job, Dispatched | None, datetime | None]:
-    """Store a validated job body and start it as it asks: (job, first run or None, when it starts).
+    """Store a job body :func:`admit` returned and start it as it asks: (job, first run or
+    None, when it starts).
 
     ``job_id`` and ``run_id`` are the ids to use when they were decided beforehand (an
     idempotent submission, ``hydra.control.submission``): a job stored under ``job_id``
     already raises Duplicate, and then nothing was done."""
     pipeline = pipeline or app.pipeline
-    spec = own(spec, actor)
-    require_submit(actor, spec["namespace"])
     jobs = pipeline.jobs
     dependants.check(spec, job_id=job_id, jobs=jobs, principal=actor)
     run_id = None if starts_later(spec) else run_id or new_id()

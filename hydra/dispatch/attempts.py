@@ -227,7 +227,7 @@ def end_unrunnable(
     ``status`` with the reason, and go on with what follows it (its canvas, its job's
     dependants: ``hydra.dispatch.continuation``). False when it had ended already."""
     ended = pipeline.runs.finish(
-        run_id, Outcome(status=status.value, error=why, finished_at=clock.utcnow()), status=status, decision=why, by=by
+        run_id, Outcome(status=status, error=why, finished_at=clock.utcnow()), status=status, decision=why, by=by
     )
     if ended:
         notices.after_end(run_id, job, status, None, pipeline=pipeline)
@@ -248,7 +248,7 @@ def dispatch_stored(pipeline: Pipeline, job: Job, run_id: str, **how) -> bool:
         )
         pipeline.runs.finish(
             run_id,
-            Outcome(status=RunStatus.FAILED.value, error=f"the stored job cannot run: {exc}"),
+            Outcome(status=RunStatus.FAILED, error=f"the stored job cannot run: {exc}"),
             status=RunStatus.FAILED,
             by="hydra",
             job=job,

@@ -207,7 +207,7 @@ def skip(node: Node, reason: str, upstream: Upstream, pipeline: Pipeline) -> lis
     runs.hold(step.run_id, by="hydra")
     runs.finish(
         step.run_id,
-        Outcome(status=RunStatus.CANCELLED.value, error=reason),
+        Outcome(status=RunStatus.CANCELLED, error=reason),
         status=RunStatus.CANCELLED,
         decision="not started",
         by="hydra",

@@ -422,7 +422,7 @@ class Pipeline:
         error = f"could not be published: {exc.__class__.__name__}: {exc}"
         self.runs.finish(
             run_id,
-            Outcome(status=RunStatus.FAILED.value, error=error),
+            Outcome(status=RunStatus.FAILED, error=error),
             status=RunStatus.FAILED,
             decision="not published",
             by="hydra",

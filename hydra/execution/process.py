@@ -40,6 +40,7 @@ from hydra.execution.capture import CappedBuffer
 from hydra.execution.command import CMD_PREFIX
 from hydra.execution.isolation import Confinement
 from hydra.model.outcome import Outcome
+from hydra.model.status import RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +94,11 @@ def execute(
     """
     started_at, start, spawned = clock.utcnow(), time.monotonic(), clock.epoch()
     if cancel is not None and cancel.is_set():
-        return _not_started("cancelled", "cancelled", started_at, start)
+        return _not_started(RunStatus.CANCELLED, "cancelled", started_at, start)
     try:
         proc = _spawn(argv, env, cwd, confinement.pass_fds if confinement is not None else ())
     except (OSError, ValueError) as exc:  # ValueError: e.g. a NUL byte in argv or env
-        return _not_started("failed", _start_error(exc, argv[0], cwd), started_at, start)
+        return _not_started(RunStatus.FAILED, _start_error(exc, argv[0], cwd), started_at, start)
     if on_start is not None:
         try:
             on_start(proc.pid)
@@ -115,7 +116,7 @@ def execute(
         returncode = proc.wait()
         reaper.release(proc.pid)
     if status is None:
-        status = "succeeded" if returncode == 0 else "failed"
+        status = RunStatus.SUCCEEDED if returncode == 0 else RunStatus.FAILED
         if returncode < 0:
             error = f"killed by signal {_signal_name(-returncode)}"
     deadline = time.monotonic() + _DRAIN_TIMEOUT
@@ -168,7 +169,7 @@ def end_processes_with_env(name: str, value: str, grace: float = 2.0) -> int:
     return len(roots)
 
 
-def _not_started(status: str, error: str, started_at: datetime, start: float) -> Outcome:
+def _not_started(status: RunStatus, error: str, started_at: datetime, start: float) -> Outcome:
     return Outcome(
         status=status,
         returncode=None,
@@ -280,16 +281,16 @@ class _Reader:
 
 def _wait(
     proc: subprocess.Popen, start: float, timeout: float | None, cancel: threading.Event | None
-) -> tuple[str | None, str | None]:
+) -> tuple[RunStatus | None, str | None]:
     """Waits until the command exits -> ``(None, None)``, or must be stopped ->
     ``(status, error)``. Leaves the exited command unreaped, so its pid (which is also its
     session and process-group id) cannot be reused while its tree is cleaned up."""
     delay = 0.001  # doubles up to _POLL_MAX: short commands return quickly
     while not _has_exited(proc):
         if cancel is not None and cancel.is_set():
-            return "cancelled", "cancelled"
+            return RunStatus.CANCELLED, "cancelled"
         if timeout is not None and time.monotonic() - start >= timeout:
-            return "timed_out", f"timed out after {timeout:g}s"
+            return RunStatus.TIMED_OUT, f"timed out after {timeout:g}s"
         if cancel is not None:
             cancel.wait(delay)
         else:

@@ -13,6 +13,8 @@ import base64
 import json
 from datetime import datetime
 
+from hydra import clock
+
 #: No cursor this API makes is longer (a time, an id); longer ones are refused unread.
 MAX_LENGTH = 512
 
@@ -34,6 +36,6 @@ def decode(token: str) -> tuple[datetime | None, str]:
         moment, ident = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         if not isinstance(ident, (str, int)) or not (moment is None or isinstance(moment, str)):
             raise TypeError(ident)
-        return (datetime.fromisoformat(moment) if moment is not None else None), str(ident)
+        return (clock.parse_iso(moment) if moment is not None else None), str(ident)
     except (ValueError, TypeError, RecursionError):
         raise BadCursor("not a cursor this API returned") from None

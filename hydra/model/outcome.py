@@ -13,13 +13,14 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 
 from hydra import clock
+from hydra.model.status import RunStatus
 
 
 @dataclass
 class Outcome:
     """The end of one attempt as its executor (or whoever ended it) saw it."""
 
-    status: str  # succeeded | failed | timed_out | cancelled | lost
+    status: RunStatus  # succeeded | failed | timed_out | cancelled | lost (a word is read as its RunStatus)
     #: Exit status (an http run: the response status); None: never started; negative: killed by that signal.
     returncode: int | None = None
     stdout: str = ""
@@ -38,9 +39,13 @@ class Outcome:
     #: Live-output chunks stored (0: a short run, whose output is only in the record).
     live_chunks: int | None = None
 
+    def __post_init__(self) -> None:
+        self.status = RunStatus(self.status)
+
     def as_dict(self) -> dict:
         """JSON-able copy (datetimes as ISO 8601 strings): the task's Celery result."""
         data = {name: getattr(self, name) for name in _NAMES}
+        data["status"] = self.status.value
         for key in ("started_at", "finished_at"):
             if data[key] is not None:
                 data[key] = data[key].isoformat()

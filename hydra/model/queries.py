@@ -49,24 +49,35 @@ class JobListArgs(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    status = StatusField(load_default=None)
+    status = StatusField(
+        load_default=None,
+        metadata={"description": "Only those whose (latest) run has this status; `completed` means succeeded."},
+    )
     status_filter = StatusField(load_default=None, metadata={"description": "Another name for status."})
-    user = fields.String(load_default=None)
-    namespace = fields.String(load_default=None)
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, 1000))
-    cursor = CursorField(load_default=None)
+    user = fields.String(load_default=None, metadata={"description": "Only those of this user."})
+    namespace = fields.String(load_default=None, metadata={"description": "The namespace."})
+    limit = fields.Integer(
+        load_default=50, validate=validate.Range(1, 1000), metadata={"description": "At most this many items."}
+    )
+    cursor = CursorField(
+        load_default=None, metadata={"description": "Where the previous page ended: its X-Next-Cursor header (opaque)."}
+    )
 
 
 class RunListArgs(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
-    cursor = CursorField(load_default=None)
+    limit = fields.Integer(
+        load_default=100, validate=validate.Range(1, 1000), metadata={"description": "At most this many items."}
+    )
+    cursor = CursorField(
+        load_default=None, metadata={"description": "Where the previous page ended: its X-Next-Cursor header (opaque)."}
+    )
 
 
 class DeadLetterArgs(RunListArgs):
-    job_id = fields.String(load_default=None)
+    job_id = fields.String(load_default=None, metadata={"description": "The job's id."})
     include_retried = fields.Boolean(
         load_default=False, metadata={"description": "Also list dead letters that were retried already."}
     )

@@ -31,6 +31,7 @@ from hydra.errors import InvalidJob
 from hydra.model import dependencies
 from hydra.model.bodies import body_problems
 from hydra.model.fanout import PlacementSchema, placement_problem
+from hydra.model.lifecycle import DEFAULT_MAX_LOST, Backoff
 from hydra.model.monitoring import monitor_field
 from hydra.model.namespaces import DEFAULT_NAMESPACE, Namespace
 from hydra.model.notify import EVENTS, listened, notify_field
@@ -155,6 +156,10 @@ class AffinitySchema(Schema):
         return {key: sorted(set(values)) for key, values in data.items()}
 
 
+#: The delays a job that gives no ``backoff`` retries with (defined once, in hydra.model.lifecycle).
+DEFAULT_BACKOFF = Backoff()
+
+
 class BackoffSchema(Schema):
     """Delay before retry n: min(cap, base * factor ** (n - 1)) seconds, +/- jitter (a fraction)."""
 
@@ -164,22 +169,26 @@ class BackoffSchema(Schema):
     base = fields.Float(
         validate=validate.Range(min=0, max=86_400, min_inclusive=False),
         allow_nan=False,
-        metadata={"description": "Seconds before the first retry (default 5)."},
+        metadata={"description": f"Seconds before the first retry (default {DEFAULT_BACKOFF.base:g})."},
     )
     factor = fields.Float(
         validate=validate.Range(1, 100),
         allow_nan=False,
-        metadata={"description": "Each further retry waits this many times longer (default 2)."},
+        metadata={
+            "description": f"Each further retry waits this many times longer (default {DEFAULT_BACKOFF.factor:g})."
+        },
     )
     cap = fields.Float(
         validate=validate.Range(min=0, max=MAX_TIMEOUT, min_inclusive=False),
         allow_nan=False,
-        metadata={"description": "Longest wait in seconds (default 300)."},
+        metadata={"description": f"Longest wait in seconds (default {DEFAULT_BACKOFF.cap:g})."},
     )
     jitter = fields.Float(
         validate=validate.Range(0, 1),
         allow_nan=False,
-        metadata={"description": "Random spread, as a fraction of the wait, both ways (default 0.1)."},
+        metadata={
+            "description": f"Random spread, as a fraction of the wait, both ways (default {DEFAULT_BACKOFF.jitter:g})."
+        },
     )
 
 
@@ -251,6 +260,7 @@ class JobSpecSchema(Schema):
                 NAME_RE, error="must start with a letter or digit and use letters, digits, space and _ . : @ / + -"
             ),
         ],
+        metadata={"description": "Name of the job, for people."},
     )
     user = fields.String(
         load_default=None,
@@ -268,7 +278,11 @@ class JobSpecSchema(Schema):
             "(default: the caller's only namespace, else default)."
         },
     )
-    affinity = fields.Nested(AffinitySchema, load_default=lambda: AffinitySchema().load({}))
+    affinity = fields.Nested(
+        AffinitySchema,
+        load_default=lambda: AffinitySchema().load({}),
+        metadata={"description": "Where the job may run: OS, tags, allowed users."},
+    )
     command = fields.String(
         validate=validate.Length(1, 100_000),
         load_default=None,
@@ -293,8 +307,17 @@ class JobSpecSchema(Schema):
         load_default=dict,
         metadata={"description": "Added to a scrubbed base environment (the worker's own secrets never reach a job)."},
     )
-    cwd = fields.String(validate=validate.Length(1, 4096), load_default=None)
-    retries = fields.Integer(validate=validate.Range(0, MAX_RETRIES), load_default=0, strict=True)
+    cwd = fields.String(
+        validate=validate.Length(1, 4096),
+        load_default=None,
+        metadata={"description": "Working directory of the command (null: the worker's)."},
+    )
+    retries = fields.Integer(
+        validate=validate.Range(0, MAX_RETRIES),
+        load_default=0,
+        strict=True,
+        metadata={"description": "Further attempts after a failed or timed-out one."},
+    )
     timeout = fields.Float(
         validate=validate.Range(min=0, max=MAX_TIMEOUT, min_inclusive=False),
         load_default=None,
@@ -336,13 +359,18 @@ class JobSpecSchema(Schema):
     backoff = fields.Nested(
         BackoffSchema,
         load_default=None,
-        metadata={"description": "Retry delays; defaults base 5 s, factor 2, cap 300 s, jitter 0.1."},
+        metadata={
+            "description": f"Retry delays; defaults base {DEFAULT_BACKOFF.base:g} s, factor {DEFAULT_BACKOFF.factor:g}, "
+            f"cap {DEFAULT_BACKOFF.cap:g} s, jitter {DEFAULT_BACKOFF.jitter:g}."
+        },
     )
     max_lost = fields.Integer(
         load_default=None,
         validate=validate.Range(1, 100),
         strict=True,
-        metadata={"description": "Lost attempts (worker died) before the run is dead-lettered; default 3."},
+        metadata={
+            "description": f"Lost attempts (worker died) before the run is dead-lettered; default {DEFAULT_MAX_LOST}."
+        },
     )
     executor = fields.String(
         load_default="shell",

@@ -1,17 +1,9 @@
 """Hydra's errors as gRPC statuses, with the standard error details (``google.rpc``).
 
-============================ ===================== =====================================
-error                        code                  details
-============================ ===================== =====================================
-InvalidJob, bad arguments    INVALID_ARGUMENT      BadRequest: a violation per field
-NotAuthenticated             UNAUTHENTICATED
-Forbidden                    PERMISSION_DENIED
-NotFound                     NOT_FOUND
-KeyInFlight                  ABORTED               (send it again)
-Conflict (others)            FAILED_PRECONDITION
-Unavailable                  UNAVAILABLE           RetryInfo: 5 s
-anything else                INTERNAL              (logged)
-============================ ===================== =====================================
+Each error's code is its class's ``grpc_code`` (``hydra/errors.py`` maps every error to
+REST and gRPC once): INVALID_ARGUMENT with a BadRequest (a violation per field) for a body
+that failed validation, UNAVAILABLE with a RetryInfo (its ``retry_after``) for a server
+Hydra needs that is down, INTERNAL (logged) for anything else without a code of its own.
 
 Every Hydra error also carries an ErrorInfo whose ``reason`` names it (``KEY_REUSED``,
 ``NOT_FOUND``, ...), in the domain ``hydra.v1``. A field is named by its path in the
@@ -29,31 +21,20 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from hydra.errors import (
-    Conflict,
-    Forbidden,
-    HydraError,
-    InvalidJob,
-    KeyInFlight,
-    NotAuthenticated,
-    NotFound,
-    Unavailable,
-)
+from hydra.errors import HydraError, InvalidJob, InvalidRequest, Unavailable
 
 log = logging.getLogger(__name__)
 
 DOMAIN = "hydra.v1"
-#: What a client should wait before trying again when a store is down (REST: Retry-After).
-RETRY_AFTER_SECONDS = 5
 
 
-class InvalidArgument(HydraError):
+class InvalidArgument(InvalidRequest):
     """Request fields that fail validation: ``errors`` as marshmallow gives them (a field
     name, or nested, to messages), relative to the request field ``prefix``."""
 
     def __init__(self, errors: dict, prefix: str = ""):
-        self.errors, self.prefix = errors, prefix
-        super().__init__(f"invalid argument: {errors}")
+        self.errors, self.prefix, self.location = errors, prefix, "json"
+        HydraError.__init__(self, f"invalid argument: {errors}")
 
 
 def violations(errors: Any, path: str = "") -> list[error_details_pb2.BadRequest.FieldViolation]:
@@ -94,29 +75,23 @@ def _pack(*details: Any) -> list[any_pb2.Any]:
 def status_of(exc: BaseException) -> status_pb2.Status:
     """The gRPC status (code, message, details) that answers ``exc``."""
     info = error_details_pb2.ErrorInfo(reason=_reason(exc), domain=DOMAIN)
-    if isinstance(exc, (InvalidArgument, InvalidJob)):
+    if isinstance(exc, (InvalidJob, InvalidRequest)):
         prefix = exc.prefix if isinstance(exc, InvalidArgument) else ""
         bad = error_details_pb2.BadRequest(field_violations=violations(exc.errors, prefix))
         fields = ", ".join(sorted({v.field or "(request)" for v in bad.field_violations}))
-        return status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=f"invalid: {fields}", details=_pack(bad, info))
+        return status_pb2.Status(
+            code=code_pb2.Code.Value(exc.grpc_code), message=f"invalid: {fields}", details=_pack(bad, info)
+        )
+    if not isinstance(exc, HydraError) or exc.grpc_code == "INTERNAL":
+        log.error("unhandled error in a gRPC call", exc_info=exc)
+        return status_pb2.Status(code=code_pb2.INTERNAL, message="internal error (logged)")
+    details = [info]
     if isinstance(exc, Unavailable):
         log.warning("%s unavailable: %s", exc.service, exc)
-        retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=RETRY_AFTER_SECONDS))
-        return status_pb2.Status(
-            code=code_pb2.UNAVAILABLE, message=f"{exc.service} is unavailable", details=_pack(retry, info)
-        )
-    codes = (
-        (NotAuthenticated, code_pb2.UNAUTHENTICATED),
-        (Forbidden, code_pb2.PERMISSION_DENIED),
-        (NotFound, code_pb2.NOT_FOUND),
-        (KeyInFlight, code_pb2.ABORTED),
-        (Conflict, code_pb2.FAILED_PRECONDITION),
-    )
-    for cls, code in codes:
-        if isinstance(exc, cls):
-            return status_pb2.Status(code=code, message=str(exc), details=_pack(info))
-    log.error("unhandled error in a gRPC call", exc_info=exc)
-    return status_pb2.Status(code=code_pb2.INTERNAL, message="internal error (logged)")
+    if exc.retry_after is not None:
+        details.insert(0, error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=exc.retry_after)))
+    message = f"{exc.service} is unavailable" if isinstance(exc, Unavailable) else str(exc)
+    return status_pb2.Status(code=code_pb2.Code.Value(exc.grpc_code), message=message, details=_pack(*details))
 
 
 def abort(context: grpc.ServicerContext, exc: BaseException) -> NoReturn:

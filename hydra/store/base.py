@@ -1,7 +1,7 @@
 """``Store``: the base of the stores - this process's database unless given one, the Redis
 indexes (``hydra.broker.index``), reading records of the store's own collection by
 ``_id``, the declared queries of ``hydra.store.schema``, and MongoDB's connection errors
-raised as ``StoreUnavailable`` from every public method.
+raised as ``StoreUnavailable`` (Redis's as ``BrokerUnavailable``) from every public method.
 
 Writes keep the indexes: an entry that lets a sweep find work (a new job, a new run) is
 filed *before* the record is written, anything else right *after* it, so a process dying in
@@ -25,6 +25,7 @@ from pymongo.errors import DuplicateKeyError
 
 from hydra import clock, names
 from hydra.broker.index import Index
+from hydra.broker.redis import guarded as redis_guarded
 from hydra.errors import BrokerUnavailable, NotFound
 from hydra.model import cursor as cursors
 from hydra.model.records import Record
@@ -50,8 +51,12 @@ class Store(Generic[R]):
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         for name, value in list(vars(cls).items()):
-            if not name.startswith("_") and inspect.isfunction(value):
-                setattr(cls, name, guarded(value))
+            if name.startswith("_"):
+                continue
+            if inspect.isfunction(value):  # a store talks to Redis too (its indexes)
+                setattr(cls, name, guarded(redis_guarded(value)))
+            elif isinstance(value, (staticmethod, classmethod)):
+                setattr(cls, name, type(value)(guarded(redis_guarded(value.__func__))))
 
     def __init__(self, db: Database | None = None, index: Index | None = None, *, timeout: float | None = None):
         """``db``: default this process's database; ``timeout``: seconds its calls wait at most
@@ -144,6 +149,7 @@ class Store(Generic[R]):
         except BrokerUnavailable:
             return False
 
+    @guarded
     def can_sweep(self) -> bool:
         """True when a sweep costs O(work in progress): the indexes are built, or MongoDB has
         the declared indexes. False on FerretDB while they are being rebuilt - its filtered

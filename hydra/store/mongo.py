@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -103,7 +104,16 @@ def translated() -> Iterator[None]:
 
 
 def guarded(fn: Callable[P, T]) -> Callable[P, T]:
-    """Decorator: ``fn`` talks to MongoDB; its connection errors become StoreUnavailable."""
+    """Decorator: ``fn`` talks to MongoDB; its connection errors become StoreUnavailable
+    (a generator's too, raised while it is read)."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def walk(*args: P.args, **kwargs: P.kwargs) -> Any:
+            with translated():
+                yield from fn(*args, **kwargs)
+
+        return walk
 
     @functools.wraps(fn)
     def call(*args: P.args, **kwargs: P.kwargs) -> T:

@@ -298,7 +298,7 @@ class RunStore(Store[Run]):
                 if not filed:
                     self._backlog("run", run_id)
             status = RunStatus.DEAD_LETTER if dead_letter else RunStatus.FAILED
-            outcome = Outcome(status=status.value, error=f"refused: {reason}", finished_at=now)
+            outcome = Outcome(status=status, error=f"refused: {reason}", finished_at=now)
             if self.finish(run_id, outcome, status=status, decision="refused", by=by):
                 if existing is not None:
                     self._collection.update_one({"_id": run_id}, {"$push": {"refusals": note}})

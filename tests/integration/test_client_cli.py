@@ -14,6 +14,7 @@ from datetime import datetime
 import pytest
 from click.testing import CliRunner
 
+from hydra import errors
 from hydra.cli import main
 from hydra.client import (
     Client,
@@ -75,6 +76,27 @@ def test_client_errors_are_one_family(client, stack):
         list(client.follow(slow.run_id, timeout=0.5))
     for cls in (NotFound, InvalidRequest, Unavailable, WaitTimeout):
         assert issubclass(cls, ClientError) and issubclass(cls, HydraError)
+
+
+def test_the_client_raises_the_servers_own_error_classes(client, stack):
+    """``except hydra.errors.X`` catches the client's answer as it catches the server's error."""
+    with pytest.raises(errors.NotFound) as missing:
+        client.run("no-such-run")
+    assert missing.value.status_code == errors.NotFound.http_status
+    ended = client.submit("true", user="tester", timeout=30)
+    client.wait(ended.run_id, timeout=60)
+    with pytest.raises(errors.Conflict) as conflict:
+        client.cancel(ended.run_id)
+    assert conflict.value.status_code == errors.Conflict.http_status
+    with pytest.raises(errors.NotAuthenticated) as anonymous:
+        Client(stack.api_url, token="hydra_nobody_nothing").workers()
+    assert anonymous.value.status_code == errors.NotAuthenticated.http_status
+    viewer = client.create_token(unique("viewer"), roles={"default": "viewer"}, user="vera")
+    with Client(stack.api_url, token=viewer.token) as as_viewer, pytest.raises(errors.Forbidden) as forbidden:
+        as_viewer.submit("true", user="vera")
+    assert forbidden.value.status_code == errors.Forbidden.http_status
+    with pytest.raises(errors.Unavailable):  # no answer at all: as a 503 (tests/unit/test_errors.py)
+        Client("http://127.0.0.1:9", timeout=2).workers()
 
 
 def test_a_run_published_with_apply_async_is_visible_through_the_client(client):

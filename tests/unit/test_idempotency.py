@@ -117,3 +117,18 @@ def test_a_first_request_that_died_is_finished_under_its_claimed_ids(memory, mon
     assert (answer.job_id, answer.run_id) == ("job-claimed", "run-claimed")
     assert JobStore().find("job-claimed") is not None and jobs(memory) == 1
     assert send(memory).job_id == "job-claimed"
+
+
+def test_an_idempotent_submission_checks_ownership_and_the_right_once(memory, monkeypatch):
+    from hydra.control import verbs
+
+    checks = []
+    own, require = verbs.own, verbs.require_submit
+    monkeypatch.setattr(verbs, "own", lambda spec, actor, **kw: checks.append("own") or own(spec, actor, **kw))
+    monkeypatch.setattr(verbs, "require_submit", lambda actor, ns: checks.append("right") or require(actor, ns))
+    memory.worker("cpu1")
+    first = send(memory)
+    assert checks == ["own", "right"] and not first.replayed
+    checks.clear()
+    send(memory, key=None)  # a plain submission: the same checks, also once
+    assert checks == ["own", "right"]

@@ -9,6 +9,7 @@ import logging
 import pytest
 
 from hydra import logs
+from hydra.settings import CONFIG_VARIABLE, get_settings
 
 
 @pytest.fixture
@@ -85,7 +86,14 @@ def test_text_format_appends_the_fields_that_are_set(capture):
     assert line.endswith("WARNING [api] x: hello event=e.v run_id=r9") and "job_id" not in line
 
 
-def test_environment_chooses_format_and_level(capture, monkeypatch):
+@pytest.fixture
+def fresh_settings():
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_environment_chooses_format_and_level(capture, monkeypatch, fresh_settings):
     monkeypatch.setenv("LOG_FORMAT", "JSON")
     monkeypatch.setenv("LOG_LEVEL", "warning")
     stream = capture("api")
@@ -93,9 +101,30 @@ def test_environment_chooses_format_and_level(capture, monkeypatch):
     logging.getLogger("x").warning("loud")
     assert [json.loads(line)["message"] for line in stream.getvalue().splitlines()] == ["loud"]
     monkeypatch.setenv("LOG_FORMAT", "yaml")
+    get_settings.cache_clear()
     assert logs.log_format() == "text"
     monkeypatch.setenv("LOG_LEVEL", "nonsense")
+    get_settings.cache_clear()
     assert logs.log_level() == logging.INFO
+
+
+def test_the_settings_file_chooses_format_and_level_too(monkeypatch, tmp_path, fresh_settings):
+    monkeypatch.delenv("LOG_FORMAT", raising=False)
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+    path = tmp_path / "hydra.env"
+    path.write_text("LOG_FORMAT=json\nLOG_LEVEL=error\n")
+    path.chmod(0o600)
+    monkeypatch.setenv(CONFIG_VARIABLE, str(path))
+    assert (logs.log_format(), logs.log_level()) == ("json", logging.ERROR)
+    monkeypatch.setenv("LOG_LEVEL", "debug")  # the environment wins over the file
+    get_settings.cache_clear()
+    assert logs.log_level() == logging.DEBUG
+
+
+def test_unreadable_settings_leave_the_logs_at_their_defaults(monkeypatch, fresh_settings):
+    monkeypatch.setenv("HYDRA_OUTPUT_LIMIT", "lots")
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    assert (logs.log_format(), logs.log_level()) == ("text", logging.INFO)
 
 
 def test_configure_twice_keeps_one_handler(capture):

@@ -27,6 +27,7 @@ from hydra.execution.executors import http, shell
 from hydra.execution.executors.base import Context, Executor, get, names, register
 from hydra.model.outcome import Outcome
 from hydra.model.spec import EXECUTORS
+from hydra.model.status import RunStatus
 
 if set(names()) != set(EXECUTORS):
     raise ImportError(f"executors registered {names()} differ from hydra.model.spec.EXECUTORS {list(EXECUTORS)}")
@@ -40,5 +41,5 @@ def run(job: dict, ctx: Context) -> Outcome:
     try:
         executor = get(name)
     except KeyError:
-        return Outcome(status="failed", error=f"this worker has no executor {name!r}")
+        return Outcome(status=RunStatus.FAILED, error=f"this worker has no executor {name!r}")
     return executor(job, ctx)

@@ -36,6 +36,7 @@ from hydra.execution.capture import CappedBuffer
 from hydra.execution.egress import EgressPolicy, EgressRefused
 from hydra.execution.executors.base import Context, register
 from hydra.model.outcome import Outcome
+from hydra.model.status import RunStatus
 
 DEFAULT_TIMEOUT = 30.0
 _POLL = 0.05
@@ -184,19 +185,19 @@ def run_http(job: dict, ctx: Context) -> Outcome:
     call.abandon()  # from here on the helper thread writes nothing
     if status is None:
         if call.timed_out:
-            status, error = "timed_out", call.error
+            status, error = RunStatus.TIMED_OUT, call.error
         elif call.code is None:
-            status, error = "failed", call.error or "no response"
+            status, error = RunStatus.FAILED, call.error or "no response"
         elif 200 <= call.code < 300:
-            status = "succeeded"
+            status = RunStatus.SUCCEEDED
         elif 300 <= call.code < 400:
             where = (call.location or "")[:500]
             status, error = (
-                "failed",
+                RunStatus.FAILED,
                 f"HTTP {call.code}: redirect to {where!r} not followed (webhooks never follow redirects)",
             )
         else:
-            status, error = "failed", f"HTTP {call.code} {call.reason}".strip()
+            status, error = RunStatus.FAILED, f"HTTP {call.code} {call.reason}".strip()
     out = call.buffer
     return Outcome(
         status=status,
@@ -214,15 +215,15 @@ def run_http(job: dict, ctx: Context) -> Outcome:
     )
 
 
-def _await(call: _Call, ctx: Context, start: float, timeout: float) -> tuple[str | None, str | None]:
+def _await(call: _Call, ctx: Context, start: float, timeout: float) -> tuple[RunStatus | None, str | None]:
     """Start the request and wait for it -> (None, None), or stop waiting on a cancel or
     the overall timeout -> (status, error). A cancel set before the start sends nothing."""
     if ctx.cancel.is_set():
-        return "cancelled", "cancelled"
+        return RunStatus.CANCELLED, "cancelled"
     call.start()
     while not call.done.wait(_POLL):
         if ctx.cancel.is_set():
-            return "cancelled", "cancelled"
+            return RunStatus.CANCELLED, "cancelled"
         if time.monotonic() - start >= timeout:
-            return "timed_out", f"timed out after {timeout:g}s"
+            return RunStatus.TIMED_OUT, f"timed out after {timeout:g}s"
     return None, None

@@ -19,6 +19,7 @@ from hydra.execution.executors.base import Context, register
 from hydra.execution.process import execute
 from hydra.model import params
 from hydra.model.outcome import Outcome
+from hydra.model.status import RunStatus
 
 
 @register("shell")
@@ -32,7 +33,7 @@ def run_shell(job: dict, ctx: Context) -> Outcome:
             extra=params.arguments(job),
         )
     except ValueError as exc:
-        return Outcome(status="failed", error=str(exc))
+        return Outcome(status=RunStatus.FAILED, error=str(exc))
     env = job_environment(job.get("env"))
     env.update(params.environment(job))  # after the job's env: a trigger's value wins
     cwd = job.get("cwd")
@@ -46,7 +47,7 @@ def run_shell(job: dict, ctx: Context) -> Outcome:
         else:
             found = shutil.which(program, path=env.get("PATH")) is not None
         if not found:
-            return Outcome(status="failed", error=f"command not found: {program}")
+            return Outcome(status=RunStatus.FAILED, error=f"command not found: {program}")
         argv, env, cwd = confinement.argv(argv), confinement.environment(env), confinement.cwd
     env.update(ctx.env)
     return execute(
