@@ -121,7 +121,7 @@ def _nobody(pipeline: Dispatcher, job: Job, run_id: str, params: Mapping[str, An
     where = Dispatched(run_id, RunStatus.PENDING, reason=why)
     given = Values(dict(params), ()) if params else None
     pipeline.runs.record(run_id, job, attempt=1, placement=where, params=given, binding=Binding(run_id, ""))
-    outcome = Outcome(status=RunStatus.FAILED.value, error=why, finished_at=clock.utcnow())
+    outcome = Outcome(status=RunStatus.FAILED, error=why, finished_at=clock.utcnow())
     pipeline.runs.finish(run_id, outcome, status=RunStatus.FAILED, decision=why, by="hydra", job=job, attempt=1)
     return Dispatched(run_id, RunStatus.FAILED, reason=why)
 
