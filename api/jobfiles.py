@@ -29,8 +29,8 @@ class ApplySchema(Schema):
 
 
 class AppliedSchema(Schema):
-    name = fields.String()
-    namespace = fields.String()
+    name = fields.String(metadata={"description": "Name of the job, as the file gives it."})
+    namespace = fields.String(metadata={"description": "The namespace it belongs to."})
     action = fields.String(metadata={"description": "created, updated or unchanged."})
     id = fields.String(allow_none=True, metadata={"description": "The job (none: a dry run would create it)."})
     changes = fields.List(fields.String(), metadata={"description": "The fields an update changes."})

@@ -454,7 +454,7 @@ class FanoutSchema(Schema):
     """One fan-out of a job: its workers, chosen when it started, and how each one's run went."""
 
     id = fields.String(metadata={"description": "The fan-out (the run id it started with)."})
-    job_id = fields.String()
+    job_id = fields.String(metadata={"description": "The job it belongs to."})
     created_at = fields.DateTime(allow_none=True, metadata={"description": "When its workers were chosen."})
     max_parallel = fields.Integer(allow_none=True, metadata={"description": "Its workers' runs in flight at most."})
     stop_on_failure = fields.Boolean(metadata={"description": "Whether a failure skips the workers not started."})

@@ -107,9 +107,11 @@ def submit(
     actor: Principal,
     source: str = "api",
     pipeline: Pipeline | None = None,
+    job_id: str | None = None,
 ) -> tuple[Job, Dispatched | None, datetime | None]:
-    """Store a validated job body and start it as it asks: (job, first run or None, when it starts)."""
-    return start(admit(spec, actor), actor=actor, source=source, pipeline=pipeline)
+    """Store a validated job body and start it as it asks: (job, first run or None, when it
+    starts); ``job_id`` when it was decided beforehand (a job file's claimed name)."""
+    return start(admit(spec, actor), actor=actor, source=source, pipeline=pipeline, job_id=job_id)
 
 
 def start(

@@ -52,7 +52,7 @@ class FanoutStore(Store[Slot]):
     def create(self, plan: Plan) -> Plan:
         """Write a fan-out's plan (once, before its runs); Duplicate when it was written already."""
         plan.created_at = clock.utcnow()
-        doc = dataclasses.asdict(plan)
+        doc = {field.name: getattr(plan, field.name) for field in dataclasses.fields(Plan)}
         doc["_id"] = doc.pop("id")
         try:
             self._plans.insert_one(doc)
