@@ -8,7 +8,7 @@ when its attempt ends. Sets, not counters: placing the same run twice, or ending
 counts once.
 
 MongoDB stays the truth: the controller removes members whose runs ended or are no longer
-placed (``Controller.correct_quotas``), and refills the sets from MongoDB after Redis lost
+placed (``hydra.control.sweeps.Sweeps.correct_quotas``), and refills the sets from MongoDB after Redis lost
 them (``Failover.reconcile``).
 """
 
