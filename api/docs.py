@@ -150,6 +150,7 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "heartbeat_interval": "Seconds between its heartbeats.",
         "queue": "Its own queue (hydra.worker.<id>).",
         "shells": "Shells found on the machine.",
+        "resource_limits": "It can enforce jobs' resource limits (memory and cpu cgroup controllers).",
         "hostname": "Its machine.",
         "pid": "Its main process id.",
         "processed": "Tasks it has processed since it started.",

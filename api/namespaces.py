@@ -1,5 +1,6 @@
 """``/namespaces/<namespace>``: a namespace's limits - how many of its runs may be in flight, and
-wait; set, read, and deleted (back to the installation's defaults). The path's namespace is
+wait, and its jobs' default and maximum resource limits; set, read, and deleted (back to the
+installation's defaults). The path's namespace is
 checked like a job's: 422 naming it otherwise."""
 
 from __future__ import annotations
@@ -11,6 +12,31 @@ from marshmallow import RAISE, Schema, fields, validate
 from api.auth import caller
 from hydra.control import admin
 from hydra.model.namespaces import MESSAGE, NAMESPACE_RE
+from hydra.model.resources import MAX_CPU, MAX_MEMORY_MB, MIN_CPU, MIN_MEMORY_MB
+
+#: A namespace's job resource limits (``hydra.model.resources``), as PUT takes them.
+RESOURCE_LIMITS = ("default_memory_mb", "default_cpu", "max_memory_mb", "max_cpu")
+
+
+def _memory(description: str) -> fields.Field:
+    return fields.Integer(
+        load_default=None,
+        allow_none=True,
+        strict=True,
+        validate=validate.Range(MIN_MEMORY_MB, MAX_MEMORY_MB),
+        metadata={"description": description},
+    )
+
+
+def _cpu(description: str) -> fields.Field:
+    return fields.Float(
+        load_default=None,
+        allow_none=True,
+        allow_nan=False,
+        validate=validate.Range(MIN_CPU, MAX_CPU),
+        metadata={"description": description},
+    )
+
 
 blp = Blueprint("namespaces", __name__, url_prefix="/namespaces", description="Namespaces and their quotas.")
 
@@ -34,6 +60,14 @@ class LimitsBodySchema(Schema):
         validate=validate.Range(0, 1_000_000),
         strict=True,
         metadata={"description": "Runs waiting in workers' queues at most; null: the default."},
+    )
+    default_memory_mb = _memory("`resources.memory_mb` (MiB) of its jobs that set none; null: no default.")
+    default_cpu = _cpu("`resources.cpu` (cores) of its jobs that set none; null: no default.")
+    max_memory_mb = _memory(
+        "`resources.memory_mb` at most: a job asking more gets a 422; one setting none gets this (or the default)."
+    )
+    max_cpu = _cpu(
+        "`resources.cpu` at most: a job asking more gets a 422; one setting none gets this (or the default)."
     )
 
 
@@ -69,7 +103,13 @@ class Namespace(MethodView):
     )
     def put(self, body, namespace):
         """Set a namespace's quotas (its admins)."""
-        return admin.set_limits(caller(), namespace, max_running=body["max_running"], max_queued=body["max_queued"])
+        return admin.set_limits(
+            caller(),
+            namespace,
+            max_running=body["max_running"],
+            max_queued=body["max_queued"],
+            **{name: body[name] for name in RESOURCE_LIMITS},
+        )
 
     @blp.response(204)
     @blp.alt_response(422, description=BAD_NAMESPACE)

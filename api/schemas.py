@@ -18,6 +18,7 @@ from hydra.model.queries import (  # noqa: F401 - the query arguments, shared wi
     StatusField,
 )
 from hydra.model.redaction import REDACTED, redacted, redacted_http
+from hydra.model.resources import ResourcesSchema
 from hydra.model.spec import NAME_RE, AffinitySchema, BackoffSchema, HttpSchema, JobSpecSchema
 
 #: The response header that says how many stored records a listing skipped (and which).
@@ -152,6 +153,14 @@ class JobSchema(Tolerant, Schema):
         allow_none=True,
         metadata={"description": "The parameters a trigger may give values for (`POST /jobs/{job_id}/trigger`)."},
     )
+    resources = fields.Nested(
+        ResourcesSchema,
+        allow_none=True,
+        metadata={"description": "Limits of each run ({memory_mb, cpu}), its namespace's defaults filled in."},
+    )
+    max_concurrent = fields.Integer(
+        allow_none=True, metadata={"description": "Runs of it placed on workers at once, at most (null: no limit)."}
+    )
     status = fields.String(allow_none=True, metadata={"description": "Status of the job's latest run."})
     last_run_id = fields.String(allow_none=True)
     source = fields.String(metadata={"description": "api or python (apply_async)."})
@@ -266,6 +275,9 @@ class WorkerSchema(Schema):
     heartbeat_interval = fields.Float(allow_none=True)
     queue = fields.String()
     shells = fields.List(fields.String())
+    resource_limits = fields.Boolean(
+        metadata={"description": "It can enforce jobs' resource limits (memory and cpu cgroup controllers)."}
+    )
     hostname = fields.String(allow_none=True)
     pid = fields.Integer(allow_none=True)
     processed = fields.Integer(allow_none=True)

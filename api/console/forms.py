@@ -29,6 +29,9 @@ FIELDS = (
     "timeout",
     "retries",
     "priority",
+    "memory_mb",
+    "cpu",
+    "max_concurrent",
     "schedule",
     "timezone",
     "scheduled_at",
@@ -40,7 +43,13 @@ FIELDS = (
     "params",
 )
 #: Where an error on a body field is shown on the form.
-_FIELD_OF = {"affinity.os": "os", "affinity.tags": "tags", "affinity.allowed_users": "allowed_users"}
+_FIELD_OF = {
+    "affinity.os": "os",
+    "affinity.tags": "tags",
+    "affinity.allowed_users": "allowed_users",
+    "resources.memory_mb": "memory_mb",
+    "resources.cpu": "cpu",
+}
 #: Errors of the body as a whole (and of fields the form does not have).
 FORM = "_form"
 
@@ -73,9 +82,12 @@ def body_of(form: Mapping[str, str]) -> tuple[dict, dict[str, list[str]]]:
     affinity = {key: _items(value[key]) for key in ("os", "tags", "allowed_users") if value[key]}
     if affinity:
         body["affinity"] = affinity
-    for name, kind in (("timeout", float), ("retries", int), ("priority", int)):
+    for name, kind in (("timeout", float), ("retries", int), ("priority", int), ("max_concurrent", int)):
         if value[name]:
             body[name] = _number(value[name], kind)
+    resources = {name: _number(value[name], kind) for name, kind in (("memory_mb", int), ("cpu", float)) if value[name]}
+    if resources:
+        body["resources"] = resources
     env: dict[str, str] = {}
     for number, line in enumerate((form.get("env") or "").splitlines(), start=1):
         if not line.strip():
@@ -119,10 +131,10 @@ def field_errors(errors: Mapping) -> dict[str, list[str]]:
     :data:`FORM`."""
     found: dict[str, list[str]] = {}
     for key, value in errors.items():
-        if key == "affinity" and isinstance(value, Mapping):
+        if key in ("affinity", "resources") and isinstance(value, Mapping):
             for sub, messages in value.items():
-                target = _FIELD_OF.get(f"affinity.{sub}", FORM)
-                prefix = "" if target != FORM else f"affinity.{sub}: "
+                target = _FIELD_OF.get(f"{key}.{sub}", FORM)
+                prefix = "" if target != FORM else f"{key}.{sub}: "
                 found.setdefault(target, []).extend(prefix + m for m in _messages(messages))
             continue
         target = key if key in FIELDS else FORM

@@ -135,6 +135,10 @@ def show_namespace(client: Client, as_json: bool, name):
                     ("namespace", name),
                     ("max running", limits.get("max_running")),
                     ("max queued", limits.get("max_queued")),
+                    ("default memory MB", limits.get("default_memory_mb")),
+                    ("default cpu", limits.get("default_cpu")),
+                    ("max memory MB", limits.get("max_memory_mb")),
+                    ("max cpu", limits.get("max_cpu")),
                 ]
             )
         )
@@ -144,10 +148,14 @@ def show_namespace(client: Client, as_json: bool, name):
 @click.argument("name")
 @click.option("--max-running", type=click.IntRange(0), help="In-flight runs (queued or running) at most.")
 @click.option("--max-queued", type=click.IntRange(0), help="Runs waiting in workers' queues at most.")
+@click.option("--default-memory-mb", type=click.IntRange(1), help="Memory (MiB) of its jobs that set none.")
+@click.option("--default-cpu", type=click.FloatRange(0, min_open=True), help="CPU (cores) of its jobs that set none.")
+@click.option("--max-memory-mb", type=click.IntRange(1), help="Memory (MiB) a job may ask at most.")
+@click.option("--max-cpu", type=click.FloatRange(0, min_open=True), help="CPU (cores) a job may ask at most.")
 @api_command
-def set_namespace(client: Client, as_json: bool, name, max_running, max_queued):
-    """Set a namespace's quotas (left out: the default)."""
-    limits = client.set_namespace_limits(name, max_running=max_running, max_queued=max_queued)
+def set_namespace(client: Client, as_json: bool, name, max_running, max_queued, **resources):
+    """Set a namespace's quotas and its jobs' default and maximum resource limits (left out: the default)."""
+    limits = client.set_namespace_limits(name, max_running=max_running, max_queued=max_queued, **resources)
     if as_json:
         emit_json(limits)
     else:

@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 import click
 
 from hydra.cli.dependants import dependency_options
+from hydra.cli.limits import limit_options
 from hydra.cli.params import declare_option
 from hydra.client import Client, ClientError, Conflict, InvalidRequest, Run
 from hydra.model.params import needs_values
@@ -268,12 +269,14 @@ def parse_headers(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--wait", is_flag=True, help="Wait for the run: show progress and output, exit with its exit code.")
 @click.option("--cancel-on-interrupt", is_flag=True, help="With --wait: Ctrl-C cancels the run (else it goes on).")
 @dependency_options
+@limit_options
 @click.argument("command", nargs=-1)
 @api_command
 def submit(
     client: Client,
     as_json: bool,
     command,
+    limits,
     dependants,
     name,
     user,
@@ -339,6 +342,7 @@ def submit(
         timezone=timezone,
         idempotency_key=idempotency_key,
         params=params,
+        **limits,
         **dependants,
     )
     if not wait:

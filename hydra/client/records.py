@@ -116,6 +116,9 @@ class Job(_Record):
     on_success: list[str] | None = None
     on_failure: list[str] | None = None
     on_completion: list[str] | None = None
+    #: Limits of each run ({memory_mb, cpu}) and runs of it at once, at most.
+    resources: dict | None = None
+    max_concurrent: int | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
     deleted_at: datetime | None = None

@@ -128,13 +128,24 @@ def limits(actor: Principal, namespace: str) -> NamespaceLimits:
     return NamespaceStore().limits(namespace)
 
 
-def set_limits(actor: Principal, namespace: str, *, max_running: int | None, max_queued: int | None) -> NamespaceLimits:
+def set_limits(
+    actor: Principal, namespace: str, *, max_running: int | None, max_queued: int | None, **resources: float | None
+) -> NamespaceLimits:
+    """Set a namespace's quotas and (``resources``: ``default_memory_mb``, ``default_cpu``,
+    ``max_memory_mb``, ``max_cpu``) its jobs' default and maximum limits."""
     require(actor, "manage", checked(namespace), kind="namespace", ident=namespace)
     stored = NamespaceStore().put(
-        NamespaceLimits(id=namespace, max_running=max_running, max_queued=max_queued), by=actor.user
+        NamespaceLimits(id=namespace, max_running=max_running, max_queued=max_queued, **resources),  # type: ignore[arg-type]
+        by=actor.user,
     )
     audit(
-        actor, "namespace.limits", namespace=namespace, target=namespace, max_running=max_running, max_queued=max_queued
+        actor,
+        "namespace.limits",
+        namespace=namespace,
+        target=namespace,
+        max_running=max_running,
+        max_queued=max_queued,
+        **{key: value for key, value in resources.items() if value is not None},
     )
     return stored
 

@@ -84,6 +84,9 @@ class Job(Record):
     on_failure: list[str] | None = None
     on_completion: list[str] | None = None
     params: list[dict] | None = None
+    #: Limits of each run and runs at once (hydra.model.resources).
+    resources: dict | None = None
+    max_concurrent: int | None = None
     # -- its state -----------------------------------------------------------------------------
     source: str = "api"
     #: The status of its most recently changed run (see RunStore: the job mirrors it).

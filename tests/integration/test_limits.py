@@ -1,0 +1,117 @@
+"""Resource limits and per-job concurrency on the real stack: root workers put each run in its
+cgroup with the job's memory and cpu limits (cgroup v1 here), a run over its memory ends
+``failed: out of memory``, a busy loop is held to its share of a core (measured from the
+cgroup's own cpu accounting), and ``max_concurrent`` keeps runs from every source in line."""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from hydra.execution import cgroups
+from tests.helpers import submit, wait_run, wait_until
+
+
+def _limits_here() -> str | None:
+    """Why this machine cannot run these tests (None: it can)."""
+    if os.geteuid() != 0:
+        return "cgroups are made by root workers only: run the tests as root"
+    kind = cgroups.detect("auto")
+    if kind is None or not kind.can_limit:
+        return "no writable memory and cpu cgroup controllers on this machine"
+    return None
+
+
+LIMITS = pytest.mark.skipif(_limits_here() is not None, reason=str(_limits_here()))
+
+
+def _cgroup_file(controller: str, run_id: str, name: str) -> Path | None:
+    """A file of a running run's v1 cgroup (``/sys/fs/cgroup/<controller>/hydra/<slot>/<run>``)."""
+    found = glob.glob(f"/sys/fs/cgroup/{controller}/hydra/*/{run_id}/{name}")
+    return Path(found[0]) if found else None
+
+
+@LIMITS
+def test_workers_say_they_can_enforce_limits(api, stack):
+    workers = api.get("/workers/").json
+    assert workers and all(w["resource_limits"] for w in workers if w["status"] == "online")
+
+
+@LIMITS
+def test_a_run_over_its_memory_limit_fails_out_of_memory(api, stack):
+    hog = "python3 -c \"b = 'x' * (200 * 1024 * 1024); print('allocated', len(b))\""
+    accepted = submit(api, hog, resources={"memory_mb": 64})
+    assert api.get(f"/jobs/{accepted['job_id']}").json["resources"] == {"memory_mb": 64}
+    run = wait_run(accepted["run_id"], timeout=60)
+    assert run.status == "failed"
+    assert run.error == "out of memory (limit 64 MB)"
+    assert "allocated" not in (run.stdout or "")
+    # under the limit the same kind of command runs as usual
+    fits = wait_run(submit(api, hog.replace("200", "8"), resources={"memory_mb": 64})["run_id"], timeout=60)
+    assert fits.status == "succeeded", fits.error
+
+
+@LIMITS
+def test_a_busy_loop_is_held_to_half_a_core(api, stack):
+    loop = 'python3 -c "import time\nt = time.time()\nwhile time.time() - t < 8: pass"'
+    run_id = submit(api, loop, resources={"cpu": 0.5}, timeout=60)["run_id"]
+    wait_run(run_id, statuses=["running"], timeout=60)
+    quota = wait_until(lambda: _cgroup_file("cpu", run_id, "cpu.cfs_quota_us"), 20, message="the run's cpu cgroup")
+    assert quota.read_text().strip() == "50000"
+    usage_file = wait_until(lambda: _cgroup_file("cpuacct", run_id, "cpuacct.usage"), 20, message="its cpuacct")
+    first, since = int(usage_file.read_text()), time.monotonic()
+    time.sleep(3)
+    used, wall = int(usage_file.read_text()) - first, time.monotonic() - since
+    cores = used / 1e9 / wall
+    assert 0 < cores <= 0.65, f"{cores:.2f} cores"
+    assert wait_run(run_id, timeout=60).status == "succeeded"
+
+
+@LIMITS
+def test_a_job_asking_for_limits_waits_when_no_worker_can_enforce_them(api, stack):
+    """Placement explained: the pending reason names the workers that cannot enforce limits."""
+    run = submit(api, "true", resources={"cpu": 0.5}, affinity={"os": ["linux"], "tags": ["no-such-tag"]})
+    assert run["status"] == "pending"
+    reason = api.get(f"/runs/{run['run_id']}").json["pending_reason"]
+    assert "no online worker is eligible" in reason
+    api.post(f"/runs/{run['run_id']}/cancel")
+
+
+def test_over_a_namespace_maximum_is_a_422_naming_the_field(api, stack):
+    assert api.put("/namespaces/limited", json={"max_memory_mb": 128, "default_cpu": 0.5}).status_code == 200
+    try:
+        bad = api.post(
+            "/jobs/", json={"name": "big", "command": "true", "namespace": "limited", "resources": {"memory_mb": 512}}
+        )
+        assert bad.status_code == 422
+        assert "memory_mb" in bad.json["errors"]["json"]["resources"]
+        assert "maximum 128" in bad.json["errors"]["json"]["resources"]["memory_mb"][0]
+        good = api.post("/jobs/", json={"name": "small", "command": "true", "namespace": "limited"})
+        assert good.status_code == 201, good.json
+        assert api.get(f"/jobs/{good.json['job_id']}").json["resources"] == {"memory_mb": 128, "cpu": 0.5}
+        assert wait_run(good.json["run_id"], timeout=60).status == "succeeded"
+    finally:
+        api.delete("/namespaces/limited")
+
+
+def test_max_concurrent_2_of_5_triggers_never_runs_more_than_2(api, stack):
+    accepted = submit(api, "sleep 3", max_concurrent=2)
+    job_id = accepted["job_id"]
+    run_ids = [accepted["run_id"]]
+    answers = []
+    for _ in range(4):
+        answer = api.post(f"/jobs/{job_id}/trigger")
+        assert answer.status_code == 201, answer.json
+        answers.append(answer.json)
+        run_ids.append(answer.json["run_id"])
+    held = [a for a in answers if a["status"] == "pending"]
+    assert held and all("max_concurrent 2" in (a.get("pending_reason") or "") for a in held)
+    runs = [wait_run(run_id, timeout=120) for run_id in run_ids]
+    assert [r.status for r in runs] == ["succeeded"] * 5
+    spans = sorted((r.started_at, r.finished_at) for r in runs)
+    for start, _end in spans:  # at every start, how many runs were running (itself included)
+        assert sum(1 for s, e in spans if s <= start < e) <= 2, spans
