@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hydra.execution import cgroups
-from tests.helpers import submit, wait_run, wait_until
+from tests.helpers import submit, unique, wait_run, wait_until
 
 
 def _limits_here() -> str | None:
@@ -82,20 +82,21 @@ def test_a_job_asking_for_limits_waits_when_no_worker_can_enforce_them(api, stac
 
 
 def test_over_a_namespace_maximum_is_a_422_naming_the_field(api, stack):
-    assert api.put("/namespaces/limited", json={"max_memory_mb": 128, "default_cpu": 0.5}).status_code == 200
+    namespace = unique("lim")
+    assert api.put(f"/namespaces/{namespace}", json={"max_memory_mb": 128, "default_cpu": 0.5}).status_code == 200
     try:
         bad = api.post(
-            "/jobs/", json={"name": "big", "command": "true", "namespace": "limited", "resources": {"memory_mb": 512}}
+            "/jobs/", json={"name": "big", "command": "true", "namespace": namespace, "resources": {"memory_mb": 512}}
         )
         assert bad.status_code == 422
         assert "memory_mb" in bad.json["errors"]["json"]["resources"]
         assert "maximum 128" in bad.json["errors"]["json"]["resources"]["memory_mb"][0]
-        good = api.post("/jobs/", json={"name": "small", "command": "true", "namespace": "limited"})
+        good = api.post("/jobs/", json={"name": "small", "command": "true", "namespace": namespace})
         assert good.status_code == 201, good.json
         assert api.get(f"/jobs/{good.json['job_id']}").json["resources"] == {"memory_mb": 128, "cpu": 0.5}
         assert wait_run(good.json["run_id"], timeout=60).status == "succeeded"
     finally:
-        api.delete("/namespaces/limited")
+        api.delete(f"/namespaces/{namespace}")
 
 
 def test_max_concurrent_2_of_5_triggers_never_runs_more_than_2(api, stack):
@@ -115,3 +116,81 @@ def test_max_concurrent_2_of_5_triggers_never_runs_more_than_2(api, stack):
     spans = sorted((r.started_at, r.finished_at) for r in runs)
     for start, _end in spans:  # at every start, how many runs were running (itself included)
         assert sum(1 for s, e in spans if s <= start < e) <= 2, spans
+
+
+# -- the same limit from every way in: gRPC, apply_async, the CLI --------------------------------
+
+
+@pytest.fixture(scope="module")
+def grpc_hydra(stack):
+    import grpc
+
+    from hydra.v1 import hydra_pb2_grpc
+
+    stack.start_grpc()
+    with grpc.insecure_channel(stack.grpc_address) as channel:
+        yield hydra_pb2_grpc.HydraStub(channel), (("authorization", f"Bearer {stack.admin_token}"),)
+
+
+def test_grpc_submits_limits_and_its_triggers_wait_for_max_concurrent(stack, grpc_hydra):
+    import grpc
+    from google.protobuf import json_format
+
+    from hydra.v1 import hydra_pb2
+
+    hydra, admin = grpc_hydra
+
+    def spec(**fields):
+        values = {"name": unique("grpc"), "command": "sleep 2", "shell": "bash", "affinity": {"os": ["linux"]}}
+        return json_format.ParseDict({**values, **fields}, hydra_pb2.JobSpec())
+
+    with pytest.raises(grpc.RpcError) as caught:
+        hydra.SubmitJob(hydra_pb2.SubmitJobRequest(job=spec(resources={"memory_mb": 0})), metadata=admin, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "resources" in caught.value.details() and "memory_mb" in caught.value.details()
+    first = hydra.SubmitJob(
+        hydra_pb2.SubmitJobRequest(job=spec(max_concurrent=1, resources={"cpu": 1.5})), metadata=admin, timeout=30
+    )
+    job = hydra.GetJob(hydra_pb2.GetJobRequest(job_id=first.job_id), metadata=admin, timeout=30)
+    assert job.max_concurrent == 1 and job.resources.cpu == 1.5
+    second = hydra.TriggerJob(hydra_pb2.TriggerJobRequest(job_id=first.job_id), metadata=admin, timeout=30)
+    if wait_run(first.run_id, statuses=["queued", "running", "succeeded"]).status != "succeeded":
+        assert second.status == "pending" and "max_concurrent 1" in second.pending_reason
+    runs = [wait_run(first.run_id, timeout=90), wait_run(second.run_id, timeout=90)]
+    assert [r.status for r in runs] == ["succeeded", "succeeded"]
+    assert runs[0].finished_at <= runs[1].started_at or runs[1].finished_at <= runs[0].started_at
+
+
+def test_apply_async_of_a_stored_job_waits_for_its_max_concurrent(api, stack):
+    from hydra import run_command
+    from hydra.store.runs import RunStore
+
+    accepted = submit(api, "sleep 2", max_concurrent=1)
+    result = run_command.apply_async(kwargs={"job_id": accepted["job_id"]})
+    second = RunStore().find(result.id)
+    first = RunStore().find(accepted["run_id"])
+    if first is not None and first.status in ("queued", "running"):
+        assert second.status == "pending" and "max_concurrent 1" in (second.pending_reason or "")
+    runs = [wait_run(accepted["run_id"], timeout=90), wait_run(result.id, timeout=90)]
+    assert [r.status for r in runs] == ["succeeded", "succeeded"]
+    assert runs[0].finished_at <= runs[1].started_at
+
+
+def test_the_cli_submits_limits(stack):
+    from click.testing import CliRunner
+
+    from hydra.cli import main
+    from hydra.client import Client
+
+    stack.start_api()
+    argv = ["submit", "--api-url", stack.api_url, "--json", "--memory-mb", "64", "--cpu", "0.5"]
+    result = CliRunner().invoke(main, [*argv, "--max-concurrent", "2", "--", "echo", "limited"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    job_id = json.loads(result.stdout)["job_id"]
+    with Client(stack.api_url) as client:
+        job = client.job(job_id)
+        assert (job.resources, job.max_concurrent) == ({"memory_mb": 64, "cpu": 0.5}, 2)
+        refused = CliRunner().invoke(main, [*argv[:4], "--cpu", "0", "--", "true"])
+        assert refused.exit_code != 0 and "--cpu" in refused.output

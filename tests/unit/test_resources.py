@@ -251,3 +251,38 @@ def test_a_v1_run_cgroup_joins_the_limit_controllers_and_reads_oom_kills(tmp_pat
     assert limited.oom_kills() == 2
     (mounts["cpuacct"] / "hydra/w/r/cpuacct.usage").write_text("2500000000\n")
     assert limited.cpu_usage() == 2.5
+
+
+# -- the other ways in: gRPC, the console's form ------------------------------------------------
+
+
+def test_a_grpc_spec_carries_the_limits_and_a_job_message_shows_them():
+    from hydra.model.records import Job
+    from hydra.rpc import convert
+    from hydra.v1 import hydra_pb2
+
+    spec = hydra_pb2.JobSpec(
+        name="n", command="make", resources=hydra_pb2.Resources(memory_mb=64, cpu=0.5), max_concurrent=2
+    )
+    body = convert.job_body(spec)
+    assert body == {"name": "n", "command": "make", "resources": {"memory_mb": 64, "cpu": 0.5}, "max_concurrent": 2}
+    assert load_job(body)["resources"] == {"memory_mb": 64, "cpu": 0.5}
+    shown = convert.job_message(Job(id="j", name="n", resources={"memory_mb": 64}, max_concurrent=2))
+    assert shown.resources.memory_mb == 64 and not shown.resources.HasField("cpu") and shown.max_concurrent == 2
+
+
+def test_the_console_form_fills_in_limits_and_their_errors_land_beside_them():
+    from marshmallow import ValidationError
+
+    from api.console.forms import body_of, field_errors
+    from hydra.model.spec import JobSpecSchema
+
+    body, problems = body_of({"name": "f", "command": "x", "memory_mb": "64", "cpu": "0.5", "max_concurrent": "3"})
+    assert not problems and body["resources"] == {"memory_mb": 64, "cpu": 0.5} and body["max_concurrent"] == 3
+    assert JobSpecSchema().load(body)["resources"] == {"memory_mb": 64, "cpu": 0.5}
+    bad, _ = body_of({"name": "f", "command": "x", "memory_mb": "lots", "cpu": "0", "max_concurrent": "0"})
+    with pytest.raises(ValidationError) as caught:
+        JobSpecSchema().load(bad)
+    errors = field_errors(caught.value.messages)
+    assert errors["memory_mb"] == ["Not a valid integer."]
+    assert errors["cpu"] and errors["max_concurrent"] and "_form" not in errors
