@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from hydra.execution import cgroups
+from hydrastack import WorkerSpec
 from tests.helpers import submit, unique, wait_run, wait_until
 
 
@@ -72,13 +73,25 @@ def test_a_busy_loop_is_held_to_half_a_core(api, stack):
 
 
 @LIMITS
-def test_a_job_asking_for_limits_waits_when_no_worker_can_enforce_them(api, stack):
-    """Placement explained: the pending reason names the workers that cannot enforce limits."""
-    run = submit(api, "true", resources={"cpu": 0.5}, affinity={"os": ["linux"], "tags": ["no-such-tag"]})
-    assert run["status"] == "pending"
-    reason = api.get(f"/runs/{run['run_id']}").json["pending_reason"]
-    assert "no online worker is eligible" in reason
-    api.post(f"/runs/{run['run_id']}/cancel")
+def test_a_job_asking_for_limits_waits_when_no_worker_can_enforce_them(api, stack, worker_factory):
+    """A worker without cgroups (``HYDRA_CGROUP=none``) says it cannot enforce limits: a job
+    asking for them waits, and the placement explanation says why; one without runs there."""
+    tag = unique("nocg").lower()
+    spec = WorkerSpec(unique("nocg"), f"os.linux,tag.{tag}", concurrency=1, env={"HYDRA_CGROUP": "none"})
+    worker_factory(spec)
+    here = {"os": ["linux"], "tags": [tag]}
+    wait_until(
+        lambda: any(w["id"] == spec.node and w["status"] == "online" for w in api.get("/workers/").json),
+        30,
+        message="the worker without cgroups is online",
+    )
+    assert next(w for w in api.get("/workers/").json if w["id"] == spec.node)["resource_limits"] is False
+    limited = submit(api, "true", resources={"cpu": 0.5}, affinity=here)
+    assert limited["status"] == "pending"
+    assert f"{spec.node} cannot enforce resource limits" in limited["pending_reason"]
+    assert wait_run(submit(api, "true", affinity=here)["run_id"], timeout=60).status == "succeeded"
+    assert wait_run(limited["run_id"], statuses=["pending"]).status == "pending"  # still waiting
+    assert api.post(f"/runs/{limited['run_id']}/cancel").status_code == 200  # ended at once: it never ran
 
 
 def test_over_a_namespace_maximum_is_a_422_naming_the_field(api, stack):
