@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from api.auth import caller
 from hydra.control import admin
@@ -69,6 +69,13 @@ class LimitsBodySchema(Schema):
     max_cpu = _cpu(
         "`resources.cpu` at most: a job asking more gets a 422; one setting none gets this (or the default)."
     )
+
+    @validates_schema
+    def defaults_within_maxima(self, data, **kwargs):
+        for name in ("memory_mb", "cpu"):
+            default, most = data.get(f"default_{name}"), data.get(f"max_{name}")
+            if default is not None and most is not None and default > most:
+                raise ValidationError(f"is over max_{name} ({most})", f"default_{name}")
 
 
 class LimitsSchema(LimitsBodySchema):

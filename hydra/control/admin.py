@@ -129,13 +129,34 @@ def limits(actor: Principal, namespace: str) -> NamespaceLimits:
 
 
 def set_limits(
-    actor: Principal, namespace: str, *, max_running: int | None, max_queued: int | None, **resources: float | None
+    actor: Principal,
+    namespace: str,
+    *,
+    max_running: int | None,
+    max_queued: int | None,
+    default_memory_mb: int | None = None,
+    default_cpu: float | None = None,
+    max_memory_mb: int | None = None,
+    max_cpu: float | None = None,
 ) -> NamespaceLimits:
-    """Set a namespace's quotas and (``resources``: ``default_memory_mb``, ``default_cpu``,
-    ``max_memory_mb``, ``max_cpu``) its jobs' default and maximum limits."""
+    """Set a namespace's quotas and its jobs' default and maximum resource limits."""
     require(actor, "manage", checked(namespace), kind="namespace", ident=namespace)
+    resources = {
+        "default_memory_mb": default_memory_mb,
+        "default_cpu": default_cpu,
+        "max_memory_mb": max_memory_mb,
+        "max_cpu": max_cpu,
+    }
     stored = NamespaceStore().put(
-        NamespaceLimits(id=namespace, max_running=max_running, max_queued=max_queued, **resources),  # type: ignore[arg-type]
+        NamespaceLimits(
+            id=namespace,
+            max_running=max_running,
+            max_queued=max_queued,
+            default_memory_mb=default_memory_mb,
+            default_cpu=default_cpu,
+            max_memory_mb=max_memory_mb,
+            max_cpu=max_cpu,
+        ),
         by=actor.user,
     )
     audit(

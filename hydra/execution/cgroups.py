@@ -142,10 +142,6 @@ class Kind:
         """Processes of ``relative`` the OOM killer ended."""
         return 0
 
-    def cpu_usage(self, relative: str) -> float | None:
-        """CPU seconds the processes of ``relative`` used (None: not counted here)."""
-        return None
-
     def run(self, worker_id: str, run_id: str, limits: Limits | None = None) -> RunCgroup:
         return RunCgroup(self, f"{BASE}/{_safe(worker_id)}/{_safe(run_id)}", limits)
 
@@ -211,9 +207,6 @@ class V2(Kind):
 
     def oom_kills(self, relative: str) -> int:
         return files.oom_kills_v2(self.mount / relative)
-
-    def cpu_usage(self, relative: str) -> float | None:
-        return files.cpu_usage_v2(self.mount / relative)
 
     def freeze(self, relative: str, frozen: bool) -> None:
         path = self.dirs(relative)[0] / "cgroup.freeze"
@@ -281,10 +274,6 @@ class V1(Kind):
         directory = self._limit_dir(relative, "memory")
         return 0 if directory is None else files.oom_kills_v1(directory)
 
-    def cpu_usage(self, relative: str) -> float | None:
-        directory = self._limit_dir(relative, "cpuacct")
-        return None if directory is None else files.cpu_usage_v1(directory)
-
     def freeze(self, relative: str, frozen: bool) -> None:
         state = self.dirs(relative)[0] / "freezer.state"
         try:
@@ -336,9 +325,6 @@ class RunCgroup:
 
     def oom_kills(self) -> int:
         return self.kind.oom_kills(self.relative)
-
-    def cpu_usage(self) -> float | None:
-        return self.kind.cpu_usage(self.relative)
 
     def pids(self) -> list[int]:
         return self.kind.pids(self.relative)

@@ -98,29 +98,22 @@ def _counter(path: Path, key: str) -> int:
 
 
 def oom_kills_v1(memory_dir: Path) -> int:
-    """Processes the OOM killer ended in a v1 memory cgroup (``oom_kill`` since Linux 4.13;
-    before it, hitting the limit (``memory.failcnt``) while ``under_oom``)."""
-    kills = _counter(memory_dir / "memory.oom_control", "oom_kill")
-    if kills:
-        return kills
-    return _counter(memory_dir / "memory.oom_control", "under_oom")
+    """Processes the OOM killer ended in a v1 memory cgroup (``oom_kill``, Linux 4.13 and
+    later; an older kernel has no such count, and then a cgroup that hit its limit
+    (``memory.failcnt``) counts as one)."""
+    path = memory_dir / "memory.oom_control"
+    try:
+        counted = "oom_kill " in path.read_text()
+    except OSError:
+        return 0
+    if counted:
+        return _counter(path, "oom_kill")
+    try:
+        return 1 if int((memory_dir / "memory.failcnt").read_text().strip() or 0) > 0 else 0
+    except (OSError, ValueError):
+        return 0
 
 
 def oom_kills_v2(directory: Path) -> int:
     """Processes the OOM killer ended in a v2 cgroup (``memory.events``)."""
     return _counter(directory / "memory.events", "oom_kill")
-
-
-def cpu_usage_v1(cpuacct_dir: Path) -> float | None:
-    """CPU seconds a v1 cgroup's processes used (``cpuacct.usage``)."""
-    try:
-        return int((cpuacct_dir / "cpuacct.usage").read_text().strip()) / 1e9
-    except (OSError, ValueError):
-        return None
-
-
-def cpu_usage_v2(directory: Path) -> float | None:
-    """CPU seconds a v2 cgroup's processes used (``cpu.stat``'s ``usage_usec``)."""
-    if not (directory / "cpu.stat").exists():
-        return None
-    return _counter(directory / "cpu.stat", "usage_usec") / 1e6

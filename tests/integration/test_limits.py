@@ -207,3 +207,9 @@ def test_the_cli_submits_limits(stack):
         assert (job.resources, job.max_concurrent) == ({"memory_mb": 64, "cpu": 0.5}, 2)
         refused = CliRunner().invoke(main, [*argv[:4], "--cpu", "0", "--", "true"])
         assert refused.exit_code != 0 and "--cpu" in refused.output
+
+
+def test_a_namespace_default_over_its_maximum_is_refused(api, stack):
+    answer = api.put(f"/namespaces/{unique('lim')}", json={"default_cpu": 4, "max_cpu": 2})
+    assert answer.status_code == 422
+    assert answer.json["errors"]["json"] == {"default_cpu": ["is over max_cpu (2.0)"]}
