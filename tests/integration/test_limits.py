@@ -205,6 +205,8 @@ def test_the_cli_submits_limits(stack):
     with Client(stack.api_url) as client:
         job = client.job(job_id)
         assert (job.resources, job.max_concurrent) == ({"memory_mb": 64, "cpu": 0.5}, 2)
+        shown = CliRunner().invoke(main, ["job", "show", "--api-url", stack.api_url, job_id])
+        assert "64 MiB memory, 0.5 cpu (each run)" in shown.output and "max concurrent" in shown.output
         refused = CliRunner().invoke(main, [*argv[:4], "--cpu", "0", "--", "true"])
         assert refused.exit_code != 0 and "--cpu" in refused.output
 

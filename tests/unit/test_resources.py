@@ -287,3 +287,10 @@ def test_the_console_form_fills_in_limits_and_their_errors_land_beside_them():
     errors = field_errors(caught.value.messages)
     assert errors["memory_mb"] == ["Not a valid integer."]
     assert errors["cpu"] and errors["max_concurrent"] and "_form" not in errors
+
+
+def test_limits_in_words():
+    from hydra.model import wording
+
+    assert wording.limits({"memory_mb": 512, "cpu": 0.5}) == "512 MiB memory, 0.5 cpu (each run)"
+    assert wording.limits({"cpu": 2.0}) == "2 cpu (each run)" and wording.limits({}) == "none"
