@@ -130,8 +130,9 @@ class NamespaceResources:
 
 
 def settle(body: dict, rules: NamespaceResources) -> dict:
-    """``body`` with its namespace's default limits filled in; raises ValidationError naming
-    ``resources.<field>`` when it asks for more than the namespace's maximum."""
+    """``body`` with its namespace's limits filled in (a limit it does not set gets the
+    default, else the maximum); raises ValidationError naming ``resources.<field>`` when it
+    asks for more than the maximum. An http job runs no command: it gets none."""
     if body.get("executor") == "http":
         return body
     given = dict(body.get("resources") or {})
