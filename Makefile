@@ -6,7 +6,7 @@ STACK := PYTHONPATH=deploy/local $(PY) -m hydrastack
 ROOT  := .hydra
 LINES ?= 50
 
-.PHONY: install up down status logs lint docs docs-serve wheel test bench bench-ops bench-history bench-fleet bench-soak chaos load proto clean
+.PHONY: install up down status logs lint docs docs-serve wheel test bench bench-ops bench-history bench-fleet bench-soak chaos overload load proto clean
 
 install:
 	@bash deploy/local/install.sh
@@ -98,6 +98,11 @@ bench-soak: install
 # iptables and a delaying relay (root; about 4 minutes). Not part of make test; .ci/run runs it after.
 chaos: install
 	HYDRA_CHAOS=1 $(PY) -m pytest -q -s tests/chaos
+
+# tests/integration/test_overload.py: 2,000 jobs from 8 REST clients against a real stack, /health
+# 200 at every poll and every job ended (2-4 minutes). Not part of make test; .ci/run runs it after.
+overload: install
+	HYDRA_OVERLOAD=1 $(PY) -m pytest -q -s tests/integration/test_overload.py
 
 clean: down
 	rm -rf $(ROOT) site dist

@@ -16,6 +16,7 @@ from api import (
     errors,
     export,
     health,
+    jobfiles,  # noqa: F401 - its route, on the jobs' blueprint
     jobs,
     metrics,
     namespaces,

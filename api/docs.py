@@ -25,6 +25,7 @@ from flask_smorest import Api
 from flask_smorest.error_handler import ErrorSchema
 
 from api import auth
+from hydra.model import spec as spec_fields
 
 #: Where flask-swagger-ui keeps Swagger UI's distribution files.
 SWAGGER_UI_ASSETS = Path(__import__("flask_swagger_ui").__file__).resolve().parent / "dist"
@@ -52,15 +53,14 @@ a body of at most 2 MiB (413 beyond); each answered in the same error shape.
 """
 
 _ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-#: What gunicorn answers itself, before the app sees the request (a request line too long).
-_HTML_CONTENT = {"text/html": {"schema": {"type": "string"}}}
 _STANDARD = {
     "400": "The body is not valid JSON.",
     "401": "No credentials, or credentials that prove nothing (`WWW-Authenticate` says how to send them).",
     "403": "The caller's roles do not allow this in the namespace concerned.",
     "404": "Nothing with that id.",
     "413": "The body is larger than the API accepts (2 MiB).",
-    "414": "The URL with its query is longer than the server accepts (gunicorn's request line, 4 KiB): its own HTML page.",
+    "414": "The request line (method, path, query and version) is longer than 4094 bytes.",
+    "431": "More than 100 header fields, or one (name and value) longer than 8190 bytes.",
     "500": "Unexpected server error (logged with its traceback).",
     "503": "A service Hydra needs (MongoDB or Redis) is unavailable; try again after `Retry-After` seconds.",
 }
@@ -218,6 +218,10 @@ class ErrorResponses(BasePlugin):
             _describe(operation.get("parameters", []))
             responses = operation.setdefault("responses", {})
             responses.pop("default", None)
+            for code in [c for c in responses if not isinstance(c, str)]:
+                # a view's own answer (alt_response(503, ...) on /health) keyed by an int: the
+                # standard one added below under "503" would otherwise replace it in the JSON
+                responses[str(code)] = responses.pop(code)
             wanted = ["500", "503"]
             if auth.is_public((path or "/").rstrip("/") or "/"):
                 operation["security"] = []
@@ -225,8 +229,13 @@ class ErrorResponses(BasePlugin):
                 wanted += ["401", "403"]
             if "requestBody" in operation:
                 wanted += ["400", "413"]
-            if any(p.get("in") == "query" for p in operation.get("parameters", []) if isinstance(p, dict)):
-                responses.setdefault("414", {"description": _STANDARD["414"], "content": _HTML_CONTENT})
+            # gunicorn's limits, answered in the error shape by gunicorn.conf.py: a long query
+            # or path parameter makes the request line too long; any request can carry too
+            # many or too large header fields.
+            wanted.append("431")
+            params = [p for p in operation.get("parameters", []) if isinstance(p, dict)]
+            if any(p.get("in") == "query" for p in params) or re.search(r"{[^}]+}", path or ""):
+                wanted.append("414")
             if re.search(r"{[^}]+}", path or ""):
                 wanted.append("404")
             for code in wanted:
@@ -280,6 +289,13 @@ JOB_RULES = (
 )
 
 
+#: What the job bodies' OpenAPI description says of the read-only fields they accept.
+READ_ONLY_DOC = (
+    "Read-only: part of an answer about a job (its state). A body may hold it - a job fetched with "
+    "GET and sent back - and it is ignored."
+)
+
+
 def describe_fields(api: Api) -> None:
     """Fill in :data:`FIELD_DOCS` for schema properties that have no description, and
     document the job body's cross-field rules."""
@@ -288,6 +304,10 @@ def describe_fields(api: Api) -> None:
         spec = schemas["JobSpec"]
         spec.setdefault("description", JOB_RULES)
         spec.setdefault("anyOf", [{"required": ["command"]}, {"required": ["args"]}])
+    for name in ("JobSpec", "JobPatch", "Schedule"):  # bodies that take an answer back (hydra.model.spec)
+        properties = schemas.get(name, {}).get("properties")
+        for field_name in sorted(spec_fields.READ_ONLY_FIELDS) if properties is not None else ():
+            properties.setdefault(field_name, {"readOnly": True, "description": READ_ONLY_DOC})
     for name, schema in schemas.items():
         for field_name, prop in (schema.get("properties") or {}).items():
             if "description" in prop:

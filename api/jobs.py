@@ -65,6 +65,12 @@ class Jobs(MethodView):
         With an `Idempotency-Key` header, sending the same request again within 24 hours
         makes no second job: the answer is the first one's (same job and run ids), with
         `Idempotent-Replayed: true`. Keys are the caller's own, per namespace.
+
+        The answer of `GET /jobs/{job_id}` is a body this takes back: the read-only fields it
+        shows - every field of the answer that is not a field of the body: the job's state,
+        such as `id`, `status`, `last_run_id`, `source`, `paused`, `created_at` - are ignored;
+        any other unknown field is refused. A write-only value shown as `<redacted>`
+        is refused (give the value; `POST /jobs/apply` keeps a stored one).
         """
         answer = submission.submit(spec, actor=caller(), idempotency_key=headers["key"])
         return (answer, {REPLAYED: "true"}) if answer.replayed else answer

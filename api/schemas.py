@@ -19,7 +19,7 @@ from hydra.model.queries import (  # noqa: F401 - the query arguments, shared wi
 )
 from hydra.model.redaction import REDACTED, redacted, redacted_http
 from hydra.model.resources import ResourcesSchema
-from hydra.model.spec import NAME_RE, AffinitySchema, BackoffSchema, HttpSchema, JobSpecSchema
+from hydra.model.spec import NAME_RE, AffinitySchema, BackoffSchema, HttpSchema, JobSpecSchema, shown_in_answers
 
 #: The response header that says how many stored records a listing skipped (and which).
 SKIPPED_HEADER = "X-Skipped-Records"
@@ -185,6 +185,10 @@ class JobSchema(Tolerant, Schema):
     def _next_run_at(self, job):
         moment = job.next_run_at()
         return moment.isoformat() if moment else None
+
+
+#: What an answer about a job shows beyond its body is read-only: a body ignores those fields.
+shown_in_answers(JobSchema._declared_fields)
 
 
 class RefusalSchema(Schema):

@@ -44,6 +44,9 @@ RUN_FLOWS = "run_flows"
 #: Chords of a canvas: ``<group id>`` (its header and body) and ``<group id>/<part>`` (a
 #: header part's end, write-once: the last one decides the body).
 CHORDS = "chords"
+#: Job files' names (hydra.store.job_names): write-once claims ``<generation>:<namespace>/<name>``
+#: naming the job that ``hydra job apply`` manages under that name.
+JOB_NAMES = "job_names"
 #: Which jobs name a job in their on_success / on_failure / on_completion: ``<upstream>><downstream>``.
 JOB_EDGES = "job_edges"
 #: Records whose Redis index entries could not be written (Redis unreachable); the leading

@@ -33,9 +33,12 @@ def wait_workers_online(worker_ids: list[str], timeout: float = 30.0) -> None:
     wait_until(online, timeout, message=f"workers {worker_ids} online")
 
 
-def wait_ticks(count: int, timeout: float = 10.0) -> None:
+def wait_ticks(count: int, timeout: float | None = None) -> None:
     """Wait until the leading controller has completed ``count`` more passes (ticks) than
-    when called: a bounded wait that shows the controller had its chances to act."""
+    when called: a bounded wait that shows the controller had its chances to act. The bound
+    (by default 15 s and 2 s a tick) is for a machine whose cores are busy, where a tick of
+    0.25 s can take seconds; the wait ends as soon as the ticks are done."""
+    timeout = 15.0 + 2.0 * count if timeout is None else timeout
     registry = Registry()
     target = registry.ticks() + count
     wait_until(lambda: registry.ticks() >= target, timeout, message=f"{count} more controller ticks")

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from flask import Flask
 
-from api.console import actions, data, download, home, pages, present, session, trigger
+from api.console import actions, data, download, home, jobfiles, pages, present, session, trigger
 from api.console.blueprint import bp
 
-__all__ = ["actions", "data", "download", "home", "init_app", "pages", "present", "trigger"]
+__all__ = ["actions", "data", "download", "home", "init_app", "jobfiles", "pages", "present", "trigger"]
 
 
 def init_app(app: Flask) -> None:

@@ -19,7 +19,17 @@ from pathlib import Path
 import click
 
 from hydra import logs, names
-from hydra.cli import access, admin, console, keys, machines, manage, output, related
+from hydra.cli import (
+    access,
+    admin,
+    console,
+    jobfiles,  # noqa: F401 - job export and job apply, on the job group
+    keys,
+    machines,
+    manage,
+    output,
+    related,
+)
 from hydra.errors import CredentialsRefused
 from hydra.settings import CONFIG_VARIABLE, SettingsError, get_settings
 

@@ -74,6 +74,8 @@ OPERATIONS = {
     "GET /runs/{run_id}/flow": "run flow",
     "POST /tasks/": "task submit",
     "POST /tasks/chords": "task chord",
+    # job files (hydra.cli.jobfiles)
+    "POST /jobs/apply": "job apply",
 }
 
 

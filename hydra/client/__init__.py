@@ -53,6 +53,7 @@ from hydra.client.errors import (
     error_of,
 )
 from hydra.client.export import Exports
+from hydra.client.jobfiles import JobFiles
 from hydra.client.operations import OPERATIONS, operation
 from hydra.client.operations import segment as _segment
 from hydra.client.output import OutputReading, first_lines, last_lines
@@ -135,7 +136,7 @@ def http_session() -> requests.Session:
     return session
 
 
-class Client(OutputReading, Relations, Exports):
+class Client(OutputReading, Relations, Exports, JobFiles):
     """Talks to one Hydra API (``url``, default ``HYDRA_API_URL``) with an API token (``token``,
     default :func:`find_token`). The methods that read output are ``hydra.client.output``'s."""
 

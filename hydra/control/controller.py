@@ -1,7 +1,8 @@
 """The controller: Celery events in, live worker registry and failover out.
 
-Run one or more as ``hydra controller``; one leads (``hydra.broker.lease``), the others stand by.
-Every controller:
+Run one or more as ``hydra controller`` (two in production); one leads, the others stand by.
+The lease is kept by a thread of its own (``hydra.control.lease``): a tick slowed by a flood of
+work cannot cost it, and a tick that finds it lost stops between its steps. Every controller:
 
 * **listens** to Celery's worker events (``worker-online``, ``worker-heartbeat``,
   ``worker-offline``) and asks each new worker for its profile with the ``hydra_profile``
@@ -43,10 +44,10 @@ from amqp.exceptions import ChannelError
 from kombu.simple import SimpleQueue
 
 from hydra import clock, names
-from hydra.broker.lease import LeaderLease
 from hydra.broker.registry import Registry, WorkerRecord
 from hydra.broker.sent import SentIndex
 from hydra.control.failover import Failover
+from hydra.control.lease import ControllerLease
 from hydra.control.scheduler import Scheduler
 from hydra.dispatch import signing
 from hydra.dispatch.attempts import dispatch_stored, end_unrunnable, publish_delayed, publish_due
@@ -97,9 +98,16 @@ class Controller:
         self.jobs = self.pipeline.jobs
         self.workers = WorkerStore()
         self.name = name or f"controller@{socket.gethostname()}:{os.getpid()}"
-        self.lease = LeaderLease(
-            names.LEADER_KEY, identity=self.name, ttl=self.settings.leader_ttl, epoch_key=names.LEADER_EPOCH_KEY
+        self._changed = threading.Event()
+        #: Kept by a thread of its own: a slow tick cannot cost the lease (hydra.control.lease).
+        self.lease = ControllerLease(
+            self.name,
+            ttl=self.settings.leader_ttl,
+            tick=self.settings.controller_tick,
+            registry=self.registry,
+            on_gained=self._changed.set,
         )
+        self._led_epoch: int | None = None  # the acquisition became_leader() ran for
         self.failover = Failover(app, pipeline=self.pipeline, identity=self.name)
         self.index = self.runs.index
         self.reindexer = Reindexer(self.runs)
@@ -116,7 +124,6 @@ class Controller:
         self._beating: dict[str, WorkerRecord] = {}  # heartbeats heard, not yet written
         self._lock = threading.RLock()
         self._stop = threading.Event()
-        self._changed = threading.Event()
         self._profile_requests: queue.Queue[str] = queue.Queue()
         self._wanted: set[str] = set()
         self._last_pending_sweep = 0.0
@@ -143,6 +150,7 @@ class Controller:
         threads = [
             threading.Thread(target=self._guard, args=(fn,), name=name, daemon=True)
             for name, fn in (
+                ("lease", self.lease.run),
                 ("events", self.listen),
                 ("profiles", self.fetch_profiles),
                 ("ticker", self.tick_forever),
@@ -156,6 +164,7 @@ class Controller:
             thread.start()
         log.info("controller started", extra={"event": "controller.started", "worker": self.name})
         self._stop.wait()
+        self.lease.stop()
         if self._receiver is not None:
             self._receiver.should_stop = True
         for thread in threads:
@@ -300,16 +309,18 @@ class Controller:
             self.tick(force_pending=changed)
 
     def tick(self, force_pending: bool = False) -> None:
-        was_leading = self.leading
-        if not self.lease.hold():
-            if was_leading:
-                log.warning("lost the leader lease", extra={"event": "controller.standby", "worker": self.name})
+        """One housekeeping pass, while this controller leads. The lease thread renews the
+        lease meanwhile; the pass checks it between its steps and stops once it is lost."""
+        if not self._acting():
             return
-        if not was_leading:
+        epoch = self.lease.epoch
+        if epoch is None:
+            return
+        if epoch != self._led_epoch:
             self.became_leader()
+            self._led_epoch = epoch
         began = time.monotonic()
         now = clock.epoch()
-        self.registry.mark_controller_alive(self.name, ttl=max(5, int(self.settings.controller_tick * 10)))
         if self.failover.broker_was_reset():
             # Redis restarted (it may have lost its last writes) or was flushed: the indexes
             # are rebuilt from MongoDB, then what MongoDB holds as waiting is re-published.
@@ -326,23 +337,37 @@ class Controller:
             self.went_offline(
                 record.profile.id, goodbye=False, reason=f"missed heartbeats for {now - record.seen_at:.1f}s"
             )
-        if self.runs.can_sweep():
+        if self._acting() and self.runs.can_sweep():
             try:
                 self.fail_over_gone()
             except StoreUnavailable as exc:  # MongoDB down: the gone workers wait for the next tick
                 log.warning("failover postponed: %s", exc)
+        if not self._acting():
+            return
         publish_due(self.pipeline)
+        if not self._acting():
+            return
         if force_pending or stale or self._quota_blocked or now - self._last_pending_sweep >= PENDING_SWEEP_EVERY:
             self._last_pending_sweep = now
             self.place_pending()
+        if not self._acting():
+            return
         if now - self._last_unpublished_sweep >= UNPUBLISHED_SWEEP_EVERY:
             self._last_unpublished_sweep = now
             self.publish_unpublished()
             self.correct_quotas()
+        if not self._acting():
+            return
         if now - self._last_vanished_sweep >= VANISHED_SWEEP_EVERY:
             self._last_vanished_sweep = now
             self.revive_vanished()
         self.registry.count_tick((time.monotonic() - began) * 1000)
+
+    def _acting(self) -> bool:
+        """Between a tick's steps: tell the lease thread the ticks move, and go on only while
+        this controller still leads (fencing: a lost lease stops the pass)."""
+        self.lease.progress()
+        return self.leading
 
     # -- the stores' indexes -------------------------------------------------------------
     def index_forever(self) -> None:
@@ -518,6 +543,8 @@ class Controller:
                 size = 0
             try:
                 for _ in range(size):
+                    if not self._acting():
+                        break
                     try:
                         message = pending.get(block=False)
                     except SimpleQueue.Empty:
@@ -605,6 +632,8 @@ class Controller:
         cutoff = clock.epoch() - self.settings.queued_bound
         acted = 0
         for run_id in self.sent.older_than(cutoff, limit):
+            if not self._acting():
+                break
             run = self.runs.find(run_id)
             waiting = run is not None and run.status in (RunStatus.QUEUED.value, RunStatus.PENDING.value)
             if not waiting or run is None or self.runs.start_of(run_id) or self.runs.end_of(run_id):

@@ -10,6 +10,7 @@ dispatch pipeline, so both ways in accept exactly the same jobs.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +33,7 @@ from hydra.model.bodies import body_problems
 from hydra.model.namespaces import DEFAULT_NAMESPACE, Namespace
 from hydra.model.params import combination_problems, message_values, params_field, values_field
 from hydra.model.platform import KNOWN_OS, SHELLS, normalize_os
+from hydra.model.redaction import REDACTED
 from hydra.model.resources import combination_problems as limit_problems
 from hydra.model.resources import concurrency_limit, max_concurrent_field, resources_field
 
@@ -56,6 +58,26 @@ MISFIRE_POLICIES = ("skip", "run_once")
 OVERLAP_POLICIES = ("allow", "forbid", "queue")
 #: Job fields that only concern when the stored job starts, never one attempt's message.
 SCHEDULING_FIELDS = ("schedule", "scheduled_at", "timezone", "misfire", "overlap")
+#: The fields an answer about a job shows beyond its body (its state: ``id``, ``status``, times).
+#: A job body that holds them - a job fetched with ``GET /jobs/{job_id}`` and sent back - has
+#: exactly these ignored (``JobSpecSchema``); any other unknown field is refused. The schema
+#: of the answer says which they are (``api.schemas`` calls :func:`shown_in_answers` with its
+#: fields), so a field added to answers is ignored in bodies with no list to keep here.
+READ_ONLY_FIELDS: frozenset[str] = frozenset()
+
+
+def shown_in_answers(names: Iterable[str]) -> None:
+    """Declare the fields an answer about a job shows: those that are not body fields are the
+    read-only ones (:data:`READ_ONLY_FIELDS`)."""
+    global READ_ONLY_FIELDS
+    READ_ONLY_FIELDS = frozenset(names) - set(JobSpecSchema().fields)
+
+
+#: Why a body may not hold the placeholder answers show for a write-only value.
+REDACTED_REFUSAL = (
+    f"{REDACTED!r} is how answers show a write-only value: give the value itself "
+    "(a job file applied with `hydra job apply` may reference the stored one)"
+)
 
 
 def _os_name(value: str) -> str:
@@ -335,10 +357,15 @@ class JobSpecSchema(Schema):
     resources = resources_field()
     max_concurrent = max_concurrent_field()
 
+    #: A body may hold the read-only fields an answer shows, and they are ignored.
+    ignores_read_only = True
+
     @pre_load
     def reject_non_object(self, data: Any, **kwargs: Any) -> Any:
         if not isinstance(data, dict):
             raise ValidationError("the job body must be a JSON object", "_schema")
+        if self.ignores_read_only and any(name in READ_ONLY_FIELDS for name in data):
+            data = {key: value for key, value in data.items() if key not in READ_ONLY_FIELDS}
         errors = body_problems(data)
         if errors:
             raise ValidationError(errors)
@@ -353,6 +380,25 @@ class JobSpecSchema(Schema):
         bad = [key for key in value if not ENV_KEY_RE.match(key)]
         if bad:
             raise ValidationError(f"invalid variable names: {', '.join(map(repr, bad[:5]))}")
+
+    @validates("env")
+    def check_env_values(self, value: Any, **kwargs: Any) -> None:
+        placeholders = sorted(key for key, item in value.items() if item == REDACTED)
+        if placeholders:
+            raise ValidationError(f"{', '.join(placeholders[:5])}: {REDACTED_REFUSAL}")
+
+    @validates("http")
+    def check_http_secrets(self, value: Any, **kwargs: Any) -> None:
+        if not value:
+            return
+        errors: dict[str, list[str]] = {}
+        placeholders = sorted(key for key, item in (value.get("headers") or {}).items() if item == REDACTED)
+        if placeholders:
+            errors["headers"] = [f"{', '.join(placeholders[:5])}: {REDACTED_REFUSAL}"]
+        if value.get("body") == REDACTED:
+            errors["body"] = [REDACTED_REFUSAL]
+        if errors:
+            raise ValidationError(errors)
 
     @validates("schedule")
     def check_schedule(self, value: Any, **kwargs: Any) -> None:
@@ -432,6 +478,8 @@ class TaskMessageSchema(JobSpecSchema):
         ordered = True
 
     name = fields.String(load_default=None, validate=validate.Length(1, 200))
+    #: A message holds no answer's fields: each unknown one is refused.
+    ignores_read_only = False
     #: A message always says whose it is (a REST body may leave it to the caller's identity).
     user = fields.String(required=True, validate=[validate.Length(1, 100), validate.Regexp(USER_RE)])
     namespace = fields.String(load_default=DEFAULT_NAMESPACE, validate=Namespace())

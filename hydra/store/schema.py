@@ -41,6 +41,7 @@ COLLECTIONS = (
     names.RUN_FLOWS,
     names.CHORDS,
     names.JOB_EDGES,
+    names.JOB_NAMES,
 )
 
 ASC, DESC = pymongo.ASCENDING, pymongo.DESCENDING

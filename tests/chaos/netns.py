@@ -113,6 +113,17 @@ class FaultNet:
             host.exec("iptables", "-A", "OUTPUT", "-d", self.gateway, "-p", "tcp", "--dport", str(port), "-j", "DROP")
             host.exec("iptables", "-A", "INPUT", "-s", self.gateway, "-p", "tcp", "--sport", str(port), "-j", "DROP")
 
+    def lose(self, host: FaultHost, ports: list[int], loss: float) -> None:
+        """Drop (silently: no reset, no ICMP) the fraction ``loss`` of the packets of the
+        *established* connections between ``host`` and the servers on ``ports``, at random,
+        in both directions: a lossy link, on which the connections a process holds neither
+        break nor carry much, and a read waits out its timeout instead of failing."""
+        lossy = ["-m", "conntrack", "--ctstate", "ESTABLISHED", "-m", "statistic", "--mode", "random"]
+        lossy += ["--probability", f"{loss:.3f}", "-j", "DROP"]
+        for port in ports:
+            host.exec("iptables", "-A", "OUTPUT", "-d", self.gateway, "-p", "tcp", "--dport", str(port), *lossy)
+            host.exec("iptables", "-A", "INPUT", "-s", self.gateway, "-p", "tcp", "--sport", str(port), *lossy)
+
     def heal(self, host: FaultHost) -> None:
         host.exec("iptables", "-F", "INPUT")
         host.exec("iptables", "-F", "OUTPUT")

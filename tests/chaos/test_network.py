@@ -5,9 +5,10 @@ joined to the root namespace by veth pairs on a bridge with a /24 the test picks
 10.213.0.0/16 (one no route on this machine touches). Redis and the MongoDB server listen on
 loopback and on the bridge's address; the API, a second worker (``hw``) and the first
 controller stay in the root namespace. Faults are iptables DROP rules inside a namespace
-(a silent cut: no reset, as a broken link) and latency from a delaying relay on the bridge
-(``tc netem`` is what one would use, but this machine's kernel has no netem: see
-tests/chaos/delay.py).
+(a silent cut: no reset, as a broken link; or a lossy link: a random 90 % of the packets of
+established connections dropped, so they stay open and carry almost nothing) and latency
+from a delaying relay on the bridge (``tc netem`` is what one would use, but this machine's
+kernel has no netem: see tests/chaos/delay.py).
 
 Every scenario submits jobs whose command writes ``<run id> <time>`` to a file named by its
 job ten times a second for about 3 s, then checks, once everything settled:
@@ -245,6 +246,39 @@ def test_a_worker_cut_from_both(chaos):
     report = chaos.check(jobs, reach=healed)
     back_online(chaos)
     print("both cut:", report)
+
+
+def test_a_worker_redis_link_dropping_packets(chaos):
+    """The worker's Redis link loses 90 % of the packets of its established connections, at
+    random and silently (no reset): its connections stay open and hardly carry anything, so
+    every Redis read of the worker - the watchdog's stop flag among them - waits out its
+    timeout rather than failing. Its heartbeats stop getting through and its attempts are
+    failed over; it could read the end fences in MongoDB all along, so the old attempt must
+    stop within the bound counted from the moment the link went lossy. The link stays lossy
+    until an attempt was failed over, and a few seconds more: the old attempt has to stop on
+    the lossy link, not after it healed."""
+    stack = chaos.stack
+    jobs = chaos.submit(4, ticks=200)  # 20 s: still running when it is failed over
+    wait_until(lambda: chaos.running_on(jobs, chaos.nsw), 30, interval=0.2, message="a job running on nsw")
+    lossy_at = time.time()
+    chaos.net.lose(chaos.worker_host, [stack.redis_port], 0.9)
+    try:
+        rules = chaos.net.rules(chaos.worker_host)
+        assert "ESTABLISHED" in rules and "statistic" in rules and "DROP" in rules, rules
+        time.sleep(1.0)
+        jobs += chaos.submit(2)
+
+        def failed_over() -> bool:
+            return any(r["status"] == "lost" and r.get("worker_id") == chaos.nsw for j in jobs for r in chaos.runs(j))
+
+        wait_until(failed_over, 120, interval=0.5, message="an attempt on nsw failed over")
+        time.sleep(OVERLAP_BOUND + SLACK + 1.0)
+    finally:
+        chaos.net.heal(chaos.worker_host)
+    report = chaos.check(jobs, reach=lossy_at)
+    assert report["ran_twice"] >= 1, report  # the bound was put to the test, not avoided
+    back_online(chaos)
+    print("lossy redis link:", report)
 
 
 def test_the_leading_controller_cut_from_redis(chaos):

@@ -144,6 +144,11 @@ def new_job(world):
     return {}, body, namespace_jobs
 
 
+def new_applied(world):
+    job = {"name": unique("authz-file"), "namespace": NS, "command": "true", "affinity": {"tags": [NOBODY_TAG]}}
+    return {}, {"jobs": [job]}, namespace_jobs
+
+
 def new_python_task(world):
     body = {"kwargs": {"command": "true", "namespace": NS, "affinity": {"tags": [NOBODY_TAG]}}}
     return {}, body, namespace_jobs
@@ -188,6 +193,8 @@ CASES = [
     Case("GET", "/jobs/", nothing, read_only(other=200)),
     Case("POST", "/jobs/", new_job, {"viewer": 403, "operator": 201, "admin": 201, "other": 403}),
     Case("GET", "/jobs/{job_id}", on_job(), read_only(other=404)),
+    # job files: applying creates (the operator role) or updates (admin) by namespace and name
+    Case("POST", "/jobs/apply", new_applied, {"viewer": 403, "operator": 200, "admin": 200, "other": 403}),
     Case("PUT", "/jobs/{job_id}", on_job(body=PUT_BODY), {"viewer": 403, "operator": 403, "admin": 200, "other": 404}),
     Case(
         "PATCH", "/jobs/{job_id}", on_job(body=PATCH_BODY), {"viewer": 403, "operator": 403, "admin": 200, "other": 404}

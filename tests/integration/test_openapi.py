@@ -43,7 +43,7 @@ CHECKS = (
 # the empty string the document explicitly allows there ("" means now).
 CONFIG = """
 [checks.negative_data_rejection]
-expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "414", "415", "422", "428", "429", "5xx"]
+expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "414", "415", "422", "428", "429", "431", "5xx"]
 
 [phases.fuzzing.error-feedback]
 enabled = false

@@ -372,7 +372,8 @@ def test_a_rebuild_survives_a_missed_renewal_but_stops_for_another_leader(memory
     real = Reindexer.rebuild
 
     def rebuild(self, *, keep_going, **kwargs):
-        controller.lease.held = False  # a renewal missed: the lease lapsed, nobody took it
+        memory.redis.delete(controller.lease.key)  # a renewal missed: the lease lapsed, nobody took it
+        assert not controller.lease.hold()  # renewing a lapsed lease fails: no longer leading
         seen.append(keep_going())
         memory.redis.set(controller.lease.key, "other-controller")  # now another leads
         seen.append(keep_going())

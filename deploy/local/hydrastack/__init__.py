@@ -6,14 +6,17 @@
     python -m hydrastack down | status [--json] | logs [-n LINES] [NAME ...]
 
 Lives outside the runtime package (``deploy/local`` is put on ``PYTHONPATH`` by the Makefile,
-the tests and the bench). Four modules, read in this order:
+the tests and the bench). Its modules, read in this order:
 
 * ``ports``: free-port picking and who holds a port,
 * ``processes``: :class:`Supervisor`, detached processes with pidfiles and logs under one
   root, knowing nothing about Hydra,
 * ``ferretdb``: building and starting FerretDB, and the ``_id`` indexes it lacks,
+* ``config``: the repository, default ports, start timeouts and :class:`WorkerSpec`,
+* ``credentials``, ``commands``, ``health``: the parts of :class:`Stack` that give each
+  service its addresses and secrets, its command line, and its health check,
 * ``services``: :class:`Stack`, Hydra's services (Redis, MongoDB/FerretDB, controller,
-  workers, API, Flower) on top of the supervisor,
+  workers, API, Flower) on top of the supervisor: starting each, ``up`` and ``down``,
 
 and ``__main__`` for the command line.
 """

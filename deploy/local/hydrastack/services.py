@@ -25,107 +25,61 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import secrets
 import shutil
 import signal
-import socket
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from hydra import names
 from hydrastack import ferretdb
+from hydrastack.commands import Commands
+from hydrastack.config import (
+    DEFAULT_PORTS,
+    DEFAULT_WORKERS,
+    MONGO_USER,
+    PORT_ENV,
+    REDIS_USER,
+    REPO,
+    START_TIMEOUT,
+    WORKER_PREFIX,
+    WorkerSpec,
+    _env_port,
+    venv_bin,
+)
+from hydrastack.credentials import Credentials
+from hydrastack.health import HealthChecks
 from hydrastack.ports import pick_free_ports, port_is_free, port_owner
-from hydrastack.processes import Health, Proc, StackError, Supervisor, _digest, _write_atomic
+from hydrastack.processes import Proc, StackError, Supervisor, _digest, _write_atomic
 
-#: The repository root (this file is deploy/local/hydrastack/services.py).
-REPO = Path(__file__).resolve().parents[3]
+__all__ = [
+    "DEFAULT_PORTS",
+    "DEFAULT_WORKERS",
+    "MONGO_USER",
+    "PORT_ENV",
+    "REDIS_USER",
+    "REPO",
+    "START_TIMEOUT",
+    "WORKER_PREFIX",
+    "Stack",
+    "WorkerSpec",
+    "venv_bin",
+]
 
-#: Default ports and the environment variables that override them.
-DEFAULT_PORTS = {"redis": 6379, "mongo": 27017, "api": 8000, "flower": 5555, "grpc": 50051}
-PORT_ENV = {
-    "redis": "HYDRA_REDIS_PORT",
-    "mongo": "HYDRA_MONGO_PORT",
-    "api": "HYDRA_API_PORT",
-    "flower": "HYDRA_FLOWER_PORT",
-    "grpc": "HYDRA_GRPC_PORT",
-}
-WORKER_PREFIX = "worker-"
-#: The users Hydra's processes are in Redis and MongoDB.
-REDIS_USER = "hydra"
-MONGO_USER = "hydra"
 #: Stop order groups used by ``down`` (reverse of the start order; a group stops in parallel).
 _DOWN_GROUPS = (("flower", "api", "grpc"), ("<workers>",), ("controller",), ("mongo",), ("redis",))
-
-#: Seconds each start_* waits by default when asked to wait.
-START_TIMEOUT = {
-    "redis": 30.0,
-    "mongo": 60.0,
-    "controller": 60.0,
-    "worker": 60.0,
-    "api": 60.0,
-    "flower": 60.0,
-    "grpc": 60.0,
-}
-
-
-@dataclass
-class WorkerSpec:
-    """One Celery worker of the stack (process name ``worker-<name>``)."""
-
-    name: str  # Celery node name prefix; the node is f"{name}@{socket.gethostname()}"
-    queues: str  # "-Q" value
-    concurrency: int = 2
-    env: dict[str, str] = field(default_factory=dict)
-    extra_args: list[str] = field(default_factory=list)
-
-    @property
-    def node(self) -> str:
-        return f"{self.name}@{socket.gethostname()}"
-
-    @property
-    def process_name(self) -> str:
-        return WORKER_PREFIX + self.name
-
-
-#: What ``make up`` starts.
-DEFAULT_WORKERS: tuple[WorkerSpec, ...] = (
-    WorkerSpec("gpu1", "os.linux,tag.gpu", 2),
-    WorkerSpec("cpu1", "os.linux", 2),
-)
-
-
-def venv_bin(repo: Path = REPO) -> Path:
-    """The bin directory whose executables the stack runs (this venv, else ``repo/.venv``)."""
-    if sys.prefix != sys.base_prefix:
-        return Path(sys.executable).parent
-    return Path(repo) / ".venv" / "bin"
-
-
-def _env_port(service: str) -> int:
-    raw = os.environ.get(PORT_ENV[service])
-    if raw in (None, ""):
-        return DEFAULT_PORTS[service]
-    try:
-        return int(raw)
-    except ValueError:
-        raise StackError(f"{PORT_ENV[service]} must be a port number, got {raw!r}") from None
-
 
 # --- the stack ------------------------------------------------------------------------------
 
 
-class Stack(Supervisor):
+class Stack(Credentials, Commands, HealthChecks, Supervisor):
     """A Hydra stack rooted at ``root`` (pidfiles, logs and data live there).
 
     The process handling (spawn, pid, is_running, stop, kill, log_tail, wait_healthy) is
-    ``Supervisor``'s; this adds the services, their health checks and the order of ``up``,
-    ``down`` and ``status``.
+    ``Supervisor``'s; addresses and secrets are ``Credentials``' (hydrastack.credentials),
+    command lines ``Commands``' (hydrastack.commands), health checks and ``status``
+    ``HealthChecks``' (hydrastack.health). This adds starting each service and the order of
+    ``up`` and ``down``.
     """
 
     spawn_hint = " (run `make install`?)"
@@ -207,261 +161,6 @@ class Stack(Supervisor):
         self.down()
 
     # --- addresses -----------------------------------------------------------------------
-
-    @property
-    def broker_url(self) -> str:
-        """Redis as Hydra's processes reach it: the ACL user ``hydra`` (no CONFIG, DEBUG,
-        FLUSHALL or other dangerous commands)."""
-        return f"redis://{REDIS_USER}:{self.redis_password}@{self.host}:{self.redis_port}/0"
-
-    @property
-    def admin_broker_url(self) -> str:
-        """Redis as its operator reaches it (the stack's own checks, tests that flush it)."""
-        return f"redis://default:{self.redis_admin_password}@{self.host}:{self.redis_port}/0"
-
-    @property
-    def mongo_url(self) -> str:
-        """MongoDB as Hydra's processes reach it: the user ``hydra`` (an external MongoDB's URL
-        is used as given)."""
-        if self._external_mongo_url:
-            return self._external_mongo_url
-        source = "admin" if self.mongo_backend == "mongod" else self.mongo_db
-        return f"mongodb://{MONGO_USER}:{self.mongo_password}@{self.host}:{self.mongo_port}/?authSource={source}"
-
-    # --- credentials: made by the first start, kept under the root (0600), passed to Hydra's
-    # processes in their environment and never to a job's (the executor's allowlist) ---
-
-    @property
-    def redis_password(self) -> str:
-        return self._secret("redis-hydra.password", lambda: secrets.token_urlsafe(24))
-
-    @property
-    def redis_admin_password(self) -> str:
-        return self._secret("redis-admin.password", lambda: secrets.token_urlsafe(24))
-
-    @property
-    def mongo_password(self) -> str:
-        return self._secret("mongo-hydra.password", lambda: secrets.token_urlsafe(24))
-
-    def write_redis_acl(self) -> Path:
-        """Redis's users: ``default`` (the operator: everything) and ``hydra`` (Hydra's
-        processes: no dangerous command but INFO, which the controller reads Redis's run id from)."""
-        path = self.root / "redis.acl"
-        lines = [
-            f"user default on >{self.redis_admin_password} ~* &* +@all",
-            f"user {REDIS_USER} on >{self.redis_password} ~* &* +@all -@dangerous +info",
-        ]
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write("\n".join(lines) + "\n")
-        return path
-
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
-
-    @property
-    def flower_url(self) -> str:
-        return f"http://127.0.0.1:{self.flower_port}"
-
-    @property
-    def grpc_address(self) -> str:
-        """Where the gRPC server listens (``host:port``, for ``grpc.insecure_channel``)."""
-        return f"127.0.0.1:{self.grpc_port}"
-
-    def _secret(self, name: str, make) -> str:
-        """A secret made once (``make()``) and kept in ``<root>/<name>``, mode 0600."""
-        path = self.root / name
-        self.root.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root, 0o700)  # private: no job's OS user reads what the stack keeps
-        if not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(make() + "\n")
-        return path.read_text().strip()
-
-    @property
-    def flower_auth(self) -> str:
-        """``user:password`` for Flower's basic auth: HYDRA_FLOWER_AUTH, else a random
-        password made once and kept in ``<root>/flower.auth``."""
-        return os.environ.get("HYDRA_FLOWER_AUTH") or self._secret(
-            "flower.auth", lambda: f"admin:{secrets.token_urlsafe(12)}"
-        )
-
-    @property
-    def metrics_token(self) -> str:
-        """The token that may read /metrics only (for Prometheus), kept in ``<root>/metrics.token``."""
-        return self._secret("metrics.token", lambda: secrets.token_urlsafe(32))
-
-    @property
-    def admin_token_path(self) -> Path:
-        """Where ``up`` keeps the admin token it bootstraps (``bootstrap_token``)."""
-        return self.root / "admin.token"
-
-    @property
-    def admin_token(self) -> str:
-        return self.admin_token_path.read_text().strip()
-
-    @property
-    def signing_key_path(self) -> Path:
-        """The Ed25519 private key the stack's publishers (API, gRPC, controller, and the
-        clients it hands ``env_for_clients`` to) sign task messages with
-        (``hydra.dispatch.signing``): ``<root>/signing.pem``, made once, mode 0600; the root
-        itself is made private (0700), so no job's OS user can read what the stack keeps.
-        Workers and Flower are given its public half only (:meth:`env_for_verifiers`)."""
-        from hydra.dispatch import signing
-
-        self._secret("signing.pem", lambda: signing.private_pem(signing.generate()).strip())
-        return self.root / "signing.pem"
-
-    @property
-    def verify_keys(self) -> str:
-        """The public half of the signing key, as a worker's ``HYDRA_VERIFY_KEYS``."""
-        from hydra.dispatch import signing
-
-        keys = signing.parse_private_keys(self.signing_key_path.read_bytes(), str(self.signing_key_path))
-        return ",".join(signing.public_text(key.public_key()) for key in keys)
-
-    @property
-    def mongo_backend(self) -> str:
-        """'external' (HYDRA_MONGO_URL / mongo_url), 'mongod' (on PATH) or 'ferretdb'."""
-        if self._external_mongo_url:
-            return "external"
-        if shutil.which("mongod"):
-            return "mongod"
-        return "ferretdb"
-
-    def env_for_clients(self) -> dict[str, str]:
-        return {
-            "HYDRA_BROKER_URL": self.broker_url,
-            "HYDRA_MONGO_URL": self.mongo_url,
-            "HYDRA_MONGO_DB": self.mongo_db,
-            "HYDRA_API_URL": self.api_url,
-            "HYDRA_TOKEN_FILE": str(self.admin_token_path),
-            "HYDRA_SIGNING_KEY_FILE": str(self.signing_key_path),
-        }
-
-    def env_for_verifiers(self) -> dict[str, str | None]:
-        """What workers and Flower get: the clients' settings with the public keys instead of
-        the private one (None: removed from the environment they would inherit)."""
-        env: dict[str, str | None] = {**self.env_for_clients(), "HYDRA_VERIFY_KEYS": self.verify_keys}
-        env.update(HYDRA_SIGNING_KEY_FILE=None, HYDRA_SIGNING_KEY=None)
-        return env
-
-    @staticmethod
-    def publishes(name: str) -> bool:
-        """Whether the process ``name`` is given the private key (workers and Flower are not)."""
-        return not (name.startswith(WORKER_PREFIX) or name == "flower")
-
-    # --- paths ---------------------------------------------------------------------------
-
-    @property
-    def data_dir(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def ferretdb_sqlite_dir(self) -> Path:
-        return self.data_dir / "ferretdb"
-
-    # --- command lines -------------------------------------------------------------------
-
-    def redis_command(self) -> list[str]:
-        exe = shutil.which("redis-server") or "redis-server"
-        return [
-            exe, "--bind", *dict.fromkeys(["127.0.0.1", self.host]), "--port", str(self.redis_port),
-            "--dir", str(self.data_dir / "redis"),
-            "--appendonly", "yes", "--save", "", "--daemonize", "no", "--protected-mode", "yes",
-            "--aclfile", str(self.root / "redis.acl"),
-        ]  # fmt: skip
-
-    def mongo_command(self) -> list[str] | None:
-        """None when an external MongoDB is used."""
-        backend = self.mongo_backend
-        if backend == "external":
-            return None
-        if backend == "mongod":
-            return [
-                shutil.which("mongod") or "mongod", "--dbpath", str(self.data_dir / "mongo"),
-                "--port", str(self.mongo_port), "--bind_ip", ",".join(dict.fromkeys(["127.0.0.1", self.host])), "--auth",
-            ]  # fmt: skip
-        binary = ferretdb.find_binary()
-        if binary is None:
-            raise StackError(
-                "FerretDB not found (neither `ferretdb` on PATH nor $(go env GOPATH)/bin/ferretdb): "
-                "run `make install`, or set HYDRA_MONGO_URL, or put mongod on PATH"
-            )
-        return [
-            *ferretdb.command(
-                binary, self.ferretdb_sqlite_dir, self.data_dir / "ferretdb-state", self.mongo_port, self.host
-            ),
-            # FerretDB's own authentication (SCRAM): measured to hold - unauthenticated and
-            # wrong-password clients are refused; see docs/operating/identity.md. The password comes
-            # in FERRETDB_SETUP_PASSWORD (start_mongo), not on the command line.
-            f"--setup-username={MONGO_USER}",
-            f"--setup-database={self.mongo_db}",
-            "--test-enable-new-auth",
-        ]
-
-    def api_command(self) -> list[str]:
-        # --no-control-socket: gunicorn >= 25 otherwise binds ~/.gunicorn/gunicorn.ctl, one
-        # path shared by every stack on the machine (make up and each test session).
-        return [
-            str(self.bin / "gunicorn"), "--bind", f"127.0.0.1:{self.api_port}",
-            "--workers", "2", "--threads", "4", "--timeout", "60",
-            "--access-logfile", "-", "--no-control-socket", "api:create_app()",
-        ]  # fmt: skip
-
-    def controller_command(self) -> list[str]:
-        return [str(self.bin / "python"), "-m", "hydra", "controller"]
-
-    def worker_command(self, spec: WorkerSpec) -> list[str]:
-        return [
-            str(self.bin / "celery"), "-A", "hydra", "worker", "-Q", spec.queues,
-            "-n", f"{spec.name}@%h", "-c", str(spec.concurrency), "-E", "--loglevel", "INFO",
-            *spec.extra_args,
-        ]  # fmt: skip
-
-    def flower_command(self) -> list[str]:
-        return [
-            str(self.bin / "celery"), "-A", "hydra", "flower",
-            "--address=127.0.0.1", f"--port={self.flower_port}",
-        ]  # fmt: skip
-
-    def grpc_command(self) -> list[str]:
-        return [str(self.bin / "python"), "-m", "hydra.rpc"]
-
-    def process_env(self, extra: dict[str, str] | None = None, *, publisher: bool = True) -> dict[str, str | None]:
-        """What the stack adds to os.environ for its processes (clients' URLs - with the public
-        keys only unless ``publisher`` -, then env, then extra; None removes a variable)."""
-        env: dict[str, str | None] = {**(self.env_for_clients() if publisher else self.env_for_verifiers())}
-        env["PYTHONUNBUFFERED"] = "1"
-        pythonpath = os.environ.get("PYTHONPATH")
-        env["PYTHONPATH"] = str(self.repo) + (os.pathsep + pythonpath if pythonpath else "")
-        env.update(self.env)
-        env.update(extra or {})
-        return env
-
-    # --- pidfiles (see Supervisor._live) -------------------------------------------------
-
-    def _fallback_argv(self, name: str) -> list[str] | None:
-        """The command to compare with when a pidfile has no metadata."""
-        builders = {
-            "redis": self.redis_command,
-            "api": self.api_command,
-            "controller": self.controller_command,
-            "flower": self.flower_command,
-            "grpc": self.grpc_command,
-        }
-        if name in builders:
-            return builders[name]()
-        if name == "mongo":
-            try:
-                return self.mongo_command()
-            except StackError:
-                return ["ferretdb"]
-        if name.startswith(WORKER_PREFIX):
-            return [str(self.bin / "celery")]
-        return None
 
     # --- starting ------------------------------------------------------------------------
 
@@ -666,116 +365,6 @@ class Stack(Supervisor):
             self.wait_healthy(["flower"], START_TIMEOUT["flower"])
         return proc
 
-    # --- health --------------------------------------------------------------------------
-
-    def _redis(self):
-        if self._redis_client is None:
-            import redis
-
-            self._redis_client = redis.Redis.from_url(self.admin_broker_url, socket_timeout=2, socket_connect_timeout=1)
-        return self._redis_client
-
-    def _mongo(self):
-        if self._mongo_client is None:
-            import pymongo
-
-            # ping needs no credentials (mongod and FerretDB answer it before authentication)
-            url = self._external_mongo_url or f"mongodb://{self.host}:{self.mongo_port}/"
-            self._mongo_client = pymongo.MongoClient(
-                url, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000, socketTimeoutMS=5000
-            )
-        return self._mongo_client
-
-    def close(self) -> None:
-        """Close the clients used for health checks."""
-        if self._redis_client is not None:
-            self._redis_client.close()
-            self._redis_client = None
-        if self._mongo_client is not None:
-            self._mongo_client.close()
-            self._mongo_client = None
-
-    @staticmethod
-    def _http_status(url: str, timeout: float = 2.0) -> int | None:
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as resp:
-                return resp.status
-        except urllib.error.HTTPError as exc:
-            return exc.code
-        except (urllib.error.URLError, OSError, ValueError):
-            return None
-
-    def _grpc_health(self) -> Health:
-        """The gRPC server's own health service: started once it answers, healthy when SERVING."""
-        import grpc
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-        try:
-            with grpc.insecure_channel(self.grpc_address) as channel:
-                answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
-        except grpc.RpcError as exc:
-            return Health(False, False, f"no gRPC answer ({exc.code().name})")
-        serving = answer.status == health_pb2.HealthCheckResponse.SERVING
-        return Health(True, serving, health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status))
-
-    def _worker_ready(self, name: str) -> bool:
-        meta = self._meta(name) or {}
-        prefix = name[len(WORKER_PREFIX) :]
-        pattern = re.compile(rf"\b{re.escape(prefix)}@\S+ ready\.".encode())
-        try:
-            with open(self.log_path(name), "rb") as fh:
-                fh.seek(int(meta.get("log_offset", 0)))
-                return pattern.search(fh.read(4 * 1024 * 1024)) is not None
-        except OSError:
-            return False
-
-    def _external(self, name: str) -> bool:
-        """An external MongoDB is no process of ours: nothing to watch, no log."""
-        return name == "mongo" and self.mongo_backend == "external"
-
-    def check(self, name: str) -> Health:
-        """Is ``name`` started / healthy right now (cheap, short timeouts)?"""
-        if self._external(name):
-            running = True
-        else:
-            running = self.is_running(name)
-            if not running:
-                return Health(False, False, "not running")
-        if name == "redis":
-            try:
-                self._redis().ping()
-                return Health(True, True, "PING ok")
-            except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
-                return Health(False, False, f"PING failed: {exc}")
-        if name == "mongo":
-            try:
-                self._mongo().admin.command("ping")
-                return Health(True, True, "ping ok")
-            except Exception as exc:  # noqa: BLE001
-                return Health(False, False, f"ping failed: {type(exc).__name__}")
-        if name == "controller":
-            try:
-                alive = bool(self._redis().exists(names.CONTROLLER_ALIVE_KEY))
-            except Exception as exc:  # noqa: BLE001
-                return Health(True, False, f"cannot read {names.CONTROLLER_ALIVE_KEY}: {exc}")
-            return Health(True, alive, "alive" if alive else f"{names.CONTROLLER_ALIVE_KEY} not set yet")
-        if name == "api":
-            code = self._http_status(self.api_url + "/health")
-            if code is None:
-                return Health(False, False, "no HTTP answer")
-            return Health(True, code == 200, f"GET /health -> {code}")
-        if name == "flower":
-            code = self._http_status(self.flower_url + "/")
-            if code is None:
-                return Health(False, False, "no HTTP answer")
-            return Health(code < 500, code < 500, f"GET / -> {code}")
-        if name == "grpc":
-            return self._grpc_health()
-        if name.startswith(WORKER_PREFIX):
-            ready = self._worker_ready(name)
-            return Health(True, ready, "ready" if ready else "not ready yet")
-        return Health(True, True, "running")
-
     # --- the whole stack -----------------------------------------------------------------
 
     def up(self, workers: Sequence[WorkerSpec] = DEFAULT_WORKERS, flower: bool = True, wait: float = 90) -> None:
@@ -835,47 +424,3 @@ class Stack(Supervisor):
         if others:
             self._stop_many(others)
         self.close()
-
-    def status(self) -> dict[str, dict]:
-        """name -> {pid, running, healthy, port, log, detail, ...} for the services and every pidfile."""
-        wanted = ["redis", "mongo", "controller"]
-        wanted += [n for n in self.names() if n.startswith(WORKER_PREFIX)]
-        wanted += ["api", "grpc", "flower"]
-        wanted += [n for n in self.names() if n not in wanted]
-        ports = {
-            "redis": self.redis_port,
-            "mongo": self.mongo_port,
-            "api": self.api_port,
-            "flower": self.flower_port,
-            "grpc": self.grpc_port,
-        }
-        out: dict[str, dict] = {}
-        for name in wanted:
-            meta = self._meta(name) or {}
-            pid = self.pid(name)
-            entry: dict = {
-                "pid": pid,
-                "running": pid is not None,
-                "port": ports.get(name, meta.get("port")),
-                "log": str(self.log_path(name)),
-            }
-            if name == "mongo":
-                entry["backend"] = self.mongo_backend
-                entry["url"] = self.mongo_url
-                if self.mongo_backend == "external":
-                    entry["port"] = None
-            if name.startswith(WORKER_PREFIX):
-                entry["node"] = meta.get("node")
-                entry["queues"] = meta.get("queues")
-                entry["concurrency"] = meta.get("concurrency")
-            if entry["running"] or (name == "mongo" and self.mongo_backend == "external"):
-                health = self.check(name)
-                entry["healthy"] = health.healthy
-                entry["detail"] = health.detail
-                if name == "mongo" and self.mongo_backend == "external":
-                    entry["running"] = health.started
-            else:
-                entry["healthy"] = False
-                entry["detail"] = "stale pidfile" if self.pidfile(name).exists() else "not running"
-            out[name] = entry
-        return out
