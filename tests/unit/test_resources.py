@@ -294,3 +294,9 @@ def test_limits_in_words():
 
     assert wording.limits({"memory_mb": 512, "cpu": 0.5}) == "512 MiB memory, 0.5 cpu (each run)"
     assert wording.limits({"cpu": 2.0}) == "2 cpu (each run)" and wording.limits({}) == "none"
+
+
+def test_job_files_carry_the_limits():
+    from hydra.model.jobfile import SETTABLE
+
+    assert {"resources", "max_concurrent"} <= set(SETTABLE)
