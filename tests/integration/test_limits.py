@@ -14,6 +14,7 @@ import pytest
 
 from hydra.execution import cgroups
 from hydrastack import WorkerSpec
+from tests.conftest import CPU, GPU
 from tests.helpers import submit, unique, wait_run, wait_until
 
 
@@ -30,16 +31,35 @@ def _limits_here() -> str | None:
 LIMITS = pytest.mark.skipif(_limits_here() is not None, reason=str(_limits_here()))
 
 
-def _cgroup_file(controller: str, run_id: str, name: str) -> Path | None:
-    """A file of a running run's v1 cgroup (``/sys/fs/cgroup/<controller>/hydra/<slot>/<run>``)."""
-    found = glob.glob(f"/sys/fs/cgroup/{controller}/hydra/*/{run_id}/{name}")
+def _cgroup_file(root: str, run_id: str, name: str) -> Path | None:
+    """A file of a running run's cgroup (``<root>/hydra/<slot>/<run>/<name>``)."""
+    found = glob.glob(f"{root}/hydra/*/{run_id}/{name}")
     return Path(found[0]) if found else None
+
+
+def _cpu_files(run_id: str) -> tuple[Path, str, Path, float] | None:
+    """(quota file, its text at cpu 0.5, cpu usage file, seconds per unit of it) of a run."""
+    kind = cgroups.detect("auto")
+    if isinstance(kind, cgroups.V1):
+        quota = _cgroup_file(str(kind.limit_mounts["cpu"]), run_id, "cpu.cfs_quota_us")
+        usage = _cgroup_file(str(kind.limit_mounts["cpuacct"]), run_id, "cpuacct.usage")
+        return (quota, "50000", usage, 1e-9) if quota and usage else None
+    assert isinstance(kind, cgroups.V2)
+    quota = _cgroup_file(str(kind.mount), run_id, "cpu.max")
+    usage = _cgroup_file(str(kind.mount), run_id, "cpu.stat")
+    return (quota, "50000 100000", usage, 1e-6) if quota and usage else None
+
+
+def _cpu_seconds(usage: Path, unit: float) -> float:
+    text = usage.read_text().split()
+    value = text[0] if usage.name == "cpuacct.usage" else text[text.index("usage_usec") + 1]
+    return int(value) * unit
 
 
 @LIMITS
 def test_workers_say_they_can_enforce_limits(api, stack):
-    workers = api.get("/workers/").json
-    assert workers and all(w["resource_limits"] for w in workers if w["status"] == "online")
+    workers = {w["id"]: w for w in api.get("/workers/").json}
+    assert workers[CPU.node]["resource_limits"] and workers[GPU.node]["resource_limits"]
 
 
 @LIMITS
@@ -61,13 +81,12 @@ def test_a_busy_loop_is_held_to_half_a_core(api, stack):
     loop = 'python3 -c "import time\nt = time.time()\nwhile time.time() - t < 8: pass"'
     run_id = submit(api, loop, resources={"cpu": 0.5}, timeout=60)["run_id"]
     wait_run(run_id, statuses=["running"], timeout=60)
-    quota = wait_until(lambda: _cgroup_file("cpu", run_id, "cpu.cfs_quota_us"), 20, message="the run's cpu cgroup")
-    assert quota.read_text().strip() == "50000"
-    usage_file = wait_until(lambda: _cgroup_file("cpuacct", run_id, "cpuacct.usage"), 20, message="its cpuacct")
-    first, since = int(usage_file.read_text()), time.monotonic()
+    quota, expected, usage, unit = wait_until(lambda: _cpu_files(run_id), 20, message="the run's cpu cgroup")
+    assert quota.read_text().strip() == expected
+    first, since = _cpu_seconds(usage, unit), time.monotonic()
     time.sleep(3)
-    used, wall = int(usage_file.read_text()) - first, time.monotonic() - since
-    cores = used / 1e9 / wall
+    used, wall = _cpu_seconds(usage, unit) - first, time.monotonic() - since
+    cores = used / wall
     assert 0 < cores <= 0.65, f"{cores:.2f} cores"
     assert wait_run(run_id, timeout=60).status == "succeeded"
 
