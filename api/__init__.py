@@ -15,6 +15,7 @@ from api import (
     docs,
     errors,
     export,
+    fanout,  # noqa: F401 - its route, on the jobs' blueprint
     health,
     jobfiles,  # noqa: F401 - its route, on the jobs' blueprint
     jobs,

@@ -47,6 +47,12 @@ A job can start other jobs when its runs end: its `on_success`, `on_failure` and
 holding an API token publish Celery tasks and canvases (`chain`, `group`, `chord`, `link`,
 `link_error`) with `POST /tasks/`, as the token's user.
 
+A job's `notify` (or, for its jobs that name none, a namespace's: `PUT /namespaces/{namespace}`)
+names webhook and Slack targets for the events `failed`, `dead_letter`, `lost`, `succeeded` and
+`recovered`. A webhook's body is signed: `X-Hydra-Signature: sha256=<hex>` is HMAC-SHA256, keyed
+with its secret, of `<X-Hydra-Timestamp>.<body>`. `GET /runs/{run_id}` shows each delivery and
+its attempts in `notifications`; secrets read `<redacted>`.
+
 Request limits: a request line (method, path, query and version) of at most 4094 bytes (414
 beyond), at most 100 header fields of at most 8190 bytes each, name and value (431 beyond), and
 a body of at most 2 MiB (413 beyond); each answered in the same error shape.

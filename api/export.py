@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import Response
 from flask.views import MethodView
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import RAISE, Schema, fields, validate
 
 from api.auth import caller
 from api.parsing import Blueprint
 from hydra.control import archive
+from hydra.model.namespaces import Namespace
 
 blp = Blueprint("export", __name__, url_prefix="/export", description="History export (admins).")
 
@@ -17,8 +18,11 @@ NDJSON = "application/x-ndjson"
 
 
 class ExportArgs(Schema):
+    """A mistyped argument (``older=0`` for ``older_than``) would export with the default cutoff:
+    unknown arguments are refused (422 naming them)."""
+
     class Meta:
-        unknown = EXCLUDE
+        unknown = RAISE
 
     older_than = fields.Float(
         load_default=None,
@@ -30,14 +34,14 @@ class ExportArgs(Schema):
     )
     namespace = fields.String(
         load_default=None,
-        validate=validate.Length(1, 200),
+        validate=Namespace(),
         metadata={"description": "Only this namespace (default: every one the caller administers)."},
     )
 
 
 @blp.route("/runs")
 class ExportRuns(MethodView):
-    @blp.arguments(ExportArgs, location="query")
+    @blp.arguments(ExportArgs, location="query", unknown=RAISE)  # webargs would EXCLUDE unknown query args
     @blp.doc(
         responses={
             "200": {
@@ -45,7 +49,7 @@ class ExportRuns(MethodView):
                 "jobs first: the lines retention writes to HYDRA_RETENTION_EXPORT before it prunes.",
                 "content": {NDJSON: {"schema": {"type": "string"}}},
             },
-            "422": {"description": "A query parameter is invalid; `errors.query` names it."},
+            "422": {"description": "A query parameter is invalid or unknown; `errors.query` names it."},
         }
     )
     def get(self, args):

@@ -1,17 +1,19 @@
 """``/namespaces/<namespace>``: a namespace's limits - how many of its runs may be in flight, and
-wait, and its jobs' default and maximum resource limits; set, read, and deleted (back to the
-installation's defaults). The path's namespace is
+wait, the default notification targets of its jobs, and its jobs' default and maximum resource
+limits; set, read, and deleted (back to the installation's defaults). The path's namespace is
 checked like a job's: 422 naming it otherwise."""
 
 from __future__ import annotations
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from api.auth import caller
+from api.schemas import notify_answer
 from hydra.control import admin
 from hydra.model.namespaces import MESSAGE, NAMESPACE_RE
+from hydra.model.notify import notify_field
 from hydra.model.resources import MAX_CPU, MAX_MEMORY_MB, MIN_CPU, MIN_MEMORY_MB
 
 #: A namespace's job resource limits (``hydra.model.resources``), as PUT takes them.
@@ -45,6 +47,18 @@ class LimitsBodySchema(Schema):
     class Meta:
         unknown = RAISE
 
+    @pre_load
+    def needs_a_limit(self, data, **kwargs):
+        """No body (or ``{}``) sets nothing: a 422 naming the body, never a silent reset of both
+        limits (DELETE is how they go back to the defaults)."""
+        if isinstance(data, dict) and not data:
+            raise ValidationError(
+                "the body is required: a JSON object with max_running and/or max_queued "
+                "(null: the default; DELETE resets both)",
+                "_schema",
+            )
+        return data
+
     max_running = fields.Integer(
         load_default=None,
         allow_none=True,
@@ -77,9 +91,15 @@ class LimitsBodySchema(Schema):
             if default is not None and most is not None and default > most:
                 raise ValidationError(f"is over max_{name} ({most})", f"default_{name}")
 
+    notify = notify_field(
+        "Notification targets of its jobs that name none of their own (the shape of a job's `notify`); "
+        "null or left out: none. Secrets are write-only: set them again with every PUT that keeps them."
+    )
+
 
 class LimitsSchema(LimitsBodySchema):
     id = fields.String(metadata={"description": "The namespace."})
+    notify = notify_answer("Notification targets of its jobs that name none of their own.")
     updated_at = fields.DateTime(allow_none=True)
     updated_by = fields.String(allow_none=True)
 
@@ -109,13 +129,14 @@ class Namespace(MethodView):
         422, description="The body is invalid (`errors.json` names each field), or the namespace (`errors.path`)."
     )
     def put(self, body, namespace):
-        """Set a namespace's quotas (its admins)."""
+        """Set a namespace's quotas, its jobs' default notification targets and resource limits (its admins)."""
         return admin.set_limits(
             caller(),
             namespace,
             max_running=body["max_running"],
             max_queued=body["max_queued"],
             **{name: body[name] for name in RESOURCE_LIMITS},
+            notify=body["notify"],
         )
 
     @blp.response(204)

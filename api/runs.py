@@ -23,8 +23,9 @@ class Run(MethodView):
     @blp.response(200, RunSchema)
     @blp.alt_response(404, description="No run with that id.")
     def get(self, run_id):
-        """Get a run: status, exit code, output, worker, attempt, times."""
-        return Reader(caller()).run(run_id)
+        """Get a run: status, exit code, output, worker, attempt, times, and what its job's
+        notification targets were told (each delivery's attempts)."""
+        return Reader(caller()).run_shown(run_id)
 
 
 @blp.route("/<run_id>/cancel")

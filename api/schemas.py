@@ -7,7 +7,9 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_loa
 
 from hydra.control import rendering
 from hydra.control.rendering import Unrenderable  # noqa: F401 - its 409
+from hydra.model.fanout import PlacementSchema
 from hydra.model.idempotency import IdempotencyKey
+from hydra.model.notify import EVENTS, redacted_targets
 from hydra.model.params import ParamSchema
 from hydra.model.queries import (  # noqa: F401 - the query arguments, shared with gRPC
     STATUS_WORDS,
@@ -81,6 +83,68 @@ class RedactedRequest(fields.Nested):
 
     def _serialize(self, nested_obj, attr, obj, **kwargs):
         return super()._serialize(redacted_http(nested_obj), attr, obj, **kwargs)
+
+
+class ShownWebhookSchema(Schema):
+    url = fields.String(metadata={"description": "Where the signed JSON body is POSTed."})
+    secret = fields.String(metadata={"description": f"Write-only: always `{REDACTED}`."})
+
+
+class ShownSlackSchema(Schema):
+    url = fields.String(metadata={"description": f"Write-only (the URL is the credential): always `{REDACTED}`."})
+
+
+class ShownTargetSchema(Schema):
+    """A notification target as answers show it (``hydra.model.notify.TargetSchema`` is what a body gives)."""
+
+    on = fields.List(fields.String(), metadata={"description": f"Events it hears: {', '.join(EVENTS)}."})
+    webhook = fields.Nested(ShownWebhookSchema, metadata={"description": "A generic webhook (its secret redacted)."})
+    slack = fields.Nested(ShownSlackSchema, metadata={"description": "A Slack-compatible incoming webhook."})
+
+
+class RedactedTargets(fields.List):
+    """Notification targets: a webhook's secret and a Slack URL shown as :data:`REDACTED`."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return super()._serialize(redacted_targets(value), attr, obj, **kwargs)
+
+
+def notify_answer(description: str) -> RedactedTargets:
+    return RedactedTargets(
+        fields.Nested(ShownTargetSchema),
+        allow_none=True,
+        metadata={
+            "description": f"{description} A webhook's `secret` and a Slack `url` are write-only (shown as "
+            f"`{REDACTED}`); a PATCH that leaves `notify` out keeps them."
+        },
+    )
+
+
+class AttemptSchema(Schema):
+    at = fields.DateTime(metadata={"description": "When the attempt was made."})
+    status_code = fields.Integer(
+        allow_none=True, metadata={"description": "The target's HTTP status (none: no answer)."}
+    )
+    error = fields.String(allow_none=True, metadata={"description": "Why it was not delivered (none: delivered)."})
+
+
+class DeliverySchema(Schema):
+    kind = fields.String(metadata={"description": "webhook or slack."})
+    event = fields.String(metadata={"description": f"The event it was sent for: one of {', '.join(EVENTS)}."})
+    url = fields.String(metadata={"description": f"The webhook's URL (a Slack URL is a secret: `{REDACTED}`)."})
+    state = fields.String(
+        metadata={
+            "description": "pending (an attempt is due), delivered (a 2xx answer), failed (every attempt failed) or "
+            "refused (the webhook egress guard refused the address)."
+        }
+    )
+    attempts = fields.List(fields.Nested(AttemptSchema), metadata={"description": "Each attempt, oldest first."})
+
+
+class NotificationsSchema(Schema):
+    events = fields.List(fields.String(), metadata={"description": "The run's events, most specific first."})
+    done = fields.Boolean(metadata={"description": "Every delivery is delivered, failed or refused."})
+    deliveries = fields.List(fields.Nested(DeliverySchema), metadata={"description": "One per target that heard it."})
 
 
 class JobCreatedSchema(Schema):
@@ -161,8 +225,29 @@ class JobSchema(Tolerant, Schema):
     max_concurrent = fields.Integer(
         allow_none=True, metadata={"description": "Runs of it placed on workers at once, at most (null: no limit)."}
     )
+    monitor = fields.Boolean(
+        metadata={"description": "Its ended runs are counted per job on /metrics (hydra_job_runs_finished_total)."}
+    )
+    placement = fields.Nested(
+        PlacementSchema,
+        allow_none=True,
+        metadata={
+            "description": "One worker per start, or every eligible one (mode all: `GET /jobs/{job_id}/fanout`)."
+        },
+    )
+    notify = notify_answer("Who hears about its runs (none: its namespace's default targets).")
     status = fields.String(allow_none=True, metadata={"description": "Status of the job's latest run."})
     last_run_id = fields.String(allow_none=True)
+    last_success_at = fields.DateTime(
+        allow_none=True, metadata={"description": "When a run of it last succeeded (null: never)."}
+    )
+    last_failure_at = fields.DateTime(
+        allow_none=True,
+        metadata={
+            "description": "When a run of it last failed for good: failed or timed out with no retry "
+            "left, or dead-lettered (null: never)."
+        },
+    )
     source = fields.String(metadata={"description": "api or python (apply_async)."})
     paused = fields.Boolean(allow_none=True, metadata={"description": "A paused job's schedule does not fire."})
     paused_at = fields.DateTime(allow_none=True)
@@ -261,6 +346,21 @@ class RunSchema(Tolerant, Schema):
     revived = fields.Integer(
         allow_none=True, metadata={"description": "Times it was published again because its message had vanished."}
     )
+    # -- fan-out (placement mode all)
+    fanout_id = fields.String(
+        allow_none=True, metadata={"description": "The fan-out it belongs to (`GET /jobs/{job_id}/fanout`)."}
+    )
+    bound_worker = fields.String(
+        allow_none=True, metadata={"description": "A fan-out's run runs on this worker only, and is never moved."}
+    )
+    notifications = fields.Nested(
+        NotificationsSchema,
+        allow_none=True,
+        metadata={
+            "description": "What its job's notification targets were told of this run's end, with each attempt "
+            "(in GET /runs/{run_id} only; null when nobody was notified)."
+        },
+    )
 
 
 class WorkerSchema(Schema):
@@ -286,6 +386,73 @@ class WorkerSchema(Schema):
     pid = fields.Integer(allow_none=True)
     processed = fields.Integer(allow_none=True)
     first_seen = fields.DateTime(allow_none=True)
+    # -- drain (hydra worker drain)
+    drained = fields.Boolean(
+        metadata={"description": "Drained by an operator: no new run is placed on it; what runs there finishes."}
+    )
+    drained_by = fields.String(allow_none=True, metadata={"description": "Who drained it (null: not drained)."})
+    drained_at = fields.DateTime(allow_none=True, metadata={"description": "When it was drained."})
+    drain_reason = fields.String(allow_none=True, metadata={"description": "Why, as the operator said."})
+
+
+class FanoutWorkerSchema(Schema):
+    worker = fields.String(metadata={"description": "The worker."})
+    run_id = fields.String(metadata={"description": "Its run (planned until it starts)."})
+    state = fields.String(
+        metadata={"description": "waiting, running, succeeded, failed, lost or skipped (not reached)."}
+    )
+    status = fields.String(allow_none=True, metadata={"description": "Its run's final status."})
+    reason = fields.String(allow_none=True, metadata={"description": "Why it was skipped."})
+
+
+class FanoutSchema(Schema):
+    """One fan-out of a job: its workers, chosen when it started, and how each one's run went."""
+
+    id = fields.String(metadata={"description": "The fan-out (the run id it started with)."})
+    job_id = fields.String()
+    created_at = fields.DateTime(allow_none=True, metadata={"description": "When its workers were chosen."})
+    max_parallel = fields.Integer(allow_none=True, metadata={"description": "Its workers' runs in flight at most."})
+    stop_on_failure = fields.Boolean(metadata={"description": "Whether a failure skips the workers not started."})
+    done = fields.Boolean(metadata={"description": "Every worker's run ended, or was skipped."})
+    ok = fields.Boolean(metadata={"description": "Every worker's run succeeded."})
+    workers = fields.List(fields.Nested(FanoutWorkerSchema), metadata={"description": "Worker by worker, by name."})
+    succeeded = fields.List(fields.String(), metadata={"description": "Workers whose run succeeded."})
+    failed = fields.List(fields.String(), metadata={"description": "Workers whose run failed (or timed out, ...)."})
+    lost = fields.List(fields.String(), metadata={"description": "Workers lost with their run."})
+    not_reached = fields.List(fields.String(), metadata={"description": "Workers skipped (stop_on_failure, offline)."})
+    in_progress = fields.List(fields.String(), metadata={"description": "Workers waiting or running."})
+
+
+class FanoutArgs(Schema):
+    class Meta:
+        unknown = RAISE
+
+    fanout_id = fields.String(
+        load_default=None, metadata={"description": "Which fan-out of the job (default: its latest)."}
+    )
+
+
+class DrainBodySchema(Schema):
+    """The body of a drain (optional)."""
+
+    class Meta:
+        unknown = RAISE
+
+    reason = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=500),
+        metadata={"description": "Why the worker is drained (shown with it); at most 500 characters."},
+    )
+
+
+class DrainSchema(Schema):
+    """A drained worker."""
+
+    id = fields.String(metadata={"description": "The worker."})
+    by = fields.String(metadata={"description": "Who drained it."})
+    at = fields.DateTime(metadata={"description": "When."})
+    reason = fields.String(allow_none=True, metadata={"description": "Why (null: no reason given)."})
 
 
 class TriggerSchema(Schema):

@@ -28,6 +28,13 @@ JOB_RUNS = "job_runs"
 RUN_FENCES = "run_fences"
 #: The workers view served by GET /workers/ (written by the controller).
 WORKERS = "workers"
+#: Drained workers (hydra.store.drains): worker id -> who drained it, when and why. The record
+#: of truth of a drain; the router reads its Redis copy (DRAINED_KEY).
+WORKER_DRAINS = "worker_drains"
+#: Fan-outs (hydra.store.fanouts): one plan per start of a job with placement mode all (its
+#: workers and a run id each), and write-once slots ``<fan-out>/<worker>/start|end``.
+FANOUTS = "fanouts"
+FANOUT_SLOTS = "fanout_slots"
 #: API tokens (hashes of their secrets), the audit trail, namespaces' limits.
 API_TOKENS = "api_tokens"
 AUDIT_EVENTS = "audit_events"
@@ -49,6 +56,10 @@ CHORDS = "chords"
 JOB_NAMES = "job_names"
 #: Which jobs name a job in their on_success / on_failure / on_completion: ``<upstream>><downstream>``.
 JOB_EDGES = "job_edges"
+#: Notifications of ended runs (hydra.store.notifications): ``<run_id>``, its deliveries and
+#: their attempts; and ``notify_state/<job_id>``: the job's last final end, for ``recovered``.
+NOTIFICATIONS = "notifications"
+NOTIFY_STATE = "notify_state"
 #: Records whose Redis index entries could not be written (Redis unreachable); the leading
 #: controller re-indexes them from their records (hydra.store.reindex).
 INDEX_BACKLOG = "index_backlog"
@@ -74,6 +85,9 @@ LOAD_GROUPS_KEY = REDIS_PREFIX + "loadgroups"
 #: sorted sets, one per load group (online workers alike in profile and concurrency): worker
 #: id -> its load, so the least-loaded of a group is its first member (hydra.broker.registry).
 LOAD_GROUP_PREFIX = REDIS_PREFIX + "loadz:"
+#: set: the drained workers' ids, copied from MongoDB (WORKER_DRAINS) by the drain verbs and
+#: the leading controller; the router places nothing on them (hydra.broker.registry).
+DRAINED_KEY = REDIS_PREFIX + "workers:drained"
 #: string with TTL: set by the leading controller on every tick (health check).
 CONTROLLER_ALIVE_KEY = REDIS_PREFIX + "controller:alive"
 #: counter: ticks the leading controller has completed (health, and tests waiting for "a pass happened").
@@ -91,6 +105,8 @@ QUOTA_NAMESPACES_KEY = REDIS_PREFIX + "ns:placed"
 QUOTA_JOBS_KEY = REDIS_PREFIX + "jobslots:placed"
 #: sorted set: run id -> epoch seconds before which the (delayed) run must not start.
 DUE_KEY = REDIS_PREFIX + "due"
+#: sorted set: run id -> epoch seconds its notification's next delivery attempt is due (hydra.store.notifications).
+NOTIFY_DUE_KEY = REDIS_PREFIX + "notify:due"
 #: sorted set: run id -> epoch seconds its message was sent; removed when a worker claims it
 #: (what the controller checks for messages that vanished, see hydra.broker.sent).
 SENT_KEY = REDIS_PREFIX + "sent"
@@ -125,6 +141,8 @@ RETENTION_CURSOR_KEY = INDEX_PREFIX + "retention"
 METRIC_JOBS_SUBMITTED = REDIS_PREFIX + "metrics:jobs_submitted"
 METRIC_RUNS_FINISHED = REDIS_PREFIX + "metrics:runs_finished"
 METRIC_RUN_DURATION = REDIS_PREFIX + "metrics:run_duration"
+#: hash status -> n per job marked ``monitor`` (hydra.model.monitoring): "<prefix><job id>".
+METRIC_JOB_RUNS_PREFIX = REDIS_PREFIX + "metrics:job_runs:"
 
 
 def index_prefix(namespace: str) -> str:

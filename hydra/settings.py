@@ -126,6 +126,12 @@ class Settings:
         None,
         "Addresses webhooks may reach although internal: CIDRs, optionally with :port (e.g. 10.1.0.0/16,127.0.0.1:9000).",
     )
+    # -- notifications (hydra.control.notifier) --------------------------------------------------
+    notify_attempts: int = setting(8, "Attempts at delivering one notification before it is recorded failed.")
+    notify_backoff: float = setting(
+        5.0, "Seconds before a notification's second attempt; doubling each time (max 1 h)."
+    )
+    notify_timeout: float = setting(10.0, "Seconds one notification attempt may take (connect and answer).")
     # -- sweeps and serving ---------------------------------------------------------------------
     queued_bound: float = setting(300.0, "Seconds a queued run may wait before the controller looks for its message.")
     max_followers: int = setting(2, "Output requests (GET /runs/<id>/output) one API process serves at once.")

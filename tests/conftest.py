@@ -33,6 +33,8 @@ ENV = {
     "HYDRA_CWD_ROOTS": str(SHARED),
     "HYDRA_WEBHOOK_ALLOW": f"127.0.0.1:{WEBHOOK_PORT}",
     "HYDRA_QUEUED_BOUND": "3",
+    # A notification whose target did not answer is tried again after 1 s, 2 s, 4 s ... (tests/integration/test_notify.py).
+    "HYDRA_NOTIFY_BACKOFF": "1",
     # Every run's full output is kept as a file too (the workers, the API and the controller share ROOT).
     "HYDRA_OUTPUT_DIR": str(ROOT / "output"),
 }

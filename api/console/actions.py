@@ -13,7 +13,7 @@ from api.console import session as sessions
 from api.console.blueprint import bp, require_submitter
 from api.console.forms import FIELDS, FORM, body_of, field_errors
 from api.schemas import JobPatchSchema, JobSchema
-from hydra.control import verbs
+from hydra.control import drain, verbs
 from hydra.control.access import Reader
 from hydra.errors import InvalidJob, NotAuthenticated
 from hydra.model.spec import JobSpecSchema
@@ -151,3 +151,17 @@ def retry(run_id: str):
     _job_id, placed = verbs.retry(run_id, actor=actor())
     flash("Retried: a new attempt starts.", "info")
     return redirect(url_for("console.run", run_id=placed.run_id))
+
+
+@bp.post("/workers/<worker_id>/drain")
+def drain_worker(worker_id: str):
+    drain.drain(actor(), worker_id, reason=request.form.get("reason") or None)
+    flash(f"Drained {worker_id}: it takes no new runs; what runs there finishes, its queue goes elsewhere.", "info")
+    return redirect(url_for("console.workers"))
+
+
+@bp.post("/workers/<worker_id>/undrain")
+def undrain_worker(worker_id: str):
+    drain.undrain(actor(), worker_id)
+    flash(f"Undrained {worker_id}: it takes new runs again.", "info")
+    return redirect(url_for("console.workers"))

@@ -67,8 +67,19 @@ def helpers():
     def can(action: str, namespace: str) -> bool:
         return principal is not None and principal.can(action, namespace)
 
+    def may_drain(namespaces: list[str] | None) -> bool:
+        """It may drain a worker serving ``namespaces`` (None: all): an operator of each."""
+        return principal is not None and all(principal.can("drain", ns) for ns in namespaces or ["*"])
+
     submits = principal is not None and may_submit(principal)
-    return {"me": principal, "can": can, "submits": submits, "csrf_token": sessions.csrf_token, "terminal": TERMINAL}
+    return {
+        "me": principal,
+        "can": can,
+        "may_drain": may_drain,
+        "submits": submits,
+        "csrf_token": sessions.csrf_token,
+        "terminal": TERMINAL,
+    }
 
 
 def may_submit(principal: Principal) -> bool:

@@ -5,7 +5,10 @@ The body is validated by the API's own schema (``JobSpecSchema``), so the form a
 what ``POST /jobs/`` accepts and shows the same messages; only the spelling differs (lists one
 per line or comma-separated - affinity lists and the job ids of ``on_success``, ``on_failure``,
 ``on_completion`` - ``KEY=VALUE`` lines for ``env``, a parameter per line in ``params``: ``NAME``,
-``NAME=DEFAULT``, ``NAME!`` or JSON, as ``hydra submit --param``). A value that is not a number is
+``NAME=DEFAULT``, ``NAME!`` or JSON, as ``hydra submit --param``; ``monitor`` a checkbox; the
+placement's mode, ``max_parallel`` and ``stop_on_failure`` as fields of their own; a
+notification target per line in ``notify``, as ``hydra submit --notify``: ``EVENTS webhook URL
+SECRET``, ``EVENTS slack URL`` or JSON). A value that is not a number is
 passed on as it was typed, so the schema names it (``timeout: Not a valid number.``).
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from hydra.model.notify import target_line
 from hydra.model.params import declaration
 
 #: The form's fields, in the order the page shows them.
@@ -41,6 +45,11 @@ FIELDS = (
     "on_failure",
     "on_completion",
     "params",
+    "monitor",
+    "placement_mode",
+    "max_parallel",
+    "stop_on_failure",
+    "notify",
 )
 #: Where an error on a body field is shown on the form.
 _FIELD_OF = {
@@ -49,6 +58,9 @@ _FIELD_OF = {
     "affinity.allowed_users": "allowed_users",
     "resources.memory_mb": "memory_mb",
     "resources.cpu": "cpu",
+    "placement.mode": "placement_mode",
+    "placement.max_parallel": "max_parallel",
+    "placement.stop_on_failure": "stop_on_failure",
 }
 #: Errors of the body as a whole (and of fields the form does not have).
 FORM = "_form"
@@ -74,6 +86,8 @@ def body_of(form: Mapping[str, str]) -> tuple[dict, dict[str, list[str]]]:
     for name in ("name", "namespace", "user", "command", "shell", "schedule", "timezone", "cwd"):
         if value[name]:
             body[name] = value[name]
+    if value["monitor"]:  # a checkbox: sent ("true") only when ticked
+        body["monitor"] = True
     if value["scheduled_at"]:
         body["scheduled_at"] = value["scheduled_at"]
     if value["args"]:
@@ -108,6 +122,24 @@ def body_of(form: Mapping[str, str]) -> tuple[dict, dict[str, list[str]]]:
                 problems.setdefault("params", []).append(f"line {number}: {exc}")
     if declared:
         body["params"] = declared
+    placement: dict = {}
+    if value["placement_mode"]:
+        placement["mode"] = value["placement_mode"]
+    if value["max_parallel"]:
+        placement["max_parallel"] = _number(value["max_parallel"], int)
+    if value["stop_on_failure"]:
+        placement["stop_on_failure"] = True
+    if placement:
+        body["placement"] = placement
+    targets: list[dict] = []
+    for number, line in enumerate((form.get("notify") or "").splitlines(), start=1):
+        if line.strip():
+            try:
+                targets.append(target_line(line))
+            except ValueError as exc:
+                problems.setdefault("notify", []).append(f"line {number}: {exc}")
+    if targets:
+        body["notify"] = targets
     return body, problems
 
 
@@ -131,7 +163,7 @@ def field_errors(errors: Mapping) -> dict[str, list[str]]:
     :data:`FORM`."""
     found: dict[str, list[str]] = {}
     for key, value in errors.items():
-        if key in ("affinity", "resources") and isinstance(value, Mapping):
+        if key in ("affinity", "resources", "placement") and isinstance(value, Mapping):
             for sub, messages in value.items():
                 target = _FIELD_OF.get(f"{key}.{sub}", FORM)
                 prefix = "" if target != FORM else f"{key}.{sub}: "

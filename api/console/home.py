@@ -21,7 +21,7 @@ def home():
     return render_template(
         "console/home.html",
         seen=seen,
-        failing=[(JobSchema().dump(job), seen.summaries[job.id]) for job in seen.failing],
+        failing=[(job, seen.summaries[job["id"]]) for job in JobSchema(many=True).dump(seen.failing)],
         ended=sorted(ended.items(), key=lambda item: (-item[1], item[0])),
         total=total,
         succeeded=ended.get("succeeded", 0),

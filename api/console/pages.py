@@ -12,15 +12,15 @@ from api.console import session as sessions
 from api.console.blueprint import bp, require_submitter
 from api.console.forms import FIELDS
 from api.console.present import sort_rows
-from api.schemas import JobSchema, RunSchema, WorkerSchema
+from api.schemas import FanoutSchema, JobSchema, RunSchema, WorkerSchema
 from hydra import clock
 from hydra.broker.index import RECENT_ENDS
-from hydra.broker.registry import Registry
-from hydra.control import charts, overview, related
+from hydra.control import charts, fanout, overview, related
 from hydra.control.access import Reader
 from hydra.errors import NotFound, Unavailable
 from hydra.model import cursor as cursors
 from hydra.model.cron import next_fire
+from hydra.model.fanout import fans_out
 from hydra.model.records import Job, Run
 from hydra.model.redaction import without_secrets
 from hydra.model.status import FILTER_WORDS, parse_status
@@ -108,7 +108,9 @@ def jobs():
     else:
         items, next_cursor = rd.jobs_page(limit=PAGE, **filters)
     known = overview.summaries(rd, items)
-    rows = [{"job": JobSchema().dump(job), "summary": known[job.id]} for job in items]
+    # Each row rendered as the REST listing renders it: a stored job this version cannot render
+    # is skipped (and flagged), never a 409 for the whole page.
+    rows = [{"job": job, "summary": known[job["id"]]} for job in JobSchema(many=True).dump(items)]
     rows, sort, order = sort_rows(rows, args.get("sort"), args.get("order"))
     return render_template(
         "console/jobs.html",
@@ -126,13 +128,15 @@ def jobs():
 
 def fire_times(job: Job, count: int = FIRE_TIMES) -> list[dict]:
     """The next ``count`` ticks of a cron job, in its time zone (``2026-12-08 03:00:00 +01:00``)
-    and in UTC."""
-    if not job.schedule or job.paused or job.deleted_at:
+    and in UTC (none for a stored schedule that never fires: :meth:`Job.next_run_at`)."""
+    moment = job.next_run_at()
+    if moment is None:
         return []
     zone = job.timezone or "UTC"
-    moment, found = clock.utcnow(), []
-    for _ in range(count):
-        moment = next_fire(job.schedule, zone, moment)
+    found: list[dict] = []
+    for number in range(count):
+        if number:
+            moment = next_fire(job.schedule, zone, moment)
         local = moment.astimezone(ZoneInfo(zone))
         found.append({"local": f"{local:%Y-%m-%d %H:%M:%S} {local.isoformat()[-6:]}", "utc": moment.isoformat()})
     return found
@@ -153,7 +157,18 @@ def job(job_id: str):
         runs=RunSchema(many=True).dump(runs),
         next_cursor=next_cursor,
         deps=related.as_dict(related.dependencies(rd.actor, job_id, runs=rd.runs)),
+        fanout=_latest_fanout(rd, record),
     )
+
+
+def _latest_fanout(rd: Reader, record: Job) -> dict | None:
+    """The job's latest fan-out as the page shows it (None: it does not fan out, or never did)."""
+    if not fans_out(record.placement):
+        return None
+    try:
+        return FanoutSchema().dump(fanout.summary(rd.actor, record.id))
+    except NotFound:
+        return None
 
 
 @bp.get("/jobs/<job_id>/edit")
@@ -196,7 +211,7 @@ def chain_of(rd: Reader, run: Run) -> list[Run]:
 @bp.get("/runs/<run_id>")
 def run(run_id: str):
     rd = reader()
-    record = rd.run(run_id)
+    record = rd.run_shown(run_id)
     chain = chain_of(rd, record)
     return render_template(
         "console/run.html",
@@ -225,14 +240,11 @@ def placement(run_id: str):
 @bp.get("/workers")
 def workers():
     rd = reader()
-    items = rd.all_workers()
+    items = rd.workers_with_load()  # with their drains
     try:
-        loads = Registry().loads()
         depth = {d["worker"]: d["depth"] for d in charts.depths(rd)}
     except Unavailable:
-        loads, depth = {}, {}
-    for worker in items:
-        worker.load = loads.get(worker.id, 0)
+        depth = {}
     return render_template(
         "console/workers.html", workers=WorkerSchema(many=True).dump(items), depth=depth, now=clock.utcnow()
     )

@@ -9,6 +9,9 @@
 #   * redis-sentinel          (apt, only when missing: the Sentinel failover test, tests/integration/test_sentinel.py)
 #   * iproute2, iptables      (apt, only when missing, as root: `make chaos`'s network namespaces, tc netem, rules)
 #   * the OS user hydra-job   (root only: the unprivileged user commands run as; HYDRA_RUN_AS names another)
+#   * prometheus              (apt, only when promtool is missing: tests/unit/test_alert_rules.py checks
+#                             deploy/prometheus/hydra-alerts.yml with `promtool check rules` and `promtool test rules`;
+#                             its service is not started)
 #   * chromium, chromium-driver, fonts-dejavu-core (apt, only when missing: the web console's browser tests,
 #                             tests/browser, and the font of its status symbols;
 #                             HYDRA_SKIP_BROWSER=1 skips them on a machine that never runs the tests)
@@ -98,6 +101,15 @@ if [ "$(uname -s)" = "Linux" ]; then
         say "creating the OS user $JOB_USER (commands run as it)"
         useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$JOB_USER" \
             || id "$JOB_USER" >/dev/null 2>&1 || die "could not create the user $JOB_USER"
+    fi
+fi
+
+# --- promtool, for the alert rules' tests (Debian ships it in the prometheus package) ----------
+if [ "$(uname -s)" = "Linux" ] && ! command -v promtool >/dev/null 2>&1; then
+    say "installing prometheus (apt; for promtool, tests/unit/test_alert_rules.py)"
+    apt_install prometheus || die "could not install prometheus (promtool checks deploy/prometheus/hydra-alerts.yml)"
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        "${SUDO[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
     fi
 fi
 

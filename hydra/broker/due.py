@@ -27,3 +27,24 @@ class DueIndex(RedisBacked):
 
     def size(self) -> int:
         return int(self.redis.zcard(names.DUE_KEY))
+
+
+class NoticeDue(RedisBacked):
+    """Notifications by when their next delivery attempt is due (``hydra:notify:due``): filed
+    before the notification is written, so the leading controller always finds it."""
+
+    def add(self, run_id: str, at: float) -> None:
+        self.redis.zadd(names.NOTIFY_DUE_KEY, {run_id: at})
+
+    def due(self, now: float, limit: int = 50) -> list[str]:
+        return list(self.redis.zrangebyscore(names.NOTIFY_DUE_KEY, "-inf", now, start=0, num=limit))
+
+    def score(self, run_id: str) -> float | None:
+        """When its next attempt is due (None: not filed)."""
+        return self.redis.zscore(names.NOTIFY_DUE_KEY, run_id)
+
+    def remove(self, run_id: str) -> None:
+        self.redis.zrem(names.NOTIFY_DUE_KEY, run_id)
+
+    def size(self) -> int:
+        return int(self.redis.zcard(names.NOTIFY_DUE_KEY))

@@ -23,6 +23,7 @@ scripts that keep it are ``hydra.broker.index_scripts``)::
     jobs:status:<status>        zset                              by the job's status (its latest run's)
     jobs:user:<user>:status:<s> zset
     jobs:scheduled              zset                              jobs with a cron schedule
+    jobs:monitored              zset                              jobs marked monitor: true (/metrics)
     jobs:undispatched           zset                              accepted; first run maybe not recorded
     latest                      hash  job id -> run id            a job's latest run, while it is active
     runs:job:<job id>           zset  run id -> queued_at         every run of a job
@@ -179,6 +180,10 @@ class Index(RedisBacked):
         return names.index_prefix(namespace) + "jobs:scheduled"
 
     @staticmethod
+    def monitored_key(namespace: str) -> str:
+        return names.index_prefix(namespace) + "jobs:monitored"
+
+    @staticmethod
     def undispatched_key(namespace: str) -> str:
         return names.index_prefix(namespace) + "jobs:undispatched"
 
@@ -249,6 +254,7 @@ class Index(RedisBacked):
             latest or "",
             previous_user or "",
             job.namespace,
+            "1" if job.monitor else "0",
             pipe=pipe,
         )
 

@@ -44,7 +44,8 @@ end
 """
 
 # ARGV: prefix, job id, created ms, user, status ('' none), live '1'/'0', scheduled '1'/'0',
-#       undispatched '1'/'0'/'' (leave), latest run id ('' leave), previous user ('' none), namespace
+#       undispatched '1'/'0'/'' (leave), latest run id ('' leave), previous user ('' none), namespace,
+#       monitored '1'/'0'
 PUT_JOB = (
     MOVE
     + """
@@ -68,6 +69,8 @@ else
 end
 if sched and live then redis.call('ZADD', p..'jobs:scheduled', score, id)
 else redis.call('ZREM', p..'jobs:scheduled', id) end
+if ARGV[12] == '1' and live then redis.call('ZADD', p..'jobs:monitored', score, id)
+else redis.call('ZREM', p..'jobs:monitored', id) end
 if undisp == '1' then redis.call('ZADD', p..'jobs:undispatched', score, id)
 elseif undisp == '0' then redis.call('ZREM', p..'jobs:undispatched', id) end
 if latest ~= '' then redis.call('HSET', p..'latest', id, latest) end
@@ -193,7 +196,7 @@ DROP_JOB = (
     + """
 local p, id, user = ARGV[1], ARGV[2], ARGV[3]
 move(p, id, user, '', 0)
-for _, k in ipairs({'jobs', 'jobs:deleted', 'jobs:user:'..user, 'jobs:scheduled', 'jobs:undispatched'}) do
+for _, k in ipairs({'jobs', 'jobs:deleted', 'jobs:user:'..user, 'jobs:scheduled', 'jobs:monitored', 'jobs:undispatched'}) do
   redis.call('ZREM', p..k, id)
 end
 redis.call('HDEL', p..'latest', id)

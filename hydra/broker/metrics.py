@@ -22,12 +22,22 @@ metric                              type      meaning
 ``hydra_workers_online``            gauge     workers the controller sees online
 ``hydra_workers_offline``           gauge     workers it knows that are offline
 ``hydra_worker_load``               gauge     runs routed to a worker and not finished
+``hydra_worker_drained``            gauge     1 for a drained worker, else 0 (label ``worker``)
+``hydra_workers_drained``           gauge     workers drained by an operator
 ``hydra_controller_up``             gauge     1 while a controller is alive
+``hydra_dead_letters``              gauge     dead letters not retried, by ``namespace``
+                                              (from the indexes; absent while they rebuild)
 =================================== ========= ===========================================
+
+Per job (``hydra.control.job_metrics`` reads them with the jobs): the ended attempts of each
+job marked ``monitor``, counted here too by the end-fence winner - only when the job is
+among its namespace's monitored jobs (``jobs:monitored`` in the indexes), so no counter is
+kept for any other job.
 
 Redis layout (``hydra.names``): ``hydra:metrics:jobs_submitted`` (hash source -> n),
 ``hydra:metrics:runs_finished`` (hash status -> n), ``hydra:metrics:run_duration`` (hash
-bucket upper bound -> n, plus ``sum`` and ``count``).
+bucket upper bound -> n, plus ``sum`` and ``count``), ``hydra:metrics:job_runs:<job id>``
+(hash status -> n, monitored jobs only).
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from hydra import names
 from hydra.broker import series
 from hydra.broker.due import DueIndex
+from hydra.broker.index import Index
 from hydra.broker.redis import get_redis, translated
 from hydra.broker.registry import Registry
 from hydra.model.priority import level_keys
@@ -62,9 +73,19 @@ def job_submitted(source: str, redis=None) -> None:
         log.debug("metric not counted: %s", exc)
 
 
-def run_finished(status: str, duration: float | None, redis=None, *, namespace: str | None = None) -> None:
-    """Count one ended attempt (and its duration, when it ran), in the totals and, with its
-    ``namespace``, in the console's minute series (``hydra.broker.series``). Never raises."""
+# KEYS: the namespace's monitored jobs, the job's counters; ARGV: job id, status.
+_COUNT_MONITORED = """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then redis.call('HINCRBY', KEYS[2], ARGV[2], 1) end
+return 1
+"""
+
+
+def run_finished(
+    status: str, duration: float | None, redis=None, *, namespace: str | None = None, job_id: str | None = None
+) -> None:
+    """Count one ended attempt (and its duration, when it ran), in the totals, with its
+    ``namespace`` in the console's minute series (``hydra.broker.series``), and with its
+    ``job_id`` among its job's counters when the job is monitored. Never raises."""
     ran = duration if duration is not None and duration >= 0 else None
     bound = next(b for b in DURATION_BUCKETS if ran <= b) if ran is not None else None
     if namespace is not None:
@@ -76,9 +97,21 @@ def run_finished(status: str, duration: float | None, redis=None, *, namespace: 
             pipe.hincrby(names.METRIC_RUN_DURATION, _bucket_key(bound), 1)
             pipe.hincrbyfloat(names.METRIC_RUN_DURATION, "sum", float(ran))
             pipe.hincrby(names.METRIC_RUN_DURATION, "count", 1)
+        if namespace is not None and job_id:
+            keys = (Index.monitored_key(namespace), names.METRIC_JOB_RUNS_PREFIX + job_id)
+            pipe.eval(_COUNT_MONITORED, 2, *keys, job_id, status)
         pipe.execute()
     except Exception as exc:  # noqa: BLE001
         log.debug("metric not counted: %s", exc)
+
+
+def job_run_counts(job_ids: list[str], redis) -> dict[str, dict[str, int]]:
+    """The ended attempts counted for each of ``job_ids`` (monitored jobs), by status."""
+    pipe = redis.pipeline(transaction=False)
+    for job_id in job_ids:
+        pipe.hgetall(names.METRIC_JOB_RUNS_PREFIX + job_id)
+    counts = pipe.execute() if job_ids else []
+    return {job_id: {status: int(n) for status, n in raw.items()} for job_id, raw in zip(job_ids, counts, strict=True)}
 
 
 def queue_depths(queues: list[str], redis) -> dict[str, int]:
@@ -153,8 +186,25 @@ class HydraCollector:
         for wid in sorted(records):
             load.add_metric([wid], loads.get(wid, 0))
         yield load
+        drained = self.registry.drained()
+        draining = GaugeMetricFamily(
+            "hydra_worker_drained", "1 for a worker drained by an operator (no new placements).", labels=["worker"]
+        )
+        for wid in sorted(set(records) | drained):
+            draining.add_metric([wid], 1 if wid in drained else 0)
+        yield draining
+        yield GaugeMetricFamily("hydra_workers_drained", "Workers drained by an operator.", value=len(drained))
         yield GaugeMetricFamily(
             "hydra_controller_up",
             "1 while a controller is alive.",
             value=1 if redis.exists(names.CONTROLLER_ALIVE_KEY) else 0,
         )
+        index = Index(redis)
+        if index.built("runs"):
+            spaces = index.namespaces()
+            dead = GaugeMetricFamily(
+                "hydra_dead_letters", "Dead letters not retried, by namespace.", labels=["namespace"]
+            )
+            for namespace, size in zip(spaces, index.counts([index.dead_keys(ns)[0] for ns in spaces]), strict=True):
+                dead.add_metric([namespace], size)
+            yield dead

@@ -10,6 +10,7 @@ Layout (names in ``hydra.names``):
   ``hydra:load``             hash    worker id -> runs routed to it and not finished
   ``hydra:loadgroups``       hash    online worker id -> its load group's sorted set
   ``hydra:loadz:<group>``    zset    online worker id -> its load (``hydra.model.roster``)
+  ``hydra:workers:drained``  set     drained worker ids (a copy of MongoDB's ``worker_drains``)
 
 The router decodes the profiles once per version (:meth:`Registry.roster`) and reads one
 member per eligible load group (:meth:`Registry.least_loaded`): a decision costs one round
@@ -245,7 +246,9 @@ class Registry(RedisBacked):
         if cached is not None and version is not None and version == cached[1]:
             self._roster = (now, version, cached[2])
             return cached[2]
-        roster = Roster([r.profile for r in self.records().values() if r.status == "online"])
+        drained = self.drained()
+        online = [r.profile for r in self.records().values() if r.status == "online"]
+        roster = Roster([p for p in online if p.id not in drained], drained=[p for p in online if p.id in drained])
         self._roster = (now, version, roster)
         return roster
 
@@ -257,6 +260,30 @@ class Registry(RedisBacked):
         """Look at the registry's version at the next read (the roster is kept if it did not move)."""
         if self._roster is not None:
             self._roster = (float("-inf"), self._roster[1], self._roster[2])
+
+    # -- drained workers (written by the drain verbs and the leading controller) -----------
+    def drained(self) -> set[str]:
+        """The drained workers' ids: the router places nothing on them."""
+        return set(self.redis.smembers(names.DRAINED_KEY))
+
+    def set_drained(self, worker_id: str, drained: bool) -> None:
+        """Drain or undrain one worker, and change the registry's version (routers see it at once)."""
+        pipe = self.redis.pipeline()
+        (pipe.sadd if drained else pipe.srem)(names.DRAINED_KEY, worker_id)
+        pipe.set(names.WORKERS_VERSION_KEY, secrets.token_hex(8))
+        pipe.execute()
+
+    def sync_drained(self, worker_ids: set[str]) -> bool:
+        """Make the drained set exactly ``worker_ids`` (what MongoDB holds); whether it changed."""
+        if self.drained() == worker_ids:
+            return False
+        pipe = self.redis.pipeline()
+        pipe.delete(names.DRAINED_KEY)
+        if worker_ids:
+            pipe.sadd(names.DRAINED_KEY, *sorted(worker_ids))
+        pipe.set(names.WORKERS_VERSION_KEY, secrets.token_hex(8))
+        pipe.execute()
+        return True
 
     def least_loaded(self, groups: tuple[Group, ...] | list[Group]) -> WorkerProfile | None:
         """The least-loaded worker of ``groups`` (``hydra.model.affinity.least_loaded``'s

@@ -7,6 +7,7 @@ from __future__ import annotations
 import click
 
 from hydra.cli.console import api_command, emit_json, limit_option, pairs, show_listing, when
+from hydra.cli.notify import described_targets, notify_option
 from hydra.client import Client
 
 
@@ -117,7 +118,7 @@ def audit(client: Client, as_json: bool, namespace, actor, target, limit):
 
 @click.group()
 def namespace() -> None:
-    """A namespace's quotas."""
+    """A namespace's quotas and default notification targets."""
 
 
 @namespace.command("show")
@@ -139,6 +140,7 @@ def show_namespace(client: Client, as_json: bool, name):
                     ("default cpu", limits.get("default_cpu")),
                     ("max memory MB", limits.get("max_memory_mb")),
                     ("max cpu", limits.get("max_cpu")),
+                    ("notify", described_targets(limits.get("notify"))),
                 ]
             )
         )
@@ -152,10 +154,14 @@ def show_namespace(client: Client, as_json: bool, name):
 @click.option("--default-cpu", type=click.FloatRange(0, min_open=True), help="CPU (cores) of its jobs that set none.")
 @click.option("--max-memory-mb", type=click.IntRange(1), help="Memory (MiB) a job may ask at most.")
 @click.option("--max-cpu", type=click.FloatRange(0, min_open=True), help="CPU (cores) a job may ask at most.")
+@notify_option
 @api_command
-def set_namespace(client: Client, as_json: bool, name, max_running, max_queued, **resources):
-    """Set a namespace's quotas and its jobs' default and maximum resource limits (left out: the default)."""
-    limits = client.set_namespace_limits(name, max_running=max_running, max_queued=max_queued, **resources)
+def set_namespace(client: Client, as_json: bool, name, max_running, max_queued, notify, **resources):
+    """Set a namespace's quotas, its jobs' default notification targets and their default and
+    maximum resource limits (left out: the default quotas, no targets, no limits)."""
+    limits = client.set_namespace_limits(
+        name, max_running=max_running, max_queued=max_queued, notify=notify, **resources
+    )
     if as_json:
         emit_json(limits)
     else:

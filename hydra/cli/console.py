@@ -29,8 +29,11 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
+from hydra.cli import fanout
 from hydra.cli.dependants import dependency_options
+from hydra.cli.fanout import fanout_options
 from hydra.cli.limits import limit_options
+from hydra.cli.notify import notify_option
 from hydra.cli.params import declare_option
 from hydra.client import Client, ClientError, Conflict, InvalidRequest, Run
 from hydra.model.params import needs_values
@@ -262,6 +265,7 @@ def parse_headers(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--method", default=None, help="HTTP method of --http (default POST).")
 @click.option("--header", "http_headers", multiple=True, metavar="NAME:VALUE", help="Header of --http (repeatable).")
 @click.option("--body", "http_body", metavar="TEXT", help="Body of --http (sent as is).")
+@click.option("--monitor", is_flag=True, help="Count its ended runs per job on /metrics (`monitor: true`).")
 @click.option(
     "--idempotency-key", metavar="KEY", help="Send again with the same KEY to get the same job, not a new one."
 )
@@ -270,6 +274,8 @@ def parse_headers(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--cancel-on-interrupt", is_flag=True, help="With --wait: Ctrl-C cancels the run (else it goes on).")
 @dependency_options
 @limit_options
+@fanout_options
+@notify_option
 @click.argument("command", nargs=-1)
 @api_command
 def submit(
@@ -278,6 +284,8 @@ def submit(
     command,
     limits,
     dependants,
+    placement,
+    notify,
     name,
     user,
     namespace,
@@ -298,6 +306,7 @@ def submit(
     method,
     http_headers,
     http_body,
+    monitor,
     idempotency_key,
     params,
     wait,
@@ -310,7 +319,7 @@ def submit(
         raise click.UsageError("--method, --header and --body go with --http")
     if timezone and not cron:
         raise click.UsageError("--tz is the time zone of --cron")
-    if wait and cron:
+    if wait and cron:  # (a fan-out too: every tick is one)
         raise click.UsageError("a --cron job has no single run to --wait for (see `hydra runs JOB`)")
     if wait and needs_values({"params": params}):
         raise click.UsageError("a job with a required --param (NAME!) runs when triggered: submit it, then trigger it")
@@ -340,11 +349,17 @@ def submit(
         scheduled_at=when_option(at),
         schedule=cron,
         timezone=timezone,
+        monitor=monitor or None,
         idempotency_key=idempotency_key,
         params=params,
         **limits,
+        notify=notify,
         **dependants,
+        **({"placement": placement} if placement else {}),
     )
+    if wait and placement:
+        note(f"job {submitted.job_id}: fanned out; waiting for every worker's run")
+        fanout.wait_and_exit(client, submitted.job_id, as_json=as_json)
     if not wait:
         if as_json:
             emit_json(submitted.raw)
@@ -360,6 +375,8 @@ def submit(
                 shown.append(("starts", f"when triggered: hydra job trigger {submitted.job_id} -p NAME=VALUE"))
             if submitted.replayed:
                 shown.append(("replayed", "yes: the job this key made before"))
+            if placement:
+                shown.append(("fan-out", f"every eligible worker: hydra job fanout {submitted.job_id}"))
             click.echo(pairs(shown))
         return
     if not as_json:
@@ -514,14 +531,14 @@ def cancel(client: Client, as_json: bool, run_id):
 @click.command()
 @api_command
 def workers(client: Client, as_json: bool):
-    """List workers: status, profile, load."""
+    """List workers: status (and whether drained), profile, load."""
     show_listing(
         client.workers(),
         as_json,
         ["WORKER", "STATUS", "OS", "TAGS", "USERS", "RUNNING", "LOAD", "LAST HEARTBEAT"],
         lambda w: [
             w.id,
-            w.status,
+            f"{w.status}, draining" if w.drained else w.status,
             w.os,
             ",".join(w.tags or []) or "-",
             ",".join(w.allowed_users) if w.allowed_users else "any",

@@ -23,6 +23,7 @@ from pathlib import Path
 import click
 
 from hydra import clock
+from hydra.cli import drain
 from hydra.settings import CONFIG_VARIABLE, get_settings, read_file
 
 #: Loopback host names in a URL: the control machine's view of its own servers, which another
@@ -173,10 +174,37 @@ def client_config(host: str | None, token: str | None, api_only: bool, out: str,
     write_private(render(values, what="a client program", command="client-config", use=use, holds=holds), out)
 
 
-@click.command(
-    "worker",
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
-)
+class WorkerGroup(click.Group):
+    """``hydra worker [--config FILE] CELERY_ARGS...`` starts a worker (:func:`start`);
+    ``hydra worker drain NAME`` / ``undrain NAME`` are subcommands (``hydra.cli.drain``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] in self.commands:
+            return super().parse_args(ctx, args)
+        ctx.meta[_START_ARGS] = list(args)
+        return []
+
+    def invoke(self, ctx: click.Context):
+        if _START_ARGS in ctx.meta:
+            with start.make_context("hydra worker", ctx.meta.pop(_START_ARGS), parent=ctx) as sub:
+                return start.invoke(sub)
+        return super().invoke(ctx)
+
+
+_START_ARGS = "hydra.worker.start_args"
+START_SETTINGS = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+
+
+@click.group("worker", cls=WorkerGroup, invoke_without_command=True, context_settings=START_SETTINGS)
+def worker() -> None:
+    """Start a worker (`hydra worker --config FILE CELERY_ARGS`), or drain / undrain one."""
+
+
+worker.add_command(drain.drain)
+worker.add_command(drain.undrain)
+
+
+@click.command("worker", context_settings=START_SETTINGS)
 @click.option(
     "--config",
     "config",
@@ -185,7 +213,7 @@ def client_config(host: str | None, token: str | None, api_only: bool, out: str,
     help="The worker's settings file (what `hydra worker-config` wrote); default: $HYDRA_CONFIG.",
 )
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
-def worker(config: str | None, celery_args: tuple[str, ...]) -> None:
+def start(config: str | None, celery_args: tuple[str, ...]) -> None:
     """Start a worker: `celery -A hydra worker CELERY_ARGS` with the settings file CONFIG,
     e.g. `hydra worker --config /etc/hydra/worker.env -Q os.linux,tag.gpu -c 4`
     (`hydra worker --help` shows Celery's options)."""

@@ -34,6 +34,7 @@ from hydra.cli.console import (
     when,
     when_option,
 )
+from hydra.cli.notify import described_notifications, described_targets, notify_option
 from hydra.cli.params import described, given, trigger_options, values_of
 from hydra.client import Client, Job, Run, Submitted
 from hydra.model import wording
@@ -60,6 +61,8 @@ OPERATIONS = {
     "POST /schedule/": "schedule add",
     "GET /schedule/{task_id}": "schedule show",
     "GET /workers/": "workers",
+    "POST /workers/{worker_id}/drain": "worker drain",
+    "DELETE /workers/{worker_id}/drain": "worker undrain",
     "GET /health/": "health",
     "GET /metrics": "metrics",
     "GET /export/runs": "export",
@@ -71,6 +74,7 @@ OPERATIONS = {
     "PUT /namespaces/{namespace}": "namespace set",
     "DELETE /namespaces/{namespace}": "namespace delete",
     "GET /jobs/{job_id}/dependencies": "job deps",
+    "GET /jobs/{job_id}/fanout": "job fanout",
     "GET /runs/{run_id}/flow": "run flow",
     "POST /tasks/": "task submit",
     "POST /tasks/chords": "task chord",
@@ -108,6 +112,8 @@ def show_job(job: Job) -> None:
         items.append(("limits", wording.limits(job.resources)))
     if job.max_concurrent:
         items.append(("max concurrent", job.max_concurrent))
+    if job.notify:
+        items.append(("notify", described_targets(job.notify)))
     items += [("created", when(job.created_at)), ("updated", when(job.updated_at))]
     if job.deleted_at:
         items.append(("deleted", when(job.deleted_at)))
@@ -129,6 +135,7 @@ def show_run(run: Run) -> None:
                 ("queued", when(run.queued_at)),
                 ("started", when(run.started_at)),
                 ("finished", when(run.finished_at)),
+                *described_notifications(run.notifications),
             ]
         )
     )
@@ -194,10 +201,24 @@ def parse_sets(values: tuple[str, ...]) -> dict:
     type=click.Path(exists=True, dir_okay=False, allow_dash=True),
     help="Replace the whole body with this JSON file (- for stdin) instead.",
 )
+@notify_option
 @click.argument("command", nargs=-1)
 @api_command
 def job_update(
-    client: Client, as_json: bool, job_id, name, priority, timeout, retries, cron, timezone, at, sets, replace, command
+    client: Client,
+    as_json: bool,
+    job_id,
+    name,
+    priority,
+    timeout,
+    retries,
+    cron,
+    timezone,
+    at,
+    sets,
+    replace,
+    command,
+    notify,
 ):
     """Change JOB for its future runs: the fields given (after `--`, a new command), or with
     --replace the whole body."""
@@ -210,6 +231,7 @@ def job_update(
         "timezone": timezone,
         "scheduled_at": when_option(at),
         "command": command_line(command) if command else None,
+        "notify": notify,
     }
     fields = {key: value for key, value in fields.items() if value is not None}
     fields.update(parse_sets(sets))

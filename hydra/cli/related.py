@@ -2,6 +2,7 @@
 
     hydra submit --on-success JOB --on-failure JOB --on-completion JOB -- CMD   (the options)
     hydra job deps JOB      the jobs that start JOB, and those JOB starts
+    hydra job fanout JOB    a fan-out of JOB (placement mode all), worker by worker
     hydra run flow RUN      what started RUN, and what its end started or left not run
     hydra task submit FILE  a Celery-style task: {"kwargs": {...}, "options": {"link": ..., "chain": [...]}}
     hydra task chord FILE   a chord before its header tasks: {"group_id", "parts": [...], "body": {...}}
@@ -15,9 +16,30 @@ import json
 
 import click
 
+from hydra.cli import fanout
 from hydra.cli.console import api_command, emit_json, pairs, table
 from hydra.cli.manage import job, run
 from hydra.client import Client
+
+
+@job.command("fanout")
+@click.argument("job_id", metavar="JOB")
+@click.option("--id", "fanout_id", default=None, help="Which fan-out (default: the job's latest).")
+@api_command
+def job_fanout(client: Client, as_json: bool, job_id, fanout_id):
+    """How a fan-out of JOB (placement mode all) went, worker by worker; exits 1 when a
+    worker's run failed or was lost, naming them."""
+    found = client.job_fanout(job_id, fanout_id)
+    if as_json:
+        emit_json(found.raw)
+    else:
+        click.echo(pairs([("fan-out", found.id), ("done", "yes" if found.done else "no")]))
+        rows = [[w["worker"], w["state"], w["run_id"], w.get("reason") or ""] for w in found.workers]
+        click.echo(table(["WORKER", "STATE", "RUN", "WHY"], rows))
+    problem = fanout.verdict(found) if found.done else None
+    if problem:
+        click.echo(f"hydra: {problem}", err=True)
+        raise SystemExit(1)
 
 
 @job.command("deps")

@@ -53,6 +53,7 @@ from hydra.client.errors import (
     error_of,
 )
 from hydra.client.export import Exports
+from hydra.client.fanout import Fanouts
 from hydra.client.jobfiles import JobFiles
 from hydra.client.operations import OPERATIONS, operation
 from hydra.client.operations import segment as _segment
@@ -60,6 +61,7 @@ from hydra.client.output import OutputReading, first_lines, last_lines
 from hydra.client.records import (
     AuditEvent,
     Chunk,
+    Fanout,
     Job,
     OutputPage,
     Page,
@@ -79,6 +81,7 @@ __all__ = [
     "Client",
     "ClientError",
     "Conflict",
+    "Fanout",
     "Forbidden",
     "InvalidRequest",
     "Job",
@@ -136,7 +139,7 @@ def http_session() -> requests.Session:
     return session
 
 
-class Client(OutputReading, Relations, Exports, JobFiles):
+class Client(OutputReading, Relations, Fanouts, Exports, JobFiles):
     """Talks to one Hydra API (``url``, default ``HYDRA_API_URL``) with an API token (``token``,
     default :func:`find_token`). The methods that read output are ``hydra.client.output``'s."""
 
@@ -250,6 +253,7 @@ class Client(OutputReading, Relations, Exports, JobFiles):
         timezone: str | None = None,
         scheduled_at: datetime | str | None = None,
         http: dict | None = None,
+        monitor: bool | None = None,
         idempotency_key: str | None = None,
         memory_mb: int | None = None,
         cpu: float | None = None,
@@ -259,8 +263,9 @@ class Client(OutputReading, Relations, Exports, JobFiles):
         """Submit a job (``POST /jobs/``): a shell ``command``, an argument list ``args`` (run
         without a shell), or an ``http`` request ({"url", "method", "headers", "body"}: a
         webhook). ``schedule`` is a cron expression (in ``timezone``), ``scheduled_at`` a
-        one-off time. ``name`` defaults to one made from the command, ``user`` to the
-        token's; any further job-body field can be passed by keyword.
+        one-off time. ``monitor=True`` counts its ended runs per job on ``/metrics``.
+        ``name`` defaults to one made from the command, ``user`` to the token's; any further
+        job-body field can be passed by keyword.
 
         With ``idempotency_key``, sending the same submission again (within 24 h) answers
         with the first one's job (``replayed`` set) instead of making another: safe to retry.
@@ -299,6 +304,7 @@ class Client(OutputReading, Relations, Exports, JobFiles):
             "scheduled_at": scheduled_at,
             "http": http,
             "max_concurrent": max_concurrent,
+            "monitor": monitor,
             **fields_,
         }
         body = {key: value for key, value in body.items() if value is not None}
@@ -434,6 +440,18 @@ class Client(OutputReading, Relations, Exports, JobFiles):
     def workers(self) -> list[Worker]:
         return [Worker.from_json(item) for item in self.request("GET", "/workers/")]
 
+    @operation("POST /workers/{worker_id}/drain")
+    def drain_worker(self, worker_id: str, *, reason: str | None = None) -> dict:
+        """Take a worker out of placement (its running work finishes, its queued runs go
+        elsewhere or wait); returns the drain: ``id``, ``by``, ``at``, ``reason``."""
+        body = {"reason": reason} if reason is not None else {}
+        return self.request("POST", f"/workers/{_segment(worker_id)}/drain", json=body)
+
+    @operation("DELETE /workers/{worker_id}/drain")
+    def undrain_worker(self, worker_id: str) -> None:
+        """Put a drained worker back into placement."""
+        self.request("DELETE", f"/workers/{_segment(worker_id)}/drain", ok=(204,))
+
     @operation("GET /health/")
     def health(self) -> dict:
         """``GET /health`` (answered with 200 or 503; both are returned, not raised)."""
@@ -477,11 +495,19 @@ class Client(OutputReading, Relations, Exports, JobFiles):
 
     @operation("PUT /namespaces/{namespace}")
     def set_namespace_limits(
-        self, namespace: str, *, max_running: int | None, max_queued: int | None, **resources: float | None
+        self,
+        namespace: str,
+        *,
+        max_running: int | None,
+        max_queued: int | None,
+        notify: list[dict] | None = None,
+        **resources: float | None,
     ) -> dict:
-        """Set a namespace's quotas and (``resources``: ``default_memory_mb``, ``default_cpu``,
-        ``max_memory_mb``, ``max_cpu``) its jobs' default and maximum resource limits."""
-        body = {"max_running": max_running, "max_queued": max_queued, **resources}
+        """Set a namespace's quotas, the notification targets of its jobs that name none
+        (secrets included: every PUT replaces the whole setting), and (``resources``:
+        ``default_memory_mb``, ``default_cpu``, ``max_memory_mb``, ``max_cpu``) its jobs'
+        default and maximum resource limits."""
+        body = {"max_running": max_running, "max_queued": max_queued, "notify": notify, **resources}
         return self.request("PUT", f"/namespaces/{_segment(namespace)}", json=body)
 
     @operation("DELETE /namespaces/{namespace}")

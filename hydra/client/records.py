@@ -86,7 +86,16 @@ class Task(_Record):
 
 @dataclass
 class Job(_Record):
-    _TIMES = ("created_at", "updated_at", "scheduled_at", "paused_at", "next_run_at", "deleted_at")
+    _TIMES = (
+        "created_at",
+        "updated_at",
+        "scheduled_at",
+        "paused_at",
+        "next_run_at",
+        "deleted_at",
+        "last_success_at",
+        "last_failure_at",
+    )
     id: str
     name: str
     user: str
@@ -109,6 +118,8 @@ class Job(_Record):
     env: dict | None = None
     #: The parameters a trigger may give values for (``trigger_job(id, params={...})``).
     params: list[dict] | None = None
+    #: ``{"mode": "one" | "all", "max_parallel", "stop_on_failure"}`` (``job_fanout(id)`` for mode all).
+    placement: dict | None = None
     paused: bool | None = None
     paused_at: datetime | None = None
     next_run_at: datetime | None = None
@@ -119,6 +130,13 @@ class Job(_Record):
     #: Limits of each run ({memory_mb, cpu}) and runs of it at once, at most.
     resources: dict | None = None
     max_concurrent: int | None = None
+    #: Its ended runs are counted per job on /metrics; when one last succeeded, last failed for good.
+    monitor: bool | None = None
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
+    #: Who hears about its runs: [{"on": [...], "webhook": {"url", "secret"}} | {"on", "slack": {"url"}}]
+    #: (secrets read "<redacted>"; None: its namespace's default targets).
+    notify: list[dict] | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
     deleted_at: datetime | None = None
@@ -153,6 +171,12 @@ class Run(_Record):
     finished_at: datetime | None = None
     not_before: datetime | None = None
     duration: float | None = None
+    #: A fan-out's run: which fan-out, and the worker it is bound to.
+    fanout_id: str | None = None
+    bound_worker: str | None = None
+    #: What its job's notification targets were told: {"events", "done", "deliveries": [{"kind",
+    #: "event", "url", "state", "attempts": [{"at", "status_code", "error"}]}]} (``run(id)`` only).
+    notifications: dict | None = None
     raw: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -182,7 +206,7 @@ class Run(_Record):
 
 @dataclass
 class Worker(_Record):
-    _TIMES = ("last_heartbeat", "first_seen")
+    _TIMES = ("last_heartbeat", "first_seen", "drained_at")
     id: str
     status: str
     os: str | None = None
@@ -195,6 +219,11 @@ class Worker(_Record):
     hostname: str | None = None
     last_heartbeat: datetime | None = None
     first_seen: datetime | None = None
+    #: Taken out of placement by an operator (``hydra worker drain``): by whom, when, why.
+    drained: bool = False
+    drained_by: str | None = None
+    drained_at: datetime | None = None
+    drain_reason: str | None = None
     raw: dict = field(default_factory=dict, repr=False)
 
 
@@ -264,3 +293,25 @@ class OutputPage:
             stderr_bytes=data.get("stderr_bytes"),
             retry_after=data.get("retry_after"),
         )
+
+
+@dataclass
+class Fanout(_Record):
+    """One fan-out of a job (``placement.mode: all``): worker by worker (``workers``: each
+    ``{"worker", "run_id", "state", "status", "reason"}``), and the workers grouped."""
+
+    _TIMES = ("created_at",)
+    id: str
+    job_id: str
+    done: bool
+    ok: bool
+    workers: list[dict] = field(default_factory=list)
+    succeeded: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+    not_reached: list[str] = field(default_factory=list)
+    in_progress: list[str] = field(default_factory=list)
+    max_parallel: int | None = None
+    stop_on_failure: bool = False
+    created_at: datetime | None = None
+    raw: dict = field(default_factory=dict, repr=False)

@@ -13,9 +13,12 @@ from hydra.dispatch.router import AffinityRouter
 from hydra.errors import Forbidden, NotFound, Unavailable
 from hydra.model.access import NEEDS, Principal
 from hydra.model.affinity import Verdict
+from hydra.model.notify import shown_deliveries
 from hydra.model.records import Job, Run
 from hydra.model.status import RunStatus
+from hydra.store.drains import DrainStore
 from hydra.store.jobs import JobStore
+from hydra.store.notifications import NotificationStore
 from hydra.store.runs import RunStore
 from hydra.store.workers import WorkerStore, WorkerView
 
@@ -53,6 +56,19 @@ class Reader:
         require(self.actor, action, run.namespace, kind="run", ident=run_id)
         return run
 
+    def run_shown(self, run_id: str) -> Run:
+        """A run as one run's answer shows it: with what its notification targets were told
+        (``notifications``: its events, whether every delivery is done, each delivery's
+        attempts; None when it notified nobody)."""
+        run = self.run(run_id)
+        notice = NotificationStore(index=self.runs.index).find(run_id)
+        run.notifications = (  # type: ignore[attr-defined]  # an answer's extra, never stored
+            None
+            if notice is None
+            else {"events": notice.events, "done": notice.done, "deliveries": shown_deliveries(notice.deliveries)}
+        )
+        return run
+
     def jobs_page(
         self, *, status: RunStatus | None, user: str | None, namespace: str | None, limit: int, cursor: str | None
     ) -> tuple[list[Job], str | None]:
@@ -81,14 +97,19 @@ class Reader:
 
     def workers_with_load(self) -> list[WorkerView]:
         """:meth:`all_workers`, each with its ``load`` from the live registry (0 without Redis:
-        the view still answers)."""
+        the view still answers) and its drain (``hydra.store.drains``)."""
         workers = self.all_workers()
         try:
             loads = Registry().loads()
         except Unavailable:
             loads = {}
+        drains = DrainStore().all()
         for worker in workers:
             worker.load = loads.get(worker.id, 0)
+            drained = drains.get(worker.id)
+            if drained is not None:
+                worker.drained, worker.drained_by, worker.drained_at = True, drained.by, drained.at
+                worker.drain_reason = drained.reason
         return workers
 
     def placement(self, run_id: str, router: AffinityRouter | None = None) -> tuple[Run, Job, list[Verdict]]:
@@ -97,6 +118,7 @@ class Reader:
         run = self.run(run_id)
         job = self.jobs.get(run.job_id)
         needs = {"affinity": job.affinity, "user": job.user, "shell": job.shell, "args": job.args}
+        needs["bound_worker"] = run.bound_worker  # a fan-out's run: its worker only
         visible = {w.id for w in self.all_workers()}
         found = (router or AffinityRouter()).explain({**needs, "namespace": job.namespace})
         return run, job, [v for v in found if v.worker_id in visible]

@@ -27,6 +27,7 @@ from hydra.control.verbs import audit
 from hydra.errors import Forbidden, InvalidRequest
 from hydra.model.access import EVERY_NAMESPACE, Principal, Role, parse_grants
 from hydra.model.namespaces import problem
+from hydra.model.notify import redacted_targets
 from hydra.store.audit import AuditEvent, AuditStore
 from hydra.store.namespaces import NamespaceLimits, NamespaceStore
 from hydra.store.tokens import ApiToken, TokenStore
@@ -134,12 +135,15 @@ def set_limits(
     *,
     max_running: int | None,
     max_queued: int | None,
+    notify: list[dict] | None = None,
     default_memory_mb: int | None = None,
     default_cpu: float | None = None,
     max_memory_mb: int | None = None,
     max_cpu: float | None = None,
 ) -> NamespaceLimits:
-    """Set a namespace's quotas and its jobs' default and maximum resource limits."""
+    """Set what the namespace's operators decide: its quotas, the notification targets of
+    its jobs that name none (``hydra.model.notify``; audited with their secrets redacted), and
+    its jobs' default and maximum resource limits (``hydra.model.resources``)."""
     require(actor, "manage", checked(namespace), kind="namespace", ident=namespace)
     resources = {
         "default_memory_mb": default_memory_mb,
@@ -152,6 +156,7 @@ def set_limits(
             id=namespace,
             max_running=max_running,
             max_queued=max_queued,
+            notify=notify or None,
             default_memory_mb=default_memory_mb,
             default_cpu=default_cpu,
             max_memory_mb=max_memory_mb,
@@ -166,6 +171,7 @@ def set_limits(
         target=namespace,
         max_running=max_running,
         max_queued=max_queued,
+        notify=redacted_targets(notify),
         **{key: value for key, value in resources.items() if value is not None},
     )
     return stored

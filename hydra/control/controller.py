@@ -14,7 +14,8 @@ The leader, on every tick (``HYDRA_CONTROLLER_TICK``):
   ``GET /workers/``) from those events, and marks a worker silent for
   ``HYDRA_OFFLINE_AFTER`` heartbeat intervals (by its own clock) offline;
 * fails over the attempts of workers that went offline and drains their queues
-  (``hydra.control.failover``);
+  (``hydra.control.failover``), and takes back what waits in the queues of workers an
+  operator drained (``hydra.control.drain``);
 * re-publishes what Redis may have lost after a restart or flush (``Failover.reconcile``),
   once the stores' Redis indexes are rebuilt from MongoDB (the indexer thread, below);
 * places waiting jobs: ``hydra.pending`` messages as soon as an eligible worker is online,
@@ -23,10 +24,11 @@ The leader, on every tick (``HYDRA_CONTROLLER_TICK``):
   (``revive_vanished``).
 
 Every sweep reads the stores' Redis indexes (``hydra.broker.index``): O(work in progress),
-never O(history). Beside the ticks the leader runs two more threads: the **indexer** files
+never O(history). Beside the ticks the leader runs three more threads: the **indexer** files
 the records its writers could not file while Redis was unreachable (the backlog) and, when
 Redis lost the indexes, rebuilds them from MongoDB (``hydra.store.reindex``); **retention**
-prunes old history in small batches (``hydra.store.retention``).
+prunes old history in small batches (``hydra.store.retention``); the **notifier** delivers
+the notifications of ended runs (``hydra.control.notifier``).
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ from kombu.simple import SimpleQueue
 from hydra import clock, names
 from hydra.broker.registry import Registry, WorkerRecord
 from hydra.broker.sent import SentIndex
+from hydra.control.drain import DrainKeeper
 from hydra.control.failover import Failover
 from hydra.control.lease import ControllerLease
+from hydra.control.notifier import Notifier
 from hydra.control.scheduler import Scheduler
 from hydra.dispatch import signing
 from hydra.dispatch.attempts import dispatch_stored, end_unrunnable, publish_delayed, publish_due
@@ -132,7 +136,9 @@ class Controller:
         self._last_vanished_sweep = 0.0
         self.sent = SentIndex()
         self._receiver = None
+        self.drains = DrainKeeper(self.registry)
         self.scheduler = Scheduler(self.pipeline, stop=self._stop)  # cron; leads when it holds its lease
+        self.notifier = Notifier(self.pipeline, self.settings)
 
     @property
     def leading(self) -> bool:
@@ -158,6 +164,7 @@ class Controller:
                 ("retention", self.prune_forever),
                 ("beats", self.beats_forever),
                 ("scheduler", self.scheduler.run),
+                ("notifier", self.notify_forever),
             )
         ]
         for thread in threads:
@@ -344,6 +351,7 @@ class Controller:
                 log.warning("failover postponed: %s", exc)
         if not self._acting():
             return
+        force_pending |= self.keep_drains()
         publish_due(self.pipeline)
         if not self._acting():
             return
@@ -402,7 +410,15 @@ class Controller:
         self.reindexer.drain_backlog()
         if self._reconcile_due and self.leading:
             self.failover.reconcile()
+            self.notifier.refile()
             self._reconcile_due = False
+
+    def notify_forever(self) -> None:
+        """The notifier thread: while this controller leads, deliver the notifications due."""
+        while not self._stop.is_set():
+            if self.leading:
+                self.notifier.deliver_due()
+            self._stop.wait(self.settings.controller_tick)
 
     def prune_forever(self) -> None:
         """The retention thread: while this controller leads, prune old history in batches."""
@@ -500,6 +516,17 @@ class Controller:
             if worker_id not in gone and self.registry.queued(names.worker_queue(worker_id)):
                 self.failover.drain(worker_id)
         self.forget_long_gone()
+
+    def keep_drains(self) -> bool:
+        """Drained workers (``hydra.control.drain``): the router's copy equal to MongoDB, and
+        their queues taken back through the router; whether the drained set changed."""
+        with self._lock:
+            online = {wid: r.profile.queue for wid, r in self._workers.items() if r.status == "online"}
+        try:
+            return self.drains.keep(online, self.failover.drain)
+        except Unavailable as exc:
+            log.warning("drains not kept this tick: %s", exc)
+            return False
 
     def forget_long_gone(self) -> None:
         """Drop workers offline for HYDRA_FORGET_AFTER seconds from the registry, the workers

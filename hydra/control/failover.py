@@ -170,7 +170,7 @@ class Failover:
         return recorded is not None
 
     def drain(self, worker_id: str) -> tuple[int, int]:
-        """Empty the worker's queue; returns (dropped, re-published)."""
+        """Empty the worker's queue (it is gone, or drained) through the router; returns (dropped, re-published)."""
         dropped = moved = 0
         with self.app.connection_for_write() as conn:
             queue = SimpleQueue(conn, names.worker_queue(worker_id), no_ack=False)
@@ -188,7 +188,7 @@ class Failover:
                 queue.close()
         if dropped or moved:
             log.info(
-                "drained the queue of a gone worker",
+                "took back the queue of a gone or drained worker",
                 extra={"event": "worker.drained", "worker": worker_id, "dropped": dropped, "moved": moved},
             )
         return dropped, moved

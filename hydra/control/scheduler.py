@@ -47,7 +47,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from hydra import clock, names
 from hydra.broker.lease import LeaderLease
@@ -68,7 +68,6 @@ IDLE = 0.25
 RELOAD_EVERY = 300.0
 #: Job statuses (its latest run's) that mean "the previous run is still active".
 ACTIVE = frozenset(status.value for status in IN_PROGRESS)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -85,17 +84,16 @@ class Entry:
 
     @classmethod
     def of(cls, job: Job) -> Entry | None:
-        if not job.schedule or job.paused or job.deleted_at:
+        due = job.due_tick()
+        if due is None or not job.schedule:
             return None
-        tz = job.timezone or "UTC"
-        cursor = max(job.last_fire_at or _EPOCH, job.schedule_since or job.created_at or _EPOCH)
         return cls(
             job_id=job.id,
             expr=job.schedule,
-            tz=tz,
+            tz=job.timezone or "UTC",
             misfire=job.misfire or "run_once",
             overlap=job.overlap or "allow",
-            next=next_fire(job.schedule, tz, cursor),
+            next=due,
             held=job.queued_tick,
         )
 

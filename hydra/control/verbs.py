@@ -115,8 +115,16 @@ def submit(
     job = jobs.create(spec, source=source, first_run_id=run_id, job_id=job_id)
     dependants.keep(job.id, spec)
     metrics.job_submitted(source)
-    audit(
-        actor, "job.submit", namespace=job.namespace, target=job.id, user=job.user, name=job.name, env=env_names(spec)
+    audit(  # the fields of a Python submission's event too (hydra.dispatch.submissions.audit_submission)
+        actor,
+        "job.submit",
+        namespace=job.namespace,
+        target=job.id,
+        run=run_id,
+        source=source,
+        user=job.user,
+        name=job.name,
+        env=env_names(spec),
     )
     if run_id is None:
         if not spec.get("schedule"):  # waits for a trigger with its parameters' values

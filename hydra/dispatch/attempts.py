@@ -7,7 +7,8 @@ lifecycle decision (``hydra.model.lifecycle``; an attempt whose cancel was reque
 through the run's end fence, and - only if this call won the fence - starts what follows:
 the failover attempt at once, or a retry after its backoff - and, once an attempt's end is
 final, what follows it: its canvas steps and the jobs that depend on its job
-(``hydra.dispatch.continuation``). Because only the fence winner
+(``hydra.dispatch.continuation``); and it notes what its job's notification targets are told
+(``hydra.dispatch.notices``). Because only the fence winner
 follows up, no attempt is ever retried or failed over twice, even with two controllers or
 a late worker result.
 
@@ -28,9 +29,10 @@ from hydra import clock
 from hydra.broker import metrics
 from hydra.broker.due import DueIndex
 from hydra.broker.stops import StopFlags
-from hydra.dispatch import continuation, signing
+from hydra.dispatch import continuation, fanout, notices, signing
 from hydra.dispatch.pipeline import Pipeline
 from hydra.errors import InvalidJob, Unavailable
+from hydra.model.fanout import fans_out
 from hydra.model.lifecycle import Decision, decide
 from hydra.model.outcome import Outcome
 from hydra.model.params import Values
@@ -63,6 +65,8 @@ def end_attempt(
     if raw in (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.LOST) and runs.cancel_requested(run_id):
         effective = RunStatus.CANCELLED  # a cancel was under way: no retry, no failover (hydra.control.cancel)
     decision = decide(job.retry_policy, effective, lost_before=chain.lost, failed_before=chain.failed, started=started)
+    if effective == RunStatus.LOST and fans_out(job.placement):  # bound to its worker: never moved
+        decision = Decision(RunStatus.LOST, reason=fanout.LOST_REASON, lost=decision.lost, failed=decision.failed)
     why = "cancel requested" if effective != raw else decision.reason
     if not runs.finish(run_id, outcome, status=decision.status, raw=raw, decision=why, by=by, job=job, attempt=attempt):
         return None
@@ -80,9 +84,9 @@ def end_attempt(
             "worker": by,
         },
     )
-    metrics.run_finished(
-        decision.status.value, outcome.duration, namespace=job.namespace
-    )  # once: only the end-fence winner gets here
+    # once: only the end-fence winner gets here
+    metrics.run_finished(decision.status.value, outcome.duration, namespace=job.namespace, job_id=job.id)
+    notices.after_end(run_id, job, decision.status, raw, pipeline=pipeline)
     next_id = ""
     if decision.next_in is not None:  # the attempt that follows carries what follows this run
         next_id = follow_up(
@@ -95,6 +99,11 @@ def end_attempt(
             run_id=continuation.hand_over(run_id, pipeline),
         )
     continuation.after(run_id, job, decision.status, next_id=next_id, pipeline=pipeline, start_job=follow_up)
+    if decision.next_in is None and fans_out(job.placement):
+        try:
+            fanout.ended(pipeline, job, run_id, decision.status)
+        except Exception as exc:  # the end is recorded: the fan-out's next worker is logged, not raised
+            log.error("fan-out of run %s not carried on: %s", run_id, exc, exc_info=not isinstance(exc, Unavailable))
     return decision
 
 
@@ -221,6 +230,7 @@ def end_unrunnable(
         run_id, Outcome(status=status.value, error=why, finished_at=clock.utcnow()), status=status, decision=why, by=by
     )
     if ended:
+        notices.after_end(run_id, job, status, None, pipeline=pipeline)
         continuation.after(run_id, job, status, next_id="", pipeline=pipeline, start_job=follow_up)
     return ended
 

@@ -41,12 +41,13 @@ from redis.exceptions import RedisError
 from hydra import clock, names
 from hydra.broker import metrics
 from hydra.broker.sent import SentIndex
-from hydra.dispatch import resources, signing
+from hydra.dispatch import fanout, resources, signing
 from hydra.dispatch.canvas import Canvas
 from hydra.dispatch.envelope import HYDRA_HEADERS, RESERVED_HEADERS, Envelope, Sealed, passed_on, seal
 from hydra.dispatch.router import AffinityRouter, placement_of, queue_placement
 from hydra.dispatch.submissions import KEY_HOLDER, Submitter, audit_submission
 from hydra.errors import BrokerUnavailable, InvalidJob
+from hydra.model.fanout import Binding, fans_out
 from hydra.model.outcome import Outcome
 from hydra.model.params import Values, still_declared
 from hydra.model.priority import LEVELS, broker_level
@@ -153,22 +154,34 @@ class Pipeline:
         chain: Chain = Chain(),
         run_id: str | None = None,
         params: Mapping[str, Any] | None = None,
+        binding: Binding | None = None,
     ) -> Dispatched:
-        """Publish attempt ``attempt`` of the stored ``job`` (``params``: its parameters' values); returns where it went."""
+        """Publish attempt ``attempt`` of the stored ``job`` (``params``: its parameters' values); returns where it went.
+
+        A job with ``placement.mode: all`` fans out (``hydra.dispatch.fanout``): a new start
+        plans the workers and dispatches a run bound to each; a run of a fan-out (``binding``,
+        or recorded on its run or the run it follows) goes to its worker only."""
+        if binding is None and fans_out(job.placement):
+            binding = fanout.binding_of(self.runs, run_id, chain)
+            if binding is None:
+                return fanout.start(self, job, run_id=run_id or new_id(), params=params)
         run_id = run_id or new_id()
-        message = validate(build_message(job, attempt, params))
+        message = build_message(job, attempt, params)
+        if binding is not None:
+            message.update(fanout_id=binding.fanout_id, bound_worker=binding.worker)
+        message = validate(message)
         given = Values.of_message(message)
         sealed = seal(run_id, message, chain, {})  # before anything is recorded: SigningKeyMissing leaves nothing
         try:
             where = placement_of(run_id, self.router.choose(message, run_id))
         except BrokerUnavailable as exc:
-            return self.left_unsent(run_id, job, attempt, exc, chain, params=given)
+            return self.left_unsent(run_id, job, attempt, exc, chain, params=given, binding=binding)
         self.watch(run_id)
         self._record(run_id, job, message, where, chain)
         try:
             self.send(sealed, where, retry=True, retry_policy=SEND_RETRY)
         except BrokerUnavailable as exc:
-            return self.left_unsent(run_id, job, attempt, exc, chain, params=given)
+            return self.left_unsent(run_id, job, attempt, exc, chain, params=given, binding=binding)
         return where
 
     def accept(self, args: Any, kwargs: Any, options: dict, *, submitter: Submitter = KEY_HOLDER) -> Any:
@@ -191,6 +204,8 @@ class Pipeline:
         reserved = sorted(set(options.get("headers") or {}) & RESERVED_HEADERS)
         if reserved:
             raise InvalidJob({"headers": [f"{', '.join(reserved)}: set by Hydra and Celery, not by a caller"]})
+        if isinstance(kwargs, dict) and (kwargs.get("fanout_id") or kwargs.get("bound_worker")):
+            raise InvalidJob({"bound_worker": ["set by Hydra for the runs of a fan-out, not by a caller"]})
         message = self._message_of(args, submitter.settle(kwargs))
         submitter.check(message, self.jobs)
         new_job = message.get("job_id") is None
@@ -421,12 +436,27 @@ class Pipeline:
     def _record(self, run_id: str, job: Job, message: dict, where: Dispatched, chain: Chain) -> bool:
         """Record the attempt a (validated) message runs, with its execution digest and its parameters' values."""
         digest, given = execution_digest(message), Values.of_message(message)
+        bound = Binding(message["fanout_id"], message["bound_worker"]) if message.get("bound_worker") else None
         return self.runs.record(
-            run_id, job, attempt=message["attempt"], placement=where, chain=chain, digest=digest, params=given
+            run_id,
+            job,
+            attempt=message["attempt"],
+            placement=where,
+            chain=chain,
+            digest=digest,
+            params=given,
+            binding=bound,
         )
 
     def left_unsent(
-        self, run_id: str, job: Job, attempt: int, exc: Exception, chain: Chain = Chain(), params: Values | None = None
+        self,
+        run_id: str,
+        job: Job,
+        attempt: int,
+        exc: Exception,
+        chain: Chain = Chain(),
+        params: Values | None = None,
+        binding: Binding | None = None,
     ) -> Dispatched:
         """Record an attempt whose message could not be sent: pending, for the controller (with
         its parameters' values, which it is published with)."""
@@ -438,7 +468,7 @@ class Pipeline:
             exc,
             extra={"event": "run.publish_failed", "run_id": run_id, "job_id": job.id},
         )
-        self.runs.record(run_id, job, attempt=attempt, placement=where, chain=chain, params=params)
+        self.runs.record(run_id, job, attempt=attempt, placement=where, chain=chain, params=params, binding=binding)
         return where
 
     def _result(self, run_id: str) -> Any:

@@ -45,7 +45,7 @@ class AffinityRouter:
         roster = self.registry.roster()
         eligible = roster.eligible(req)
         if not eligible.groups:
-            return Placement(worker=None, reason=explain(req, roster.workers))
+            return Placement(worker=None, reason=explain(req, roster.workers, drained=roster.drained))
         return Placement(worker=self.registry.least_loaded(eligible.groups), candidates=list(eligible.candidates))
 
     def explain(self, message: dict) -> list[Verdict]:
@@ -54,7 +54,8 @@ class AffinityRouter:
         req = Requirements.from_message(message)
         records = self.registry.records()
         inflight = self.registry.inflight(sorted(records))
-        return verdicts(req, [(r.profile, r.status == "online") for r in records.values()], inflight)
+        online = [(r.profile, r.status == "online") for r in records.values()]
+        return verdicts(req, online, inflight, self.registry.drained())
 
     def choose(self, message: dict, run_id: str) -> Placement:
         """Decide, take a place in the namespace's quota and count the attempt against the

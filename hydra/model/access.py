@@ -49,6 +49,7 @@ NEEDS: dict[str, Role] = {
     "trigger": Role.OPERATOR,
     "pause": Role.OPERATOR,
     "resume": Role.OPERATOR,
+    "drain": Role.OPERATOR,  # a worker, in every namespace it serves
     "update": Role.ADMIN,
     "delete": Role.ADMIN,
     "manage": Role.ADMIN,  # tokens, quotas, the audit trail

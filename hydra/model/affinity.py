@@ -136,6 +136,8 @@ class Requirements:
     namespace: str = DEFAULT_NAMESPACE
     #: It sets resource limits: only a worker that can enforce them may run it.
     limits: bool = False
+    #: A fan-out's run runs on this worker only (hydra.model.fanout).
+    worker: str | None = None
 
     @classmethod
     def from_message(cls, kwargs: dict) -> Requirements:
@@ -153,6 +155,7 @@ class Requirements:
             shell=shell if isinstance(shell, str) else None,
             namespace=str(kwargs.get("namespace") or DEFAULT_NAMESPACE),
             limits=needs_limits(kwargs) and kwargs.get("executor") in (None, "shell"),
+            worker=str(kwargs["bound_worker"]) if kwargs.get("bound_worker") else None,
         )
 
 
@@ -164,6 +167,8 @@ def _strings(value: object) -> list[str]:
 
 def mismatch(req: Requirements, worker: WorkerProfile) -> str | None:
     """Why ``worker`` may not run a job with ``req``, or None when it may."""
+    if req.worker and worker.id != req.worker:
+        return f"is not {req.worker}, the worker this fan-out run is bound to"
     if req.os and worker.os not in req.os:
         return f"runs {worker.os}, job needs {'/'.join(sorted(req.os))}"
     missing = req.tags - worker.tags
@@ -182,8 +187,20 @@ def eligible(req: Requirements, workers: list[WorkerProfile]) -> list[WorkerProf
     return [w for w in workers if mismatch(req, w) is None]
 
 
-def explain(req: Requirements, workers: list[WorkerProfile], limit: int = 5) -> str:
-    """One line saying why no worker was chosen (the pending reason)."""
+def explain(
+    req: Requirements, workers: list[WorkerProfile], limit: int = 5, *, drained: list[WorkerProfile] | tuple = ()
+) -> str:
+    """One line saying why no worker was chosen (the pending reason). ``drained``: online
+    workers taken out of placement; when one of them would fit, the reason starts with
+    ``draining``."""
+    fits = sorted(w.id for w in drained if mismatch(req, w) is None)
+    if fits:
+        verb = "is" if len(fits) == 1 else "are"
+        more = f" and {len(fits) - limit} more" if len(fits) > limit else ""
+        return f"draining: {', '.join(fits[:limit])}{more} {verb} draining, and no other online worker is eligible"
+    workers = [*workers, *drained]
+    if req.worker and req.worker not in {w.id for w in workers}:
+        return f"{req.worker} is offline: this fan-out run waits for the worker it is bound to"
     if not workers:
         return "no worker is online"
     reasons = [f"{w.id} {mismatch(req, w)}" for w in sorted(workers, key=lambda w: w.id) if mismatch(req, w)]
@@ -229,10 +246,12 @@ class Verdict:
     max_concurrency: int
     #: It would take the job now: online, eligible, and the least loaded of those.
     chosen: bool = False
+    #: Drained by an operator: it takes no new runs (``hydra worker drain``).
+    draining: bool = False
 
     @property
     def eligible(self) -> bool:
-        return self.online and self.mismatch is None
+        return self.online and self.mismatch is None and not self.draining
 
     @property
     def text(self) -> str:
@@ -242,15 +261,23 @@ class Verdict:
             return f"{self.worker_id} {self.mismatch}" + ("" if self.online else " (and is offline)")
         if not self.online:
             return f"{self.worker_id} is offline (its profile fits)"
+        if self.draining:
+            return f"{self.worker_id} is draining: it takes no new runs (its profile fits)"
         if self.chosen:
             return f"{self.worker_id} is eligible and least loaded ({load}): the router picks it"
         return f"{self.worker_id} is eligible ({load})"
 
 
-def verdicts(req: Requirements, workers: list[tuple[WorkerProfile, bool]], inflight: dict[str, int]) -> list[Verdict]:
+def verdicts(
+    req: Requirements,
+    workers: list[tuple[WorkerProfile, bool]],
+    inflight: dict[str, int],
+    drained: set[str] | frozenset[str] = frozenset(),
+) -> list[Verdict]:
     """Worker by worker (``(profile, online)`` pairs), why each could or could not take a job
-    with ``req``; the one the router would choose is marked. Sorted: eligible first, then by id."""
-    online_eligible = [w for w, up in workers if up and mismatch(req, w) is None]
+    with ``req`` (``drained``: the ids of drained workers); the one the router would choose is
+    marked. Sorted: eligible first, then by id."""
+    online_eligible = [w for w, up in workers if up and w.id not in drained and mismatch(req, w) is None]
     choice = least_loaded(online_eligible, inflight)
     found = [
         Verdict(
@@ -260,6 +287,7 @@ def verdicts(req: Requirements, workers: list[tuple[WorkerProfile, bool]], infli
             inflight=max(inflight.get(w.id, 0), 0),
             max_concurrency=w.max_concurrency,
             chosen=choice is not None and w.id == choice.id,
+            draining=w.id in drained,
         )
         for w, up in workers
     ]

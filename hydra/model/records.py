@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from hydra import clock
 from hydra.model.cron import next_fire
 from hydra.model.lifecycle import RetryPolicy
+from hydra.model.monitoring import due_tick
 from hydra.model.params import Values, shown
 from hydra.model.spec import DEFAULT_NAMESPACE, JOB_FIELDS
 from hydra.model.status import RunStatus
@@ -87,6 +88,12 @@ class Job(Record):
     #: Limits of each run and runs at once (hydra.model.resources).
     resources: dict | None = None
     max_concurrent: int | None = None
+    #: Its ended runs are counted per job on /metrics (hydra.model.monitoring).
+    monitor: bool = False
+    #: Placement: on one worker, or fanned out to every eligible one (hydra.model.fanout).
+    placement: dict | None = None
+    #: Who hears about its runs (hydra.model.notify); secrets included: answers redact them.
+    notify: list[dict] | None = None
     # -- its state -----------------------------------------------------------------------------
     source: str = "api"
     #: The status of its most recently changed run (see RunStore: the job mirrors it).
@@ -104,6 +111,9 @@ class Job(Record):
     scheduled_run_id: str | None = None
     last_fire_at: datetime | None = None
     last_skipped_at: datetime | None = None
+    #: When a run of it last succeeded, and last failed for good (hydra.model.monitoring).
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
     #: overlap=queue: a cron tick waiting for the previous run to end.
     queued_tick: datetime | None = None
     #: Why the API could not render it (set when a listing skipped it).
@@ -122,10 +132,23 @@ class Job(Record):
         return {name: getattr(self, name) for name in JOB_FIELDS if getattr(self, name) is not None}
 
     def next_run_at(self, now: datetime | None = None) -> datetime | None:
-        """When its cron schedule fires next (None: no schedule, paused or deleted)."""
+        """When its cron schedule fires next (None: no schedule, paused or deleted, or a stored
+        schedule that never fires, such as ``0 0 31 2 *`` stored before the API refused it)."""
         if not self.schedule or self.paused or self.deleted_at:
             return None
-        return next_fire(self.schedule, self.timezone or "UTC", now or clock.utcnow())
+        try:
+            return next_fire(self.schedule, self.timezone or "UTC", now or clock.utcnow())
+        except (ValueError, KeyError):  # no such date (croniter), or a time zone this machine lacks
+            return None
+
+    def due_tick(self) -> datetime | None:
+        """The next tick its scheduler has to handle (None: no schedule, paused or deleted);
+        in the past while the scheduler misses it (``hydra.model.monitoring.due_tick``)."""
+        if not self.schedule or self.paused or self.deleted_at:
+            return None
+        return due_tick(
+            self.schedule, self.timezone, last_fire_at=self.last_fire_at, since=self.schedule_since or self.created_at
+        )
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -133,8 +156,14 @@ class Job(Record):
 
     @classmethod
     def from_message(cls, message: dict) -> Job:
-        """The job as a task message carries it (a worker has the message, not the document)."""
+        """The job as a task message carries it (a worker has the message, not the document).
+        Messages carry no placement: one bound to a worker is a fan-out's run (its job's mode
+        is all; its other options are in the fan-out's plan)."""
         values = {key: value for key, value in message.items() if key in JOB_FIELDS}
+        if message.get("bound_worker"):
+            values["placement"] = {"mode": "all"}
+        if message.get("notify_on"):  # the events its targets hear; where they go stays in MongoDB
+            values["notify"] = [{"on": list(message["notify_on"])}]
         return cls(id=message.get("job_id") or "", **values)
 
 
@@ -194,6 +223,9 @@ class Run(Record):
     #: (write-only: answers show them redacted, :attr:`shown_params`).
     params: dict[str, str] | None = None
     secret_params: list[str] | None = None
+    #: A fan-out's run (hydra.model.fanout): which fan-out, and the worker it is bound to.
+    fanout_id: str | None = None
+    bound_worker: str | None = None
     # -- where it went -------------------------------------------------------------------------
     queue: str | None = None
     worker_id: str | None = None

@@ -1,7 +1,8 @@
 """What an answer shows of a secret: a job's write-only values.
 
-A job's write-only values are the values of its ``env`` and, for a webhook, the values of its
-``http.headers`` (``Authorization: Bearer ...``) and its ``http.body``. Every interface that
+A job's write-only values are the values of its ``env``, for a webhook the values of its
+``http.headers`` (``Authorization: Bearer ...``) and its ``http.body``, and its notification
+targets' secrets (a webhook's ``secret``, a Slack URL: ``hydra.model.notify.redacted_targets``). Every interface that
 shows a job (REST's ``JobSchema``, so the CLI and the Python client too; gRPC's ``Job``; the
 console's pages) shows the names - of the variables, of the headers - each with the value
 :data:`REDACTED`, and a body that is set as :data:`REDACTED`.
@@ -45,7 +46,7 @@ def redacted_http(http: Mapping[str, Any] | None) -> dict[str, Any] | None:
 def without_secrets(spec: Mapping[str, Any]) -> dict[str, Any]:
     """A job body with its write-only values left out (what an edit form shows: sent back as a
     PATCH, it keeps them)."""
-    shown = {name: value for name, value in spec.items() if name != "env"}
+    shown = {name: value for name, value in spec.items() if name not in ("env", "notify")}
     if isinstance(shown.get("http"), Mapping):
         shown["http"] = {name: value for name, value in shown["http"].items() if name not in HTTP_SECRETS}
     return shown

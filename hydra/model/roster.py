@@ -59,10 +59,13 @@ class Eligible:
 
 
 class Roster:
-    """The online workers of one registry version, grouped; eligibility remembered."""
+    """The online workers of one registry version, grouped; eligibility remembered. Drained
+    workers (``drained``) are in no group: the router places nothing on them, and says so
+    when nothing else fits."""
 
-    def __init__(self, workers: list[WorkerProfile]):
+    def __init__(self, workers: list[WorkerProfile], *, drained: list[WorkerProfile] | None = None):
         self.workers = workers
+        self.drained = list(drained or ())
         grouped: dict[str, list[WorkerProfile]] = {}
         for worker in workers:
             grouped.setdefault(group_key(worker), []).append(worker)
@@ -74,6 +77,8 @@ class Roster:
 
     def eligible(self, req: Requirements) -> Eligible:
         """The groups (and workers) that may run a job with ``req``."""
+        if req.worker is not None:
+            return self._bound(req)
         known = self._eligible.get(req)
         if known is None:
             groups = tuple(g for g in self.groups if mismatch(req, g.sample) is None)
@@ -82,3 +87,12 @@ class Roster:
                 self._eligible.clear()
             self._eligible[req] = known
         return known
+
+    def _bound(self, req: Requirements) -> Eligible:
+        """A fan-out run's worker alone (as a group of one: its load is read like any group's),
+        when it is in the roster and fits; eligibility by group would look at another member."""
+        for group in self.groups:
+            worker = group.by_id.get(req.worker or "")
+            if worker is not None and mismatch(req, worker) is None:
+                return Eligible((Group(group.key, (worker,), {worker.id: worker}),), (worker,))
+        return Eligible((), ())

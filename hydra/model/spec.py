@@ -30,7 +30,10 @@ from marshmallow import (
 from hydra.errors import InvalidJob
 from hydra.model import dependencies
 from hydra.model.bodies import body_problems
+from hydra.model.fanout import PlacementSchema, placement_problem
+from hydra.model.monitoring import monitor_field
 from hydra.model.namespaces import DEFAULT_NAMESPACE, Namespace
+from hydra.model.notify import EVENTS, listened, notify_field
 from hydra.model.params import combination_problems, message_values, params_field, values_field
 from hydra.model.platform import KNOWN_OS, SHELLS, normalize_os
 from hydra.model.redaction import REDACTED
@@ -78,6 +81,8 @@ REDACTED_REFUSAL = (
     f"{REDACTED!r} is how answers show a write-only value: give the value itself "
     "(a job file applied with `hydra job apply` may reference the stored one)"
 )
+#: Job fields no attempt's message carries: its scheduling, and what /metrics says of it.
+JOB_ONLY_FIELDS = (*SCHEDULING_FIELDS, "monitor")
 
 
 def _os_name(value: str) -> str:
@@ -356,9 +361,19 @@ class JobSpecSchema(Schema):
     # resource limits and per-job concurrency (hydra.model.resources)
     resources = resources_field()
     max_concurrent = max_concurrent_field()
+    monitor = monitor_field()  # metrics per job (hydra.model.monitoring)
 
     #: A body may hold the read-only fields an answer shows, and they are ignored.
     ignores_read_only = True
+    placement = fields.Nested(
+        PlacementSchema,
+        load_default=None,
+        metadata={"description": "Run on one worker (default) or on every eligible online worker (mode all)."},
+    )
+    notify = notify_field(
+        "Who hears about its runs: targets, each {on: [events], webhook: {url, secret}} or {on, slack: {url}}; "
+        "events: failed, dead_letter, lost, succeeded, recovered. Default: its namespace's. Secrets are write-only."
+    )
 
     @pre_load
     def reject_non_object(self, data: Any, **kwargs: Any) -> Any:
@@ -442,6 +457,8 @@ class JobSpecSchema(Schema):
                 errors["schedule"] = [reason]
         errors.update(combination_problems(data))
         errors.update(limit_problems(data))
+        if placement_problem(data.get("placement")):
+            errors["placement"] = placement_problem(data.get("placement"))  # type: ignore[assignment]
         if errors:
             raise ValidationError(errors)
 
@@ -463,8 +480,14 @@ def never_fires(expr: str, tz: str) -> str | None:
     return None
 
 
-#: Fields a task message carries besides the job body (``param_values``: hydra.model.params).
-MESSAGE_FIELDS = ("job_id", "attempt", "param_values")
+#: Fields a task message carries besides the job body (``param_values``: hydra.model.params;
+#: ``fanout_id``, ``bound_worker``: hydra.model.fanout; ``notify_on``: the events its job's
+#: notification targets hear, hydra.model.notify).
+MESSAGE_FIELDS = ("job_id", "attempt", "param_values", "fanout_id", "bound_worker", "notify_on")
+#: Job fields a message never carries: scheduling and monitoring belong to the stored job, and so
+#: do its placement (a fan-out's runs each carry their binding instead) and its notification
+#: targets (their secrets stay in MongoDB; the message names their events only).
+STORED_ONLY_FIELDS = (*JOB_ONLY_FIELDS, "placement", "notify")
 
 
 class TaskMessageSchema(JobSpecSchema):
@@ -486,6 +509,15 @@ class TaskMessageSchema(JobSpecSchema):
     job_id = fields.String(load_default=None, validate=validate.Length(1, 64))
     attempt = fields.Integer(load_default=1, validate=validate.Range(1, 10_000), strict=True)
     param_values = values_field()
+    # -- a fan-out's run (hydra.model.fanout): set by Hydra's pipeline only
+    fanout_id = fields.String(load_default=None, validate=validate.Length(1, 64))
+    bound_worker = fields.String(load_default=None, validate=validate.Length(1, 255))
+    notify_on = fields.List(
+        fields.String(validate=validate.OneOf(EVENTS)),
+        load_default=None,
+        validate=validate.Length(max=len(EVENTS)),
+        metadata={"description": "The events its job's notification targets hear (set by Hydra)."},
+    )
 
     @post_load
     def default_name(self, data: Any, **kwargs: Any) -> Any:
@@ -496,8 +528,8 @@ class TaskMessageSchema(JobSpecSchema):
 
 
 _job_schema = JobSpecSchema()
-#: A message runs now: scheduling belongs to the stored job, not to one attempt.
-_message_schema = TaskMessageSchema(exclude=SCHEDULING_FIELDS)
+#: A message runs now: what belongs to the stored job is left out (STORED_ONLY_FIELDS).
+_message_schema = TaskMessageSchema(exclude=STORED_ONLY_FIELDS)
 
 
 def load_job(body: Any) -> dict:
@@ -532,6 +564,8 @@ def message_kwargs(body: dict, *, job_id: str, attempt: int, values: dict | None
         kwargs["max_concurrent"] = concurrency_limit(body)
     if values:
         kwargs["param_values"] = dict(values)
+    if body.get("notify"):
+        kwargs["notify_on"] = listened(body["notify"])
     return kwargs
 
 

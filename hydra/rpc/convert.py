@@ -6,8 +6,8 @@ schemas (``hydra.model.spec``, ``hydra.model.queries``) then validate them as th
 
 Out: a record becomes a message field by field, by name: the proto says what is shown, and
 ``tests/unit/test_rpc_convert.py`` checks it shows nothing REST does not. A job's
-write-only values (environment values, a webhook's header values and body, a run's secret
-parameter values) are redacted (``hydra.model.redaction``, ``hydra.model.params``).
+write-only values (environment values, a webhook's header values and body, notification
+targets' secrets, a run's secret parameter values) are redacted (``hydra.model.redaction``, ``hydra.model.params``).
 """
 
 from __future__ import annotations
@@ -20,8 +20,11 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from hydra.control.submission import Accepted
+from hydra.model.fanout import Summary
+from hydra.model.notify import redacted_targets
 from hydra.model.records import Chunk, Job, Run
 from hydra.model.redaction import redacted, redacted_http
+from hydra.store.drains import Drain
 from hydra.store.workers import WorkerView
 from hydra.v1 import hydra_pb2
 
@@ -65,6 +68,7 @@ def job_message(job: Job) -> hydra_pb2.Job:
     values = _fields(job)
     values["env"] = redacted(job.env)
     values["http"] = redacted_http(job.http)
+    values["notify"] = redacted_targets(job.notify)
     values["next_run_at"] = job.next_run_at()
     return message(hydra_pb2.Job, values)
 
@@ -72,11 +76,22 @@ def job_message(job: Job) -> hydra_pb2.Job:
 def run_message(run: Run) -> hydra_pb2.Run:
     values = _fields(run)
     values["params"] = run.shown_params  # secret values are write-only
+    values["notifications"] = getattr(run, "notifications", None)  # shown redacted (Reader.run_shown)
     return message(hydra_pb2.Run, values)
 
 
 def worker_message(worker: WorkerView) -> hydra_pb2.Worker:
     return message(hydra_pb2.Worker, _fields(worker))
+
+
+def drain_message(drain: Drain) -> hydra_pb2.WorkerDrain:
+    return message(hydra_pb2.WorkerDrain, _fields(drain))
+
+
+def fanout_message(summary: Summary) -> hydra_pb2.Fanout:
+    values = dataclasses.asdict(summary)
+    values.update(done=summary.done, ok=summary.ok)
+    return message(hydra_pb2.Fanout, values)
 
 
 def chunk_message(chunk: Chunk) -> hydra_pb2.OutputChunk:

@@ -18,7 +18,7 @@ import grpc
 from marshmallow import Schema, ValidationError
 
 from hydra.auth import bearer
-from hydra.control import related, submission, verbs
+from hydra.control import drain, fanout, related, submission, verbs
 from hydra.control.access import Reader
 from hydra.control.output import read_page
 from hydra.control.rendering import render_each, render_one
@@ -119,7 +119,7 @@ class HydraService(hydra_pb2_grpc.HydraServicer):
 
     @unary
     def GetRun(self, request: hydra_pb2.GetRunRequest, actor: Principal) -> hydra_pb2.Run:
-        return render_one(Reader(actor).run(required(request.run_id, "run_id")), convert.run_message)
+        return render_one(Reader(actor).run_shown(required(request.run_id, "run_id")), convert.run_message)
 
     @unary
     def ListRuns(self, request: hydra_pb2.ListRunsRequest, actor: Principal) -> hydra_pb2.ListRunsResponse:
@@ -171,6 +171,25 @@ class HydraService(hydra_pb2_grpc.HydraServicer):
     def ListWorkers(self, request: hydra_pb2.ListWorkersRequest, actor: Principal) -> hydra_pb2.ListWorkersResponse:
         workers = Reader(actor).workers_with_load()
         return hydra_pb2.ListWorkersResponse(workers=[convert.worker_message(w) for w in workers])
+
+    @unary
+    def DrainWorker(self, request: hydra_pb2.DrainWorkerRequest, actor: Principal) -> hydra_pb2.WorkerDrain:
+        reason = request.reason if request.HasField("reason") else None
+        found = drain.drain(actor, required(request.worker_id, "worker_id"), reason=reason)
+        return convert.drain_message(found)
+
+    @unary
+    def UndrainWorker(
+        self, request: hydra_pb2.UndrainWorkerRequest, actor: Principal
+    ) -> hydra_pb2.UndrainWorkerResponse:
+        drain.undrain(actor, required(request.worker_id, "worker_id"))
+        return hydra_pb2.UndrainWorkerResponse()
+
+    @unary
+    def GetJobFanout(self, request: hydra_pb2.GetJobFanoutRequest, actor: Principal) -> hydra_pb2.Fanout:
+        wanted = request.fanout_id if request.HasField("fanout_id") else None
+        found = fanout.summary(actor, required(request.job_id, "job_id"), wanted)
+        return convert.fanout_message(found)
 
     @unary
     def GetJobDependencies(self, request: hydra_pb2.GetJobRequest, actor: Principal) -> hydra_pb2.JobDependencies:

@@ -22,6 +22,7 @@ from pymongo.errors import DuplicateKeyError
 
 from hydra import clock, names
 from hydra.errors import Conflict, Duplicate
+from hydra.model.monitoring import ending
 from hydra.model.records import Job
 from hydra.model.spec import DEFAULT_NAMESPACE
 from hydra.model.status import RunStatus
@@ -102,16 +103,19 @@ class JobStore(Store[Job]):
             self._backlog("job", job.id)
         return job
 
-    def mirror(self, job_id: str, run_id: str, status: RunStatus) -> None:
-        """The job's run ``run_id`` was recorded or ended as ``status``: the job shows it as
-        its latest. (MongoDB only: the run store files the job in the indexes.)"""
-        self._collection.update_one(
-            {"_id": job_id},
-            {
-                "$set": {"status": status.value, "last_run_id": run_id, "updated_at": clock.utcnow()},
-                "$unset": {"undispatched": ""},
-            },
-        )
+    def mirror(self, job_id: str, run_id: str, status: RunStatus, *, ended_at: datetime | None = None) -> None:
+        """The job's run ``run_id`` was recorded or ended (at ``ended_at``) as ``status``: the
+        job shows it as its latest, and an end that is a success or a failure for good moves
+        the job's ``last_success_at`` or ``last_failure_at`` (never back: ``$max``), in the
+        same write. (MongoDB only: the run store files the job in the indexes.)"""
+        change: dict = {
+            "$set": {"status": status.value, "last_run_id": run_id, "updated_at": clock.utcnow()},
+            "$unset": {"undispatched": ""},
+        }
+        which = ending(status.value) if ended_at is not None else None
+        if which is not None:
+            change["$max"] = {f"last_{which}_at": ended_at}
+        self._collection.update_one({"_id": job_id}, change)
 
     def replace(self, job_id: str, spec: dict, *, schedule_changed: bool) -> Job:
         """Replace the job's body by ``spec`` (already validated); a changed schedule restarts
@@ -233,6 +237,19 @@ class JobStore(Store[Job]):
         else:
             jobs = [Job.from_doc(doc) for doc in self._native("jobs_scheduled", {"schedule": {"$gt": ""}})]
         return [job for job in jobs if job.schedule and not job.deleted_at]
+
+    def watched(self) -> list[Job] | None:
+        """The jobs ``/metrics`` speaks of: every job with a cron schedule or marked
+        ``monitor`` (not deleted), from the indexes; None while those are not built (a scan of
+        every job at each scrape would cost O(history) on FerretDB)."""
+        if not self._index_usable():
+            return None
+        keys = []
+        for namespace in self.index.namespaces():
+            keys += [self.index.scheduled_key(namespace), self.index.monitored_key(namespace)]
+        ids = list(dict.fromkeys(member for _, _, member in self.index.members(keys)))
+        jobs = self.find_many(ids)
+        return [jobs[i] for i in ids if i in jobs and (jobs[i].schedule or jobs[i].monitor) and not jobs[i].deleted_at]
 
     def list(
         self,

@@ -1,5 +1,6 @@
 """``NamespaceStore``: what an operator set for a namespace - its quotas and its jobs' default
-and maximum resource limits (``namespaces``; ``hydra.model.resources``).
+notification targets, and its jobs' default and maximum resource limits (``namespaces``;
+``hydra.model.resources``).
 
 A namespace exists as soon as a job names it; a document here only records limits. No
 document, or a limit left unset, means the defaults (``HYDRA_DEFAULT_MAX_RUNNING``,
@@ -29,6 +30,8 @@ class NamespaceLimits(Record):
     default_cpu: float | None = None
     max_memory_mb: int | None = None
     max_cpu: float | None = None
+    #: Notification targets of its jobs that name none (hydra.model.notify); secrets included.
+    notify: list[dict] | None = None
     updated_at: datetime | None = None
     updated_by: str | None = None
 

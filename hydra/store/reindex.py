@@ -26,6 +26,7 @@ from hydra.model.records import Job, Run
 from hydra.model.status import ACTIVE
 from hydra.store.audit import AuditEvent, AuditStore
 from hydra.store.base import Store
+from hydra.store.notifications import file_due
 from hydra.store.runs import RunStore
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class Reindexer(Store[Run]):
         self.file_jobs(list(jobs.values()), pipe)
         self.file_audit(list(events.values()), pipe)
         pipe.execute()
+        file_due([doc["ref"] for doc in docs if doc.get("kind") == "notice"], self.index.redis)
         backlog = self.db[names.INDEX_BACKLOG]
         for doc in docs:
             backlog.delete_one({"_id": doc["_id"]})

@@ -6,7 +6,8 @@ The policy (``hydra.settings``): keep ``HYDRA_RETENTION_DAYS`` days (default 30;
 everything; anything else is at least one day, far longer than Redis's visibility timeout, so
 a run's fences outlive every copy of its message). Older than that:
 
-* a **run** that ended is deleted with its fences (``<run_id>/start``, ``/end``, ``/retry``),
+* a **run** that ended is deleted with its fences (``<run_id>/start``, ``/end``, ``/retry``), its
+  notification (``notifications/<run_id>``),
   its flow record (``hydra.store.flows``, and the chord records it closes), its live output
   (``<run_id>/<seq>``, ``/eof``) and its full output file when ``HYDRA_OUTPUT_DIR`` keeps one
   (``hydra.store.output_dir``), then its index entries; a run still in progress is kept,
@@ -200,6 +201,7 @@ class Retention(Store[Run]):
         # Output and fences first, the record last: a pass cut short is finished by the next.
         self.db[names.RUN_OUTPUT].bulk_write(output, ordered=False)
         self.db[names.RUN_FENCES].bulk_write(fences, ordered=False)
+        self.db[names.NOTIFICATIONS].bulk_write([DeleteOne({"_id": run.id}) for run in runs], ordered=False)
         FlowStore(self.db, self.index).forget([run.id for run in runs])
         files = OutputDir.configured(self.settings)
         if files is not None:
@@ -213,4 +215,5 @@ class Retention(Store[Run]):
 
     def _delete_job(self, job: Job) -> None:
         self.jobs._collection.delete_one({"_id": job.id})
+        self.db[names.NOTIFY_STATE].delete_one({"_id": job.id})
         self.index.drop_job(job.namespace, job.id, job.user)

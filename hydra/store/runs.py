@@ -39,6 +39,7 @@ from pymongo.errors import DuplicateKeyError
 from hydra import clock, names
 from hydra.broker.index import ACTIVE_VALUES, Active, Index
 from hydra.errors import Conflict, RunEnded
+from hydra.model.fanout import Binding
 from hydra.model.outcome import Outcome
 from hydra.model.params import Values
 from hydra.model.records import RUN_END_FIELDS, Chain, Dispatched, Fence, Job, Run
@@ -90,8 +91,10 @@ class RunStore(Store[Run]):
         only_new: bool = False,
         digest: str | None = None,
         params: Values | None = None,
+        binding: Binding | None = None,
     ) -> bool:
-        """Record an attempt as queued on a worker's queue or pending (with the reason).
+        """Record an attempt as queued on a worker's queue or pending (with the reason);
+        ``binding``: the fan-out it belongs to and the worker it is bound to.
 
         Called just before its message is sent. Recording the same attempt again (a pending
         run being placed) updates the placement of the existing record - unless ``only_new``:
@@ -127,6 +130,7 @@ class RunStore(Store[Run]):
             pending_reason=placement.reason,
             spec_digest=digest,
             **(params.fields() if params else {}),
+            **(binding.fields() if binding else {}),
         )
         # Filed first (only what is missing: the run may exist), so that the sweeps of runs
         # in progress find it even if this process dies right after the insert.
@@ -149,6 +153,7 @@ class RunStore(Store[Run]):
             if digest is not None:
                 where["spec_digest"] = digest
             where.update(params.fields() if params else {})
+            where.update(binding.fields() if binding else {})
             doc = self._collection.find_one_and_update(
                 {"_id": run_id}, {"$set": where}, return_document=ReturnDocument.AFTER
             )
@@ -383,7 +388,7 @@ class RunStore(Store[Run]):
             doc = self._record_missing(end, fields, job, attempt or 1, worker_id)
         run = Run.from_doc({**doc, **fields})
         if run.job_id:
-            self.jobs.mirror(run.job_id, end.run_id, RunStatus(fields["status"]))
+            self.jobs.mirror(run.job_id, end.run_id, RunStatus(fields["status"]), ended_at=run.finished_at or end.at)
         self._keep(lambda: self.index.run_ended(run), "run", end.run_id)
 
     def _record_missing(self, end: Fence, fields: dict, job: Job | None, attempt: int, worker_id: str | None) -> dict:

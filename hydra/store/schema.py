@@ -42,6 +42,11 @@ COLLECTIONS = (
     names.CHORDS,
     names.JOB_EDGES,
     names.JOB_NAMES,
+    names.WORKER_DRAINS,
+    names.FANOUTS,
+    names.FANOUT_SLOTS,
+    names.NOTIFICATIONS,
+    names.NOTIFY_STATE,
 )
 
 ASC, DESC = pymongo.ASCENDING, pymongo.DESCENDING
@@ -88,7 +93,11 @@ INDEXES: dict[str, tuple[IndexSpec, ...]] = {
         IndexSpec("runs_worker", (("worker_id", ASC), ("status", ASC))),
     ),
     names.WORKERS: (),
+    names.WORKER_DRAINS: (),
+    names.FANOUTS: (),
+    names.FANOUT_SLOTS: (),
     names.JOB_EDGES: (IndexSpec("edges_to", (("downstream", ASC),)),),
+    names.NOTIFICATIONS: (IndexSpec("notices_open", (("done", ASC),)),),
     names.API_TOKENS: (IndexSpec("tokens_newest", (("created_at", DESC),)),),
     names.AUDIT_EVENTS: (
         IndexSpec("audit_newest", (("at", DESC), ("_id", DESC))),
@@ -178,8 +187,13 @@ QUERIES: dict[str, Query] = {
         # -- the jobs that name a job in their dependencies (its page; configuration, not
         #    history: one document per dependency)
         Query("edges_to", names.JOB_EDGES, "edges_to", ("downstream",)),
+        # -- notifications not done: filed again in the due index after Redis lost it
+        Query("notices_open", names.NOTIFICATIONS, "notices_open", ("done",)),
         # -- GET /workers/: the fleet, by id (offline workers are forgotten after a day)
         Query("workers", names.WORKERS, ID_INDEX, sort=(("_id", ASC),)),
+        # -- drained workers (the controller's every few ticks, GET /workers/: one document
+        #    per drained worker, configuration, not history)
+        Query("drains", names.WORKER_DRAINS, ID_INDEX, sort=(("_id", ASC),)),
         # -- runs in progress (sweeps, failover, reconciliation)
         Query("runs_with_status", names.JOB_RUNS, "runs_status", (), ("namespace", "status")),
         Query("runs_active_on", names.JOB_RUNS, "runs_worker", ("worker_id",), ("status",)),

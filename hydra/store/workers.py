@@ -13,6 +13,9 @@ from hydra import clock, names
 from hydra.model.records import Record
 from hydra.store.base import Store
 
+#: What a worker's view shows of its drain (read from ``worker_drains``, never written here).
+DRAIN_FIELDS = ("drained", "drained_by", "drained_at", "drain_reason")
+
 
 @dataclass
 class WorkerView(Record):
@@ -40,6 +43,11 @@ class WorkerView(Record):
     updated_at: datetime | None = None
     #: Runs routed to it and not finished (from the registry; not stored).
     load: int = 0
+    #: Drained (``hydra.store.drains``; not stored here): who drained it, when and why.
+    drained: bool = False
+    drained_by: str | None = None
+    drained_at: datetime | None = None
+    drain_reason: str | None = None
 
 
 class WorkerStore(Store[WorkerView]):
@@ -48,7 +56,7 @@ class WorkerStore(Store[WorkerView]):
     def put(self, worker: WorkerView) -> None:
         """Write a worker's current state (created on first sight, with ``first_seen``)."""
         doc = worker.to_doc()
-        for key in ("_id", "first_seen", "load"):
+        for key in ("_id", "first_seen", "load", *DRAIN_FIELDS):
             doc.pop(key)
         doc["updated_at"] = clock.utcnow()
         self._collection.update_one(

@@ -94,6 +94,21 @@ class HydraStub:
                 request_serializer=hydra_dot_v1_dot_hydra__pb2.GetRunRequest.SerializeToString,
                 response_deserializer=hydra_dot_v1_dot_hydra__pb2.RunFlow.FromString,
                 _registered_method=True)
+        self.DrainWorker = channel.unary_unary(
+                '/hydra.v1.Hydra/DrainWorker',
+                request_serializer=hydra_dot_v1_dot_hydra__pb2.DrainWorkerRequest.SerializeToString,
+                response_deserializer=hydra_dot_v1_dot_hydra__pb2.WorkerDrain.FromString,
+                _registered_method=True)
+        self.UndrainWorker = channel.unary_unary(
+                '/hydra.v1.Hydra/UndrainWorker',
+                request_serializer=hydra_dot_v1_dot_hydra__pb2.UndrainWorkerRequest.SerializeToString,
+                response_deserializer=hydra_dot_v1_dot_hydra__pb2.UndrainWorkerResponse.FromString,
+                _registered_method=True)
+        self.GetJobFanout = channel.unary_unary(
+                '/hydra.v1.Hydra/GetJobFanout',
+                request_serializer=hydra_dot_v1_dot_hydra__pb2.GetJobFanoutRequest.SerializeToString,
+                response_deserializer=hydra_dot_v1_dot_hydra__pb2.Fanout.FromString,
+                _registered_method=True)
 
 
 class HydraServicer:
@@ -189,6 +204,29 @@ class HydraServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DrainWorker(self, request, context):
+        """-- drain (fields 40-49 of extended messages)
+        Take a worker out of placement (POST /workers/{name}/drain): what runs there finishes,
+        what waits in its queue is placed elsewhere or waits with the reason "draining".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UndrainWorker(self, request, context):
+        """Put a drained worker back into placement (DELETE /workers/{name}/drain).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJobFanout(self, request, context):
+        """-- fan-out: how a fan-out of a job went, worker by worker (GET /jobs/{id}/fanout).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HydraServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -251,6 +289,21 @@ def add_HydraServicer_to_server(servicer, server):
                     servicer.GetRunFlow,
                     request_deserializer=hydra_dot_v1_dot_hydra__pb2.GetRunRequest.FromString,
                     response_serializer=hydra_dot_v1_dot_hydra__pb2.RunFlow.SerializeToString,
+            ),
+            'DrainWorker': grpc.unary_unary_rpc_method_handler(
+                    servicer.DrainWorker,
+                    request_deserializer=hydra_dot_v1_dot_hydra__pb2.DrainWorkerRequest.FromString,
+                    response_serializer=hydra_dot_v1_dot_hydra__pb2.WorkerDrain.SerializeToString,
+            ),
+            'UndrainWorker': grpc.unary_unary_rpc_method_handler(
+                    servicer.UndrainWorker,
+                    request_deserializer=hydra_dot_v1_dot_hydra__pb2.UndrainWorkerRequest.FromString,
+                    response_serializer=hydra_dot_v1_dot_hydra__pb2.UndrainWorkerResponse.SerializeToString,
+            ),
+            'GetJobFanout': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJobFanout,
+                    request_deserializer=hydra_dot_v1_dot_hydra__pb2.GetJobFanoutRequest.FromString,
+                    response_serializer=hydra_dot_v1_dot_hydra__pb2.Fanout.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -577,6 +630,87 @@ class Hydra:
             '/hydra.v1.Hydra/GetRunFlow',
             hydra_dot_v1_dot_hydra__pb2.GetRunRequest.SerializeToString,
             hydra_dot_v1_dot_hydra__pb2.RunFlow.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DrainWorker(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hydra.v1.Hydra/DrainWorker',
+            hydra_dot_v1_dot_hydra__pb2.DrainWorkerRequest.SerializeToString,
+            hydra_dot_v1_dot_hydra__pb2.WorkerDrain.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UndrainWorker(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hydra.v1.Hydra/UndrainWorker',
+            hydra_dot_v1_dot_hydra__pb2.UndrainWorkerRequest.SerializeToString,
+            hydra_dot_v1_dot_hydra__pb2.UndrainWorkerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJobFanout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hydra.v1.Hydra/GetJobFanout',
+            hydra_dot_v1_dot_hydra__pb2.GetJobFanoutRequest.SerializeToString,
+            hydra_dot_v1_dot_hydra__pb2.Fanout.FromString,
             options,
             channel_credentials,
             insecure,

@@ -15,11 +15,14 @@ from dataclasses import dataclass
 import pytest
 
 from hydra.auth import tokens
+from hydra.broker.registry import Registry
 from hydra.model.access import Principal, Role
+from hydra.store.drains import DrainStore
 from hydra.store.jobs import JobStore
 from hydra.store.namespaces import NamespaceStore
 from hydra.store.runs import RunStore
 from hydra.store.tokens import TokenStore
+from hydra.store.workers import WorkerStore, WorkerView
 from tests.helpers import unique, wait_run
 
 NS = "team-a"
@@ -78,6 +81,10 @@ class World:
 
     def cron(self) -> dict:
         return self.job(schedule="0 3 * * *")
+
+    def fanned_out(self) -> dict:
+        """A job that fans out (no worker has its tag: its fan-out reached nobody, and says so)."""
+        return self.job(placement={"mode": "all"})
 
     def failed_run(self) -> str:
         created = self.job(affinity={"os": ["linux"]}, command="exit 3")
@@ -180,6 +187,40 @@ def on_namespace(body=None):
     return setup
 
 
+#: A worker in the workers view that serves team-a only (never online: nothing is placed on it).
+TEAM_WORKER = "authz-team-a@nowhere"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def team_worker(stack):
+    """The worker the drain rows act on, forgotten (and undrained) after the module."""
+    WorkerStore().put(WorkerView(id=TEAM_WORKER, os="linux", namespaces=[NS], status="offline"))
+    yield
+    undrain(TEAM_WORKER)
+    WorkerStore().remove(TEAM_WORKER)
+
+
+def undrain(worker_id):
+    DrainStore().delete(worker_id)
+    Registry().set_drained(worker_id, False)
+
+
+def on_worker(drained: bool):
+    def setup(world):
+        if drained:
+            DrainStore().put(TEAM_WORKER, by="root", reason=None)
+        else:
+            undrain(TEAM_WORKER)
+        return {"worker_id": TEAM_WORKER}, None, drain_state
+
+    return setup
+
+
+def drain_state():
+    found = DrainStore().find(TEAM_WORKER)
+    return None if found is None else found.to_doc()
+
+
 PATCH_BODY = {"priority": 77}
 PUT_BODY = {
     "name": "replaced",
@@ -217,12 +258,27 @@ CASES = [
     Case("GET", "/runs/{run_id}/output.txt", on_run("pending"), read_only(other=404)),
     Case("GET", "/runs/{run_id}/flow", on_run("pending"), read_only(other=404)),
     Case("GET", "/jobs/{job_id}/dependencies", on_job(), read_only(other=404)),
+    Case("GET", "/jobs/{job_id}/fanout", on_job("fanned_out"), read_only(other=404)),
     Case("POST", "/tasks/", new_python_task, {"viewer": 403, "operator": 201, "admin": 201, "other": 403}),
     Case("POST", "/tasks/chords", new_chord, {"viewer": 403, "operator": 201, "admin": 201, "other": 403}),
     Case("GET", "/dead-letter/", nothing, read_only(other=200)),
     Case("POST", "/schedule/", new_task, {"viewer": 403, "operator": 201, "admin": 201, "other": 403}),
     Case("GET", "/schedule/{task_id}", lambda w: ({"task_id": w.job()["job_id"]}, None, None), read_only(other=404)),
     Case("GET", "/workers/", nothing, read_only(other=200)),
+    # A worker that serves team-a only: drained by team-a's operators (one that serves every
+    # namespace needs an operator of '*'); team-b's admin does not even see it.
+    Case(
+        "POST",
+        "/workers/{worker_id}/drain",
+        on_worker(drained=False),
+        {"viewer": 403, "operator": 200, "admin": 200, "other": 404},
+    ),
+    Case(
+        "DELETE",
+        "/workers/{worker_id}/drain",
+        on_worker(drained=True),
+        {"viewer": 403, "operator": 204, "admin": 204, "other": 404},
+    ),
     Case("GET", "/metrics", nothing, {"viewer": 403, "operator": 403, "admin": 403, "other": 403}),
     Case("POST", "/tokens/", new_token, {"viewer": 403, "operator": 403, "admin": 201, "other": 403}),
     Case("GET", "/tokens/", nothing, read_only(other=200)),

@@ -102,3 +102,25 @@ def test_the_form_names_the_jobs_a_job_starts_and_their_errors_land_on_their_fie
     assert field_errors(info.value.normalized_messages()) == {
         "on_completion": ["0: a job id: letters, digits and . _ : - (at most 64)"]
     }
+
+
+def test_the_form_takes_a_notification_target_per_line_and_its_errors_land_on_notify():
+    form = {
+        "name": "nightly",
+        "command": "make",
+        "notify": "failed,recovered webhook https://ops.example/hook a-webhook-secret-0123\n\ndead_letter slack https://hooks.example/T/B/X",
+    }
+    body, problems = body_of(form)
+    assert problems == {}
+    assert JobSpecSchema().load(body)["notify"] == [
+        {
+            "on": ["recovered", "failed"],
+            "webhook": {"url": "https://ops.example/hook", "secret": "a-webhook-secret-0123"},
+        },
+        {"on": ["dead_letter"], "slack": {"url": "https://hooks.example/T/B/X"}},
+    ]
+    _, problems = body_of({**form, "notify": "failed email ops@example.com"})
+    assert problems["notify"][0].startswith("line 1: write EVENTS webhook URL SECRET")
+    with pytest.raises(ValidationError) as info:
+        JobSpecSchema().load(body_of({**form, "notify": "exploded slack https://hooks.example/x"})[0])
+    assert list(field_errors(info.value.normalized_messages())) == ["notify"]

@@ -182,3 +182,15 @@ def test_the_short_form_of_a_declaration(text, declared):
 def test_a_short_form_that_is_neither_is_refused(text, words):
     with pytest.raises(ValueError, match=words):
         declaration(text)
+
+
+@pytest.mark.parametrize("pattern", ["v[0-9]+", "v[0-9]+$", "^v[0-9]+$"])
+def test_a_pattern_matches_the_whole_value_and_a_trailing_newline_does_not_pass(pattern):
+    """RE2's fullmatch: `$` (without multi-line mode) matches only at the very end, unlike
+    Python's re.match(...$), which lets 'v1\\n' through."""
+    from hydra.model.params import value_problem
+
+    declared = {"name": "V", "pattern": pattern}
+    assert value_problem(declared, "v12") is None
+    for bad in ("v1\n", "v1\r\n", "xv1", "v1x", "\nv1"):
+        assert value_problem(declared, bad) == f"must match the pattern {pattern}", repr(bad)

@@ -17,8 +17,10 @@ from hydra.model.status import RunStatus
 from hydra.store import schema
 from hydra.store.audit import AuditStore
 from hydra.store.base import Store
+from hydra.store.drains import DrainStore
 from hydra.store.edges import EdgeStore
 from hydra.store.namespaces import NamespaceStore
+from hydra.store.notifications import NotificationStore
 from hydra.store.reindex import Reindexer
 from hydra.store.tokens import TokenStore
 from hydra.store.workers import WorkerStore
@@ -144,7 +146,9 @@ def test_the_stores_run_every_declared_query_and_no_other(memory, monkeypatch):
     WorkerStore().all()
     TokenStore().all()
     NamespaceStore().all()
+    DrainStore().all()
     EdgeStore().upstream_of(job.id)
+    NotificationStore().open_ids()
     audit = AuditStore()
     audit.list()
     audit.list(namespaces=["default"])

@@ -290,7 +290,12 @@ def test_spawn_writes_pidfile_log_and_environment(stk):
     assert meta["start_ticks"] == start_ticks(proc.pid)
     assert stk.is_running("thing") and stk.pid("thing") == proc.pid
     assert os.getpgid(proc.pid) == proc.pid  # own session / process group
-    environ = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
+    # /proc/<pid>/environ reads empty while the child is between fork and exec (a loaded machine)
+    deadline = time.monotonic() + 10
+    while (
+        not (environ := Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0"))[0] and time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
     assert f"HYDRA_BROKER_URL={stk.broker_url}".encode() in environ
     assert f"HYDRA_MONGO_URL={stk.mongo_url}".encode() in environ
     assert b"HYDRA_MONGO_DB=hydra" in environ
