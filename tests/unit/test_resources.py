@@ -300,3 +300,17 @@ def test_job_files_carry_the_limits():
     from hydra.model.jobfile import SETTABLE
 
     assert {"resources", "max_concurrent"} <= set(SETTABLE)
+
+
+def test_a_fan_outs_runs_count_against_max_concurrent(memory):
+    from hydra.store.fanouts import FanoutStore
+
+    for name in ("a", "b"):
+        memory.worker(name, tags=("linux-box",))
+    body = {**BODY, "affinity": {"tags": ["linux-box"]}, "placement": {"mode": "all"}, "max_concurrent": 1}
+    job, first, _ = verbs.submit(load_job(body), actor=ADMIN, pipeline=memory.pipeline)
+    plan = FanoutStore().plan(first.run_id)
+    runs = [memory.pipeline.runs.get(plan.runs[worker]) for worker in plan.workers]
+    assert sorted(r.status for r in runs) == [RunStatus.PENDING.value, RunStatus.QUEUED.value]
+    held = next(r for r in runs if r.status == RunStatus.PENDING.value)
+    assert "max_concurrent 1" in held.pending_reason
