@@ -308,7 +308,7 @@ def test_a_fan_outs_runs_count_against_max_concurrent(memory):
     for name in ("a", "b"):
         memory.worker(name, tags=("linux-box",))
     body = {**BODY, "affinity": {"tags": ["linux-box"]}, "placement": {"mode": "all"}, "max_concurrent": 1}
-    job, first, _ = verbs.submit(load_job(body), actor=ADMIN, pipeline=memory.pipeline)
+    _job, first, _ = verbs.submit(load_job(body), actor=ADMIN, pipeline=memory.pipeline)
     plan = FanoutStore().plan(first.run_id)
     runs = [memory.pipeline.runs.get(plan.runs[worker]) for worker in plan.workers]
     assert sorted(r.status for r in runs) == [RunStatus.PENDING.value, RunStatus.QUEUED.value]
