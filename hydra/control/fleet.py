@@ -123,6 +123,7 @@ class FleetWriter:
             namespaces=profile["namespaces"],
             max_concurrency=profile["max_concurrency"],
             shells=profile["shells"],
+            resource_limits=profile["limits"],
             queue=profile["queue"],
             status=record.status,
             last_heartbeat=clock.from_epoch(record.last_heartbeat or record.seen_at),
