@@ -120,7 +120,7 @@ def show_listing(found, as_json: bool, headers: list[str], row, *, more: str | N
         note(f"more: {more} --cursor {cursor}")
 
 
-def placement(status: str, worker: str | None, reason: str | None) -> str:
+def where(status: str, worker: str | None, reason: str | None) -> str:
     if status == RunStatus.QUEUED.value:
         return f"queued on {worker}"
     if status == RunStatus.RUNNING.value:
@@ -368,7 +368,7 @@ def submit(
             shown = [
                 ("job", submitted.job_id),
                 ("run", submitted.run_id),
-                ("status", placement(submitted.status, submitted.worker_id, submitted.pending_reason)),
+                ("status", where(submitted.status, submitted.worker_id, submitted.pending_reason)),
             ]
             if submitted.scheduled_at:
                 shown.append(("starts", when(submitted.scheduled_at)))
@@ -383,7 +383,7 @@ def submit(
     if not as_json:
         note(
             f"job {submitted.job_id}, run {submitted.run_id}: "
-            f"{placement(submitted.status, submitted.worker_id, submitted.pending_reason)}"
+            f"{where(submitted.status, submitted.worker_id, submitted.pending_reason)}"
         )
     following = {"run_id": submitted.run_id}
     try:
@@ -432,7 +432,7 @@ def watch(
             if status != seen["status"] and stream:
                 run = client.run(run_id)
                 if not run.ended:
-                    note(f"run {run_id}: {placement(status, run.worker_id, run.pending_reason)}")
+                    note(f"run {run_id}: {where(status, run.worker_id, run.pending_reason)}")
             seen["status"] = status
 
         for chunk in client.follow(run_id, on_status=on_status):
@@ -451,7 +451,7 @@ def watch(
         if stream:
             note(
                 f"{run.decision or 'next attempt'}: run {following.id} (attempt {following.attempt}), "
-                f"{placement(following.status, following.worker_id, following.pending_reason)}"
+                f"{where(following.status, following.worker_id, following.pending_reason)}"
             )
         run_id, first_status = following.id, following.status
 
@@ -526,7 +526,7 @@ def cancel(client: Client, as_json: bool, run_id):
     elif run.status == RunStatus.CANCELLED.value:
         click.echo(f"run {run.id} cancelled")
     else:
-        click.echo(f"run {run.id}: kill requested ({placement(run.status, run.worker_id, None)})")
+        click.echo(f"run {run.id}: kill requested ({where(run.status, run.worker_id, None)})")
 
 
 @click.command()
