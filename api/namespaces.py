@@ -1,18 +1,44 @@
 """``/namespaces/<namespace>``: a namespace's limits - how many of its runs may be in flight, and
-wait - and the default notification targets of its jobs; set, read, and deleted (back to the installation's defaults). The path's namespace is
+wait, the default notification targets of its jobs, and its jobs' default and maximum resource
+limits; set, read, and deleted (back to the installation's defaults). The path's namespace is
 checked like a job's: 422 naming it otherwise."""
 
 from __future__ import annotations
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from api.auth import caller
 from api.schemas import notify_answer
 from hydra.control import admin
 from hydra.model.namespaces import MESSAGE, NAMESPACE_RE
 from hydra.model.notify import notify_field
+from hydra.model.resources import MAX_CPU, MAX_MEMORY_MB, MIN_CPU, MIN_MEMORY_MB
+
+#: A namespace's job resource limits (``hydra.model.resources``), as PUT takes them.
+RESOURCE_LIMITS = ("default_memory_mb", "default_cpu", "max_memory_mb", "max_cpu")
+
+
+def _memory(description: str) -> fields.Field:
+    return fields.Integer(
+        load_default=None,
+        allow_none=True,
+        strict=True,
+        validate=validate.Range(MIN_MEMORY_MB, MAX_MEMORY_MB),
+        metadata={"description": description},
+    )
+
+
+def _cpu(description: str) -> fields.Field:
+    return fields.Float(
+        load_default=None,
+        allow_none=True,
+        allow_nan=False,
+        validate=validate.Range(MIN_CPU, MAX_CPU),
+        metadata={"description": description},
+    )
+
 
 blp = Blueprint("namespaces", __name__, url_prefix="/namespaces", description="Namespaces and their quotas.")
 
@@ -49,6 +75,22 @@ class LimitsBodySchema(Schema):
         strict=True,
         metadata={"description": "Runs waiting in workers' queues at most; null: the default."},
     )
+    default_memory_mb = _memory("`resources.memory_mb` (MiB) of its jobs that set none; null: no default.")
+    default_cpu = _cpu("`resources.cpu` (cores) of its jobs that set none; null: no default.")
+    max_memory_mb = _memory(
+        "`resources.memory_mb` at most: a job asking more gets a 422; one setting none gets this (or the default)."
+    )
+    max_cpu = _cpu(
+        "`resources.cpu` at most: a job asking more gets a 422; one setting none gets this (or the default)."
+    )
+
+    @validates_schema
+    def defaults_within_maxima(self, data, **kwargs):
+        for name in ("memory_mb", "cpu"):
+            default, most = data.get(f"default_{name}"), data.get(f"max_{name}")
+            if default is not None and most is not None and default > most:
+                raise ValidationError(f"is over max_{name} ({most})", f"default_{name}")
+
     notify = notify_field(
         "Notification targets of its jobs that name none of their own (the shape of a job's `notify`); "
         "null or left out: none. Secrets are write-only: set them again with every PUT that keeps them."
@@ -87,12 +129,13 @@ class Namespace(MethodView):
         422, description="The body is invalid (`errors.json` names each field), or the namespace (`errors.path`)."
     )
     def put(self, body, namespace):
-        """Set a namespace's quotas and its jobs' default notification targets (its admins)."""
+        """Set a namespace's quotas, its jobs' default notification targets and resource limits (its admins)."""
         return admin.set_limits(
             caller(),
             namespace,
             max_running=body["max_running"],
             max_queued=body["max_queued"],
+            **{name: body[name] for name in RESOURCE_LIMITS},
             notify=body["notify"],
         )
 

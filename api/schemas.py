@@ -20,6 +20,7 @@ from hydra.model.queries import (  # noqa: F401 - the query arguments, shared wi
     StatusField,
 )
 from hydra.model.redaction import REDACTED, redacted, redacted_http
+from hydra.model.resources import ResourcesSchema
 from hydra.model.spec import NAME_RE, AffinitySchema, BackoffSchema, HttpSchema, JobSpecSchema, shown_in_answers
 
 #: The response header that says how many stored records a listing skipped (and which).
@@ -239,6 +240,14 @@ class JobSchema(Tolerant, Schema):
         allow_none=True,
         metadata={"description": "The parameters a trigger may give values for (`POST /jobs/{job_id}/trigger`)."},
     )
+    resources = fields.Nested(
+        ResourcesSchema,
+        allow_none=True,
+        metadata={"description": "Limits of each run ({memory_mb, cpu}), its namespace's defaults filled in."},
+    )
+    max_concurrent = fields.Integer(
+        allow_none=True, metadata={"description": "Runs of it placed on workers at once, at most (null: no limit)."}
+    )
     monitor = fields.Boolean(
         metadata={"description": "Its ended runs are counted per job on /metrics (hydra_job_runs_finished_total)."}
     )
@@ -427,6 +436,9 @@ class WorkerSchema(Schema):
     heartbeat_interval = fields.Float(allow_none=True, metadata={"description": "Seconds between its heartbeats."})
     queue = fields.String(metadata={"description": "Its own queue (hydra.worker.<id>)."})
     shells = fields.List(fields.String(), metadata={"description": "Shells found on the machine."})
+    resource_limits = fields.Boolean(
+        metadata={"description": "It can enforce jobs' resource limits (memory and cpu cgroup controllers)."}
+    )
     hostname = fields.String(allow_none=True, metadata={"description": "Its machine."})
     pid = fields.Integer(allow_none=True, metadata={"description": "Its main process id."})
     processed = fields.Integer(allow_none=True, metadata={"description": "Tasks it has processed since it started."})

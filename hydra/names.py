@@ -101,6 +101,8 @@ LEADER_EPOCH_KEY = REDIS_PREFIX + "controller:epoch"
 BROKER_EPOCH_KEY = REDIS_PREFIX + "broker:epoch"
 #: set: namespaces whose runs hold places on workers (see hydra.broker.quotas).
 QUOTA_NAMESPACES_KEY = REDIS_PREFIX + "ns:placed"
+#: set: jobs whose runs hold places under their max_concurrent (see hydra.broker.quotas).
+QUOTA_JOBS_KEY = REDIS_PREFIX + "jobslots:placed"
 #: sorted set: run id -> epoch seconds before which the (delayed) run must not start.
 DUE_KEY = REDIS_PREFIX + "due"
 #: sorted set: run id -> epoch seconds its notification's next delivery attempt is due (hydra.store.notifications).
@@ -168,6 +170,11 @@ _CREDENTIALS = re.compile(r"//[^@/;]*@")
 def stop_key(run_id: str) -> str:
     """Redis flag asking the worker that runs ``run_id`` to stop it (see hydra.celery.watchdog)."""
     return f"{REDIS_PREFIX}stop:{run_id}"
+
+
+def job_slots_key(job_id: str) -> str:
+    """Set of the run ids of a job with ``max_concurrent`` placed on workers (queued or running)."""
+    return f"{REDIS_PREFIX}jobslots:{job_id}"
 
 
 def quota_key(namespace: str, state: str) -> str:

@@ -33,6 +33,9 @@ FIELDS = (
     "timeout",
     "retries",
     "priority",
+    "memory_mb",
+    "cpu",
+    "max_concurrent",
     "schedule",
     "timezone",
     "scheduled_at",
@@ -53,6 +56,8 @@ _FIELD_OF = {
     "affinity.os": "os",
     "affinity.tags": "tags",
     "affinity.allowed_users": "allowed_users",
+    "resources.memory_mb": "memory_mb",
+    "resources.cpu": "cpu",
     "placement.mode": "placement_mode",
     "placement.max_parallel": "max_parallel",
     "placement.stop_on_failure": "stop_on_failure",
@@ -91,9 +96,12 @@ def body_of(form: Mapping[str, str]) -> tuple[dict, dict[str, list[str]]]:
     affinity = {key: _items(value[key]) for key in ("os", "tags", "allowed_users") if value[key]}
     if affinity:
         body["affinity"] = affinity
-    for name, kind in (("timeout", float), ("retries", int), ("priority", int)):
+    for name, kind in (("timeout", float), ("retries", int), ("priority", int), ("max_concurrent", int)):
         if value[name]:
             body[name] = _number(value[name], kind)
+    resources = {name: _number(value[name], kind) for name, kind in (("memory_mb", int), ("cpu", float)) if value[name]}
+    if resources:
+        body["resources"] = resources
     env: dict[str, str] = {}
     for number, line in enumerate((form.get("env") or "").splitlines(), start=1):
         if not line.strip():
@@ -155,7 +163,7 @@ def field_errors(errors: Mapping) -> dict[str, list[str]]:
     :data:`FORM`."""
     found: dict[str, list[str]] = {}
     for key, value in errors.items():
-        if key in ("affinity", "placement") and isinstance(value, Mapping):
+        if key in ("affinity", "resources", "placement") and isinstance(value, Mapping):
             for sub, messages in value.items():
                 target = _FIELD_OF.get(f"{key}.{sub}", FORM)
                 prefix = "" if target != FORM else f"{key}.{sub}: "

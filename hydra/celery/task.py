@@ -23,6 +23,7 @@ from hydra.celery import orphans, worker
 from hydra.celery.watchdog import AttemptWatch
 from hydra.errors import CommandError, command_error_for
 from hydra.execution import executors, isolation
+from hydra.execution.limits import Limits
 from hydra.execution.live import ChunkWriter, tee
 from hydra.model.outcome import Outcome
 from hydra.model.spec import load_message
@@ -104,6 +105,7 @@ def run_command(self, **kwargs):
             run_id=run_id,
             hydra_user=kwargs.get("user"),
             cwd=kwargs.get("cwd"),
+            limits=Limits.of(kwargs.get("resources")),
         )
         if shell
         else contextlib.nullcontext() as confinement,

@@ -155,6 +155,7 @@ class HydraProfile(bootsteps.Step):
                 allowed_users=parse_names(users),
                 namespaces=parse_names(served),
                 shells=frozenset(available_shells(os_name)),
+                limits=POLICY.can_limit,
             )
         except ValueError as exc:
             raise SystemExit(f"hydra: {exc}") from None

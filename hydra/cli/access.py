@@ -136,6 +136,10 @@ def show_namespace(client: Client, as_json: bool, name):
                     ("namespace", name),
                     ("max running", limits.get("max_running")),
                     ("max queued", limits.get("max_queued")),
+                    ("default memory MB", limits.get("default_memory_mb")),
+                    ("default cpu", limits.get("default_cpu")),
+                    ("max memory MB", limits.get("max_memory_mb")),
+                    ("max cpu", limits.get("max_cpu")),
                     ("notify", described_targets(limits.get("notify"))),
                 ]
             )
@@ -146,12 +150,18 @@ def show_namespace(client: Client, as_json: bool, name):
 @click.argument("name")
 @click.option("--max-running", type=click.IntRange(0), help="In-flight runs (queued or running) at most.")
 @click.option("--max-queued", type=click.IntRange(0), help="Runs waiting in workers' queues at most.")
+@click.option("--default-memory-mb", type=click.IntRange(1), help="Memory (MiB) of its jobs that set none.")
+@click.option("--default-cpu", type=click.FloatRange(0, min_open=True), help="CPU (cores) of its jobs that set none.")
+@click.option("--max-memory-mb", type=click.IntRange(1), help="Memory (MiB) a job may ask at most.")
+@click.option("--max-cpu", type=click.FloatRange(0, min_open=True), help="CPU (cores) a job may ask at most.")
 @notify_option
 @api_command
-def set_namespace(client: Client, as_json: bool, name, max_running, max_queued, notify):
-    """Set a namespace's quotas and its jobs' default notification targets (left out: the
-    default quotas, no targets)."""
-    limits = client.set_namespace_limits(name, max_running=max_running, max_queued=max_queued, notify=notify)
+def set_namespace(client: Client, as_json: bool, name, max_running, max_queued, notify, **resources):
+    """Set a namespace's quotas, its jobs' default notification targets and their default and
+    maximum resource limits (left out: the default quotas, no targets, no limits)."""
+    limits = client.set_namespace_limits(
+        name, max_running=max_running, max_queued=max_queued, notify=notify, **resources
+    )
     if as_json:
         emit_json(limits)
     else:

@@ -33,6 +33,7 @@ from hydra import clock
 from hydra.cli import fanout
 from hydra.cli.dependants import dependency_options
 from hydra.cli.fanout import fanout_options
+from hydra.cli.limits import limit_options
 from hydra.cli.notify import notify_option
 from hydra.cli.params import declare_option
 from hydra.client import Client, ClientError, Conflict, InvalidRequest, Run
@@ -273,6 +274,7 @@ def parse_headers(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--wait", is_flag=True, help="Wait for the run: show progress and output, exit with its exit code.")
 @click.option("--cancel-on-interrupt", is_flag=True, help="With --wait: Ctrl-C cancels the run (else it goes on).")
 @dependency_options
+@limit_options
 @fanout_options
 @notify_option
 @click.argument("command", nargs=-1)
@@ -281,6 +283,7 @@ def submit(
     client: Client,
     as_json: bool,
     command,
+    limits,
     dependants,
     placement,
     notify,
@@ -350,6 +353,7 @@ def submit(
         monitor=monitor or None,
         idempotency_key=idempotency_key,
         params=params,
+        **limits,
         notify=notify,
         **dependants,
         **({"placement": placement} if placement else {}),

@@ -108,6 +108,10 @@ def show_job(job: Job) -> None:
     items += [(name.replace("_", " "), ", ".join(job.raw[name])) for name in FIELDS if job.raw.get(name)]
     if job.params:
         items.append(("params", described(job.params)))
+    if job.resources:
+        items.append(("limits", wording.limits(job.resources)))
+    if job.max_concurrent:
+        items.append(("max concurrent", job.max_concurrent))
     if job.notify:
         items.append(("notify", described_targets(job.notify)))
     items += [("created", when(job.created_at)), ("updated", when(job.updated_at))]

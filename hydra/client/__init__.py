@@ -143,6 +143,9 @@ class Client(Transport, OutputReading, Relations, Fanouts, Exports, JobFiles):
         http: dict | None = None,
         monitor: bool | None = None,
         idempotency_key: str | None = None,
+        memory_mb: int | None = None,
+        cpu: float | None = None,
+        max_concurrent: int | None = None,
         **fields_: Any,
     ) -> Submitted:
         """Submit a job (``POST /jobs/``): a shell ``command``, an argument list ``args`` (run
@@ -153,7 +156,13 @@ class Client(Transport, OutputReading, Relations, Fanouts, Exports, JobFiles):
         job-body field can be passed by keyword.
 
         With ``idempotency_key``, sending the same submission again (within 24 h) answers
-        with the first one's job (``replayed`` set) instead of making another: safe to retry."""
+        with the first one's job (``replayed`` set) instead of making another: safe to retry.
+
+        ``memory_mb`` and ``cpu`` (cores, fractions allowed) limit each run (``resources``);
+        ``max_concurrent`` is how many of its runs may be in flight at once."""
+        if memory_mb is not None or cpu is not None:
+            limits = {"memory_mb": memory_mb, "cpu": cpu}
+            fields_["resources"] = {key: value for key, value in limits.items() if value is not None}
         affinity: dict = {}
         if os:
             affinity["os"] = [os] if isinstance(os, str) else list(os)
@@ -182,6 +191,7 @@ class Client(Transport, OutputReading, Relations, Fanouts, Exports, JobFiles):
             "timezone": timezone,
             "scheduled_at": scheduled_at,
             "http": http,
+            "max_concurrent": max_concurrent,
             "monitor": monitor,
             **fields_,
         }
@@ -373,11 +383,19 @@ class Client(Transport, OutputReading, Relations, Fanouts, Exports, JobFiles):
 
     @operation("PUT /namespaces/{namespace}")
     def set_namespace_limits(
-        self, namespace: str, *, max_running: int | None, max_queued: int | None, notify: list[dict] | None = None
+        self,
+        namespace: str,
+        *,
+        max_running: int | None,
+        max_queued: int | None,
+        notify: list[dict] | None = None,
+        **resources: float | None,
     ) -> dict:
-        """Set a namespace's quotas, and the notification targets of its jobs that name none
-        (secrets included: every PUT replaces the whole setting)."""
-        body = {"max_running": max_running, "max_queued": max_queued, "notify": notify}
+        """Set a namespace's quotas, the notification targets of its jobs that name none
+        (secrets included: every PUT replaces the whole setting), and (``resources``:
+        ``default_memory_mb``, ``default_cpu``, ``max_memory_mb``, ``max_cpu``) its jobs'
+        default and maximum resource limits."""
+        body = {"max_running": max_running, "max_queued": max_queued, "notify": notify, **resources}
         return self.request("PUT", f"/namespaces/{_segment(namespace)}", json=body)
 
     @operation("DELETE /namespaces/{namespace}")

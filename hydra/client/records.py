@@ -119,6 +119,9 @@ class Job(_Record):
     on_success: list[str] | None = None
     on_failure: list[str] | None = None
     on_completion: list[str] | None = None
+    #: Limits of each run ({memory_mb, cpu}) and runs of it at once, at most.
+    resources: dict | None = None
+    max_concurrent: int | None = None
     #: Its ended runs are counted per job on /metrics; when one last succeeded, last failed for good.
     monitor: bool | None = None
     last_success_at: datetime | None = None

@@ -136,12 +136,32 @@ def set_limits(
     max_running: int | None,
     max_queued: int | None,
     notify: list[dict] | None = None,
+    default_memory_mb: int | None = None,
+    default_cpu: float | None = None,
+    max_memory_mb: int | None = None,
+    max_cpu: float | None = None,
 ) -> NamespaceLimits:
-    """Set what the namespace's operators decide: its quotas, and the notification targets of
-    its jobs that name none (``hydra.model.notify``; audited with their secrets redacted)."""
+    """Set what the namespace's operators decide: its quotas, the notification targets of
+    its jobs that name none (``hydra.model.notify``; audited with their secrets redacted), and
+    its jobs' default and maximum resource limits (``hydra.model.resources``)."""
     require(actor, "manage", checked(namespace), kind="namespace", ident=namespace)
+    resources = {
+        "default_memory_mb": default_memory_mb,
+        "default_cpu": default_cpu,
+        "max_memory_mb": max_memory_mb,
+        "max_cpu": max_cpu,
+    }
     stored = NamespaceStore().put(
-        NamespaceLimits(id=namespace, max_running=max_running, max_queued=max_queued, notify=notify or None),
+        NamespaceLimits(
+            id=namespace,
+            max_running=max_running,
+            max_queued=max_queued,
+            notify=notify or None,
+            default_memory_mb=default_memory_mb,
+            default_cpu=default_cpu,
+            max_memory_mb=max_memory_mb,
+            max_cpu=max_cpu,
+        ),
         by=actor.user,
     )
     audit(
@@ -152,6 +172,7 @@ def set_limits(
         max_running=max_running,
         max_queued=max_queued,
         notify=redacted_targets(notify),
+        **{key: value for key, value in resources.items() if value is not None},
     )
     return stored
 

@@ -639,6 +639,13 @@ class Controller:
                 elif run.status == RunStatus.RUNNING.value and run_id in queued:
                     slots.started(namespace, run_id)
             slots.forget_if_empty(namespace)
+        for job_id in slots.jobs():  # jobs' max_concurrent places
+            for run_id in slots.job_held(job_id):
+                run = self.runs.find(run_id)
+                if run is None or run.run_status.is_terminal or run.status == RunStatus.PENDING.value:
+                    slots.job_released(job_id, run_id)
+                    freed += 1
+            slots.forget_job_if_empty(job_id)
         if freed:
             self._changed.set()  # what waited for those places may go now
         return freed
@@ -706,6 +713,7 @@ class Controller:
             namespaces=profile["namespaces"],
             max_concurrency=profile["max_concurrency"],
             shells=profile["shells"],
+            resource_limits=profile["limits"],
             queue=profile["queue"],
             status=record.status,
             last_heartbeat=clock.from_epoch(record.last_heartbeat or record.seen_at),

@@ -200,7 +200,7 @@ class Failover:
         published = 0
         slots = self.pipeline.router.slots
         for run in self.runs.with_status([RunStatus.RUNNING]):  # the quotas' places Redis lost
-            slots.hold(run.namespace, run.id, running=True)
+            slots.hold(run.namespace, run.id, running=True, job_id=run.job_id)
         for run in self.runs.with_status([RunStatus.QUEUED, RunStatus.PENDING]):
             if self.runs.end_of(run.id) is not None or self.runs.start_of(run.id) is not None:
                 continue

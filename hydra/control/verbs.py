@@ -48,7 +48,7 @@ from hydra.broker.schedules import ScheduleFeed
 from hydra.celery.app import app
 from hydra.control.access import Reader, require_submit
 from hydra.control.cancel import cancel_run
-from hydra.dispatch import dependants
+from hydra.dispatch import dependants, resources
 from hydra.dispatch.attempts import schedule
 from hydra.dispatch.pipeline import Pipeline
 from hydra.errors import Conflict, Forbidden, InvalidJob
@@ -130,6 +130,7 @@ def start(
     idempotent submission, ``hydra.control.submission``): a job stored under ``job_id``
     already raises Duplicate, and then nothing was done."""
     pipeline = pipeline or app.pipeline
+    spec = resources.settle(spec, pipeline.router)  # the namespace's default and maximum limits
     jobs = pipeline.jobs
     dependants.check(spec, job_id=job_id, jobs=jobs, principal=actor)
     run_id = None if starts_later(spec) else run_id or new_id()
@@ -185,7 +186,7 @@ def update(
     if patch is not None:
         spec = load_job(as_body(patched(job.spec(), patch)))
     assert spec is not None
-    spec = own(spec, actor, before=job)
+    spec = resources.settle(own(spec, actor, before=job), pipeline.router)
     dependants.check(spec, job_id=job_id, jobs=pipeline.jobs, principal=actor)
     changed = (spec.get("schedule"), spec.get("timezone")) != (job.schedule, job.timezone)
     updated = pipeline.jobs.replace(job_id, spec, schedule_changed=changed)

@@ -72,7 +72,7 @@ def end_attempt(
         return None
     if raw in (RunStatus.LOST, RunStatus.CANCELLED):
         request_stop(run_id, f"attempt ended as {decision.status.value} by {by}")
-    release(job.namespace, run_id, pipeline)
+    release(job.namespace, run_id, pipeline, job_id=job.id)
     log.info(
         "run ended",
         extra={
@@ -107,11 +107,11 @@ def end_attempt(
     return decision
 
 
-def release(namespace: str, run_id: str, pipeline: Pipeline) -> None:
-    """The ended attempt frees its place in the namespace's quota; best effort (the controller
-    corrects the quotas from MongoDB)."""
+def release(namespace: str, run_id: str, pipeline: Pipeline, *, job_id: str | None = None) -> None:
+    """The ended attempt frees its place in the namespace's quota and its job's max_concurrent;
+    best effort (the controller corrects the quotas from MongoDB)."""
     try:
-        pipeline.router.slots.released(namespace, run_id)
+        pipeline.router.slots.released(namespace, run_id, job_id)
     except Unavailable as exc:
         log.warning("quota place of run %s not freed: %s", run_id, exc)
 

@@ -41,7 +41,7 @@ from redis.exceptions import RedisError
 from hydra import clock, names
 from hydra.broker import metrics
 from hydra.broker.sent import SentIndex
-from hydra.dispatch import fanout, signing
+from hydra.dispatch import fanout, resources, signing
 from hydra.dispatch.canvas import Canvas
 from hydra.dispatch.envelope import HYDRA_HEADERS, RESERVED_HEADERS, Envelope, Sealed, passed_on, seal
 from hydra.dispatch.router import AffinityRouter, placement_of, queue_placement
@@ -209,8 +209,9 @@ class Pipeline:
         message = self._message_of(args, submitter.settle(kwargs))
         submitter.check(message, self.jobs)
         new_job = message.get("job_id") is None
-        if new_job:  # its id decided now: the signature covers it
+        if new_job:  # its id decided now: the signature covers it; its namespace's limits too
             message["job_id"] = new_id()
+            message = resources.settle(message, self.router)
         options = {key: value for key, value in options.items() if key not in ("serializer", "compression")}
         run_id = options.pop("task_id", None) or new_id()
         canvas = Canvas(lambda body: self.step_message(body, submitter), new_id, self.app)
@@ -282,7 +283,7 @@ class Pipeline:
         if placement.worker is None and only_if_placeable:
             return Republished.OVER_QUOTA if placement.over_quota else Republished.WAITING
         if placement.worker is None:  # back to waiting: it holds no place on a worker
-            self.router.slots.released(kwargs["namespace"], run_id)
+            self.router.slots.released(kwargs["namespace"], run_id, kwargs.get("job_id"))
         where = placement_of(run_id, placement)
         job = (self.jobs.find(kwargs["job_id"]) if kwargs.get("job_id") else None) or Job.from_message(kwargs)
         self.watch(run_id)

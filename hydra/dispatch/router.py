@@ -5,7 +5,7 @@ registry version, which is looked at every ``HYDRA_ROUTER_CACHE`` seconds), keep
 load groups (``hydra.model.roster``, remembered per set of requirements) and picks the lowest
 load from the first member of each eligible group's sorted set - one Redis round trip,
 whatever the size of the fleet. :meth:`AffinityRouter.choose` then takes a place for the attempt in its
-namespace's quota (``hydra.broker.quotas``; the limits are the namespace's, read from
+namespace's quota and its job's ``max_concurrent`` (``hydra.broker.quotas``; the limits are the namespace's, read from
 ``NamespaceStore`` and kept for :data:`LIMITS_CACHE` seconds) and counts it against the chosen
 worker's load; :meth:`AffinityRouter.place` only decides. No eligible online worker, or a
 namespace at its limit: the attempt waits in ``hydra.pending``, which only the controller
@@ -65,7 +65,13 @@ class AffinityRouter:
             return placement
         namespace = message.get("namespace") or DEFAULT_NAMESPACE
         limits = self.limits(namespace)
-        refused = self.slots.take(namespace, run_id, max_running=limits.max_running, max_queued=limits.max_queued)
+        refused = self.slots.take(
+            namespace,
+            run_id,
+            max_running=limits.max_running,
+            max_queued=limits.max_queued,
+            **job_concurrency(message),
+        )
         if refused is not None:
             return Placement(worker=None, reason=refused, candidates=placement.candidates, over_quota=True)
         self.registry.add_load(placement.worker.id, 1)
@@ -85,6 +91,16 @@ class AffinityRouter:
             cached = (now, own)
             self._limits[namespace] = cached
         return cached[1]
+
+
+def job_concurrency(message: dict) -> dict:
+    """The job's own limit on its runs in flight (``max_concurrent``, in the signed message:
+    ``overlap: forbid`` made it 1), as :meth:`NamespaceSlots.take` takes it."""
+    limit = message.get("max_concurrent")
+    job_id = message.get("job_id")
+    if not isinstance(limit, int) or not isinstance(job_id, str):
+        return {}
+    return {"job_id": job_id, "max_concurrent": limit}
 
 
 def placement_of(run_id: str, placement: Placement) -> Dispatched:

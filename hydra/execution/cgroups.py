@@ -16,6 +16,11 @@ Two kinds, picked by ``HYDRA_CGROUP`` (``auto``, ``v2``, ``v1``, ``none``):
 * **v1**: the ``freezer`` and ``pids`` controllers, a ``hydra/<worker>/<run>`` cgroup in
   each; killed by freezing it (``freezer.state``), SIGKILLing each member, thawing.
 
+Resource limits (``hydra.execution.limits``): a run whose job sets ``resources`` also gets a
+cgroup in the v1 ``memory``, ``cpu`` and ``cpuacct`` controllers (joined like the others), or
+has the limits written in its one v2 directory. :attr:`Kind.can_limit` says whether this
+machine gives those controllers; the worker's profile advertises it.
+
 ``auto`` takes v2 when it is the machine's only hierarchy, else v1 when both controllers are
 mounted, else a hybrid machine's unified hierarchy when it has ``cgroup.kill``; else none.
 A process joins its run's cgroup before it execs anything of the job: the command line is
@@ -35,11 +40,16 @@ import signal
 import time
 from pathlib import Path
 
+from hydra.execution import limits as files
+from hydra.execution.limits import Limits
+
 log = logging.getLogger(__name__)
 
 #: The directory under each hierarchy holding Hydra's cgroups.
 BASE = "hydra"
 V1_CONTROLLERS = ("freezer", "pids")
+#: v1 controllers of resource limits (cpuacct: the cpu time used; optional).
+V1_LIMIT_CONTROLLERS = ("memory", "cpu", "cpuacct")
 #: Writes the pid of the shell itself ("0" means the writer) into each file up to "--", then
 #: execs the rest of its arguments: the command starts inside its run's cgroups.
 JOIN_SCRIPT = 'for f; do [ "$f" = -- ] && { shift; break; }; echo 0 > "$f" || exit 126; shift; done; exec "$@"'
@@ -73,7 +83,7 @@ def detect(mode: str = "auto") -> Kind | None:
     pure_v2 = unified and not any(kind == "cgroup" for _, kind, _ in mounts)
     v2_kind = V2(Path(unified[0])) if unified and os.access(unified[0], os.W_OK) else None
     v1_kind = (
-        V1({c: Path(p) for c, p in v1.items()})
+        V1({c: Path(p) for c, p in v1.items()}, _v1_limit_mounts(mounts))
         if len(v1) == len(V1_CONTROLLERS) and all(os.access(p, os.W_OK) for p in v1.values())
         else None
     )
@@ -94,6 +104,18 @@ def detect(mode: str = "auto") -> Kind | None:
     return None
 
 
+def _v1_limit_mounts(mounts: list[tuple[str, str, set[str]]]) -> dict[str, Path]:
+    """The writable v1 limit controllers' mount points; empty unless memory and cpu are both there."""
+    found = {
+        c: Path(point)
+        for point, kind, options in mounts
+        if kind == "cgroup" and os.access(point, os.W_OK)
+        for c in V1_LIMIT_CONTROLLERS
+        if c in options
+    }
+    return found if "memory" in found and "cpu" in found else {}
+
+
 def _safe(name: str) -> str:
     return name.replace("/", "_").replace("\0", "_") or "_"
 
@@ -102,16 +124,31 @@ class Kind:
     """A cgroup hierarchy (v1 or v2) and how to make, join, kill and remove run cgroups in it."""
 
     name = "?"
+    #: Whether runs' memory and cpu can be limited here (hydra.execution.limits).
+    can_limit = False
 
     def dirs(self, relative: str) -> list[Path]:
         raise NotImplementedError
 
-    def run(self, worker_id: str, run_id: str) -> RunCgroup:
-        return RunCgroup(self, f"{BASE}/{_safe(worker_id)}/{_safe(run_id)}")
+    def limit_dirs(self, relative: str) -> dict[str, Path]:
+        """The directories a limited run joins besides :meth:`dirs`, by controller (v1)."""
+        return {}
+
+    def set_limits(self, relative: str, limits: Limits) -> None:
+        """Make the limit cgroups of ``relative`` and write ``limits``; OSError if it cannot."""
+        raise NotImplementedError
+
+    def oom_kills(self, relative: str) -> int:
+        """Processes of ``relative`` the OOM killer ended."""
+        return 0
+
+    def run(self, worker_id: str, run_id: str, limits: Limits | None = None) -> RunCgroup:
+        return RunCgroup(self, f"{BASE}/{_safe(worker_id)}/{_safe(run_id)}", limits)
 
     def worker_dirs(self, worker_id: str) -> list[Path]:
         """The directories holding a worker's run cgroups (one per controller for v1)."""
-        return self.dirs(f"{BASE}/{_safe(worker_id)}")
+        relative = f"{BASE}/{_safe(worker_id)}"
+        return self.dirs(relative) + [path for path in self.limit_dirs(relative).values() if path.is_dir()]
 
     def runs_of(self, worker_id: str) -> list[RunCgroup]:
         """The run cgroups of a worker that exist now."""
@@ -150,9 +187,26 @@ class V2(Kind):
 
     def __init__(self, mount: Path):
         self.mount = mount
+        try:
+            controllers = set((mount / "cgroup.controllers").read_text().split())
+        except OSError:
+            controllers = set()
+        self.can_limit = {"memory", "cpu"} <= controllers
 
     def dirs(self, relative: str) -> list[Path]:
         return [self.mount / relative]
+
+    def set_limits(self, relative: str, limits: Limits) -> None:
+        # A controller works in a cgroup only when each parent enables it for its children.
+        parts = relative.split("/")
+        for depth in range(len(parts)):
+            parent = self.mount.joinpath(*parts[:depth])
+            (parent / "cgroup.subtree_control").write_text("+memory +cpu")
+            (self.mount.joinpath(*parts[: depth + 1])).mkdir(exist_ok=True)
+        files.write(self.mount / relative, files.v2_files(limits))
+
+    def oom_kills(self, relative: str) -> int:
+        return files.oom_kills_v2(self.mount / relative)
 
     def freeze(self, relative: str, frozen: bool) -> None:
         path = self.dirs(relative)[0] / "cgroup.freeze"
@@ -188,11 +242,37 @@ class V2(Kind):
 class V1(Kind):
     name = "v1"
 
-    def __init__(self, mounts: dict[str, Path]):
+    def __init__(self, mounts: dict[str, Path], limit_mounts: dict[str, Path] | None = None):
         self.mounts = mounts
+        self.limit_mounts = dict(limit_mounts or {})
+        self.can_limit = "memory" in self.limit_mounts and "cpu" in self.limit_mounts
 
     def dirs(self, relative: str) -> list[Path]:
         return [self.mounts[c] / relative for c in V1_CONTROLLERS]
+
+    def limit_dirs(self, relative: str) -> dict[str, Path]:
+        # cpu and cpuacct are often mounted together: one directory then
+        seen: dict[Path, str] = {}
+        for c, point in self.limit_mounts.items():
+            seen.setdefault(point / relative, c)
+        return {c: path for path, c in seen.items()}
+
+    def _limit_dir(self, relative: str, controller: str) -> Path | None:
+        point = self.limit_mounts.get(controller)
+        return None if point is None else point / relative
+
+    def set_limits(self, relative: str, limits: Limits) -> None:
+        for path in self.limit_dirs(relative).values():
+            path.mkdir(parents=True, exist_ok=True)
+        for controller, written in files.v1_files(limits).items():
+            directory = self._limit_dir(relative, controller)
+            if directory is None:
+                raise OSError(f"no {controller} cgroup controller")
+            files.write(directory, written)
+
+    def oom_kills(self, relative: str) -> int:
+        directory = self._limit_dir(relative, "memory")
+        return 0 if directory is None else files.oom_kills_v1(directory)
 
     def freeze(self, relative: str, frozen: bool) -> None:
         state = self.dirs(relative)[0] / "freezer.state"
@@ -217,22 +297,34 @@ class V1(Kind):
 class RunCgroup:
     """The cgroup(s) of one run."""
 
-    def __init__(self, kind: Kind, relative: str):
-        self.kind, self.relative = kind, relative
+    def __init__(self, kind: Kind, relative: str, limits: Limits | None = None):
+        self.kind, self.relative, self.limits = kind, relative, limits
 
     @property
     def dirs(self) -> list[Path]:
         return self.kind.dirs(self.relative)
 
+    @property
+    def joined(self) -> list[Path]:
+        """Every directory its processes join (with its limits: those of the limit controllers too)."""
+        extra = list(self.kind.limit_dirs(self.relative).values()) if self.limits is not None else []
+        return self.dirs + extra
+
     def create(self) -> RunCgroup:
+        """Make it, with its limits written; OSError when a limit cannot be set."""
         for path in self.dirs:
             path.mkdir(parents=True, exist_ok=True)
+        if self.limits is not None:
+            self.kind.set_limits(self.relative, self.limits)
         return self
 
     def join_argv(self) -> list[str]:
         """The prefix of a command line that runs the rest inside this cgroup."""
         sh = shutil.which("sh") or "/bin/sh"
-        return [sh, "-c", JOIN_SCRIPT, "hydra-join", *(str(path / "cgroup.procs") for path in self.dirs), "--"]
+        return [sh, "-c", JOIN_SCRIPT, "hydra-join", *(str(path / "cgroup.procs") for path in self.joined), "--"]
+
+    def oom_kills(self) -> int:
+        return self.kind.oom_kills(self.relative)
 
     def pids(self) -> list[int]:
         return self.kind.pids(self.relative)
@@ -258,7 +350,7 @@ class RunCgroup:
     def remove(self) -> None:
         """Kill what is left and remove the cgroup."""
         self.kill()
-        for path in self.dirs:
+        for path in self.dirs + list(self.kind.limit_dirs(self.relative).values()):
             for _ in range(50):
                 try:
                     path.rmdir()

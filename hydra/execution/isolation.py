@@ -18,7 +18,7 @@ refused before anything runs), then :func:`confine` makes the run's :class:`Conf
   and ``HOME``, and is removed with everything in it when the run ends. A job's ``cwd`` must
   lie under one of ``HYDRA_CWD_ROOTS``.
 * **cgroup** (``hydra.execution.cgroups``): timeout, cancel and a dead pool process kill
-  every process of the run.
+  every process of the run; a job's ``resources`` are its limits (``hydra.execution.limits``).
 * **Sandbox** (``HYDRA_SANDBOX``: ``auto`` uses bubblewrap when it works here; ``bwrap``
   requires it; ``none``; ``hydra.execution.sandbox``): the command runs in new pid and IPC
   namespaces and a new session, with the file system read-only but for its own directory,
@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hydra.execution import cgroups, sandbox
+from hydra.execution.limits import Limits
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,11 @@ class Policy:
                     raise IsolationError(f"HYDRA_USER_MAP maps to root ({name!r}) without HYDRA_ALLOW_ROOT=true")
         return policy
 
+    @property
+    def can_limit(self) -> bool:
+        """Whether runs' memory and cpu can be limited (a cgroup with those controllers)."""
+        return self.cgroup is not None and self.cgroup.can_limit
+
     def describe(self) -> dict:
         return {
             "run_as": self.run_as if self.switch_users else "(the worker's own user)",
@@ -192,6 +198,7 @@ class Policy:
             "sandbox": "bwrap" if self.bwrap else "none",
             "user_namespaces": "blocked (seccomp)" if self.syscall_filter is not None else "allowed",
             "cgroup": self.cgroup.name if self.cgroup else "none",
+            "resource_limits": self.can_limit,
             "not_enforced": self.not_enforced(),
         }
 
@@ -261,6 +268,8 @@ def refusal(message: dict, policy: Policy) -> str | None:
     """Why this worker may not run the (validated) job message as the policy says; None if it may."""
     if (message.get("executor") or "shell") != "shell":
         return None  # a webhook runs no command (hydra.execution.egress guards where it goes)
+    if Limits.of(message.get("resources")) is not None and not policy.can_limit:
+        return "this worker cannot enforce resource limits (no memory and cpu cgroup controllers)"
     try:
         policy.os_user(message.get("user"))
     except IsolationError as exc:
@@ -277,12 +286,24 @@ class Confinement:
     to start its command, ``kill`` ends every process of it, ``close`` (also on exit of a
     ``with``) kills what is left and removes the directory and the cgroup."""
 
-    def __init__(self, policy: Policy, *, worker_id: str, run_id: str, hydra_user: str | None, cwd: str | None):
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        worker_id: str,
+        run_id: str,
+        hydra_user: str | None,
+        cwd: str | None,
+        limits: Limits | None = None,
+    ):
         self.policy = policy
         self.user = policy.os_user(hydra_user)
         self.workdir = policy.work_root / _safe(worker_id) / _safe(run_id)
         self.cwd = cwd or str(self.workdir)
-        self.cgroup = policy.cgroup.run(worker_id, run_id) if policy.cgroup else None
+        self.limits = limits
+        if limits is not None and not policy.can_limit:
+            raise IsolationError("this worker cannot enforce resource limits (no memory and cpu cgroup controllers)")
+        self.cgroup = policy.cgroup.run(worker_id, run_id, limits) if policy.cgroup else None
         self._filter_fd: int | None = None
         self._closed = False
 
@@ -362,6 +383,10 @@ class Confinement:
     def kill(self) -> None:
         if self.cgroup is not None:
             self.cgroup.kill()
+
+    def out_of_memory(self) -> bool:
+        """Whether the OOM killer ended a process of the run (over its memory limit)."""
+        return self.limits is not None and self.cgroup is not None and self.cgroup.oom_kills() > 0
 
     def close(self) -> None:
         if self._closed:

@@ -9,7 +9,9 @@ A worker is *eligible* for a job when
   * the job names no OS, or the worker's OS is one of them;
   * every tag the job requires is one of the worker's tags;
   * the worker accepts the job's user, and serves the job's namespace;
-  * the worker has the job's shell (when the job names one).
+  * the worker has the job's shell (when the job names one);
+  * the worker can enforce resource limits, when the job sets ``resources``
+    (``hydra.model.resources.limits_mismatch``).
 Among eligible online workers the router picks the lowest load (runs routed to it and
 not finished, divided by its max concurrency); a worker with free capacity always wins
 over a full one, and a job is never refused for lack of capacity: it queues on the
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 
 from hydra import names
 from hydra.model.platform import normalize_os
+from hydra.model.resources import limits_mismatch, needs_limits
 from hydra.model.spec import DEFAULT_NAMESPACE
 
 
@@ -37,6 +40,8 @@ class WorkerProfile:
     max_concurrency: int = 1
     shells: frozenset[str] = frozenset()
     queue: str = ""
+    #: It can enforce a job's resource limits (memory and cpu cgroup controllers).
+    limits: bool = False
 
     def __post_init__(self) -> None:
         if not self.queue:
@@ -58,6 +63,7 @@ class WorkerProfile:
             "max_concurrency": self.max_concurrency,
             "shells": sorted(self.shells),
             "queue": self.queue,
+            "limits": self.limits,
         }
 
     @classmethod
@@ -73,6 +79,7 @@ class WorkerProfile:
             max_concurrency=max(1, int(data.get("max_concurrency") or 1)),
             shells=frozenset(data.get("shells") or ()),
             queue=data.get("queue") or "",
+            limits=bool(data.get("limits")),
         )
 
 
@@ -85,6 +92,7 @@ def profile_from_queues(
     allowed_users: frozenset[str] | None = None,
     namespaces: frozenset[str] | None = None,
     shells: frozenset[str] = frozenset(),
+    limits: bool = False,
 ) -> WorkerProfile:
     """Build a profile from a worker's ``-Q`` queue names.
 
@@ -113,6 +121,7 @@ def profile_from_queues(
         namespaces=namespaces,
         max_concurrency=max(1, concurrency),
         shells=shells,
+        limits=limits,
     )
 
 
@@ -125,6 +134,8 @@ class Requirements:
     tags: frozenset[str] = frozenset()
     shell: str | None = None
     namespace: str = DEFAULT_NAMESPACE
+    #: It sets resource limits: only a worker that can enforce them may run it.
+    limits: bool = False
     #: A fan-out's run runs on this worker only (hydra.model.fanout).
     worker: str | None = None
 
@@ -143,6 +154,7 @@ class Requirements:
             tags=frozenset(_strings(affinity.get("tags"))),
             shell=shell if isinstance(shell, str) else None,
             namespace=str(kwargs.get("namespace") or DEFAULT_NAMESPACE),
+            limits=needs_limits(kwargs) and kwargs.get("executor") in (None, "shell"),
             worker=str(kwargs["bound_worker"]) if kwargs.get("bound_worker") else None,
         )
 
@@ -168,7 +180,7 @@ def mismatch(req: Requirements, worker: WorkerProfile) -> str | None:
         return f"does not serve namespace {req.namespace!r}"
     if req.shell and worker.shells and req.shell not in worker.shells:
         return f"has no {req.shell}"
-    return None
+    return limits_mismatch(req.limits, worker.limits)
 
 
 def eligible(req: Requirements, workers: list[WorkerProfile]) -> list[WorkerProfile]:

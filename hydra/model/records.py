@@ -85,6 +85,9 @@ class Job(Record):
     on_failure: list[str] | None = None
     on_completion: list[str] | None = None
     params: list[dict] | None = None
+    #: Limits of each run and runs at once (hydra.model.resources).
+    resources: dict | None = None
+    max_concurrent: int | None = None
     #: Its ended runs are counted per job on /metrics (hydra.model.monitoring).
     monitor: bool = False
     #: Placement: on one worker, or fanned out to every eligible one (hydra.model.fanout).

@@ -38,6 +38,8 @@ from hydra.model.notify import EVENTS, listened, notify_field
 from hydra.model.params import combination_problems, message_values, params_field, values_field
 from hydra.model.platform import KNOWN_OS, SHELLS, normalize_os
 from hydra.model.redaction import REDACTED
+from hydra.model.resources import combination_problems as limit_problems
+from hydra.model.resources import concurrency_limit, max_concurrent_field, resources_field
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9 _.:@/+-]*$"
 USER_RE = r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$"
@@ -384,6 +386,9 @@ class JobSpecSchema(Schema):
     )
     on_success, on_failure, on_completion = map(dependencies.dependants_field, dependencies.FIELDS)
     params = params_field()
+    # resource limits and per-job concurrency (hydra.model.resources)
+    resources = resources_field()
+    max_concurrent = max_concurrent_field()
     monitor = monitor_field()  # metrics per job (hydra.model.monitoring)
 
     #: A body may hold the read-only fields an answer shows, and they are ignored.
@@ -479,6 +484,7 @@ class JobSpecSchema(Schema):
             if reason:
                 errors["schedule"] = [reason]
         errors.update(combination_problems(data))
+        errors.update(limit_problems(data))
         if placement_problem(data.get("placement")):
             errors["placement"] = placement_problem(data.get("placement"))  # type: ignore[assignment]
         if errors:
@@ -582,6 +588,8 @@ def message_kwargs(body: dict, *, job_id: str, attempt: int, values: dict | None
     kwargs = {key: body[key] for key in MESSAGE_BODY_FIELDS if body.get(key) is not None}
     kwargs["job_id"] = job_id
     kwargs["attempt"] = attempt
+    if concurrency_limit(body) is not None:  # overlap forbid: 1 (the message carries no overlap)
+        kwargs["max_concurrent"] = concurrency_limit(body)
     if values:
         kwargs["param_values"] = dict(values)
     if body.get("notify"):
@@ -605,6 +613,7 @@ EXECUTION_FIELDS = (
     "timeout",
     "params",
     "param_values",
+    "resources",
 )
 
 

@@ -70,6 +70,16 @@ def affinity(given: Mapping | None) -> str:
     return text
 
 
+def limits(resources: Mapping) -> str:
+    """A job's resource limits in words: ``512 MiB memory, 0.5 cpu`` (each run)."""
+    parts = []
+    if resources.get("memory_mb") is not None:
+        parts.append(f"{resources['memory_mb']} MiB memory")
+    if resources.get("cpu") is not None:
+        parts.append(f"{resources['cpu']:g} cpu")
+    return ", ".join(parts) + " (each run)" if parts else "none"
+
+
 def retries(count: int | None, backoff: Mapping | None = None, max_lost: int | None = None) -> str:
     """How failed attempts are retried, e.g. ``3 retries, exponential backoff from 2 s, at most 1 min``;
     with ``max_lost`` (set, or not the default) how often a lost worker's attempt starts again."""

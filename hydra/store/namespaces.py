@@ -1,5 +1,6 @@
 """``NamespaceStore``: what an operator set for a namespace - its quotas and its jobs' default
-notification targets (``namespaces``).
+notification targets, and its jobs' default and maximum resource limits (``namespaces``;
+``hydra.model.resources``).
 
 A namespace exists as soon as a job names it; a document here only records limits. No
 document, or a limit left unset, means the defaults (``HYDRA_DEFAULT_MAX_RUNNING``,
@@ -13,6 +14,7 @@ from datetime import datetime
 
 from hydra import clock, names
 from hydra.model.records import Record
+from hydra.model.resources import NamespaceResources
 from hydra.store.base import Store
 
 
@@ -23,10 +25,25 @@ class NamespaceLimits(Record):
     max_running: int | None = None
     #: Runs of the namespace waiting in workers' queues at most.
     max_queued: int | None = None
+    #: Its jobs' resource limits when they set none, and at most (hydra.model.resources).
+    default_memory_mb: int | None = None
+    default_cpu: float | None = None
+    max_memory_mb: int | None = None
+    max_cpu: float | None = None
     #: Notification targets of its jobs that name none (hydra.model.notify); secrets included.
     notify: list[dict] | None = None
     updated_at: datetime | None = None
     updated_by: str | None = None
+
+    @property
+    def resources(self) -> NamespaceResources:
+        """Its jobs' default and maximum resource limits."""
+        return NamespaceResources(
+            default_memory_mb=self.default_memory_mb,
+            default_cpu=self.default_cpu,
+            max_memory_mb=self.max_memory_mb,
+            max_cpu=self.max_cpu,
+        )
 
 
 class NamespaceStore(Store[NamespaceLimits]):

@@ -30,6 +30,8 @@ class WorkerView(Record):
     max_concurrency: int = 1
     shells: list[str] = field(default_factory=list)
     queue: str = ""
+    #: It can enforce jobs' resource limits (memory and cpu cgroup controllers).
+    resource_limits: bool = False
     status: str = "online"
     last_heartbeat: datetime | None = None
     heartbeat_interval: float | None = None

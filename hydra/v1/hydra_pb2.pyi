@@ -134,8 +134,16 @@ class Param(_message.Message):
     secret: bool
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., required: _Optional[bool] = ..., default: _Optional[str] = ..., allowed: _Optional[_Iterable[str]] = ..., pattern: _Optional[str] = ..., secret: _Optional[bool] = ..., **kwargs) -> None: ...
 
+class Resources(_message.Message):
+    __slots__ = ("memory_mb", "cpu")
+    MEMORY_MB_FIELD_NUMBER: _ClassVar[int]
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    memory_mb: int
+    cpu: float
+    def __init__(self, memory_mb: _Optional[int] = ..., cpu: _Optional[float] = ...) -> None: ...
+
 class JobSpec(_message.Message):
-    __slots__ = ("name", "user", "namespace", "affinity", "command", "args", "shell", "env", "cwd", "retries", "timeout", "priority", "schedule", "timezone", "scheduled_at", "misfire", "overlap", "backoff", "max_lost", "executor", "http", "on_success", "on_failure", "on_completion", "params", "monitor", "placement", "notify")
+    __slots__ = ("name", "user", "namespace", "affinity", "command", "args", "shell", "env", "cwd", "retries", "timeout", "priority", "schedule", "timezone", "scheduled_at", "misfire", "overlap", "backoff", "max_lost", "executor", "http", "on_success", "on_failure", "on_completion", "params", "resources", "max_concurrent", "monitor", "placement", "notify")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -168,6 +176,8 @@ class JobSpec(_message.Message):
     ON_FAILURE_FIELD_NUMBER: _ClassVar[int]
     ON_COMPLETION_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENT_FIELD_NUMBER: _ClassVar[int]
     MONITOR_FIELD_NUMBER: _ClassVar[int]
     PLACEMENT_FIELD_NUMBER: _ClassVar[int]
     NOTIFY_FIELD_NUMBER: _ClassVar[int]
@@ -196,10 +206,12 @@ class JobSpec(_message.Message):
     on_failure: _containers.RepeatedScalarFieldContainer[str]
     on_completion: _containers.RepeatedScalarFieldContainer[str]
     params: _containers.RepeatedCompositeFieldContainer[Param]
+    resources: Resources
+    max_concurrent: int
     monitor: bool
     placement: Placement
     notify: _containers.RepeatedCompositeFieldContainer[NotifyTarget]
-    def __init__(self, name: _Optional[str] = ..., user: _Optional[str] = ..., namespace: _Optional[str] = ..., affinity: _Optional[_Union[Affinity, _Mapping]] = ..., command: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., shell: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., cwd: _Optional[str] = ..., retries: _Optional[int] = ..., timeout: _Optional[float] = ..., priority: _Optional[int] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., misfire: _Optional[str] = ..., overlap: _Optional[str] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., max_lost: _Optional[int] = ..., executor: _Optional[str] = ..., http: _Optional[_Union[HttpRequest, _Mapping]] = ..., on_success: _Optional[_Iterable[str]] = ..., on_failure: _Optional[_Iterable[str]] = ..., on_completion: _Optional[_Iterable[str]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ..., monitor: _Optional[bool] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., notify: _Optional[_Iterable[_Union[NotifyTarget, _Mapping]]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., user: _Optional[str] = ..., namespace: _Optional[str] = ..., affinity: _Optional[_Union[Affinity, _Mapping]] = ..., command: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., shell: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., cwd: _Optional[str] = ..., retries: _Optional[int] = ..., timeout: _Optional[float] = ..., priority: _Optional[int] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., misfire: _Optional[str] = ..., overlap: _Optional[str] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., max_lost: _Optional[int] = ..., executor: _Optional[str] = ..., http: _Optional[_Union[HttpRequest, _Mapping]] = ..., on_success: _Optional[_Iterable[str]] = ..., on_failure: _Optional[_Iterable[str]] = ..., on_completion: _Optional[_Iterable[str]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., max_concurrent: _Optional[int] = ..., monitor: _Optional[bool] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., notify: _Optional[_Iterable[_Union[NotifyTarget, _Mapping]]] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
     __slots__ = ("job", "idempotency_key")
@@ -228,7 +240,7 @@ class SubmitJobResponse(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., run_id: _Optional[str] = ..., status: _Optional[str] = ..., worker_id: _Optional[str] = ..., pending_reason: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "name", "user", "namespace", "affinity", "command", "args", "shell", "env", "cwd", "retries", "timeout", "priority", "schedule", "timezone", "scheduled_at", "misfire", "overlap", "backoff", "max_lost", "executor", "http", "status", "last_run_id", "source", "paused", "paused_at", "next_run_at", "last_fire_at", "last_skipped_at", "created_at", "updated_at", "deleted_at", "on_success", "on_failure", "on_completion", "params", "monitor", "last_success_at", "last_failure_at", "placement", "notify")
+    __slots__ = ("id", "name", "user", "namespace", "affinity", "command", "args", "shell", "env", "cwd", "retries", "timeout", "priority", "schedule", "timezone", "scheduled_at", "misfire", "overlap", "backoff", "max_lost", "executor", "http", "status", "last_run_id", "source", "paused", "paused_at", "next_run_at", "last_fire_at", "last_skipped_at", "created_at", "updated_at", "deleted_at", "on_success", "on_failure", "on_completion", "params", "resources", "max_concurrent", "monitor", "last_success_at", "last_failure_at", "placement", "notify")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -273,6 +285,8 @@ class Job(_message.Message):
     ON_FAILURE_FIELD_NUMBER: _ClassVar[int]
     ON_COMPLETION_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENT_FIELD_NUMBER: _ClassVar[int]
     MONITOR_FIELD_NUMBER: _ClassVar[int]
     LAST_SUCCESS_AT_FIELD_NUMBER: _ClassVar[int]
     LAST_FAILURE_AT_FIELD_NUMBER: _ClassVar[int]
@@ -315,12 +329,14 @@ class Job(_message.Message):
     on_failure: _containers.RepeatedScalarFieldContainer[str]
     on_completion: _containers.RepeatedScalarFieldContainer[str]
     params: _containers.RepeatedCompositeFieldContainer[Param]
+    resources: Resources
+    max_concurrent: int
     monitor: bool
     last_success_at: _timestamp_pb2.Timestamp
     last_failure_at: _timestamp_pb2.Timestamp
     placement: Placement
     notify: _containers.RepeatedCompositeFieldContainer[NotifyTarget]
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., user: _Optional[str] = ..., namespace: _Optional[str] = ..., affinity: _Optional[_Union[Affinity, _Mapping]] = ..., command: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., shell: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., cwd: _Optional[str] = ..., retries: _Optional[int] = ..., timeout: _Optional[float] = ..., priority: _Optional[int] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., misfire: _Optional[str] = ..., overlap: _Optional[str] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., max_lost: _Optional[int] = ..., executor: _Optional[str] = ..., http: _Optional[_Union[HttpRequest, _Mapping]] = ..., status: _Optional[str] = ..., last_run_id: _Optional[str] = ..., source: _Optional[str] = ..., paused: _Optional[bool] = ..., paused_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_fire_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_skipped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deleted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., on_success: _Optional[_Iterable[str]] = ..., on_failure: _Optional[_Iterable[str]] = ..., on_completion: _Optional[_Iterable[str]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ..., monitor: _Optional[bool] = ..., last_success_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_failure_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., notify: _Optional[_Iterable[_Union[NotifyTarget, _Mapping]]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., user: _Optional[str] = ..., namespace: _Optional[str] = ..., affinity: _Optional[_Union[Affinity, _Mapping]] = ..., command: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., shell: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., cwd: _Optional[str] = ..., retries: _Optional[int] = ..., timeout: _Optional[float] = ..., priority: _Optional[int] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., misfire: _Optional[str] = ..., overlap: _Optional[str] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., max_lost: _Optional[int] = ..., executor: _Optional[str] = ..., http: _Optional[_Union[HttpRequest, _Mapping]] = ..., status: _Optional[str] = ..., last_run_id: _Optional[str] = ..., source: _Optional[str] = ..., paused: _Optional[bool] = ..., paused_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_fire_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_skipped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deleted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., on_success: _Optional[_Iterable[str]] = ..., on_failure: _Optional[_Iterable[str]] = ..., on_completion: _Optional[_Iterable[str]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., max_concurrent: _Optional[int] = ..., monitor: _Optional[bool] = ..., last_success_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_failure_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., notify: _Optional[_Iterable[_Union[NotifyTarget, _Mapping]]] = ...) -> None: ...
 
 class Run(_message.Message):
     __slots__ = ("id", "job_id", "job_name", "user", "namespace", "attempt", "retry_of", "lost", "status", "outcome", "decision", "not_before", "worker_id", "queue", "pending_reason", "priority", "command", "args", "shell", "returncode", "stdout", "stderr", "stdout_bytes", "stderr_bytes", "stdout_truncated", "stderr_truncated", "error", "executor", "url", "cancel_requested_at", "retried_by", "queued_at", "placed_at", "started_at", "finished_at", "duration", "ended_by", "params", "fanout_id", "bound_worker", "notifications")
@@ -474,7 +490,7 @@ class NotifyAttempt(_message.Message):
     def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status_code: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class Worker(_message.Message):
-    __slots__ = ("id", "os", "tags", "allowed_users", "namespaces", "max_concurrency", "current_running", "load", "status", "last_heartbeat", "heartbeat_interval", "queue", "shells", "hostname", "pid", "processed", "first_seen", "drained", "drained_by", "drained_at", "drain_reason")
+    __slots__ = ("id", "os", "tags", "allowed_users", "namespaces", "max_concurrency", "current_running", "load", "status", "last_heartbeat", "heartbeat_interval", "queue", "shells", "hostname", "pid", "processed", "first_seen", "resource_limits", "drained", "drained_by", "drained_at", "drain_reason")
     ID_FIELD_NUMBER: _ClassVar[int]
     OS_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
@@ -492,6 +508,7 @@ class Worker(_message.Message):
     PID_FIELD_NUMBER: _ClassVar[int]
     PROCESSED_FIELD_NUMBER: _ClassVar[int]
     FIRST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_LIMITS_FIELD_NUMBER: _ClassVar[int]
     DRAINED_FIELD_NUMBER: _ClassVar[int]
     DRAINED_BY_FIELD_NUMBER: _ClassVar[int]
     DRAINED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -513,11 +530,12 @@ class Worker(_message.Message):
     pid: int
     processed: int
     first_seen: _timestamp_pb2.Timestamp
+    resource_limits: bool
     drained: bool
     drained_by: str
     drained_at: _timestamp_pb2.Timestamp
     drain_reason: str
-    def __init__(self, id: _Optional[str] = ..., os: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., allowed_users: _Optional[_Iterable[str]] = ..., namespaces: _Optional[_Iterable[str]] = ..., max_concurrency: _Optional[int] = ..., current_running: _Optional[int] = ..., load: _Optional[int] = ..., status: _Optional[str] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_interval: _Optional[float] = ..., queue: _Optional[str] = ..., shells: _Optional[_Iterable[str]] = ..., hostname: _Optional[str] = ..., pid: _Optional[int] = ..., processed: _Optional[int] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., drained: _Optional[bool] = ..., drained_by: _Optional[str] = ..., drained_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., drain_reason: _Optional[str] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., os: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., allowed_users: _Optional[_Iterable[str]] = ..., namespaces: _Optional[_Iterable[str]] = ..., max_concurrency: _Optional[int] = ..., current_running: _Optional[int] = ..., load: _Optional[int] = ..., status: _Optional[str] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_interval: _Optional[float] = ..., queue: _Optional[str] = ..., shells: _Optional[_Iterable[str]] = ..., hostname: _Optional[str] = ..., pid: _Optional[int] = ..., processed: _Optional[int] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resource_limits: _Optional[bool] = ..., drained: _Optional[bool] = ..., drained_by: _Optional[str] = ..., drained_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., drain_reason: _Optional[str] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("job_id",)

@@ -6,7 +6,8 @@ tree on timeout or cancel and caps the output; the environment is
 worker's broker and database URLs never reach it) with the run's parameters
 (``HYDRA_PARAM_<NAME>``, or arguments: ``hydra.model.params``), and with the worker's ``ctx.confinement``
 the command runs as the job's OS user in its own directory, cgroup and sandbox
-(``hydra.execution.isolation``).
+(``hydra.execution.isolation``), within the job's resource limits (a run the OOM killer
+ended: ``out of memory (limit N MB)``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from hydra.execution.executors.base import Context, register
 from hydra.execution.process import execute
 from hydra.model import params
 from hydra.model.outcome import Outcome
+from hydra.model.resources import oom_reason
 from hydra.model.status import RunStatus
 
 
@@ -50,7 +52,7 @@ def run_shell(job: dict, ctx: Context) -> Outcome:
             return Outcome(status=RunStatus.FAILED, error=f"command not found: {program}")
         argv, env, cwd = confinement.argv(argv), confinement.environment(env), confinement.cwd
     env.update(ctx.env)
-    return execute(
+    outcome = execute(
         argv,
         env=env,
         cwd=cwd,
@@ -62,3 +64,7 @@ def run_shell(job: dict, ctx: Context) -> Outcome:
         on_start=ctx.on_start,
         confinement=confinement,
     )
+    if confinement is not None and outcome.status == "failed" and confinement.out_of_memory():
+        # the kernel killed it for its memory limit: say so, not "killed by signal 9"
+        outcome.error = oom_reason(confinement.limits.memory_mb if confinement.limits else None)
+    return outcome
