@@ -93,7 +93,7 @@ def submit(
     command,
     limits,
     dependants,
-    fanout_placement,
+    placement,
     notify,
     name,
     user,
@@ -164,9 +164,9 @@ def submit(
         **limits,
         notify=notify,
         **dependants,
-        **({"placement": fanout_placement} if fanout_placement else {}),
+        **({"placement": placement} if placement else {}),
     )
-    if wait and fanout_placement:
+    if wait and placement:
         note(f"job {submitted.job_id}: fanned out; waiting for every worker's run")
         fanout.wait_and_exit(client, submitted.job_id, as_json=as_json)
     if not wait:
@@ -184,7 +184,7 @@ def submit(
                 shown.append(("starts", f"when triggered: hydra job trigger {submitted.job_id} -p NAME=VALUE"))
             if submitted.replayed:
                 shown.append(("replayed", "yes: the job this key made before"))
-            if fanout_placement:
+            if placement:
                 shown.append(("fan-out", f"every eligible worker: hydra job fanout {submitted.job_id}"))
             click.echo(pairs(shown))
         return
@@ -203,6 +203,7 @@ def submit(
     sys.exit(run.exit_code)
 
 
+#: Exit status after Ctrl-C (as a shell reports SIGINT).
 @click.command()
 @click.option("--status", help="Only jobs whose latest run has this status.")
 @click.option("--user", help="Only jobs of this user.")

@@ -16,8 +16,7 @@ from hydra.client import Client, Fanout
 
 def fanout_options(func):
     """``--all``, ``--max-parallel``, ``--stop-on-failure``, handed to the command as one
-    ``fanout_placement`` dict (None without --all; not ``placement``, the helper that says where
-    a run is, which the command uses too)."""
+    ``placement`` dict (None without --all)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -25,7 +24,7 @@ def fanout_options(func):
         if (most is not None or stop) and not every:
             raise click.UsageError("--max-parallel and --stop-on-failure go with --all")
         placement = {"mode": "all", "max_parallel": most, "stop_on_failure": stop} if every else None
-        return func(*args, fanout_placement=placement, **kwargs)
+        return func(*args, placement=placement, **kwargs)
 
     wrapper = click.option(
         "--stop-on-failure", is_flag=True, help="With --all: after a worker's run fails, skip the workers not started."

@@ -228,7 +228,6 @@ def parse_headers(values: tuple[str, ...]) -> dict[str, str]:
 # --- waiting for a run -------------------------------------------------------------------------------
 
 
-#: Exit status after Ctrl-C (as a shell reports SIGINT).
 EXIT_INTERRUPTED = 130
 
 
