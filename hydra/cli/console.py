@@ -38,12 +38,12 @@ from hydra.cli.helpers import (
     pairs,
     parse_env,
     parse_headers,
-    placement,
     seconds,
     show_listing,
     watch,
     when,
     when_option,
+    where,
 )
 from hydra.cli.limits import limit_options
 from hydra.cli.notify import notify_option
@@ -176,7 +176,7 @@ def submit(
             shown = [
                 ("job", submitted.job_id),
                 ("run", submitted.run_id),
-                ("status", placement(submitted.status, submitted.worker_id, submitted.pending_reason)),
+                ("status", where(submitted.status, submitted.worker_id, submitted.pending_reason)),
             ]
             if submitted.scheduled_at:
                 shown.append(("starts", when(submitted.scheduled_at)))
@@ -191,7 +191,7 @@ def submit(
     if not as_json:
         note(
             f"job {submitted.job_id}, run {submitted.run_id}: "
-            f"{placement(submitted.status, submitted.worker_id, submitted.pending_reason)}"
+            f"{where(submitted.status, submitted.worker_id, submitted.pending_reason)}"
         )
     following = {"run_id": submitted.run_id}
     try:
@@ -203,7 +203,6 @@ def submit(
     sys.exit(run.exit_code)
 
 
-#: Exit status after Ctrl-C (as a shell reports SIGINT).
 @click.command()
 @click.option("--status", help="Only jobs whose latest run has this status.")
 @click.option("--user", help="Only jobs of this user.")
@@ -264,7 +263,7 @@ def cancel(client: Client, as_json: bool, run_id):
     elif run.status == RunStatus.CANCELLED.value:
         click.echo(f"run {run.id} cancelled")
     else:
-        click.echo(f"run {run.id}: kill requested ({placement(run.status, run.worker_id, None)})")
+        click.echo(f"run {run.id}: kill requested ({where(run.status, run.worker_id, None)})")
 
 
 @click.command()

@@ -100,7 +100,7 @@ def show_listing(found, as_json: bool, headers: list[str], row, *, more: str | N
         note(f"more: {more} --cursor {cursor}")
 
 
-def placement(status: str, worker: str | None, reason: str | None) -> str:
+def where(status: str, worker: str | None, reason: str | None) -> str:
     if status == RunStatus.QUEUED.value:
         return f"queued on {worker}"
     if status == RunStatus.RUNNING.value:
@@ -228,6 +228,7 @@ def parse_headers(values: tuple[str, ...]) -> dict[str, str]:
 # --- waiting for a run -------------------------------------------------------------------------------
 
 
+#: Exit status after Ctrl-C (as a shell reports SIGINT).
 EXIT_INTERRUPTED = 130
 
 
@@ -264,7 +265,7 @@ def watch(
             if status != seen["status"] and stream:
                 run = client.run(run_id)
                 if not run.ended:
-                    note(f"run {run_id}: {placement(status, run.worker_id, run.pending_reason)}")
+                    note(f"run {run_id}: {where(status, run.worker_id, run.pending_reason)}")
             seen["status"] = status
 
         for chunk in client.follow(run_id, on_status=on_status):
@@ -283,7 +284,7 @@ def watch(
         if stream:
             note(
                 f"{run.decision or 'next attempt'}: run {following.id} (attempt {following.attempt}), "
-                f"{placement(following.status, following.worker_id, following.pending_reason)}"
+                f"{where(following.status, following.worker_id, following.pending_reason)}"
             )
         run_id, first_status = following.id, following.status
 

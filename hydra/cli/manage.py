@@ -29,10 +29,10 @@ from hydra.cli.helpers import (
     ending,
     limit_option,
     pairs,
-    placement,
     show_listing,
     when,
     when_option,
+    where,
 )
 from hydra.cli.notify import described_notifications, described_targets, notify_option
 from hydra.cli.params import described, given, trigger_options, values_of
@@ -127,7 +127,7 @@ def show_run(run: Run) -> None:
                 ("run", run.id),
                 ("job", f"{run.job_id} ({run.job_name})"),
                 ("attempt", run.attempt),
-                ("status", ending(run) if run.ended else placement(run.status, run.worker_id, run.pending_reason)),
+                ("status", ending(run) if run.ended else where(run.status, run.worker_id, run.pending_reason)),
                 ("exit", run.returncode),
                 ("error", run.error),
                 ("params", given(run.params)),
@@ -147,7 +147,7 @@ def show_submitted(submitted: Submitted) -> None:
             [
                 ("job", submitted.job_id),
                 ("run", submitted.run_id),
-                ("status", placement(submitted.status, submitted.worker_id, submitted.pending_reason)),
+                ("status", where(submitted.status, submitted.worker_id, submitted.pending_reason)),
             ]
         )
     )
