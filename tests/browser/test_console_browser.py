@@ -51,9 +51,9 @@ def status_of(driver) -> str:
 
 
 def action_controls(driver) -> list[str]:
-    """The controls that act (POST forms, the edit link) in the page's main part; the search
-    and filter forms (GET) only read."""
-    posts = driver.find_elements(By.CSS_SELECTOR, "main form[method=post] button, main a.button")
+    """The controls that act (POST forms, the edit and clone links) in the page's main part; the
+    search and filter forms (GET) and the downloads (a job's file: reading it) only read."""
+    posts = driver.find_elements(By.CSS_SELECTOR, "main form[method=post] button, main a.button:not([download])")
     return [element.text for element in posts]
 
 
@@ -190,7 +190,7 @@ def test_a_viewer_has_no_buttons(browser, base_url, stack, screenshots, api):
     browser.delete_all_cookies()
     sign_in(browser, base_url, stack.admin_token)
     browser.get(f"{base_url}/ui/jobs/{job['id']}")
-    assert action_controls(browser) == ["Trigger now", "Pause schedule", "Edit", "Delete"]
+    assert action_controls(browser) == ["Trigger now", "Pause schedule", "Edit", "Clone…", "Delete"]
 
 
 def test_charts_draw_from_hydras_own_data(browser, base_url, stack, screenshots, api):

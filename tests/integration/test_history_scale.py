@@ -135,11 +135,12 @@ def test_every_listing_page_reads_its_records_by_id_only(api, history, watched):
             assert only_id_lookups(commands) <= 3 * (PAGE + 1) + 2
 
     # the fleet is not history (offline workers are forgotten after a day): one read of its view
-    # (besides, at most once a second, the caller's token by _id: hydra.auth.bearer)
+    # and one of its drains, a document per drained worker (besides, at most once a second, the
+    # caller's token by _id: hydra.auth.bearer)
     response, commands = watched(lambda: api.get("/workers/"))
     assert response.status_code == 200
     finds = [command.get("find") for name, command in commands if name == "find"]
-    assert [found for found in finds if found != names.API_TOKENS] == [names.WORKERS]
+    assert sorted(found for found in finds if found != names.API_TOKENS) == sorted([names.WORKERS, names.WORKER_DRAINS])
 
 
 def test_the_controllers_sweeps_read_only_the_work_in_progress(stack, history, watched):
