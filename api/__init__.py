@@ -25,11 +25,11 @@ from api import (
     related,  # noqa: F401 - its routes, on the jobs' and runs' blueprints
     runs,
     schedule,
-    schemas,
     tasks,
     tokens,
     workers,
 )
+from api.schemas.common import SKIPPED_HEADER
 from hydra import logs
 from hydra.dispatch import signing
 from hydra.model.spec import StartTime
@@ -76,7 +76,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     def say_what_was_skipped(response):
         skipped = g.get("hydra_skipped")
         if skipped:
-            response.headers[schemas.SKIPPED_HEADER] = f"{len(skipped)}: {', '.join(skipped[:20])}"
+            response.headers[SKIPPED_HEADER] = f"{len(skipped)}: {', '.join(skipped[:20])}"
         return response
 
     return app

@@ -8,8 +8,9 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 
 from api.auth import caller
 from api.jobs import paged
-from api.schemas import NEXT_CURSOR_HEADER, CursorField
+from api.schemas.common import NEXT_CURSOR_HEADER
 from hydra.control import admin
+from hydra.model.queries import CursorField
 
 blp = Blueprint("audit", __name__, url_prefix="/audit", description="The audit trail (admins).")
 

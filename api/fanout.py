@@ -7,7 +7,7 @@ from flask.views import MethodView
 
 from api import jobs
 from api.auth import caller
-from api.schemas import FanoutArgs, FanoutSchema
+from api.schemas.jobs import FanoutArgs, FanoutSchema
 from hydra.control import fanout
 
 

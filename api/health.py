@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from api.parsing import Blueprint
-from api.schemas import HealthSchema
+from api.schemas.workers import HealthSchema
 from hydra.control import health
 
 blp = Blueprint("health", __name__, url_prefix="/health", description="Service health.")

@@ -9,22 +9,13 @@ from flask.views import MethodView
 
 from api.auth import caller
 from api.parsing import Blueprint
-from api.schemas import (
-    NEXT_CURSOR_HEADER,
-    REPLAYED,
-    REPLAYED_HEADER,
-    IdempotencyHeaders,
-    JobCreatedSchema,
-    JobListArgs,
-    JobPatchSchema,
-    JobSchema,
-    RunListArgs,
-    RunSchema,
-    TriggerSchema,
-)
+from api.schemas.common import NEXT_CURSOR_HEADER, REPLAYED, REPLAYED_HEADER, IdempotencyHeaders
+from api.schemas.jobs import JobCreatedSchema, JobPatchSchema, JobSchema, TriggerSchema
+from api.schemas.runs import RunSchema
 from hydra.control import submission, verbs
 from hydra.control.access import Reader
 from hydra.control.submission import Accepted, accepted
+from hydra.model.queries import JobListArgs, RunListArgs
 from hydra.model.records import Dispatched
 from hydra.model.spec import JobSpecSchema
 

@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from api.auth import caller
-from api.schemas import notify_answer
+from api.schemas.common import notify_answer
 from hydra.control import admin
 from hydra.model.namespaces import MESSAGE, NAMESPACE_RE
 from hydra.model.notify import notify_field

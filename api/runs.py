@@ -8,9 +8,12 @@ from flask.views import MethodView
 from api.auth import caller
 from api.jobs import created, paged
 from api.parsing import Blueprint
-from api.schemas import NEXT_CURSOR_HEADER, DeadLetterArgs, JobCreatedSchema, RunSchema
+from api.schemas.common import NEXT_CURSOR_HEADER
+from api.schemas.jobs import JobCreatedSchema
+from api.schemas.runs import RunSchema
 from hydra.control import verbs
 from hydra.control.access import Reader
+from hydra.model.queries import DeadLetterArgs
 
 blp = Blueprint("runs", __name__, url_prefix="/runs", description="Runs: one attempt at executing a job.")
 dead_letter_blp = Blueprint(

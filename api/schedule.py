@@ -16,7 +16,7 @@ from flask.views import MethodView
 
 from api.auth import caller
 from api.parsing import Blueprint
-from api.schemas import ScheduleSchema, TaskSchema
+from api.schemas.jobs import ScheduleSchema, TaskSchema
 from hydra import clock
 from hydra.control import verbs
 from hydra.control.access import Reader

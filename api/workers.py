@@ -7,7 +7,7 @@ from flask.views import MethodView
 
 from api.auth import caller
 from api.parsing import Blueprint
-from api.schemas import DrainBodySchema, DrainSchema, WorkerSchema
+from api.schemas.workers import DrainBodySchema, DrainSchema, WorkerSchema
 from hydra.control import drain
 from hydra.control.access import Reader
 

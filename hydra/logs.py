@@ -110,7 +110,7 @@ def fields_of(record: logging.LogRecord) -> dict:
     }
     if out["run_id"] is None:
         # Celery's own task lines ("Task hydra: nightly #1[<id>] received/succeeded": the
-        # attempt's shadow name, hydra.dispatch.pipeline.shadow_name) pass the task id in a
+        # attempt's shadow name, hydra.dispatch.steps.shadow_name) pass the task id in a
         # dict of arguments; inside a task, the task knows its ids.
         args = record.args
         if isinstance(args, Mapping) and _is_hydra_task(args.get("name")) and args.get("id"):

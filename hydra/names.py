@@ -24,7 +24,7 @@ VERSION = "0.1.0"
 # MongoDB collections.
 JOB_DEFINITIONS = "job_definitions"
 JOB_RUNS = "job_runs"
-#: Write-once start/end records per run attempt; see hydra.store.runs for why they exist.
+#: Write-once start/end records per run attempt; see hydra.store.fences for why they exist.
 RUN_FENCES = "run_fences"
 #: The workers view served by GET /workers/ (written by the controller).
 WORKERS = "workers"

@@ -12,7 +12,7 @@ from marshmallow import ValidationError
 from api.console import session as sessions
 from api.console.blueprint import bp, require_submitter
 from api.console.forms import FIELDS, FORM, body_of, field_errors
-from api.schemas import JobPatchSchema, JobSchema
+from api.schemas.jobs import JobPatchSchema, JobSchema
 from hydra.control import drain, verbs
 from hydra.control.access import Reader
 from hydra.errors import InvalidJob, NotAuthenticated

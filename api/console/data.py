@@ -10,7 +10,7 @@ from flask import jsonify, request
 from api.console.blueprint import bp
 from api.console.pages import HISTORY, reader
 from api.output import ChunkSchema
-from api.schemas import RunSchema
+from api.schemas.runs import RunSchema
 from hydra.control import charts
 from hydra.control.output import read_output
 from hydra.model.queries import MAX_WAIT

@@ -9,7 +9,7 @@ from flask import render_template
 
 from api.console.blueprint import bp
 from api.console.pages import reader
-from api.schemas import JobSchema
+from api.schemas.jobs import JobSchema
 from hydra.control import overview
 
 

@@ -17,7 +17,7 @@ from flask import Response, flash, redirect, render_template, request, url_for
 from api.console.actions import actor
 from api.console.blueprint import bp, require_submitter
 from api.console.forms import FORM, field_errors
-from api.schemas import JobSchema
+from api.schemas.jobs import JobSchema
 from hydra.control import verbs
 from hydra.control.access import Reader
 from hydra.errors import InvalidJob

@@ -12,7 +12,9 @@ from api.console import session as sessions
 from api.console.blueprint import bp, require_submitter
 from api.console.forms import FIELDS
 from api.console.present import sort_rows
-from api.schemas import FanoutSchema, JobSchema, RunSchema, WorkerSchema
+from api.schemas.jobs import FanoutSchema, JobSchema
+from api.schemas.runs import RunSchema
+from api.schemas.workers import WorkerSchema
 from hydra import clock
 from hydra.broker.index import RECENT_ENDS
 from hydra.control import charts, fanout, overview, related

@@ -10,7 +10,7 @@ from flask import flash, redirect, render_template, request, url_for
 
 from api.console.actions import actor
 from api.console.blueprint import bp
-from api.schemas import JobSchema
+from api.schemas.jobs import JobSchema
 from hydra.control import verbs
 from hydra.control.access import Reader
 from hydra.errors import InvalidJob

@@ -2,7 +2,7 @@
 event naming the attempt as the worker's events do.
 
 Celery names a ``task-sent`` event by the real task name (``hydra.run_command``) even when
-the message has a ``shadow`` (``hydra: nightly-build #2``, ``hydra.dispatch.pipeline.shadow_name``),
+the message has a ``shadow`` (``hydra: nightly-build #2``, ``hydra.dispatch.steps.shadow_name``),
 while the worker's ``task-received`` event carries the shadow. Flower (``celery.events.state``)
 keeps the name of whichever of the two it merged last, and nothing orders them: the
 publisher's event and the worker's travel separately, so a ``task-sent`` that arrived after

@@ -3,7 +3,7 @@
 Configured as ``result_backend = "hydra.celery.backend:HydraBackend"``, so every way a
 ``hydra.run_command`` task can end - it returned, it raised, its pool process died, it was
 revoked - reaches :meth:`HydraBackend._store_result` and is recorded through the run
-fences (``hydra.store.runs``) by ``hydra.dispatch.attempts.end_attempt``. Reading works the Celery way
+fences (``hydra.store.fences``) by ``hydra.dispatch.attempts.end_attempt``. Reading works the Celery way
 too: ``AsyncResult(run_id).get()``
 returns the run's outcome or raises the matching ``hydra.errors.CommandError``.
 

@@ -18,7 +18,7 @@ signature over the whole message - embed and headers included - that it carries 
 (what follows a run is started from its record, ``hydra.dispatch.continuation``), its schema, this profile (a message published straight to a worker's queue, or
 routed on a stale registry), the isolation policy, and its run record - a message that fails
 any is refused and recorded, never executed - and then claims the attempt
-(``hydra.store.runs``). A worker holds only public keys (``HYDRA_VERIFY_KEYS``): it can tell a
+(``hydra.store.fences``). A worker holds only public keys (``HYDRA_VERIFY_KEYS``): it can tell a
 genuine message, and cannot make one.
 """
 

@@ -2,7 +2,8 @@
 keys), settings files for
 other machines and starting a worker (``machines``), and the users' commands that talk to the
 API (``console``: submit and follow; ``output``: logs; ``manage``: jobs and runs afterwards, and the rest of the
-API; ``access``: tokens, audit, namespaces).
+API; ``access``: tokens, audit, namespaces). What they share - formatting, parsing, the API
+options, waiting for a run - is ``helpers``.
 
 ``hydra --config FILE ...`` reads the settings from FILE (as ``HYDRA_CONFIG=FILE`` does). A
 setting that cannot work - a bad settings file, credentials a server refuses, no signing
@@ -30,6 +31,7 @@ from hydra.cli import (
     output,
     related,
 )
+from hydra.cli.helpers import EXIT_HYDRA_ERROR
 from hydra.errors import CredentialsRefused
 from hydra.settings import CONFIG_VARIABLE, SettingsError, get_settings
 
@@ -52,7 +54,7 @@ class HydraGroup(click.Group):
             if not isinstance(exc, _misconfigured()):
                 raise
             click.echo(f"hydra: error: {exc}", err=True)
-            sys.exit(console.EXIT_HYDRA_ERROR)
+            sys.exit(EXIT_HYDRA_ERROR)
 
 
 def _use_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:

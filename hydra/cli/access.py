@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from hydra.cli.console import api_command, emit_json, limit_option, pairs, show_listing, when
+from hydra.cli.helpers import api_command, emit_json, limit_option, pairs, show_listing, when
 from hydra.cli.notify import described_targets, notify_option
 from hydra.client import Client
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from hydra.cli.console import api_command
+from hydra.cli.helpers import api_command
 
 
 @click.command()

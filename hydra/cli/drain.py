@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from hydra.cli.console import api_command, emit_json
+from hydra.cli.helpers import api_command, emit_json
 from hydra.client import Client
 
 #: Subcommands of ``hydra worker`` have their own --help (``hydra worker --help`` is Celery's).

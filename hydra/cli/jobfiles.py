@@ -9,7 +9,7 @@ import os
 import click
 import yaml
 
-from hydra.cli.console import api_command, emit_json, table
+from hydra.cli.helpers import api_command, emit_json, table
 from hydra.cli.manage import job
 from hydra.client import Client
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import click
 from click.shell_completion import get_completion_class
 
-from hydra.cli.console import (
+from hydra.cli.console import cancel
+from hydra.cli.helpers import (
     api_command,
-    cancel,
     command_line,
     cursor_option,
     emit_json,

@@ -18,7 +18,7 @@ import sys
 
 import click
 
-from hydra.cli.console import api_command
+from hydra.cli.helpers import api_command
 from hydra.client import Client, first_lines
 
 

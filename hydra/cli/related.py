@@ -17,7 +17,7 @@ import json
 import click
 
 from hydra.cli import fanout
-from hydra.cli.console import api_command, emit_json, pairs, table
+from hydra.cli.helpers import api_command, emit_json, pairs, table
 from hydra.cli.manage import job, run
 from hydra.client import Client
 

@@ -1,7 +1,7 @@
 """A stored record that cannot be shown never breaks an answer: in a listing it is skipped,
 flagged in its store (``unrenderable``: the reason, for an operator to find and fix) and
 logged; shown alone it is Unrenderable (a Conflict: 409 in REST, FAILED_PRECONDITION in
-gRPC). REST's schemas (``api.schemas.Tolerant``) and gRPC's messages (``hydra.rpc``) both
+gRPC). REST's schemas (``api.schemas.common.Tolerant``) and gRPC's messages (``hydra.rpc``) both
 render through here."""
 
 from __future__ import annotations

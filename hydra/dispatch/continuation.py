@@ -32,8 +32,9 @@ from typing import Any
 from hydra.broker import metrics
 from hydra.dispatch.canvas import step_envelope
 from hydra.dispatch.envelope import Sealed
-from hydra.dispatch.pipeline import Pipeline, unsent, validate
+from hydra.dispatch.pipeline import Pipeline
 from hydra.dispatch.router import placement_of
+from hydra.dispatch.steps import unsent, validate
 from hydra.errors import BrokerUnavailable, Duplicate, InvalidJob, Unavailable
 from hydra.model.flow import (
     VIA_CHORD,

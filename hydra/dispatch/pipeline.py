@@ -5,6 +5,10 @@
     build_message(job, attempt, values) -> validate(message) -> place (the affinity router)
         -> record (job_runs: queued on a worker, or pending with the reason) -> send
 
+The steps that are plain functions of the message (building, validating, naming it, an unsent
+attempt's placement) are ``hydra.dispatch.steps``; placing is the router's, recording the run
+store's, and this module runs them all and sends.
+
 :meth:`Pipeline.dispatch` runs it for an attempt of a stored job (the API, the controller,
 retries, failover, cron ticks) and returns where the attempt went. A Python user's
 ``apply_async`` / ``send_task`` reaches :meth:`Pipeline.accept` (``Hydra.send_task`` calls
@@ -45,14 +49,15 @@ from hydra.dispatch import fanout, resources, signing
 from hydra.dispatch.canvas import Canvas
 from hydra.dispatch.envelope import HYDRA_HEADERS, RESERVED_HEADERS, Envelope, Sealed, passed_on, seal
 from hydra.dispatch.router import AffinityRouter, placement_of, queue_placement
+from hydra.dispatch.steps import build_message, shadow_name, summary, unsent, validate
 from hydra.dispatch.submissions import KEY_HOLDER, Submitter, audit_submission
 from hydra.errors import BrokerUnavailable, InvalidJob
 from hydra.model.fanout import Binding, fans_out
 from hydra.model.outcome import Outcome
-from hydra.model.params import Values, still_declared
+from hydra.model.params import Values
 from hydra.model.priority import LEVELS, broker_level
 from hydra.model.records import Chain, Dispatched, Job
-from hydra.model.spec import MESSAGE_BODY_FIELDS, MESSAGE_FIELDS, execution_digest, load_message, message_kwargs
+from hydra.model.spec import MESSAGE_BODY_FIELDS, MESSAGE_FIELDS, execution_digest
 from hydra.model.status import RunStatus
 from hydra.store.flows import FlowStore
 from hydra.store.jobs import JobStore, new_id
@@ -83,54 +88,6 @@ class Republished(StrEnum):
     DROPPED = "dropped"  # its attempt ended, or was claimed
     WAITING = "waiting"  # put back: no eligible worker
     OVER_QUOTA = "over_quota"  # put back: its namespace is at a limit
-
-
-# --- the steps ------------------------------------------------------------------------------
-
-
-def build_message(job: Job, attempt: int, values: Mapping[str, Any] | None = None) -> dict:
-    """The kwargs of the message that runs attempt ``attempt`` of ``job`` (``values``: of its parameters)."""
-    return message_kwargs(job.spec(), job_id=job.id, attempt=attempt, values=still_declared(job.params, values))
-
-
-def validate(kwargs: Any, args: Any = ()) -> dict:
-    """The message's kwargs, validated and normalized like a REST job body; raises InvalidJob."""
-    if args:
-        raise InvalidJob({"args": ["hydra.run_command takes keyword arguments only; use apply_async(kwargs={...})"]})
-    return load_message(kwargs or {})
-
-
-def shadow_name(message: dict) -> str:
-    """The name Flower's task list, Celery's logs and its events show for an attempt
-    (Celery's ``shadow``): ``hydra: nightly-build #2``. The message's real task name stays
-    ``hydra.run_command``, which is what routing, signing and the worker's checks use."""
-    return f"hydra: {message.get('name') or '?'} #{message.get('attempt', 1)}"
-
-
-def summary(message: dict) -> str:
-    """What logs, events and Flower show of a message (never its environment's values)."""
-    command = message.get("command") or " ".join(message.get("args") or [])
-    if message.get("executor") == "http":
-        command = "{method} {url}".format(**(message.get("http") or {"method": "?", "url": "?"}))
-    if len(command) > 160:
-        command = command[:157] + "..."
-    return repr(
-        {
-            "job": message.get("name"),
-            "user": message.get("user"),
-            "command": command,
-            "attempt": message.get("attempt", 1),
-        }
-    )
-
-
-def unsent(run_id: str, exc: Exception) -> Dispatched:
-    """Where an attempt is when its message could not be sent: pending, for the controller."""
-    return Dispatched(
-        run_id,
-        RunStatus.PENDING,
-        reason=f"broker unavailable ({exc.__class__.__name__}); will be published when it is back",
-    )
 
 
 # --- the pipeline ----------------------------------------------------------------------------

@@ -6,7 +6,9 @@
   declared in one place (``hydra init-db``);
 * ``base``    - ``Store``, the base of every store (and of keeping their Redis index entries);
 * ``jobs``    - ``JobStore`` (``job_definitions``);
-* ``runs``    - ``RunStore`` (``job_runs`` and the write-once ``run_fences``);
+* ``fences``  - ``RunFences``: the write-once ``run_fences`` (claim, end, refusals, hold, retry)
+  that decide every race over a run, and a run read back through them;
+* ``runs``    - ``RunStore`` (``job_runs``): the fences, recording an attempt, the queries;
 * ``workers`` - ``WorkerStore`` (the ``workers`` view behind ``GET /workers/``);
 * ``output``  - ``OutputStore`` (live output chunks, ``run_output``);
 * ``pages``   - keyset pages of a listing from the Redis indexes;

@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 import redis as redis_py
 
-from hydra.client import http_session
+from hydra.client.transport import http_session
 from hydrastack import Stack, WorkerSpec
 from hydrastack.ports import pick_free_ports
 from tests.chaos.delay import DelayRelay

@@ -15,6 +15,7 @@ import pytest
 
 from hydra import names
 from hydra.broker.registry import Registry
+from hydra.celery.app import app as celery_app
 from hydra.store.runs import RunStore
 from hydrastack import WorkerSpec
 from tests.conftest import CPU, GPU
@@ -146,6 +147,14 @@ def test_twenty_gated_jobs_spread_over_two_equal_workers(api, stack, worker_fact
         )
         for i in range(2)
     ]
+    # The API's router reuses the roster it read for HYDRA_ROUTER_CACHE seconds: place nothing
+    # until the one this process routes with has both workers (else the first runs see one).
+    router = celery_app.pipeline.router
+    wait_until(
+        lambda: {s.node for s in specs} <= {w.id for w in router.registry.roster().workers},
+        20,
+        message="the router's roster to hold both workers",
+    )
     gate = shared / "open"
     command = f"while [ ! -e {gate} ]; do sleep 0.05; done"
     affinity = {"os": ["linux"], "tags": [tag]}

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from hydra.client import http_session
+from hydra.client.transport import http_session
 from hydra.model.status import TERMINAL
 from hydra.store.jobs import JobStore
 from tests.helpers import job_body, unique

@@ -28,7 +28,7 @@ import pytest
 import redis as redis_py
 import requests
 
-from hydra.client import http_session
+from hydra.client.transport import http_session
 from hydrastack import Stack, WorkerSpec
 from hydrastack.ports import pick_free_ports
 from tests.conftest import ENV

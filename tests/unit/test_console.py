@@ -7,7 +7,7 @@ import re
 import click
 import pytest
 
-from hydra.cli.console import command_line, parse_env, table
+from hydra.cli.helpers import command_line, parse_env, table
 from hydra.client import InvalidRequest, Run, default_name
 from hydra.model.spec import NAME_RE
 

@@ -10,7 +10,7 @@ import pytest
 from hydra.control import related, verbs
 from hydra.dispatch import signing
 from hydra.dispatch.attempts import end_attempt
-from hydra.dispatch.pipeline import unsent
+from hydra.dispatch.steps import unsent
 from hydra.errors import Conflict, InvalidJob
 from hydra.model.access import Principal, Role
 from hydra.model.outcome import Outcome

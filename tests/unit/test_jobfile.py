@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from api.schemas import JobSchema
+from api.schemas.jobs import JobSchema
 from hydra.control import apply, verbs
 from hydra.errors import Conflict, InvalidJob
 from hydra.model import spec

@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from api.schemas import JobSchema, RunSchema
+from api.schemas.jobs import JobSchema
+from api.schemas.runs import RunSchema
 from hydra.cli.notify import described_targets, parse_targets
 from hydra.control import verbs
 from hydra.control.access import Reader

@@ -12,7 +12,8 @@ from hydra import clock, names
 from hydra.broker.due import DueIndex
 from hydra.dispatch import signing
 from hydra.dispatch.envelope import Envelope
-from hydra.dispatch.pipeline import Republished, build_message, summary
+from hydra.dispatch.pipeline import Republished
+from hydra.dispatch.steps import build_message, summary
 from hydra.errors import InvalidJob
 from hydra.model.priority import broker_level
 from hydra.model.records import Chain

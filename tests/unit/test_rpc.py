@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from google.rpc import code_pb2, error_details_pb2
 
-from api.schemas import JobCreatedSchema, JobSchema, RunSchema, WorkerSchema
+from api.schemas.jobs import JobCreatedSchema, JobSchema
+from api.schemas.runs import RunSchema
+from api.schemas.workers import WorkerSchema
 from hydra.control.submission import Accepted
 from hydra.errors import (
     Conflict,

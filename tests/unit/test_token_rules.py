@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from marshmallow import ValidationError
 
-from api.schemas import JobSchema
+from api.schemas.jobs import JobSchema
 from api.tokens import TokenBodySchema
 from hydra import clock
 from hydra.auth import tokens
