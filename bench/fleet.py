@@ -5,7 +5,7 @@ process, 1,000 lightweight heartbeat senders: Celery event dispatchers sending
 ``worker-heartbeat`` events every ``--freq`` seconds, each under its own worker name, as
 ``celery worker -E`` does - not 1,000 Celery processes. The workers' profiles (linux, two tags
 each from a pool of eight, concurrency 4) are written into the registry before the
-controller starts, which adopts them when it takes the lead (``Controller.became_leader``),
+controller starts, which adopts them when it takes the lead (``Ticker.became_leader``),
 as a standby does; nothing consumes their queues.
 
 Then, for ``--seconds``:

@@ -3,7 +3,7 @@
 A delayed run (a retry after its backoff, a one-off at ``scheduled_at``) is recorded in
 MongoDB as pending with ``not_before``; this index lets the controller find the due ones
 without a scan. MongoDB keeps the truth: after a flush the controller's sweep of pending
-runs finds them again (``hydra.control.controller``).
+runs finds them again (``hydra.control.ticker``).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ scheduler, retries and the controller alike, and - being in Redis, not in one pr
 a controller failover. Its run leaves it when its attempt ends, with the namespace's sets.
 
 MongoDB stays the truth: the controller removes members whose runs ended or are no longer
-placed (``Controller.correct_quotas``), and refills the sets from MongoDB after Redis lost
+placed (``hydra.control.sweeps.Sweeps.correct_quotas``), and refills the sets from MongoDB after Redis lost
 them (``Failover.reconcile``).
 """
 

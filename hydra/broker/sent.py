@@ -3,7 +3,7 @@
 The pipeline adds a run when it sends its message, the worker removes it when it claims the
 attempt. So the runs left in it for long are those still waiting in a queue - or whose
 message vanished (dropped by a broken worker, deleted, lost with a Redis that restarted
-without its data). The controller looks at those (``Controller.revive_vanished``):
+without its data). The controller looks at those (``hydra.control.sweeps.Sweeps.revive_vanished``):
 :meth:`SentIndex.holds` tells whether the message is still in its queue, or delivered to a
 worker and not acknowledged. MongoDB stays the record of truth; a flushed index only means
 the controller's reconciliation after a Redis reset does this work instead.

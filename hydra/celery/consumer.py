@@ -3,7 +3,7 @@
 Celery's consumer logs such a message and drops it (acknowledges or rejects it). Hydra's
 (``worker_consumer`` in ``celeryconfig``) first records it through ``RunStore.refuse``: a
 message whose run Hydra recorded gets the refusal noted on that run (which the controller's
-sweep then publishes again or ends, see ``Controller.revive_vanished``); any other one becomes
+sweep then publishes again or ends, see ``hydra.control.sweeps.Sweeps.revive_vanished``); any other one becomes
 a ``dead_letter`` run with the reason - visible at ``GET /runs/<id>`` under the message's id -
 and a log line (``run.undecodable``).
 

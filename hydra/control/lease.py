@@ -98,6 +98,12 @@ class ControllerLease:
         """The ticks moved on (called by the tick between its steps)."""
         self._progress = self._now()
 
+    def acting(self) -> bool:
+        """Between a pass's steps: the ticks move (:meth:`progress`), and go on only while
+        this controller still leads (fencing: a lost lease stops the pass)."""
+        self.progress()
+        return self.held
+
     def free_or_ours(self) -> bool:
         """True unless another controller holds the lease now. Raises BrokerUnavailable."""
         return self._lease.free_or_ours()

@@ -17,7 +17,7 @@ A later attempt is a *delayed run*: recorded at once in ``job_runs`` as ``pendin
 it when due (:func:`publish_due`). A worker ends most attempts, and it holds no private key
 (``hydra.dispatch.signing``): the attempt it would start at once (a failover) becomes a
 delayed run due now, which the leading controller signs and publishes on its next pass. MongoDB keeps the truth, so a flushed Redis only delays
-it until the controller's sweep finds it (``Controller.publish_unpublished``).
+it until the controller's sweep finds it (``hydra.control.sweeps.Sweeps.publish_unpublished``).
 """
 
 from __future__ import annotations

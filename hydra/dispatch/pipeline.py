@@ -370,7 +370,7 @@ class Pipeline:
         """Note the run as sent before its record says so (``hydra.broker.sent``): should this
         process die before the message leaves, the controller publishes it again."""
         try:
-            SentIndex().add(run_id, clock.epoch())  # until a worker claims it (Controller.revive_vanished)
+            SentIndex().add(run_id, clock.epoch())  # until a worker claims it (control.sweeps)
         except BrokerUnavailable:  # the send will not get through either: recorded unsent then
             pass
 

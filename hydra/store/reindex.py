@@ -1,6 +1,6 @@
 """Filing records in the Redis indexes again from MongoDB: the backlog, and a full rebuild.
 
-Run by the leading controller (``hydra.control.controller``):
+Run by the leading controller (``hydra.control.upkeep.IndexKeeper``):
 
 * :meth:`Reindexer.drain_backlog` - records written while their writer could not reach
   Redis were noted in ``index_backlog`` (``Store._backlog``); each is read by ``_id`` and

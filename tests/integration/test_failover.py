@@ -481,9 +481,9 @@ def test_workers_offline_long_enough_are_forgotten(api, stack):
         status="offline",
         seen_at=time.time() - controller.settings.forget_after - 60,
     )
-    controller._workers[gone.profile.id] = gone
-    controller._publish(gone)
+    controller.fleet.records[gone.profile.id] = gone
+    controller.writer.publish(gone)
     assert Registry().get(gone.profile.id) is not None
-    controller.forget_long_gone()
+    assert controller.gone.forget_long_gone() == [gone.profile.id]
     assert Registry().get(gone.profile.id) is None
     assert gone.profile.id not in {w["id"] for w in api.get("/workers/").json}

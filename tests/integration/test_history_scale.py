@@ -151,7 +151,7 @@ def test_the_controllers_sweeps_read_only_the_work_in_progress(stack, history, w
         index.members([index.scheduled_key(ns) for ns in spaces] + [index.undispatched_key(ns) for ns in spaces])
     )
     for sweep in (
-        controller.publish_unpublished,
+        controller.sweeps.publish_unpublished,
         lambda: runs.with_status([RunStatus.QUEUED, RunStatus.PENDING, RunStatus.RUNNING]),
         lambda: runs.active_on("w03@history"),  # a worker of the history: none of its runs is active
         lambda: controller.failover.worker_gone("w03@history", goodbye=False, reason="test"),

@@ -33,8 +33,8 @@ def blocked_controller(memory, monkeypatch, **settings):
         entered.set()
         assert release.wait(60), "the test never released the tick"
 
-    monkeypatch.setattr("hydra.control.controller.publish_due", publish_due)
-    monkeypatch.setattr(controller, "place_pending", lambda: after.append("place_pending"))
+    monkeypatch.setattr("hydra.control.ticker.publish_due", publish_due)
+    monkeypatch.setattr(controller.placement, "place_pending", lambda: after.append("place_pending"))
     monkeypatch.setattr(controller.failover, "broker_was_reset", lambda: False)  # fakeredis has no INFO
     return controller, entered, release, after
 

@@ -159,7 +159,7 @@ def test_the_controller_takes_back_the_queue_of_a_drained_online_worker(memory, 
     keeper.keep(online, moved.append)
     assert moved == [cpu1.id]  # the drained one only
     keeper.keep({}, moved.append)
-    assert moved == [cpu1.id]  # an offline worker's queue is failover's (Controller.fail_over_gone)
+    assert moved == [cpu1.id]  # an offline worker's queue is failover's (hydra.control.gone.GoneWorkers.fail_over)
 
 
 def test_hydra_worker_still_starts_a_worker_and_drain_is_its_subcommand(monkeypatch, tmp_path):

@@ -350,14 +350,14 @@ def test_the_controller_rebuilds_lost_indexes_then_republishes_what_waits(memory
     controller = Controller(memory.app, pipeline=memory.pipeline, name="unit")
     for key in memory.redis.scan_iter(match=names.INDEX_PREFIX + "*"):
         memory.redis.delete(key)
-    assert controller.publish_unpublished() == 0  # waits for the rebuild
-    controller._reconcile_due = True
-    controller.keep_indexes()
-    assert not Index().built() and controller._reconcile_due  # only the leader rebuilds
+    assert controller.sweeps.publish_unpublished() == 0  # waits for the rebuild
+    controller.indexer.reconcile_due = True
+    controller.indexer.keep()
+    assert not Index().built() and controller.indexer.reconcile_due  # only the leader rebuilds
     assert controller.lease.hold()
     sent = len(memory.app.sent)
-    controller.keep_indexes()
-    assert Index().built() and not controller._reconcile_due
+    controller.indexer.keep()
+    assert Index().built() and not controller.indexer.reconcile_due
     assert [s.options["task_id"] for s in memory.app.sent[sent:]] == [run.run_id]  # published again
     assert ids(memory.pipeline.jobs.list()[0]) == [job.id]
 
@@ -381,7 +381,7 @@ def test_a_rebuild_survives_a_missed_renewal_but_stops_for_another_leader(memory
 
     monkeypatch.setattr(Reindexer, "rebuild", rebuild)
     Index().unbuild()
-    controller.keep_indexes()
+    controller.indexer.keep()
     assert seen == [True, False] and not Index().built()  # the other leader rebuilds
 
 

@@ -66,6 +66,6 @@ def test_the_controller_frees_places_whose_runs_ended_elsewhere(memory):
     _job, first = dispatch(memory)
     memory.pipeline.runs.finish(first.run_id, Outcome(status="cancelled"), status=RunStatus.CANCELLED, by="x")
     controller = Controller(memory.app, pipeline=memory.pipeline)
-    assert controller.correct_quotas() == 1
+    assert controller.sweeps.correct_quotas() == 1
     assert memory.pipeline.router.slots.held("team-a") == (set(), set())
     assert memory.pipeline.router.slots.namespaces() == []

@@ -192,7 +192,7 @@ def test_the_controller_frees_job_places_of_runs_that_ended_elsewhere(memory):
     memory.pipeline.runs.finish(first.run_id, Outcome(status="cancelled"), status=RunStatus.CANCELLED, by="x")
     slots = memory.pipeline.router.slots
     assert slots.jobs() == [job.id]
-    assert Controller(memory.app, pipeline=memory.pipeline).correct_quotas() >= 1
+    assert Controller(memory.app, pipeline=memory.pipeline).sweeps.correct_quotas() >= 1
     assert slots.job_held(job.id) == set() and slots.jobs() == []
     assert memory.pipeline.dispatch(job).status == RunStatus.QUEUED
 

@@ -1,0 +1,164 @@
+"""The leader's sweeps for what fell between the cracks: O(work waiting), from the indexes.
+
+:class:`Sweeps` is a step of the tick, each sweep on a timer of its own:
+
+* :meth:`Sweeps.publish_unpublished` - runs accepted while the broker was unreachable,
+  delayed runs that are due, jobs whose first run was never recorded (the API died mid-way);
+* :meth:`Sweeps.correct_quotas` - quota places held by runs that ended or wait again;
+* :meth:`Sweeps.revive_vanished` - runs whose message vanished from the broker are
+  published again, at most :data:`MAX_REVIVALS` times, then dead-lettered.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from hydra import clock
+from hydra.broker.sent import SentIndex
+from hydra.control.lease import ControllerLease
+from hydra.dispatch.attempts import dispatch_stored, end_unrunnable, publish_delayed
+from hydra.dispatch.pipeline import Pipeline
+from hydra.errors import Unavailable
+from hydra.model.records import Job
+from hydra.model.status import RunStatus
+from hydra.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Seconds between sweeps of MongoDB for runs that were accepted but never published.
+UNPUBLISHED_SWEEP_EVERY = 15.0
+#: Age of an accepted job whose first run was never recorded before the controller dispatches it.
+UNDISPATCHED_GRACE = timedelta(seconds=30)
+#: Seconds between looks for runs whose message vanished (see revive_vanished).
+VANISHED_SWEEP_EVERY = 5.0
+#: Times a run whose message vanished is published again before it is dead-lettered instead.
+MAX_REVIVALS = 3
+
+
+class Sweeps:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        settings: Settings,
+        lease: ControllerLease,
+        changed: threading.Event,
+        *,
+        name: str,
+        sent: SentIndex | None = None,
+    ):
+        self.pipeline = pipeline
+        self.runs = pipeline.runs
+        self.jobs = pipeline.jobs
+        self.settings = settings
+        self.lease = lease
+        self.changed = changed
+        self.name = name
+        self.sent = sent or SentIndex()
+        self._last_unpublished = 0.0
+        self._last_vanished = 0.0
+
+    def sweep(self, now: float) -> bool:
+        """The sweeps due at ``now``; stops between them once the lease is lost (then False)."""
+        if now - self._last_unpublished >= UNPUBLISHED_SWEEP_EVERY:
+            self._last_unpublished = now
+            self.publish_unpublished()
+            self.correct_quotas()
+        if not self.lease.acting():
+            return False
+        if now - self._last_vanished >= VANISHED_SWEEP_EVERY:
+            self._last_vanished = now
+            self.revive_vanished()
+        return True
+
+    def publish_unpublished(self) -> int:
+        """Publish what was accepted but never published: runs recorded while the broker was
+        unreachable, delayed runs that are due (should Redis have lost their due-index entry),
+        and jobs whose first run was never recorded (the API died mid-way). O(work waiting):
+        both come from the indexes. While those are being rebuilt this waits: the rebuild
+        ends with a reconciliation that publishes them."""
+        now = clock.utcnow()
+        try:
+            if not self.runs.index.built():
+                return 0
+            waiting = self.runs.unpublished(now)
+            undispatched = self.jobs.undispatched()
+        except Unavailable:
+            return 0
+        published = 0
+        for job in undispatched:
+            # Leave the API time to record the run itself, and never rewrite a job that has it:
+            # its run's own updates clear the flag (and FerretDB rewrites whole documents).
+            created = job.created_at or now
+            if created > now - UNDISPATCHED_GRACE or not job.last_run_id:
+                continue
+            if self.runs.find(job.last_run_id) is None:
+                published += dispatch_stored(self.pipeline, job, job.last_run_id)
+            else:
+                self.jobs.dispatched(job)  # its run is recorded: nothing left to look after
+        for run in waiting:
+            published += publish_delayed(run.id, self.pipeline)
+        return published
+
+    def correct_quotas(self) -> int:
+        """Free the quota places of runs that ended or wait again (an end whose release was
+        lost with Redis, a publish that failed after placing); returns how many were freed.
+        Reads each held run by ``_id``: O(runs holding places)."""
+        slots = self.pipeline.router.slots
+        freed = 0
+        for namespace in slots.namespaces():
+            queued, running = slots.held(namespace)
+            for run_id in queued | running:
+                run = self.runs.find(run_id)
+                if run is None or run.run_status.is_terminal or run.status == RunStatus.PENDING.value:
+                    slots.released(namespace, run_id)
+                    freed += 1
+                elif run.status == RunStatus.RUNNING.value and run_id in queued:
+                    slots.started(namespace, run_id)
+            slots.forget_if_empty(namespace)
+        for job_id in slots.jobs():  # jobs' max_concurrent places
+            for run_id in slots.job_held(job_id):
+                run = self.runs.find(run_id)
+                if run is None or run.run_status.is_terminal or run.status == RunStatus.PENDING.value:
+                    slots.job_released(job_id, run_id)
+                    freed += 1
+            slots.forget_job_if_empty(job_id)
+        if freed:
+            self.changed.set()  # what waited for those places may go now
+        return freed
+
+    def revive_vanished(self, *, limit: int = 200) -> int:
+        """Runs sent more than ``HYDRA_QUEUED_BOUND`` seconds ago that no worker claimed
+        (``hydra.broker.sent``): when the message is no longer in its queue nor delivered to
+        a worker, the run is published again (from its stored job), at most
+        :data:`MAX_REVIVALS` times, then dead-lettered with the reason - every accepted run
+        ends recorded. Returns how many were published again or ended."""
+        cutoff = clock.epoch() - self.settings.queued_bound
+        acted = 0
+        for run_id in self.sent.older_than(cutoff, limit):
+            if not self.lease.acting():
+                break
+            run = self.runs.find(run_id)
+            waiting = run is not None and run.status in (RunStatus.QUEUED.value, RunStatus.PENDING.value)
+            if not waiting or run is None or self.runs.start_of(run_id) or self.runs.end_of(run_id):
+                self.sent.remove(run_id)  # claimed, ended, or never recorded: nothing to watch
+                continue
+            if run.queue and self.sent.holds(run.queue, run_id):
+                self.sent.add(run_id, clock.epoch())  # still waiting its turn: look again later
+                continue
+            self.sent.remove(run_id)
+            acted += 1
+            job = self.jobs.find(run.job_id)
+            reason = f"its message vanished from {run.queue or 'the broker'} (not in the queue, not delivered)"
+            if job is None or job.deleted_at or run.revived >= MAX_REVIVALS:
+                why = "the job was deleted" if job is None or job.deleted_at else f"{reason}, {run.revived + 1} times"
+                end_unrunnable(run_id, why, job=job or Job(id=run.job_id), by=self.name, pipeline=self.pipeline)
+                log.warning("run ended: %s", why, extra={"event": "run.vanished", "run_id": run_id, "reason": why})
+                continue
+            self.runs.note_revived(run_id, f"{reason}; published again")
+            self.pipeline.dispatch(job, attempt=run.attempt, chain=run.chain, run_id=run_id, params=run.params)
+            log.warning(
+                "run published again: %s", reason, extra={"event": "run.revived", "run_id": run_id, "reason": reason}
+            )
+        return acted
