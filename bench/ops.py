@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "deploy" / "local")]
 
 from bench.cpu import children_of  # noqa: E402
+from hydra import names  # noqa: E402
 from hydrastack import Stack, WorkerSpec  # noqa: E402
 from hydrastack.waiting import wait_until  # noqa: E402
 
@@ -103,7 +104,7 @@ class Ops:
         return found
 
     def ended(self) -> int:
-        return sum(int(v) for v in self.admin.hvals("hydra:metrics:runs_finished"))
+        return sum(int(v) for v in self.admin.hvals(names.METRIC_RUNS_FINISHED))
 
     def commandstats(self) -> dict[str, int]:
         stats = self.admin.info("commandstats")
