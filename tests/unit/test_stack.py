@@ -283,11 +283,12 @@ def test_spawn_writes_pidfile_log_and_environment(stk):
     assert stk.is_running("thing") and stk.pid("thing") == proc.pid
     assert os.getpgid(proc.pid) == proc.pid  # own session / process group
     # /proc/<pid>/environ reads empty while the child is between fork and exec (a loaded machine)
-    deadline = time.monotonic() + 10
-    while (
-        not (environ := Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0"))[0] and time.monotonic() < deadline
-    ):
-        time.sleep(0.05)
+
+    def written() -> list[bytes] | None:  # right after exec the kernel may not have set it up yet
+        values = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
+        return values if values[0] else None
+
+    environ = wait_until(written, 10, interval=0.05, message="the process's environment")
     assert f"HYDRA_BROKER_URL={stk.broker_url}".encode() in environ
     assert f"HYDRA_MONGO_URL={stk.mongo_url}".encode() in environ
     assert b"HYDRA_MONGO_DB=hydra" in environ
