@@ -34,7 +34,7 @@ lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
-	.venv/bin/lint-imports
+	PYTHONPATH=deploy/local .venv/bin/lint-imports
 	$(MKDOCS) build --strict --quiet
 
 # The documentation site (MkDocs, Material for MkDocs) from docs/ into site/; the REST, CLI and

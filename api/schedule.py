@@ -18,11 +18,11 @@ from api.auth import caller
 from api.parsing import Blueprint
 from api.schemas.jobs import ScheduleSchema, TaskSchema
 from hydra import clock
+from hydra.celery.app import current_pipeline
 from hydra.control import verbs
 from hydra.control.access import Reader
 from hydra.model.records import Job
 from hydra.model.status import SCHEDULED, RunStatus
-from hydra.store.runs import RunStore
 
 blp = Blueprint("schedule", __name__, url_prefix="/schedule", description="One-off tasks, scheduled at a time.")
 
@@ -34,7 +34,7 @@ def task_name(command: str | None) -> str:
 
 
 def task_view(job: Job) -> dict:
-    run = RunStore().find(job.last_run_id) if job.last_run_id else None
+    run = current_pipeline().runs.find(job.last_run_id) if job.last_run_id else None
     view = {
         "id": job.id,
         "job_id": job.id,

@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import psutil
 
-from bench.measure import wait_for
 from hydrastack import Stack, WorkerSpec
+from hydrastack.waiting import wait_until
 
 
 def failover_workers(prefix: str, tag: str) -> dict[str, WorkerSpec]:
@@ -58,18 +58,18 @@ def time_failovers(
         stack.start_worker(spec)
     delays = []
     for k in range(kills):
-        wait_for(
+        wait_until(
             lambda: all((r := registry.get(w)) and r.status == "online" for w in workers),
             60,
             interval=0.2,
-            what=f"{list(workers)} online",
+            message=f"{list(workers)} online",
         )
         created = submit(k)
-        first = wait_for(
+        first = wait_until(
             lambda created=created: (r := runs.find(created["run_id"])) and r.status == "running" and r,
             60,
             interval=0.05,
-            what="the job to start",
+            message="the job to start",
         )
         victim = workers[first.worker_id]
         procs = kill_tree(stack, victim)
@@ -82,7 +82,7 @@ def time_failovers(
             run = runs.find(job.last_run_id)
             return run if run and run.started_at else None
 
-        second = wait_for(next_started, 60, interval=0.05, what="the next attempt to start")
+        second = wait_until(next_started, 60, interval=0.05, message="the next attempt to start")
         delays.append(second.started_at.timestamp() - killed)
         if report is not None:
             report(k, second, delays[-1])

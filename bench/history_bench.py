@@ -41,8 +41,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "deploy" / "local")]
 
 from bench.failover import failover_workers, time_failovers  # noqa: E402
-from bench.measure import load, percentile, wait_for  # noqa: E402
+from bench.measure import load, percentile  # noqa: E402
 from hydrastack import Stack, WorkerSpec  # noqa: E402
+from hydrastack.waiting import wait_until  # noqa: E402
 
 PAGE = 50
 
@@ -286,10 +287,10 @@ class HistoryBench:
         started = time.perf_counter()
         response = self.http.get(self.stack.api_url + f"/jobs/?limit={PAGE}", timeout=300)
         meanwhile = {"status": response.status_code, "ms": (time.perf_counter() - started) * 1000}
-        wait_for(lambda: index.built("jobs"), 7200, interval=1.0, what="the jobs' indexes")
+        wait_until(lambda: index.built("jobs"), 7200, interval=1.0, message="the jobs' indexes")
         jobs_s = time.monotonic() - dropped
         took, _ = self.timed_get(f"/jobs/?limit={PAGE}")
-        wait_for(index.built, 7200, interval=1.0, what="the runs' indexes")
+        wait_until(index.built, 7200, interval=1.0, message="the runs' indexes")
         return {
             "jobs_s": jobs_s,
             "runs_s": time.monotonic() - dropped,

@@ -1,9 +1,9 @@
-"""What every benchmark script here shares: percentiles, the load average, and waiting."""
+"""What every benchmark script here shares: percentiles and the load average (waiting for a
+condition: ``hydrastack.waiting.wait_until``, shared with the tests)."""
 
 from __future__ import annotations
 
 import os
-import time
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -17,14 +17,3 @@ def percentile(values: list[float], p: float) -> float:
 def load() -> str:
     """The load averages (1, 5, 15 min), as `uptime` prints them."""
     return ", ".join(f"{value:.2f}" for value in os.getloadavg())
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "condition"):
-    """Poll ``predicate`` until it returns something truthy; return that, or end the bench."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise SystemExit(f"bench: timed out waiting for {what}")

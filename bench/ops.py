@@ -38,8 +38,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "deploy" / "local")]
 
 from bench.cpu import children_of  # noqa: E402
-from bench.measure import wait_for  # noqa: E402
+from hydra import names  # noqa: E402
 from hydrastack import Stack, WorkerSpec  # noqa: E402
+from hydrastack.waiting import wait_until  # noqa: E402
 
 PROBE = REPO / "bench" / "probe"
 SETTLE = 1.0
@@ -78,12 +79,13 @@ class Ops:
         self.admin = redis.Redis.from_url(stack.admin_broker_url)
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {stack.admin_token}"
-        wait_for(
+        wait_until(
             lambda: (
                 self.http.get(stack.api_url + "/health", timeout=10).json().get("workers", {}).get("online", 0) >= 2
             ),
             60,
-            what="workers online",
+            interval=0.5,
+            message="workers online",
         )
 
     def roles(self) -> dict[int, str]:
@@ -102,7 +104,7 @@ class Ops:
         return found
 
     def ended(self) -> int:
-        return sum(int(v) for v in self.admin.hvals("hydra:metrics:runs_finished"))
+        return sum(int(v) for v in self.admin.hvals(names.METRIC_RUNS_FINISHED))
 
     def commandstats(self) -> dict[str, int]:
         stats = self.admin.info("commandstats")

@@ -49,10 +49,11 @@ sys.path[:0] = [str(REPO), str(REPO / "deploy" / "local")]
 
 from bench import cpu  # noqa: E402
 from bench.failover import failover_workers, time_failovers  # noqa: E402
-from bench.measure import load, percentile, wait_for  # noqa: E402
+from bench.measure import load, percentile  # noqa: E402
 from bench.profile import Profiler  # noqa: E402
 from bench.table import table  # noqa: E402
 from hydrastack import Stack, WorkerSpec, ferretdb, venv_bin  # noqa: E402  (light: reads no settings)
+from hydrastack.waiting import wait_until  # noqa: E402
 
 WORKERS = 2
 CONCURRENCY = 2
@@ -124,11 +125,17 @@ class Bench:
                 self.bare_names.append(name)
             app = make_app(broker, backend)
             self.peer_apps[peer] = app
-            wait_for(lambda app=app: len(app.control.ping(timeout=1.0) or []) >= WORKERS, 60, what=f"{peer} workers")
-        wait_for(
+            wait_until(
+                lambda app=app: len(app.control.ping(timeout=1.0) or []) >= WORKERS,
+                60,
+                interval=0.5,
+                message=f"{peer} workers",
+            )
+        wait_until(
             lambda: self.api("GET", "/health").get("workers", {}).get("online", 0) >= WORKERS,
             60,
-            what="Hydra workers online",
+            interval=0.5,
+            message="Hydra workers online",
         )
 
     def systems(self) -> list[cpu.System]:
@@ -221,7 +228,7 @@ class Bench:
         first = time.time()
         sent = self.submit_all([self.body(user) for _ in range(n)])
         submitted = time.time()
-        wait_for(lambda: self.ended() >= ended + n, max(300, n), interval=0.1, what=f"{n} jobs to end")
+        wait_until(lambda: self.ended() >= ended + n, max(300, n), interval=0.1, message=f"{n} jobs to end")
         if meter and before:
             time.sleep(SETTLE)
             self.cpu_detail["hydra"] = meter.finish("hydra", before, n)

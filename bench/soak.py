@@ -38,8 +38,9 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "deploy" / "local")]
 
-from bench.measure import load, wait_for  # noqa: E402
+from bench.measure import load  # noqa: E402
 from hydrastack import Stack, WorkerSpec  # noqa: E402  (light: reads no settings)
+from hydrastack.waiting import wait_until  # noqa: E402
 
 CLIENT_THREADS = 4
 #: Open descriptors the worker's processes may gain in all: a connection pool's extra socket.
@@ -67,12 +68,13 @@ class Soak:
         stack.start_controller()
         stack.start_worker(self.worker)
         stack.start_api()
-        wait_for(
+        wait_until(
             lambda: (
                 self.http.get(stack.api_url + "/health", timeout=30).json().get("workers", {}).get("online", 0) >= 1
             ),
             60,
-            what="the worker online",
+            interval=0.5,
+            message="the worker online",
         )
 
     def stop(self) -> None:
@@ -119,7 +121,7 @@ class Soak:
             pools = main.children()
             return all(c.status() == psutil.STATUS_ZOMBIE for p in pools for c in p.children())
 
-        wait_for(quiet, 30, interval=0.1, what="the runs' processes gone")
+        wait_until(quiet, 30, interval=0.1, message="the runs' processes gone")
         pools = main.children()
         descendants = main.children(recursive=True)
         return {

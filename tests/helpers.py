@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from hydra.broker.registry import Registry
 from hydra.model.records import Run
 from hydra.model.status import TERMINAL, RunStatus
 from hydra.store.runs import RunStore
-
-
-def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1, message: str = "condition"):
-    """Poll ``predicate`` until it returns something truthy; return that, or fail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
+from hydrastack.waiting import wait_until  # the one poller, shared with the bench
 
 
 def wait_workers_online(worker_ids: list[str], timeout: float = 30.0) -> None:

@@ -56,4 +56,12 @@ for _option in worker.OPTIONS:
 #: The one task; Python users publish it with ``apply_async(kwargs={...})``.
 run_command = app.task(base=task.CommandTask, bind=True, name=names.TASK_RUN_COMMAND)(task.run_command)
 
-__all__ = ["Hydra", "app", "logs", "run_command"]
+
+def current_pipeline(given: Pipeline | None = None) -> Pipeline:
+    """The dispatch pipeline to use: ``given`` (the controller's, a unit test's on in-memory
+    stores), else this process's (``app.pipeline``). The one way code gets a pipeline, and
+    with it the run and job stores (``.runs``, ``.jobs``, ``.flows``)."""
+    return given if given is not None else app.pipeline
+
+
+__all__ = ["Hydra", "app", "current_pipeline", "logs", "run_command"]

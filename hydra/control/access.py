@@ -9,6 +9,7 @@ as if it did not exist; something it may read but not change answers Forbidden.
 from __future__ import annotations
 
 from hydra.broker.registry import Registry
+from hydra.celery.app import current_pipeline
 from hydra.dispatch.router import AffinityRouter
 from hydra.errors import Forbidden, NotFound, Unavailable
 from hydra.model.access import NEEDS, Principal
@@ -42,7 +43,7 @@ class Reader:
 
     def __init__(self, actor: Principal, *, runs: RunStore | None = None, workers: WorkerStore | None = None):
         self.actor = actor
-        self.runs = runs or RunStore()
+        self.runs = runs or current_pipeline().runs
         self.jobs: JobStore = self.runs.jobs
         self.workers = workers or WorkerStore()
 

@@ -39,7 +39,7 @@ from typing import Any
 from marshmallow import ValidationError
 
 from hydra import clock
-from hydra.celery.app import app
+from hydra.celery.app import current_pipeline
 from hydra.control import verbs
 from hydra.control.access import Reader, require_submit
 from hydra.dispatch import dependants
@@ -96,7 +96,7 @@ def apply(
 ) -> list[Applied]:
     """Apply a file's job bodies for ``actor`` (see the module docstring). Raises InvalidJob
     (``{"jobs": {index: errors}}``), Forbidden, NotFound or Conflict, changing nothing."""
-    pipeline = pipeline or app.pipeline
+    pipeline = current_pipeline(pipeline)
     if len(bodies) > MAX_JOBS:
         raise InvalidJob({"jobs": [f"at most {MAX_JOBS} jobs in one file"]})
     names, walks = JobNameStore(), _Walks(pipeline)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 
-from hydra.celery.app import app
+from hydra.celery.app import current_pipeline
 from hydra.dispatch.attempts import end_attempt, request_stop
 from hydra.dispatch.pipeline import Pipeline
 from hydra.errors import Conflict
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 def cancel_run(run_id: str, *, by: str = "api", pipeline: Pipeline | None = None) -> tuple[Run, bool]:
     """Cancel a run; returns (the run, True when it ended now / False when the worker running
     it has been asked to stop). Raises NotFound, and Conflict when it already ended."""
-    pipeline = pipeline or app.pipeline
+    pipeline = current_pipeline(pipeline)
     runs = pipeline.runs
     run = runs.get(run_id)
     if run.run_status.is_terminal:

@@ -35,6 +35,7 @@ import signal
 import socket
 import threading
 
+from hydra.celery.app import current_pipeline
 from hydra.control.drain import DrainKeeper
 from hydra.control.failover import Failover
 from hydra.control.fleet import Fleet, FleetWriter
@@ -64,7 +65,7 @@ class Controller:
     ):
         self.app = app
         self.settings = settings = settings or get_settings()
-        self.pipeline = pipeline = pipeline or app.pipeline
+        self.pipeline = pipeline = current_pipeline(pipeline)
         self.runs = pipeline.runs
         self.jobs = pipeline.jobs
         self.name = name = name or f"controller@{socket.gethostname()}:{os.getpid()}"

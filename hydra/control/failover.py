@@ -48,9 +48,9 @@ SHUTDOWN_GRACE = 30.0
 
 
 class Failover:
-    def __init__(self, app, *, pipeline: Pipeline | None = None, identity: str = "controller"):
+    def __init__(self, app, *, pipeline: Pipeline, identity: str = "controller"):
         self.app = app
-        self.pipeline = pipeline or app.pipeline
+        self.pipeline = pipeline
         self.runs = self.pipeline.runs
         self.jobs = self.pipeline.jobs
         self.identity = identity

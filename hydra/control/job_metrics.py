@@ -38,6 +38,7 @@ from hydra.broker.index import Index
 from hydra.broker.metrics import job_run_counts
 from hydra.broker.redis import translated
 from hydra.broker.registry import Registry
+from hydra.celery.app import current_pipeline
 from hydra.errors import StoreUnavailable
 from hydra.model.records import Job
 from hydra.model.status import RunStatus
@@ -66,7 +67,7 @@ class JobCollector:
     @property
     def jobs(self) -> JobStore:
         if self._jobs is None:
-            self._jobs = JobStore()
+            self._jobs = current_pipeline().jobs
         return self._jobs
 
     def collect(self) -> list:

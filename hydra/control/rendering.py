@@ -10,10 +10,9 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from hydra.celery.app import current_pipeline
 from hydra.errors import Conflict, Unavailable
 from hydra.model.records import Job, Run
-from hydra.store.jobs import JobStore
-from hydra.store.runs import RunStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,7 +31,8 @@ def flag(item: Any, exc: Exception) -> None:
         reason,
         extra={"event": "record.unrenderable", "job_id" if isinstance(item, Job) else "run_id": ident},
     )
-    store = JobStore() if isinstance(item, Job) else RunStore() if isinstance(item, Run) else None
+    runs = current_pipeline().runs
+    store = runs.jobs if isinstance(item, Job) else runs if isinstance(item, Run) else None
     if store is not None and ident is not None and getattr(item, "unrenderable", None) != reason:
         try:
             store.flag_unrenderable(ident, reason)

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from hydra import clock
+from hydra.celery.app import current_pipeline
 from hydra.control import verbs
 from hydra.dispatch.pipeline import Pipeline
 from hydra.errors import Duplicate, HydraError, KeyInFlight, KeyReused, Unavailable
@@ -26,8 +27,7 @@ from hydra.model.idempotency import KEEP, body_digest, scope_of
 from hydra.model.records import Dispatched, Job
 from hydra.model.status import SCHEDULED, STORED, RunStatus
 from hydra.store.idempotency import IdempotencyStore, KeyClaim
-from hydra.store.jobs import JobStore, new_id
-from hydra.store.runs import RunStore
+from hydra.store.jobs import new_id
 
 #: How long a repeated request waits for the first one's answer.
 REPLAY_WAIT = 5.0
@@ -100,9 +100,8 @@ class _Once:
     """One idempotent submission (see the module docstring)."""
 
     def __init__(self, spec: dict, actor: Principal, key: str, source: str, pipeline: Pipeline | None):
-        self.actor, self.source, self.pipeline = actor, source, pipeline
-        self.jobs: JobStore = pipeline.jobs if pipeline else JobStore()
-        self.runs: RunStore = pipeline.runs if pipeline else RunStore()
+        self.actor, self.source, self.pipeline = actor, source, current_pipeline(pipeline)
+        self.jobs, self.runs = self.pipeline.jobs, self.pipeline.runs
         self.store = IdempotencyStore()
         # The checks of a plain submission, once, first: a refused request claims no key.
         self.spec = verbs.admit(spec, actor)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hydra.celery.app import app
+from hydra.celery.app import current_pipeline
 from hydra.dispatch import continuation
 from hydra.dispatch.canvas import Canvas, register_chord
 from hydra.dispatch.pipeline import Pipeline
@@ -27,7 +27,7 @@ from hydra.store.jobs import new_id
 
 def submit(kwargs: Any, options: dict, *, actor: Principal, pipeline: Pipeline | None = None) -> dict:
     """Accept one task as ``actor``: ``{"run_id", "job_id", "status", "worker_id", "pending_reason"}``."""
-    pipeline = pipeline or app.pipeline
+    pipeline = current_pipeline(pipeline)
     refused = sorted(set(options) - API_OPTIONS)
     if refused:
         raise InvalidJob(
@@ -54,7 +54,7 @@ def submit(kwargs: Any, options: dict, *, actor: Principal, pipeline: Pipeline |
 def chord(group_id: str, parts: list[str], body: Any, *, actor: Principal, pipeline: Pipeline | None = None) -> dict:
     """Publish a chord as ``actor`` before its header tasks are sent (Celery's ``apply_chord``):
     ``{"group_id", "body_run_id"}``."""
-    pipeline = pipeline or app.pipeline
+    pipeline = current_pipeline(pipeline)
     submitter = Submitter(actor)
     canvas = Canvas(lambda given: pipeline.step_message(given, submitter), new_id, pipeline.app)
     step = register_chord(pipeline.flows, group_id, parts, body, canvas)

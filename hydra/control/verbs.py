@@ -35,7 +35,8 @@ namespace (``hydra.control.access``) and records what it did in the audit trail.
   fence decides concurrent requests); its ``retried_by`` names the new run.
 * **cancel** - see ``hydra.control.cancel``.
 
-Each verb takes the dispatch pipeline to use (default: the app's).
+Each verb takes the dispatch pipeline to use (default: this process's, through
+``hydra.celery.app.current_pipeline``).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from datetime import datetime
 from hydra import clock
 from hydra.broker import metrics
 from hydra.broker.schedules import ScheduleFeed
-from hydra.celery.app import app
+from hydra.celery.app import current_pipeline
 from hydra.control.access import Reader, require_submit
 from hydra.control.cancel import cancel_run
 from hydra.dispatch import dependants, resources
@@ -129,7 +130,7 @@ def start(
     ``job_id`` and ``run_id`` are the ids to use when they were decided beforehand (an
     idempotent submission, ``hydra.control.submission``): a job stored under ``job_id``
     already raises Duplicate, and then nothing was done."""
-    pipeline = pipeline or app.pipeline
+    pipeline = current_pipeline(pipeline)
     spec = resources.settle(spec, pipeline.router)  # the namespace's default and maximum limits
     jobs = pipeline.jobs
     dependants.check(spec, job_id=job_id, jobs=jobs, principal=actor)
@@ -181,7 +182,7 @@ def update(
     """Replace the job's body by ``spec`` (validated, PUT) or merge ``patch`` (some fields,
     PATCH) into it and validate the result; returns the stored job.
     Raises NotFound, Forbidden, Conflict (deleted) or InvalidJob (naming the field)."""
-    pipeline = pipeline or app.pipeline
+    pipeline = current_pipeline(pipeline)
     job = _live(actor, "update", job_id, pipeline)
     if patch is not None:
         spec = load_job(as_body(patched(job.spec(), patch)))
@@ -233,7 +234,7 @@ def _reschedule_once(job: Job, previous_run: str | None, pipeline: Pipeline) -> 
 
 def delete(job_id: str, *, actor: Principal, pipeline: Pipeline | None = None) -> None:
     """Soft-delete the job (idempotent); cancel its runs that have not started."""
-    pipeline = pipeline or app.pipeline
+    pipeline = current_pipeline(pipeline)
     job = Reader(actor, runs=pipeline.runs).job(job_id, "delete")
     if job.deleted_at:
         return
@@ -249,7 +250,7 @@ def delete(job_id: str, *, actor: Principal, pipeline: Pipeline | None = None) -
 
 
 def pause(job_id: str, *, actor: Principal, pipeline: Pipeline | None = None) -> Job:
-    pipeline = pipeline or app.pipeline
+    pipeline = current_pipeline(pipeline)
     job = _live(actor, "pause", job_id, pipeline)
     if not job.schedule and not EdgeStore().upstream_of(job_id):
         raise Conflict(f"job {job_id!r} has no schedule, and no job starts it: nothing to pause")
@@ -262,7 +263,7 @@ def pause(job_id: str, *, actor: Principal, pipeline: Pipeline | None = None) ->
 
 
 def resume(job_id: str, *, actor: Principal, pipeline: Pipeline | None = None) -> Job:
-    pipeline = pipeline or app.pipeline
+    pipeline = current_pipeline(pipeline)
     job = _live(actor, "resume", job_id, pipeline)
     if not job.schedule and not job.paused:
         raise Conflict(f"job {job_id!r} has no schedule to resume")
@@ -285,7 +286,7 @@ def trigger(
 ) -> Dispatched:
     """One run of the job now, with ``params`` (the values of its parameters: the defaults
     for the others). Raises InvalidJob naming each bad parameter under ``params``."""
-    pipeline = pipeline or app.pipeline
+    pipeline = current_pipeline(pipeline)
     job = _live(actor, "trigger", job_id, pipeline)
     values, errors = resolve(job.params, params)
     if errors:
@@ -306,7 +307,7 @@ def trigger(
 def retry(run_id: str, *, actor: Principal, pipeline: Pipeline | None = None) -> tuple[str, Dispatched]:
     """Start one more attempt after a run that did not succeed (see the module docstring);
     returns (job id, the new attempt)."""
-    pipeline = pipeline or app.pipeline
+    pipeline = current_pipeline(pipeline)
     run = Reader(actor, runs=pipeline.runs).run(run_id, "retry")
     if run.run_status not in RETRYABLE:
         raise Conflict(
@@ -324,7 +325,7 @@ def retry(run_id: str, *, actor: Principal, pipeline: Pipeline | None = None) ->
 
 def cancel(run_id: str, *, actor: Principal, pipeline: Pipeline | None = None) -> tuple[Run, bool]:
     """Cancel a run for ``actor`` (see ``hydra.control.cancel.cancel_run``)."""
-    pipeline = pipeline or app.pipeline
+    pipeline = current_pipeline(pipeline)
     run = Reader(actor, runs=pipeline.runs).run(run_id, "cancel")
     cancelled, ended = cancel_run(run.id, by=actor.user, pipeline=pipeline)
     audit(actor, "run.cancel", namespace=run.namespace, target=run_id, ended=ended)

@@ -263,6 +263,25 @@ class Run(Record):
     #: Why the API could not render it (set when a listing skipped it).
     unrenderable: str | None = None
 
+    @classmethod
+    def of_job(cls, job: Job, **fields: Any) -> Run:
+        """An attempt of ``job``: what a run copies from its job (who, where, what it runs),
+        plus ``fields`` (its id, attempt, placement, ...). The one place a run is made from a job."""
+        return cls(
+            job_id=job.id,
+            job_name=job.name,
+            user=job.user,
+            namespace=job.namespace,
+            priority=job.priority,
+            executor=job.executor or "shell",
+            url=(job.http or {}).get("url"),
+            command=job.command,
+            args=job.args,
+            shell=job.shell,
+            timeout=job.timeout,
+            **fields,
+        )
+
     @property
     def run_status(self) -> RunStatus:
         return RunStatus(self.status)

@@ -303,19 +303,10 @@ class RunFences(Store[Run]):
         if job is None or not job.id:
             run = Run(id=end.run_id, attempt=attempt, worker_id=worker_id, queued_at=queued_at)
         else:
-            run = Run(
+            run = Run.of_job(
+                job,
                 id=end.run_id,
-                job_id=job.id,
-                job_name=job.name,
-                user=job.user,
-                namespace=job.namespace,
                 attempt=attempt,
-                priority=job.priority,
-                executor=job.executor or "shell",
-                command=job.command,
-                args=job.args,
-                shell=job.shell,
-                timeout=job.timeout,
                 worker_id=worker_id,
                 queue=names.worker_queue(worker_id) if worker_id else None,
                 queued_at=queued_at,

@@ -60,24 +60,14 @@ class RunStore(RunFences):
         now = clock.utcnow()
         status = placement.status
         placed_at = now if status == RunStatus.QUEUED else None
-        run = Run(
+        run = Run.of_job(
+            job,
             id=run_id,
-            job_id=job.id,
-            job_name=job.name,
-            user=job.user,
-            namespace=job.namespace,
             attempt=attempt,
             retry_of=chain.retry_of,
             lost=chain.lost,
             failed=chain.failed,
             not_before=not_before,
-            priority=job.priority,
-            executor=job.executor or "shell",
-            url=(job.http or {}).get("url"),
-            command=job.command,
-            args=job.args,
-            shell=job.shell,
-            timeout=job.timeout,
             queued_at=now,
             placed_at=placed_at,
             status=status.value,

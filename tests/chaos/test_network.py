@@ -35,6 +35,7 @@ from pathlib import Path
 import pytest
 import redis as redis_py
 
+from hydra import names
 from hydra.client.transport import http_session
 from hydrastack import Stack, WorkerSpec
 from hydrastack.ports import pick_free_ports
@@ -96,7 +97,7 @@ class Chaos:
     def registry_status(self, node: str) -> str | None:
         import json
 
-        raw = self.redis.hget("hydra:workers", node)
+        raw = self.redis.hget(names.WORKERS_KEY, node)
         return json.loads(raw)["status"] if raw else None
 
     def running_on(self, jobs: list[str], node: str) -> bool:
@@ -168,7 +169,7 @@ def chaos():
         stack.bootstrap_token()
         # The controller in its namespace starts first and leads; the root one stands by.
         stack.spawn("controller-nsc", nsc.wrap(stack.controller_command()))
-        wait_until(lambda: stack._redis().exists("hydra:controller:alive"), 60, message="nsc leads")
+        wait_until(lambda: stack._redis().exists(names.CONTROLLER_ALIVE_KEY), 60, message="nsc leads")
         stack.start_controller(wait=False)
         spec = WorkerSpec("nsw", "os.linux,tag.chaos", concurrency=2)
         stack.spawn(spec.process_name, nsw.wrap(stack.worker_command(spec)))
@@ -283,7 +284,7 @@ def test_a_worker_redis_link_dropping_packets(chaos):
 
 def test_the_leading_controller_cut_from_redis(chaos):
     stack = chaos.stack
-    leader = chaos.redis.get("hydra:controller:alive") or ""
+    leader = chaos.redis.get(names.CONTROLLER_ALIVE_KEY) or ""
     nsc_pid = stack.pid("controller-nsc")
     assert leader.endswith(f":{nsc_pid}"), f"the namespaced controller should lead, {leader!r} does"
     chaos.net.cut(chaos.controller_host, [stack.redis_port])
@@ -293,7 +294,7 @@ def test_the_leading_controller_cut_from_redis(chaos):
         due = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
         jobs = chaos.submit(3, scheduled_at=due) + chaos.submit(2)
         wait_until(
-            lambda: (chaos.redis.get("hydra:controller:alive") or "").endswith(f":{stack.pid('controller')}"),
+            lambda: (chaos.redis.get(names.CONTROLLER_ALIVE_KEY) or "").endswith(f":{stack.pid('controller')}"),
             30,
             interval=0.3,
             message="the standby took the lead",
@@ -305,7 +306,7 @@ def test_the_leading_controller_cut_from_redis(chaos):
     assert report["ran_twice"] == 0  # the workers were never cut: nothing to fail over
     # The healed controller stands by: the lead stays where it is.
     time.sleep(3)
-    assert (chaos.redis.get("hydra:controller:alive") or "").endswith(f":{stack.pid('controller')}")
+    assert (chaos.redis.get(names.CONTROLLER_ALIVE_KEY) or "").endswith(f":{stack.pid('controller')}")
     print("controller cut:", report)
 
 

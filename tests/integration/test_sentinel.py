@@ -28,6 +28,7 @@ import pytest
 import redis as redis_py
 import requests
 
+from hydra import names
 from hydra.client.transport import http_session
 from hydrastack import Stack, WorkerSpec
 from hydrastack.ports import pick_free_ports
@@ -178,5 +179,5 @@ def test_killing_the_master_under_load_loses_no_job_and_runs_none_twice(ha_stack
         marks = (shared / job_id).read_text().split()
         assert len(marks) == 1, f"job {job_id} ran {len(marks)} times: {marks}"
     # And the new master is the one every Hydra process writes to now.
-    assert int(replica.hlen("hydra:workers")) >= 2
+    assert int(replica.hlen(names.WORKERS_KEY)) >= 2
     assert sentinels[0].sentinel_get_master_addr_by_name(MASTER)[1] == replica.connection_pool.connection_kwargs["port"]

@@ -18,6 +18,7 @@ import pytest
 from hydra import clock
 from hydra.broker.index import Index
 from hydra.broker.registry import Registry, WorkerRecord
+from hydra.celery.app import app as celery_app
 from hydra.dispatch.pipeline import Pipeline
 from hydra.dispatch.router import AffinityRouter
 from hydra.model.affinity import WorkerProfile
@@ -85,4 +86,7 @@ def memory(monkeypatch) -> Memory:
     Index().mark_built("unit")  # an empty database: nothing to rebuild (test_indexes covers both paths)
     app = RecordingApp()
     pipeline = Pipeline(app, router=AffinityRouter(registry), runs=RunStore())
+    # This process's pipeline (hydra.celery.app.current_pipeline) for the test: code that takes
+    # none uses this one too, never one kept from an earlier test's fakes.
+    monkeypatch.setitem(celery_app.__dict__, "pipeline", pipeline)
     return Memory(db=db, redis=redis, app=app, pipeline=pipeline, registry=registry)

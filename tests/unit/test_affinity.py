@@ -2,6 +2,7 @@
 
 import pytest
 
+from hydra import names
 from hydra.model.affinity import (
     Requirements,
     WorkerProfile,
@@ -109,7 +110,7 @@ def test_profile_from_queues():
         allowed_users=frozenset({"rich"}),
     )
     assert (profile.os, profile.tags, profile.max_concurrency) == ("linux", {"gpu", "ssd"}, 4)
-    assert profile.queue == "hydra.worker.gpu1@h"
+    assert profile.queue == names.worker_queue("gpu1@h")
     assert profile.allowed_users == {"rich"}
     assert profile_from_queues("a@h", [], concurrency=1, platform_os="macos").os == "macos"
 

@@ -382,11 +382,10 @@ def test_upstream_variables_pass_on_only_ids_and_statuses():
 
 
 @pytest.fixture
-def celery_app(memory, monkeypatch):
+def celery_app(memory):
     """Hydra's Celery app, publishing through the in-memory pipeline."""
     from hydra.celery.app import app
 
-    monkeypatch.setitem(app.__dict__, "pipeline", memory.pipeline)
     memory.worker("gpu1", tags={"gpu"})
     return app
 

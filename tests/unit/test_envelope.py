@@ -40,7 +40,7 @@ from hydra.celery.consumer import HydraConsumer
 from hydra.celery.protocol import body_problem, header_problem
 from tests import poison
 
-QUEUE = "hydra.worker.unit@test"
+QUEUE = names.worker_queue("unit@test")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from hydra import clock
+from hydra import clock, names
 from hydra.control import verbs
 from hydra.control.scheduler import Scheduler
 from hydra.dispatch import fanout
@@ -112,7 +112,7 @@ def test_a_start_runs_on_every_eligible_undrained_worker_each_bound_to_it(memory
     for worker in plan.workers:
         run = memory.pipeline.runs.get(plan.runs[worker])
         assert (run.bound_worker, run.fanout_id, run.worker_id) == (worker, plan.id, worker)
-        assert queues[run.id] == f"hydra.worker.{worker}"
+        assert queues[run.id] == names.worker_queue(worker)
     message = next(s.kwargs for s in memory.app.sent if s.options["task_id"] == plan.runs[b.id])
     assert message["bound_worker"] == b.id  # in the signed message: the worker checks it too
     assert latest(memory, job.id).in_progress == [a.id, b.id]

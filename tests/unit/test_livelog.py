@@ -9,6 +9,7 @@ import pytest
 from pymongo.errors import ConnectionFailure
 
 from hydra.execution.live import ChunkWriter
+from hydrastack.waiting import wait_until
 
 
 class Sink:
@@ -57,9 +58,7 @@ def test_output_is_stored_while_the_writer_is_open():
     sink = Sink()
     writer = ChunkWriter("r2", limit=1000, interval=0.1, insert=sink)
     writer.write("stdout", b"early\n")
-    deadline = time.monotonic() + 2
-    while not sink.chunks() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(sink.chunks, 10, interval=0.02, message="the flusher's chunk")
     assert sink.text() == "early\n"  # stored by the flusher, not by close()
     assert "r2/eof" not in sink.docs
     writer.close()
@@ -139,8 +138,6 @@ def test_a_run_that_ends_before_its_first_flush_stores_nothing_when_asked():
     sink = Sink()
     with ChunkWriter("r10", limit=100, interval=0.05, insert=sink, skip_if_unflushed=True) as writer:
         writer.write("stdout", b"first\n")
-        deadline = time.monotonic() + 2
-        while not sink.chunks() and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(sink.chunks, 10, interval=0.02, message="the flusher's first chunk")
         writer.write("stdout", b"second\n")
     assert sink.text() == "first\nsecond\n" and writer.stored == len(sink.chunks())  # once started, all

@@ -10,6 +10,7 @@ import pytest
 
 from api.schemas.jobs import JobSchema
 from api.schemas.runs import RunSchema
+from hydra import names
 from hydra.cli.notify import described_targets, parse_targets
 from hydra.control import verbs
 from hydra.control.access import Reader
@@ -244,7 +245,7 @@ def test_a_failure_is_noted_and_delivered_signed(memory, monkeypatch):
     assert answer["done"] and answer["deliveries"][0]["state"] == DELIVERED
     assert answer["deliveries"][0]["attempts"][0]["status_code"] == 200 and SECRET not in json.dumps(answer)
     assert run_message(shown).notifications.deliveries[0].state == DELIVERED
-    assert memory.redis.zcard("hydra:notify:due") == 0
+    assert memory.redis.zcard(names.NOTIFY_DUE_KEY) == 0
 
 
 def test_a_success_notifies_only_who_hears_it_and_recovered_only_after_a_failure(memory, monkeypatch):
@@ -287,7 +288,7 @@ def test_a_failing_target_is_tried_again_with_backoff_then_recorded_failed(memor
     made.deliver_due()
     delivery = NotificationStore().get(run_id).deliveries[0]
     assert delivery["state"] == PENDING and delivery["attempts"][0]["error"].startswith("ConnectionError")
-    due = memory.redis.zscore("hydra:notify:due", run_id)
+    due = memory.redis.zscore(names.NOTIFY_DUE_KEY, run_id)
     assert due == pytest.approx(delivery["next_at"]) and made.deliver_due(now=due - 0.5) == 0  # not yet due
     made.deliver_due(now=due + 0.1)
     second = NotificationStore().get(run_id).deliveries[0]
@@ -295,7 +296,7 @@ def test_a_failing_target_is_tried_again_with_backoff_then_recorded_failed(memor
     made.deliver_due(now=second["next_at"] + 0.1)
     final = NotificationStore().get(run_id)
     assert final.done and final.deliveries[0]["state"] == FAILED and len(final.deliveries[0]["attempts"]) == 3
-    assert memory.redis.zcard("hydra:notify:due") == 0
+    assert memory.redis.zcard(names.NOTIFY_DUE_KEY) == 0
     assert RunStatus(memory.pipeline.runs.get(run_id).status) == RunStatus.FAILED  # the run is as it ended
 
 
@@ -328,7 +329,7 @@ def test_after_redis_lost_the_due_index_the_notices_not_done_are_filed_again(mem
     waiting, delivered = end(memory, job.id, "failed"), end(memory, job.id, "failed")
     made = notifier(memory, monkeypatch, Recorder(200))
     made.handle(delivered, now=1e12)
-    memory.redis.delete("hydra:notify:due")
+    memory.redis.delete(names.NOTIFY_DUE_KEY)
     assert made.refile() == 1 and made.due.due(1e12) == [waiting]
 
 

@@ -43,7 +43,11 @@ def test_an_attempt_goes_to_the_least_loaded_eligible_worker_and_is_recorded_bef
 
     where = memory.pipeline.dispatch(job)
 
-    assert (where.status, where.worker_id, where.queue) == (RunStatus.QUEUED, "gpu1@host", "hydra.worker.gpu1@host")
+    assert (where.status, where.worker_id, where.queue) == (
+        RunStatus.QUEUED,
+        "gpu1@host",
+        names.worker_queue("gpu1@host"),
+    )
     run = memory.pipeline.runs.get(where.run_id)
     assert (run.status, run.worker_id, run.queue, run.attempt) == ("queued", "gpu1@host", where.queue, 1)
     assert memory.pipeline.jobs.get(job.id).last_run_id == where.run_id
@@ -112,10 +116,10 @@ def test_apply_async_without_a_job_gets_one_and_goes_through_the_same_steps(memo
 def test_apply_async_to_a_named_queue_is_recorded_there_without_placement(memory):
     memory.worker("gpu1", tags={"gpu"})
     job = stored(memory)
-    memory.pipeline.accept(None, {"job_id": job.id}, {"task_id": "r2", "queue": "hydra.worker.gpu1@host"})
+    memory.pipeline.accept(None, {"job_id": job.id}, {"task_id": "r2", "queue": names.worker_queue("gpu1@host")})
     run = memory.pipeline.runs.get("r2")
     assert (run.status, run.worker_id) == ("queued", "gpu1@host")
-    assert memory.queue_of("r2") == "hydra.worker.gpu1@host" and memory.registry.loads() == {}
+    assert memory.queue_of("r2") == names.worker_queue("gpu1@host") and memory.registry.loads() == {}
 
 
 @pytest.mark.parametrize(

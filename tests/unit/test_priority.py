@@ -1,5 +1,6 @@
 """Job priority 0-100 (higher first) -> kombu Redis levels 0-9 (lower served first)."""
 
+from hydra import names
 from hydra.model.priority import LEVELS, broker_level, level_keys
 
 
@@ -19,5 +20,6 @@ def test_out_of_range_and_missing_values():
 
 
 def test_level_keys_match_kombu_naming():
-    assert level_keys("hydra.worker.a@h")[:2] == ["hydra.worker.a@h", "hydra.worker.a@h:1"]
+    queue = names.worker_queue("a@h")
+    assert level_keys(queue)[:2] == [queue, f"{queue}:1"]
     assert len(level_keys("q")) == 10

@@ -30,6 +30,7 @@ from hydrastack import (
     venv_bin,
 )
 from hydrastack import services as services_mod
+from hydrastack.waiting import wait_until
 
 SLEEP = shutil.which("sleep") or "/bin/sleep"
 SH = shutil.which("sh") or "/bin/sh"
@@ -46,15 +47,6 @@ def stk(tmp_path):
     s = Stack(tmp_path / "root", redis_port=1, mongo_port=2, api_port=3, flower_port=4)
     yield s
     s.down()
-
-
-def wait_until(predicate, timeout=5.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def group_alive(pgid: int) -> list[int]:
@@ -291,11 +283,12 @@ def test_spawn_writes_pidfile_log_and_environment(stk):
     assert stk.is_running("thing") and stk.pid("thing") == proc.pid
     assert os.getpgid(proc.pid) == proc.pid  # own session / process group
     # /proc/<pid>/environ reads empty while the child is between fork and exec (a loaded machine)
-    deadline = time.monotonic() + 10
-    while (
-        not (environ := Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0"))[0] and time.monotonic() < deadline
-    ):
-        time.sleep(0.05)
+
+    def written() -> list[bytes] | None:  # right after exec the kernel may not have set it up yet
+        values = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
+        return values if values[0] else None
+
+    environ = wait_until(written, 10, interval=0.05, message="the process's environment")
     assert f"HYDRA_BROKER_URL={stk.broker_url}".encode() in environ
     assert f"HYDRA_MONGO_URL={stk.mongo_url}".encode() in environ
     assert b"HYDRA_MONGO_DB=hydra" in environ
@@ -333,14 +326,14 @@ def test_pidfile_naming_a_reused_pid_is_not_ours(stk):
 def test_stop_kills_the_whole_group(stk):
     # sh dies on SIGTERM; its two sleeps would be left behind without the group sweep.
     proc = stk.spawn("grp", [SH, "-c", f"{SLEEP} 60 & {SLEEP} 60 & wait"])
-    assert wait_until(lambda: len(group_alive(proc.pid)) == 3)
+    wait_until(lambda: len(group_alive(proc.pid)) == 3, message="the group's three processes")
     stk.stop("grp", timeout=5)
     assert group_alive(proc.pid) == []
 
 
 def test_stop_sigkills_after_timeout(stk):
     proc = stk.spawn("stubborn", [SH, "-c", f"trap '' TERM; {SLEEP} 60 & wait"])
-    assert wait_until(lambda: len(group_alive(proc.pid)) == 2)
+    wait_until(lambda: len(group_alive(proc.pid)) == 2, message="the group's two processes")
     started = time.monotonic()
     stk.stop("stubborn", timeout=0.5)
     assert time.monotonic() - started < 5
@@ -349,7 +342,7 @@ def test_stop_sigkills_after_timeout(stk):
 
 def test_kill_signals_the_group_and_leaves_a_stale_pidfile(stk):
     proc = stk.spawn("w", [SH, "-c", f"{SLEEP} 60 & wait"])
-    assert wait_until(lambda: len(group_alive(proc.pid)) == 2)
+    wait_until(lambda: len(group_alive(proc.pid)) == 2, message="the group's two processes")
     stk.kill("w")
     assert group_alive(proc.pid) == []
     assert not stk.is_running("w")
@@ -388,7 +381,7 @@ def test_worker_ready_is_read_after_this_start_only(stk):
     log.write_text("[old run] x@host ready.\n")
     stk.spawn("worker-x", [SH, "-c", f"{SLEEP} 0.3; echo '[INFO/MainProcess] x@host ready.'; {SLEEP} 30"])
     assert not stk.check("worker-x").healthy
-    assert wait_until(lambda: stk.check("worker-x").healthy)
+    wait_until(lambda: stk.check("worker-x").healthy, message="worker-x healthy")
 
 
 def test_log_tail(stk):

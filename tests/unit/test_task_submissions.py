@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from hydra import names
 from hydra.celery import remote
 from hydra.control import tasks
 from hydra.dispatch import signing
@@ -74,5 +75,5 @@ def test_what_a_client_sends_is_the_canvas_as_json_and_never_a_queue():
     )
     assert sent == {"task_id": "t1", "link": [sig(command="x")]}
     with pytest.raises(InvalidJob) as info:
-        remote.sent_options({"queue": "hydra.worker.gpu1@host"})
+        remote.sent_options({"queue": names.worker_queue("gpu1@host")})
     assert list(info.value.errors) == ["queue"]

@@ -4,13 +4,13 @@ deployment (a test stack next to a developer's, two stacks on one build machine)
 import os
 import subprocess
 import sys
-import time
 
 import psutil
 import pytest
 
 from hydra import names
 from hydra.celery import orphans
+from hydrastack.waiting import wait_until
 
 
 def test_the_slot_names_the_worker_and_its_broker_but_no_credentials():
@@ -36,14 +36,14 @@ def test_a_starting_worker_ends_its_own_leftovers_and_spares_another_deployments
     theirs = names.worker_slot("cpu1@vm", "redis://127.0.0.1:2/0")
     own, other = _sleeper(mine), _sleeper(theirs)
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # until both have their environment in place
+
+        def in_place() -> bool:  # both have their environment
             try:
-                if all(psutil.Process(p.pid).environ().get("HYDRA_WORKER_SLOT") for p in (own, other)):
-                    break
+                return all(psutil.Process(p.pid).environ().get("HYDRA_WORKER_SLOT") for p in (own, other))
             except psutil.Error:
-                pass
-            time.sleep(0.02)
+                return False
+
+        wait_until(in_place, 10, interval=0.02, message="both sleepers' environments")
         assert orphans.end_leftovers(mine) == 1
         assert own.wait(timeout=10) is not None
         assert other.poll() is None  # the other deployment's command runs on

@@ -9,6 +9,8 @@ Lives outside the runtime package (``deploy/local`` is put on ``PYTHONPATH`` by 
 the tests and the bench). Its modules, read in this order:
 
 * ``ports``: free-port picking and who holds a port,
+* ``identity``: which process is which (command lines, pidfiles, start ticks, process
+  groups, log tails): pure helpers,
 * ``processes``: :class:`Supervisor`, detached processes with pidfiles and logs under one
   root, knowing nothing about Hydra,
 * ``ferretdb``: building and starting FerretDB, and the ``_id`` indexes it lacks,
@@ -21,16 +23,9 @@ the tests and the bench). Its modules, read in this order:
 and ``__main__`` for the command line.
 """
 
+from hydrastack.identity import cmdline_matches, read_pidfile, start_ticks
 from hydrastack.ports import local_port_range, pick_free_ports, port_is_free, port_owner
-from hydrastack.processes import (
-    Health,
-    Proc,
-    StackError,
-    Supervisor,
-    cmdline_matches,
-    read_pidfile,
-    start_ticks,
-)
+from hydrastack.processes import Health, Proc, StackError, Supervisor
 from hydrastack.services import (
     DEFAULT_PORTS,
     DEFAULT_WORKERS,

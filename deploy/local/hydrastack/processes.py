@@ -12,13 +12,12 @@ group. A pidfile counts only while it names a live process that started when we 
 and whose command line matches: stale pidfiles (process gone, or its pid reused by another
 program) are ignored and replaced.
 
-Also here: the pure helpers (process identity, pidfiles, log tails); ports are in
-``hydrastack.ports``.
+The pure helpers it builds on (process identity, pidfiles, log tails) are in
+``hydrastack.identity``; ports are in ``hydrastack.ports``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -30,6 +29,17 @@ from pathlib import Path
 from typing import NamedTuple
 
 import psutil
+
+from hydrastack.identity import (
+    alive,
+    cmdline_matches,
+    config_digest,
+    group_members,
+    read_pidfile,
+    read_tail,
+    start_ticks,
+    write_atomic,
+)
 
 
 class StackError(RuntimeError):
@@ -63,106 +73,6 @@ class Health(NamedTuple):
     started: bool  # the process answers at all
     healthy: bool  # it is ready for work
     detail: str = ""
-
-
-# --- process identity, pidfiles, logs -------------------------------------------------------
-
-
-def cmdline_matches(expected: Sequence[str], actual: Sequence[str]) -> bool:
-    """Is ``actual`` (psutil's cmdline) the command line ``expected`` we launched?
-
-    Accepts the exact argv, the argv behind a script interpreter (``python <script> ...``
-    for shebang scripts), and a process that rewrote its title but kept its program name
-    (``redis-server 127.0.0.1:6379``).
-    """
-    expected = list(expected)
-    actual = list(actual)
-    while actual and actual[-1] == "":
-        actual.pop()
-    if not expected or not actual:
-        return False
-    if actual == expected:
-        return True
-    if len(actual) > len(expected) and actual[-len(expected) :] == expected:
-        return True
-    first = actual[0].split()
-    return bool(first) and os.path.basename(first[0]) == os.path.basename(expected[0])
-
-
-def read_pidfile(path: Path) -> int | None:
-    """The pid in ``path``; None if missing or garbage."""
-    try:
-        text = Path(path).read_text().strip()
-    except OSError:
-        return None
-    try:
-        pid = int(text.split()[0])
-    except (ValueError, IndexError):
-        return None
-    return pid if pid > 0 else None
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _digest(argv: Sequence[str], env: dict[str, str | None], cwd: Path) -> str:
-    blob = json.dumps({"argv": list(argv), "env": dict(sorted(env.items())), "cwd": str(cwd)})
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _tail(path: Path, lines: int) -> str:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            block = 8192
-            data = b""
-            while size > 0 and data.count(b"\n") <= lines:
-                step = min(block, size)
-                size -= step
-                fh.seek(size)
-                data = fh.read(step) + data
-                block *= 2
-    except OSError:
-        return ""
-    text = data.decode("utf-8", errors="replace")
-    return "\n".join(text.splitlines()[-lines:]) + ("\n" if text else "")
-
-
-def start_ticks(pid: int) -> int | None:
-    """When ``pid`` started, in clock ticks since boot (Linux ``/proc/<pid>/stat`` field 22).
-
-    Unlike psutil's ``create_time()`` (ticks + the boot time in whole seconds, which moves
-    when the wall clock is adjusted) this never changes for a process: with the pid it
-    identifies the process exactly. None where /proc is not available.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-        return int(stat[stat.rindex(b")") + 2 :].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _group_members(pgid: int) -> list[psutil.Process]:
-    """Live (non-zombie) processes in process group ``pgid``."""
-    members = []
-    for proc in psutil.process_iter():
-        try:
-            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                members.append(proc)
-        except (ProcessLookupError, PermissionError, psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return members
-
-
-def _alive(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
 
 
 # --- the supervisor -------------------------------------------------------------------------
@@ -279,7 +189,7 @@ class Supervisor:
         return self._live(name) is not None
 
     def log_tail(self, name: str, lines: int = 50) -> str:
-        return _tail(self.log_path(name), lines)
+        return read_tail(self.log_path(name), lines)
 
     # --- starting ------------------------------------------------------------------------
 
@@ -340,11 +250,11 @@ class Supervisor:
             "start_ticks": ticks,
             "started_at": time.time(),
             "log_offset": offset,
-            "config": _digest(argv, extra_env, cwd),
+            "config": config_digest(argv, extra_env, cwd),
             **(meta or {}),
         }
-        _write_atomic(self._metafile(name), json.dumps(record, indent=1))
-        _write_atomic(self.pidfile(name), f"{popen.pid}\n")
+        write_atomic(self._metafile(name), json.dumps(record, indent=1))
+        write_atomic(self.pidfile(name), f"{popen.pid}\n")
         self._popen[name] = popen
         return Proc(name, popen.pid, argv, log, port)
 
@@ -404,7 +314,7 @@ class Supervisor:
                 if pid is not None and not psutil.pid_exists(pid):
                     # The leader is gone; members of its group may remain (our pgid cannot be
                     # reused while the group exists).
-                    for member in _group_members(pid):
+                    for member in group_members(pid):
                         try:
                             member.kill()
                         except psutil.Error:
@@ -424,15 +334,15 @@ class Supervisor:
                 pass
 
         def group_alive(proc: psutil.Process) -> list[psutil.Process]:
-            return _group_members(proc.pid)
+            return group_members(proc.pid)
 
         deadline = time.monotonic() + timeout
         # 1. leaders exit (they stop their own children: gunicorn, celery prefork)
-        while time.monotonic() < deadline and any(_alive(p) for p, _ in targets.values()):
+        while time.monotonic() < deadline and any(alive(p) for p, _ in targets.values()):
             self._reap_all()
             time.sleep(0.1)
         # 2. orphans left in a group whose leader exited: SIGTERM, a short grace
-        orphaned = [p for p, _ in targets.values() if not _alive(p) and group_alive(p)]
+        orphaned = [p for p, _ in targets.values() if not alive(p) and group_alive(p)]
         for proc in orphaned:
             try:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -443,7 +353,7 @@ class Supervisor:
             time.sleep(0.1)
         # 3. SIGKILL whatever is left: the group and the descendants that left it
         for name, (proc, descendants) in targets.items():
-            leftovers = group_alive(proc) + [d for d in descendants if _alive(d)]
+            leftovers = group_alive(proc) + [d for d in descendants if alive(d)]
             if leftovers:
                 self._say(f"{name}: killing {len(leftovers)} process(es) still running")
             for victim in leftovers:
@@ -454,7 +364,7 @@ class Supervisor:
         end = time.monotonic() + 5
         while time.monotonic() < end:
             self._reap_all()
-            if not any(_alive(p) or group_alive(p) for p, _ in targets.values()):
+            if not any(alive(p) or group_alive(p) for p, _ in targets.values()):
                 break
             time.sleep(0.1)
         for name in targets:
@@ -491,6 +401,6 @@ class Supervisor:
             end = time.monotonic() + 5
             while time.monotonic() < end:
                 self._reap(name)
-                if not _alive(proc) and not _group_members(pgid):
+                if not alive(proc) and not group_members(pgid):
                     break
                 time.sleep(0.05)

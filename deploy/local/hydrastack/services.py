@@ -49,8 +49,9 @@ from hydrastack.config import (
 )
 from hydrastack.credentials import Credentials
 from hydrastack.health import HealthChecks
+from hydrastack.identity import config_digest, write_atomic
 from hydrastack.ports import pick_free_ports, port_is_free, port_owner
-from hydrastack.processes import Proc, StackError, Supervisor, _digest, _write_atomic
+from hydrastack.processes import Proc, StackError, Supervisor
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -149,7 +150,7 @@ class Stack(Credentials, Commands, HealthChecks, Supervisor):
             "mongo_db": self.mongo_db,
             "repo": str(self.repo),
         }
-        _write_atomic(self.root / "stack.json", json.dumps(config, indent=1) + "\n")
+        write_atomic(self.root / "stack.json", json.dumps(config, indent=1) + "\n")
 
     def __repr__(self) -> str:
         return f"Stack(root={str(self.root)!r}, redis={self.redis_port}, mongo={self.mongo_url!r}, api={self.api_port})"
@@ -199,7 +200,7 @@ class Stack(Credentials, Commands, HealthChecks, Supervisor):
     ) -> Proc:
         """Start ``name`` unless this root's ``name`` already runs with the same configuration
         (command line, cwd and, for Hydra's own processes, the environment the stack sets)."""
-        config = _digest(
+        config = config_digest(
             argv, self.process_env(env, publisher=self.publishes(name)) if hydra_process else {}, self.repo
         )
         live = self._live(name)
