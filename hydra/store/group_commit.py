@@ -6,12 +6,12 @@ against 0.4-0.9 ms for ``insert_one``, and about 15 times less on the client. Th
 threads (gunicorn's gthread workers) each insert a job, its audit event and its run; under
 load several do so at once. :meth:`GroupCommit.insert` gathers them:
 
-* a caller that finds no batch being written writes its document at once (alone: no wait
-  is added to a quiet process); callers that arrive while a batch is being written join
-  the next one, which its first caller (the leader) writes as soon as the one before it is
-  acknowledged, when it holds ``max_size`` documents, or ``max_delay`` seconds after it
-  opened, whichever comes first: batches are written one after the other, in the order
-  their documents arrived;
+* in a quiet process (nothing being written, the previous document more than
+  ``busy_gap`` seconds ago) a caller writes its document at once, alone: no wait is added;
+* in a busy one, callers join the open batch, which its first caller (the leader) writes
+  once it holds ``max_size`` documents, or ``max_delay`` seconds after it opened, or - when
+  it waited only because a write was out - as soon as that write is acknowledged, whichever
+  comes first; the documents of a batch are written in the order they arrived;
 * the batch is one ``insert_many(ordered=False)``: a document's own write error (its
   duplicate key: the unique-insert fences still decide races) is raised to the caller whose
   document it was, as ``insert_one`` would have raised it (``DuplicateKeyError``,
@@ -21,8 +21,8 @@ load several do so at once. :meth:`GroupCommit.insert` gathers them:
   :class:`hydra.errors.StoreUnavailable`);
 * :meth:`GroupCommit.close` writes what waits at once; inserts after it are written alone.
 
-One :class:`GroupCommit` per collection object and process (:func:`for_collection`; a new
-one after ``fork``, like the client).
+One :class:`GroupCommit` per collection and client, in each process (:func:`for_collection`;
+a new one after ``fork``, like the client).
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ MAX_SIZE = 50
 #: Seconds a batch waits for more documents while the previous batch is still being written
 #: (bounded: a write that hangs holds no caller longer than its own timeout plus this).
 MAX_DELAY = 0.003
+#: Seconds between two documents below which the process counts as busy: a batch then waits
+#: (up to MAX_DELAY) for company even when nothing is being written. The API's threads
+#: spend most of a submission outside MongoDB, so its inserts rarely meet by chance.
+BUSY_GAP = 0.010
 #: MongoDB's code for a duplicate key.
 DUPLICATE_KEY = 11000
 
@@ -57,10 +61,14 @@ class _Batch:
 class GroupCommit:
     """The group commit of one collection (anything with pymongo's ``insert_many``)."""
 
-    def __init__(self, collection: Any, *, max_size: int = MAX_SIZE, max_delay: float = MAX_DELAY):
+    def __init__(
+        self, collection: Any, *, max_size: int = MAX_SIZE, max_delay: float = MAX_DELAY, busy_gap: float = BUSY_GAP
+    ):
         self.collection = collection
         self.max_size = max_size
         self.max_delay = max_delay
+        self.busy_gap = busy_gap
+        self._last_arrival = float("-inf")
         self._lock = threading.Condition()
         self._open: _Batch | None = None  # the batch callers join
         self._writing = 0  # batches being written
@@ -75,9 +83,12 @@ class GroupCommit:
             if self._closed:
                 batch, position = _Batch(docs=[doc]), 0
             else:
+                now = time.monotonic()
+                busy = now - self._last_arrival < self.busy_gap
+                self._last_arrival = now
                 batch = self._open
                 if batch is None or len(batch.docs) >= self.max_size:
-                    batch = self._open = _Batch()
+                    batch = self._open = _Batch(opened=now)
                 batch.docs.append(doc)
                 position = len(batch.docs) - 1
                 if position > 0:  # a follower: the batch's leader writes it
@@ -87,10 +98,11 @@ class GroupCommit:
                         self._lock.wait()
                     self._raise(batch, position)
                     return
-                # The leader: write at once when nothing is being written; else gather
-                # until that write is acknowledged, the batch is full, or max_delay passed.
+                # The leader: in a quiet process, write at once; else gather until the batch
+                # is full or max_delay passed (or, when only a write being out made it wait,
+                # until that write is acknowledged).
                 deadline = batch.opened + self.max_delay
-                while self._writing and len(batch.docs) < self.max_size and not self._closed:
+                while (busy or self._writing) and len(batch.docs) < self.max_size and not self._closed:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
@@ -171,20 +183,23 @@ def per_document(exc: BulkWriteError, count: int) -> list[BaseException | None]:
 
 
 _lock = threading.Lock()
-_committers: dict[int, tuple[Any, GroupCommit]] = {}
+#: This process's group commits by (client, database, collection): stores are made per call
+#: (``AuditStore()``), each with collection objects of its own, and must share one.
+_committers: dict[tuple[int, str, str], tuple[Any, GroupCommit]] = {}
 _pid: int | None = None
 
 
 def for_collection(collection: Any) -> GroupCommit:
-    """This process's group commit of ``collection`` (kept by the collection object: a store
-    keeps its collections, and a new client after fork makes new ones)."""
+    """This process's group commit of ``collection``'s namespace on its client (a new one
+    after fork, where the client is new too)."""
     global _pid
-    key = id(collection)
+    database = collection.database
+    key = (id(database.client), database.name, collection.name)
     with _lock:
         if _pid != os.getpid():
             _committers.clear()
             _pid = os.getpid()
         known = _committers.get(key)
-        if known is None or known[0] is not collection:
-            known = _committers[key] = (collection, GroupCommit(collection))
+        if known is None or known[0] is not database.client:
+            known = _committers[key] = (database.client, GroupCommit(collection))
         return known[1]

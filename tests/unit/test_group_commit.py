@@ -97,7 +97,7 @@ def test_a_lone_insert_is_written_at_once_as_insert_one():
 
 def test_inserts_arriving_while_a_write_is_out_go_together_in_their_order():
     collection = HeldCollection()
-    committer = GroupCommit(collection, max_delay=60)
+    committer = GroupCommit(collection, busy_gap=0, max_delay=60)
     first = first_write_held(collection, committer)
     callers = start(committer, "b", "c", "d", batch_of=True)
     assert not any(c.returned.is_set() for c in [first, *callers])  # nobody answered before MongoDB
@@ -108,9 +108,22 @@ def test_inserts_arriving_while_a_write_is_out_go_together_in_their_order():
     assert [d["_id"] for d in collection.stored] == ["first", "b", "c", "d"]
 
 
+def test_in_a_busy_process_a_batch_waits_for_company_even_with_nothing_being_written():
+    collection = mongomock.MongoClient().db.c
+    committer = GroupCommit(collection, max_size=3, max_delay=60, busy_gap=60)
+    committer.insert({"_id": "a"})  # the first in a while: at once, alone
+    callers = start(committer, "b", "c", batch_of=True)  # within busy_gap of "a": they wait
+    assert not any(c.returned.is_set() for c in callers)
+    (last,) = start(committer, "d")  # the batch is full: written now
+    for caller in [*callers, last]:
+        assert caller.returned.wait(WAIT) and caller.error is None
+    assert (committer.batches, committer.documents) == (2, 4)
+    assert [d["_id"] for d in collection.find()] == ["a", "b", "c", "d"]
+
+
 def test_a_full_batch_is_written_without_waiting_for_the_write_before_it():
     collection = HeldCollection()
-    committer = GroupCommit(collection, max_size=3, max_delay=60)
+    committer = GroupCommit(collection, busy_gap=0, max_size=3, max_delay=60)
     first_write_held(collection, committer)
     start(committer, "b", "c", "d")
     assert collection.started.acquire(timeout=WAIT)  # the full batch went while "first" is held
@@ -120,7 +133,7 @@ def test_a_full_batch_is_written_without_waiting_for_the_write_before_it():
 
 def test_a_batch_goes_after_max_delay_even_when_the_write_before_it_hangs():
     collection = HeldCollection()
-    committer = GroupCommit(collection, max_delay=0.05)
+    committer = GroupCommit(collection, busy_gap=0, max_delay=0.05)
     first_write_held(collection, committer)
     (second,) = start(committer, "b")
     assert collection.started.acquire(timeout=WAIT)  # "first" is still held: the delay bounded the wait
@@ -131,7 +144,7 @@ def test_a_batch_goes_after_max_delay_even_when_the_write_before_it_hangs():
 
 def test_close_writes_what_waits_at_once_and_later_inserts_alone():
     collection = HeldCollection()
-    committer = GroupCommit(collection, max_delay=60)
+    committer = GroupCommit(collection, busy_gap=0, max_delay=60)
     first_write_held(collection, committer)
     callers = start(committer, "b", "c", batch_of=True)
     committer.close()
@@ -148,7 +161,7 @@ def test_a_duplicate_key_fails_only_the_caller_whose_document_clashed():
     collection = mongomock.MongoClient().db.c
     collection.insert_one({"_id": "taken"})
     held = HeldCollection()
-    committer = GroupCommit(held, max_delay=60)
+    committer = GroupCommit(held, busy_gap=0, max_delay=60)
     first_write_held(held, committer)
     held.insert_many = collection.insert_many  # type: ignore[method-assign] - MongoDB answers the batch
     callers = start(committer, "b", "taken", "c", batch_of=True)
@@ -186,7 +199,7 @@ def test_a_write_concern_error_fails_every_document_without_an_error_of_its_own(
 
 def test_a_failed_batch_fails_exactly_the_callers_in_it():
     collection = HeldCollection(None, ConnectionFailure("connection refused"))
-    committer = GroupCommit(collection, max_delay=60)
+    committer = GroupCommit(collection, busy_gap=0, max_delay=60)
     first = first_write_held(collection, committer)
     callers = start(committer, "b", "c", batch_of=True)
     collection.release.set()
@@ -201,10 +214,13 @@ def test_a_failed_batch_fails_exactly_the_callers_in_it():
 
 
 def test_one_committer_per_collection_and_process(monkeypatch):
-    db = mongomock.MongoClient().db
+    client = mongomock.MongoClient()
+    db = client.db
     a, b = db.a, db.b
-    assert group_commit.for_collection(a) is group_commit.for_collection(a)
+    assert group_commit.for_collection(a) is group_commit.for_collection(client.db["a"])  # stores made per call share it
     assert group_commit.for_collection(a) is not group_commit.for_collection(b)
+    assert group_commit.for_collection(a) is not group_commit.for_collection(client.other["a"])
+    assert group_commit.for_collection(a) is not group_commit.for_collection(mongomock.MongoClient().db.a)
     before = group_commit.for_collection(a)
     monkeypatch.setattr(group_commit.os, "getpid", lambda: -1)  # as after fork
     assert group_commit.for_collection(a) is not before
@@ -213,7 +229,7 @@ def test_one_committer_per_collection_and_process(monkeypatch):
 def test_the_stores_insert_through_it_with_their_errors(memory, monkeypatch):
     from hydra.model.spec import load_job
 
-    spec = load_job({"name": "echo", "command": "echo hi"})
+    spec = load_job({"name": "echo", "user": "u", "command": "echo hi"})
     jobs = memory.pipeline.jobs
     job = jobs.create(spec, source="api", first_run_id="r1", job_id="j1")
     committer = group_commit.for_collection(jobs._collection)
