@@ -7,7 +7,8 @@ threads (gunicorn's gthread workers) each insert a job, its audit event and its 
 load several do so at once. :meth:`GroupCommit.insert` gathers them:
 
 * in a quiet process (nothing being written, the previous document more than
-  ``busy_gap`` seconds ago) a caller writes its document at once, alone: no wait is added;
+  ``busy_gap`` seconds ago or from the same thread: one thread's loop never waits for
+  itself) a caller writes its document at once, alone: no wait is added;
 * in a busy one, callers join the open batch, which its first caller (the leader) writes
   once it holds ``max_size`` documents, or ``max_delay`` seconds after it opened, or - when
   it waited only because a write was out - as soon as that write is acknowledged, whichever
@@ -41,7 +42,7 @@ MAX_SIZE = 50
 #: Seconds a batch waits for more documents while the previous batch is still being written
 #: (bounded: a write that hangs holds no caller longer than its own timeout plus this).
 MAX_DELAY = 0.003
-#: Seconds between two documents below which the process counts as busy: a batch then waits
+#: Seconds between two documents of two threads below which the process counts as busy: a batch then waits
 #: (up to MAX_DELAY) for company even when nothing is being written. The API's threads
 #: spend most of a submission outside MongoDB, so its inserts rarely meet by chance.
 BUSY_GAP = 0.010
@@ -68,7 +69,8 @@ class GroupCommit:
         self.max_size = max_size
         self.max_delay = max_delay
         self.busy_gap = busy_gap
-        self._last_arrival = float("-inf")
+        self._last_arrival = float("-inf")  # when the previous document came, and from which thread
+        self._last_thread: int | None = None
         self._lock = threading.Condition()
         self._open: _Batch | None = None  # the batch callers join
         self._writing = 0  # batches being written
@@ -83,9 +85,9 @@ class GroupCommit:
             if self._closed:
                 batch, position = _Batch(docs=[doc]), 0
             else:
-                now = time.monotonic()
-                busy = now - self._last_arrival < self.busy_gap
-                self._last_arrival = now
+                now, thread = time.monotonic(), threading.get_ident()
+                busy = now - self._last_arrival < self.busy_gap and thread != self._last_thread
+                self._last_arrival, self._last_thread = now, thread
                 batch = self._open
                 if batch is None or len(batch.docs) >= self.max_size:
                     batch = self._open = _Batch(opened=now)

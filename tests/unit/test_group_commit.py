@@ -121,6 +121,14 @@ def test_in_a_busy_process_a_batch_waits_for_company_even_with_nothing_being_wri
     assert [d["_id"] for d in collection.find()] == ["a", "b", "c", "d"]
 
 
+def test_one_thread_writing_in_a_loop_never_waits_for_itself():
+    collection = mongomock.MongoClient().db.c
+    committer = GroupCommit(collection, max_delay=60, busy_gap=60)
+    for n in range(3):  # each would wait 60 s if a thread's own previous insert made it "busy"
+        committer.insert({"_id": n})
+    assert (committer.batches, committer.documents) == (3, 3)
+
+
 def test_a_full_batch_is_written_without_waiting_for_the_write_before_it():
     collection = HeldCollection()
     committer = GroupCommit(collection, busy_gap=0, max_size=3, max_delay=60)
