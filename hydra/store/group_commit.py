@@ -88,9 +88,10 @@ class GroupCommit:
                 now, thread = time.monotonic(), threading.get_ident()
                 busy = now - self._last_arrival < self.busy_gap and thread != self._last_thread
                 self._last_arrival, self._last_thread = now, thread
-                batch = self._open
-                if batch is None or len(batch.docs) >= self.max_size:
-                    batch = self._open = _Batch(opened=now)
+                current = self._open
+                if current is None or len(current.docs) >= self.max_size:
+                    current = self._open = _Batch(opened=now)
+                batch = current
                 batch.docs.append(doc)
                 position = len(batch.docs) - 1
                 if position > 0:  # a follower: the batch's leader writes it
@@ -145,7 +146,7 @@ class GroupCommit:
                 self.collection.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
             return per_document(exc, len(docs))
-        except Exception as exc:  # the whole batch failed: every caller in it fails
+        except Exception as exc:  # noqa: BLE001 - the whole batch failed: each of its callers raises it
             return [exc] + [_copy(exc) for _ in docs[1:]]
         return [None] * len(docs)
 
@@ -160,7 +161,7 @@ def _copy(exc: BaseException) -> BaseException:
     """The same error for another caller (its own traceback when raised in its thread)."""
     try:
         return copy.copy(exc)
-    except Exception:  # an exception that cannot be rebuilt from its arguments
+    except Exception:  # noqa: BLE001 - an exception that cannot be rebuilt from its arguments
         return exc
 
 

@@ -64,7 +64,9 @@ class Caller(threading.Thread):
 def joined(committer: GroupCommit, count: int) -> None:
     """Wait until the open batch holds ``count`` documents (the callers have joined it)."""
     with committer._lock:
-        assert committer._lock.wait_for(lambda: committer._open is not None and len(committer._open.docs) == count, WAIT)
+        assert committer._lock.wait_for(
+            lambda: committer._open is not None and len(committer._open.docs) == count, WAIT
+        )
 
 
 def start(committer: GroupCommit, *idents: str, batch_of: bool = False) -> list[Caller]:
@@ -198,7 +200,10 @@ def test_write_errors_are_mapped_by_index():
 
 def test_a_write_concern_error_fails_every_document_without_an_error_of_its_own():
     error = BulkWriteError(
-        {"writeErrors": [{"index": 1, "code": 11000, "errmsg": "dup"}], "writeConcernErrors": [{"code": 64, "errmsg": "wc"}]}
+        {
+            "writeErrors": [{"index": 1, "code": 11000, "errmsg": "dup"}],
+            "writeConcernErrors": [{"code": 64, "errmsg": "wc"}],
+        }
     )
     errors = group_commit.per_document(error, 2)
     assert isinstance(errors[1], DuplicateKeyError)
@@ -225,7 +230,9 @@ def test_one_committer_per_collection_and_process(monkeypatch):
     client = mongomock.MongoClient()
     db = client.db
     a, b = db.a, db.b
-    assert group_commit.for_collection(a) is group_commit.for_collection(client.db["a"])  # stores made per call share it
+    assert group_commit.for_collection(a) is group_commit.for_collection(
+        client.db["a"]
+    )  # stores made per call share it
     assert group_commit.for_collection(a) is not group_commit.for_collection(b)
     assert group_commit.for_collection(a) is not group_commit.for_collection(client.other["a"])
     assert group_commit.for_collection(a) is not group_commit.for_collection(mongomock.MongoClient().db.a)

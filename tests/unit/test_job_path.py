@@ -19,7 +19,16 @@ from hydra.store.group_commit import GroupCommit
 
 ALICE = Principal(user="alice", roles={"default": Role.OPERATOR}, via="token:alice")
 #: The pymongo methods a store calls (reads and writes).
-METHODS = ("insert_one", "insert_many", "find_one", "find", "update_one", "find_one_and_update", "replace_one", "delete_one")
+METHODS = (
+    "insert_one",
+    "insert_many",
+    "find_one",
+    "find",
+    "update_one",
+    "find_one_and_update",
+    "replace_one",
+    "delete_one",
+)
 
 
 @pytest.fixture
@@ -59,7 +68,9 @@ def test_a_job_costs_three_operations_in_the_api_and_seven_in_the_worker(memory,
     body = load_job({"name": "echo", "command": "echo hi", "affinity": {"os": ["linux"]}})
     grouped: list[str] = []
     real_insert = GroupCommit.insert
-    monkeypatch.setattr(GroupCommit, "insert", lambda self, doc: grouped.append(self.collection.name) or real_insert(self, doc))
+    monkeypatch.setattr(
+        GroupCommit, "insert", lambda self, doc: grouped.append(self.collection.name) or real_insert(self, doc)
+    )
     (job, run, _), api = operations(lambda: verbs.submit(body, actor=ALICE, pipeline=memory.pipeline))
     # Alone, each is an insert_one; concurrent submissions of the same process share one
     # insert_many per collection (group commit: tests/unit/test_group_commit.py).
