@@ -104,3 +104,21 @@ def test_a_job_costs_three_operations_in_the_api_and_seven_in_the_worker(memory,
         ("job_definitions", "update_one"),  # the job shows its latest run's status
     ]
     assert memory.pipeline.jobs.get(job.id).status == "succeeded"
+
+
+def test_the_controllers_sweeps_read_nothing_from_mongodb_while_a_backlog_waits(memory, operations):
+    """docs/performance.md, the job path: runs queued and holding quota places, and a job whose
+    first run is not recorded yet (within its grace), cost the sweeps no MongoDB read: the
+    ``active`` hash and the undispatched entries' scores decide."""
+    from hydra.control.controller import Controller
+
+    memory.worker("cpu1", concurrency=4)
+    for _ in range(3):
+        verbs.submit(load_job({"name": "echo", "command": "echo hi"}), actor=ALICE, pipeline=memory.pipeline)
+    memory.pipeline.jobs.create(load_job({"name": "young", "user": "alice", "command": "true"}), first_run_id="r-young")
+    sweeps = Controller(memory.app, pipeline=memory.pipeline).sweeps
+    assert len(memory.pipeline.router.slots.held("default")[0]) == 3  # the backlog holds its places
+
+    (published, freed), reads = operations(lambda: (sweeps.publish_unpublished(), sweeps.correct_quotas()))
+    assert (published, freed) == (0, 0)
+    assert reads == []
