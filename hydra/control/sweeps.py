@@ -24,6 +24,7 @@ from hydra.errors import Unavailable
 from hydra.model.records import Job
 from hydra.model.status import RunStatus
 from hydra.settings import Settings
+from hydra.store.runs import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ UNPUBLISHED_SWEEP_EVERY = 15.0
 UNDISPATCHED_GRACE = timedelta(seconds=30)
 #: Seconds between looks for runs whose message vanished (see revive_vanished).
 VANISHED_SWEEP_EVERY = 5.0
+#: Statuses of a run that keep its quota place (pending: it waits again, without one).
+HOLDING = frozenset({RunStatus.QUEUED.value, RunStatus.RUNNING.value})
 #: Times a run whose message vanished is published again before it is dead-lettered instead.
 MAX_REVIVALS = 3
 
@@ -83,7 +86,8 @@ class Sweeps:
             if not self.runs.index.built():
                 return 0
             waiting = self.runs.unpublished(now)
-            undispatched = self.jobs.undispatched()
+            # Only jobs past their grace are read (the index entry's score is the creation).
+            undispatched = self.jobs.undispatched(created_before=now - UNDISPATCHED_GRACE)
         except Unavailable:
             return 0
         published = 0
@@ -104,23 +108,27 @@ class Sweeps:
     def correct_quotas(self) -> int:
         """Free the quota places of runs that ended or wait again (an end whose release was
         lost with Redis, a publish that failed after placing); returns how many were freed.
-        Reads each held run by ``_id``: O(runs holding places)."""
+        Decided from the indexes' ``active`` hash (one round trip): a run it files as queued
+        or running keeps its place, and only a run it does not file (ended, or never
+        recorded) is read from MongoDB by ``_id``. While the indexes are not built, each
+        held run is read. O(runs holding places)."""
         slots = self.pipeline.router.slots
         freed = 0
+        statuses = _Statuses(self.runs)
         for namespace in slots.namespaces():
             queued, running = slots.held(namespace)
             for run_id in queued | running:
-                run = self.runs.find(run_id)
-                if run is None or run.run_status.is_terminal or run.status == RunStatus.PENDING.value:
+                status = statuses.of(run_id)
+                if status not in HOLDING:
                     slots.released(namespace, run_id)
                     freed += 1
-                elif run.status == RunStatus.RUNNING.value and run_id in queued:
+                elif status == RunStatus.RUNNING.value and run_id in queued:
                     slots.started(namespace, run_id)
             slots.forget_if_empty(namespace)
         for job_id in slots.jobs():  # jobs' max_concurrent places
             for run_id in slots.job_held(job_id):
-                run = self.runs.find(run_id)
-                if run is None or run.run_status.is_terminal or run.status == RunStatus.PENDING.value:
+                status = statuses.of(run_id)
+                if status not in HOLDING:
                     slots.job_released(job_id, run_id)
                     freed += 1
             slots.forget_job_if_empty(job_id)
@@ -162,3 +170,26 @@ class Sweeps:
                 "run published again: %s", reason, extra={"event": "run.revived", "run_id": run_id, "reason": reason}
             )
         return acted
+
+
+class _Statuses:
+    """The status of runs holding quota places: from the ``active`` hash (read once, when
+    first asked), from MongoDB only for a run it does not file; None: no such run."""
+
+    def __init__(self, runs: RunStore):
+        self.runs = runs
+        self._active: dict[str, str] | None = None
+        self._read = False
+
+    def of(self, run_id: str) -> str | None:
+        if not self._read:
+            self._read = True
+            try:
+                if self.runs.index.built("runs"):
+                    self._active = {entry.run_id: entry.status for entry in self.runs.index.active()}
+            except Unavailable:
+                self._active = None
+        if self._active is not None and run_id in self._active:
+            return self._active[run_id]
+        run = self.runs.find(run_id)  # ended (or never recorded): MongoDB says which
+        return None if run is None else run.status

@@ -60,7 +60,7 @@ class AuditStore(Store[AuditEvent]):
             target=target,
             details=details or {},
         )
-        self._collection.insert_one(event.to_doc())
+        self._insert(event.to_doc())
         self._keep(lambda: self.file(event), "audit", event.id)
         return event
 

@@ -29,7 +29,7 @@ from hydra.broker.redis import guarded as redis_guarded
 from hydra.errors import BrokerUnavailable, NotFound
 from hydra.model import cursor as cursors
 from hydra.model.records import Record
-from hydra.store import schema
+from hydra.store import group_commit, schema
 from hydra.store.mongo import get_database, guarded, is_ferretdb
 
 R = TypeVar("R", bound=Record)
@@ -84,6 +84,12 @@ class Store(Generic[R]):
     @property
     def _collection(self) -> Collection:
         return self._named(self.collection_name)
+
+    def _insert(self, doc: dict, collection: Collection | None = None) -> None:
+        """Insert ``doc`` (into ``collection``, default the store's) together with this
+        process's concurrent inserts into it (``hydra.store.group_commit``); returns once it
+        is acknowledged, raises its own ``DuplicateKeyError`` like ``insert_one``."""
+        group_commit.for_collection(self._collection if collection is None else collection).insert(doc)
 
     @guarded
     def find(self, doc_id: str) -> R | None:

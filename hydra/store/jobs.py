@@ -96,7 +96,7 @@ class JobStore(Store[Job]):
             lambda: self.index.put_job(job, latest=first_run_id, undispatched=bool(first_run_id)), "job", job.id
         )
         try:
-            self._collection.insert_one(doc)
+            self._insert(doc)
         except DuplicateKeyError:  # an idempotent submission's id, stored already (its entry is the same)
             raise Duplicate(f"job {doc['_id']!r} exists already") from None
         if not filed:
@@ -212,17 +212,24 @@ class JobStore(Store[Job]):
             raise Conflict(f"job {job_id!r} was deleted")
         return job
 
-    def undispatched(self, limit: int = 1000) -> list[Job]:
-        """Jobs accepted whose first run may never have been recorded (see :meth:`create`);
-        a one-off whose ``scheduled_at`` is still ahead waits for its time. O(such jobs)."""
+    def undispatched(self, limit: int = 1000, *, created_before: datetime | None = None) -> list[Job]:
+        """Jobs accepted whose first run may never have been recorded (see :meth:`create`),
+        created before ``created_before`` if given; a one-off whose ``scheduled_at`` is still
+        ahead waits for its time. O(such jobs); from the indexes, only those old enough are
+        read (an entry's score is its job's creation time)."""
         now = clock.utcnow()
         if self._index_usable():
             entries = self.index.members(self.index.undispatched_key(ns) for ns in self.index.namespaces())
+            if created_before is not None:
+                cutoff = clock.millis(created_before)
+                entries = [entry for entry in entries if entry[1] < cutoff]
             entries.sort(key=lambda entry: entry[1])
             found = self.find_many([member for _, _, member in entries[:limit]])
             jobs = [found[m] for _, _, m in entries[:limit] if m in found]
         else:
             jobs = [Job.from_doc(doc) for doc in self._native("jobs_undispatched", {"undispatched": True}, limit=limit)]
+        if created_before is not None:
+            jobs = [j for j in jobs if j.created_at is None or j.created_at < created_before]
         return [j for j in jobs if j.undispatched and not (j.scheduled_at and j.scheduled_at > now)]
 
     def count(self) -> int:

@@ -82,7 +82,7 @@ class RunStore(RunFences):
         # in progress find it even if this process dies right after the insert.
         filed = self._indexed(lambda: self.index.put_run(run, new=True), "run", run_id)
         try:
-            self._collection.insert_one(run.to_doc())
+            self._insert(run.to_doc())
             stored = run
         except DuplicateKeyError:
             if only_new:

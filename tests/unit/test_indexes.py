@@ -324,6 +324,20 @@ def test_undispatched_and_scheduled_jobs_come_from_the_indexes(memory, no_native
     assert cron.id not in ids(memory.pipeline.jobs.list()[0])
 
 
+def test_undispatched_jobs_within_their_grace_are_not_read(memory, no_native, monkeypatch):
+    """The controller's sweep asks only for jobs past their grace: the index entry's score (the
+    creation time) decides, and MongoDB reads none of the younger ones."""
+    from hydra.store.jobs import JobStore
+
+    job = memory.pipeline.jobs.create(load_job(BODY), first_run_id="never-recorded")
+    read: list[str] = []
+    real = JobStore.find_many
+    monkeypatch.setattr(JobStore, "find_many", lambda self, job_ids: read.extend(job_ids) or real(self, job_ids))
+    assert memory.pipeline.jobs.undispatched(created_before=clock.utcnow() - timedelta(seconds=30)) == []
+    assert read == []
+    assert ids(memory.pipeline.jobs.undispatched(created_before=clock.utcnow() + timedelta(seconds=1))) == [job.id]
+
+
 def test_a_run_without_a_record_gets_one_with_its_end(memory):
     """A message published past the pipeline: its worker's end creates the record."""
     memory.worker("cpu1")

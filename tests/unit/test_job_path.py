@@ -15,10 +15,20 @@ from hydra.model.outcome import Outcome
 from hydra.model.records import Job
 from hydra.model.spec import load_job
 from hydra.store.flows import FlowStore
+from hydra.store.group_commit import GroupCommit
 
 ALICE = Principal(user="alice", roles={"default": Role.OPERATOR}, via="token:alice")
 #: The pymongo methods a store calls (reads and writes).
-METHODS = ("insert_one", "find_one", "find", "update_one", "find_one_and_update", "replace_one", "delete_one")
+METHODS = (
+    "insert_one",
+    "insert_many",
+    "find_one",
+    "find",
+    "update_one",
+    "find_one_and_update",
+    "replace_one",
+    "delete_one",
+)
 
 
 @pytest.fixture
@@ -52,16 +62,24 @@ def operations(monkeypatch):
     return record
 
 
-def test_a_job_costs_three_operations_in_the_api_and_seven_in_the_worker(memory, operations):
+def test_a_job_costs_three_operations_in_the_api_and_seven_in_the_worker(memory, operations, monkeypatch):
     memory.worker("cpu1")
     memory.pipeline.router.limits("default")  # the namespace's quota limits: read once per 5 s, not per job
     body = load_job({"name": "echo", "command": "echo hi", "affinity": {"os": ["linux"]}})
+    grouped: list[str] = []
+    real_insert = GroupCommit.insert
+    monkeypatch.setattr(
+        GroupCommit, "insert", lambda self, doc: grouped.append(self.collection.name) or real_insert(self, doc)
+    )
     (job, run, _), api = operations(lambda: verbs.submit(body, actor=ALICE, pipeline=memory.pipeline))
+    # Alone, each is an insert_one; concurrent submissions of the same process share one
+    # insert_many per collection (group commit: tests/unit/test_group_commit.py).
     assert api == [
         ("job_definitions", "insert_one"),
         ("audit_events", "insert_one"),
         ("job_runs", "insert_one"),
     ]
+    assert grouped == ["job_definitions", "audit_events", "job_runs"]
     runs = memory.pipeline.runs
     message = memory.app.sent[-1].kwargs
 
@@ -86,3 +104,21 @@ def test_a_job_costs_three_operations_in_the_api_and_seven_in_the_worker(memory,
         ("job_definitions", "update_one"),  # the job shows its latest run's status
     ]
     assert memory.pipeline.jobs.get(job.id).status == "succeeded"
+
+
+def test_the_controllers_sweeps_read_nothing_from_mongodb_while_a_backlog_waits(memory, operations):
+    """docs/performance.md, the job path: runs queued and holding quota places, and a job whose
+    first run is not recorded yet (within its grace), cost the sweeps no MongoDB read: the
+    ``active`` hash and the undispatched entries' scores decide."""
+    from hydra.control.controller import Controller
+
+    memory.worker("cpu1", concurrency=4)
+    for _ in range(3):
+        verbs.submit(load_job({"name": "echo", "command": "echo hi"}), actor=ALICE, pipeline=memory.pipeline)
+    memory.pipeline.jobs.create(load_job({"name": "young", "user": "alice", "command": "true"}), first_run_id="r-young")
+    sweeps = Controller(memory.app, pipeline=memory.pipeline).sweeps
+    assert len(memory.pipeline.router.slots.held("default")[0]) == 3  # the backlog holds its places
+
+    (published, freed), reads = operations(lambda: (sweeps.publish_unpublished(), sweeps.correct_quotas()))
+    assert (published, freed) == (0, 0)
+    assert reads == []

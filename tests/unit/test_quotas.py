@@ -69,3 +69,35 @@ def test_the_controller_frees_places_whose_runs_ended_elsewhere(memory):
     assert controller.sweeps.correct_quotas() == 1
     assert memory.pipeline.router.slots.held("team-a") == (set(), set())
     assert memory.pipeline.router.slots.namespaces() == []
+
+
+def test_the_quota_sweep_reads_from_mongodb_only_the_runs_the_index_no_longer_files(memory, monkeypatch):
+    """Runs the ``active`` hash files as queued or running keep their places without a read;
+    an ended run (not filed there) is read by ``_id`` and its lost release made good."""
+    from hydra.control.controller import Controller
+    from hydra.store.runs import RunStore
+
+    memory.worker("w1", concurrency=4)
+    (_, waiting), (_, started), (_, ended) = dispatch(memory), dispatch(memory), dispatch(memory)
+    memory.pipeline.runs.claim(started.run_id, message=memory.app.sent[1].kwargs, worker_id="w1@host")
+    memory.pipeline.runs.finish(ended.run_id, Outcome(status="cancelled"), status=RunStatus.CANCELLED, by="x")
+    read: list[str] = []
+    real = RunStore.find
+    monkeypatch.setattr(RunStore, "find", lambda self, run_id: read.append(run_id) or real(self, run_id))
+    controller = Controller(memory.app, pipeline=memory.pipeline)
+    assert controller.sweeps.correct_quotas() == 1
+    assert read == [ended.run_id]
+    assert memory.pipeline.router.slots.held("team-a") == ({waiting.run_id}, {started.run_id})
+
+
+def test_the_quota_sweep_reads_every_held_run_while_the_indexes_are_not_built(memory):
+    from hydra.broker.index import Index
+    from hydra.control.controller import Controller
+
+    memory.worker("w1", concurrency=4)
+    (_, kept), (_, ended) = dispatch(memory), dispatch(memory)
+    memory.pipeline.runs.finish(ended.run_id, Outcome(status="cancelled"), status=RunStatus.CANCELLED, by="x")
+    Index().redis.hset(Index.active_key("team-a"), ended.run_id, "queued|w1@host|1||0|j")  # stale entry
+    Index().unbuild()
+    assert Controller(memory.app, pipeline=memory.pipeline).sweeps.correct_quotas() == 1  # MongoDB decides
+    assert memory.pipeline.router.slots.held("team-a") == ({kept.run_id}, set())
