@@ -22,6 +22,8 @@ scripts that keep it are ``hydra.broker.index_scripts``)::
     jobs:user:<user>            zset
     jobs:status:<status>        zset                              by the job's status (its latest run's)
     jobs:user:<user>:status:<s> zset
+    jobs:filed                  hash  job id -> its status set    which status set it is in ('' none):
+                                                                  a move takes it out of that one
     jobs:scheduled              zset                              jobs with a cron schedule
     jobs:monitored              zset                              jobs marked monitor: true (/metrics)
     jobs:undispatched           zset                              accepted; first run maybe not recorded
@@ -290,11 +292,26 @@ class Index(RedisBacked):
         )
 
     def run_claimed(self, namespace: str, run_id: str, *, worker_id: str, job_id: str, user: str) -> None:
-        self._run("claim", lua.CLAIM, names.index_prefix(namespace), run_id, worker_id, job_id or "", user or "")
+        """A worker claimed ``run_id``: filed as running, and - in the same round trip - its
+        namespace's quota place moved from queued to running (``hydra.broker.quotas``) and
+        its ``hydra:sent`` entry removed (``hydra.broker.sent``)."""
+        self._run(
+            "claim",
+            lua.CLAIM,
+            names.index_prefix(namespace),
+            run_id,
+            worker_id,
+            job_id or "",
+            user or "",
+            names.quota_key(namespace, "queued"),
+            names.quota_key(namespace, "running"),
+            names.SENT_KEY,
+        )
 
     def run_ended(self, run: Run) -> None:
         """``run`` (its record after the end) ended: no longer active; maybe a dead letter;
-        its job is filed under its status."""
+        its job is filed under its status; and - in the same round trip - its quota places are
+        freed (``hydra.broker.quotas``: the namespace's, its job's max_concurrent)."""
         self._run(
             "end",
             lua.END,
@@ -308,6 +325,9 @@ class Index(RedisBacked):
             run.namespace,
             end_entry(run),
             score_of(run.finished_at),
+            names.quota_key(run.namespace, "queued"),
+            names.quota_key(run.namespace, "running"),
+            names.job_slots_key(run.job_id or "-"),
         )
 
     def forget_active(self, namespace: str, run_id: str) -> None:

@@ -16,19 +16,35 @@ RECENT_ENDS = 20
 _STATUSES = "{" + ", ".join(f"'{s.value}'" for s in RunStatus) + "}"
 
 # KEYS: none (the keys are made from ARGV[1], the namespace's prefix; Redis runs standalone).
-# A job's status move: ZREM from every status set but the new one, ZADD to the new one.
+# A job's status move. ``jobs:filed`` says which status set a job is in ('' none), so a move
+# takes it out of that one set (2 ZREMs), not out of every status set (20). ``current`` reads
+# it before a script changes anything: a job without that field is new ('': in no set), or was
+# filed by a Hydra that did not keep the field ('*': it may be in any set, taken out of all).
 MOVE = f"""
-local function move(p, id, user, status, score)
-  for _, s in ipairs({_STATUSES}) do
-    if s ~= status then
-      redis.call('ZREM', p..'jobs:status:'..s, id)
-      redis.call('ZREM', p..'jobs:user:'..user..':status:'..s, id)
+local function current(p, id)
+  local cur = redis.call('HGET', p..'jobs:filed', id)
+  if cur then return cur end
+  if redis.call('ZSCORE', p..'jobs', id) or redis.call('ZSCORE', p..'jobs:deleted', id) then return '*' end
+  return ''
+end
+local function move(p, id, user, status, score, cur)
+  if cur == '*' then
+    for _, s in ipairs({_STATUSES}) do
+      if s ~= status then
+        redis.call('ZREM', p..'jobs:status:'..s, id)
+        redis.call('ZREM', p..'jobs:user:'..user..':status:'..s, id)
+      end
     end
+  elseif cur ~= '' and cur ~= status then
+    redis.call('ZREM', p..'jobs:status:'..cur, id)
+    redis.call('ZREM', p..'jobs:user:'..user..':status:'..cur, id)
   end
   if status ~= '' then
     redis.call('ZADD', p..'jobs:status:'..status, score, id)
     redis.call('ZADD', p..'jobs:user:'..user..':status:'..status, score, id)
   end
+  redis.call('HSET', p..'jobs:filed', id, status)
+  return status
 end
 """
 
@@ -51,21 +67,22 @@ PUT_JOB = (
     + """
 local p, id, score, user, status = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local live, sched, undisp, latest, before = ARGV[6] == '1', ARGV[7] == '1', ARGV[8], ARGV[9], ARGV[10]
+local cur = current(p, id)
 redis.call('SADD', KEYS[1], ARGV[11])
 if before ~= '' and before ~= user then
   redis.call('ZREM', p..'jobs:user:'..before, id)
-  move(p, id, before, '', score)
+  cur = move(p, id, before, '', score, cur)
 end
 if live then
   redis.call('ZADD', p..'jobs', score, id)
   redis.call('ZADD', p..'jobs:user:'..user, score, id)
   redis.call('ZREM', p..'jobs:deleted', id)
-  move(p, id, user, status, score)
+  move(p, id, user, status, score, cur)
 else
   redis.call('ZREM', p..'jobs', id)
   redis.call('ZREM', p..'jobs:user:'..user, id)
   redis.call('ZADD', p..'jobs:deleted', score, id)
-  move(p, id, user, '', score)
+  move(p, id, user, '', score, cur)
 end
 if sched and live then redis.call('ZADD', p..'jobs:scheduled', score, id)
 else redis.call('ZREM', p..'jobs:scheduled', id) end
@@ -93,7 +110,7 @@ else
 end
 local score = redis.call('ZSCORE', p..'jobs', id)
 if not score then return 0 end  -- deleted (not listed), or not indexed yet (the backlog will)
-move(p, id, user, status, score)
+move(p, id, user, status, score, current(p, id))
 return 1
 """
 )
@@ -129,9 +146,11 @@ return 1
 """
 )
 
-# A worker claimed a run: its active entry says running on that worker (unless it ended
-# meanwhile: then there is no entry, and none is made); its job shows it if it is the latest.
-# ARGV: prefix, run id, worker, job id, user
+# A worker claimed a run - the claim's whole Redis work, in one round trip: its active entry
+# says running on that worker (unless it ended meanwhile: then there is no entry, and none is
+# made); its job shows it if it is the latest; its quota place moves from queued to running
+# (hydra.broker.quotas); it is no longer "sent, not claimed" (hydra.broker.sent).
+# ARGV: prefix, run id, worker, job id, user, the namespace's queued and running sets, hydra:sent
 CLAIM = (
     MOVE
     + """
@@ -146,14 +165,22 @@ end
 redis.call('ZREM', p..'jobs:undispatched', id)
 if redis.call('HGET', p..'latest', id) == run then
   local score = redis.call('ZSCORE', p..'jobs', id)
-  if score then move(p, id, user, 'running', score) end
+  if score then move(p, id, user, 'running', score, current(p, id)) end
 end
+redis.call('SREM', ARGV[6], run)
+redis.call('SADD', ARGV[7], run)
+redis.call('ZREM', ARGV[8], run)
 return 1
 """
 )
 
+# An attempt ended - the end's whole Redis work in the index and the quotas, in one round
+# trip: not active, maybe a dead letter, among its job's ends, its job filed under its status;
+# and its places freed (an ended run holds none: the namespace's queued and running sets, its
+# job's max_concurrent set; hydra.broker.quotas).
 # ARGV: prefix, run id, job id, user, status, queued ms, dead ('' | 'dead' | 'retried'), ns,
-#       its end's entry, when it ended (ms)
+#       its end's entry, when it ended (ms), the namespace's queued and running sets, the job's
+#       max_concurrent set
 END = (
     MOVE
     + ENDED
@@ -171,8 +198,11 @@ end
 redis.call('ZREM', p..'jobs:undispatched', id)
 redis.call('HDEL', p..'latest', id)
 local created = redis.call('ZSCORE', p..'jobs', id)
-if created then move(p, id, user, status, created) end
+if created then move(p, id, user, status, created, current(p, id)) end
 ended(p, id, ARGV[9], ARGV[10])
+redis.call('SREM', ARGV[11], run)
+redis.call('SREM', ARGV[12], run)
+if id ~= '' then redis.call('SREM', ARGV[13], run) end
 return 1
 """
 )
@@ -195,7 +225,8 @@ DROP_JOB = (
     MOVE
     + """
 local p, id, user = ARGV[1], ARGV[2], ARGV[3]
-move(p, id, user, '', 0)
+move(p, id, user, '', 0, redis.call('HGET', p..'jobs:filed', id) or '*')
+redis.call('HDEL', p..'jobs:filed', id)
 for _, k in ipairs({'jobs', 'jobs:deleted', 'jobs:user:'..user, 'jobs:scheduled', 'jobs:monitored', 'jobs:undispatched'}) do
   redis.call('ZREM', p..k, id)
 end

@@ -85,13 +85,13 @@ def run_finished(
 ) -> None:
     """Count one ended attempt (and its duration, when it ran), in the totals, with its
     ``namespace`` in the console's minute series (``hydra.broker.series``), and with its
-    ``job_id`` among its job's counters when the job is monitored. Never raises."""
+    ``job_id`` among its job's counters when the job is monitored - one round trip. Never raises."""
     ran = duration if duration is not None and duration >= 0 else None
     bound = next(b for b in DURATION_BUCKETS if ran <= b) if ran is not None else None
-    if namespace is not None:
-        series.count(namespace, status, ran, bound, time.time(), redis=redis)
     try:
         pipe = (redis or get_redis()).pipeline(transaction=False)
+        if namespace is not None:  # the minute series, in the same round trip
+            series.count(namespace, status, ran, bound, time.time(), pipe=pipe)
         pipe.hincrby(names.METRIC_RUNS_FINISHED, status, 1)
         if ran is not None and bound is not None:
             pipe.hincrby(names.METRIC_RUN_DURATION, _bucket_key(bound), 1)

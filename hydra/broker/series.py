@@ -43,17 +43,23 @@ def bound_label(bound: float) -> str:
     return "+Inf" if math.isinf(bound) else repr(float(bound))
 
 
-def count(namespace: str, status: str, duration: float | None, bound: float | None, at: float, redis=None) -> None:
-    """Count one ended attempt in its minute (and duration bucket ``bound`` when it ran). Never raises."""
+def count(
+    namespace: str, status: str, duration: float | None, bound: float | None, at: float, redis=None, pipe=None
+) -> None:
+    """Count one ended attempt in its minute (and duration bucket ``bound`` when it ran). Never
+    raises. With ``pipe`` (a pipeline without a transaction), the counts are only added to it:
+    its owner sends them with its own (one round trip for all of an end's counters)."""
     try:
-        pipe = (redis or get_redis()).pipeline(transaction=False)
+        own = pipe is None
+        pipe = (redis or get_redis()).pipeline(transaction=False) if own else pipe
         for ns in (namespace, ALL):
             name = key(ns, minute_of(at))
             pipe.hincrby(name, f"s:{status}", 1)
             if duration is not None and bound is not None:
                 pipe.hincrby(name, f"d:{bound_label(bound)}", 1)
             pipe.expire(name, KEEP)
-        pipe.execute()
+        if own:
+            pipe.execute()
     except Exception as exc:  # noqa: BLE001 - a chart must never fail a run's end
         log.debug("series not counted: %s", exc)
 

@@ -38,9 +38,7 @@ from celery.signals import worker_process_init, worker_shutdown
 from celery.worker.control import inspect_command
 
 from hydra import clock, names
-from hydra.broker.quotas import NamespaceSlots
 from hydra.broker.registry import Registry
-from hydra.broker.sent import SentIndex
 from hydra.celery import orphans
 from hydra.dispatch import canvas, signing
 from hydra.dispatch.envelope import Envelope
@@ -50,7 +48,7 @@ from hydra.execution.command import available_shells
 from hydra.execution.egress import EgressPolicy
 from hydra.execution.reaper import enable_subreaper
 from hydra.model.affinity import Requirements, WorkerProfile, mismatch, profile_from_queues
-from hydra.model.spec import DEFAULT_NAMESPACE, execution_digest, load_message
+from hydra.model.spec import execution_digest, load_message
 from hydra.model.status import RunStatus
 from hydra.settings import get_settings
 from hydra.store import credentials
@@ -274,14 +272,8 @@ def admit(run_id: str, kwargs: dict, request=None, *, runs: RunStore | None = No
         )
     except RunEnded as exc:
         _superseded(runs, run_id, profile.id, str(exc))
-    try:  # its namespace's quota: from queued to running
-        NamespaceSlots().started(message.get("namespace") or DEFAULT_NAMESPACE, run_id)
-    except Unavailable:  # the controller corrects the quotas from MongoDB
-        pass
-    try:
-        SentIndex().remove(run_id)
-    except Unavailable:
-        pass
+    # The claim's Redis work (index, quota place to running, off hydra:sent) was one script in
+    # runs.claim (hydra.broker.index.Index.run_claimed); the controller corrects what it missed.
     if time.monotonic() - claiming > SLOW_CLAIM:
         # Redis did not answer (a cut link costs each call its timeout): meanwhile the
         # controller may have seen this worker silent and ended the attempt. Look before

@@ -72,7 +72,8 @@ def end_attempt(
         return None
     if raw in (RunStatus.LOST, RunStatus.CANCELLED):
         request_stop(run_id, f"attempt ended as {decision.status.value} by {by}")
-    release(job.namespace, run_id, pipeline, job_id=job.id)
+    # its quota places were freed with its end's index entries (one script in runs.finish:
+    # hydra.broker.index.Index.run_ended); the controller corrects them if Redis missed it
     log.info(
         "run ended",
         extra={
@@ -105,15 +106,6 @@ def end_attempt(
         except Exception as exc:  # the end is recorded: the fan-out's next worker is logged, not raised
             log.error("fan-out of run %s not carried on: %s", run_id, exc, exc_info=not isinstance(exc, Unavailable))
     return decision
-
-
-def release(namespace: str, run_id: str, pipeline: Pipeline, *, job_id: str | None = None) -> None:
-    """The ended attempt frees its place in the namespace's quota and its job's max_concurrent;
-    best effort (the controller corrects the quotas from MongoDB)."""
-    try:
-        pipeline.router.slots.released(namespace, run_id, job_id)
-    except Unavailable as exc:
-        log.warning("quota place of run %s not freed: %s", run_id, exc)
 
 
 def request_stop(run_id: str, reason: str) -> None:

@@ -122,3 +122,63 @@ def test_the_controllers_sweeps_read_nothing_from_mongodb_while_a_backlog_waits(
     (published, freed), reads = operations(lambda: (sweeps.publish_unpublished(), sweeps.correct_quotas()))
     assert (published, freed) == (0, 0)
     assert reads == []
+
+
+@pytest.fixture
+def round_trips(monkeypatch):
+    """The Redis round trips while ``recording``: a command's name, or ``pipeline`` and the
+    names of what it carried (one round trip)."""
+    import redis
+
+    seen: list[str] = []
+    state = {"on": False}
+    real_command, real_execute = redis.client.Redis.execute_command, redis.client.Pipeline.execute
+
+    def command(self, *args, **options):
+        if state["on"]:
+            seen.append(str(args[0]).upper())
+        return real_command(self, *args, **options)
+
+    def execute(self, *args, **kwargs):
+        if state["on"]:
+            seen.append("pipeline " + " ".join(str(c[0][0]).upper() for c in self.command_stack))
+        return real_execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Redis, "execute_command", command)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", execute)
+
+    def record(fn):
+        seen.clear()
+        state["on"] = True
+        try:
+            fn()
+        finally:
+            state["on"] = False
+        return list(seen)
+
+    return record
+
+
+def test_the_workers_claim_and_end_cost_three_redis_round_trips(memory, round_trips):
+    """The claim is one script (index, quota place to running, off ``hydra:sent``), the end one
+    script (index, quota places freed) and one pipeline of counters (totals, minute series,
+    a monitored job's counts); the table's Redis rows say the same."""
+    memory.worker("cpu1")
+    runs = memory.pipeline.runs
+
+    def one_job():
+        body = load_job({"name": "echo", "command": "echo hi", "affinity": {"os": ["linux"]}})
+        _job, run, _ = verbs.submit(body, actor=ALICE, pipeline=memory.pipeline)
+        message = memory.app.sent[-1].kwargs
+        outcome = Outcome(status="succeeded", returncode=0, worker_id="cpu1@host")
+        claim = lambda: runs.claim(run.run_id, message=message, worker_id="cpu1@host")  # noqa: E731
+        end = lambda: end_attempt(  # noqa: E731
+            run.run_id, outcome, by="cpu1@host", job=Job.from_message(message), attempt=1, pipeline=memory.pipeline
+        )
+        return round_trips(claim), round_trips(end)
+
+    one_job()  # the scripts are loaded into Redis once (SCRIPT LOAD), then sent by their digest
+    claim, end = one_job()
+    assert claim == ["EVALSHA"]
+    assert len(end) == 2 and end[0] == "EVALSHA" and end[1].startswith("pipeline HINCRBY")
+    assert "EXPIRE" in end[1]  # the console's minute series rides in the counters' pipeline

@@ -65,6 +65,9 @@ def test_the_controller_frees_places_whose_runs_ended_elsewhere(memory):
     memory.worker("w1", concurrency=4)
     _job, first = dispatch(memory)
     memory.pipeline.runs.finish(first.run_id, Outcome(status="cancelled"), status=RunStatus.CANCELLED, by="x")
+    slots = memory.pipeline.router.slots
+    assert slots.held("team-a") == (set(), set())  # the end's index script freed it
+    slots.hold("team-a", first.run_id, running=False)  # as if that script never reached Redis
     controller = Controller(memory.app, pipeline=memory.pipeline)
     assert controller.sweeps.correct_quotas() == 1
     assert memory.pipeline.router.slots.held("team-a") == (set(), set())
