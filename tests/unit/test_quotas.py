@@ -84,6 +84,7 @@ def test_the_quota_sweep_reads_from_mongodb_only_the_runs_the_index_no_longer_fi
     (_, waiting), (_, started), (_, ended) = dispatch(memory), dispatch(memory), dispatch(memory)
     memory.pipeline.runs.claim(started.run_id, message=memory.app.sent[1].kwargs, worker_id="w1@host")
     memory.pipeline.runs.finish(ended.run_id, Outcome(status="cancelled"), status=RunStatus.CANCELLED, by="x")
+    memory.pipeline.router.slots.hold("team-a", ended.run_id, running=False)  # as if the end's script was lost
     read: list[str] = []
     real = RunStore.find
     monkeypatch.setattr(RunStore, "find", lambda self, run_id: read.append(run_id) or real(self, run_id))
@@ -100,6 +101,7 @@ def test_the_quota_sweep_reads_every_held_run_while_the_indexes_are_not_built(me
     memory.worker("w1", concurrency=4)
     (_, kept), (_, ended) = dispatch(memory), dispatch(memory)
     memory.pipeline.runs.finish(ended.run_id, Outcome(status="cancelled"), status=RunStatus.CANCELLED, by="x")
+    memory.pipeline.router.slots.hold("team-a", ended.run_id, running=False)  # as if the end's script was lost
     Index().redis.hset(Index.active_key("team-a"), ended.run_id, "queued|w1@host|1||0|j")  # stale entry
     Index().unbuild()
     assert Controller(memory.app, pipeline=memory.pipeline).sweeps.correct_quotas() == 1  # MongoDB decides
