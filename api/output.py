@@ -17,14 +17,16 @@ followers take turns and the other threads stay free for every other request
 
 from __future__ import annotations
 
-from flask import Response, send_file, stream_with_context
+import json
+
+from flask import Response, request, send_file, stream_with_context
 from flask.views import MethodView
-from marshmallow import Schema, fields
+from marshmallow import EXCLUDE, Schema, fields, validate
 
 from api.auth import caller
 from api.parsing import Blueprint
 from hydra.control.access import Reader
-from hydra.control.output import download, read_output
+from hydra.control.output import download, follow_output, read_output
 from hydra.model.queries import OutputArgs
 
 blp = Blueprint("output", __name__, url_prefix="/runs", description="Live output of runs.")
@@ -78,6 +80,76 @@ class RunOutput(MethodView):
         `wait=10` until `ended` is true (that is what `hydra logs -f` does).
         """
         return read_output(Reader(caller()), run_id, args["after"], args["wait"], args["limit"])
+
+
+class FollowArgs(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    after = fields.Integer(
+        load_default=-1,
+        validate=validate.Range(-1, 10**8),
+        metadata={
+            "description": "Follow from the chunk after this one (-1: from the start). A `Last-Event-ID` "
+            "header (what a reconnecting EventSource sends) counts the same; the larger one is used."
+        },
+    )
+
+
+def last_event_id() -> int:
+    """The ``Last-Event-ID`` header as a chunk number (-1 when absent or not a number)."""
+    try:
+        return max(-1, min(int(request.headers.get("Last-Event-ID", "-1")), 10**8))
+    except ValueError:
+        return -1
+
+
+def event_stream(pages) -> Response:
+    """Server-sent events from ``hydra.control.output.follow_output``'s pages: one ``page``
+    event per page (the JSON of ``GET /runs/<id>/output``, its `next` as the event's id), a
+    comment line as keep-alive for ``None``; the stream ends after the page with ``ended``."""
+    schema = OutputSchema()
+
+    def events():
+        for page in pages:
+            if page is None:
+                yield ": keep-alive\n\n"
+                continue
+            data = json.dumps(schema.dump(page), separators=(",", ":"))
+            yield f"id: {page['next']}\nevent: page\ndata: {data}\n\n"
+
+    response = Response(events(), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["X-Accel-Buffering"] = "no"  # nginx passes each event on at once
+    return response
+
+
+@blp.route("/<run_id>/output/events")
+class RunOutputEvents(MethodView):
+    @blp.arguments(FollowArgs, location="query")
+    @blp.doc(
+        responses={
+            "200": {
+                "description": "Server-sent events (`text/event-stream`), each `event: page` with `id:` the "
+                "page's `next` and `data:` a page as `GET /runs/{run_id}/output` answers it: first the stored "
+                "output, then new chunks and status changes as they come. The last page has `ended: true`, the "
+                "run's final status and its byte counts; then the stream ends. A `: keep-alive` comment comes "
+                "every 15 s while nothing happens.",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            }
+        }
+    )
+    @blp.alt_response(404, description="No run with that id.")
+    def get(self, args, run_id):
+        """Follow a run's output as server-sent events.
+
+        Every chunk once, in order, from `after` on, until the run has ended; then the stream
+        ends with the final status. Whoever may read the run may follow it. Each API process
+        reads a followed run once for all of its followers, and a follower holds no server
+        thread while it waits: this is how `hydra logs -f`, the Python client, the console and
+        gRPC's WatchRun follow a run.
+        """
+        return event_stream(follow_output(Reader(caller()), run_id, max(args["after"], last_event_id())))
 
 
 def attachment(run_id: str, body, *, full: bool) -> Response:

@@ -1,0 +1,166 @@
+"""The fan-out of a run's output to its followers (hydra.control.follow): one reader per run,
+every chunk once and in order for every follower, from the stored output into the live one,
+through dropped pages, until the page that says the run ended."""
+
+from __future__ import annotations
+
+import threading
+
+from hydra.control import follow as follow_module
+from hydra.control.follow import Hub, follow
+from hydra.model.records import Chunk
+
+
+class FakeRun:
+    """A run's output as the store holds it: chunks appended while it runs, then its end."""
+
+    def __init__(self, run_id: str = "r1"):
+        self.run_id = run_id
+        self.lock = threading.Lock()
+        self.chunks: list[Chunk] = []
+        self.status = "running"
+        self.ended = False
+        self.reads = 0
+
+    def write(self, count: int = 1) -> None:
+        with self.lock:
+            for _ in range(count):
+                seq = len(self.chunks)
+                self.chunks.append(Chunk(id=f"{self.run_id}/{seq}", run_id=self.run_id, seq=seq, text=f"line {seq}\n"))
+
+    def end(self, status: str = "succeeded") -> None:
+        with self.lock:
+            self.status, self.ended = status, True
+
+    def read(self, run_id: str, after: int, limit: int) -> dict:
+        assert run_id == self.run_id
+        with self.lock:
+            self.reads += 1
+            chunks = [chunk for chunk in self.chunks if chunk.seq > after][:limit]
+            last = chunks[-1].seq if chunks else after
+            ended = self.ended and last + 1 >= len(self.chunks)
+            return {
+                "run_id": run_id,
+                "status": self.status,
+                "chunks": chunks,
+                "next": last,
+                "ended": ended,
+                "stdout_bytes": 1 if ended else None,
+                "stderr_bytes": 0 if ended else None,
+            }
+
+
+def collect(pages) -> tuple[list[int], dict]:
+    seqs: list[int] = []
+    last: dict = {}
+    for page in pages:
+        if page is None:
+            continue
+        seqs += [chunk.seq for chunk in page["chunks"]]
+        last = page
+    return seqs, last
+
+
+def test_a_follower_gets_the_stored_output_then_the_live_output_once_each_then_the_end():
+    run = FakeRun()
+    run.write(5)
+    hub = Hub(run.read, interval=0.01)
+    pages = follow(hub, run.read, run.run_id, keepalive=0.05)
+    first = next(pages)
+    assert [c.seq for c in first["chunks"]] == [0, 1, 2, 3, 4]
+    run.write(3)
+    run.end()
+    seqs, last = collect(pages)
+    assert [0, 1, 2, 3, 4] + seqs == list(range(8))
+    assert last["ended"] is True and last["status"] == "succeeded" and last["stdout_bytes"] == 1
+    assert hub.follower_count() == 0
+
+
+def test_a_follower_joining_mid_run_from_a_chunk_gets_what_follows_it():
+    run = FakeRun()
+    run.write(10)
+    hub = Hub(run.read, interval=0.01)
+    pages = follow(hub, run.read, run.run_id, after=6, keepalive=0.05)
+    run.write(2)
+    run.end()
+    seqs, last = collect(pages)
+    assert seqs == [7, 8, 9, 10, 11] and last["ended"]
+
+
+def test_many_followers_of_one_run_each_get_every_chunk_from_one_reader():
+    run = FakeRun()
+    hub = Hub(run.read, interval=0.01)
+    results: dict[int, tuple[list[int], dict]] = {}
+    joined = threading.Barrier(33)
+
+    def follower(index: int) -> None:
+        pages = follow(hub, run.read, run.run_id, keepalive=0.05)
+        first = next(pages)
+        joined.wait()
+        seqs, last = collect(pages)
+        results[index] = ([c.seq for c in first["chunks"]] + seqs, last)
+
+    threads = [threading.Thread(target=follower, args=(i,)) for i in range(32)]
+    for thread in threads:
+        thread.start()
+    joined.wait()
+    reads_before = run.reads
+    for _ in range(50):
+        run.write(2)
+        threading.Event().wait(0.002)
+    run.end("failed")
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(results) == 32
+    for seqs, last in results.values():
+        assert seqs == list(range(100))
+        assert last["ended"] and last["status"] == "failed"
+    # live pages came from the one feed: far fewer reads than 32 followers polling would make
+    assert run.reads - reads_before < 32 * 10
+    assert hub.follower_count() == 0
+
+
+def test_a_follower_whose_queue_overflowed_reads_the_gap_from_the_store(monkeypatch):
+    monkeypatch.setattr(follow_module, "QUEUE_PAGES", 2)
+    run = FakeRun()
+    hub = Hub(run.read, interval=0.005)
+    pages = follow(hub, run.read, run.run_id, keepalive=0.05)
+    assert next(pages)["chunks"] == []  # subscribed, nothing stored yet
+    for _ in range(20):  # the follower takes nothing meanwhile: pages are dropped
+        run.write(1)
+        threading.Event().wait(0.01)
+    run.end()
+    seqs, last = collect(pages)
+    assert seqs == list(range(20)) and last["ended"]
+
+
+def test_a_status_change_without_output_is_a_page():
+    run = FakeRun()
+    run.status = "queued"
+    hub = Hub(run.read, interval=0.01)
+    pages = follow(hub, run.read, run.run_id, keepalive=0.05)
+    assert next(pages)["status"] == "queued"
+    run.status = "running"
+    page = next(page for page in pages if page is not None)
+    assert page["status"] == "running" and page["chunks"] == [] and not page["ended"]
+    pages.close()
+    assert hub.follower_count() == 0
+
+
+def test_an_ended_run_is_one_page_and_no_feed_is_left():
+    run = FakeRun()
+    run.write(3)
+    run.end()
+    hub = Hub(run.read, interval=0.01)
+    seqs, last = collect(follow(hub, run.read, run.run_id))
+    assert seqs == [0, 1, 2] and last["ended"]
+    assert hub.follower_count() == 0
+
+
+def test_nothing_new_yields_keepalives():
+    run = FakeRun()
+    hub = Hub(run.read, interval=0.01)
+    pages = follow(hub, run.read, run.run_id, keepalive=0.02)
+    next(pages)
+    assert next(pages) is None
+    pages.close()
