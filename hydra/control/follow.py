@@ -117,12 +117,10 @@ class Hub:
     def subscribe(self, run_id: str) -> Follower:
         follower = Follower(run_id)
         with self.lock:
-            feed = self.feeds.get(run_id)
-            start = feed is None
-            if start:
-                feed = self.feeds[run_id] = Feed(self, run_id)
+            found = self.feeds.get(run_id)
+            feed = found or self.feeds.setdefault(run_id, Feed(self, run_id))
             feed.followers.add(follower)
-        if start:
+        if found is None:
             threading.Thread(target=feed.run, name=f"hydra-follow-{run_id}", daemon=True).start()
         return follower
 

@@ -71,7 +71,7 @@ def test_a_follower_gets_the_stored_output_then_the_live_output_once_each_then_t
     run.write(3)
     run.end()
     seqs, last = collect(pages)
-    assert [0, 1, 2, 3, 4] + seqs == list(range(8))
+    assert [0, 1, 2, 3, 4, *seqs] == list(range(8))
     assert last["ended"] is True and last["status"] == "succeeded" and last["stdout_bytes"] == 1
     assert hub.follower_count() == 0
 
