@@ -1,18 +1,19 @@
-"""``/runs/<id>/output``: a run's live stdout/stderr, page by page, with a long-poll follow mode.
+"""``/runs/<id>/output``: a run's live stdout/stderr, page by page, and followed as server-sent events.
 
-A client reads ``GET /runs/<id>/output`` (``after=-1``: from the start), prints the chunks,
-and asks again with ``after=<next>``; with ``wait=<seconds>`` the request is held until new
-output arrives or the run ends (at most ``hydra.model.queries.MAX_WAIT`` seconds, so one follower never
-holds one of the API's threads for long). ``ended: true`` means no more output will come.
-The reading itself is ``hydra.control.output`` (gRPC's WatchRun streams the same pages).
+``GET /runs/<id>/output/events`` follows a run: its stored output, then each new chunk and
+status change as it comes, until a last page with ``ended: true`` and the final status
+(``hydra.control.output.follow_output``: one feed per followed run and API process,
+``hydra.control.follow``). Under gunicorn's gevent worker class a follower waits in a greenlet
+and holds no worker thread. ``hydra logs -f``, the client, the console and gRPC's WatchRun
+follow this way (``bench/follow.py`` measures ``/health`` and each line's delay with 64
+followers).
+
+``GET /runs/<id>/output`` reads one page (``after=-1``: from the start); with
+``wait=<seconds>`` the request is held until new output arrives or the run ends (at most
+``hydra.model.queries.MAX_WAIT`` seconds). One API process serves at most
+``HYDRA_MAX_FOLLOWERS`` such requests at once; one beyond that is answered at once - the
+run's status, no chunks, ``ended: false`` and ``retry_after`` (1-2 s).
 ``GET /runs/<id>/output.txt`` downloads the output as one text file.
-
-Followers cannot starve the API: one API process serves at most ``HYDRA_MAX_FOLLOWERS``
-output requests at once (default 2; gunicorn runs 2 processes of 4 threads). A request
-beyond that is answered at once - the run's status, no chunks, ``ended: false`` and
-``retry_after`` (1-2 s) - which the client and the CLI honour before asking again; so
-followers take turns and the other threads stay free for every other request
-(``bench/follow.py`` measures ``/health`` with 64 followers).
 """
 
 from __future__ import annotations
@@ -76,8 +77,9 @@ class RunOutput(MethodView):
         """Read a run's output while it runs (and after).
 
         Chunks of stdout and stderr in the order the worker stored them, at most 0.4 s after
-        the command wrote them. Follow a run by asking again with `after=<next>` and
-        `wait=10` until `ended` is true (that is what `hydra logs -f` does).
+        the command wrote them. Ask again with `after=<next>` (and `wait` to be held until
+        there is something new) until `ended` is true; to follow a run, prefer
+        `GET /runs/{run_id}/output/events`.
         """
         return read_output(Reader(caller()), run_id, args["after"], args["wait"], args["limit"])
 
