@@ -192,15 +192,11 @@ def process_hub() -> Hub:
 
 def follow_output(reader: Reader, run_id: str, after: int, *, keepalive: float = KEEPALIVE) -> Iterator[dict | None]:
     """Follow the output of a run ``reader``'s caller may read (NotFound, before anything is
-    yielded, otherwise): its pages from chunk ``after`` on until the one that says ``ended``
-    (``hydra.control.follow.follow``); ``None`` now and then while nothing happens."""
+    yielded, otherwise; checked when the following starts): its pages from chunk ``after`` on
+    until the one that says ``ended`` (``hydra.control.follow.follow``); ``None`` now and then
+    while nothing happens."""
     reader.run(run_id)
-    output = OutputStore()
-
-    def read(run_id: str, after: int, limit: int) -> dict:
-        return page_of(reader.run(run_id), output, after, limit)
-
-    return follow(process_hub(), read, run_id, after=after, keepalive=keepalive)
+    return follow(process_hub(), run_id, after=after, keepalive=keepalive)
 
 
 #: Chunks read per store round trip while a download is served.

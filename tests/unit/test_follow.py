@@ -65,7 +65,7 @@ def test_a_follower_gets_the_stored_output_then_the_live_output_once_each_then_t
     run = FakeRun()
     run.write(5)
     hub = Hub(run.read, interval=0.01)
-    pages = follow(hub, run.read, run.run_id, keepalive=0.05)
+    pages = follow(hub, run.run_id, keepalive=0.05)
     first = next(pages)
     assert [c.seq for c in first["chunks"]] == [0, 1, 2, 3, 4]
     run.write(3)
@@ -80,7 +80,7 @@ def test_a_follower_joining_mid_run_from_a_chunk_gets_what_follows_it():
     run = FakeRun()
     run.write(10)
     hub = Hub(run.read, interval=0.01)
-    pages = follow(hub, run.read, run.run_id, after=6, keepalive=0.05)
+    pages = follow(hub, run.run_id, after=6, keepalive=0.05)
     run.write(2)
     run.end()
     seqs, last = collect(pages)
@@ -89,12 +89,13 @@ def test_a_follower_joining_mid_run_from_a_chunk_gets_what_follows_it():
 
 def test_many_followers_of_one_run_each_get_every_chunk_from_one_reader():
     run = FakeRun()
+    run.write(7)  # some stored before anyone follows
     hub = Hub(run.read, interval=0.01)
     results: dict[int, tuple[list[int], dict]] = {}
     joined = threading.Barrier(33)
 
     def follower(index: int) -> None:
-        pages = follow(hub, run.read, run.run_id, keepalive=0.05)
+        pages = follow(hub, run.run_id, keepalive=0.05)
         first = next(pages)
         joined.wait()
         seqs, last = collect(pages)
@@ -113,18 +114,18 @@ def test_many_followers_of_one_run_each_get_every_chunk_from_one_reader():
         thread.join(timeout=30)
     assert len(results) == 32
     for seqs, last in results.values():
-        assert seqs == list(range(100))
+        assert seqs == list(range(107))
         assert last["ended"] and last["status"] == "failed"
-    # live pages came from the one feed: far fewer reads than 32 followers polling would make
+    # only the one feed read the store: far fewer reads than 32 followers polling would make
     assert run.reads - reads_before < 32 * 10
     assert hub.follower_count() == 0
 
 
-def test_a_follower_whose_queue_overflowed_reads_the_gap_from_the_store(monkeypatch):
+def test_a_follower_whose_queue_overflowed_takes_the_gap_from_what_the_feed_kept(monkeypatch):
     monkeypatch.setattr(follow_module, "QUEUE_PAGES", 2)
     run = FakeRun()
     hub = Hub(run.read, interval=0.005)
-    pages = follow(hub, run.read, run.run_id, keepalive=0.05)
+    pages = follow(hub, run.run_id, keepalive=0.05)
     assert next(pages)["chunks"] == []  # subscribed, nothing stored yet
     for _ in range(20):  # the follower takes nothing meanwhile: pages are dropped
         run.write(1)
@@ -138,7 +139,7 @@ def test_a_status_change_without_output_is_a_page():
     run = FakeRun()
     run.status = "queued"
     hub = Hub(run.read, interval=0.01)
-    pages = follow(hub, run.read, run.run_id, keepalive=0.05)
+    pages = follow(hub, run.run_id, keepalive=0.05)
     assert next(pages)["status"] == "queued"
     run.status = "running"
     page = next(page for page in pages if page is not None)
@@ -152,7 +153,7 @@ def test_an_ended_run_is_one_page_and_no_feed_is_left():
     run.write(3)
     run.end()
     hub = Hub(run.read, interval=0.01)
-    seqs, last = collect(follow(hub, run.read, run.run_id))
+    seqs, last = collect(follow(hub, run.run_id))
     assert seqs == [0, 1, 2] and last["ended"]
     assert hub.follower_count() == 0
 
@@ -160,7 +161,42 @@ def test_an_ended_run_is_one_page_and_no_feed_is_left():
 def test_nothing_new_yields_keepalives():
     run = FakeRun()
     hub = Hub(run.read, interval=0.01)
-    pages = follow(hub, run.read, run.run_id, keepalive=0.02)
+    pages = follow(hub, run.run_id, keepalive=0.02)
     next(pages)
     assert next(pages) is None
     pages.close()
+
+
+class Lines:
+    def __init__(self, text: str):
+        self.text = text
+
+    def iter_lines(self, decode_unicode: bool = False):
+        return iter(self.text.split("\n"))
+
+
+def test_the_client_reads_page_events_and_skips_keepalives_and_other_events():
+    from hydra.client.output import server_sent_events
+
+    stream = Lines(
+        ': keep-alive\n\nid: 0\nevent: page\ndata: {"next": 0}\n\n'
+        'event: other\ndata: {"next": 9}\n\n'
+        'id: 2\nevent: page\ndata:{"next":\ndata: 2}\n\n'
+    )
+    assert list(server_sent_events(stream)) == [{"next": 0}, {"next": 2}]  # type: ignore[arg-type]
+
+
+def test_a_follower_joining_a_followed_run_catches_up_from_the_feed_not_the_store():
+    run = FakeRun()
+    run.write(5)
+    hub = Hub(run.read, interval=3600)  # the feed reads once, then sleeps
+    first = follow(hub, run.run_id, keepalive=0.05)
+    assert [c.seq for c in next(first)["chunks"]] == [0, 1, 2, 3, 4]
+    reads = run.reads
+    late = follow(hub, run.run_id, after=2, keepalive=0.05)
+    page = next(late)
+    assert [c.seq for c in page["chunks"]] == [3, 4] and page["status"] == "running"
+    assert run.reads == reads
+    first.close()
+    late.close()
+    hub.stop()
