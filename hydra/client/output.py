@@ -73,6 +73,8 @@ def last_lines(chunks: list[Chunk], count: int) -> list[Chunk]:
 
 #: Seconds a follower waits for the next event (the server sends a keep-alive every 15 s).
 FOLLOW_READ_TIMEOUT = 40.0
+#: Seconds before a follower whose stream broke off asks again (after its last chunk).
+RECONNECT_PAUSE = 0.5
 
 
 def server_sent_events(response: requests.Response) -> Iterator[dict]:
@@ -156,7 +158,8 @@ class OutputReading:
                         if page.ended:
                             return
             except requests.RequestException:
-                pass  # cut off or quiet for too long: ask again from where it was
+                pass
+            time.sleep(RECONNECT_PAUSE)  # cut off or quiet for too long: ask again from where it was
 
     def log(self, run_id: str, *, head: int | None = None, tail: int | None = None) -> list[Chunk]:
         """The run's stored output as chunks, in the order written (stdout and stderr
