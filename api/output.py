@@ -113,12 +113,15 @@ def event_stream(pages) -> Response:
     schema = OutputSchema()
 
     def events():
-        for page in pages:
-            if page is None:
-                yield ": keep-alive\n\n"
-                continue
-            data = json.dumps(schema.dump(page), separators=(",", ":"))
-            yield f"id: {page['next']}\nevent: page\ndata: {data}\n\n"
+        try:
+            for page in pages:
+                if page is None:
+                    yield ": keep-alive\n\n"
+                    continue
+                data = json.dumps(schema.dump(page), separators=(",", ":"))
+                yield f"id: {page['next']}\nevent: page\ndata: {data}\n\n"
+        finally:  # the client went away (or the run ended): the follower leaves its feed
+            pages.close()
 
     response = Response(events(), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "private, no-store"
