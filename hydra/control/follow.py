@@ -76,7 +76,8 @@ class Feed:
         try:
             while not self.hub.stopped.is_set():
                 with self.hub.lock:
-                    if not self.followers:
+                    if not self.followers:  # leave the hub under the lock a new follower takes
+                        self._leave()
                         return
                 try:
                     page = self.hub.read(self.run_id, self.after, PAGE_CHUNKS)
@@ -91,8 +92,11 @@ class Feed:
                     self.hub.stopped.wait(self.hub.interval)
         finally:
             with self.hub.lock:
-                if self.hub.feeds.get(self.run_id) is self:
-                    del self.hub.feeds[self.run_id]
+                self._leave()
+
+    def _leave(self) -> None:
+        if self.hub.feeds.get(self.run_id) is self:
+            del self.hub.feeds[self.run_id]
 
     def publish(self, page: dict) -> None:
         """Keep the page's chunks and hand the page, if it says something new, to every
