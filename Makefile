@@ -55,7 +55,7 @@ test: lint
 	$(PY) -m pytest -q
 
 # bench/run.py: throughput and CPU per job by process (beside bare Celery's), latency, failover;
-# bench/follow.py: /health with 64 output followers;
+# bench/follow.py: /health and each line's delay with 64 output followers (server-sent events);
 # bench/console.py: how soon the web console shows a new line of output (headless Chromium);
 # bench/signing.py: what signing and checking a message costs (HMAC-SHA256 beside Ed25519).
 bench: install

@@ -1,30 +1,33 @@
-"""``/runs/<id>/output``: a run's live stdout/stderr, page by page, with a long-poll follow mode.
+"""``/runs/<id>/output``: a run's live stdout/stderr, page by page, and followed as server-sent events.
 
-A client reads ``GET /runs/<id>/output`` (``after=-1``: from the start), prints the chunks,
-and asks again with ``after=<next>``; with ``wait=<seconds>`` the request is held until new
-output arrives or the run ends (at most ``hydra.model.queries.MAX_WAIT`` seconds, so one follower never
-holds one of the API's threads for long). ``ended: true`` means no more output will come.
-The reading itself is ``hydra.control.output`` (gRPC's WatchRun streams the same pages).
+``GET /runs/<id>/output/events`` follows a run: its stored output, then each new chunk and
+status change as it comes, until a last page with ``ended: true`` and the final status
+(``hydra.control.output.follow_output``: one feed per followed run and API process,
+``hydra.control.follow``). Under gunicorn's gevent worker class a follower waits in a greenlet
+and holds no worker thread. ``hydra logs -f``, the client, the console and gRPC's WatchRun
+follow this way (``bench/follow.py`` measures ``/health`` and each line's delay with 64
+followers).
+
+``GET /runs/<id>/output`` reads one page (``after=-1``: from the start); with
+``wait=<seconds>`` the request is held until new output arrives or the run ends (at most
+``hydra.model.queries.MAX_WAIT`` seconds). One API process serves at most
+``HYDRA_MAX_FOLLOWERS`` such requests at once; one beyond that is answered at once - the
+run's status, no chunks, ``ended: false`` and ``retry_after`` (1-2 s).
 ``GET /runs/<id>/output.txt`` downloads the output as one text file.
-
-Followers cannot starve the API: one API process serves at most ``HYDRA_MAX_FOLLOWERS``
-output requests at once (default 2; gunicorn runs 2 processes of 4 threads). A request
-beyond that is answered at once - the run's status, no chunks, ``ended: false`` and
-``retry_after`` (1-2 s) - which the client and the CLI honour before asking again; so
-followers take turns and the other threads stay free for every other request
-(``bench/follow.py`` measures ``/health`` with 64 followers).
 """
 
 from __future__ import annotations
 
-from flask import Response, send_file, stream_with_context
+import json
+
+from flask import Response, request, send_file, stream_with_context
 from flask.views import MethodView
-from marshmallow import Schema, fields
+from marshmallow import EXCLUDE, Schema, fields, validate
 
 from api.auth import caller
 from api.parsing import Blueprint
 from hydra.control.access import Reader
-from hydra.control.output import download, read_output
+from hydra.control.output import download, follow_output, read_output
 from hydra.model.queries import OutputArgs
 
 blp = Blueprint("output", __name__, url_prefix="/runs", description="Live output of runs.")
@@ -74,10 +77,84 @@ class RunOutput(MethodView):
         """Read a run's output while it runs (and after).
 
         Chunks of stdout and stderr in the order the worker stored them, at most 0.4 s after
-        the command wrote them. Follow a run by asking again with `after=<next>` and
-        `wait=10` until `ended` is true (that is what `hydra logs -f` does).
+        the command wrote them. Ask again with `after=<next>` (and `wait` to be held until
+        there is something new) until `ended` is true; to follow a run, prefer
+        `GET /runs/{run_id}/output/events`.
         """
         return read_output(Reader(caller()), run_id, args["after"], args["wait"], args["limit"])
+
+
+class FollowArgs(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    after = fields.Integer(
+        load_default=-1,
+        validate=validate.Range(-1, 10**8),
+        metadata={
+            "description": "Follow from the chunk after this one (-1: from the start). A `Last-Event-ID` "
+            "header (what a reconnecting EventSource sends) counts the same; the larger one is used."
+        },
+    )
+
+
+def last_event_id() -> int:
+    """The ``Last-Event-ID`` header as a chunk number (-1 when absent or not a number)."""
+    try:
+        return max(-1, min(int(request.headers.get("Last-Event-ID", "-1")), 10**8))
+    except ValueError:
+        return -1
+
+
+def event_stream(pages) -> Response:
+    """Server-sent events from ``hydra.control.output.follow_output``'s pages: one ``page``
+    event per page (the JSON of ``GET /runs/<id>/output``, its `next` as the event's id), a
+    comment line as keep-alive for ``None``; the stream ends after the page with ``ended``."""
+    schema = OutputSchema()
+
+    def events():
+        try:
+            for page in pages:
+                if page is None:
+                    yield ": keep-alive\n\n"
+                    continue
+                data = json.dumps(schema.dump(page), separators=(",", ":"))
+                yield f"id: {page['next']}\nevent: page\ndata: {data}\n\n"
+        finally:  # the client went away (or the run ended): the follower leaves its feed
+            pages.close()
+
+    response = Response(events(), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["X-Accel-Buffering"] = "no"  # nginx passes each event on at once
+    return response
+
+
+@blp.route("/<run_id>/output/events")
+class RunOutputEvents(MethodView):
+    @blp.arguments(FollowArgs, location="query")
+    @blp.doc(
+        responses={
+            "200": {
+                "description": "Server-sent events (`text/event-stream`), each `event: page` with `id:` the "
+                "page's `next` and `data:` a page as `GET /runs/{run_id}/output` answers it: first the stored "
+                "output, then new chunks and status changes as they come. The last page has `ended: true`, the "
+                "run's final status and its byte counts; then the stream ends. A `: keep-alive` comment comes "
+                "every 15 s while nothing happens.",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            }
+        }
+    )
+    @blp.alt_response(404, description="No run with that id.")
+    def get(self, args, run_id):
+        """Follow a run's output as server-sent events.
+
+        Every chunk once, in order, from `after` on, until the run has ended; then the stream
+        ends with the final status. Whoever may read the run may follow it. Each API process
+        reads a followed run once for all of its followers, and a follower holds no server
+        thread while it waits: this is how `hydra logs -f`, the Python client, the console and
+        gRPC's WatchRun follow a run.
+        """
+        return event_stream(follow_output(Reader(caller()), run_id, max(args["after"], last_event_id())))
 
 
 def attachment(run_id: str, body, *, full: bool) -> Response:

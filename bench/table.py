@@ -124,3 +124,43 @@ def table(results: dict) -> str:
         "load average (1, 5, 15 min) before each phase: " + "; ".join(f"{k} {v}" for k, v in results["load"].items())
     )
     return "\n".join(lines)
+
+
+def follow_table(f: dict) -> str:
+    """The followers' part of ``make bench`` (bench/follow.py): ``f`` is its result."""
+    ratio_goal = "met" if f["ratio_p99"] <= 2.0 else "MISSED"
+    late_goal = "met" if f["lines_later_than_1s"] == 0 and f["lines_seen"] else "MISSED"
+    whole = f["followers_missing_or_repeating_lines"] == 0 and f["followers_without_lines"] == 0
+    rows = [
+        ("metric", "value", "goal"),
+        (
+            "GET /health p50 / p99 without followers (ms)",
+            f"{f['health_p50_alone_ms']} / {f['health_p99_alone_ms']}",
+            "",
+        ),
+        (
+            f"GET /health p50 / p99 with {f['followers']} followers (ms)",
+            f"{f['health_p50_followed_ms']} / {f['health_p99_followed_ms']}",
+            "",
+        ),
+        ("  follower /health p99 ratio", f"{f['ratio_p99']} ({ratio_goal})", "<= 2"),
+        (
+            "line written -> seen by a follower p50 / p99 / max (ms)",
+            f"{f['line_delay_p50_ms']} / {f['line_delay_p99_ms']} / {f['line_delay_max_ms']}",
+            "",
+        ),
+        ("  lines seen later than 1 s", f"{f['lines_later_than_1s']} of {f['lines_seen']} ({late_goal})", "0"),
+        (
+            "  followers that missed or repeated a line / saw none",
+            f"{f['followers_missing_or_repeating_lines']} / {f['followers_without_lines']} "
+            f"({'met' if whole else 'MISSED'})",
+            "0 / 0",
+        ),
+        ("follower requests refused or told to retry", f"{f['follower_answers_told_to_wait']}", "0"),
+        ("follower streams broken off", f"{f['follower_errors']}", ""),
+    ]
+    widths = [max(len(str(row[i])) for row in rows) for i in range(3)]
+    lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    lines.append(f"\n{f['when']}; {f['cpus']} CPUs; store: {f['store']}; Python {f['python']}")
+    return "\n".join(lines)

@@ -135,7 +135,9 @@ class Settings:
     notify_timeout: float = setting(10.0, "Seconds one notification attempt may take (connect and answer).")
     # -- sweeps and serving ---------------------------------------------------------------------
     queued_bound: float = setting(300.0, "Seconds a queued run may wait before the controller looks for its message.")
-    max_followers: int = setting(2, "Output requests (GET /runs/<id>/output) one API process serves at once.")
+    max_followers: int = setting(
+        2, "Page requests (GET /runs/<id>/output) one API process serves at once (followers: no limit)."
+    )
     grpc_bind: str = setting("127.0.0.1:50051", "Where the gRPC server listens (host:port; loopback by default).")
     grpc_threads: int = setting(16, "Calls the gRPC server serves at once (a WatchRun holds one while it streams).")
     grpc_tls_cert: str | None = setting(None, "PEM certificate chain: the gRPC server then speaks TLS only.")

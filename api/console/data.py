@@ -1,4 +1,5 @@
-"""The console's JSON (GET, read-only): a run's live output and state, and the charts' data.
+"""The console's JSON (GET, read-only): a run's live output (a page, or followed as server-sent
+events) and state, and the charts' data.
 Every answer is bounded: output in pages of at most 256 chunks (the REST endpoint's reader),
 charts over a window of at most a day in at most 120 buckets, a job's history in its last
 HISTORY runs (one page of the runs-of-a-job index)."""
@@ -9,10 +10,10 @@ from flask import jsonify, request
 
 from api.console.blueprint import bp
 from api.console.pages import HISTORY, reader
-from api.output import ChunkSchema
+from api.output import ChunkSchema, event_stream, last_event_id
 from api.schemas.runs import RunSchema
 from hydra.control import charts
-from hydra.control.output import read_output
+from hydra.control.output import follow_output, read_output
 from hydra.model.queries import MAX_WAIT
 
 #: How long the console's follower waits for new output per request (seconds).
@@ -26,6 +27,14 @@ def output(run_id: str):
     answer = read_output(reader(), run_id, after, wait, 256)
     answer["chunks"] = ChunkSchema(many=True).dump(answer["chunks"])
     return jsonify(answer)
+
+
+@bp.get("/runs/<run_id>/output/events")
+def output_events(run_id: str):
+    """The run's output as server-sent events (``GET /runs/<id>/output/events``), for the
+    session's principal: what the run page follows."""
+    after = max(-1, min(request.args.get("after", -1, type=int), 10**8), last_event_id())
+    return event_stream(follow_output(reader(), run_id, after))
 
 
 @bp.get("/runs/<run_id>/state.json")

@@ -57,6 +57,7 @@ OPERATIONS = {
     "POST /runs/{run_id}/retry": "run retry",
     "GET /runs/{run_id}/output": "logs",
     "GET /runs/{run_id}/output.txt": "logs",
+    "GET /runs/{run_id}/output/events": "logs",
     "GET /dead-letter/": "dead-letters",
     "POST /schedule/": "schedule add",
     "GET /schedule/{task_id}": "schedule show",

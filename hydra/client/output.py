@@ -10,10 +10,13 @@ to lines, keeping each chunk's stream.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import Any
+
+import requests
 
 from hydra.client.errors import WaitTimeout
 from hydra.client.operations import operation, segment
@@ -68,6 +71,34 @@ def last_lines(chunks: list[Chunk], count: int) -> list[Chunk]:
     return kept[::-1]
 
 
+#: Seconds a follower waits for the next event (the server sends a keep-alive every 15 s).
+FOLLOW_READ_TIMEOUT = 40.0
+#: Seconds before a follower whose stream broke off asks again (after its last chunk).
+RECONNECT_PAUSE = 0.5
+
+
+def server_sent_events(response: requests.Response) -> Iterator[dict]:
+    """The JSON data of each ``page`` event of a text/event-stream answer, in order
+    (comments - keep-alives - and other events skipped)."""
+    event, data = "message", []
+    for line in response.iter_lines(decode_unicode=True):
+        if line is None:
+            continue
+        if not line:  # the blank line ends an event
+            if event == "page" and data:
+                yield json.loads("\n".join(data))
+            event, data = "message", []
+        elif line.startswith(":"):
+            continue
+        else:
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "event":
+                event = value
+            elif name == "data":
+                data.append(value)
+
+
 class OutputReading:
     """Mixed into ``hydra.client.Client``: what reads a run's output."""
 
@@ -85,6 +116,7 @@ class OutputReading:
         answer = self.request("GET", f"/runs/{segment(run_id)}/output", params=params, timeout=self.timeout + wait)
         return OutputPage.from_json(answer)
 
+    @operation("GET /runs/{run_id}/output/events")
     def follow(
         self,
         run_id: str,
@@ -94,25 +126,40 @@ class OutputReading:
         on_status: Callable[[str], None] | None = None,
     ) -> Iterator[Chunk]:
         """Yield the run's output chunks as they come, until the run has ended and all of its
-        output was read. ``on_status(status)`` is called whenever the status changes.
-        Raises WaitTimeout after ``timeout`` seconds (None: no limit)."""
+        output was read (server-sent events, ``GET /runs/{id}/output/events``; a stream that
+        breaks off is resumed after the last chunk). ``on_status(status)`` is called whenever
+        the status changes. Raises WaitTimeout after ``timeout`` seconds (None: no limit)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         status = None
         while True:
-            left = 10.0 if deadline is None else max(0.0, min(10.0, deadline - time.monotonic()))
-            page = self.output(run_id, after=after, wait=left)
-            if page.status != status:
-                status = page.status
-                if on_status is not None:
-                    on_status(status)
-            yield from page.chunks
-            after = page.next
-            if page.ended:
-                return
-            if deadline is not None and time.monotonic() >= deadline and not page.chunks:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
                 raise WaitTimeout(f"run {run_id} still {status} after {timeout:g}s")
-            if page.retry_after and not page.chunks:  # the server holds enough followers already
-                time.sleep(page.retry_after if deadline is None else min(page.retry_after, left))
+            # the server sends a keep-alive every 15 s: a read that waits longer lost the stream
+            read_timeout = FOLLOW_READ_TIMEOUT if left is None else min(FOLLOW_READ_TIMEOUT, max(left, 0.1))
+            response, _ = self._exchange(
+                "GET",
+                f"/runs/{segment(run_id)}/output/events",
+                params={"after": after},
+                headers={"Accept": "text/event-stream"},
+                timeout=(self.timeout, read_timeout),
+                stream=True,
+            )
+            try:
+                with response:
+                    for data in server_sent_events(response):
+                        page = OutputPage.from_json(data)
+                        if page.status != status:
+                            status = page.status
+                            if on_status is not None:
+                                on_status(status)
+                        yield from page.chunks
+                        after = page.next
+                        if page.ended:
+                            return
+            except requests.RequestException:
+                pass
+            time.sleep(RECONNECT_PAUSE)  # cut off or quiet for too long: ask again from where it was
 
     def log(self, run_id: str, *, head: int | None = None, tail: int | None = None) -> list[Chunk]:
         """The run's stored output as chunks, in the order written (stdout and stderr

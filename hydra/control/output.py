@@ -9,9 +9,11 @@ most :data:`MAX_WAIT` seconds, so one follower never holds a server thread for l
 :func:`read_output` (REST) is gated: one process serves at most ``HYDRA_MAX_FOLLOWERS``
 reads at once, and a read beyond that is answered at once - the run's status, no chunks,
 ``ended: false`` and ``retry_after`` (1-2 s) - so followers take turns and an API's other
-requests keep their threads. :func:`read_page` is the read itself; gRPC's WatchRun calls
-it directly, since each stream holds one of the gRPC server's own threads
-(``HYDRA_GRPC_THREADS``) for as long as it lasts anyway.
+requests keep their threads. :func:`read_page` is the read itself.
+
+:func:`follow_output` follows a run until its output ended, through this process's one feed
+per followed run (``hydra.control.follow``): ``GET /runs/<id>/output/events`` (server-sent
+events, which ``hydra logs -f``, the client and the console use) and gRPC's WatchRun.
 
 :func:`download` is the run's output as one text (``GET /runs/<id>/output.txt``): the full
 output when ``HYDRA_OUTPUT_DIR`` keeps it (``hydra.store.output_dir``), else every stored chunk in
@@ -29,12 +31,14 @@ from typing import IO
 
 from hydra import clock
 from hydra.control.access import Reader, require
+from hydra.control.follow import KEEPALIVE, Hub, follow
 from hydra.execution.live import STREAMS
 from hydra.model.queries import MAX_WAIT
 from hydra.model.records import Chunk, OutputEnd, Run
 from hydra.settings import get_settings
 from hydra.store.output import OutputStore
 from hydra.store.output_dir import OutputDir
+from hydra.store.runs import RunStore
 
 #: How often a waiting read looks for new output (a chunk is stored <= 0.4 s after it is written).
 POLL_INTERVAL = 0.2
@@ -135,26 +139,32 @@ def read_page(reader: Reader, run_id: str, after: int, wait: float, limit: int) 
     output = OutputStore()
     deadline = time.monotonic() + min(wait, MAX_WAIT)
     while True:
-        run = reader.run(run_id)  # NotFound -> 404; read before the chunks, see below
-        chunks = output.chunks(run_id, after, max_chunks=limit)
-        eof: OutputEnd | None = None
-        ended = False
-        if run.run_status.is_terminal and run.live_chunks == 0:
-            # A short run stored no chunks: its whole output is in the run record.
-            chunks, ended = record_chunks(run, after), True
-            break
-        if run.run_status.is_terminal:
-            # The run's end is recorded after its writer closed, so with the status read
-            # first, the chunks read now are all there are once the end record exists.
-            eof = output.end(run_id)
-            last = chunks[-1].seq if chunks else after
-            if eof is not None:  # complete once the reader has every chunk the writer stored
-                ended = last + 1 >= eof.chunks
-            else:  # no writer ran, or it died: complete after a grace, once nothing more is read
-                ended = not chunks and _writer_gone(run, clock.utcnow())
-        if chunks or ended or time.monotonic() >= deadline:
-            break
+        page = page_of(reader.run(run_id), output, after, limit)  # NotFound -> 404
+        if page["chunks"] or page["ended"] or time.monotonic() >= deadline:
+            return page
         time.sleep(POLL_INTERVAL)
+
+
+def page_of(run: Run, output: OutputStore, after: int, limit: int) -> dict:
+    """The page after chunk ``after`` of ``run``'s output, read once: ``run`` must have been
+    read before the chunks are (see below). The followers' feeds (``hydra.control.follow``)
+    read the same pages."""
+    run_id = run.id
+    chunks = output.chunks(run_id, after, max_chunks=limit)
+    eof: OutputEnd | None = None
+    ended = False
+    if run.run_status.is_terminal and run.live_chunks == 0:
+        # A short run stored no chunks: its whole output is in the run record.
+        chunks, ended = record_chunks(run, after), True
+    elif run.run_status.is_terminal:
+        # The run's end is recorded after its writer closed, so with the status read
+        # first, the chunks read now are all there are once the end record exists.
+        eof = output.end(run_id)
+        last = chunks[-1].seq if chunks else after
+        if eof is not None:  # complete once the reader has every chunk the writer stored
+            ended = last + 1 >= eof.chunks
+        else:  # no writer ran, or it died: complete after a grace, once nothing more is read
+            ended = not chunks and _writer_gone(run, clock.utcnow())
     return {
         "run_id": run_id,
         "status": run.status,
@@ -164,6 +174,29 @@ def read_page(reader: Reader, run_id: str, after: int, wait: float, limit: int) 
         "stdout_bytes": eof.stdout_bytes if eof else run.stdout_bytes if ended else None,
         "stderr_bytes": eof.stderr_bytes if eof else run.stderr_bytes if ended else None,
     }
+
+
+_hub_lock = threading.Lock()
+_hub: Hub | None = None
+
+
+def process_hub() -> Hub:
+    """This process's feeds of followed runs (``hydra.control.follow``), started on first use."""
+    global _hub
+    with _hub_lock:
+        if _hub is None:
+            runs, output = RunStore(), OutputStore()
+            _hub = Hub(lambda run_id, after, limit: page_of(runs.get(run_id), output, after, limit))
+        return _hub
+
+
+def follow_output(reader: Reader, run_id: str, after: int, *, keepalive: float = KEEPALIVE) -> Iterator[dict | None]:
+    """Follow the output of a run ``reader``'s caller may read (NotFound, before anything is
+    yielded, otherwise; checked when the following starts): its pages from chunk ``after`` on
+    until the one that says ``ended`` (``hydra.control.follow.follow``); ``None`` now and then
+    while nothing happens."""
+    reader.run(run_id)
+    return follow(process_hub(), run_id, after=after, keepalive=keepalive)
 
 
 #: Chunks read per store round trip while a download is served.

@@ -20,7 +20,7 @@ from marshmallow import Schema, ValidationError
 from hydra.auth import bearer
 from hydra.control import drain, fanout, related, submission, verbs
 from hydra.control.access import Reader
-from hydra.control.output import read_page
+from hydra.control.output import follow_output
 from hydra.control.rendering import render_each, render_one
 from hydra.errors import InvalidJob
 from hydra.model.access import Principal
@@ -32,8 +32,9 @@ from hydra.rpc.errors import InvalidArgument
 from hydra.settings import get_settings
 from hydra.v1 import hydra_pb2, hydra_pb2_grpc
 
-#: How long one read of a watched run's output may wait for something new (seconds): also
-#: how soon a status change without output is seen.
+#: How often a watch with nothing new checks that its client is still there (seconds). The
+#: output and status changes come from this process's one feed per followed run
+#: (hydra.control.follow).
 WATCH_WAIT = 1.0
 
 _KEY = Schema.from_dict({"idempotency_key": IdempotencyKey()})()
@@ -138,15 +139,17 @@ class HydraService(hydra_pb2_grpc.HydraServicer):
         reader = Reader(actor)
         run = reader.run(run_id)
         yield hydra_pb2.RunEvent(run=convert.run_message(run))
-        status, after = run.status, args["after"]
-        while context.is_active():
-            page = read_page(reader, run_id, after, WATCH_WAIT, args["limit"])
+        status = run.status
+        for page in follow_output(reader, run_id, args["after"], keepalive=WATCH_WAIT):
+            if not context.is_active():
+                return
+            if page is None:
+                continue
             if page["status"] != status and not page["ended"]:
                 status = page["status"]
                 yield hydra_pb2.RunEvent(run=convert.run_message(reader.run(run_id)))
             for chunk in page["chunks"]:
                 yield hydra_pb2.RunEvent(output=convert.chunk_message(chunk))
-            after = page["next"]
             if page["ended"]:
                 yield hydra_pb2.RunEvent(run=convert.run_message(reader.run(run_id)), ended=True)
                 return

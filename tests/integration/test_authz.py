@@ -256,6 +256,7 @@ CASES = [
     ),
     Case("GET", "/runs/{run_id}/output", on_run("pending"), read_only(other=404)),
     Case("GET", "/runs/{run_id}/output.txt", on_run("pending"), read_only(other=404)),
+    Case("GET", "/runs/{run_id}/output/events", on_run("pending"), read_only(other=404)),
     Case("GET", "/runs/{run_id}/flow", on_run("pending"), read_only(other=404)),
     Case("GET", "/jobs/{job_id}/dependencies", on_job(), read_only(other=404)),
     Case("GET", "/jobs/{job_id}/fanout", on_job("fanned_out"), read_only(other=404)),

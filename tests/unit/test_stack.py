@@ -232,7 +232,7 @@ def test_ferretdb_command_otherwise(stk, monkeypatch):
 def test_hydra_commands_use_the_venv(stk):
     b = str(stk.bin)
     assert stk.api_command() == [
-        f"{b}/gunicorn", "--bind", "127.0.0.1:3", "--workers", "2", "--threads", "4",
+        f"{b}/gunicorn", "--bind", "127.0.0.1:3", "--workers", "2", "--worker-class", "gevent",
         "--timeout", "60", "--access-logfile", "-", "--no-control-socket", "api:create_app()",
     ]  # fmt: skip
     assert stk.controller_command() == [f"{b}/python", "-m", "hydra", "controller"]

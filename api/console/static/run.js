@@ -1,4 +1,4 @@
-// A run's live output (long-polling the console's output.json) and its state.
+// A run's live output (server-sent events from the console's output/events) and its state.
 (function () {
   "use strict";
   var box = document.getElementById("run-state");
@@ -69,30 +69,33 @@
     });
     if (chunks.length) out.scrollTop = out.scrollHeight;
   }
+  // Server-sent events: the stored output, then live chunks and status changes, the last
+  // page with `ended`. The browser reconnects by itself, from the last page (Last-Event-ID).
   function follow() {
     note.textContent = "(following)";
-    fetch(box.dataset.outputUrl + "?after=" + after + "&wait=5", { credentials: "same-origin" })
-      .then(function (r) {
-        if (!r.ok) throw new Error("HTTP " + r.status);
-        return r.json();
-      })
-      .then(function (a) {
-        append(a.chunks || []);
-        after = a.next;
-        if (a.status) showStatus(a.status);
-        if (a.ended) {
-          note.textContent = "(complete)";
-          refreshState();
-          return;
-        }
-        if (a.retry_after) { setTimeout(follow, a.retry_after * 1000); return; }
-        if (terminal.indexOf(a.status) >= 0 || (a.chunks || []).length === 0) refreshState();
-        follow();
-      })
-      .catch(function (err) {
-        note.textContent = "(connection lost: " + err.message + "; retrying)";
+    var source = new EventSource(box.dataset.eventsUrl + "?after=" + after, { withCredentials: true });
+    source.addEventListener("page", function (e) {
+      var a = JSON.parse(e.data);
+      note.textContent = "(following)";
+      append(a.chunks || []);
+      after = a.next;
+      if (a.status) showStatus(a.status);
+      if (a.ended) {
+        source.close();
+        note.textContent = "(complete)";
+        refreshState();
+        return;
+      }
+      if (terminal.indexOf(a.status) >= 0 || (a.chunks || []).length === 0) refreshState();
+    });
+    source.onerror = function () {
+      if (source.readyState === EventSource.CLOSED) {  // refused (a 404, say): ask again later
+        note.textContent = "(connection lost; retrying)";
         setTimeout(follow, 2000);
-      });
+      } else {
+        note.textContent = "(connection lost; reconnecting)";
+      }
+    };
   }
   refreshState();
   follow();

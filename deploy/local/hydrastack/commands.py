@@ -70,7 +70,7 @@ class Commands:
         # path shared by every stack on the machine (make up and each test session).
         return [
             str(self.bin / "gunicorn"), "--bind", f"127.0.0.1:{self.api_port}",
-            "--workers", "2", "--threads", "4", "--timeout", "60",
+            "--workers", "2", "--worker-class", "gevent", "--timeout", "60",
             "--access-logfile", "-", "--no-control-socket", "api:create_app()",
         ]  # fmt: skip
 
