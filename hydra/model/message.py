@@ -18,8 +18,9 @@ from hydra.errors import InvalidJob
 from hydra.model.namespaces import DEFAULT_NAMESPACE, Namespace
 from hydra.model.notify import EVENTS, listened
 from hydra.model.params import message_values, values_field
+from hydra.model.parts import USER_RE
 from hydra.model.resources import concurrency_limit
-from hydra.model.spec import JOB_ONLY_FIELDS, USER_RE, JobSpecSchema
+from hydra.model.spec import JOB_ONLY_FIELDS, JobSpecSchema
 
 #: Fields a task message carries besides the job body (``param_values``: hydra.model.params;
 #: ``fanout_id``, ``bound_worker``: hydra.model.fanout; ``notify_on``: the events its job's

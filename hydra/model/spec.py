@@ -1,10 +1,13 @@
-"""What a job is: the validated job body, shared by the REST API and the task message.
+"""What a job is: the validated job body, shared by the REST API and the task message
+(``hydra.model.message``, which adds which job and attempt it runs).
 
 The job body (name, user, affinity, command, shell, retries, timeout, schedule) plus
 priority, scheduled_at, env, cwd and args; the retry policy (backoff, max_lost); the executor
 (shell, or an HTTP webhook with its ``http`` request); for cron jobs the misfire and
-overlap policies; and the trigger parameters it declares (``hydra.model.params``). The same schema validates a Python user's ``apply_async(kwargs=...)`` in the
-dispatch pipeline, so both ways in accept exactly the same jobs.
+overlap policies; and the trigger parameters it declares (``hydra.model.params``). Its nested
+parts (affinity, backoff, an http request) are ``hydra.model.parts``. The same schema validates
+a Python user's ``apply_async(kwargs=...)`` in the dispatch pipeline, so both ways in accept
+exactly the same jobs.
 """
 
 from __future__ import annotations
