@@ -6,7 +6,9 @@ both. :func:`end_tree` sends them SIGTERM, waits ``grace`` seconds, then SIGKILL
 pass after pass. With a cgroup (``hydra.execution.isolation.Confinement``) the cgroup's members
 are the tree and nothing needs to be searched. The common end - the command exited and left
 nothing - is told from /proc (or this process's own children) without reading the whole
-process table. On Windows the command's descendants are found through their parent links and
+process table; so is what is left otherwise by a subreaper (the worker's pool processes), from
+its own children down. Only a process that is no subreaper (the worker's main process, ending
+what a dead pool process left running) searches the table. On Windows the command's descendants are found through their parent links and
 terminated at once.
 """
 
