@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from hydra.execution.process import end_processes_with_env, end_session
+from hydra.execution.tree import end_processes_with_env, end_session
 
 log = logging.getLogger(__name__)
 

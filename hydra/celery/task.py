@@ -26,7 +26,6 @@ from hydra.execution import executors, isolation
 from hydra.execution.limits import Limits
 from hydra.execution.live import ChunkWriter, tee
 from hydra.model.outcome import Outcome
-from hydra.model.spec import load_message
 from hydra.model.status import RunStatus
 from hydra.settings import get_settings
 from hydra.store.flows import FlowStore
@@ -84,7 +83,7 @@ def run_command(self, **kwargs):
     settings = get_settings()
     run_id = self.request.id
     slot = worker.slot(profile.id)
-    kwargs = load_message(kwargs)  # as admit() validated it
+    kwargs = worker.admitted_message(run_id, self.request)  # validated once, by admit()
     log.info(
         "run started",
         extra={"event": "run.started", "run_id": run_id, "job_id": kwargs.get("job_id"), "worker": profile.id},

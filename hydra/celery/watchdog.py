@@ -16,13 +16,19 @@ The two reads run in threads of their own, on clients of their own that give up 
 ``FLAG_TIMEOUT`` and ``FENCE_TIMEOUT``: a link that silently drops packets (a cut, no
 reset) would otherwise hold a Redis read for the client's usual 5 s and a MongoDB read for
 20 s, and with it the other read and the first read after the link heals (found by ``make
-chaos``: a worker cut from Redis only, and from both).
+chaos``: a worker cut from Redis only, and from both). The two threads live as long as the
+process (:class:`_Reads`, one per kind of read): a run registers its watch with them and
+leaves, rather than start and join threads of its own. Each watch keeps its own schedule -
+its first flag read 0.25 s after its start, its first fence read 2 s after - so a run that
+ends sooner reads neither, as before.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable
 
 from hydra.broker.redis import get_redis
@@ -57,37 +63,27 @@ class AttemptWatch:
         self.flags = flags or StopFlags(get_redis(FLAG_TIMEOUT))
         self.cancel = threading.Event()
         self.reason: str | None = None
-        self._done = threading.Event()
         self._lock = threading.Lock()
-        self._threads = [
-            threading.Thread(target=self._watch, args=(self._flag, flag_every), name=f"flag-{run_id}", daemon=True),
-            threading.Thread(target=self._watch, args=(self._fence, fence_every), name=f"fence-{run_id}", daemon=True),
-        ]
+        self._every = {"flag": flag_every, "fence": fence_every}
 
     def __enter__(self) -> AttemptWatch:
-        for thread in self._threads:
-            thread.start()
+        for kind, read in (("flag", self._flag), ("fence", self._fence)):
+            _reads(kind).add(self, read, self._every[kind])
         return self
 
     def __exit__(self, *exc) -> None:
-        self._done.set()
-        for thread in self._threads:
-            thread.join(timeout=FENCE_TIMEOUT + 1)
+        for kind in ("flag", "fence"):
+            _reads(kind).remove(self)
 
-    def _watch(self, read: Callable[[], str | None], every: float) -> None:
-        while not self._done.wait(every) and not self.cancel.is_set():
-            reason = read()
-            if reason is None:
-                continue
-            with self._lock:
-                if self.cancel.is_set() or self._done.is_set():
-                    return
-                self.reason = reason
-                self.cancel.set()
-            log.warning(
-                "stopping run: %s", reason, extra={"event": "run.stopping", "run_id": self.run_id, "reason": reason}
-            )
-            return
+    def _stop(self, reason: str) -> None:
+        with self._lock:
+            if self.cancel.is_set():
+                return
+            self.reason = reason
+            self.cancel.set()
+        log.warning(
+            "stopping run: %s", reason, extra={"event": "run.stopping", "run_id": self.run_id, "reason": reason}
+        )
 
     def _flag(self) -> str | None:
         try:
@@ -104,3 +100,57 @@ class AttemptWatch:
             return "cancel requested" if self.runs.cancel_requested(self.run_id) else None
         except Unavailable:
             return None
+
+
+class _Reads:
+    """One kind of read (the flag, or the fence) for every watch of this process, from one
+    thread that lives as long as the process: each watch is read when it is due, every
+    ``every`` seconds from its start, until it leaves or is stopped."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._changed = threading.Condition()
+        self._due: dict[AttemptWatch, tuple[float, float, Callable[[], str | None]]] = {}  # watch -> (due, every, read)
+        self._pid: int | None = None
+
+    def add(self, watch: AttemptWatch, read: Callable[[], str | None], every: float) -> None:
+        with self._changed:
+            if self._pid != os.getpid():  # (again) after a fork: threads are not inherited
+                self._pid = os.getpid()
+                self._due.clear()
+                threading.Thread(target=self._run, name=f"hydra-watch-{self.kind}", daemon=True).start()
+            self._due[watch] = (time.monotonic() + every, every, read)
+            self._changed.notify()
+
+    def remove(self, watch: AttemptWatch) -> None:
+        with self._changed:
+            self._due.pop(watch, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                now = time.monotonic()
+                due = [(watch, read) for watch, (at, _, read) in self._due.items() if at <= now]
+                if not due:
+                    soonest = min((at for at, _, _ in self._due.values()), default=None)
+                    self._changed.wait(None if soonest is None else soonest - now)
+                    continue
+            for watch, read in due:
+                reason = None if watch.cancel.is_set() else read()
+                with self._changed:
+                    if watch not in self._due:  # its run ended meanwhile
+                        continue
+                    if reason is None and not watch.cancel.is_set():
+                        _, every, _ = self._due[watch]
+                        self._due[watch] = (time.monotonic() + every, every, read)
+                        continue
+                    self._due.pop(watch)
+                if reason is not None:
+                    watch._stop(reason)
+
+
+_READS = {kind: _Reads(kind) for kind in ("flag", "fence")}
+
+
+def _reads(kind: str) -> _Reads:
+    return _READS[kind]

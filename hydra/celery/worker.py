@@ -48,7 +48,7 @@ from hydra.execution.command import available_shells
 from hydra.execution.egress import EgressPolicy
 from hydra.execution.reaper import enable_subreaper
 from hydra.model.affinity import Requirements, WorkerProfile, mismatch, profile_from_queues
-from hydra.model.spec import execution_digest, load_message
+from hydra.model.message import execution_digest, load_message
 from hydra.model.status import RunStatus
 from hydra.settings import get_settings
 from hydra.store import credentials
@@ -286,12 +286,26 @@ def admit(run_id: str, kwargs: dict, request=None, *, runs: RunStore | None = No
             _superseded(runs, run_id, profile.id, f"attempt ended as {end.status} by {end.by} while it was claimed")
     if request is not None:
         request.hydra_admitted = run_id  # the result backend records the end of this message (and only such)
+        request.hydra_message = message  # what the task runs: validated once per delivery
     return message
 
 
 def admitted(run_id: str, request) -> bool:
     """Whether this process admitted ``request`` as run ``run_id`` (:func:`admit`)."""
     return request is not None and getattr(request, "hydra_admitted", None) == run_id
+
+
+def admitted_message(run_id: str, request) -> dict:
+    """The message :func:`admit` validated for ``request`` as run ``run_id``: the task runs
+    it as it is, rather than validate the same kwargs again (a tenth of a pool process's CPU
+    per job). Refused (never executed) when this process did not admit the request."""
+    message = getattr(request, "hydra_message", None) if admitted(run_id, request) else None
+    if not isinstance(message, dict):
+        raise Refused(
+            f"refused: run {run_id} was not admitted by this worker",
+            {"status": RunStatus.FAILED.value, "error": "not admitted"},
+        )
+    return message
 
 
 def _superseded(runs: RunStore, run_id: str, worker_id: str, reason: str) -> NoReturn:

@@ -46,10 +46,10 @@ from hydra.model.flow import (
     dependants_for,
     outcome_plan,
 )
+from hydra.model.message import MESSAGE_FIELDS, execution_digest
 from hydra.model.outcome import Outcome
 from hydra.model.params import Values
 from hydra.model.records import Chain, Dispatched, Job
-from hydra.model.spec import MESSAGE_FIELDS, execution_digest
 from hydra.model.status import FOLLOWED, RunStatus
 from hydra.store.jobs import new_id
 

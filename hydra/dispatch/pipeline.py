@@ -53,11 +53,11 @@ from hydra.dispatch.steps import build_message, shadow_name, summary, unsent, va
 from hydra.dispatch.submissions import KEY_HOLDER, Submitter, audit_submission
 from hydra.errors import BrokerUnavailable, InvalidJob
 from hydra.model.fanout import Binding, fans_out
+from hydra.model.message import MESSAGE_BODY_FIELDS, MESSAGE_FIELDS, execution_digest
 from hydra.model.outcome import Outcome
 from hydra.model.params import Values
 from hydra.model.priority import LEVELS, broker_level
 from hydra.model.records import Chain, Dispatched, Job
-from hydra.model.spec import MESSAGE_BODY_FIELDS, MESSAGE_FIELDS, execution_digest
 from hydra.model.status import RunStatus
 from hydra.store.flows import FlowStore
 from hydra.store.jobs import JobStore, new_id

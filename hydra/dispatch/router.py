@@ -20,8 +20,8 @@ from hydra import names
 from hydra.broker.quotas import NamespaceSlots
 from hydra.broker.registry import Registry
 from hydra.model.affinity import Placement, Requirements, Verdict, explain, verdicts
+from hydra.model.namespaces import DEFAULT_NAMESPACE
 from hydra.model.records import Dispatched
-from hydra.model.spec import DEFAULT_NAMESPACE
 from hydra.model.status import RunStatus
 from hydra.settings import get_settings
 from hydra.store.namespaces import NamespaceLimits, NamespaceStore

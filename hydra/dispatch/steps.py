@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from hydra.errors import InvalidJob
+from hydra.model.message import load_message, message_kwargs
 from hydra.model.params import still_declared
 from hydra.model.records import Dispatched, Job
-from hydra.model.spec import load_message, message_kwargs
 from hydra.model.status import RunStatus
 
 

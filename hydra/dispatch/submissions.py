@@ -25,7 +25,7 @@ from hydra.errors import Forbidden
 from hydra.model.access import Principal
 from hydra.model.dependencies import FIELDS
 from hydra.model.flow import Step
-from hydra.model.spec import DEFAULT_NAMESPACE
+from hydra.model.namespaces import DEFAULT_NAMESPACE
 from hydra.store.audit import AuditStore
 from hydra.store.jobs import JobStore
 

@@ -27,7 +27,7 @@ A process joins its run's cgroup before it execs anything of the job: the comman
 prefixed by :func:`join_argv` (a ``/bin/sh`` that writes its own pid into the cgroups, then
 execs the rest), so nothing the command forks can be outside it. Without cgroups (no
 privileges, no Linux) Hydra falls back on sessions, the subreaper and ``HYDRA_RUN_ID``
-(``hydra.execution.process``) - and on bubblewrap's pid namespace when it runs commands
+(``hydra.execution.tree``) - and on bubblewrap's pid namespace when it runs commands
 in one (``hydra.execution.isolation``).
 """
 

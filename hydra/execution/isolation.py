@@ -27,7 +27,7 @@ refused before anything runs), then :func:`confine` makes the run's :class:`Conf
 
 The fallback, on a machine without bubblewrap, cgroups or root: the same environment
 scrubbing and fresh directory (``TMPDIR`` points into it), and the process-tree, session and
-subreaper killing of ``hydra.execution.process``; but then runs of the same OS user can see
+subreaper killing of ``hydra.execution.tree``; but then runs of the same OS user can see
 each other's processes (map Hydra users to distinct OS users there), and a process that
 leaves the session, is orphaned while its pool process is dead and clears ``HYDRA_RUN_ID``
 from its environment can outlive its run. :meth:`Policy.not_enforced` lists what a worker's
@@ -373,7 +373,7 @@ class Confinement:
     @property
     def sandbox(self) -> str | None:
         """The sandbox's executable (bubblewrap), whose own processes wrap the command's: they
-        get no SIGTERM of their own when the run ends (``hydra.execution.process``)."""
+        get no SIGTERM of their own when the run ends (``hydra.execution.tree``)."""
         return os.path.realpath(self.policy.bwrap) if self.policy.bwrap else None
 
     def empty(self) -> bool | None:

@@ -1,8 +1,8 @@
 """Live output: a run's stdout and stderr, visible while the command runs.
 
 The worker's task passes :meth:`ChunkWriter.write` to the executor as its ``on_output``;
-the writer buffers what the reader threads hand it and a flusher thread stores it at most
-every ``interval`` seconds (sooner once ``flush_bytes`` are waiting) as numbered
+the writer buffers what the executor hands it and the process's flusher thread (one for all
+its runs, :class:`_Flusher`) stores it at most every ``interval`` seconds (sooner once ``flush_bytes`` are waiting) as numbered
 :class:`~hydra.model.records.Chunk` records, then an :class:`~hydra.model.records.OutputEnd`
 saying the output is complete, through the ``insert`` it was given (the worker gives
 ``OutputStore.insert``; readers use ``OutputStore.chunks``).
@@ -16,8 +16,9 @@ reader of live output - ``hydra logs``, the console, gRPC's WatchRun - shows how
 ended, where the errors usually are. All bytes are counted (``eof.stdout_bytes``).
 
 Chunks are numbered across both streams in the order the writer receives the command's
-writes (each stream is read by its own thread, so two writes closer together than the reader
-threads wake may come in either order): readers show stdout and stderr interleaved as written.
+writes (on Linux both streams are read by one thread, in the order the kernel reports them;
+elsewhere each by its own, so two writes closer together than those threads wake may come in
+either order): readers show stdout and stderr interleaved as written.
 
 A MongoDB outage never disturbs the command: failed inserts are kept (bounded by the cap)
 and retried at the next flush.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import codecs
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -113,11 +115,10 @@ class ChunkWriter:
         self._pending_bytes = 0
         self._unsent: list[Record] = []  # numbered records an insert did not take yet
         self._seq = 0
-        self._wake = threading.Event()
         self._closed = False
-        self._thread: threading.Thread | None = None
+        self._scheduled = False
 
-    # -- writing (reader threads) ------------------------------------------------------------
+    # -- writing (the executor) ---------------------------------------------------------------
     def write(self, stream: str, data: bytes) -> None:
         """Take ``data`` the command wrote to ``stream`` ("stdout" or "stderr")."""
         with self._lock:
@@ -138,11 +139,11 @@ class ChunkWriter:
                 state.cut = True
                 self._add(stream, cut_notice(stream, self.limit), True)
                 self._keep_tail(state, data[len(part) :])
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=f"hydra-livelog-{self.run_id[:8]}", daemon=True)
-                self._thread.start()
+            if not self._scheduled:  # stored every ``interval`` seconds from now on
+                self._scheduled = True
+                _FLUSHER.add(self, self.interval)
             if self._pending_bytes >= self.flush_bytes:
-                self._wake.set()
+                _FLUSHER.add(self, 0.0)
 
     def _keep_tail(self, state: _Stream, data: bytes) -> None:
         if self.tail_limit:
@@ -163,15 +164,7 @@ class ChunkWriter:
             self._pieces.append([stream, text, cut])
         self._pending_bytes += len(text)
 
-    # -- storing (flusher thread) ----------------------------------------------------------------
-    def _run(self) -> None:
-        while not self._closed:
-            self._wake.wait(self.interval)
-            self._wake.clear()
-            if self._closed:
-                return
-            self.flush()
-
+    # -- storing (the process's flusher thread, _Flusher) ------------------------------------------
     def flush(self) -> bool:
         """Store what is waiting; True when nothing is left unsent."""
         with self._flush_lock:
@@ -227,9 +220,7 @@ class ChunkWriter:
                     self._add(name, tail, False)
                 if state.cut:
                     self._add_tail(name, state)
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        _FLUSHER.remove(self)  # a flush under way finishes first: flush() holds _flush_lock
         deadline = time.monotonic() + retry_for
         while not self.flush():
             if time.monotonic() >= deadline:
@@ -275,3 +266,47 @@ class ChunkWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _Flusher:
+    """Stores the output of every running command of this process from one thread that lives
+    as long as the process (rather than one thread per run): each writer is flushed
+    ``interval`` seconds after its last flush, or at once when it holds ``flush_bytes``."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._due: dict[ChunkWriter, float] = {}
+        self._pid: int | None = None
+
+    def add(self, writer: ChunkWriter, delay: float) -> None:
+        """Flush ``writer`` in ``delay`` seconds (sooner if it was due sooner)."""
+        with self._changed:
+            if self._pid != os.getpid():  # (again) after a fork: threads are not inherited
+                self._pid = os.getpid()
+                self._due.clear()
+                threading.Thread(target=self._run, name="hydra-livelog", daemon=True).start()
+            at = time.monotonic() + delay
+            self._due[writer] = min(at, self._due.get(writer, at))
+            self._changed.notify()
+
+    def remove(self, writer: ChunkWriter) -> None:
+        with self._changed:
+            self._due.pop(writer, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                now = time.monotonic()
+                due = [writer for writer, at in self._due.items() if at <= now]
+                if not due:
+                    soonest = min(self._due.values(), default=None)
+                    self._changed.wait(None if soonest is None else soonest - now)
+                    continue
+                for writer in due:  # the next one: ``interval`` from now, unless a write wakes it
+                    self._due[writer] = now + writer.interval
+            for writer in due:
+                if not writer._closed:
+                    writer.flush()
+
+
+_FLUSHER = _Flusher()

@@ -8,7 +8,7 @@ A job's processes end with its command. On POSIX every command starts a new sess
 so a new process group) whose id is the command's pid. When the command ends - on its own,
 by timeout or by cancellation - everything still running in that session, every orphan of
 the command this process adopted (see ``hydra.execution.reaper.enable_subreaper``), and every descendant of
-those get SIGTERM, then SIGKILL after ``kill_grace`` seconds. What escapes: a process
+those get SIGTERM, then SIGKILL after ``kill_grace`` seconds (``hydra.execution.tree``). What escapes: a process
 that leaves the session *and* loses its parent while this process is not a subreaper (init
 adopts it), and one this process may not signal (setuid). If such a process holds the
 command's output pipes, :func:`execute` stops reading them 2 s after the command's end
@@ -22,20 +22,17 @@ from __future__ import annotations
 import io
 import logging
 import os
+import selectors
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import IO, cast
 
-import psutil
-
 from hydra import clock
-from hydra.execution import reaper
+from hydra.execution import reaper, tree
 from hydra.execution.capture import CappedBuffer
 from hydra.execution.command import CMD_PREFIX
 from hydra.execution.isolation import Confinement
@@ -50,11 +47,6 @@ _CHUNK = 64 * 1024
 _POLL_MAX = 0.05
 #: How long the output pipes may stay open after the command's processes are gone.
 _DRAIN_TIMEOUT = 2.0
-#: SIGKILL passes over the tree; each catches what the previous one's victims forked.
-_KILL_ROUNDS = 5
-_KILL_WAIT = 1.0
-#: psutil's create_time and clock.epoch() may disagree by up to a second (boot-time rounding).
-_CLOCK_SLACK = 1.0
 
 
 def execute(
@@ -104,30 +96,30 @@ def execute(
             on_start(proc.pid)
         except Exception:
             log.exception("on_start hook failed")
+    output: _Pump | _Threads | None = None
     try:
-        assert proc.stdout is not None and proc.stderr is not None  # both are PIPEs (_spawn)
-        readers = [
-            _Reader(name, pipe, output_limit, on_output)
-            for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr))
-        ]
-        status, error = _wait(proc, start, timeout, cancel)
+        output = _output(proc, output_limit, on_output)
+        status, error = output.wait(start, timeout, cancel)
+    except BaseException:
+        if output is not None:
+            output.close()
+        raise
     finally:  # also when this thread is interrupted (e.g. Celery's soft time limit)
-        _end_processes(proc.pid, spawned, kill_grace, confinement)
+        tree.end_tree(proc.pid, spawned, kill_grace, confinement)
         returncode = proc.wait()
         reaper.release(proc.pid)
     if status is None:
         status = RunStatus.SUCCEEDED if returncode == 0 else RunStatus.FAILED
         if returncode < 0:
             error = f"killed by signal {_signal_name(-returncode)}"
-    deadline = time.monotonic() + _DRAIN_TIMEOUT
-    held = [r.name for r in readers if not r.finish(deadline - time.monotonic())]
+    held = output.finish(_DRAIN_TIMEOUT)
     if held:
         log.warning(
             "pid %s: %s still held open by a process outside the command's tree; its further output is not recorded",
             proc.pid,
             " and ".join(held),
         )
-    out, err = readers[0].buffer, readers[1].buffer
+    out, err = output.buffers["stdout"], output.buffers["stderr"]
     return Outcome(
         status=status,
         returncode=returncode,
@@ -143,30 +135,6 @@ def execute(
         duration=time.monotonic() - start,
         error=error,
     )
-
-
-def end_session(pid: int, grace: float = 2.0) -> None:
-    """Ends every process of a command started by :func:`execute` (its pid is ``pid``) from
-    another process - e.g. the worker's main process, when the pool process that ran it
-    died. SIGTERM, ``grace`` seconds, then SIGKILL, like the end of :func:`execute`."""
-    _end_processes(pid, 0.0, grace)
-
-
-def end_processes_with_env(name: str, value: str, grace: float = 2.0) -> int:
-    """Ends every process of this user whose environment has ``name=value``, with its session
-    and descendants (SIGTERM, ``grace`` seconds, SIGKILL). A command's processes all inherit
-    the environment they were started with, so this finds them even when nothing recorded
-    their pids - unless they replaced their environment. Returns how many roots were found."""
-    roots = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.pid != os.getpid() and proc.environ().get(name) == value:
-                roots.append(proc.pid)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
-            continue
-    for pid in roots:
-        _end_processes(pid, 0.0, grace)
-    return len(roots)
 
 
 def _not_started(status: RunStatus, error: str, started_at: datetime, start: float) -> Outcome:
@@ -242,6 +210,144 @@ def _signal_name(number: int) -> str:
         return str(number)
 
 
+def _output(proc: subprocess.Popen, limit: int, on_output: Callable[[str, bytes], None] | None) -> _Pump | _Threads:
+    """What reads the command's pipes and waits for its exit: on Linux the calling thread
+    itself (:class:`_Pump`); elsewhere a thread per pipe (:class:`_Threads`)."""
+    assert proc.stdout is not None and proc.stderr is not None  # both are PIPEs (_spawn)
+    pipes = {"stdout": proc.stdout, "stderr": proc.stderr}
+    if hasattr(os, "pidfd_open"):
+        try:
+            return _Pump(os.pidfd_open(proc.pid), pipes, limit, on_output)
+        except OSError:  # a kernel before 5.3, or a seccomp filter that refuses it
+            pass
+    return _Threads(proc, pipes, limit, on_output)
+
+
+def _deliver(on_output: Callable[[str, bytes], None] | None, name: str, chunk: bytes) -> None:
+    if on_output is not None:
+        try:
+            on_output(name, chunk)
+        except Exception:
+            log.exception("on_output failed for %s; ignored", name)
+
+
+class _Pump:
+    """Reads both pipes of a command and waits for its exit from the thread that runs it:
+    one selector over the two pipes and a pidfd (Linux 5.3), which becomes readable when the
+    command exits - without collecting it. So the exit wakes it at once (no poll), and a run
+    starts no thread. The cancel event is looked at every ``_POLL_MAX`` seconds."""
+
+    def __init__(
+        self, pidfd: int, pipes: dict[str, IO[bytes]], limit: int, on_output: Callable[[str, bytes], None] | None
+    ):
+        self.buffers = {name: CappedBuffer(limit) for name in pipes}
+        self._pidfd, self._pipes, self._on_output = pidfd, dict(pipes), on_output
+        self._exited = False
+        self._selector = selectors.DefaultSelector()
+        for name, pipe in pipes.items():
+            self._selector.register(pipe.fileno(), selectors.EVENT_READ, name)
+        self._selector.register(pidfd, selectors.EVENT_READ, None)
+
+    def wait(
+        self, start: float, timeout: float | None, cancel: threading.Event | None
+    ) -> tuple[RunStatus | None, str | None]:
+        """Until the command exits -> ``(None, None)``, or must be stopped -> ``(status,
+        error)``; its output is read meanwhile. Leaves the exited command unreaped, so its pid
+        (also its session and process-group id) cannot be reused while its tree is cleaned up."""
+        while not self._exited:
+            if cancel is not None and cancel.is_set():
+                return RunStatus.CANCELLED, "cancelled"
+            wait = _POLL_MAX if cancel is not None else None
+            if timeout is not None:
+                left = start + timeout - time.monotonic()
+                if left <= 0:
+                    return RunStatus.TIMED_OUT, f"timed out after {timeout:g}s"
+                wait = left if wait is None else min(wait, left)
+            self._step(wait)
+        return None, None
+
+    def finish(self, timeout: float) -> list[str]:
+        """Reads on until both pipes reach EOF, for up to ``timeout`` seconds; returns the
+        names of those still held open (their further output is not recorded)."""
+        deadline = time.monotonic() + timeout
+        while self._pipes:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._step(left)
+        held = list(self._pipes)
+        self.close()
+        return held
+
+    def close(self) -> None:
+        if self._pidfd < 0:
+            return
+        for pipe in self._pipes.values():
+            pipe.close()
+        self._pipes.clear()
+        self._selector.close()
+        os.close(self._pidfd)
+        self._pidfd = -1
+
+    def _step(self, wait: float | None) -> None:
+        for key, _ in self._selector.select(wait):
+            if key.data is None:  # the pidfd: the command exited
+                self._exited = True
+                self._selector.unregister(key.fd)
+                continue
+            try:
+                chunk = os.read(key.fd, _CHUNK)
+            except OSError:
+                chunk = b""
+            if not chunk:  # EOF: every writer closed it
+                self._selector.unregister(key.fd)
+                self._pipes.pop(key.data).close()
+                continue
+            self.buffers[key.data].write(chunk)
+            _deliver(self._on_output, key.data, chunk)
+
+
+class _Threads:
+    """Where there is no pidfd (Windows, macOS): a daemon thread per pipe copies it until EOF,
+    and the exit is polled (1 ms, doubling up to ``_POLL_MAX``)."""
+
+    def __init__(
+        self,
+        proc: subprocess.Popen,
+        pipes: dict[str, IO[bytes]],
+        limit: int,
+        on_output: Callable[[str, bytes], None] | None,
+    ):
+        self._proc = proc
+        self._readers = [_Reader(name, pipe, limit, on_output) for name, pipe in pipes.items()]
+        self.buffers = {reader.name: reader.buffer for reader in self._readers}
+
+    def wait(
+        self, start: float, timeout: float | None, cancel: threading.Event | None
+    ) -> tuple[RunStatus | None, str | None]:
+        """As :meth:`_Pump.wait`."""
+        delay = 0.001  # doubles up to _POLL_MAX: short commands return quickly
+        while not _has_exited(self._proc):
+            if cancel is not None and cancel.is_set():
+                return RunStatus.CANCELLED, "cancelled"
+            if timeout is not None and time.monotonic() - start >= timeout:
+                return RunStatus.TIMED_OUT, f"timed out after {timeout:g}s"
+            if cancel is not None:
+                cancel.wait(delay)
+            else:
+                time.sleep(delay)
+            delay = min(delay * 2, _POLL_MAX)
+        return None, None
+
+    def finish(self, timeout: float) -> list[str]:
+        deadline = time.monotonic() + timeout
+        return [r.name for r in self._readers if not r.finish(deadline - time.monotonic())]
+
+    def close(self) -> None:
+        for reader in self._readers:
+            reader.finish(0)
+
+
 class _Reader:
     """Copies one of the command's pipes into a CappedBuffer (and to ``on_output``) from a
     daemon thread until EOF, or until :meth:`finish` gives up on it."""
@@ -264,11 +370,7 @@ class _Reader:
                     if self._finished:
                         return
                     self.buffer.write(chunk)
-                if self._on_output is not None:
-                    try:
-                        self._on_output(self.name, chunk)
-                    except Exception:
-                        log.exception("on_output failed for %s; ignored", self.name)
+                _deliver(self._on_output, self.name, chunk)
 
     def finish(self, timeout: float) -> bool:
         """Waits up to ``timeout`` seconds for EOF, then stops recording either way (a
@@ -279,26 +381,6 @@ class _Reader:
         return not self._thread.is_alive()
 
 
-def _wait(
-    proc: subprocess.Popen, start: float, timeout: float | None, cancel: threading.Event | None
-) -> tuple[RunStatus | None, str | None]:
-    """Waits until the command exits -> ``(None, None)``, or must be stopped ->
-    ``(status, error)``. Leaves the exited command unreaped, so its pid (which is also its
-    session and process-group id) cannot be reused while its tree is cleaned up."""
-    delay = 0.001  # doubles up to _POLL_MAX: short commands return quickly
-    while not _has_exited(proc):
-        if cancel is not None and cancel.is_set():
-            return RunStatus.CANCELLED, "cancelled"
-        if timeout is not None and time.monotonic() - start >= timeout:
-            return RunStatus.TIMED_OUT, f"timed out after {timeout:g}s"
-        if cancel is not None:
-            cancel.wait(delay)
-        else:
-            time.sleep(delay)
-        delay = min(delay * 2, _POLL_MAX)
-    return None, None
-
-
 def _has_exited(proc: subprocess.Popen) -> bool:
     if _WINDOWS:
         return proc.poll() is not None
@@ -306,219 +388,3 @@ def _has_exited(proc: subprocess.Popen) -> bool:
         return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
     except ChildProcessError:  # someone else reaped it (Popen then reports returncode 0)
         return True
-
-
-def _end_processes(root: int, spawned: float, grace: float, confinement: Confinement | None = None) -> None:
-    """Ends every process of the command whose pid is ``root`` (started at ``clock.epoch()``
-    ``spawned``): SIGTERM, up to ``grace`` seconds to exit, then SIGKILL for the rest
-    (Windows: terminated at once). With a cgroup (``confinement``), its members are the
-    command's processes: no process-table search is needed, and none escapes."""
-    if confinement is not None and confinement.empty() is not None and _end_confined(root, grace, confinement):
-        return
-    if _nothing_left(root):
-        return
-    procs = _job_processes(root, spawned)
-    if not procs:
-        return
-    if not _WINDOWS:
-        _terminate(procs, confinement)
-        _wait_gone(procs, grace)
-    for _ in range(_KILL_ROUNDS):
-        if not _WINDOWS:
-            # Safe: the unreaped root keeps its pid, so group `root` is still the command's.
-            try:
-                os.killpg(root, signal.SIGKILL)
-            except OSError:  # the group is empty
-                pass
-        procs = _job_processes(root, spawned)
-        if not procs:
-            return
-        _signal_all(procs, kill=True)
-        _wait_gone(procs, _KILL_WAIT)
-    log.warning("pid %s: processes survived SIGKILL: %s", root, [p.pid for p in procs])
-
-
-def _end_confined(root: int, grace: float, confinement: Confinement) -> bool:
-    """SIGTERM to what is left in the run's cgroup, ``grace`` seconds, then kill the cgroup.
-    True when nothing is left of the command (the unreaped ``root`` aside)."""
-    if confinement.empty():
-        return True
-    procs = []
-    for pid in confinement.pids():
-        if pid == root and _is_zombie(pid):
-            continue
-        try:
-            procs.append(psutil.Process(pid))
-        except psutil.NoSuchProcess:
-            continue
-    _terminate(procs, confinement)
-    _wait_gone(procs, grace)
-    confinement.kill()
-    return bool(confinement.empty())
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def _nothing_left(root: int) -> bool:
-    """Linux fast path for the common end of a command: True when the command itself has
-    exited (a zombie, not yet reaped) and no other process is in its session or group, and this process adopted
-    no orphan - read straight from /proc/*/stat, a hundred times cheaper than the full
-    search of :func:`_job_processes`. False (search fully) when unsure or not on Linux."""
-    if not sys.platform.startswith("linux"):
-        return False
-    me = os.getpid()
-    roots, adopting, _ = reaper.adoption()
-    try:
-        with open(f"/proc/{root}/stat", "rb") as fh:
-            stat = fh.read()
-        if stat[stat.rfind(b")") + 2 :].split()[0] != b"Z":
-            return False  # the command itself still runs (a timeout or a cancel)
-    except FileNotFoundError:
-        pass  # already reaped
-    except (OSError, IndexError):
-        return False
-    if adopting:
-        # A subreaper adopts every orphan of its commands, so whatever is left of this one is
-        # (under) a child of this process: nothing is left when its only live children are
-        # the commands it runs (exited orphans are the reaper's). Reading its own children
-        # costs O(children), where the scan below reads the stat of every process on the machine.
-        children = reaper.live_children()
-        if children is not None:
-            return children <= roots | {root}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return False
-    for entry in entries:
-        if not entry.isdigit() or int(entry) == root:
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:  # gone meanwhile
-            continue
-        # pid (comm) state ppid pgrp session ...; comm may contain spaces and parentheses
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        try:
-            ppid, pgrp, session = int(fields[1]), int(fields[2]), int(fields[3])
-        except (IndexError, ValueError):
-            return False
-        if session == root or pgrp == root:
-            return False
-        if adopting and ppid == me and int(entry) not in roots and fields[0] != b"Z":
-            return False
-    return True
-
-
-def _job_processes(root: int, spawned: float) -> list[psutil.Process]:
-    """The live processes belonging to the command whose pid is ``root``: the command itself,
-    (POSIX) the members of its session and the orphans this process adopted from it, and
-    all their descendants.
-
-    The command comes first and parents before their children, so that signalling them in
-    this order does not let a parent see a child die and start more work.
-    """
-    me = os.getpid()
-    roots, adopting, busy_since = reaper.adoption()
-    # Orphans are only attributed to a command while it is the only one running here.
-    adopt, adopt_since = adopting and roots == {root}, busy_since - _CLOCK_SLACK
-    table: dict[int, tuple[psutil.Process, bool]] = {}  # pid -> (process, zombie)
-    children: dict[int, list[int]] = {}
-    seeds = []
-    for proc, ppid, zombie, created in _process_table():
-        if _WINDOWS and created < spawned - _CLOCK_SLACK:
-            continue  # Windows does not reparent: a ppid may name a dead, reused pid
-        table[proc.pid] = (proc, zombie)
-        children.setdefault(ppid, []).append(proc.pid)
-        if proc.pid == root or (
-            not _WINDOWS
-            and (
-                _session(proc.pid) == root
-                or (adopt and ppid == me and proc.pid not in roots and created >= adopt_since)
-            )
-        ):
-            seeds.append(proc.pid)
-    found: dict[int, None] = {}  # ordered set
-    queue = deque(sorted(seeds, key=lambda pid: pid != root))
-    while queue:
-        pid = queue.popleft()
-        if pid not in found:
-            found[pid] = None
-            queue.extend(children.get(pid, ()))
-    # An exited orphan is left to the reaper (hydra.execution.reaper), which collects it.
-    return [table[pid][0] for pid in found if not table[pid][1]]
-
-
-def _process_table() -> Iterator[tuple[psutil.Process, int, bool, float]]:
-    """``(process, ppid, is_zombie, create_time)`` of every process that can be inspected.
-
-    Fresh Process objects, not process_iter()'s shared ones: another thread may be
-    iterating too, and its ``info`` would overwrite ours.
-    """
-    for pid in psutil.pids():
-        try:
-            proc = psutil.Process(pid)
-            with proc.oneshot():
-                row = proc, proc.ppid(), proc.status() == psutil.STATUS_ZOMBIE, proc.create_time()
-        except psutil.Error:  # vanished, or not ours to inspect
-            continue
-        yield row
-
-
-def _session(pid: int) -> int | None:
-    try:
-        return os.getsid(pid)
-    except OSError:  # gone, or not ours to ask about
-        return None
-
-
-def _terminate(procs: list[psutil.Process], confinement: Confinement | None) -> None:
-    """SIGTERM to the command's processes among ``procs``, not to the sandbox's own: bubblewrap
-    dies of a SIGTERM at once, and its end (``--die-with-parent``, then its pid namespace's)
-    SIGKILLs the command, which would never run its TERM handler - the grace would be for
-    nothing. Once the command exits, the sandbox's processes exit with it."""
-    sandbox = confinement.sandbox if confinement is not None else None
-    if sandbox is not None:
-        procs = [proc for proc in procs if not _runs(proc, sandbox)]
-    _signal_all(procs, kill=False)
-
-
-def _runs(proc: psutil.Process, executable: str) -> bool:
-    try:
-        return os.path.realpath(proc.exe()) == executable
-    except (psutil.Error, OSError):
-        return False
-
-
-def _signal_all(procs: list[psutil.Process], *, kill: bool) -> None:
-    """SIGKILL (``kill``) or SIGTERM to each of ``procs``; on Windows both terminate."""
-    for proc in procs:
-        try:
-            if kill:
-                proc.kill()
-            else:
-                proc.terminate()
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-
-
-def _wait_gone(procs: list[psutil.Process], timeout: float) -> None:
-    """Waits up to ``timeout`` seconds until none of ``procs`` runs (zombies count as gone)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        procs = [proc for proc in procs if _is_live(proc)]
-        if not procs or time.monotonic() >= deadline:
-            return
-        time.sleep(0.02)
-
-
-def _is_live(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False

@@ -43,7 +43,7 @@ _changed = threading.Condition(_lock)
 _commands: set[int] = set()  # pids of the commands running in this process
 _started = 0  # commands ever started here: the reaper waits for the next one when it has no child
 # A "busy period" is a stretch of time in which at least one command runs here; the orphans
-# adopted during it came from its commands (hydra.execution.process kills them at its end).
+# adopted during it came from its commands (hydra.execution.tree kills them at its end).
 _busy_since = 0.0  # clock.epoch() at the start of the current busy period
 _subreaper_pid: int | None = None  # the pid that enabled it (the setting is not inherited by fork)
 _reaper_pid: int | None = None  # the pid whose reaper thread runs (threads are not inherited either)

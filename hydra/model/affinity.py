@@ -23,9 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hydra import names
+from hydra.model.namespaces import DEFAULT_NAMESPACE
 from hydra.model.platform import normalize_os
 from hydra.model.resources import limits_mismatch, needs_limits
-from hydra.model.spec import DEFAULT_NAMESPACE
 
 
 @dataclass(frozen=True)

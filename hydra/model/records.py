@@ -17,8 +17,9 @@ from hydra import clock
 from hydra.model.cron import next_fire
 from hydra.model.lifecycle import RetryPolicy
 from hydra.model.monitoring import due_tick
+from hydra.model.namespaces import DEFAULT_NAMESPACE
 from hydra.model.params import Values, shown
-from hydra.model.spec import DEFAULT_NAMESPACE, JOB_FIELDS
+from hydra.model.spec import JOB_FIELDS
 from hydra.model.status import RunStatus
 
 R = TypeVar("R", bound="Record")
@@ -254,7 +255,7 @@ class Run(Record):
     ended_by: str | None = None
     cancel_requested_at: datetime | None = None
     retried_by: str | None = None
-    #: The execution digest of the message its publisher sent (hydra.model.spec.execution_digest).
+    #: The execution digest of the message its publisher sent (hydra.model.message.execution_digest).
     spec_digest: str | None = None
     #: Deliveries of a message for this run that a worker or the controller refused: {at, by, reason}.
     refusals: list[dict] = field(default_factory=list)

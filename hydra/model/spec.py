@@ -1,10 +1,13 @@
-"""What a job is: the validated job body, shared by the REST API and the task message.
+"""What a job is: the validated job body, shared by the REST API and the task message
+(``hydra.model.message``, which adds which job and attempt it runs).
 
 The job body (name, user, affinity, command, shell, retries, timeout, schedule) plus
 priority, scheduled_at, env, cwd and args; the retry policy (backoff, max_lost); the executor
 (shell, or an HTTP webhook with its ``http`` request); for cron jobs the misfire and
-overlap policies; and the trigger parameters it declares (``hydra.model.params``). The same schema validates a Python user's ``apply_async(kwargs=...)`` in the
-dispatch pipeline, so both ways in accept exactly the same jobs.
+overlap policies; and the trigger parameters it declares (``hydra.model.params``). Its nested
+parts (affinity, backoff, an http request) are ``hydra.model.parts``. The same schema validates
+a Python user's ``apply_async(kwargs=...)`` in the dispatch pipeline, so both ways in accept
+exactly the same jobs.
 """
 
 from __future__ import annotations
@@ -31,31 +34,33 @@ from hydra.errors import InvalidJob
 from hydra.model import dependencies
 from hydra.model.bodies import body_problems
 from hydra.model.fanout import PlacementSchema, placement_problem
-from hydra.model.lifecycle import DEFAULT_MAX_LOST, Backoff
+from hydra.model.lifecycle import DEFAULT_MAX_LOST
 from hydra.model.monitoring import monitor_field
-from hydra.model.namespaces import DEFAULT_NAMESPACE, Namespace
-from hydra.model.notify import EVENTS, listened, notify_field
-from hydra.model.params import combination_problems, message_values, params_field, values_field
-from hydra.model.platform import KNOWN_OS, SHELLS, normalize_os
+from hydra.model.namespaces import Namespace
+from hydra.model.notify import notify_field
+from hydra.model.params import combination_problems, params_field
+from hydra.model.parts import (
+    DEFAULT_BACKOFF,
+    MAX_TIMEOUT,
+    START_TIME_PATTERN,
+    USER_RE,
+    AffinitySchema,
+    BackoffSchema,
+    HttpSchema,
+    StartTime,
+)
+from hydra.model.platform import SHELLS
 from hydra.model.redaction import REDACTED
 from hydra.model.resources import combination_problems as limit_problems
-from hydra.model.resources import concurrency_limit, max_concurrent_field, resources_field
+from hydra.model.resources import max_concurrent_field, resources_field
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9 _.:@/+-]*$"
-USER_RE = r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$"
-TAG_RE = r"^[a-z0-9][a-z0-9_.-]*$"
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-MAX_TIMEOUT = 7 * 24 * 3600.0
-#: Earliest and latest instants ``scheduled_at`` may name.
-EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 12, 30, tzinfo=UTC)
-#: An HTTP header name: RFC 9110 token characters, less '$' and '.' (which MongoDB keys cannot hold).
-HEADER_NAME_RE = r"^[A-Za-z0-9!#%&'*+^_`|~-]+$"
 MAX_RETRIES = 20
 DEFAULT_PRIORITY = 50
 #: The executors a job may name; ``hydra.execution.executors`` registers exactly these.
 EXECUTORS = ("shell", "http")
-HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 #: What a cron job does about ticks missed while no scheduler ran (see hydra.scheduler).
 MISFIRE_POLICIES = ("skip", "run_once")
 #: What a cron tick does while the job's previous run is still active (see hydra.scheduler).
@@ -84,167 +89,6 @@ REDACTED_REFUSAL = (
 )
 #: Job fields no attempt's message carries: its scheduling, and what /metrics says of it.
 JOB_ONLY_FIELDS = (*SCHEDULING_FIELDS, "monitor")
-
-
-def _os_name(value: str) -> str:
-    normalized = normalize_os(value) if isinstance(value, str) else None
-    if normalized is None:
-        raise ValidationError(f"unknown OS {value!r}; use one of {', '.join(KNOWN_OS)}")
-    return normalized
-
-
-class OsField(fields.String):
-    """An OS name; aliases such as 'darwin' and 'win32' are accepted and normalized."""
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
-        return _os_name(super()._deserialize(value, attr, data, **kwargs))
-
-
-#: What the API documents for ``scheduled_at``: a date-time with zone, or "" (meaning now).
-START_TIME_PATTERN = (
-    r"^$|^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
-    r"(Z|[+-][0-9]{2}:?[0-9]{2})$"
-)
-
-
-class StartTime(fields.AwareDateTime):
-    """``scheduled_at``: an ISO 8601 date-time with its zone. The empty string (meaning "now",
-    as one-off task clients send it) is removed before loading (``JobSpecSchema.reject_non_object``);
-    this class exists so the OpenAPI document can say so (a plain string with a pattern).
-    Instants before 1970 or after 9999-12-30 (UTC) are refused."""
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
-        moment = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            utc = moment.astimezone(UTC)
-        except (OverflowError, ValueError):
-            utc = None
-        if utc is None or not EARLIEST <= utc <= LATEST:
-            raise ValidationError("out of range: give a time between 1970-01-01 and 9999-12-30 (UTC)")
-        return moment
-
-
-class AffinitySchema(Schema):
-    """Where a job may run. Empty lists mean "no constraint"."""
-
-    class Meta:
-        unknown = RAISE
-
-    os = fields.List(
-        OsField(),
-        load_default=list,
-        metadata={"description": "Operating systems the job may run on (any when empty): linux, macos, windows."},
-    )
-    tags = fields.List(
-        fields.String(
-            validate=[
-                validate.Length(1, 64),
-                validate.Regexp(TAG_RE, error="tags are lowercase letters, digits, '_', '.', '-'"),
-            ]
-        ),
-        load_default=list,
-        validate=validate.Length(max=32),
-        metadata={"description": "Tags every chosen worker must have (worker queues tag.<name>)."},
-    )
-    allowed_users = fields.List(
-        fields.String(validate=[validate.Length(1, 100), validate.Regexp(USER_RE)]),
-        load_default=list,
-        validate=validate.Length(max=100),
-        metadata={"description": "When not empty, the job's user must be one of these."},
-    )
-
-    @post_load
-    def dedupe(self, data: Any, **kwargs: Any) -> Any:
-        return {key: sorted(set(values)) for key, values in data.items()}
-
-
-#: The delays a job that gives no ``backoff`` retries with (defined once, in hydra.model.lifecycle).
-DEFAULT_BACKOFF = Backoff()
-
-
-class BackoffSchema(Schema):
-    """Delay before retry n: min(cap, base * factor ** (n - 1)) seconds, +/- jitter (a fraction)."""
-
-    class Meta:
-        unknown = RAISE
-
-    base = fields.Float(
-        validate=validate.Range(min=0, max=86_400, min_inclusive=False),
-        allow_nan=False,
-        metadata={"description": f"Seconds before the first retry (default {DEFAULT_BACKOFF.base:g})."},
-    )
-    factor = fields.Float(
-        validate=validate.Range(1, 100),
-        allow_nan=False,
-        metadata={
-            "description": f"Each further retry waits this many times longer (default {DEFAULT_BACKOFF.factor:g})."
-        },
-    )
-    cap = fields.Float(
-        validate=validate.Range(min=0, max=MAX_TIMEOUT, min_inclusive=False),
-        allow_nan=False,
-        metadata={"description": f"Longest wait in seconds (default {DEFAULT_BACKOFF.cap:g})."},
-    )
-    jitter = fields.Float(
-        validate=validate.Range(0, 1),
-        allow_nan=False,
-        metadata={
-            "description": f"Random spread, as a fraction of the wait, both ways (default {DEFAULT_BACKOFF.jitter:g})."
-        },
-    )
-
-
-class HttpSchema(Schema):
-    """The request of an ``http`` job (a webhook call); 2xx means succeeded."""
-
-    class Meta:
-        unknown = RAISE
-
-    url = fields.Url(
-        required=True,
-        schemes={"http", "https"},
-        require_tld=False,
-        validate=validate.Length(max=8192),
-        metadata={"description": "The http(s) URL to call."},
-    )
-    method = fields.String(
-        load_default="POST",
-        validate=validate.OneOf(HTTP_METHODS),
-        metadata={"description": "HTTP method (default POST)."},
-    )
-    headers = fields.Dict(
-        keys=fields.String(
-            validate=[
-                validate.Length(1, 256),
-                validate.Regexp(
-                    HEADER_NAME_RE, error="a header name is letters, digits and !#%&'*+^_`|~- (no '$' or '.')"
-                ),
-            ]
-        ),
-        values=fields.String(
-            validate=[
-                validate.Length(max=8192),
-                validate.Regexp(r"^[^\r\n\x00]*$", error="a header value holds no CR, LF or NUL"),
-            ]
-        ),
-        load_default=dict,
-        metadata={"description": "Request headers."},
-    )
-    body = fields.Raw(
-        load_default=None, metadata={"description": "A string is sent as is; any other JSON value is sent as JSON."}
-    )
-    timeout = fields.Float(
-        load_default=None,
-        allow_nan=False,
-        validate=validate.Range(min=0, max=MAX_TIMEOUT, min_inclusive=False),
-        metadata={"description": "Seconds for the whole request (default: the job's timeout, else 30)."},
-    )
-
-    @pre_load
-    def upper_method(self, data: Any, **kwargs: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("method"), str):
-            data = dict(data, method=data["method"].upper())
-        return data
 
 
 class JobSpecSchema(Schema):
@@ -508,56 +352,7 @@ def never_fires(expr: str, tz: str) -> str | None:
     return None
 
 
-#: Fields a task message carries besides the job body (``param_values``: hydra.model.params;
-#: ``fanout_id``, ``bound_worker``: hydra.model.fanout; ``notify_on``: the events its job's
-#: notification targets hear, hydra.model.notify).
-MESSAGE_FIELDS = ("job_id", "attempt", "param_values", "fanout_id", "bound_worker", "notify_on")
-#: Job fields a message never carries: scheduling and monitoring belong to the stored job, and so
-#: do its placement (a fan-out's runs each carry their binding instead) and its notification
-#: targets (their secrets stay in MongoDB; the message names their events only).
-STORED_ONLY_FIELDS = (*JOB_ONLY_FIELDS, "placement", "notify")
-
-
-class TaskMessageSchema(JobSpecSchema):
-    """The kwargs of a ``hydra.run_command`` message: a job body plus which job and attempt.
-
-    ``name`` may be left out by Python callers (it defaults to the command).
-    """
-
-    class Meta:
-        unknown = RAISE
-        ordered = True
-
-    name = fields.String(load_default=None, validate=validate.Length(1, 200))
-    #: A message holds no answer's fields: each unknown one is refused.
-    ignores_read_only = False
-    #: A message always says whose it is (a REST body may leave it to the caller's identity).
-    user = fields.String(required=True, validate=[validate.Length(1, 100), validate.Regexp(USER_RE)])
-    namespace = fields.String(load_default=DEFAULT_NAMESPACE, validate=Namespace())
-    job_id = fields.String(load_default=None, validate=validate.Length(1, 64))
-    attempt = fields.Integer(load_default=1, validate=validate.Range(1, 10_000), strict=True)
-    param_values = values_field()
-    # -- a fan-out's run (hydra.model.fanout): set by Hydra's pipeline only
-    fanout_id = fields.String(load_default=None, validate=validate.Length(1, 64))
-    bound_worker = fields.String(load_default=None, validate=validate.Length(1, 255))
-    notify_on = fields.List(
-        fields.String(validate=validate.OneOf(EVENTS)),
-        load_default=None,
-        validate=validate.Length(max=len(EVENTS)),
-        metadata={"description": "The events its job's notification targets hear (set by Hydra)."},
-    )
-
-    @post_load
-    def default_name(self, data: Any, **kwargs: Any) -> Any:
-        if not data.get("name"):
-            data["name"] = (data.get("command") or " ".join(data.get("args") or []))[:200] or "command"
-        message_values(data)
-        return data
-
-
 _job_schema = JobSpecSchema()
-#: A message runs now: what belongs to the stored job is left out (STORED_ONLY_FIELDS).
-_message_schema = TaskMessageSchema(exclude=STORED_ONLY_FIELDS)
 
 
 def load_job(body: Any) -> dict:
@@ -568,63 +363,5 @@ def load_job(body: Any) -> dict:
         raise InvalidJob(exc.normalized_messages()) from None
 
 
-def load_message(kwargs: Any) -> dict:
-    """Validate the kwargs of a task message (any publisher); raise InvalidJob."""
-    try:
-        return _message_schema.load(kwargs)
-    except ValidationError as exc:
-        raise InvalidJob(exc.normalized_messages()) from None
-
-
 #: The fields of a job body, in their schema order.
 JOB_FIELDS = tuple(_job_schema.fields)
-#: The body fields a task message carries (scheduling belongs to the stored job).
-MESSAGE_BODY_FIELDS = tuple(name for name in _message_schema.fields if name not in MESSAGE_FIELDS)
-
-
-def message_kwargs(body: dict, *, job_id: str, attempt: int, values: dict | None = None) -> dict:
-    """The kwargs of the task message that runs attempt ``attempt`` of a stored job's ``body``
-    (with its parameters' ``values``; the defaults fill in when it is validated)."""
-    kwargs = {key: body[key] for key in MESSAGE_BODY_FIELDS if body.get(key) is not None}
-    kwargs["job_id"] = job_id
-    kwargs["attempt"] = attempt
-    if concurrency_limit(body) is not None:  # overlap forbid: 1 (the message carries no overlap)
-        kwargs["max_concurrent"] = concurrency_limit(body)
-    if values:
-        kwargs["param_values"] = dict(values)
-    if body.get("notify"):
-        kwargs["notify_on"] = listened(body["notify"])
-    return kwargs
-
-
-#: The fields of a message that say what runs, and as whom: the worker's run must agree with
-#: the run record on these (``execution_digest``).
-EXECUTION_FIELDS = (
-    "job_id",
-    "user",
-    "namespace",
-    "executor",
-    "command",
-    "args",
-    "shell",
-    "env",
-    "cwd",
-    "http",
-    "timeout",
-    "params",
-    "param_values",
-    "resources",
-)
-
-
-def execution_digest(message: dict) -> str:
-    """A digest of what a (validated) message runs: recorded with the run by the publisher and
-    compared by the worker, so a message that disagrees with its run record is refused."""
-    import hashlib
-    import json
-
-    subset = {key: message.get(key) for key in EXECUTION_FIELDS if message.get(key) is not None}
-    if subset.get("executor") == "shell":
-        subset.pop("executor")
-    text = json.dumps(subset, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]

@@ -37,9 +37,9 @@ from pymongo.errors import DuplicateKeyError
 from hydra import clock, names
 from hydra.broker.index import Index
 from hydra.errors import Conflict, RunEnded
+from hydra.model.namespaces import DEFAULT_NAMESPACE
 from hydra.model.outcome import Outcome
 from hydra.model.records import RUN_END_FIELDS, Fence, Job, Run
-from hydra.model.spec import DEFAULT_NAMESPACE
 from hydra.model.status import RunStatus
 from hydra.store.base import Store
 from hydra.store.jobs import JobStore, new_id

@@ -23,8 +23,8 @@ from pymongo.errors import DuplicateKeyError
 from hydra import clock, names
 from hydra.errors import Conflict, Duplicate
 from hydra.model.monitoring import ending
+from hydra.model.namespaces import DEFAULT_NAMESPACE
 from hydra.model.records import Job
-from hydra.model.spec import DEFAULT_NAMESPACE
 from hydra.model.status import RunStatus
 from hydra.store import pages
 from hydra.store.base import Store

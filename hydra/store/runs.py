@@ -20,9 +20,9 @@ from pymongo.errors import DuplicateKeyError
 from hydra import clock, names
 from hydra.broker.index import ACTIVE_VALUES, Active
 from hydra.model.fanout import Binding
+from hydra.model.namespaces import DEFAULT_NAMESPACE
 from hydra.model.params import Values
 from hydra.model.records import Chain, Dispatched, Job, Run
-from hydra.model.spec import DEFAULT_NAMESPACE
 from hydra.model.status import RunStatus
 from hydra.store import pages
 from hydra.store.fences import NOT_STARTED, RunFences

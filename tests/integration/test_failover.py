@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -391,17 +392,27 @@ def test_chaos_every_accepted_job_ends_recorded_and_succeeds_once(api, stack, wo
         for i in range(3)
     ]
     affinity = {"os": ["linux"], "tags": [tag]}
-    rng = random.Random(1234)
-    jobs = [
-        submit(api, f"sleep {rng.uniform(0.1, 3.0):.2f}", affinity=affinity, max_lost=50)["job_id"] for _ in range(300)
-    ]
+    rng, durations = random.Random(1234), random.Random(4321)
+    jobs: list[str] = []
+
+    def submit_all() -> None:
+        for _ in range(300):
+            jobs.append(
+                submit(api, f"sleep {durations.uniform(0.1, 3.0):.2f}", affinity=affinity, max_lost=50)["job_id"]
+            )
+
+    # The kills start with the submissions: on a loaded machine submitting 300 jobs can take
+    # as long as running them, and a chaos that began only afterwards would find little left.
+    submitter = threading.Thread(target=submit_all, daemon=True)
+    submitter.start()
     deadline = time.monotonic() + 150
     kills = 0
 
     def unfinished() -> int:
-        return sum(not _settled(chain) for chain in chains(jobs).values())
+        return sum(not _settled(chain) for chain in chains(list(jobs)).values())
 
-    while (left := unfinished()) and time.monotonic() < deadline - 40:
+    while (submitter.is_alive() or unfinished()) and time.monotonic() < deadline - 40:
+        left = unfinished()
         print(f"chaos: {left} jobs unfinished after {kills} kills", flush=True)
         time.sleep(4)
         spec = rng.choice(specs)
@@ -409,6 +420,8 @@ def test_chaos_every_accepted_job_ends_recorded_and_succeeds_once(api, stack, wo
             signal_tree(stack.pid(spec.process_name), signal.SIGKILL)
             kills += 1
         stack.start_worker(spec, wait=False)
+    submitter.join(timeout=60)
+    assert len(jobs) == 300
     assert kills >= 5
     _exactly_one_success_each(jobs, timeout=60)
 

@@ -18,9 +18,9 @@ from hydra.cli import main
 from hydra.client import Client, InvalidRequest
 from hydra.dispatch import signing
 from hydra.dispatch.envelope import seal
+from hydra.model.message import execution_digest, load_message
 from hydra.model.records import Chain
 from hydra.model.redaction import REDACTED
-from hydra.model.spec import execution_digest, load_message
 from hydra.store.runs import RunStore
 from hydra.v1 import hydra_pb2, hydra_pb2_grpc
 from tests.conftest import CPU

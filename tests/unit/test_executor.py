@@ -325,3 +325,15 @@ def test_cancel_kills_a_command_that_is_a_single_process():
         cancel=cancel,
     )
     assert outcome.status == "cancelled" and time.monotonic() - started < 5
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs a pidfd (Linux)")
+def test_a_run_starts_no_thread_and_its_exit_wakes_it():
+    """Both pipes and the exit are read from the calling thread (a pidfd): a run starts no
+    reader thread, and a command that outputs and exits is seen at its exit, not at a poll's tick."""
+    seen: list[int] = []
+    outcome = run(
+        shell_argv("echo out; echo err >&2"), on_output=lambda stream, chunk: seen.append(threading.active_count())
+    )
+    assert (outcome.status, outcome.stdout, outcome.stderr) == ("succeeded", "out\n", "err\n")
+    assert seen and set(seen) == {threading.active_count()}

@@ -14,8 +14,9 @@ from hydra import clock, names
 from hydra.broker.metrics import HydraCollector
 from hydra.control.job_metrics import JobCollector
 from hydra.errors import InvalidJob
+from hydra.model.message import load_message
 from hydra.model.monitoring import due_tick, ending
-from hydra.model.spec import load_job, load_message
+from hydra.model.spec import load_job
 from hydra.model.status import RunStatus
 from tests.unit.test_attempts import end, started
 

@@ -15,8 +15,9 @@ from hydra.errors import Conflict, InvalidJob
 from hydra.model import spec
 from hydra.model.access import Principal, Role
 from hydra.model.jobfile import SECRET, SETTABLE, changed_fields, exported, resolve, settable_fields, supply
+from hydra.model.message import load_message
 from hydra.model.redaction import REDACTED
-from hydra.model.spec import JOB_FIELDS, JobSpecSchema, load_job, load_message
+from hydra.model.spec import JOB_FIELDS, JobSpecSchema, load_job
 from hydra.store.job_names import JobNameStore
 
 ADMIN = Principal(user="alice", roles={"default": Role.ADMIN, "team-a": Role.ADMIN}, via="token:alice")

@@ -141,3 +141,24 @@ def test_a_run_that_ends_before_its_first_flush_stores_nothing_when_asked():
         wait_until(sink.chunks, 10, interval=0.02, message="the flusher's first chunk")
         writer.write("stdout", b"second\n")
     assert sink.text() == "first\nsecond\n" and writer.stored == len(sink.chunks())  # once started, all
+
+
+def test_runs_share_one_flusher_thread_and_each_is_stored_while_it_runs():
+    """No thread per run: every writer of the process is stored by one long-lived thread, each
+    at its own ``interval`` while its command runs."""
+    ChunkWriter("warm", limit=1000, insert=Sink()).close()
+    with ChunkWriter("warm2", limit=1000, insert=Sink()) as first:
+        first.write("stdout", b"x")
+    before = threading.active_count()
+    sinks = [Sink() for _ in range(5)]
+    writers = [ChunkWriter(f"r{i}", limit=1000, insert=sink, interval=0.05) for i, sink in enumerate(sinks)]
+    for i, writer in enumerate(writers):
+        writer.write("stdout", f"line {i}\n".encode())
+    assert threading.active_count() == before
+    deadline = time.monotonic() + 30
+    while not all(sink.chunks() for sink in sinks) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [sink.text() for sink in sinks] == [f"line {i}\n" for i in range(5)]  # stored before the end
+    for writer in writers:
+        writer.close()
+    assert [sink.text() for sink in sinks] == [f"line {i}\n" for i in range(5)]

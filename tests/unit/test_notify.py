@@ -19,10 +19,11 @@ from hydra.dispatch.attempts import end_attempt
 from hydra.errors import InvalidJob
 from hydra.model import notify
 from hydra.model.access import Principal, Role
+from hydra.model.message import load_message, message_kwargs
 from hydra.model.outcome import Outcome
 from hydra.model.records import Job
 from hydra.model.redaction import REDACTED, without_secrets
-from hydra.model.spec import load_job, load_message, message_kwargs
+from hydra.model.spec import load_job
 from hydra.model.status import RunStatus
 from hydra.rpc.convert import job_message, run_message
 from hydra.settings import Settings

@@ -7,10 +7,11 @@ import pytest
 
 from hydra.errors import InvalidJob
 from hydra.execution.command import build_argv
+from hydra.model.message import execution_digest, load_message, message_kwargs
 from hydra.model.params import ENV_PREFIX, Values, arguments, declaration, environment, needs_values, resolve
 from hydra.model.records import Run
 from hydra.model.redaction import REDACTED
-from hydra.model.spec import execution_digest, load_job, load_message, message_kwargs
+from hydra.model.spec import load_job
 from hydra.store.retention import run_line
 
 BODY = {"name": "deploy", "command": 'deploy.sh "$1"'}

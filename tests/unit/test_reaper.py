@@ -174,3 +174,59 @@ def test_sandboxed_runs_leave_no_zombie():
     assert codes == [i % 7 for i in range(30)]
     assert zombies == []
     assert fds[-1] <= fds[1]  # no descriptor left open by a run (the filter's, the output pipes)
+
+
+# -- ending a tree without the process table ----------------------------------------------------
+
+
+def _no_table(*_args, **_kwargs):
+    raise AssertionError("the process table was read")
+
+
+def _leftovers_end_without_the_table(duration: str):
+    from hydra.execution import tree
+
+    tree._process_table = _no_table  # this process only (a spawned child of the test)
+    psutil.pids = _no_table
+    # One leftover in the command's session, one daemon that left it (adopted by this process).
+    command = f"sleep {duration} & (setsid sleep {duration} >/dev/null 2>&1 &); sleep 0.2; exit 3"
+    outcome = run(shell_argv(command))
+    return outcome.returncode, _zombie_children()
+
+
+def test_a_subreaper_ends_what_a_command_left_without_reading_the_process_table():
+    """The leftovers are found from this process's own children down (/proc/<pid>/task/*/children):
+    a scan of every process on the machine costs tens of milliseconds per run on a busy host."""
+    duration = marker()
+    returncode, zombies = as_subreaper(_leftovers_end_without_the_table, duration)
+    assert returncode == 3 and zombies == []
+    assert sleepers(duration) == []
+
+
+def _sandboxed_runs_without_the_table(count: int, work_root: str):
+    from hydra.execution import tree
+
+    tree._process_table = _no_table
+    psutil.pids = _no_table
+    policy = isolation.Policy.from_settings(replace(Settings(), work_root=work_root, cgroup="none"))
+    assert policy.bwrap is not None and policy.cgroup is None
+    codes = []
+    try:
+        for i in range(count):
+            with isolation.Confinement(policy, worker_id="reaper-test", run_id=f"t{i}", hydra_user=None, cwd=None) as c:
+                argv = c.argv(build_argv(command=f"exit {i % 7}", args=None, shell="sh", os_name="linux"))
+                env = c.environment(job_environment(None))
+                codes.append(execute(argv, env=env, cwd=c.cwd, timeout=30, output_limit=1024, confinement=c).returncode)
+    finally:
+        isolation.release_worker(policy, "reaper-test")
+    return codes, _zombie_children()
+
+
+@root_with_bwrap
+def test_sandboxed_runs_without_a_cgroup_never_read_the_process_table():
+    """Bubblewrap and no cgroup: each run leaves the sandbox's init process to this process,
+    which once sent every run's end into a psutil scan of the whole table."""
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as work_root:
+        codes, zombies = as_subreaper(_sandboxed_runs_without_the_table, 10, work_root)
+    assert codes == [i % 7 for i in range(10)]
+    assert zombies == []

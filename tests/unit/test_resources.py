@@ -15,9 +15,10 @@ from hydra.execution import cgroups, limits
 from hydra.execution.limits import Limits
 from hydra.model.access import Principal, Role
 from hydra.model.affinity import Requirements, WorkerProfile, explain, mismatch
+from hydra.model.message import execution_digest, load_message, message_kwargs
 from hydra.model.outcome import Outcome
 from hydra.model.resources import NamespaceResources, concurrency_limit, settle
-from hydra.model.spec import execution_digest, load_job, load_message, message_kwargs
+from hydra.model.spec import load_job
 from hydra.model.status import RunStatus
 from hydra.store.namespaces import NamespaceLimits, NamespaceStore
 

@@ -4,7 +4,8 @@ import pytest
 
 from hydra.errors import InvalidJob
 from hydra.model.bodies import body_problems
-from hydra.model.spec import load_job, load_message, message_kwargs
+from hydra.model.message import load_message, message_kwargs
+from hydra.model.spec import load_job
 
 SEED = {
     "name": "test-echo",

@@ -9,9 +9,10 @@ from hydra.control import submission, verbs
 from hydra.dispatch.attempts import end_attempt, publish_delayed
 from hydra.errors import InvalidJob
 from hydra.model.access import Principal, Role
+from hydra.model.message import execution_digest, load_message
 from hydra.model.outcome import Outcome
 from hydra.model.redaction import REDACTED
-from hydra.model.spec import execution_digest, load_job, load_message
+from hydra.model.spec import load_job
 from hydra.model.status import STORED
 from hydra.store.audit import AuditStore
 

@@ -89,3 +89,25 @@ def test_the_watchdogs_clients_give_up_on_a_silent_server_within_their_timeout(m
     finally:
         get_settings.cache_clear()
         silent.close()
+
+
+class CountingFlags:
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def reason(self, run_id: str) -> str | None:
+        self.reads += 1
+        return None
+
+
+def test_runs_share_the_watchdogs_threads_and_a_short_run_reads_nothing():
+    """The reads run in two threads per process, not two per run; each watch is first read
+    one period after its start, so a run that ends sooner costs no read."""
+    flags, runs = CountingFlags(), Runs()
+    AttemptWatch("warm", runs=runs, flags=flags).__enter__().__exit__(None, None, None)  # type: ignore[arg-type]
+    before = threading.active_count()
+    for i in range(20):
+        with AttemptWatch(f"short{i}", runs=runs, flags=flags, flag_every=60, fence_every=60):  # type: ignore[arg-type]
+            assert threading.active_count() == before
+    assert flags.reads == 0
+    assert {t.name for t in threading.enumerate()} >= {"hydra-watch-flag", "hydra-watch-fence"}
