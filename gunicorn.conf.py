@@ -9,8 +9,18 @@
   ``limit_request_field_size`` bytes, gets 431. A body over 2 MiB gets 413 from the API.
 """
 
-import os
+# The API runs gunicorn's gevent worker class (deploy/: a follower of a run's output holds no
+# thread). gevent patches the standard library when a worker starts, but by then this file's
+# logger class has imported hydra, and with it ssl and redis, unpatched: gevent warns on stderr
+# (not a log line) and leaves those imports blocking. Patching here, before anything else is
+# imported, makes master and workers start patched.
+from gevent import monkey
 
+monkey.patch_all()
+
+import os  # noqa: E402 - after the patch, on purpose
+
+worker_class = "gevent"
 logger_class = "hydra.logs.GunicornLogger"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 
