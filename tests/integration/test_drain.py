@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from hydra import names
 from hydra.broker.redis import get_redis
 from hydra.broker.registry import Registry
+from hydra.celery.app import app as celery_app
 from hydra.cli import main
 from hydra.store.runs import RunStore
 from hydra.v1 import hydra_pb2, hydra_pb2_grpc
@@ -40,6 +41,13 @@ def test_a_drained_worker_finishes_its_run_gives_up_its_queue_and_takes_nothing_
 ):
     tag = unique("drain").lower()
     first, second = sorted([tagged(worker_factory, tag), tagged(worker_factory, tag)], key=lambda w: w.node)
+    # The API's router reuses the roster it read for HYDRA_ROUTER_CACHE seconds: place nothing
+    # until it holds both workers (else both holds can go to one worker of concurrency 1).
+    wait_until(
+        lambda: {first.node, second.node} <= {w.id for w in celery_app.pipeline.router.registry.roster().workers},
+        20,
+        message="the router's roster to hold both workers",
+    )
     affinity = {"os": ["linux"], "tags": [tag]}
     hold = f"while [ ! -e {shared}/go ]; do sleep 0.2; done; echo done"
     busy = [submit(api, hold, affinity=affinity, timeout=300) for _ in range(2)]
