@@ -22,13 +22,13 @@ import json
 
 from flask import Response, request, send_file, stream_with_context
 from flask.views import MethodView
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import Schema, fields
 
 from api.auth import caller
 from api.parsing import Blueprint
 from hydra.control.access import Reader
 from hydra.control.output import download, follow_output, read_output
-from hydra.model.queries import OutputArgs
+from hydra.model.queries import FollowArgs, OutputArgs
 
 blp = Blueprint("output", __name__, url_prefix="/runs", description="Live output of runs.")
 
@@ -82,20 +82,6 @@ class RunOutput(MethodView):
         `GET /runs/{run_id}/output/events`.
         """
         return read_output(Reader(caller()), run_id, args["after"], args["wait"], args["limit"])
-
-
-class FollowArgs(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    after = fields.Integer(
-        load_default=-1,
-        validate=validate.Range(-1, 10**8),
-        metadata={
-            "description": "Follow from the chunk after this one (-1: from the start). A `Last-Event-ID` "
-            "header (what a reconnecting EventSource sends) counts the same; the larger one is used."
-        },
-    )
 
 
 def last_event_id() -> int:

@@ -83,17 +83,18 @@ class DeadLetterArgs(RunListArgs):
     )
 
 
+def chunk_after(description: str) -> fields.Integer:
+    """The ``after`` argument of reading or following a run's output: a chunk's sequence
+    number (-1: from the start)."""
+    return fields.Integer(load_default=-1, validate=validate.Range(-1, 10**8), metadata={"description": description})
+
+
 class OutputArgs(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    after = fields.Integer(
-        load_default=-1,
-        validate=validate.Range(-1, 10**8),
-        metadata={
-            "description": "Return the chunks after this sequence number (-1: from the start); "
-            "pass the previous answer's `next`."
-        },
+    after = chunk_after(
+        "Return the chunks after this sequence number (-1: from the start); pass the previous answer's `next`."
     )
     wait = fields.Float(
         load_default=0.0,
@@ -107,4 +108,14 @@ class OutputArgs(Schema):
         load_default=256,
         validate=validate.Range(1, 1000),
         metadata={"description": "At most this many chunks (an answer also stops after about 1 MiB of text)."},
+    )
+
+
+class FollowArgs(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    after = chunk_after(
+        "Follow from the chunk after this one (-1: from the start). A `Last-Event-ID` header (what a "
+        "reconnecting EventSource sends) counts the same; the larger one is used."
     )
