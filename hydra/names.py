@@ -172,6 +172,11 @@ def stop_key(run_id: str) -> str:
     return f"{REDIS_PREFIX}stop:{run_id}"
 
 
+def refusals_lock(run_id: str) -> str:
+    """Redis lock held while a refusal is noted on ``run_id`` (see hydra.store.fences)."""
+    return f"{REDIS_PREFIX}refusals-lock:{run_id}"
+
+
 def job_slots_key(job_id: str) -> str:
     """Set of the run ids of a job with ``max_concurrent`` placed on workers (queued or running)."""
     return f"{REDIS_PREFIX}jobslots:{job_id}"

@@ -29,6 +29,7 @@ outside the stores uses ``RunStore``.
 
 from __future__ import annotations
 
+import redis
 from pymongo import ReturnDocument
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -205,16 +206,35 @@ class RunFences(Store[Run]):
             outcome = Outcome(status=status, error=f"refused: {reason}", finished_at=now)
             if self.finish(run_id, outcome, status=status, decision="refused", by=by):
                 if existing is not None:
-                    self._collection.update_one({"_id": run_id}, {"$push": {"refusals": note}})
+                    self._push_refusal(run_id, note, keep=None)
                 return run_id
         self.note_refusal(run_id, note)
         return run_id
 
     def note_refusal(self, run_id: str, note: dict) -> None:
         """Add a refused delivery to the run's ``refusals`` (at most :data:`MAX_REFUSALS` kept)."""
-        run = self.find(run_id)
-        if run is not None and len(run.refusals or []) < MAX_REFUSALS:
-            self._collection.update_one({"_id": run_id}, {"$push": {"refusals": note}})
+        self._push_refusal(run_id, note, keep=MAX_REFUSALS)
+
+    def _push_refusal(self, run_id: str, note: dict, *, keep: int | None) -> None:
+        """``$push`` the note, one writer per run at a time: FerretDB applies an update as a
+        read and a write of the whole document, so two pool processes refusing copies of one
+        message in the same milliseconds lost a note (measured). A short Redis lock orders
+        them; without Redis the note is pushed unordered (on MongoDB ``$push`` is atomic)."""
+        try:
+            lock = self.index.redis.lock(names.refusals_lock(run_id), timeout=10, blocking_timeout=10)
+            held = lock.acquire()
+        except redis.RedisError:
+            lock, held = None, False
+        try:
+            run = self.find(run_id)
+            if run is not None and (keep is None or len(run.refusals or []) < keep):
+                self._collection.update_one({"_id": run_id}, {"$push": {"refusals": note}})
+        finally:
+            if lock is not None and held:
+                try:
+                    lock.release()
+                except redis.RedisError:  # expired or Redis gone: the next writer waits at most 10 s
+                    pass
 
     def note_revived(self, run_id: str, reason: str) -> None:
         """The run's message vanished and it is published again: count it, say why."""
