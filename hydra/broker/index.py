@@ -272,9 +272,12 @@ class Index(RedisBacked):
         self._run("drop_job", lua.DROP_JOB, names.index_prefix(namespace), job_id, user)
 
     # -- runs ---------------------------------------------------------------------------------
-    def put_run(self, run: Run, *, new: bool = False, pipe=None) -> None:
+    def put_run(self, run: Run, *, new: bool = False, sent_at: float | None = None, pipe=None) -> None:
         """File ``run`` from its record: among its job's runs, active or not, dead letter.
-        ``new``: only add the entries that are missing (before the record is inserted)."""
+        ``new``: only add the entries that are missing (before the record is inserted); with
+        ``sent_at`` (epoch seconds, only with ``new``), also note the run as sent in
+        ``hydra:sent`` (``hydra.broker.sent``), in the same script."""
+        sent = (names.SENT_KEY, sent_at) if new and sent_at is not None else ()
         self._run(
             "put_run",
             lua.PUT_RUN,
@@ -288,6 +291,7 @@ class Index(RedisBacked):
             "new" if new else "set",
             end_entry(run),
             score_of(run.finished_at),
+            *sent,
             pipe=pipe,
         )
 
@@ -347,10 +351,15 @@ class Index(RedisBacked):
             return key + f":actor:{actor}"
         return key
 
-    def put_audit(self, event_id: str, *, at, namespace: str | None, actor: str, target: str | None, pipe=None) -> None:
-        """File an audit event (insert-only: it is never refiled differently)."""
+    def put_audit(
+        self, event_id: str, *, at, namespace: str | None, actor: str, target: str | None, pipe=None, also=None
+    ) -> None:
+        """File an audit event (insert-only: it is never refiled differently); ``also(pipe)``
+        adds commands of the caller's to the same round trip (a submission's count)."""
         own = pipe is None
         pipe = self.redis.pipeline(transaction=False) if own else pipe
+        if also is not None:
+            also(pipe)
         score = score_of(at)
         keys = [self.audit_key(namespace), self.audit_key(namespace, actor=actor)]
         if target is not None:

@@ -118,7 +118,9 @@ return 1
 # ARGV: prefix, run id, job id, queued ms, active value ('' when it ended), dead ('' | 'dead' |
 #       'retried'), namespace, mode ('set', or 'new': only add what is missing - the intent
 #       filed before a run record is inserted, which may turn out to exist already),
-#       its end's entry ('' while it has not ended), when it ended (ms)
+#       its end's entry ('' while it has not ended), when it ended (ms); with 'new', optionally
+#       the sent set (hydra:sent) and the time sent (epoch seconds): the run is noted as sent in
+#       the same round trip (hydra.broker.sent; the publisher's last Redis write before the record)
 PUT_RUN = (
     ENDED
     + """
@@ -127,6 +129,7 @@ redis.call('SADD', KEYS[1], ARGV[7])
 if ARGV[8] == 'new' then
   redis.call('ZADD', p..'runs:job:'..job, 'NX', score, run)
   if active ~= '' then redis.call('HSETNX', p..'active', run, active) end
+  if ARGV[11] and ARGV[11] ~= '' then redis.call('ZADD', ARGV[11], ARGV[12], run) end
   return 1
 end
 redis.call('ZADD', p..'runs:job:'..job, score, run)

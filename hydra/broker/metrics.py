@@ -66,9 +66,10 @@ _bucket_key = series.bound_label
 
 
 def job_submitted(source: str, redis=None) -> None:
-    """Count one accepted job. Never raises: a metric must not fail a submission."""
+    """Count one accepted job (``redis``: a client, or a pipeline to send it with). Never
+    raises: a metric must not fail a submission."""
     try:
-        (redis or get_redis()).hincrby(names.METRIC_JOBS_SUBMITTED, source or "unknown", 1)
+        (redis if redis is not None else get_redis()).hincrby(names.METRIC_JOBS_SUBMITTED, source or "unknown", 1)
     except Exception as exc:  # noqa: BLE001
         log.debug("metric not counted: %s", exc)
 

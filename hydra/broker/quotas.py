@@ -13,6 +13,10 @@ checks it and adds the run to it, so a job's limit holds against racing API proc
 scheduler, retries and the controller alike, and - being in Redis, not in one process - across
 a controller failover. Its run leaves it when its attempt ends, with the namespace's sets.
 
+The router counts a placed run against its worker's load in the same step
+(:meth:`NamespaceSlots.take` with ``load_on``: the load hash and the worker's load group, as
+``Registry.add_load`` changes them), so a submission's place and load cost one round trip.
+
 MongoDB stays the truth: the controller removes members whose runs ended or are no longer
 placed (``hydra.control.sweeps.Sweeps.correct_quotas``), and refills the sets from MongoDB after Redis lost
 them (``Failover.reconcile``).
@@ -45,6 +49,23 @@ if max_job >= 0 then
 end
 return 1
 """
+#: :data:`_PLACE`, and when the run may be placed (or holds its place already) one more run
+#: counted against worker ARGV[7]'s load: KEYS[6] the load hash, KEYS[7] the load groups
+#: (``hydra.broker.registry``'s ``_CHANGE_LOAD``, "add" 1).
+_PLACE_AND_LOAD = (
+    "local function place()\n"
+    + _PLACE
+    + """end
+local placed = place()
+if placed >= 0 then
+  local v = redis.call('HINCRBY', KEYS[6], ARGV[7], 1)
+  if v < 0 then v = 0; redis.call('HSET', KEYS[6], ARGV[7], 0) end
+  local group = redis.call('HGET', KEYS[7], ARGV[7])
+  if group then redis.call('ZADD', group, v, ARGV[7]) end
+end
+return placed
+"""
+)
 
 
 def _keys(namespace: str) -> tuple[str, str]:
@@ -52,6 +73,17 @@ def _keys(namespace: str) -> tuple[str, str]:
 
 
 class NamespaceSlots(RedisBacked):
+    def __init__(self, client=None):
+        super().__init__(client)
+        self._scripts: dict[str, object] = {}
+
+    def _script(self, source: str):
+        """The script, sent by its digest (EVALSHA) once Redis has it, not its whole text."""
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = self.redis.register_script(source)
+        return script
+
     def take(
         self,
         namespace: str,
@@ -61,28 +93,38 @@ class NamespaceSlots(RedisBacked):
         max_queued: int | None,
         job_id: str | None = None,
         max_concurrent: int | None = None,
+        load_on: str | None = None,
     ) -> str | None:
         """Count ``run_id`` as queued in ``namespace`` (and, with ``max_concurrent``, among its
-        job's runs) unless that breaks a limit; returns None when it may be placed, else why not."""
+        job's runs) unless that breaks a limit; returns None when it may be placed, else why not.
+        With ``load_on`` (a worker id), a run that may be placed is also counted against that
+        worker's load, in the same step."""
         queued, running = _keys(namespace)
         limited = job_id is not None and max_concurrent is not None
-        answer = int(
-            self.redis.eval(
-                _PLACE,
-                5,
-                queued,
-                running,
-                names.QUOTA_NAMESPACES_KEY,
-                names.job_slots_key(job_id or "-"),
-                names.QUOTA_JOBS_KEY,
-                run_id,
-                -1 if max_running is None else max_running,
-                -1 if max_queued is None else max_queued,
-                namespace,
-                max_concurrent if limited else -1,
-                job_id or "",
+        keys = [
+            queued,
+            running,
+            names.QUOTA_NAMESPACES_KEY,
+            names.job_slots_key(job_id or "-"),
+            names.QUOTA_JOBS_KEY,
+        ]
+        args = [
+            run_id,
+            -1 if max_running is None else max_running,
+            -1 if max_queued is None else max_queued,
+            namespace,
+            max_concurrent if limited else -1,
+            job_id or "",
+        ]
+        if load_on is not None:
+            script, keys, args = (
+                self._script(_PLACE_AND_LOAD),
+                [*keys, names.LOAD_KEY, names.LOAD_GROUPS_KEY],
+                [*args, load_on],
             )
-        )
+        else:
+            script = self._script(_PLACE)
+        answer = int(script(keys=keys, args=args, client=self.redis))
         if answer == -3:
             return f"job {job_id} has {max_concurrent} runs in flight (max_concurrent {max_concurrent})"
         if answer == -1:

@@ -64,10 +64,11 @@ from hydra.store.edges import EdgeStore
 from hydra.store.jobs import new_id
 
 
-def audit(actor: Principal, action: str, *, namespace: str | None, target: str | None, **details) -> None:
-    """Record in the audit trail that ``actor`` did ``action`` (never with a secret in ``details``)."""
+def audit(actor: Principal, action: str, *, namespace: str | None, target: str | None, also=None, **details) -> None:
+    """Record in the audit trail that ``actor`` did ``action`` (never with a secret in ``details``);
+    ``also(pipe)``: Redis commands to send with the event's filing (``AuditStore.record``)."""
     AuditStore().record(
-        actor=actor.user, via=actor.via, action=action, namespace=namespace, target=target, details=details
+        actor=actor.user, via=actor.via, action=action, namespace=namespace, target=target, details=details, also=also
     )
 
 
@@ -137,12 +138,12 @@ def start(
     run_id = None if starts_later(spec) else run_id or new_id()
     job = jobs.create(spec, source=source, first_run_id=run_id, job_id=job_id)
     dependants.keep(job.id, spec)
-    metrics.job_submitted(source)
     audit(  # the fields of a Python submission's event too (hydra.dispatch.submissions.audit_submission)
         actor,
         "job.submit",
         namespace=job.namespace,
         target=job.id,
+        also=lambda pipe: metrics.job_submitted(source, pipe),  # counted in the event's filing round trip
         run=run_id,
         source=source,
         user=job.user,

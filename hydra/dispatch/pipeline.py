@@ -133,7 +133,6 @@ class Pipeline:
             where = placement_of(run_id, self.router.choose(message, run_id))
         except BrokerUnavailable as exc:
             return self.left_unsent(run_id, job, attempt, exc, chain, params=given, binding=binding)
-        self.watch(run_id)
         self._record(run_id, job, message, where, chain)
         try:
             self.send(sealed, where, retry=True, retry_policy=SEND_RETRY)
@@ -192,7 +191,6 @@ class Pipeline:
         except BrokerUnavailable as exc:
             self.left_unsent(run_id, job, message["attempt"], exc, params=Values.of_message(message))
             return self._result(run_id)
-        self.watch(run_id)
         self._record(run_id, job, message, where, Chain())
         try:
             return self.send(sealed, where, **passed_on(options))
@@ -243,7 +241,6 @@ class Pipeline:
             self.router.slots.released(kwargs["namespace"], run_id, kwargs.get("job_id"))
         where = placement_of(run_id, placement)
         job = (self.jobs.find(kwargs["job_id"]) if kwargs.get("job_id") else None) or Job.from_message(kwargs)
-        self.watch(run_id)
         self._record(run_id, job, kwargs, where, envelope.chain)
         self.send(
             Sealed(envelope, str(signature)), where, priority=_broker_priority(message.properties.get("priority"))
@@ -391,7 +388,9 @@ class Pipeline:
             pass
 
     def _record(self, run_id: str, job: Job, message: dict, where: Dispatched, chain: Chain) -> bool:
-        """Record the attempt a (validated) message runs, with its execution digest and its parameters' values."""
+        """Record the attempt a (validated) message runs, with its execution digest and its
+        parameters' values, its message about to be sent: noted as sent (:meth:`watch`) in the
+        same round trip as the run's index entries, before the record is inserted."""
         digest, given = execution_digest(message), Values.of_message(message)
         bound = Binding(message["fanout_id"], message["bound_worker"]) if message.get("bound_worker") else None
         return self.runs.record(
@@ -403,6 +402,7 @@ class Pipeline:
             digest=digest,
             params=given,
             binding=bound,
+            sent_at=clock.epoch(),  # until a worker claims it (control.sweeps)
         )
 
     def left_unsent(

@@ -7,7 +7,7 @@ load from the first member of each eligible group's sorted set - one Redis round
 whatever the size of the fleet. :meth:`AffinityRouter.choose` then takes a place for the attempt in its
 namespace's quota and its job's ``max_concurrent`` (``hydra.broker.quotas``; the limits are the namespace's, read from
 ``NamespaceStore`` and kept for :data:`LIMITS_CACHE` seconds) and counts it against the chosen
-worker's load; :meth:`AffinityRouter.place` only decides. No eligible online worker, or a
+worker's load, in one Lua step; :meth:`AffinityRouter.place` only decides. No eligible online worker, or a
 namespace at its limit: the attempt waits in ``hydra.pending``, which only the controller
 reads, with the reason.
 """
@@ -70,11 +70,11 @@ class AffinityRouter:
             run_id,
             max_running=limits.max_running,
             max_queued=limits.max_queued,
+            load_on=placement.worker.id,  # counted against its load in the same round trip
             **job_concurrency(message),
         )
         if refused is not None:
             return Placement(worker=None, reason=refused, candidates=placement.candidates, over_quota=True)
-        self.registry.add_load(placement.worker.id, 1)
         return placement
 
     def limits(self, namespace: str) -> NamespaceLimits:

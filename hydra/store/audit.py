@@ -14,6 +14,7 @@ secret (environment variables are named, not valued).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -49,7 +50,11 @@ class AuditStore(Store[AuditEvent]):
         namespace: str | None,
         target: str | None,
         details: dict | None = None,
+        also: Callable[[Any], object] | None = None,
     ) -> AuditEvent:
+        """Insert the event, then file it in the indexes; ``also(pipe)`` adds Redis commands
+        of the caller's to that filing's round trip (``hydra.control.verbs``: the submission
+        counted for ``/metrics``)."""
         event = AuditEvent(
             id=str(uuid.uuid4()),
             at=clock.utcnow(),
@@ -61,13 +66,19 @@ class AuditStore(Store[AuditEvent]):
             details=details or {},
         )
         self._insert(event.to_doc())
-        self._keep(lambda: self.file(event), "audit", event.id)
+        self._keep(lambda: self.file(event, also=also), "audit", event.id)
         return event
 
-    def file(self, event: AuditEvent, pipe: Any = None) -> None:
+    def file(self, event: AuditEvent, pipe: Any = None, also: Callable[[Any], object] | None = None) -> None:
         """File the event in the indexes (``hydra.store.reindex`` files them again)."""
         self.index.put_audit(
-            event.id, at=event.at, namespace=event.namespace, actor=event.actor, target=event.target, pipe=pipe
+            event.id,
+            at=event.at,
+            namespace=event.namespace,
+            actor=event.actor,
+            target=event.target,
+            pipe=pipe,
+            also=also,
         )
 
     def find_many(self, event_ids: list[str]) -> dict[str, AuditEvent]:

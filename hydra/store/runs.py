@@ -48,9 +48,12 @@ class RunStore(RunFences):
         digest: str | None = None,
         params: Values | None = None,
         binding: Binding | None = None,
+        sent_at: float | None = None,
     ) -> bool:
         """Record an attempt as queued on a worker's queue or pending (with the reason);
-        ``binding``: the fan-out it belongs to and the worker it is bound to.
+        ``binding``: the fan-out it belongs to and the worker it is bound to; ``sent_at``
+        (epoch seconds): its message is about to be sent, noted in ``hydra:sent``
+        (``hydra.broker.sent``) in the same round trip as its index entries, before the insert.
 
         Called just before its message is sent. Recording the same attempt again (a pending
         run being placed) updates the placement of the existing record - unless ``only_new``:
@@ -80,7 +83,7 @@ class RunStore(RunFences):
         )
         # Filed first (only what is missing: the run may exist), so that the sweeps of runs
         # in progress find it even if this process dies right after the insert.
-        filed = self._indexed(lambda: self.index.put_run(run, new=True), "run", run_id)
+        filed = self._indexed(lambda: self.index.put_run(run, new=True, sent_at=sent_at), "run", run_id)
         try:
             self._insert(run.to_doc())
             stored = run

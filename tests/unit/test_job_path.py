@@ -8,6 +8,7 @@ from __future__ import annotations
 import mongomock
 import pytest
 
+from hydra import names
 from hydra.control import verbs
 from hydra.dispatch.attempts import end_attempt
 from hydra.model.access import Principal, Role
@@ -182,3 +183,31 @@ def test_the_workers_claim_and_end_cost_three_redis_round_trips(memory, round_tr
     assert claim == ["EVALSHA"]
     assert len(end) == 2 and end[0] == "EVALSHA" and end[1].startswith("pipeline HINCRBY")
     assert "EXPIRE" in end[1]  # the console's minute series rides in the counters' pipeline
+
+
+def test_a_submission_files_its_redis_work_in_five_round_trips_before_its_message(memory, round_trips):
+    """``POST /jobs/``'s Redis work, as the table's API rows say: the job filed (a script), the
+    audit event filed with the job counted (one pipeline), the router's choice (a script), the
+    quota place with the load added (a script), the run filed with its sent entry (a script);
+    the message and its ``task-sent`` event are Celery's (``LPUSH``, ``PUBLISH``; this app
+    records them instead). The registry's version is read at most every HYDRA_ROUTER_CACHE s."""
+    memory.worker("cpu1")
+    memory.pipeline.router.limits("default")  # the namespace's quota limits: read once per 5 s, not per job
+    body = load_job({"name": "echo", "command": "echo hi", "affinity": {"os": ["linux"]}})
+
+    def submit():
+        verbs.submit(body, actor=ALICE, pipeline=memory.pipeline)
+
+    round_trips(submit)  # the scripts are loaded into Redis once (SCRIPT LOAD), then sent by their digest
+    api = round_trips(submit)
+    assert api == [
+        "EVALSHA",  # the job filed (PUT_JOB), before its insert
+        "pipeline HINCRBY ZADD ZADD ZADD SADD",  # the job counted, the audit event filed
+        "EVALSHA",  # the router's choice: the first members of the eligible load groups
+        "EVALSHA",  # the quota place taken and the worker's load added
+        "EVALSHA",  # the run filed (PUT_RUN) and noted in hydra:sent, before its insert
+    ]
+    run_id = memory.app.sent[-1].options["task_id"]
+    assert memory.redis.zscore(names.SENT_KEY, run_id) is not None
+    assert int(memory.redis.hget(names.LOAD_KEY, "cpu1@host")) == 2
+    assert memory.redis.hget(names.METRIC_JOBS_SUBMITTED, "api") == "2"

@@ -106,3 +106,17 @@ def test_the_quota_sweep_reads_every_held_run_while_the_indexes_are_not_built(me
     Index().unbuild()
     assert Controller(memory.app, pipeline=memory.pipeline).sweeps.correct_quotas() == 1  # MongoDB decides
     assert memory.pipeline.router.slots.held("team-a") == ({kept.run_id}, set())
+
+
+def test_a_granted_place_adds_the_load_in_the_same_step_and_a_refused_one_adds_none(memory):
+    """The quota place and the worker's load are one script (hydra.broker.quotas): the load
+    hash and the worker's load group move only with a granted place."""
+    from hydra import names
+
+    memory.worker("w1", concurrency=4)
+    NamespaceStore().put(NamespaceLimits(id="team-a", max_running=1), by="t")
+    assert dispatch(memory)[1].status == RunStatus.QUEUED
+    assert dispatch(memory)[1].status == RunStatus.PENDING  # at its limit: refused
+    assert memory.registry.inflight(["w1@host"]) == {"w1@host": 1}
+    group = memory.redis.hget(names.LOAD_GROUPS_KEY, "w1@host")
+    assert memory.redis.zscore(group, "w1@host") == 1  # the router's next choice sees it
