@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from hydra.celery import orphans
 from hydra.execution import tree
 
 
@@ -45,3 +46,21 @@ def test_a_cgroup_that_stays_busy_is_killed_after_the_settling(monkeypatch):
     tree.end_tree(12345, 0.0, 0.0, confinement)
     assert confinement.killed == 1
     assert confinement.looks >= 1 + len(tree._SETTLE)  # every settling look was made first
+
+
+def test_the_pid_file_is_written_and_removed_and_its_directory_made_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(orphans.tempfile, "gettempdir", lambda: str(tmp_path))
+    orphans._runtime_path.cache_clear()
+    try:
+        directory = orphans.runtime_dir("w1")
+        with orphans.command_pidfile("r1", "w1") as note:
+            note(4242)
+            assert (directory / "r1.pid").read_text() == "4242"
+        assert not (directory / "r1.pid").exists()
+        directory.rmdir()  # a cleaner of the temporary directory took it meanwhile
+        with orphans.command_pidfile("r2", "w1") as note:
+            note(4343)
+            assert (directory / "r2.pid").read_text() == "4343"
+        assert not (directory / "r2.pid").exists()
+    finally:
+        orphans._runtime_path.cache_clear()
