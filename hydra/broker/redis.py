@@ -22,7 +22,7 @@ import inspect
 import os
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import unquote, urlsplit
 
 import redis
@@ -106,23 +106,30 @@ def client_for(url: str, timeout: float | None = None) -> redis.Redis:
     return sentinel.master_for(settings.broker_master_name, redis_class=redis.Redis, **master)
 
 
-@contextlib.contextmanager
-def translated() -> Iterator[None]:
+def _translate(exc: RedisError) -> NoReturn:
     """Raise BrokerUnavailable for a Redis error, and BrokerCredentialsRefused (one line
     naming HYDRA_BROKER_URL, without the driver's traceback) when Redis refused this
     process's credentials."""
-    try:
-        yield
-    except AuthenticationError as exc:
+    if isinstance(exc, AuthenticationError):
         anonymous = not (urlsplit(get_settings().broker_url).password or "")
         raise BrokerCredentialsRefused.because("Redis", str(exc).rstrip("."), anonymous=anonymous) from None
+    raise BrokerUnavailable(f"Redis unreachable: {exc.__class__.__name__}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """:func:`_translate` for the errors of a block."""
+    try:
+        yield
     except RedisError as exc:
-        raise BrokerUnavailable(f"Redis unreachable: {exc.__class__.__name__}: {exc}") from exc
+        _translate(exc)
 
 
 def guarded(fn):
     """Decorator: ``fn`` talks to Redis; its errors become BrokerUnavailable (a generator's
-    too, raised while it is read)."""
+    too, raised while it is read). A plain try, not :func:`translated`: every public store
+    and index method is wrapped (a generator context manager cost a pool process about 1 % of
+    its CPU per job)."""
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
@@ -134,8 +141,10 @@ def guarded(fn):
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
-        with translated():
+        try:
             return fn(*args, **kwargs)
+        except RedisError as exc:
+            _translate(exc)
 
     return call
 

@@ -10,6 +10,7 @@ worker ends what its previous process left running (:func:`end_leftovers`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
 import logging
 import os
@@ -23,9 +24,14 @@ from hydra.execution.tree import end_processes_with_env, end_session
 log = logging.getLogger(__name__)
 
 
+@functools.lru_cache(maxsize=8)
+def _runtime_path(worker_id: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"hydra-{getpass.getuser()}" / worker_id.replace(os.sep, "_")
+
+
 def runtime_dir(worker_id: str) -> Path:
     """Where worker ``worker_id`` notes the pids of the commands it runs (one file per run)."""
-    path = Path(tempfile.gettempdir()) / f"hydra-{getpass.getuser()}" / worker_id.replace(os.sep, "_")
+    path = _runtime_path(worker_id)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -36,10 +42,20 @@ def command_pidfile(run_id: str, worker_id: str):
 
     If the pool process running the command dies (a command that kills its own worker, an
     out-of-memory kill), the worker's main process finds the pid here and ends the command's
-    session (:func:`end_orphaned_command`), so no orphan outlives the attempt."""
-    path = runtime_dir(worker_id) / f"{run_id}.pid"
+    session (:func:`end_orphaned_command`), so no orphan outlives the attempt. The directory
+    is made when the file cannot be written without it (the worker's start made it; a cleaner
+    of the temporary directory may have removed it since), not looked for on every run."""
+    path = _runtime_path(worker_id) / f"{run_id}.pid"
+
+    def note(pid: int) -> None:
+        try:
+            path.write_text(str(pid))
+        except FileNotFoundError:
+            runtime_dir(worker_id)
+            path.write_text(str(pid))
+
     try:
-        yield lambda pid: path.write_text(str(pid))
+        yield note
     finally:
         path.unlink(missing_ok=True)
 

@@ -175,11 +175,17 @@ class Kind:
             self.freeze(relative, False)
 
     def pids(self, relative: str) -> list[int]:
-        try:
-            text = (self.dirs(relative)[0] / "cgroup.procs").read_text()
-        except OSError:
-            return []
-        return [int(line) for line in text.split() if line.isdigit()]
+        return _read_pids(self.dirs(relative)[0] / "cgroup.procs")
+
+
+def _read_pids(procs: Path) -> list[int]:
+    """The pids a ``cgroup.procs`` file lists ([] when it cannot be read: the cgroup is gone)."""
+    try:
+        with open(procs, "rb") as fh:
+            text = fh.read()
+    except OSError:
+        return []
+    return [int(line) for line in text.split() if line.isdigit()]
 
 
 class V2(Kind):
@@ -299,15 +305,15 @@ class RunCgroup:
 
     def __init__(self, kind: Kind, relative: str, limits: Limits | None = None):
         self.kind, self.relative, self.limits = kind, relative, limits
-
-    @property
-    def dirs(self) -> list[Path]:
-        return self.kind.dirs(self.relative)
+        #: Its directory in each hierarchy (made once: a run reads its members several times).
+        self.dirs: list[Path] = kind.dirs(relative)
+        self._limit_dirs = list(kind.limit_dirs(relative).values())
+        self._procs = self.dirs[0] / "cgroup.procs"
 
     @property
     def joined(self) -> list[Path]:
         """Every directory its processes join (with its limits: those of the limit controllers too)."""
-        extra = list(self.kind.limit_dirs(self.relative).values()) if self.limits is not None else []
+        extra = self._limit_dirs if self.limits is not None else []
         return self.dirs + extra
 
     def create(self) -> RunCgroup:
@@ -327,7 +333,7 @@ class RunCgroup:
         return self.kind.oom_kills(self.relative)
 
     def pids(self) -> list[int]:
-        return self.kind.pids(self.relative)
+        return _read_pids(self._procs)
 
     def empty(self) -> bool:
         return not self.pids()
@@ -350,7 +356,7 @@ class RunCgroup:
     def remove(self) -> None:
         """Kill what is left and remove the cgroup."""
         self.kill()
-        for path in self.dirs + list(self.kind.limit_dirs(self.relative).values()):
+        for path in self.dirs + self._limit_dirs:
             for _ in range(50):
                 try:
                     path.rmdir()

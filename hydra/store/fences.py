@@ -347,8 +347,10 @@ class RunFences(Store[Run]):
     def recorded_digest(self, run_id: str) -> str | None:
         """The execution digest the run's publisher recorded (None: no record, or none
         recorded). One read by ``_id``: unlike :meth:`find` it does not look at the start
-        fence (a worker admitting the run needs what was recorded, not whether it runs)."""
-        doc = self._collection.find_one({"_id": run_id})
+        fence (a worker admitting the run needs what was recorded, not whether it runs), and
+        it fetches that field alone: the whole record (the job's fields, the placement) was
+        encoded by the server and decoded here for one string."""
+        doc = self._collection.find_one({"_id": run_id}, {"spec_digest": 1})
         return doc.get("spec_digest") if doc is not None else None
 
     def find_many(self, run_ids: list[str]) -> dict[str, Run]:

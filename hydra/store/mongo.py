@@ -85,27 +85,39 @@ UNAVAILABLE_ERRORS = (ConnectionFailure, ExecutionTimeout)
 CREDENTIAL_CODES = frozenset({13, 18})
 
 
-@contextlib.contextmanager
-def translated() -> Iterator[None]:
+def _translate(exc: Exception) -> None:
     """Raise StoreUnavailable for a driver error that means MongoDB cannot be reached, and
     StoreCredentialsRefused (one line naming HYDRA_MONGO_URL, without the driver's
-    traceback) when it refused this process's credentials."""
-    try:
-        yield
-    except UNAVAILABLE_ERRORS as exc:
+    traceback) when it refused this process's credentials; return for any other error (the
+    caller raises it as it is)."""
+    if isinstance(exc, UNAVAILABLE_ERRORS):
         what = "did not answer in time" if isinstance(exc, ExecutionTimeout) else "unreachable"
         raise StoreUnavailable(f"MongoDB {what}: {exc}") from exc
-    except OperationFailure as exc:
-        if exc.code not in CREDENTIAL_CODES:
-            raise
+    if isinstance(exc, OperationFailure) and exc.code in CREDENTIAL_CODES:
         detail = str((exc.details or {}).get("errmsg") or exc).rstrip(".")
         anonymous = exc.code == 13 and not pymongo.uri_parser.parse_uri(get_settings().mongo_url).get("username")
         raise StoreCredentialsRefused.because("MongoDB", detail, anonymous=anonymous) from None
 
 
+#: The driver errors :func:`_translate` looks at.
+_DRIVER_ERRORS = (*UNAVAILABLE_ERRORS, OperationFailure)
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """:func:`_translate` for the errors of a block."""
+    try:
+        yield
+    except _DRIVER_ERRORS as exc:
+        _translate(exc)
+        raise
+
+
 def guarded(fn: Callable[P, T]) -> Callable[P, T]:
     """Decorator: ``fn`` talks to MongoDB; its connection errors become StoreUnavailable
-    (a generator's too, raised while it is read)."""
+    (a generator's too, raised while it is read). A plain try, not :func:`translated`: every
+    public store method is wrapped, and a generator context manager cost a pool process about
+    1 % of its CPU per job."""
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
@@ -117,8 +129,11 @@ def guarded(fn: Callable[P, T]) -> Callable[P, T]:
 
     @functools.wraps(fn)
     def call(*args: P.args, **kwargs: P.kwargs) -> T:
-        with translated():
+        try:
             return fn(*args, **kwargs)
+        except _DRIVER_ERRORS as exc:
+            _translate(exc)
+            raise
 
     return call
 
