@@ -16,7 +16,7 @@ from api.schemas.jobs import FanoutSchema, JobSchema
 from api.schemas.runs import RunSchema
 from api.schemas.workers import WorkerSchema
 from hydra import clock
-from hydra.broker.index import RECENT_ENDS
+from hydra.broker.index_entries import RECENT_ENDS
 from hydra.control import charts, fanout, overview, related
 from hydra.control.access import Reader
 from hydra.errors import NotFound, Unavailable

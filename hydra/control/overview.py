@@ -24,7 +24,8 @@ from datetime import datetime
 
 from hydra import clock
 from hydra.broker import series
-from hydra.broker.index import Ended, Index
+from hydra.broker.index import Index
+from hydra.broker.index_entries import Ended
 from hydra.control import charts
 from hydra.control.access import Reader
 from hydra.errors import Unavailable
@@ -41,7 +42,7 @@ DAY = 24 * 60
 
 @dataclass
 class JobSummary:
-    """A job's latest ended attempts (newest first, at most ``index.RECENT_ENDS``) and its next run."""
+    """A job's latest ended attempts (newest first, at most ``index_entries.RECENT_ENDS``) and its next run."""
 
     ends: list[Ended] = field(default_factory=list)
     next_run: datetime | None = None

@@ -18,7 +18,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from hydra import clock, names
-from hydra.broker.index import ACTIVE_VALUES, Active
+from hydra.broker.index_entries import ACTIVE_VALUES, Active
 from hydra.model.fanout import Binding
 from hydra.model.namespaces import DEFAULT_NAMESPACE
 from hydra.model.params import Values

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from hydra import clock, names
-from hydra.broker.index import RECENT_ENDS
+from hydra.broker.index_entries import RECENT_ENDS
 from hydra.control import overview
 from hydra.control.access import Reader
 from hydra.errors import BrokerUnavailable
