@@ -63,23 +63,15 @@ CHUNK = 200
 class Index(RedisBacked):
     """Reads and writes of the secondary indexes (see the module docstring)."""
 
-    def __init__(self, client=None):
-        super().__init__(client)
-        self._scripts: dict[str, object] = {}
-
-    def _run(self, name: str, source: str, *args, pipe=None) -> object:
-        script = self._scripts.get(name)
-        if script is None:
-            script = self._scripts[name] = self.redis.register_script(source)
-        return script(keys=[names.INDEX_NAMESPACES_KEY], args=list(args), client=pipe)  # type: ignore[operator]
+    def _run(self, source: str, *args, pipe=None) -> object:
+        return self._script(source)(keys=[names.INDEX_NAMESPACES_KEY], args=list(args), client=pipe)
 
     def batch(self):
         """A pipeline to pass as ``pipe=`` to the writes below (a rebuild files thousands of
         records per round trip); ``execute()`` it."""
         pipe = self.redis.pipeline(transaction=False)
-        for name, source in (("put_job", lua.PUT_JOB), ("put_run", lua.PUT_RUN), ("drop_run", lua.DROP_RUN)):
-            if name not in self._scripts:
-                self._scripts[name] = self.redis.register_script(source)
+        for source in (lua.PUT_JOB, lua.PUT_RUN, lua.DROP_RUN):
+            self._script(source)
         return pipe
 
     # -- keys ---------------------------------------------------------------------------------
@@ -162,7 +154,6 @@ class Index(RedisBacked):
         status = job.status if status is None else status
         undisp = "" if undispatched is None else ("1" if undispatched else "0")
         self._run(
-            "put_job",
             lua.PUT_JOB,
             names.index_prefix(job.namespace),
             job.id,
@@ -182,13 +173,13 @@ class Index(RedisBacked):
     def job_run_changed(self, namespace: str, job_id: str, user: str, status: str, run_id: str, how: str) -> None:
         """The job's run ``run_id`` was recorded (``how='record'``: it is now the job's latest)
         or ended (``'end'``) as ``status``: the job is filed under it."""
-        self._run("job_run", lua.JOB_RUN, names.index_prefix(namespace), job_id, user, status, run_id, how)
+        self._run(lua.JOB_RUN, names.index_prefix(namespace), job_id, user, status, run_id, how)
 
     def job_dispatched(self, namespace: str, job_id: str) -> None:
         self.redis.zrem(self.undispatched_key(namespace), job_id)
 
     def drop_job(self, namespace: str, job_id: str, user: str) -> None:
-        self._run("drop_job", lua.DROP_JOB, names.index_prefix(namespace), job_id, user)
+        self._run(lua.DROP_JOB, names.index_prefix(namespace), job_id, user)
 
     # -- runs ---------------------------------------------------------------------------------
     def put_run(self, run: Run, *, new: bool = False, sent_at: float | None = None, pipe=None) -> None:
@@ -198,7 +189,6 @@ class Index(RedisBacked):
         ``hydra:sent`` (``hydra.broker.sent``), in the same script."""
         sent = (names.SENT_KEY, sent_at) if new and sent_at is not None else ()
         self._run(
-            "put_run",
             lua.PUT_RUN,
             names.index_prefix(run.namespace),
             run.id,
@@ -219,7 +209,6 @@ class Index(RedisBacked):
         namespace's quota place moved from queued to running (``hydra.broker.quotas``) and
         its ``hydra:sent`` entry removed (``hydra.broker.sent``)."""
         self._run(
-            "claim",
             lua.CLAIM,
             names.index_prefix(namespace),
             run_id,
@@ -236,7 +225,6 @@ class Index(RedisBacked):
         its job is filed under its status; and - in the same round trip - its quota places are
         freed (``hydra.broker.quotas``: the namespace's, its job's max_concurrent)."""
         self._run(
-            "end",
             lua.END,
             names.index_prefix(run.namespace),
             run.id,
@@ -257,7 +245,7 @@ class Index(RedisBacked):
         self.redis.hdel(self.active_key(namespace), run_id)
 
     def drop_run(self, namespace: str, run_id: str, job_id: str, pipe=None) -> None:
-        self._run("drop_run", lua.DROP_RUN, names.index_prefix(namespace), run_id, job_id, pipe=pipe)
+        self._run(lua.DROP_RUN, names.index_prefix(namespace), run_id, job_id, pipe=pipe)
 
     # -- the audit trail ----------------------------------------------------------------------
     @staticmethod

@@ -73,17 +73,6 @@ def _keys(namespace: str) -> tuple[str, str]:
 
 
 class NamespaceSlots(RedisBacked):
-    def __init__(self, client=None):
-        super().__init__(client)
-        self._scripts: dict[str, object] = {}
-
-    def _script(self, source: str):
-        """The script, sent by its digest (EVALSHA) once Redis has it, not its whole text."""
-        script = self._scripts.get(source)
-        if script is None:
-            script = self._scripts[source] = self.redis.register_script(source)
-        return script
-
     def take(
         self,
         namespace: str,

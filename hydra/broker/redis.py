@@ -170,6 +170,15 @@ class RedisBacked:
     def redis(self) -> redis.Redis:
         return self._client if self._client is not None else get_redis()
 
+    def _script(self, source: str) -> Any:
+        """The Lua script ``source`` (redis-py's ``Script``), made once per instance: after its
+        first call it is sent by its digest (EVALSHA), not its whole text."""
+        scripts: dict[str, Any] = self.__dict__.setdefault("_scripts", {})
+        script = scripts.get(source)
+        if script is None:
+            script = scripts[source] = self.redis.register_script(source)
+        return script
+
 
 class BrokerEpoch(RedisBacked):
     """Which Redis server instance the controller last reconciled against."""

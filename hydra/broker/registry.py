@@ -143,13 +143,6 @@ class Registry(RedisBacked):
         self._roster: tuple[float, str | None, Roster] | None = None
         #: worker id -> (profile, status) this process last wrote (the controller's memo)
         self._shapes: dict[str, tuple[str, str]] = {}
-        self._scripts: dict[str, object] = {}
-
-    def _script(self, source: str):
-        script = self._scripts.get(source)
-        if script is None:
-            script = self._scripts[source] = self.redis.register_script(source)
-        return script
 
     # -- controller side -------------------------------------------------------------
     def put(self, record: WorkerRecord) -> None:
