@@ -67,6 +67,8 @@ class Failover:
         finishing: dict[str, float] = {}
         for run in self.runs.active_on(worker_id):
             start = self.runs.start_of(run.id)
+            if start is not None and not start.worker_id:
+                start = None  # a hold (an ender took it, hydra.store.fences): no worker started it
             if start is not None and start.worker_id != worker_id:
                 continue  # claimed by another worker: it is running there
             if start is not None and spare is not None and start.worker_incarnation == spare:
