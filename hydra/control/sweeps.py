@@ -195,7 +195,16 @@ class Sweeps:
         why = f"its start was held by {start.by} and its end never recorded"
         outcome = Outcome(status=RunStatus.LOST, error=why, finished_at=clock.utcnow())
         pipeline = self.pipeline
-        end_attempt(run.id, outcome, by=self.name, job=job, attempt=run.attempt, chain=run.chain, started=False, pipeline=pipeline)
+        end_attempt(
+            run.id,
+            outcome,
+            by=self.name,
+            job=job,
+            attempt=run.attempt,
+            chain=run.chain,
+            started=False,
+            pipeline=pipeline,
+        )
         log.warning("run ended: %s", why, extra={"event": "run.held", "run_id": run.id, "reason": why})
         return 1
 

@@ -85,7 +85,7 @@ def test_a_job_costs_three_operations_in_the_api_and_five_in_the_worker(memory, 
     message = memory.app.sent[-1].kwargs
 
     def worker():
-        digest, flow = runs.recorded_start(run.run_id)  # admit: the message agrees with the record
+        _, flow = runs.recorded_start(run.run_id)  # admit: the message agrees with the record
         assert flow is False  # a job submitted by REST: nothing started it, nothing follows its run
         runs.claim(run.run_id, message=message, worker_id="cpu1@host")
         FlowStore().read_at_start(run.run_id, recorded=flow)  # none, says its record: no read

@@ -139,7 +139,7 @@ def test_the_worker_holding_the_start_ends_without_a_hold_and_any_other_end_trie
 
 
 def test_a_hold_whose_end_never_came_is_ended_by_the_sweep_after_its_grace(memory):
-    job, run_id, message = queued(memory, retries=0)
+    _, run_id, message = queued(memory, retries=0)
     runs = memory.pipeline.runs
     assert runs.hold(run_id, by="controller")  # and then the controller died
     lease = ControllerLease("controller-b", ttl=5.0, tick=0.5, registry=memory.registry)
