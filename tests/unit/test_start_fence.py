@@ -217,3 +217,14 @@ def test_a_held_start_is_not_running_in_job_listings(memory):
     assert memory.pipeline.jobs.find(job.id).status == "queued"
     assert memory.pipeline.runs.find_many([run_id])[run_id].status == "queued"
     assert clock.utcnow() - timedelta(seconds=1) < clock.aware(memory.pipeline.runs.start_of(run_id).at)
+
+
+def test_a_gone_workers_run_held_by_an_ender_that_died_is_ended_lost_not_skipped(memory):
+    from hydra.control.failover import Failover
+
+    job, run_id, _ = queued(memory)
+    assert memory.pipeline.runs.hold(run_id, by="controller-a")  # and then controller-a died
+    failover = Failover(memory.app, pipeline=memory.pipeline, identity="controller-b")
+    failover.worker_gone("cpu1@host", goodbye=False, reason="went offline")
+    run = memory.pipeline.runs.get(run_id)
+    assert (run.outcome, run.ended_by) == ("lost", "controller-b")  # its hold is no worker's start
