@@ -13,6 +13,7 @@ import pytest
 
 from hydra import clock, names
 from hydra.control.cancel import cancel_run
+from hydra.control.failover import Failover
 from hydra.control.lease import ControllerLease
 from hydra.control.sweeps import HELD_GRACE, Sweeps
 from hydra.dispatch.attempts import end_attempt, end_unrunnable
@@ -220,9 +221,7 @@ def test_a_held_start_is_not_running_in_job_listings(memory):
 
 
 def test_a_gone_workers_run_held_by_an_ender_that_died_is_ended_lost_not_skipped(memory):
-    from hydra.control.failover import Failover
-
-    job, run_id, _ = queued(memory)
+    _, run_id, _ = queued(memory)
     assert memory.pipeline.runs.hold(run_id, by="controller-a")  # and then controller-a died
     failover = Failover(memory.app, pipeline=memory.pipeline, identity="controller-b")
     failover.worker_gone("cpu1@host", goodbye=False, reason="went offline")
