@@ -130,13 +130,17 @@ class RunFences(Store[Run]):
     def _refuse_claim(self, run_id: str) -> NoReturn:
         """A claim's start insert failed: raise RunEnded saying why. A start fence naming no
         worker is a hold (the attempt is being, or was, ended before it started): its end is
-        re-applied, should its ender have died before writing it."""
+        re-applied when the record does not show it, should its ender have died before
+        writing it (not otherwise: the job may have newer runs, which the re-applied end
+        would hide)."""
         held = self.start_of(run_id)
         if held is not None and held.worker_id:
             raise RunEnded(f"run {run_id} is already held by {held.worker_id}")
         end = self.end_of(run_id)
         if end is not None:
-            self._materialize_end(end)  # (re-)applied: its ender may have died before writing it
+            recorded = self._collection.find_one({"_id": run_id}, {"status": 1})
+            if recorded is None or recorded.get("status") != end.status:
+                self._materialize_end(end)
             raise RunEnded(f"run {run_id} already ended as {end.status}")
         raise RunEnded(f"run {run_id} is held by {held.by if held else None}, which is ending it")
 

@@ -105,13 +105,19 @@ def test_a_claim_meeting_a_hold_whose_end_is_not_written_yet_refuses_and_shows_n
     assert memory.pipeline.jobs.get(job.id).status == "queued"
 
 
-def test_a_claim_meeting_an_ended_hold_reapplies_the_end(memory):
+def test_a_claim_meeting_an_ended_hold_reapplies_the_end_only_when_the_record_misses_it(memory):
     job, run_id, message = queued(memory)
     lost(memory, job, run_id)
-    memory.pipeline.runs._collection.update_one({"_id": run_id}, {"$set": {"status": "queued"}})  # its ender died
+    runs = memory.pipeline.runs
+    runs._collection.update_one({"_id": run_id}, {"$set": {"status": "queued"}})  # its ender died before this
     with pytest.raises(RunEnded, match="already ended as lost"):
-        memory.pipeline.runs.claim(run_id, message=message, worker_id="cpu1@host")
-    assert memory.pipeline.runs.get(run_id).status == "lost"
+        runs.claim(run_id, message=message, worker_id="cpu1@host")
+    assert runs.get(run_id).status == "lost"
+    # a replay once the job ran again: the end is in the record, the job keeps showing its newer run
+    memory.pipeline.jobs._collection.update_one({"_id": job.id}, {"$set": {"last_run_id": "newer", "status": "running"}})
+    with pytest.raises(RunEnded, match="already ended as lost"):
+        runs.claim(run_id, message=message, worker_id="cpu1@host")
+    assert memory.pipeline.jobs._collection.find_one({"_id": job.id})["last_run_id"] == "newer"
 
 
 def test_a_second_delivery_meets_the_workers_start_and_reads_no_end(memory, reads):
