@@ -114,7 +114,9 @@ def test_a_claim_meeting_an_ended_hold_reapplies_the_end_only_when_the_record_mi
         runs.claim(run_id, message=message, worker_id="cpu1@host")
     assert runs.get(run_id).status == "lost"
     # a replay once the job ran again: the end is in the record, the job keeps showing its newer run
-    memory.pipeline.jobs._collection.update_one({"_id": job.id}, {"$set": {"last_run_id": "newer", "status": "running"}})
+    memory.pipeline.jobs._collection.update_one(
+        {"_id": job.id}, {"$set": {"last_run_id": "newer", "status": "running"}}
+    )
     with pytest.raises(RunEnded, match="already ended as lost"):
         runs.claim(run_id, message=message, worker_id="cpu1@host")
     assert memory.pipeline.jobs._collection.find_one({"_id": job.id})["last_run_id"] == "newer"
