@@ -74,12 +74,13 @@ class FlowStore(Store[RunFlow]):
             doc["upstream"] = upstream.to_doc()
         if root is not None:
             doc["root"] = root
+        # Noted first: an insert that raises may still have been applied, and a run said to have
+        # a flow record that has none costs its worker only the read it made before.
+        _note_begun(run_id)
         try:
             self._collection.insert_one(doc)
         except DuplicateKeyError:
-            _note_begun(run_id)  # there is one all the same
             return False
-        _note_begun(run_id)
         return True
 
     def first(self, run_id: str) -> RunFlow | None:
