@@ -193,7 +193,9 @@ class Server:
         with open(f"/proc/{self.pid}/cmdline", "rb") as fh:
             argv = fh.read().decode().split("\0")
         with open(f"/proc/{self.pid}/environ", "rb") as fh:
-            go_env = [v for v in fh.read().decode().split("\0") if v.startswith(("GOGC=", "GOMAXPROCS=", "GOMEMLIMIT="))]
+            go_env = [
+                v for v in fh.read().decode().split("\0") if v.startswith(("GOGC=", "GOMAXPROCS=", "GOMEMLIMIT="))
+            ]
         print(f"{variant.name}: pid {self.pid}: {' '.join(argv[1:])} {' '.join(go_env)}", flush=True)
 
     def client(self):

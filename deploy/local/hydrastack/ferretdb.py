@@ -138,7 +138,7 @@ RUNTIME_ENV = {"GOMAXPROCS": "1", "GOGC": "400"}
 
 def environment(setup_password: str) -> dict[str, str]:
     """FerretDB's environment: :data:`RUNTIME_ENV` and the password of the user it creates
-    (``--setup-username``), which is kept off the command line (``ps`` shows that)."""
+    (``--setup-username``), kept off the command line (which ``ps`` shows to every user)."""
     return {**RUNTIME_ENV, "FERRETDB_SETUP_PASSWORD": setup_password}
 
 
