@@ -1,4 +1,4 @@
-"""FerretDB helpers: finding the binary, its command line, and the missing ``_id`` index.
+"""FerretDB helpers: finding the binary, its command line and environment, and the missing ``_id`` index.
 
 When neither ``HYDRA_MONGO_URL`` nor ``mongod`` is available, the local stack runs
 FerretDB v1.24 with its SQLite backend as Hydra's MongoDB (``deploy/local/install.sh``
