@@ -16,8 +16,9 @@ A variant is ``NAME`` or ``NAME:SPEC``; SPEC is ``;``-separated items, each one 
   (e.g. ``env:GOGC=200``; ``env:GOGC=`` removes the variable: Go's default);
 * ``flag:--x=y``: an argument added to FerretDB's command line;
 * ``pragma:name(value)``: a SQLite pragma added to ``--sqlite-url``;
-* ``client:key=value``: a ``pymongo.MongoClient`` option of this variant's client (an int,
-  ``true``/``false`` or a string), on top of ``hydra.store.mongo.get_client``'s;
+* ``client:key=value``: this variant's client is ``pymongo.MongoClient(url, tz_aware=True,
+  key=value, ...)`` (an int, ``true``/``false`` or a string) instead of
+  ``hydra.store.mongo.get_client()``, which the other variants use;
 * ``base``: FerretDB as hydrastack starts it (the default: nothing changed).
 
 Example: the stack's FerretDB against FerretDB without its Go runtime settings (as before
