@@ -33,10 +33,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hydra.execution import isolation, sandbox  # noqa: E402
-from hydra.execution.command import build_argv, job_environment  # noqa: E402
-from hydra.execution.process import execute  # noqa: E402
-from hydra.settings import Settings  # noqa: E402
+from hydra.execution import isolation, sandbox
+from hydra.execution.command import build_argv, job_environment
+from hydra.execution.process import execute
+from hydra.settings import Settings
 
 COMMAND = "echo hi"
 
@@ -91,7 +91,6 @@ def _without(args: list[str], option: str, count: int) -> list[str]:
 
 
 def variants(policy: isolation.Policy, user: isolation.OsUser) -> dict:
-    sh = ["/bin/sh", "-c", COMMAND]
     groups = ",".join(str(g) for g in os.getgrouplist(user.name, user.gid))
     setpriv = [policy.setpriv, f"--reuid={user.uid}", f"--regid={user.gid}"]
     caps = ["--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
@@ -121,7 +120,11 @@ def variants(policy: isolation.Policy, user: isolation.OsUser) -> dict:
         ("--die-with-parent", 0),
         ("--unshare-ipc", 0),
     ):
-        link(f"bwrap without {option} {'/tmp' if option == '--tmpfs' else ''}".rstrip(), [*_without(full, option, count), *seccomp, "--"], fds)
+        link(
+            f"bwrap without {option} {'/tmp' if option == '--tmpfs' else ''}".rstrip(),
+            [*_without(full, option, count), *seccomp, "--"],
+            fds,
+        )
     link("bwrap without --seccomp", [*full, "--"])
     link("bwrap --unshare-pid --ro-bind / / only", [policy.bwrap, "--unshare-pid", "--ro-bind", "/", "/", "--"])
     found["chain: join shell (old)"] = ("chain", "old", None)
@@ -138,7 +141,12 @@ def _chain(policy: isolation.Policy, style: str, number: int) -> None:
             run._gate = None
         argv = run.argv(build_argv(command=COMMAND, args=None, shell="sh", os_name="linux"))
         outcome = execute(
-            argv, env=run.environment(job_environment(None)), cwd=run.cwd, timeout=30, output_limit=8192, confinement=run
+            argv,
+            env=run.environment(job_environment(None)),
+            cwd=run.cwd,
+            timeout=30,
+            output_limit=8192,
+            confinement=run,
         )
     if outcome.stdout != "hi\n":
         raise SystemExit(f"chain {style}: {outcome}")
@@ -176,7 +184,9 @@ def main() -> None:
                 results[name].append(((total2 - total - own2) / options.runs, own2 / options.runs))
     finally:
         meter.close()
-    print(f"CPU per run, ms: median of {options.rounds} rounds of {options.runs} runs [min-max]; load {os.getloadavg()[0]:.2f}")
+    print(
+        f"CPU per run, ms: median of {options.rounds} rounds of {options.runs} runs [min-max]; load {os.getloadavg()[0]:.2f}"
+    )
     print(f"{'variant':44} {'its processes':>22} {'pool process':>22}")
     for name, rounds in results.items():
         cols = []
