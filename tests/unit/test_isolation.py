@@ -340,3 +340,21 @@ def test_a_gate_nobody_opens_holds_the_sandbox_for_good(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@root_with_bwrap_and_cgroups
+def test_a_sandboxed_command_runs_as_its_user_with_its_groups_no_capabilities_and_no_new_privileges(tmp_path):
+    policy = isolation.Policy.from_settings(replace(Settings(), work_root=str(tmp_path)))
+    with isolation.Confinement(policy, worker_id="unit@host", run_id="user1", hydra_user=None, cwd=None) as run:
+        user = run.user
+        argv = run.argv(build_argv(command="cat /proc/self/status", args=None, shell="sh", os_name="linux"))
+        outcome = execute(
+            argv, env=run.environment(job_environment(None)), cwd=run.cwd, timeout=30, output_limit=65536, confinement=run
+        )
+    assert outcome.status == "succeeded", outcome.stderr
+    status = dict(line.split(":\t", 1) for line in outcome.stdout.splitlines() if ":\t" in line)
+    assert status["Uid"].split() == [str(user.uid)] * 4 and status["Gid"].split() == [str(user.gid)] * 4
+    assert sorted(map(int, status["Groups"].split())) == sorted(set(os.getgrouplist(user.name, user.gid)))
+    for caps in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert int(status[caps], 16) == 0, caps
+    assert status["NoNewPrivs"].strip() == "1" and status["Seccomp"].strip() == "2"  # 2: a filter
