@@ -306,7 +306,12 @@ def test_a_sandbox_whose_cgroups_cannot_be_joined_runs_nothing(tmp_path, monkeyp
         monkeypatch.setattr(run.cgroup, "add", refuse)
         argv = run.argv(build_argv(command='touch "$HOME/ran"', args=None, shell="sh", os_name="linux"))
         outcome = execute(
-            argv, env=run.environment(job_environment(None)), cwd=run.cwd, timeout=30, output_limit=8192, confinement=run
+            argv,
+            env=run.environment(job_environment(None)),
+            cwd=run.cwd,
+            timeout=30,
+            output_limit=8192,
+            confinement=run,
         )
         assert outcome.status == "failed" and outcome.pid is None
         assert outcome.error == "cannot put the command in its cgroup: [Errno 13] Permission denied"
@@ -349,7 +354,12 @@ def test_a_sandboxed_command_runs_as_its_user_with_its_groups_no_capabilities_an
         user = run.user
         argv = run.argv(build_argv(command="cat /proc/self/status", args=None, shell="sh", os_name="linux"))
         outcome = execute(
-            argv, env=run.environment(job_environment(None)), cwd=run.cwd, timeout=30, output_limit=65536, confinement=run
+            argv,
+            env=run.environment(job_environment(None)),
+            cwd=run.cwd,
+            timeout=30,
+            output_limit=65536,
+            confinement=run,
         )
     assert outcome.status == "succeeded", outcome.stderr
     status = dict(line.split(":\t", 1) for line in outcome.stdout.splitlines() if ":\t" in line)
