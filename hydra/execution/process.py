@@ -82,8 +82,9 @@ def execute(
 
     ``confinement`` (``hydra.execution.isolation``): ``argv``, ``env`` and ``cwd`` were made
     with it already; right after the start it is admitted to its cgroups (a command that
-    cannot be is ``failed`` before it runs anything); at the end, what is left in the run's cgroup gets SIGTERM, ``kill_grace``
-    seconds, then the cgroup is killed - every process of the run, wherever it went.
+    cannot be is ``failed`` before it runs anything); at the end, what is left in the run's
+    cgroup gets SIGTERM, ``kill_grace`` seconds, then the cgroup is killed - every process
+    of the run, wherever it went.
     """
     started_at, start, spawned = clock.utcnow(), time.monotonic(), clock.epoch()
     if cancel is not None and cancel.is_set():

@@ -146,33 +146,44 @@ def filter_fd(program: bytes) -> int:
 
 def bwrap_works(bwrap: str, program: bytes | None) -> bool:
     """Can this process run a command in a bubblewrap sandbox as :func:`bwrap_argv` makes it
-    (with the seccomp ``program``, when given)?"""
+    (with the seccomp ``program``, when given, and held at a :class:`Gate`)?"""
     fd = filter_fd(program) if program is not None else None
-    args = [bwrap, *base_args(), *(["--seccomp", str(fd)] if fd is not None else []), "--", "true"]
+    gate = Gate()
+    args = [bwrap, *base_args(), *(["--seccomp", str(fd)] if fd is not None else []), *gate.args(), "--", "true"]
     try:
-        done = subprocess.run(
+        proc = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=20,
-            pass_fds=(fd,) if fd is not None else (),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            pass_fds=((fd,) if fd is not None else ()) + gate.pass_fds,
         )
-    except (OSError, subprocess.TimeoutExpired):
+    except OSError:
+        gate.close()
         return False
     finally:
         if fd is not None:
             os.close(fd)
-    if done.returncode != 0:
-        log.warning("bubblewrap does not work here: %s", done.stderr.decode(errors="replace").strip())
-    return done.returncode == 0
+    try:
+        gate.admit(lambda pid: None)  # a cgroup would be joined here
+        _, stderr = proc.communicate(timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        proc.kill()
+        proc.wait()
+        return False
+    finally:
+        gate.close()
+    if proc.returncode != 0:
+        log.warning("bubblewrap does not work here: %s", stderr.decode(errors="replace").strip())
+    return proc.returncode == 0
 
 
 class Gate:
     """Holds a sandbox back, before anything of its command exists, until :meth:`release`.
 
-    Bubblewrap forks once: its first process (the *monitor*) stays outside, never runs
-    anything else and waits for the second, which sets the sandbox up, then - with
-    ``--unshare-pid`` - forks the pid namespace's init and execs the command in a third.
+    Bubblewrap forks: its first process (the *monitor*) stays outside, runs nothing else and
+    waits for the second, which sets the sandbox up and - the init of the new pid namespace
+    (``--unshare-pid``) - forks a third that execs the command.
     ``--info-fd`` makes the monitor report the second's pid (``{"child-pid": N}``) and
     ``--block-fd`` makes the second read one byte from a descriptor after its mounts and
     before its ``setsid``, its fork and its seccomp filter. Held there, it is the only
@@ -210,7 +221,7 @@ class Gate:
     def child_pid(self) -> int | None:
         """Once bubblewrap was started: the pid of its held process; None when bubblewrap
         ended before it made one (a bad argument: it says why on its stderr)."""
-        for fd in (self._info_child, self._block):  # this process's copies: the info pipe then ends with bubblewrap's
+        for fd in (self._info_child, self._block):  # ours: the info pipe ends once bubblewrap's copies are closed
             os.close(fd)
         self._info_child = self._block = -1
         chunks = []
