@@ -11,9 +11,8 @@ refused before anything runs), then :func:`confine` makes the run's :class:`Conf
   (``alice=alice,bob=svc-bob,*=hydra-job``), as the OS user mapped to the job's Hydra user
   (``*`` is everyone else; without it, the others run as ``HYDRA_RUN_AS``). Root only when
   ``HYDRA_ALLOW_ROOT=true``. The switch is ``setpriv`` (util-linux): uid, gid and the user's
-  groups (looked up at each run), no capabilities (bounding set emptied too) and
-  ``no_new_privs``, so a setuid program cannot get root back. A worker that does not run as
-  root runs commands as itself.
+  groups, no capabilities (bounding set emptied too) and ``no_new_privs``, so a setuid
+  program cannot get root back. A worker that does not run as root runs commands as itself.
 * **Directory.** A fresh ``<HYDRA_WORK_ROOT>/<worker>/<run>`` (mode 0700, owned by the
   command's user, under parents it may pass through but not list) is its working directory
   and ``HOME``, and is removed with everything in it when the run ends. A job's ``cwd`` must
@@ -356,8 +355,7 @@ class Confinement:
                 self.policy.setpriv,
                 f"--reuid={self.user.uid}",
                 f"--regid={self.user.gid}",
-                # what --init-groups would set, looked up here: setpriv then loads no NSS module
-                f"--groups={','.join(str(g) for g in os.getgrouplist(self.user.name, self.user.gid))}",
+                "--init-groups",
                 "--inh-caps=-all",
                 "--bounding-set=-all",
                 "--no-new-privs",

@@ -19,6 +19,9 @@
   become root of a namespace of its own (``unshare -r``) and reach the kernel interfaces
   that only such a root may use.
 
+The run's cgroups are joined while bubblewrap holds its sandbox back, before anything of the
+command exists (:class:`Gate`): no shell in front of bubblewrap does it.
+
 The filter is a seccomp program handed to bubblewrap (``--seccomp``), which loads it just
 before it runs the command. Bubblewrap's own ``--disable-userns`` would do the same only
 together with ``--unshare-user``, and a root worker's bubblewrap would then map the
