@@ -364,10 +364,8 @@ class Confinement:
         return chain + list(argv)
 
     def admit(self) -> None:
-        """Right after :meth:`argv`'s command started: puts the sandbox's one process into the
-        run's cgroups while bubblewrap holds it, then lets it go (``sandbox.Gate.admit``; its
-        monitor, which runs nothing of the command, stays outside). OSError when it cannot:
-        the held process was killed, nothing of the command ran."""
+        """Right after the start: the held sandbox into the run's cgroups, then let go
+        (``sandbox.Gate``); OSError when it cannot be (it was killed, nothing of it ran)."""
         gate, self._gate = self._gate, None
         if gate is not None and self.cgroup is not None:
             gate.admit(self.cgroup.add)
