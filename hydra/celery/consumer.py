@@ -22,7 +22,8 @@ event by event), but Celery flushes it on the loop's next turn, so each event be
 the flush comes :data:`EVENT_BATCH_SECONDS` after the first buffered event (Celery's own
 ``buffer_limit`` of 24 events still flushes a full buffer at once), so the events of a burst
 share their ``PUBLISH``; each event keeps the time it happened (``timestamp``, set when it is
-buffered). What is still buffered when the consumer stops or shuts down is sent then.
+buffered). What is still buffered when the consumer stops or shuts down is sent then; when
+the broker connection breaks, it is sent first on the next one.
 
 Only ``hydra.run_command`` is known here: Celery registers its built-in tasks on every app
 (``celery.group``, ``celery.chord``, ``celery.chord_unlock``, ``celery.chain``, ``celery.map``,
@@ -105,6 +106,21 @@ class HydraConsumer(Consumer):
     def _flush_buffered_events(self):
         self._events_due = None
         self._flush_events()
+
+    def on_close(self):
+        """The broker connection broke: what the window holds moves to the dispatcher's
+        outbound buffer, which Celery's ``Events`` step hands to the next connection's
+        dispatcher and sends first (Celery's own flush on the next turn would have failed
+        into that buffer too). No I/O here: the connection is gone."""
+        dispatcher = self.event_dispatcher
+        if dispatcher is not None:
+            with dispatcher.mutex:
+                for group, events in dispatcher._group_buffer.items():
+                    if events:
+                        dispatcher._outbound_buffer.append((list(events), f"{group}.multi"))
+                        events.clear()
+        self._events_due = None
+        super().on_close()
 
     def stop(self):
         self._flush_pending_events()

@@ -11,6 +11,7 @@ import time
 
 import pytest
 from celery.events.state import State
+from celery.worker.consumer.events import Events
 from kombu import Connection, Exchange, Queue
 from kombu.asynchronous import Hub
 from vine import promise
@@ -24,20 +25,21 @@ NODE = "unit@batch"
 
 class Harness(HydraConsumer):
     """Hydra's consumer with only what its event hooks read: a hub whose loop runs in this
-    thread, and Celery's task-event dispatcher as Celery's ``Events`` bootstep makes it."""
+    thread, and Celery's task-event dispatcher made by Celery's ``Events`` bootstep (each
+    dispatcher on a connection of its own, as ``connection_for_write`` gives)."""
 
-    def __init__(self, connection):  # no Celery start-up
+    def __init__(self):  # no Celery start-up
         self.hub = Hub()
         self.hub._loop_thread = threading.get_ident()
+        self.app, self.hostname, self.amqheartbeat = app, NODE, None
+        self.controller, self.task_buckets = None, {}  # what Celery's on_close reads
         self._flush_events_promise = promise(self._flush_events)
-        self.event_dispatcher = app.events.Dispatcher(
-            connection,
-            hostname=NODE,
-            enabled=True,
-            buffer_group=["task"],
-            on_send_buffered=self.on_send_event_buffered,
-        )
+        self.events_step = Events(self)  # Celery's bootstep: the dispatcher as a worker has it
+        self.events_step.start(self)
         self.blueprint = None  # stop() and shutdown() hand over to Celery's: see below
+
+    def connection_for_write(self, heartbeat=None):  # what Celery's Events step asks for: a new one
+        return Connection("memory://")
 
     def fire_due(self):
         """The loop's turn: the timers that are due."""
@@ -47,10 +49,10 @@ class Harness(HydraConsumer):
 @pytest.fixture
 def events():
     """(consumer, a function returning the task-event messages published since last asked)."""
-    with Connection("memory://") as connection:
-        queue = Queue("flower-like", Exchange("celeryev", type="topic"), routing_key="task.#", channel=connection)
+    with Connection("memory://") as reader:
+        queue = Queue("flower-like", Exchange("celeryev", type="topic"), routing_key="task.#", channel=reader)
         queue.declare()
-        consumer = Harness(connection)
+        consumer = Harness()
 
         def published():
             bodies = []
@@ -122,6 +124,19 @@ def test_stop_and_shutdown_send_what_the_window_holds(events, monkeypatch):
     send_job_events(consumer, "run-2")
     consumer.shutdown()
     assert [len(batch) for batch in published()] == [3] and stopped == ["stop", "shutdown"]
+
+
+def test_a_broken_connection_hands_the_window_to_the_next_dispatcher(events, monkeypatch):
+    consumer, published = events
+    monkeypatch.setattr(consumer_module, "EVENT_BATCH_SECONDS", 60.0)  # the window would not end in time
+    send_job_events(consumer, "run-1")
+    before = consumer.event_dispatcher
+    consumer.on_close()  # Celery's consumer, as the connection broke (no I/O: it is gone)
+    assert published() == [] and consumer._events_due is None
+    consumer.events_step.start(consumer)  # Celery's reconnect: a new dispatcher, the old one's outbound buffer first
+    assert consumer.event_dispatcher is not before
+    (batch,) = published()
+    assert [e["type"] for e in batch] == ["task-received", "task-started", "task-succeeded"]
 
 
 def test_a_flush_lost_with_its_timer_is_scheduled_again(events, monkeypatch):
