@@ -40,7 +40,12 @@ def test_the_example_body_round_trip(api, stack):
     run = wait_run(created.json["run_id"])
     assert run.status == "succeeded" and run.stdout == "hello world\n"
 
-    job = api.get(f"/jobs/{job_id}").json
+    # The job's own status follows the run's end (the pool writes the run's record, then the job's).
+    job = wait_until(
+        lambda: (j := api.get(f"/jobs/{job_id}").json)["status"] not in ("queued", "running") and j,
+        10,
+        message="job ended",
+    )
     assert job["name"] == "test-echo" and job["user"] == "rich" and job["status"] == "succeeded"
     assert job["affinity"] == SEED_BODY["affinity"]
 

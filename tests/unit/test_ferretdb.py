@@ -94,6 +94,14 @@ def test_command_line():
     ]
 
 
+def test_environment_sets_the_go_runtime_and_carries_the_password():
+    env = ferretdb.environment("s3cret")
+    assert env == {"GOMAXPROCS": "1", "GOGC": "400", "FERRETDB_SETUP_PASSWORD": "s3cret"}
+    # the password stays off the command line (ps shows that)
+    argv = ferretdb.command("/go/bin/ferretdb", Path("/r/data/ferretdb"), Path("/r/data/ferretdb-state"), 27017)
+    assert not any("s3cret" in arg for arg in argv)
+
+
 @pytest.mark.skipif(
     ferretdb.find_binary() is None or shutil.which("mongod") is not None,
     reason="needs FerretDB (make install) and no mongod",
@@ -109,6 +117,11 @@ def test_real_ferretdb_gets_the_indexes(tmp_path, monkeypatch):
     try:
         s.start_mongo()
         assert s.mongo_backend == "ferretdb"
+        # the running server got the Go runtime settings and its password in its environment
+        environ = Path(f"/proc/{s.pid('mongo')}/environ").read_bytes().split(b"\0")
+        assert {b"GOMAXPROCS=1", b"GOGC=400"} <= set(environ)
+        assert f"FERRETDB_SETUP_PASSWORD={s.mongo_password}".encode() in environ
+        assert s.mongo_password.encode() not in Path(f"/proc/{s.pid('mongo')}/cmdline").read_bytes()
         client = pymongo.MongoClient(s.mongo_url, serverSelectionTimeoutMS=5000)
         runs = client[s.mongo_db]["job_runs"]
         runs.insert_many([{"_id": f"r{i}"} for i in range(20)])

@@ -229,6 +229,18 @@ def test_ferretdb_command_otherwise(stk, monkeypatch):
         stk.mongo_command()
 
 
+def test_start_mongo_gives_ferretdb_its_environment(stk, monkeypatch):
+    monkeypatch.setattr(services_mod.shutil, "which", lambda name: None)
+    monkeypatch.setattr(ferretdb, "find_binary", lambda: Path("/go/bin/ferretdb"))
+    started = {}
+    monkeypatch.setattr(stk, "_ensure", lambda name, argv, **kw: started.setdefault(name, (argv, kw)))
+    stk.start_mongo(wait=False)
+    argv, kw = started["mongo"]
+    assert argv == stk.mongo_command()
+    assert kw["env"] == ferretdb.environment(stk.mongo_password)
+    assert kw["env"]["GOMAXPROCS"] == "1" and kw["env"]["GOGC"] == "400"
+
+
 def test_hydra_commands_use_the_venv(stk):
     b = str(stk.bin)
     assert stk.api_command() == [

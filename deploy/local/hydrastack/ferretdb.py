@@ -1,4 +1,4 @@
-"""FerretDB helpers: finding the binary, its command line, and the missing ``_id`` index.
+"""FerretDB helpers: finding the binary, its command line and environment, and the missing ``_id`` index.
 
 When neither ``HYDRA_MONGO_URL`` nor ``mongod`` is available, the local stack runs
 FerretDB v1.24 with its SQLite backend as Hydra's MongoDB (``deploy/local/install.sh``
@@ -124,6 +124,22 @@ def find_binary() -> Path | None:
 #: commits on a power cut - the same promise as MongoDB's default write concern, which
 #: acknowledges a write before its journal is flushed.
 SYNCHRONOUS = "normal"
+
+
+#: FerretDB's Go runtime settings, in its environment (measured with ``bench/ferretdb_ops.py``
+#: on Hydra's operations; docs/performance.md, "The MongoDB server's own CPU"). One P
+#: (``GOMAXPROCS=1``) cut FerretDB's CPU per job by about 30 %: with the default one P per
+#: core its goroutines hop between threads on every request (futex wake-ups, spinning
+#: threads, the scheduler's monitor waking every 20 us), while SQLite takes one writer at a
+#: time anyway; throughput did not drop. ``GOGC=400`` collects garbage a quarter as often
+#: (a further 5-10 %) for about 12 MB more memory. Neither touches what a write promises.
+RUNTIME_ENV = {"GOMAXPROCS": "1", "GOGC": "400"}
+
+
+def environment(setup_password: str) -> dict[str, str]:
+    """FerretDB's environment: :data:`RUNTIME_ENV` and the password of the user it creates
+    (``--setup-username``), kept off the command line (which ``ps`` shows to every user)."""
+    return {**RUNTIME_ENV, "FERRETDB_SETUP_PASSWORD": setup_password}
 
 
 def command(binary: Path | str, sqlite_dir: Path, state_dir: Path, port: int, host: str = "127.0.0.1") -> list[str]:

@@ -237,16 +237,12 @@ class Stack(Credentials, Commands, HealthChecks, Supervisor):
         if argv is not None:
             if self.mongo_backend == "mongod":
                 (self.data_dir / "mongo").mkdir(parents=True, exist_ok=True)
+                env = {}
             else:
                 self.ferretdb_sqlite_dir.mkdir(parents=True, exist_ok=True)
                 (self.data_dir / "ferretdb-state").mkdir(parents=True, exist_ok=True)
-            proc = self._ensure(
-                "mongo",
-                argv,
-                port=self.mongo_port,
-                hydra_process=False,
-                env={"FERRETDB_SETUP_PASSWORD": self.mongo_password},
-            )
+                env = ferretdb.environment(self.mongo_password)
+            proc = self._ensure("mongo", argv, port=self.mongo_port, hydra_process=False, env=env)
         if wait:
             self.wait_healthy(["mongo"], START_TIMEOUT["mongo"])
             self.ensure_mongod_user()
