@@ -145,7 +145,16 @@ class HydraBackend(BaseBackend):
         job, attempt = self._job_and_attempt(task_id, request)
         chain = Chain.from_headers(request) if request is not None else Chain()
         recorded = end_attempt(
-            task_id, outcome, by=by or "worker", job=job, attempt=attempt, chain=chain, pipeline=self.app.pipeline
+            task_id,
+            outcome,
+            by=by or "worker",
+            job=job,
+            attempt=attempt,
+            chain=chain,
+            pipeline=self.app.pipeline,
+            # this process's claim took the start fence (admit); any other end of the message
+            # (its pool process died, it failed before its claim) takes it first
+            holding=worker.admitted(task_id, request),
         )
         if recorded is None:
             log.warning(

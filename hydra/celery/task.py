@@ -63,11 +63,12 @@ def run_environment(run_id: str, kwargs: dict, worker_id: str, slot: str) -> dic
     }
 
 
-def upstream_environment(run_id: str) -> dict[str, str]:
+def upstream_environment(run_id: str, recorded: bool | None = None) -> dict[str, str]:
     """``HYDRA_UPSTREAM_*``: the run(s) that started this one (a canvas step, a chord body, a
     job's dependant) and how they ended; nothing for a run nothing started
-    (``hydra.model.flow.Upstream.environment``)."""
-    flow = worker.wait_for_store(lambda: FlowStore().read_at_start(run_id))
+    (``hydra.model.flow.Upstream.environment``). ``recorded``: whether its run record says it
+    has a flow record (``Run.flow``); one that says it has none costs no read."""
+    flow = worker.wait_for_store(lambda: FlowStore().read_at_start(run_id, recorded=recorded))
     started_by = flow.started_by if flow is not None else None
     return started_by.environment() if started_by is not None else {}
 
@@ -116,7 +117,10 @@ def run_command(self, **kwargs):
                 output_limit=settings.output_limit,
                 default_timeout=settings.default_timeout,
                 cancel=watch.cancel,
-                env={**upstream_environment(run_id), **run_environment(run_id, kwargs, profile.id, slot)},
+                env={
+                    **upstream_environment(run_id, worker.recorded_flow(run_id, self.request)),
+                    **run_environment(run_id, kwargs, profile.id, slot),
+                },
                 on_start=note_pid,
                 on_output=live.write if full is None else tee(live.write, full.write),
                 confinement=confinement,

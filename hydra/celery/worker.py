@@ -221,7 +221,8 @@ def admit(run_id: str, kwargs: dict, request=None, *, runs: RunStore | None = No
     the schema (the same as a REST body), this worker's profile
     (affinity, users, shells), the isolation policy (the job's OS user and ``cwd``,
     ``hydra.execution.isolation``), and its run record (there is one, and its execution
-    digest is this message's). The request is then marked admitted: the result backend
+    digest is this message's; the same read says whether the run has a flow record, kept for
+    the task: :func:`recorded_flow`). The request is then marked admitted: the result backend
     records the end of an admitted message (:func:`admitted`). A refusal is recorded (``RunStore.refuse``)
     and raised as Refused, which the result backend leaves alone; nothing follows it (no
     retry, no failover). A duplicate delivery or a replay (the start fence is taken, or the
@@ -253,10 +254,11 @@ def admit(run_id: str, kwargs: dict, request=None, *, runs: RunStore | None = No
     reason = isolation.refusal(message, get_policy())
     if reason:
         _refuse(runs, run_id, profile.id, reason, end_it=True, claimed_job=claimed)
-    recorded = wait_for_store(lambda: runs.recorded_digest(run_id))
+    recorded = wait_for_store(lambda: runs.recorded_start(run_id))
     if recorded is None:  # Hydra records every run before it sends it: a replay of a pruned run, a step sent early
         _refuse(runs, run_id, profile.id, "no run is recorded for this message", end_it=False, claimed_job=claimed)
-    if recorded != execution_digest(message):
+    digest, has_flow = recorded
+    if digest != execution_digest(message):
         _refuse(
             runs,
             run_id,
@@ -287,7 +289,14 @@ def admit(run_id: str, kwargs: dict, request=None, *, runs: RunStore | None = No
     if request is not None:
         request.hydra_admitted = run_id  # the result backend records the end of this message (and only such)
         request.hydra_message = message  # what the task runs: validated once per delivery
+        request.hydra_flow = has_flow  # whether it has a flow record to read (Run.flow; None: not said)
     return message
+
+
+def recorded_flow(run_id: str, request) -> bool | None:
+    """What the run record said, when :func:`admit` read it, about the run's flow record
+    (``Run.flow``): False - none, nothing to read -, True, or None (not said: read it)."""
+    return getattr(request, "hydra_flow", None) if admitted(run_id, request) else None
 
 
 def admitted(run_id: str, request) -> bool:

@@ -56,5 +56,6 @@ def cancel_run(run_id: str, *, by: str = "api", pipeline: Pipeline | None = None
         attempt=run.attempt,
         chain=run.chain,
         pipeline=pipeline,
+        holding=True,  # its start fence, taken above
     )
     return runs.get(run_id), True

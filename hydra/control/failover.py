@@ -33,7 +33,7 @@ from kombu.simple import SimpleQueue
 from hydra import clock, names
 from hydra.broker.due import DueIndex
 from hydra.broker.redis import BrokerEpoch
-from hydra.broker.sent import unacked_for
+from hydra.broker.sent import SentIndex, unacked_for
 from hydra.dispatch.attempts import end_attempt
 from hydra.dispatch.pipeline import Pipeline, Republished
 from hydra.model.outcome import Outcome
@@ -67,6 +67,8 @@ class Failover:
         finishing: dict[str, float] = {}
         for run in self.runs.active_on(worker_id):
             start = self.runs.start_of(run.id)
+            if start is not None and not start.worker_id:
+                start = None  # a hold (an ender took it, hydra.store.fences): no worker started it
             if start is not None and start.worker_id != worker_id:
                 continue  # claimed by another worker: it is running there
             if start is not None and spare is not None and start.worker_incarnation == spare:
@@ -202,7 +204,12 @@ class Failover:
         for run in self.runs.with_status([RunStatus.RUNNING]):  # the quotas' places Redis lost
             slots.hold(run.namespace, run.id, running=True, job_id=run.job_id)
         for run in self.runs.with_status([RunStatus.QUEUED, RunStatus.PENDING]):
-            if self.runs.end_of(run.id) is not None or self.runs.start_of(run.id) is not None:
+            if self.runs.end_of(run.id) is not None:
+                continue
+            start = self.runs.start_of(run.id)
+            if start is not None:
+                if not start.worker_id:  # a hold whose end never came: the sweep of sent runs ends it
+                    SentIndex().add(run.id, clock.epoch())
                 continue
             if run.not_before is not None and run.not_before > now:
                 due.add(run.id, run.not_before)

@@ -6,7 +6,8 @@
   delayed runs that are due, jobs whose first run was never recorded (the API died mid-way);
 * :meth:`Sweeps.correct_quotas` - quota places held by runs that ended or wait again;
 * :meth:`Sweeps.revive_vanished` - runs whose message vanished from the broker are
-  published again, at most :data:`MAX_REVIVALS` times, then dead-lettered.
+  published again, at most :data:`MAX_REVIVALS` times, then dead-lettered; a run whose start
+  fence an ender held without recording its end is ended (:meth:`Sweeps._end_held`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from datetime import timedelta
 from hydra import clock
 from hydra.broker.sent import SentIndex
 from hydra.control.lease import ControllerLease
-from hydra.dispatch.attempts import dispatch_stored, end_unrunnable, publish_delayed
+from hydra.dispatch.attempts import dispatch_stored, end_attempt, end_unrunnable, publish_delayed
 from hydra.dispatch.pipeline import Pipeline
 from hydra.errors import Unavailable
-from hydra.model.records import Job
+from hydra.model.outcome import Outcome
+from hydra.model.records import Fence, Job, Run
 from hydra.model.status import RunStatus
 from hydra.settings import Settings
 from hydra.store.runs import RunStore
@@ -38,6 +40,8 @@ VANISHED_SWEEP_EVERY = 5.0
 HOLDING = frozenset({RunStatus.QUEUED.value, RunStatus.RUNNING.value})
 #: Times a run whose message vanished is published again before it is dead-lettered instead.
 MAX_REVIVALS = 3
+#: Seconds a hold (a start fence an ender took, hydra.store.fences) may wait for its end.
+HELD_GRACE = timedelta(seconds=60)
 
 
 class Sweeps:
@@ -149,7 +153,11 @@ class Sweeps:
                 break
             run = self.runs.find(run_id)
             waiting = run is not None and run.status in (RunStatus.QUEUED.value, RunStatus.PENDING.value)
-            if not waiting or run is None or self.runs.start_of(run_id) or self.runs.end_of(run_id):
+            start = self.runs.start_of(run_id) if waiting else None
+            if run is not None and start is not None and not start.worker_id and self.runs.end_of(run_id) is None:
+                acted += self._end_held(run, start)  # a hold whose end never came
+                continue
+            if not waiting or run is None or start is not None or self.runs.end_of(run_id):
                 self.sent.remove(run_id)  # claimed, ended, or never recorded: nothing to watch
                 continue
             if run.queue and self.sent.holds(run.queue, run_id):
@@ -170,6 +178,35 @@ class Sweeps:
                 "run published again: %s", reason, extra={"event": "run.revived", "run_id": run_id, "reason": reason}
             )
         return acted
+
+    def _end_held(self, run: Run, start: Fence) -> int:
+        """A run whose start fence an ender took (a hold: no worker can start it) without its
+        end following - the ender died, or MongoDB failed, between its two inserts
+        (``hydra.store.fences``). Past :data:`HELD_GRACE` it ends as an attempt that never
+        ran (``lost``, not started: its retry policy decides what follows; a cancel that was
+        asked makes it ``cancelled``), so every accepted run still ends recorded; before
+        that, it is looked at again. Returns 1 when it was ended here."""
+        held_at = clock.aware(start.at) if start.at is not None else None
+        if held_at is not None and clock.utcnow() - held_at < HELD_GRACE:
+            self.sent.add(run.id, clock.epoch())
+            return 0
+        self.sent.remove(run.id)
+        job = self.jobs.find(run.job_id) or Job(id=run.job_id)
+        why = f"its start was held by {start.by} and its end never recorded"
+        outcome = Outcome(status=RunStatus.LOST, error=why, finished_at=clock.utcnow())
+        pipeline = self.pipeline
+        end_attempt(
+            run.id,
+            outcome,
+            by=self.name,
+            job=job,
+            attempt=run.attempt,
+            chain=run.chain,
+            started=False,
+            pipeline=pipeline,
+        )
+        log.warning("run ended: %s", why, extra={"event": "run.held", "run_id": run.id, "reason": why})
+        return 1
 
 
 class _Statuses:

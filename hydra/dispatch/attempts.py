@@ -54,9 +54,12 @@ def end_attempt(
     pipeline: Pipeline,
     chain: Chain = Chain(),
     started: bool = True,
+    holding: bool = False,
 ) -> Decision | None:
     """Record the end of attempt ``attempt`` of ``job`` (``outcome.status`` is the raw
     outcome) and start its follow-up. ``started`` is False for an attempt that never ran.
+    ``holding``: the caller holds the attempt's start fence (the worker that claimed it, a
+    cancel that took it); any other ender takes it first (``RunStore.finish``).
     Returns the decision recorded, or None when another party recorded the end first
     (nothing is then changed)."""
     runs = pipeline.runs
@@ -68,7 +71,9 @@ def end_attempt(
     if effective == RunStatus.LOST and fans_out(job.placement):  # bound to its worker: never moved
         decision = Decision(RunStatus.LOST, reason=fanout.LOST_REASON, lost=decision.lost, failed=decision.failed)
     why = "cancel requested" if effective != raw else decision.reason
-    if not runs.finish(run_id, outcome, status=decision.status, raw=raw, decision=why, by=by, job=job, attempt=attempt):
+    if not runs.finish(
+        run_id, outcome, status=decision.status, raw=raw, decision=why, by=by, job=job, attempt=attempt, holding=holding
+    ):
         return None
     if raw in (RunStatus.LOST, RunStatus.CANCELLED):
         request_stop(run_id, f"attempt ended as {decision.status.value} by {by}")

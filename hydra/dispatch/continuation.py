@@ -214,6 +214,7 @@ def skip(node: Node, reason: str, upstream: Upstream, pipeline: Pipeline) -> lis
         by="hydra",
         job=job,
         attempt=1,
+        holding=True,  # its start fence, taken above
     )
     flows.note_started(step.run_id, _skip_following(step, reason, pipeline))
     return [_entry(step, upstream.via, note=reason)]

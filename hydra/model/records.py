@@ -257,6 +257,10 @@ class Run(Record):
     retried_by: str | None = None
     #: The execution digest of the message its publisher sent (hydra.model.message.execution_digest).
     spec_digest: str | None = None
+    #: Whether a flow record (``run_flows/<id>``: what started it, what follows it) was written
+    #: for it before it was recorded; None: not said (recorded by an older Hydra, or past the
+    #: pipeline), so a worker starting it reads the flow record to find out.
+    flow: bool | None = None
     #: Deliveries of a message for this run that a worker or the controller refused: {at, by, reason}.
     refusals: list[dict] = field(default_factory=list)
     #: Times the controller published it again because its message had vanished from the broker.

@@ -3,10 +3,20 @@
 Every attempt has two write-once records in ``run_fences``, keyed ``<run_id>/start`` and
 ``<run_id>/end``. Inserting one is the only way to take a decision:
 
-* a worker may execute an attempt only after inserting its ``start`` fence and seeing no
-  ``end`` fence; a duplicate start means another delivery of the same message is running it;
+* a worker may execute an attempt only after inserting its ``start`` fence; a duplicate
+  start means another delivery of the same message is running it, or that the attempt was
+  ended before any worker took it;
 * an attempt's outcome is whoever inserts its ``end`` fence first - the worker's result,
   the controller's ``lost``, or a user's ``cancelled``; later claims are refused.
+
+Every ender that may end an attempt no worker has started first takes its start fence itself
+(a *hold*: a start fence naming no worker, :meth:`RunFences.hold`), then inserts the end
+(:meth:`RunFences.finish`). So the start insert alone decides whether a worker may run it:
+a worker's claim reads the end fence only when its insert fails. Only the worker whose claim
+holds the start fence ends without a hold (``finish(holding=True)``), so the common path pays
+nothing for it. A hold whose ender stopped before its end was recorded is ended by the
+controller's sweep of sent runs (``hydra.control.sweeps``). Readers that merge the start fence
+in show a hold as what it is: not started.
 
 Why inserts and not conditional updates: a unique-key insert is atomic on MongoDB and on
 FerretDB alike, while FerretDB 1.24 applies ``update_one({_id, status})`` as read-then-write,
@@ -28,6 +38,8 @@ outside the stores uses ``RunStore``.
 """
 
 from __future__ import annotations
+
+from typing import NoReturn
 
 import redis
 from pymongo import ReturnDocument
@@ -87,9 +99,11 @@ class RunFences(Store[Run]):
         holds the attempt. Raises RunEnded when the attempt already ended (lost, cancelled)
         or another delivery of the same message holds it.
 
-        Two operations: the start fence (the decision, and from then on what says the run
-        is running: see the module docstring) and a read of the end fence (an attempt ended
-        before any worker took it - lost with a worker that vanished - must not start).
+        One operation: the start fence (the decision, and from then on what says the run is
+        running: see the module docstring). An attempt ended before any worker took it - lost
+        with a worker that vanished, refused, cancelled - had its start fence taken by its
+        ender first (:meth:`finish`), so the insert fails; only then are the fences read, to
+        say why (and to re-apply an end whose ender may have died before writing it).
         """
         now = clock.utcnow()
         start = {
@@ -103,12 +117,7 @@ class RunFences(Store[Run]):
         try:
             self._fences.insert_one(start)
         except DuplicateKeyError:
-            held = self.start_of(run_id)
-            raise RunEnded(f"run {run_id} is already held by {held.worker_id if held else None}") from None
-        end = self.end_of(run_id)
-        if end is not None:
-            self._materialize_end(end)  # (re-)applied: its ender may have died before writing it
-            raise RunEnded(f"run {run_id} already ended as {end.status}")
+            self._refuse_claim(run_id)
         namespace = message.get("namespace") or DEFAULT_NAMESPACE
         job_id, user = message.get("job_id") or "", message.get("user") or ""
         self._keep(
@@ -117,6 +126,23 @@ class RunFences(Store[Run]):
             run_id,
         )
         return Fence.from_doc(start)
+
+    def _refuse_claim(self, run_id: str) -> NoReturn:
+        """A claim's start insert failed: raise RunEnded saying why. A start fence naming no
+        worker is a hold (the attempt is being, or was, ended before it started): its end is
+        re-applied when the record does not show it, should its ender have died before
+        writing it (not otherwise: the job may have newer runs, which the re-applied end
+        would hide)."""
+        held = self.start_of(run_id)
+        if held is not None and held.worker_id:
+            raise RunEnded(f"run {run_id} is already held by {held.worker_id}")
+        end = self.end_of(run_id)
+        if end is not None:
+            recorded = self._collection.find_one({"_id": run_id}, {"status": 1})
+            if recorded is None or recorded.get("status") != end.status:
+                self._materialize_end(end)
+            raise RunEnded(f"run {run_id} already ended as {end.status}")
+        raise RunEnded(f"run {run_id} is held by {held.by if held else None}, which is ending it")
 
     def finish(
         self,
@@ -129,14 +155,22 @@ class RunFences(Store[Run]):
         decision: str | None = None,
         job: Job | None = None,
         attempt: int | None = None,
+        holding: bool = False,
     ) -> bool:
         """Record the attempt's end as ``status`` (``raw``: what the attempt itself came to,
         when ``status`` says what followed). Returns False, recording nothing new, when the end
         was already recorded by someone else; that end is then re-applied to the view.
         ``job`` and ``attempt`` describe the attempt should it have no record (a message
-        published past Hydra's pipeline): the record is then created with its end."""
+        published past Hydra's pipeline): the record is then created with its end.
+
+        Unless ``holding`` (the caller holds the attempt's start fence: the worker whose claim
+        took it, a cancel that took it), the start fence is taken first (:meth:`hold`; a
+        failed insert when a worker holds it), so that no worker can start the attempt after
+        its end: a claim decides by its start insert alone, without reading the end."""
         if not status.is_terminal:
             raise ValueError(f"{status} is not an end state")
+        if not holding:
+            self.hold(run_id, by=by)
         end = {key: value for key, value in outcome.fields().items() if key in RUN_END_FIELDS}
         end.update(status=status.value, _id=names.fence_id(run_id, "end"), run_id=run_id, by=by, at=clock.utcnow())
         if raw is not None:
@@ -248,7 +282,8 @@ class RunFences(Store[Run]):
 
     def hold(self, run_id: str, *, by: str) -> bool:
         """Take the attempt's start fence without running it, so that no worker ever starts
-        it (a cancel of a queued or pending run). False when a worker holds it already."""
+        it (a cancel of a queued or pending run; every end but its worker's, :meth:`finish`).
+        False when the fence is taken already (a worker holds it, or another ender)."""
         try:
             self._fences.insert_one(
                 {
@@ -344,14 +379,15 @@ class RunFences(Store[Run]):
         doc = self._collection.find_one({"_id": run_id})
         return self._current([Run.from_doc(doc)])[0] if doc is not None else None
 
-    def recorded_digest(self, run_id: str) -> str | None:
-        """The execution digest the run's publisher recorded (None: no record, or none
-        recorded). One read by ``_id``: unlike :meth:`find` it does not look at the start
-        fence (a worker admitting the run needs what was recorded, not whether it runs), and
-        it fetches that field alone: the whole record (the job's fields, the placement) was
-        encoded by the server and decoded here for one string."""
-        doc = self._collection.find_one({"_id": run_id}, {"spec_digest": 1})
-        return doc.get("spec_digest") if doc is not None else None
+    def recorded_start(self, run_id: str) -> tuple[str | None, bool | None] | None:
+        """What a worker admitting the run needs of its record: the execution digest its
+        publisher recorded, and whether it has a flow record (``Run.flow``: None when the
+        record does not say); None when no run is recorded. One read by ``_id``: unlike
+        :meth:`find` it does not look at the start fence (the worker needs what was recorded,
+        not whether it runs), and it fetches those two fields alone: the whole record (the
+        job's fields, the placement) was encoded by the server and decoded here for them."""
+        doc = self._collection.find_one({"_id": run_id}, {"spec_digest": 1, "flow": 1})
+        return (doc.get("spec_digest"), doc.get("flow")) if doc is not None else None
 
     def find_many(self, run_ids: list[str]) -> dict[str, Run]:
         """The runs of ``run_ids`` that exist, by id (each fetched by ``_id``)."""
@@ -360,7 +396,8 @@ class RunFences(Store[Run]):
 
     def _current(self, runs: list[Run]) -> list[Run]:
         """The runs as they stand: one still recorded as not started whose start fence names
-        a worker is running there (a worker's claim writes only the fence)."""
+        a worker is running there (a worker's claim writes only the fence); a hold (a fence
+        naming no worker, taken by an ender) is not a start."""
         waiting = {names.fence_id(run.id, "start"): run for run in runs if run.status in NOT_STARTED}
         if waiting:
             for fence_id, doc in self._docs(self._fences, list(waiting)).items():

@@ -38,6 +38,20 @@ _KEEP = 64
 _KEPT: OrderedDict[str, RunFlow | None] = OrderedDict()
 _KEPT_LOCK = threading.Lock()
 _UNREAD = object()
+#: Runs this process wrote a flow record for (:meth:`FlowStore.begin`) that are not recorded
+#: yet: every path writes a run's flow record just before it records the run, in the same
+#: process (a canvas step, a chord body, a dependant, an attempt handed over, ``apply_async``),
+#: so the record can say whether the run has one (``Run.flow``, :func:`begun`) and the worker
+#: starting it need not read ``run_flows`` for a run that has none.
+_BEGUN: OrderedDict[str, None] = OrderedDict()
+_BEGUN_MAX = 10_000
+
+
+def begun(run_id: str) -> bool:
+    """Whether this process wrote run ``run_id``'s flow record (:meth:`FlowStore.begin`) and
+    has not recorded the run yet; forgets it (``RunStore.record`` asks once, at the insert)."""
+    with _KEPT_LOCK:
+        return _BEGUN.pop(run_id, _UNREAD) is not _UNREAD
 
 
 class FlowStore(Store[RunFlow]):
@@ -60,6 +74,9 @@ class FlowStore(Store[RunFlow]):
             doc["upstream"] = upstream.to_doc()
         if root is not None:
             doc["root"] = root
+        # Noted first: an insert that raises may still have been applied, and a run said to have
+        # a flow record that has none costs its worker only the read it made before.
+        _note_begun(run_id)
         try:
             self._collection.insert_one(doc)
         except DuplicateKeyError:
@@ -77,11 +94,13 @@ class FlowStore(Store[RunFlow]):
             return None
         return self.find(own.root) if own.root is not None else own
 
-    def read_at_start(self, run_id: str) -> RunFlow | None:
+    def read_at_start(self, run_id: str, *, recorded: bool | None = None) -> RunFlow | None:
         """The run's flow record, read by the worker starting it (for ``HYDRA_UPSTREAM_*``) and
         kept for its end in this process: what :meth:`first` needs is written before the run is
-        recorded, and never changed, so one read serves both."""
-        found = self.find(run_id)
+        recorded, and never changed, so one read serves both. ``recorded``: what the run's
+        record says (``Run.flow``); False - it has none - is kept without a read, None (not
+        said: recorded by an older Hydra) reads as True does."""
+        found = self.find(run_id) if recorded is not False else None
         with _KEPT_LOCK:
             _KEPT[run_id] = found
             while len(_KEPT) > _KEEP:
@@ -167,3 +186,10 @@ class FlowStore(Store[RunFlow]):
             self._chords.bulk_write(chords, ordered=False)
         if run_ids:
             self._collection.bulk_write([DeleteOne({"_id": ident}) for ident in run_ids], ordered=False)
+
+
+def _note_begun(run_id: str) -> None:
+    with _KEPT_LOCK:
+        _BEGUN[run_id] = None
+        while len(_BEGUN) > _BEGUN_MAX:
+            _BEGUN.popitem(last=False)

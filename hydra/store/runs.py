@@ -24,7 +24,7 @@ from hydra.model.namespaces import DEFAULT_NAMESPACE
 from hydra.model.params import Values
 from hydra.model.records import Chain, Dispatched, Job, Run
 from hydra.model.status import RunStatus
-from hydra.store import pages
+from hydra.store import flows, pages
 from hydra.store.fences import NOT_STARTED, RunFences
 
 #: Milliseconds after which an index entry naming a run that was never stored is dropped.
@@ -78,6 +78,7 @@ class RunStore(RunFences):
             worker_id=placement.worker_id,
             pending_reason=placement.reason,
             spec_digest=digest,
+            flow=flows.begun(run_id),  # its flow record, if any, was written just before (FlowStore.begin)
             **(params.fields() if params else {}),
             **(binding.fields() if binding else {}),
         )

@@ -102,7 +102,7 @@ def test_a_message_sent_with_plain_celery_is_refused_and_recorded(api, stack, sh
     assert run["status"] == "failed" and run["decision"] == "refused"
     assert f"refused by {CPU.node}" in run["error"] and "not signed" in run["error"]
     assert run["started_at"] is None and run["ended_by"] == CPU.node
-    assert RunStore().start_of(run_id) is None  # never claimed, so never executed
+    assert RunStore().start_of(run_id).worker_id is None  # held by the refusal: never claimed, never executed
     wait_ticks(2)
     assert not marker.exists()
 

@@ -75,7 +75,8 @@ def test_the_worker_refuses_a_user_it_does_not_accept_and_says_so(worker):
     result = send(user="mallory")
     run = wait_run(result.id, timeout=20)
     assert run.status == "failed" and f"refused by {NODE}" in run.error and "mallory" in run.error
-    assert run.started_at is None and RunStore().start_of(result.id) is None  # nothing ran
+    assert run.started_at is None
+    assert RunStore().start_of(result.id).worker_id is None  # held by the refusal: nothing ran
 
 
 def test_a_message_for_an_attempt_held_elsewhere_is_not_executed(worker, shared):

@@ -1,7 +1,7 @@
 """The store operations of one successful job, as the table of docs/performance.md ("The job
-path") lists them: the API's (job, audit event, run) and the worker's (the recorded digest,
-the start fence, the end fence read, the end fence, the run's end, the job's end). A change
-that adds one must show up here and in the table, with its reason."""
+path") lists them: the API's (job, audit event, run) and the worker's (the recorded digest and
+flow flag, the start fence, the end fence, the run's end, the job's end). A change that adds
+one must show up here and in the table, with its reason."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def operations(monkeypatch):
     return record
 
 
-def test_a_job_costs_three_operations_in_the_api_and_seven_in_the_worker(memory, operations, monkeypatch):
+def test_a_job_costs_three_operations_in_the_api_and_five_in_the_worker(memory, operations, monkeypatch):
     memory.worker("cpu1")
     memory.pipeline.router.limits("default")  # the namespace's quota limits: read once per 5 s, not per job
     body = load_job({"name": "echo", "command": "echo hi", "affinity": {"os": ["linux"]}})
@@ -85,21 +85,26 @@ def test_a_job_costs_three_operations_in_the_api_and_seven_in_the_worker(memory,
     message = memory.app.sent[-1].kwargs
 
     def worker():
-        runs.recorded_digest(run.run_id)  # admit: the message agrees with the record
+        _, flow = runs.recorded_start(run.run_id)  # admit: the message agrees with the record
+        assert flow is False  # a job submitted by REST: nothing started it, nothing follows its run
         runs.claim(run.run_id, message=message, worker_id="cpu1@host")
-        FlowStore().read_at_start(run.run_id)  # what started it (HYDRA_UPSTREAM_*), kept for its end
+        FlowStore().read_at_start(run.run_id, recorded=flow)  # none, says its record: no read
         outcome = Outcome(status="succeeded", returncode=0, worker_id="cpu1@host")
         return end_attempt(
-            run.run_id, outcome, by="cpu1@host", job=Job.from_message(message), attempt=1, pipeline=memory.pipeline
+            run.run_id,
+            outcome,
+            by="cpu1@host",
+            job=Job.from_message(message),
+            attempt=1,
+            pipeline=memory.pipeline,
+            holding=True,  # its claim took the start fence
         )
 
     recorded, worker_ops = operations(worker)
     assert recorded
     assert worker_ops == [
-        ("job_runs", "find_one"),  # the recorded digest
+        ("job_runs", "find_one"),  # the recorded digest, and whether the run has a flow record
         ("run_fences", "insert_one"),  # the start fence: the decision, and "running"
-        ("run_fences", "find_one"),  # the end fence: ended before any worker took it?
-        ("run_flows", "find_one"),  # what started it, and what follows it (read once, at its start)
         ("run_fences", "insert_one"),  # the end fence: whose end counts
         ("job_runs", "find_one_and_update"),  # the run's end
         ("job_definitions", "update_one"),  # the job shows its latest run's status
