@@ -23,9 +23,12 @@ machine gives those controllers; the worker's profile advertises it.
 
 ``auto`` takes v2 when it is the machine's only hierarchy, else v1 when both controllers are
 mounted, else a hybrid machine's unified hierarchy when it has ``cgroup.kill``; else none.
-A process joins its run's cgroup before it execs anything of the job: the command line is
-prefixed by :func:`join_argv` (a ``/bin/sh`` that writes its own pid into the cgroups, then
-execs the rest), so nothing the command forks can be outside it. Without cgroups (no
+Every process of a command is in its run's cgroups before the command starts, so nothing it
+forks can be outside them. In a bubblewrap sandbox the pool process puts the sandbox's one
+process there while bubblewrap holds it back (:meth:`RunCgroup.add`,
+``hydra.execution.sandbox.Gate``); without one, the command line is prefixed by
+:meth:`RunCgroup.join_argv` (a ``/bin/sh`` that writes its own pid into the cgroups, then
+execs the rest). Without cgroups (no
 privileges, no Linux) Hydra falls back on sessions, the subreaper and ``HYDRA_RUN_ID``
 (``hydra.execution.tree``) - and on bubblewrap's pid namespace when it runs commands
 in one (``hydra.execution.isolation``).
@@ -328,6 +331,16 @@ class RunCgroup:
         """The prefix of a command line that runs the rest inside this cgroup."""
         sh = shutil.which("sh") or "/bin/sh"
         return [sh, "-c", JOIN_SCRIPT, "hydra-join", *(str(path / "cgroup.procs") for path in self.joined), "--"]
+
+    def add(self, pid: int) -> None:
+        """Moves the process ``pid`` into it (every directory of :attr:`joined`); OSError if it cannot."""
+        data = str(pid).encode()
+        for path in self.joined:
+            fd = os.open(path / "cgroup.procs", os.O_WRONLY)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
 
     def oom_kills(self) -> int:
         return self.kind.oom_kills(self.relative)

@@ -19,6 +19,7 @@ refused before anything runs), then :func:`confine` makes the run's :class:`Conf
   lie under one of ``HYDRA_CWD_ROOTS``.
 * **cgroup** (``hydra.execution.cgroups``): timeout, cancel and a dead pool process kill
   every process of the run; a job's ``resources`` are its limits (``hydra.execution.limits``).
+  Every process of the command is in it before the command starts (:meth:`Confinement.admit`).
 * **Sandbox** (``HYDRA_SANDBOX``: ``auto`` uses bubblewrap when it works here; ``bwrap``
   requires it; ``none``; ``hydra.execution.sandbox``): the command runs in new pid and IPC
   namespaces and a new session, with the file system read-only but for its own directory,
@@ -305,6 +306,7 @@ class Confinement:
             raise IsolationError("this worker cannot enforce resource limits (no memory and cpu cgroup controllers)")
         self.cgroup = policy.cgroup.run(worker_id, run_id, limits) if policy.cgroup else None
         self._filter_fd: int | None = None
+        self._gate: sandbox.Gate | None = None
         self._closed = False
 
     def __enter__(self) -> Confinement:
@@ -324,15 +326,19 @@ class Confinement:
             self.cgroup.create()
         if self.policy.bwrap and self.policy.syscall_filter is not None:
             self._filter_fd = sandbox.filter_fd(self.policy.syscall_filter)
+        if self.policy.bwrap and self.cgroup is not None:
+            self._gate = sandbox.Gate()
 
     @property
     def pass_fds(self) -> tuple[int, ...]:
         """The descriptors the command must inherit (what :meth:`argv` names in it)."""
-        return (self._filter_fd,) if self._filter_fd is not None else ()
+        fds = (self._filter_fd,) if self._filter_fd is not None else ()
+        return fds + (self._gate.pass_fds if self._gate is not None else ())
 
     def argv(self, argv: list[str]) -> list[str]:
+        """``argv`` behind the cgroup join (a shell; in a sandbox :meth:`admit`), sandbox, user switch."""
         chain: list[str] = []
-        if self.cgroup is not None:
+        if self.cgroup is not None and self._gate is None:
             chain += self.cgroup.join_argv()
         if self.policy.bwrap:
             chain += sandbox.bwrap_argv(
@@ -342,6 +348,7 @@ class Confinement:
                 cwd_roots=self.policy.cwd_roots,
                 cwd=self.cwd,
                 filter_fd=self._filter_fd,
+                gate=self._gate,
             )
         if self.user is not None and self.user.uid != os.geteuid() and self.policy.setpriv:
             chain += [
@@ -355,6 +362,13 @@ class Confinement:
                 "--",
             ]
         return chain + list(argv)
+
+    def admit(self) -> None:
+        """Right after the start: the held sandbox into the run's cgroups, then let go
+        (``sandbox.Gate``); OSError when it cannot be (it was killed, nothing of it ran)."""
+        gate, self._gate = self._gate, None
+        if gate is not None and self.cgroup is not None:
+            gate.admit(self.cgroup.add)
 
     def environment(self, env: dict[str, str]) -> dict[str, str]:
         """``env`` with the run's own home, user and temporary directory."""
@@ -395,6 +409,8 @@ class Confinement:
         if self._filter_fd is not None:
             os.close(self._filter_fd)
             self._filter_fd = None
+        if self._gate is not None:
+            self._gate.close()
         if self.cgroup is not None:
             self.cgroup.remove()
         shutil.rmtree(self.workdir, ignore_errors=True)

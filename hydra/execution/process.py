@@ -81,8 +81,10 @@ def execute(
     ``on_start(pid)`` is called once the command runs (its exceptions are logged and ignored).
 
     ``confinement`` (``hydra.execution.isolation``): ``argv``, ``env`` and ``cwd`` were made
-    with it already; at the end, what is left in the run's cgroup gets SIGTERM, ``kill_grace``
-    seconds, then the cgroup is killed - every process of the run, wherever it went.
+    with it already; right after the start it is admitted to its cgroups (a command that
+    cannot be is ``failed`` before it runs anything); at the end, what is left in the run's
+    cgroup gets SIGTERM, ``kill_grace`` seconds, then the cgroup is killed - every process
+    of the run, wherever it went.
     """
     started_at, start, spawned = clock.utcnow(), time.monotonic(), clock.epoch()
     if cancel is not None and cancel.is_set():
@@ -91,6 +93,14 @@ def execute(
         proc = _spawn(argv, env, cwd, confinement.pass_fds if confinement is not None else ())
     except (OSError, ValueError) as exc:  # ValueError: e.g. a NUL byte in argv or env
         return _not_started(RunStatus.FAILED, _start_error(exc, argv[0], cwd), started_at, start)
+    if confinement is not None:
+        try:
+            confinement.admit()
+        except BaseException as exc:
+            _abandon(proc)
+            if not isinstance(exc, OSError):
+                raise
+            return _not_started(RunStatus.FAILED, f"cannot put the command in its cgroup: {exc}", started_at, start)
     if on_start is not None:
         try:
             on_start(proc.pid)
@@ -174,6 +184,16 @@ def _spawn(argv: list[str], env: dict[str, str], cwd: str | None, pass_fds=()) -
         args = argv
     # Started and noted at once, so neither another execute() nor the reaper takes it for an orphan.
     return reaper.spawn(lambda: subprocess.Popen(args, **options))
+
+
+def _abandon(proc: subprocess.Popen) -> None:
+    """Kills and collects a command whose confinement failed before it ran anything."""
+    proc.kill()
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+    proc.wait()
+    reaper.release(proc.pid)
 
 
 def _windows_command_line(argv: list[str]) -> str:

@@ -19,6 +19,9 @@
   become root of a namespace of its own (``unshare -r``) and reach the kernel interfaces
   that only such a root may use.
 
+The run's cgroups are joined while bubblewrap holds its sandbox back, before anything of the
+command exists (:class:`Gate`): no shell in front of bubblewrap does it.
+
 The filter is a seccomp program handed to bubblewrap (``--seccomp``), which loads it just
 before it runs the command. Bubblewrap's own ``--disable-userns`` would do the same only
 together with ``--unshare-user``, and a root worker's bubblewrap would then map the
@@ -30,11 +33,13 @@ bubblewrap still sandboxes but user namespaces stay available, and the worker sa
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
+import signal
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -71,10 +76,12 @@ def bwrap_argv(
     cwd_roots: Iterable[str],
     cwd: str,
     filter_fd: int | None,
+    gate: Gate | None = None,
 ) -> list[str]:
     """The command line prefix that starts a command in the sandbox of the run whose
     directory is ``workdir`` (under ``work_root``), in ``cwd``; ``filter_fd``: a descriptor
-    the command inherits, from which bubblewrap reads the seccomp program (:func:`filter_fd`)."""
+    the command inherits, from which bubblewrap reads the seccomp program (:func:`filter_fd`);
+    ``gate``: holds the sandbox back until it is let go (:class:`Gate`)."""
     args = [bwrap, *base_args(), "--perms", "0711", "--tmpfs", str(work_root)]
     parents = [parent for parent in workdir.parents if parent != work_root and work_root in parent.parents]
     for parent in reversed(parents):
@@ -85,6 +92,8 @@ def bwrap_argv(
             args += ["--bind", root, root]
     if filter_fd is not None:
         args += ["--seccomp", str(filter_fd)]
+    if gate is not None:
+        args += gate.args()
     return [*args, "--chdir", cwd, "--"]
 
 
@@ -140,22 +149,118 @@ def filter_fd(program: bytes) -> int:
 
 def bwrap_works(bwrap: str, program: bytes | None) -> bool:
     """Can this process run a command in a bubblewrap sandbox as :func:`bwrap_argv` makes it
-    (with the seccomp ``program``, when given)?"""
+    (with the seccomp ``program``, when given, and held at a :class:`Gate`)?"""
     fd = filter_fd(program) if program is not None else None
-    args = [bwrap, *base_args(), *(["--seccomp", str(fd)] if fd is not None else []), "--", "true"]
+    gate = Gate()
+    args = [bwrap, *base_args(), *(["--seccomp", str(fd)] if fd is not None else []), *gate.args(), "--", "true"]
     try:
-        done = subprocess.run(
+        proc = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=20,
-            pass_fds=(fd,) if fd is not None else (),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            pass_fds=((fd,) if fd is not None else ()) + gate.pass_fds,
         )
-    except (OSError, subprocess.TimeoutExpired):
+    except OSError:
+        gate.close()
         return False
     finally:
         if fd is not None:
             os.close(fd)
-    if done.returncode != 0:
-        log.warning("bubblewrap does not work here: %s", done.stderr.decode(errors="replace").strip())
-    return done.returncode == 0
+    try:
+        gate.admit(lambda pid: None)  # a cgroup would be joined here
+        _, stderr = proc.communicate(timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        proc.kill()
+        proc.wait()
+        return False
+    finally:
+        gate.close()
+    if proc.returncode != 0:
+        log.warning("bubblewrap does not work here: %s", stderr.decode(errors="replace").strip())
+    return proc.returncode == 0
+
+
+class Gate:
+    """Holds a sandbox back, before anything of its command exists, until :meth:`release`.
+
+    Bubblewrap forks: its first process (the *monitor*) stays outside, runs nothing else and
+    waits for the second, which sets the sandbox up and - the init of the new pid namespace
+    (``--unshare-pid``) - forks a third that execs the command.
+    ``--info-fd`` makes the monitor report the second's pid (``{"child-pid": N}``) and
+    ``--block-fd`` makes the second read one byte from a descriptor after its mounts and
+    before its ``setsid``, its fork and its seccomp filter. Held there, it is the only
+    process of the sandbox, and whatever joins a cgroup now takes every later process of
+    the command with it (``hydra.execution.isolation.Confinement.admit``).
+
+    The blocking descriptor is the pipe's read end opened again read-write (through
+    ``/proc/self/fd``): the sandbox holds a writer of its own, so it never reads end-of-file.
+    Bubblewrap goes on after *any* return of that read; with a plain read end, the death of
+    the process that was to let it go would let it go too, outside its cgroups. This way it
+    goes on only once :meth:`release` writes, and blocks for good otherwise (the worker's
+    main process then kills it by its ``HYDRA_RUN_ID``, ``hydra.celery.orphans``). It closes
+    the descriptor after the read: the command does not inherit it."""
+
+    def __init__(self) -> None:
+        self._info, self._info_child = os.pipe()  # close-on-exec: only pass_fds hands them on
+        read_end, self._release = os.pipe()
+        try:
+            self._block = os.open(f"/proc/self/fd/{read_end}", os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            for fd in (self._info, self._info_child, self._release):
+                os.close(fd)
+            raise
+        finally:
+            os.close(read_end)
+
+    def args(self) -> list[str]:
+        return ["--info-fd", str(self._info_child), "--block-fd", str(self._block)]
+
+    @property
+    def pass_fds(self) -> tuple[int, ...]:
+        """The descriptors bubblewrap must inherit (what :meth:`args` names)."""
+        return (self._info_child, self._block)
+
+    def child_pid(self) -> int | None:
+        """Once bubblewrap was started: the pid of its held process; None when bubblewrap
+        ended before it made one (a bad argument: it says why on its stderr)."""
+        for fd in (self._info_child, self._block):  # ours: the info pipe ends once bubblewrap's copies are closed
+            os.close(fd)
+        self._info_child = self._block = -1
+        chunks = []
+        while chunk := os.read(self._info, 4096):
+            chunks.append(chunk)
+        try:
+            return int(json.loads(b"".join(chunks))["child-pid"])
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def release(self) -> None:
+        """Lets the held process go on."""
+        os.write(self._release, b"x")
+
+    def admit(self, join: Callable[[int], None]) -> None:
+        """Once bubblewrap was started: ``join(pid)`` of its held process, then :meth:`release`
+        it; closes the gate. When ``join`` (or anything before the release) raises, the held
+        process is SIGKILLed instead - its pid namespace with it - and the error propagates."""
+        pid = None
+        try:
+            pid = self.child_pid()
+            if pid is not None:
+                join(pid)
+                self.release()
+        except BaseException:
+            if pid is not None:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            raise
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for fd in (self._info, self._info_child, self._block, self._release):
+            if fd >= 0:
+                os.close(fd)
+        self._info = self._info_child = self._block = self._release = -1

@@ -1,6 +1,7 @@
 """Isolation pieces on this machine: the egress policy, the isolation policy's checks, and
 real cgroups (v1 freezer+pids and the v2 unified hierarchy, where mounted) killing a daemon
-that left its session, its parent and its environment."""
+that left its session, its parent and its environment, and the gate that holds a bubblewrap
+sandbox until the pool process has put it in its run's cgroups."""
 
 from __future__ import annotations
 
@@ -230,3 +231,142 @@ def test_a_run_cgroup_kills_a_daemon_that_escaped_everything_else(mode):
         for path in kind.worker_dirs("unit-test@host"):
             path.rmdir()
     assert not any(path.exists() for path in group.dirs)
+
+
+# -- the cgroup join of a sandbox (sandbox.Gate, Confinement.admit) ------------------------------
+
+
+def _v1_policy(tmp_path, *, bwrap: str | None) -> isolation.Policy:
+    mounts = {c: tmp_path / "cg" / c for c in cgroups.V1_CONTROLLERS}
+    return isolation.Policy(work_root=tmp_path / "runs", bwrap=bwrap, cgroup=cgroups.V1(mounts))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="the gate reopens a pipe through /proc")
+def test_a_sandboxed_run_joins_its_cgroups_without_a_shell_and_a_bare_one_through_one(tmp_path):
+    with isolation.Confinement(
+        _v1_policy(tmp_path, bwrap="/usr/bin/bwrap"), worker_id="w", run_id="r1", hydra_user=None, cwd=None
+    ) as run:
+        argv = run.argv(["/bin/sh", "-c", "true"])
+        assert argv[0] == "/usr/bin/bwrap" and cgroups.JOIN_SCRIPT not in argv
+        info, block = (int(argv[argv.index(option) + 1]) for option in ("--info-fd", "--block-fd"))
+        assert {info, block} <= set(run.pass_fds)
+        assert argv[-4:] == ["--", "/bin/sh", "-c", "true"]
+    with isolation.Confinement(
+        _v1_policy(tmp_path, bwrap=None), worker_id="w", run_id="r2", hydra_user=None, cwd=None
+    ) as run:
+        argv = run.argv(["/bin/sh", "-c", "true"])
+        assert argv[:3] == [argv[0], "-c", cgroups.JOIN_SCRIPT] and run.pass_fds == ()
+        assert argv[-4:] == ["--", "/bin/sh", "-c", "true"]
+
+
+root_with_bwrap_and_cgroups = pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("bwrap") is None or cgroups.detect() is None,
+    reason="needs root, bubblewrap and cgroups",
+)
+
+#: Prints the command's cgroups, the descriptors it has, and a child's cgroups.
+WHERE = "cat /proc/self/cgroup; python3 -c 'import os; print(sorted(os.listdir(\"/proc/self/fd\")))'; (cat /proc/self/cgroup)"
+
+
+@root_with_bwrap_and_cgroups
+def test_every_process_of_a_sandboxed_command_is_in_its_cgroups_and_the_gate_leaves_no_descriptor(tmp_path):
+    policy = isolation.Policy.from_settings(replace(Settings(), work_root=str(tmp_path)))
+    seen = {}
+    with isolation.Confinement(policy, worker_id="unit@host", run_id="gate1", hydra_user=None, cwd=None) as run:
+        argv = run.argv(build_argv(command=WHERE, args=None, shell="sh", os_name="linux"))
+
+        def started(pid):  # called once the command was admitted and let go
+            seen["monitor"], seen["members"] = pid, run.pids()
+
+        outcome = execute(
+            argv,
+            env=run.environment(job_environment(None)),
+            cwd=run.cwd,
+            timeout=30,
+            output_limit=8192,
+            confinement=run,
+            on_start=started,
+        )
+        relative = run.cgroup.relative
+    assert outcome.status == "succeeded", outcome.stderr
+    assert seen["members"] and seen["monitor"] not in seen["members"]  # bubblewrap's monitor stays outside
+    lines = outcome.stdout.splitlines()
+    assert lines.count("['0', '1', '2', '3']") == 1  # 3: listdir's own; no gate, filter or info descriptor
+    for controller in ("pids", "freezer"):
+        own = [line for line in lines if line.split(":")[1:2] == [controller]]
+        assert len(own) == 2 and all(line.endswith("/" + relative) for line in own), lines
+
+
+@root_with_bwrap_and_cgroups
+def test_a_sandbox_whose_cgroups_cannot_be_joined_runs_nothing(tmp_path, monkeypatch):
+    policy = isolation.Policy.from_settings(replace(Settings(), work_root=str(tmp_path)))
+    with isolation.Confinement(policy, worker_id="unit@host", run_id="gate2", hydra_user=None, cwd=None) as run:
+
+        def refuse(pid):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(run.cgroup, "add", refuse)
+        argv = run.argv(build_argv(command='touch "$HOME/ran"', args=None, shell="sh", os_name="linux"))
+        outcome = execute(
+            argv,
+            env=run.environment(job_environment(None)),
+            cwd=run.cwd,
+            timeout=30,
+            output_limit=8192,
+            confinement=run,
+        )
+        assert outcome.status == "failed" and outcome.pid is None
+        assert outcome.error == "cannot put the command in its cgroup: [Errno 13] Permission denied"
+        assert not (run.workdir / "ran").exists() and run.empty()
+
+
+@root_with_bwrap_and_cgroups
+def test_a_gate_nobody_opens_holds_the_sandbox_for_good(tmp_path):
+    """As when the pool process dies before it let the sandbox go: the held process must not
+    read end-of-file and go on outside its cgroups."""
+    marker = tmp_path / "ran"
+    gate = sandbox.Gate()
+    bwrap = [shutil.which("bwrap"), *sandbox.base_args(), "--bind", str(tmp_path), str(tmp_path), *gate.args()]
+    proc = subprocess.Popen([*bwrap, "--", "touch", str(marker)], pass_fds=gate.pass_fds, start_new_session=True)
+    try:
+        pid = gate.child_pid()
+        gate.close()  # the only other writer of the blocking pipe is gone
+        assert pid is not None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # until it waits in the read of its blocking descriptor
+            with open(f"/proc/{pid}/wchan") as fh:
+                if "pipe" in fh.read():
+                    break
+            time.sleep(0.01)
+        else:
+            pytest.fail("the sandbox never waited on its gate")
+        assert psutil.Process(pid).children() == [] and not marker.exists()
+        os.kill(pid, 9)
+        assert proc.wait(timeout=20) != 0 and not marker.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@root_with_bwrap_and_cgroups
+def test_a_sandboxed_command_runs_as_its_user_with_its_groups_no_capabilities_and_no_new_privileges(tmp_path):
+    policy = isolation.Policy.from_settings(replace(Settings(), work_root=str(tmp_path)))
+    with isolation.Confinement(policy, worker_id="unit@host", run_id="user1", hydra_user=None, cwd=None) as run:
+        user = run.user
+        argv = run.argv(build_argv(command="cat /proc/self/status", args=None, shell="sh", os_name="linux"))
+        outcome = execute(
+            argv,
+            env=run.environment(job_environment(None)),
+            cwd=run.cwd,
+            timeout=30,
+            output_limit=65536,
+            confinement=run,
+        )
+    assert outcome.status == "succeeded", outcome.stderr
+    status = dict(line.split(":\t", 1) for line in outcome.stdout.splitlines() if ":\t" in line)
+    assert status["Uid"].split() == [str(user.uid)] * 4 and status["Gid"].split() == [str(user.gid)] * 4
+    assert sorted(map(int, status["Groups"].split())) == sorted(set(os.getgrouplist(user.name, user.gid)))
+    for caps in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert int(status[caps], 16) == 0, caps
+    assert status["NoNewPrivs"].strip() == "1" and status["Seccomp"].strip() == "2"  # 2: a filter
