@@ -242,12 +242,15 @@ class Gate:
     def admit(self, join: Callable[[int], None]) -> None:
         """Once bubblewrap was started: ``join(pid)`` of its held process, then :meth:`release`
         it; closes the gate. When ``join`` (or anything before the release) raises, the held
-        process is SIGKILLed instead - its pid namespace with it - and the error propagates."""
+        process is SIGKILLed instead - its pid namespace with it - and the error propagates.
+        So is one that went on before the release (it has a child: something else wrote to
+        its descriptor), whose processes made before the join would be outside its cgroups."""
         pid = None
         try:
             pid = self.child_pid()
             if pid is not None:
                 join(pid)
+                _still_held(pid)
                 self.release()
         except BaseException:
             if pid is not None:
@@ -264,3 +267,17 @@ class Gate:
             if fd >= 0:
                 os.close(fd)
         self._info = self._info_child = self._block = self._release = -1
+
+
+def _still_held(pid: int) -> None:
+    """OSError unless the held process ``pid`` is still the only one of its sandbox: held,
+    it has no child (bubblewrap forks the command's processes only after the read)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", "rb") as fh:
+            children = fh.read().split()
+    except FileNotFoundError:
+        if os.path.exists(f"/proc/{pid}"):
+            return  # a kernel without CONFIG_PROC_CHILDREN: nothing to look at
+        raise OSError(errno.ESRCH, "the sandbox ended before it was let go") from None
+    if children:
+        raise OSError(errno.EBUSY, "the sandbox went on before it was let go")

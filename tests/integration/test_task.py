@@ -6,10 +6,18 @@ fixture with its Docker-based one; the session fixture is Celery's own embedded 
 
 The embedded worker only accepts the user ``embedded`` (``--allowed-users``), so the jobs of
 other tests never reach it.
+
+Its solo pool sends ``worker_process_init`` in this very process, whose Hydra handler makes a
+pool process a subreaper (``hydra.execution.reaper``). Here it must not: the reaper thread
+collects *every* child it sees exit that was not started through ``reaper.spawn`` - the
+tests' own ``subprocess.Popen`` children included, whose ``wait()`` then finds no child and
+reports 0 (CPython's ECHILD fallback). The session fixture below leaves the handler out.
 """
 
 from __future__ import annotations
 
+import ctypes
+import threading
 import uuid
 
 import pytest
@@ -26,10 +34,16 @@ USER = "embedded"
 
 @pytest.fixture(scope="session")
 def celery_session_app(stack):
-    """Hydra's own app (the fixtures' default would be a bare test app)."""
+    """Hydra's own app (the fixtures' default would be a bare test app), without the pool
+    process's subreaper (see the module docstring)."""
+    from celery.signals import worker_process_init
+
+    from hydra.celery import worker
     from hydra.celery.app import app
 
-    return app
+    worker_process_init.disconnect(worker._pool_process_init)
+    yield app
+    worker_process_init.connect(worker._pool_process_init)
 
 
 @pytest.fixture(scope="session")
@@ -92,3 +106,16 @@ def test_a_message_for_an_attempt_held_elsewhere_is_not_executed(worker, shared)
     # once the next message's run has ended, the held one was met and dropped.
     assert send().get(timeout=20)["stdout"] == "hello\n"
     assert not marker.exists() and RunStore().get(run_id).started_at is None
+
+
+_PR_GET_CHILD_SUBREAPER = 37
+
+
+def test_the_embedded_worker_leaves_the_test_process_collecting_its_own_children(worker):
+    """Not a subreaper, no reaper thread: a test's plain ``subprocess`` child keeps its exit
+    status (tests/unit/test_isolation.py's gate test read a stolen one as 0)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    flag = ctypes.c_int(-1)
+    assert libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) == 0
+    assert flag.value == 0
+    assert "hydra-reaper" not in {thread.name for thread in threading.enumerate()}

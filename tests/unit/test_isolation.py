@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -343,6 +344,31 @@ def test_a_gate_nobody_opens_holds_the_sandbox_for_good(tmp_path):
         assert psutil.Process(pid).children() == [] and not marker.exists()
         os.kill(pid, 9)
         assert proc.wait(timeout=20) != 0 and not marker.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@root_with_bwrap_and_cgroups
+def test_a_sandbox_that_went_on_before_its_release_is_killed_not_let_go(tmp_path):
+    """As if something else had written to its blocking descriptor: after the join, the gate
+    finds the held process with a child (the command, made outside the cgroups) and kills
+    the sandbox instead of letting it go."""
+    gate = sandbox.Gate()
+    gate.release()  # the stray byte
+    bwrap = [shutil.which("bwrap"), *sandbox.base_args(), "--bind", str(tmp_path), str(tmp_path), *gate.args()]
+    proc = subprocess.Popen([*bwrap, "--", "sleep", "600"], pass_fds=gate.pass_fds, start_new_session=True)
+
+    def join(pid):  # until the held process went on: it has a child
+        deadline = time.monotonic() + 20
+        while not psutil.Process(pid).children() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    try:
+        with pytest.raises(OSError, match="the sandbox went on before it was let go"):
+            gate.admit(join)
+        assert proc.wait(timeout=60) == 128 + signal.SIGKILL  # its init was killed, sleep with it
     finally:
         if proc.poll() is None:
             proc.kill()
