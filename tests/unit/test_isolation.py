@@ -149,21 +149,27 @@ unshare -r -n true && echo "unshare -r -n: allowed" || echo "unshare -r -n: refu
 """
 
 
+def _execute_in(run: isolation.Confinement, command: str, *, output_limit: int = 8192, **options):
+    """Runs ``command`` (sh) the way a worker does inside the confinement ``run``."""
+    argv = run.argv(build_argv(command=command, args=None, shell="sh", os_name="linux"))
+    return execute(
+        argv,
+        env=run.environment(job_environment(None)),
+        cwd=run.cwd,
+        timeout=30,
+        output_limit=output_limit,
+        confinement=run,
+        **options,
+    )
+
+
 @root_with_bwrap
 def test_a_sandboxed_job_has_its_tmp_and_home_and_no_user_namespaces(tmp_path):
     policy = isolation.Policy.from_settings(replace(Settings(), work_root=str(tmp_path), cgroup="none"))
     assert policy.describe()["user_namespaces"] == "blocked (seccomp)"
     assert policy.not_enforced() == [gap for gap in policy.not_enforced() if gap.startswith("a cgroup")]
     with isolation.Confinement(policy, worker_id="unit@host", run_id="r1", hydra_user=None, cwd=None) as run:
-        argv = run.argv(build_argv(command=WORK, args=None, shell="sh", os_name="linux"))
-        outcome = execute(
-            argv,
-            env=run.environment(job_environment(None)),
-            cwd=run.cwd,
-            timeout=30,
-            output_limit=8192,
-            confinement=run,
-        )
+        outcome = _execute_in(run, WORK)
     assert outcome.status == "succeeded", outcome.stderr
     lines = outcome.stdout.splitlines()
     assert lines[0].startswith("tmp /tmp/tmp.") and lines[1] == "1777"
@@ -274,20 +280,11 @@ def test_every_process_of_a_sandboxed_command_is_in_its_cgroups_and_the_gate_lea
     policy = isolation.Policy.from_settings(replace(Settings(), work_root=str(tmp_path)))
     seen = {}
     with isolation.Confinement(policy, worker_id="unit@host", run_id="gate1", hydra_user=None, cwd=None) as run:
-        argv = run.argv(build_argv(command=WHERE, args=None, shell="sh", os_name="linux"))
 
         def started(pid):  # called once the command was admitted and let go
             seen["monitor"], seen["members"] = pid, run.pids()
 
-        outcome = execute(
-            argv,
-            env=run.environment(job_environment(None)),
-            cwd=run.cwd,
-            timeout=30,
-            output_limit=8192,
-            confinement=run,
-            on_start=started,
-        )
+        outcome = _execute_in(run, WHERE, on_start=started)
         relative = run.cgroup.relative
     assert outcome.status == "succeeded", outcome.stderr
     assert seen["members"] and seen["monitor"] not in seen["members"]  # bubblewrap's monitor stays outside
@@ -307,15 +304,7 @@ def test_a_sandbox_whose_cgroups_cannot_be_joined_runs_nothing(tmp_path, monkeyp
             raise PermissionError(13, "Permission denied")
 
         monkeypatch.setattr(run.cgroup, "add", refuse)
-        argv = run.argv(build_argv(command='touch "$HOME/ran"', args=None, shell="sh", os_name="linux"))
-        outcome = execute(
-            argv,
-            env=run.environment(job_environment(None)),
-            cwd=run.cwd,
-            timeout=30,
-            output_limit=8192,
-            confinement=run,
-        )
+        outcome = _execute_in(run, 'touch "$HOME/ran"')
         assert outcome.status == "failed" and outcome.pid is None
         assert outcome.error == "cannot put the command in its cgroup: [Errno 13] Permission denied"
         assert not (run.workdir / "ran").exists() and run.empty()
@@ -380,15 +369,7 @@ def test_a_sandboxed_command_runs_as_its_user_with_its_groups_no_capabilities_an
     policy = isolation.Policy.from_settings(replace(Settings(), work_root=str(tmp_path)))
     with isolation.Confinement(policy, worker_id="unit@host", run_id="user1", hydra_user=None, cwd=None) as run:
         user = run.user
-        argv = run.argv(build_argv(command="cat /proc/self/status", args=None, shell="sh", os_name="linux"))
-        outcome = execute(
-            argv,
-            env=run.environment(job_environment(None)),
-            cwd=run.cwd,
-            timeout=30,
-            output_limit=65536,
-            confinement=run,
-        )
+        outcome = _execute_in(run, "cat /proc/self/status", output_limit=65536)
     assert outcome.status == "succeeded", outcome.stderr
     status = dict(line.split(":\t", 1) for line in outcome.stdout.splitlines() if ":\t" in line)
     assert status["Uid"].split() == [str(user.uid)] * 4 and status["Gid"].split() == [str(user.gid)] * 4
